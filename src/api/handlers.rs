@@ -1,0 +1,322 @@
+//! Request handlers: parse and validate at the edge, then hand a typed job
+//! to the executor.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes};
+use futures_util::{Stream, StreamExt};
+use serde_json::json;
+use validator::ValidateArgs;
+use warp::http::StatusCode;
+use warp::http::header::HeaderValue;
+use warp::reply::{Reply, Response};
+
+use super::error::ApiError;
+use super::models::{LanguageInfo, RequestBounds, RunRequest, RunResponse, TOO_LARGE, wire_field};
+use super::{REQUEST_ID_HEADER, new_request_id};
+use crate::app::AppState;
+use crate::engine::EngineError;
+use crate::executor::input::SourceFile;
+use crate::executor::{ExecError, Job};
+use crate::limiter::Refusal;
+use crate::validation::field_errors;
+
+/// How long a client may take to send its whole body.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `POST /run-code`.
+pub async fn run_code(
+    state: Arc<AppState>,
+    body: impl Stream<Item = Result<impl Buf, warp::Error>> + Send + Unpin,
+) -> Response {
+    let request_id = new_request_id();
+    let mut response = match run(&state, body, &request_id).await {
+        Ok(answer) => warp::reply::json(&answer).into_response(),
+        Err(e) => {
+            tracing::info!(%request_id, code = e.code(), error = %e, "request refused");
+            e.into_response()
+        }
+    };
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+async fn run(
+    state: &AppState,
+    body: impl Stream<Item = Result<impl Buf, warp::Error>> + Send + Unpin,
+    request_id: &str,
+) -> Result<RunResponse, ApiError> {
+    let config = &state.config;
+    let body = read_body(body, config.max_body_bytes).await?;
+    let request = parse_request(&body)?;
+    let bounds = RequestBounds {
+        max_code_bytes: config.max_code_bytes,
+        max_stdin_bytes: config.max_stdin_bytes,
+        max_args: config.max_args,
+        max_arg_bytes: config.max_arg_bytes,
+    };
+    if let Err(errors) = request.validate_with_args(&bounds) {
+        // Report a size error before any other, so that 413 wins.
+        let mut fields = field_errors(&errors);
+        fields.sort_by_key(|f| f.code != TOO_LARGE);
+        let first = fields.swap_remove(0);
+        let field = wire_field(&first.path).to_string();
+        return Err(if first.code == TOO_LARGE {
+            ApiError::FieldTooLarge {
+                field,
+                message: first.message,
+            }
+        } else {
+            ApiError::InvalidField {
+                field,
+                message: first.message,
+            }
+        });
+    }
+
+    let registry = state.registry();
+    let language = registry
+        .get(&request.language)
+        .ok_or_else(|| ApiError::UnknownLanguage {
+            name: request.language.clone(),
+            available: registry.names(),
+        })?
+        .clone();
+    let limit_ms = language.limits.wall_time_ms;
+    let wall_time_ms = match request.timeout_ms {
+        Some(ms) if ms > limit_ms => {
+            return Err(ApiError::InvalidField {
+                field: "timeout_ms".to_string(),
+                message: format!(
+                    "may only lower the limit of language `{}`, {limit_ms} ms (got {ms})",
+                    language.name
+                ),
+            });
+        }
+        Some(ms) => ms,
+        None => limit_ms,
+    };
+    let job = Job {
+        files: vec![SourceFile {
+            name: language.source_file.clone(),
+            content: request.code.into_bytes(),
+        }],
+        args: request.arguments.unwrap_or_default(),
+        stdin: request.stdin.unwrap_or_default().into_bytes(),
+        wall_time: Duration::from_millis(wall_time_ms),
+        language: language.clone(),
+    };
+
+    let _slot = state
+        .limiter
+        .acquire()
+        .await
+        .map_err(|refusal| match refusal {
+            Refusal::QueueFull | Refusal::QueueTimeout => ApiError::Busy,
+            Refusal::Closed => ApiError::ShuttingDown,
+        })?;
+    let started = Instant::now();
+    let outcome = state.executor.run(job).await.map_err(|e| match e {
+        ExecError::Engine(EngineError::Unavailable(reason)) => {
+            tracing::warn!(%request_id, %reason, "Docker cannot be reached");
+            ApiError::DockerUnavailable
+        }
+        ExecError::ImageMissing { image } => ApiError::ImageMissing {
+            image,
+            language: language.name.clone(),
+        },
+        ExecError::Stopped => ApiError::ShuttingDown,
+        e @ (ExecError::Engine(_) | ExecError::Weakened(_)) => {
+            tracing::error!(%request_id, error = %e, "run failed");
+            ApiError::Internal {
+                request_id: request_id.to_string(),
+            }
+        }
+    })?;
+    let answer = RunResponse::new(&language, wall_time_ms, outcome);
+    tracing::info!(
+        %request_id,
+        language = %answer.language,
+        status = answer.status.as_str(),
+        exit_code = ?answer.exit_code,
+        duration_ms = answer.duration_ms,
+        total_ms = started.elapsed().as_millis() as u64,
+        "run finished"
+    );
+    Ok(answer)
+}
+
+/// Reads the whole body, bounded in size and time.
+async fn read_body(
+    mut body: impl Stream<Item = Result<impl Buf, warp::Error>> + Send + Unpin,
+    limit: u64,
+) -> Result<Bytes, ApiError> {
+    let read = async {
+        let mut out = Vec::new();
+        while let Some(chunk) = body.next().await {
+            let mut chunk = chunk
+                .map_err(|e| ApiError::MalformedJson(format!("the body could not be read: {e}")))?;
+            if (out.len() + chunk.remaining()) as u64 > limit {
+                return Err(ApiError::BodyTooLarge { limit });
+            }
+            while chunk.has_remaining() {
+                let part = chunk.chunk();
+                out.extend_from_slice(part);
+                let n = part.len();
+                chunk.advance(n);
+            }
+        }
+        Ok(Bytes::from(out))
+    };
+    tokio::time::timeout(BODY_TIMEOUT, read)
+        .await
+        .map_err(|_| ApiError::BodyTimeout {
+            seconds: BODY_TIMEOUT.as_secs(),
+        })?
+}
+
+/// Parses a body as a request: a JSON object with known fields only.
+fn parse_request(body: &[u8]) -> Result<RunRequest, ApiError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    match first {
+        None => Err(ApiError::MalformedJson("the body is empty".to_string())),
+        // serde would also take a struct from an array: refuse anything
+        // but an object.
+        Some(b'{') => serde_json::from_slice(body).map_err(json_error),
+        Some(_) => match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+            Err(e) => Err(json_error(e)),
+            Ok(_) => Err(ApiError::InvalidType(
+                "the body must be a JSON object".to_string(),
+            )),
+        },
+    }
+}
+
+/// Names what is wrong with a body that does not parse as a request.
+fn json_error(e: serde_json::Error) -> ApiError {
+    use serde_json::error::Category;
+    let message = e.to_string();
+    match e.classify() {
+        Category::Data => {
+            if let Some(field) = quoted_after(&message, "unknown field `") {
+                ApiError::UnknownField(field)
+            } else if let Some(field) = quoted_after(&message, "missing field `") {
+                ApiError::InvalidField {
+                    field,
+                    message: "is required".to_string(),
+                }
+            } else {
+                ApiError::InvalidType(format!(
+                    "the body does not match the request's shape: {message}"
+                ))
+            }
+        }
+        Category::Syntax | Category::Eof | Category::Io => ApiError::MalformedJson(message),
+    }
+}
+
+/// The text between `prefix` and the next backtick, if `message` starts so.
+fn quoted_after(message: &str, prefix: &str) -> Option<String> {
+    let rest = message.strip_prefix(prefix)?;
+    Some(rest[..rest.find('`')?].to_string())
+}
+
+/// `GET /ready`: 200 when Docker answers and every image is present.
+pub async fn ready(state: Arc<AppState>) -> Response {
+    let registry = state.registry();
+    let mut problems = Vec::new();
+    let mut missing = Vec::new();
+    match state.engine.ping().await {
+        Err(e) => problems.push(e.to_string()),
+        Ok(()) => {
+            let mut images: Vec<&str> = registry
+                .languages()
+                .iter()
+                .map(|l| l.image.as_str())
+                .collect();
+            images.sort();
+            images.dedup();
+            for image in images {
+                match state.engine.image_present(image).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        let users: Vec<&str> = registry
+                            .languages()
+                            .iter()
+                            .filter(|l| l.image == image)
+                            .map(|l| l.name.as_str())
+                            .collect();
+                        problems.push(format!(
+                            "the image `{image}` (for {}) is missing",
+                            users.join(", ")
+                        ));
+                        missing.push(image.to_string());
+                    }
+                    Err(e) => problems.push(e.to_string()),
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        warp::reply::json(&json!({ "status": "ready", "languages": registry.names() }))
+            .into_response()
+    } else {
+        let body =
+            json!({ "status": "not_ready", "problems": problems, "missing_images": missing });
+        warp::reply::with_status(warp::reply::json(&body), StatusCode::SERVICE_UNAVAILABLE)
+            .into_response()
+    }
+}
+
+/// `GET /languages`: every language with its version and limits.
+pub async fn languages(state: Arc<AppState>) -> Response {
+    let registry = state.registry();
+    let list: Vec<LanguageInfo> = registry
+        .languages()
+        .iter()
+        .map(|l| LanguageInfo::from(l.as_ref()))
+        .collect();
+    warp::reply::json(&json!({ "languages": list })).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn classify(body: &str) -> ApiError {
+        parse_request(body.as_bytes()).unwrap_err()
+    }
+
+    #[test]
+    fn json_errors_get_precise_codes() {
+        assert_eq!(classify(r#"{"language": "py"#).code(), "malformed_json");
+        assert_eq!(
+            classify(r#"{"language": 1, "code": "x"}"#).code(),
+            "invalid_type"
+        );
+        assert_eq!(classify(r#"["python", "print(1)"]"#).code(), "invalid_type");
+        assert_eq!(classify("").code(), "malformed_json");
+        assert_eq!(classify("[1,").code(), "malformed_json");
+        match classify(r#"{"language": "python", "code": "x", "cod": 1}"#) {
+            ApiError::UnknownField(f) => assert_eq!(f, "cod"),
+            other => panic!("{other:?}"),
+        }
+        match classify(r#"{"language": "python"}"#) {
+            ApiError::InvalidField { field, .. } => assert_eq!(field, "code"),
+            other => panic!("{other:?}"),
+        }
+        let deep = "[".repeat(10_000);
+        assert_eq!(classify(&deep).code(), "malformed_json");
+        let deep = format!(
+            r#"{{"language": "python", "code": "x", "args": {}"#,
+            "[".repeat(10_000)
+        );
+        assert!(matches!(
+            classify(&deep).code(),
+            "malformed_json" | "invalid_type"
+        ));
+    }
+}

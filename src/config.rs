@@ -1,0 +1,308 @@
+//! Server configuration: built-in defaults, then an optional TOML file, then
+//! `CODE_RUNNER_*` environment variables, merged with figment.
+//!
+//! Every key and its default is listed on [`Config`]. Nested keys (the
+//! default limits) are reached from the environment with a double
+//! underscore: `CODE_RUNNER_LIMITS__MEMORY_MB=256`. A value that does not
+//! parse or is out of range stops start-up with a message naming the key,
+//! where the value came from and why it was refused.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use validator::Validate;
+
+use crate::limits::Limits;
+use crate::validation::{FieldError, field_errors};
+
+/// Environment variable holding the path of an optional TOML config file.
+pub const CONFIG_FILE_ENV: &str = "CODE_RUNNER_CONFIG";
+/// Prefix of the environment variables that override config keys.
+pub const ENV_PREFIX: &str = "CODE_RUNNER_";
+
+/// The server-wide settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on. Default `127.0.0.1`; use `0.0.0.0` in a container.
+    pub host: IpAddr,
+    /// Port to listen on; `0` picks a free one. Default `8001`.
+    pub port: u16,
+    /// Folder of `*.toml` language files. Default `languages`. When it does
+    /// not exist, the built-in python language is served.
+    pub languages_dir: PathBuf,
+    /// The Docker engine to drive (`unix:///var/run/docker.sock`,
+    /// `tcp://host:2376`). Default: unset, meaning `DOCKER_HOST`, or else
+    /// the local socket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker_host: Option<String>,
+    /// Name of this deployment, written on every sandbox container as the
+    /// value of the `code-runner` label. At start-up, containers carrying the
+    /// same name are removed as leftovers of an earlier process; services
+    /// sharing one Docker engine need distinct names. Default `default`.
+    #[validate(custom(function = "crate::validation::label_value"))]
+    pub instance: String,
+    /// Runs executing at once. Default `4`.
+    #[validate(range(min = 1, max = 1024))]
+    pub max_concurrent_runs: usize,
+    /// Requests allowed to wait for a run slot; beyond it the answer is 429.
+    /// Default `32`.
+    #[validate(range(max = 100_000))]
+    pub max_queue: usize,
+    /// Longest wait for a run slot before the answer is 429, in ms. Default `30000`.
+    #[validate(range(min = 1, max = 600_000))]
+    pub queue_timeout_ms: u64,
+    /// Largest request body, in bytes. Default `2097152` (2 MiB).
+    #[validate(range(min = 1024, max = 268_435_456))]
+    pub max_body_bytes: u64,
+    /// Largest `code`, in bytes. Default `262144` (256 KiB).
+    #[validate(range(min = 1, max = 67_108_864))]
+    pub max_code_bytes: usize,
+    /// Largest `stdin`, in bytes. Default `1048576` (1 MiB).
+    #[validate(range(max = 67_108_864))]
+    pub max_stdin_bytes: usize,
+    /// Most `args` in one request. Default `64`.
+    #[validate(range(max = 4096))]
+    pub max_args: usize,
+    /// Largest single argument, in bytes. Default `4096`.
+    #[validate(range(min = 1, max = 131_072))]
+    pub max_arg_bytes: usize,
+    /// How long SIGTERM or SIGINT waits for runs in flight before their
+    /// containers are removed, in ms. Default `15000`.
+    #[validate(range(max = 600_000))]
+    pub shutdown_grace_ms: u64,
+    /// Limits for the languages whose files leave a limit out.
+    #[validate(nested)]
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            host: IpAddr::from([127, 0, 0, 1]),
+            port: 8001,
+            languages_dir: PathBuf::from("languages"),
+            docker_host: None,
+            instance: "default".to_string(),
+            max_concurrent_runs: 4,
+            max_queue: 32,
+            queue_timeout_ms: 30_000,
+            max_body_bytes: 2 * 1024 * 1024,
+            max_code_bytes: 256 * 1024,
+            max_stdin_bytes: 1024 * 1024,
+            max_args: 64,
+            max_arg_bytes: 4096,
+            shutdown_grace_ms: 15_000,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads the configuration from the defaults, the file named by
+    /// `CODE_RUNNER_CONFIG` (if set) and the `CODE_RUNNER_*` variables.
+    pub fn load() -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Ok(path) = std::env::var(CONFIG_FILE_ENV) {
+            let path = PathBuf::from(path);
+            if !path.is_file() {
+                return Err(ConfigError(format!(
+                    "{CONFIG_FILE_ENV} names `{}`, which is not a readable file",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let env = Env::prefixed(ENV_PREFIX).ignore(&["config"]).split("__");
+        Self::from_figment(figment.merge(env))
+    }
+
+    /// Extracts and validates a configuration from any figment; errors name
+    /// the key, its source and the reason.
+    pub fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
+        let config: Config = figment.extract().map_err(|errors| {
+            let lines: Vec<String> = errors
+                .into_iter()
+                .map(|e| {
+                    let path = e.path.join(".");
+                    let source = e
+                        .metadata
+                        .as_ref()
+                        .map(|m| source_of(m, &e.path))
+                        .unwrap_or_default();
+                    if path.is_empty() {
+                        format!("invalid configuration{source}: {}", e.kind)
+                    } else {
+                        format!("invalid configuration: key `{path}`{source}: {}", e.kind)
+                    }
+                })
+                .collect();
+            ConfigError(lines.join("\n"))
+        })?;
+        if let Err(errors) = config.validate() {
+            let lines: Vec<String> = field_errors(&errors)
+                .into_iter()
+                .map(|FieldError { path, message, .. }| {
+                    let keys: Vec<String> = path.split('.').map(str::to_string).collect();
+                    let source = figment
+                        .find_metadata(&path)
+                        .map(|m| source_of(m, &keys))
+                        .unwrap_or_default();
+                    format!("invalid configuration: key `{path}`{source}: {message}")
+                })
+                .collect();
+            return Err(ConfigError(lines.join("\n")));
+        }
+        Ok(config)
+    }
+
+    /// The folder of language files.
+    pub fn languages_dir(&self) -> &Path {
+        &self.languages_dir
+    }
+
+    /// The grace period given to runs in flight at shutdown.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+
+    /// The longest wait for a run slot.
+    pub fn queue_timeout(&self) -> Duration {
+        Duration::from_millis(self.queue_timeout_ms)
+    }
+}
+
+/// Where a value came from, as " in <source>".
+fn source_of(metadata: &figment::Metadata, keys: &[String]) -> String {
+    match &metadata.source {
+        Some(figment::Source::File(path)) => format!(" in {}", path.display()),
+        _ if metadata.name.contains("environment") => {
+            format!(
+                " in environment variable {ENV_PREFIX}{}",
+                keys.join("__").to_uppercase()
+            )
+        }
+        _ => format!(" in {}", metadata.name),
+    }
+}
+
+/// A configuration that cannot be used; the message names every bad key.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+#[cfg(test)]
+// figment's `Jail` closures return its (large) error type.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    fn load_err() -> String {
+        Config::load().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_match_the_documented_values() {
+        Jail::expect_with(|_| {
+            let config = Config::load().expect("defaults load");
+            assert_eq!(config, Config::default());
+            assert_eq!(config.port, 8001);
+            assert_eq!(config.languages_dir, PathBuf::from("languages"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn environment_overrides_file_which_overrides_defaults() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "cr.toml",
+                "port = 9000\nmax_queue = 3\n[limits]\nmemory_mb = 256\n",
+            )?;
+            jail.set_env("CODE_RUNNER_CONFIG", "cr.toml");
+            jail.set_env("CODE_RUNNER_PORT", "9100");
+            jail.set_env("CODE_RUNNER_HOST", "0.0.0.0");
+            jail.set_env("CODE_RUNNER_LANGUAGES_DIR", "/srv/langs");
+            jail.set_env("CODE_RUNNER_LIMITS__PIDS", "99");
+            let config = Config::load().expect("loads");
+            assert_eq!(config.port, 9100);
+            assert_eq!(config.max_queue, 3);
+            assert_eq!(config.host, IpAddr::from([0, 0, 0, 0]));
+            assert_eq!(config.languages_dir, PathBuf::from("/srv/langs"));
+            assert_eq!(config.limits.memory_mb, 256);
+            assert_eq!(config.limits.pids, 99);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_value_that_does_not_parse_names_the_key_and_the_variable() {
+        Jail::expect_with(|jail| {
+            jail.set_env("CODE_RUNNER_PORT", "eighty");
+            let err = load_err();
+            assert!(err.contains("port"), "{err}");
+            assert!(err.contains("CODE_RUNNER_PORT"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_out_of_range_value_names_the_key_its_source_and_the_range() {
+        Jail::expect_with(|jail| {
+            jail.set_env("CODE_RUNNER_MAX_CONCURRENT_RUNS", "0");
+            let err = load_err();
+            assert!(err.contains("`max_concurrent_runs`"), "{err}");
+            assert!(err.contains("CODE_RUNNER_MAX_CONCURRENT_RUNS"), "{err}");
+            assert!(err.contains("between 1 and 1024"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_nested_limit_out_of_range_in_the_file_names_the_file() {
+        Jail::expect_with(|jail| {
+            jail.create_file("cr.toml", "[limits]\nmemory_mb = 1\n")?;
+            jail.set_env("CODE_RUNNER_CONFIG", "cr.toml");
+            let err = load_err();
+            assert!(err.contains("`limits.memory_mb`"), "{err}");
+            assert!(err.contains("cr.toml"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_refused() {
+        Jail::expect_with(|jail| {
+            jail.create_file("cr.toml", "prot = 1\n")?;
+            jail.set_env("CODE_RUNNER_CONFIG", "cr.toml");
+            let err = load_err();
+            assert!(err.contains("prot"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_missing_config_file_is_refused() {
+        Jail::expect_with(|jail| {
+            jail.set_env("CODE_RUNNER_CONFIG", "nope.toml");
+            let err = load_err();
+            assert!(err.contains("nope.toml"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bad_instance_name_is_refused() {
+        Jail::expect_with(|jail| {
+            jail.set_env("CODE_RUNNER_INSTANCE", "has space");
+            let err = load_err();
+            assert!(err.contains("`instance`"), "{err}");
+            Ok(())
+        });
+    }
+}

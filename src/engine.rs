@@ -1,0 +1,231 @@
+//! The connection to the Docker engine: API version negotiation, images
+//! (present? pull in the background) and removal of labelled containers.
+//!
+//! The engine may be down when the service starts or go away later; every
+//! call then fails with [`EngineError::Unavailable`], and the first call
+//! after it comes back negotiates the API version again.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::query_parameters::{
+    CreateImageOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+
+/// Label key carried by every sandbox container; its value is the
+/// service's instance name.
+pub const LABEL: &str = "code-runner";
+/// Label naming the process (boot) that made a container.
+pub const BOOT_LABEL: &str = "code-runner.boot";
+
+/// How long one Engine API request may take to answer (headers only:
+/// attach and wait streams are bounded by the run's own deadline).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long version negotiation may take before the engine counts as down.
+const NEGOTIATE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A failure talking to the engine.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EngineError {
+    /// The engine did not answer (socket missing, refused, timed out).
+    #[error("the Docker engine cannot be reached: {0}")]
+    Unavailable(String),
+    /// The engine answered with an error status.
+    #[error("the Docker engine answered {status}: {message}")]
+    Api { status: u16, message: String },
+}
+
+impl EngineError {
+    /// Whether the engine answered 404 (no such container or image).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, EngineError::Api { status: 404, .. })
+    }
+}
+
+impl From<bollard::errors::Error> for EngineError {
+    fn from(e: bollard::errors::Error) -> Self {
+        match e {
+            bollard::errors::Error::DockerResponseServerError {
+                status_code,
+                message,
+            } => EngineError::Api {
+                status: status_code,
+                message,
+            },
+            other => EngineError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// A handle on the Docker engine. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Engine {
+    /// The address given in the configuration, if any.
+    host: Option<String>,
+    /// The client, once connected and with its API version agreed.
+    current: Mutex<Option<Docker>>,
+}
+
+impl Engine {
+    /// Prepares a client for the engine at `host` (`unix://…`, `tcp://…`),
+    /// or else the one `DOCKER_HOST` names, or else the local socket.
+    /// Nothing is sent until the first call, and a socket that does not
+    /// exist yet is fine: the service starts while the engine is down. It
+    /// fails only on an address it can never use.
+    pub fn connect(host: Option<&str>) -> Result<Engine, EngineError> {
+        let engine = Engine {
+            host: host.map(str::to_string),
+            current: Mutex::new(None),
+        };
+        match engine.open() {
+            Ok(_) | Err(bollard::errors::Error::SocketNotFoundError(_)) => Ok(engine),
+            Err(e) => Err(EngineError::Unavailable(e.to_string())),
+        }
+    }
+
+    fn open(&self) -> Result<Docker, bollard::errors::Error> {
+        let docker = match &self.host {
+            Some(host) => Docker::connect_with_host(host),
+            None => Docker::connect_with_defaults(),
+        }?;
+        Ok(docker.with_timeout(REQUEST_TIMEOUT))
+    }
+
+    /// The client, connected, with its API version agreed with the engine.
+    pub async fn client(&self) -> Result<Docker, EngineError> {
+        if let Some(docker) = self.current.lock().expect("engine lock").clone() {
+            return Ok(docker);
+        }
+        let docker = self
+            .open()
+            .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+        let docker = tokio::time::timeout(NEGOTIATE_TIMEOUT, docker.negotiate_version())
+            .await
+            .map_err(|_| EngineError::Unavailable("no answer within 5 s".to_string()))??;
+        *self.current.lock().expect("engine lock") = Some(docker.clone());
+        Ok(docker)
+    }
+
+    /// Records that the engine stopped answering, so that the next call
+    /// connects and negotiates again (it may come back as another version).
+    pub fn mark_unavailable(&self) {
+        *self.current.lock().expect("engine lock") = None;
+    }
+
+    /// Checks that the engine answers.
+    pub async fn ping(&self) -> Result<(), EngineError> {
+        let result = async { self.client().await?.ping().await.map_err(EngineError::from) }.await;
+        self.note(result).map(|_| ())
+    }
+
+    /// Whether the engine holds `image`.
+    pub async fn image_present(&self, image: &str) -> Result<bool, EngineError> {
+        let result = async {
+            self.client()
+                .await?
+                .inspect_image(image)
+                .await
+                .map_err(EngineError::from)
+        }
+        .await;
+        match self.note(result) {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Pulls `image` from its registry, to the end of the stream.
+    pub async fn pull(&self, image: &str) -> Result<(), EngineError> {
+        let docker = self.client().await?;
+        let options = CreateImageOptionsBuilder::default()
+            .from_image(image)
+            .build();
+        let mut stream = docker.create_image(Some(options), None, None);
+        while let Some(item) = stream.next().await {
+            self.note(item.map_err(EngineError::from))?;
+        }
+        Ok(())
+    }
+
+    /// Force-removes the containers of `instance` made by any process but
+    /// `boot` (leftovers of an earlier process); returns how many.
+    pub async fn remove_stale_containers(
+        &self,
+        instance: &str,
+        boot: &str,
+    ) -> Result<usize, EngineError> {
+        self.remove_labelled(instance, |labels| {
+            labels.get(BOOT_LABEL).map(String::as_str) != Some(boot)
+        })
+        .await
+    }
+
+    /// Force-removes the containers of `instance` made by process `boot`;
+    /// returns how many.
+    pub async fn remove_boot_containers(
+        &self,
+        instance: &str,
+        boot: &str,
+    ) -> Result<usize, EngineError> {
+        self.remove_labelled(instance, |labels| {
+            labels.get(BOOT_LABEL).map(String::as_str) == Some(boot)
+        })
+        .await
+    }
+
+    async fn remove_labelled(
+        &self,
+        instance: &str,
+        select: impl Fn(&HashMap<String, String>) -> bool,
+    ) -> Result<usize, EngineError> {
+        let docker = self.client().await?;
+        let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL}={instance}")])]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let containers = self.note(
+            docker
+                .list_containers(Some(options))
+                .await
+                .map_err(EngineError::from),
+        )?;
+        let mut removed = 0;
+        for container in containers {
+            let labels = container.labels.unwrap_or_default();
+            let Some(id) = container.id.filter(|_| select(&labels)) else {
+                continue;
+            };
+            match self.remove_container(&id).await {
+                Ok(()) => removed += 1,
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Force-removes one container (killing it if it runs), with its
+    /// anonymous volumes.
+    pub async fn remove_container(&self, id: &str) -> Result<(), EngineError> {
+        let docker = self.client().await?;
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        let result = docker.remove_container(id, Some(options)).await;
+        self.note(result.map_err(EngineError::from))
+    }
+
+    /// Passes a result through, remembering an unreachable engine.
+    pub fn note<T>(&self, result: Result<T, EngineError>) -> Result<T, EngineError> {
+        if let Err(EngineError::Unavailable(_)) = &result {
+            self.mark_unavailable();
+        }
+        result
+    }
+}

@@ -1,0 +1,116 @@
+//! A program's output, capped per stream while it is read.
+
+/// The bytes kept of one stream: at most `cap`, with a flag when more came.
+#[derive(Debug, Clone)]
+pub struct CappedBuffer {
+    data: Vec<u8>,
+    cap: usize,
+    overflowed: bool,
+}
+
+impl CappedBuffer {
+    pub fn new(cap: usize) -> Self {
+        CappedBuffer {
+            data: Vec::with_capacity(cap.min(64 * 1024)),
+            cap,
+            overflowed: false,
+        }
+    }
+
+    /// Appends what fits; returns `true` when the stream has now gone over
+    /// its cap (the bytes beyond it are dropped).
+    pub fn push(&mut self, chunk: &[u8]) -> bool {
+        let room = self.cap - self.data.len();
+        if chunk.len() > room {
+            self.data.extend_from_slice(&chunk[..room]);
+            self.overflowed = true;
+        } else {
+            self.data.extend_from_slice(chunk);
+        }
+        self.overflowed
+    }
+
+    /// Whether more than `cap` bytes came.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed
+    }
+
+    /// The kept bytes as text. Invalid UTF-8 becomes U+FFFD; a multi-byte
+    /// character cut in two by the cap is dropped rather than mangled.
+    pub fn into_text(mut self) -> String {
+        if self.overflowed {
+            let keep = complete_prefix_len(&self.data);
+            self.data.truncate(keep);
+        }
+        match String::from_utf8(self.data) {
+            Ok(text) => text,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        }
+    }
+}
+
+/// The length of `bytes` without a trailing, incomplete UTF-8 sequence.
+fn complete_prefix_len(bytes: &[u8]) -> usize {
+    // A character is at most 4 bytes: look back at most 3 for its lead byte.
+    for back in 1..=3.min(bytes.len()) {
+        let b = bytes[bytes.len() - back];
+        if b & 0b1100_0000 == 0b1000_0000 {
+            continue; // a continuation byte
+        }
+        let needed = match b {
+            0x00..=0x7f => 1,
+            0xc0..=0xdf => 2,
+            0xe0..=0xef => 3,
+            0xf0..=0xf7 => 4,
+            _ => return bytes.len(), // not a lead byte: invalid anyway
+        };
+        return if needed > back {
+            bytes.len() - back
+        } else {
+            bytes.len()
+        };
+    }
+    bytes.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_exactly_the_cap() {
+        let mut b = CappedBuffer::new(10);
+        assert!(!b.push(b"12345"));
+        assert!(b.push(b"6789012345"));
+        assert!(b.overflowed());
+        assert_eq!(b.into_text(), "1234567890");
+    }
+
+    #[test]
+    fn a_stream_exactly_at_the_cap_has_not_overflowed() {
+        let mut b = CappedBuffer::new(4);
+        assert!(!b.push(b"abcd"));
+        assert!(!b.push(b""));
+        assert_eq!(b.into_text(), "abcd");
+    }
+
+    #[test]
+    fn a_character_cut_by_the_cap_is_dropped() {
+        let mut b = CappedBuffer::new(5);
+        b.push("ab€€".as_bytes()); // € is 3 bytes: "ab" + 3 bytes fit exactly... then 0
+        assert_eq!(b.into_text(), "ab€");
+        let mut b = CappedBuffer::new(4);
+        b.push("ab€".as_bytes());
+        assert_eq!(b.into_text(), "ab");
+        let mut b = CappedBuffer::new(3);
+        b.push("a😀".as_bytes());
+        assert_eq!(b.into_text(), "a");
+    }
+
+    #[test]
+    fn invalid_utf8_never_fails() {
+        let mut b = CappedBuffer::new(100);
+        b.push(b"ok \xff\xfe bytes \xc3");
+        assert_eq!(b.into_text(), "ok \u{fffd}\u{fffd} bytes \u{fffd}");
+    }
+}

@@ -1,0 +1,196 @@
+//! The sandbox container's configuration: a pure function from a language
+//! to the Engine API's create body, with the hardening applied.
+
+use std::collections::HashMap;
+
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, ResourcesUlimits};
+
+use super::input::{BOOTSTRAP, WORK_DIR};
+use crate::engine::{BOOT_LABEL, LABEL};
+use crate::language::Language;
+
+/// The numeric user and group every program runs as (`nobody` on Debian,
+/// whatever the image's passwd says).
+pub const SANDBOX_USER: &str = "65534:65534";
+/// Label naming the language of a container.
+pub const LANGUAGE_LABEL: &str = "code-runner.language";
+
+/// Who a container belongs to: the deployment and the process.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    /// The deployment's instance name (value of the `code-runner` label).
+    pub instance: String,
+    /// This process's id, different on every start.
+    pub boot: String,
+}
+
+/// The create body of a sandbox for one run of `language`.
+pub fn container(language: &Language, owner: &Owner) -> ContainerCreateBody {
+    let limits = &language.limits;
+    let scratch = limits.scratch_bytes();
+    // Bound the inode count with the size, so that millions of empty files
+    // cannot be made: one inode per 8 KiB of scratch, at least 1024.
+    let inodes = (scratch / 8192).max(1024);
+    let tmpfs = HashMap::from([
+        (
+            WORK_DIR.to_string(),
+            format!(
+                "rw,noexec,nosuid,nodev,size={scratch},nr_inodes={inodes},uid=65534,gid=65534,mode=0700"
+            ),
+        ),
+        (
+            "/tmp".to_string(),
+            format!("rw,noexec,nosuid,nodev,size={scratch},nr_inodes={inodes},mode=1777"),
+        ),
+    ]);
+    let mut env = vec!["HOME=/tmp".to_string(), "LANG=C.UTF-8".to_string()];
+    env.extend(language.env.iter().map(|(k, v)| format!("{k}={v}")));
+    let labels = HashMap::from([
+        (LABEL.to_string(), owner.instance.clone()),
+        (BOOT_LABEL.to_string(), owner.boot.clone()),
+        (LANGUAGE_LABEL.to_string(), language.name.clone()),
+    ]);
+    let ulimit = |name: &str, value: i64| ResourcesUlimits {
+        name: Some(name.to_string()),
+        soft: Some(value),
+        hard: Some(value),
+    };
+    ContainerCreateBody {
+        image: Some(language.image.clone()),
+        hostname: Some("sandbox".to_string()),
+        user: Some(SANDBOX_USER.to_string()),
+        working_dir: Some(WORK_DIR.to_string()),
+        entrypoint: Some(vec![
+            "/bin/sh".to_string(),
+            "-c".to_string(),
+            BOOTSTRAP.to_string(),
+            "code-runner".to_string(),
+        ]),
+        cmd: Some(language.run.clone()),
+        env: Some(env),
+        attach_stdin: Some(true),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        open_stdin: Some(true),
+        stdin_once: Some(true),
+        tty: Some(false),
+        network_disabled: Some(true),
+        labels: Some(labels),
+        host_config: Some(HostConfig {
+            network_mode: Some("none".to_string()),
+            memory: Some(limits.memory_bytes()),
+            memory_swap: Some(limits.memory_bytes()),
+            nano_cpus: Some((limits.cpus * 1e9) as i64),
+            pids_limit: Some(limits.pids),
+            readonly_rootfs: Some(true),
+            tmpfs: Some(tmpfs),
+            cap_drop: Some(vec!["ALL".to_string()]),
+            security_opt: Some(vec!["no-new-privileges:true".to_string()]),
+            init: Some(true),
+            ulimits: Some(vec![
+                ulimit("nofile", limits.open_files),
+                ulimit("fsize", scratch),
+                ulimit("core", 0),
+            ]),
+            log_config: Some(HostConfigLogConfig {
+                typ: Some("none".to_string()),
+                config: None,
+            }),
+            auto_remove: Some(false),
+            oom_score_adj: Some(1000),
+            shm_size: Some(scratch),
+            runtime: language.runtime.clone(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::language::Registry;
+    use crate::limits::Limits;
+
+    fn python_spec() -> ContainerCreateBody {
+        let registry = Registry::builtin(&Limits::default()).unwrap();
+        let owner = Owner {
+            instance: "test".into(),
+            boot: "b1".into(),
+        };
+        container(registry.get("python").unwrap(), &owner)
+    }
+
+    #[test]
+    fn the_hardening_baseline_is_applied() {
+        let spec = python_spec();
+        let host = spec.host_config.as_ref().unwrap();
+        assert_eq!(host.network_mode.as_deref(), Some("none"));
+        assert_eq!(spec.network_disabled, Some(true));
+        assert_eq!(host.memory, host.memory_swap);
+        assert_eq!(host.memory, Some(128 * 1024 * 1024));
+        assert_eq!(host.nano_cpus, Some(1_000_000_000));
+        assert!(host.cpu_quota.is_none() && host.cpu_period.is_none());
+        assert_eq!(host.pids_limit, Some(64));
+        assert_eq!(host.readonly_rootfs, Some(true));
+        assert_eq!(host.cap_drop.as_deref(), Some(&["ALL".to_string()][..]));
+        assert_eq!(
+            host.security_opt.as_deref(),
+            Some(&["no-new-privileges:true".to_string()][..])
+        );
+        assert_eq!(host.init, Some(true));
+        assert_eq!(host.auto_remove, Some(false));
+        assert_eq!(host.oom_score_adj, Some(1000));
+        assert_eq!(
+            host.log_config.as_ref().unwrap().typ.as_deref(),
+            Some("none")
+        );
+        assert_eq!(spec.user.as_deref(), Some("65534:65534"));
+        assert!(host.privileged.is_none());
+        assert!(host.binds.is_none() && host.mounts.is_none());
+    }
+
+    #[test]
+    fn scratch_space_is_capped_in_size_and_inodes() {
+        let spec = python_spec();
+        let tmpfs = spec.host_config.unwrap().tmpfs.unwrap();
+        for dir in ["/work", "/tmp"] {
+            let options = &tmpfs[dir];
+            assert!(options.contains("size=33554432"), "{options}");
+            assert!(options.contains("nr_inodes=4096"), "{options}");
+            assert!(options.contains("nosuid"), "{options}");
+        }
+        assert!(tmpfs["/work"].contains("uid=65534"));
+    }
+
+    #[test]
+    fn ulimits_cap_files_file_size_and_core_dumps() {
+        let spec = python_spec();
+        let ulimits = spec.host_config.unwrap().ulimits.unwrap();
+        let get = |n: &str| {
+            ulimits
+                .iter()
+                .find(|u| u.name.as_deref() == Some(n))
+                .map(|u| (u.soft, u.hard))
+        };
+        assert_eq!(get("nofile"), Some((Some(256), Some(256))));
+        assert_eq!(get("fsize"), Some((Some(33554432), Some(33554432))));
+        assert_eq!(get("core"), Some((Some(0), Some(0))));
+    }
+
+    #[test]
+    fn every_container_is_labelled_with_its_owner() {
+        let labels = python_spec().labels.unwrap();
+        assert_eq!(labels["code-runner"], "test");
+        assert_eq!(labels["code-runner.boot"], "b1");
+        assert_eq!(labels["code-runner.language"], "python");
+    }
+
+    #[test]
+    fn the_code_goes_through_stdin_not_argv() {
+        let spec = python_spec();
+        assert_eq!(spec.open_stdin, Some(true));
+        assert_eq!(spec.stdin_once, Some(true));
+        assert_eq!(spec.cmd.unwrap(), vec!["python3", "main.py"]);
+    }
+}

@@ -1,0 +1,28 @@
+//! code-runner: an HTTP service that runs untrusted code snippets, each in
+//! a fresh, locked-down Docker container, and answers with what the program
+//! printed and how it ended.
+//!
+//! # Layout
+//!
+//! - [`config`]: server settings (defaults, TOML file, `CODE_RUNNER_*`).
+//! - [`limits`]: the resource limits of a run.
+//! - [`language`]: the language registry (`languages/*.toml`).
+//! - [`api`]: the HTTP API (routes, handlers, wire types, errors).
+//! - [`limiter`]: run slots and the bounded queue.
+//! - [`executor`]: one hardened container per run, always removed.
+//! - [`engine`]: the Docker connection, images and container sweeps.
+//! - [`app`]: wiring, serving and graceful shutdown.
+//! - [`validation`]: readable messages from `validator`'s errors.
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod engine;
+pub mod executor;
+pub mod language;
+pub mod limiter;
+pub mod limits;
+pub mod validation;
+
+pub use app::{Application, StartError};
+pub use config::Config;

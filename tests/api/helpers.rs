@@ -1,0 +1,220 @@
+//! The test harness: a real server on port 0 against the real Docker
+//! engine, one per test, each with its own instance name so that tests can
+//! count their own containers.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::query_parameters::ListContainersOptionsBuilder;
+use code_runner::{Application, Config};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The image of the shipped python language.
+pub const PYTHON_IMAGE: &str = "python:3.13-slim";
+
+/// The repository's `languages/` folder.
+pub fn languages_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("languages")
+}
+
+/// A configuration for tests: loopback, port 0, the shipped languages, a
+/// fresh instance name.
+pub fn test_config() -> Config {
+    Config {
+        host: [127, 0, 0, 1].into(),
+        port: 0,
+        languages_dir: languages_dir(),
+        instance: format!("test-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+        shutdown_grace_ms: 5_000,
+        ..Config::default()
+    }
+}
+
+/// A client of the engine the tests run against. Fails the test, loudly,
+/// when Docker cannot be reached or the python image is missing: these
+/// tests never skip.
+pub async fn docker() -> Docker {
+    let docker = Docker::connect_with_defaults()
+        .expect("DOCKER_HOST is malformed")
+        .negotiate_version()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "the integration tests need a running Docker engine, and it cannot be reached: {e}"
+            )
+        });
+    if docker.inspect_image(PYTHON_IMAGE).await.is_err() {
+        panic!("the image {PYTHON_IMAGE} is missing: run scripts/build-images first");
+    }
+    docker
+}
+
+/// A running server.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub instance: String,
+    pub client: reqwest::Client,
+    pub docker: Docker,
+    shutdown: std::sync::Mutex<Option<oneshot::Sender<()>>>,
+    server: Option<JoinHandle<()>>,
+}
+
+/// Starts a server with the test configuration.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts a server with the test configuration, changed by `change`.
+pub async fn spawn_app_with(change: impl FnOnce(&mut Config)) -> TestApp {
+    let docker = docker().await;
+    let mut config = test_config();
+    change(&mut config);
+    let instance = config.instance.clone();
+    let app = Application::build(config).await.expect("the app builds");
+    let addr = app.addr();
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run(async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        addr,
+        instance,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap(),
+        docker,
+        shutdown: std::sync::Mutex::new(Some(tx)),
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// POSTs a JSON body to `/run-code`; returns the status and the JSON.
+    pub async fn run(&self, body: Value) -> (u16, Value) {
+        let response = self
+            .client
+            .post(self.url("/run-code"))
+            .json(&body)
+            .send()
+            .await
+            .expect("the request is answered");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("the answer is JSON"))
+    }
+
+    /// Runs python `code` and expects HTTP 200.
+    pub async fn python(&self, code: &str) -> Value {
+        self.run_ok(json!({ "language": "python", "code": code }))
+            .await
+    }
+
+    /// POSTs a run and expects HTTP 200.
+    pub async fn run_ok(&self, body: Value) -> Value {
+        let (status, answer) = self.run(body).await;
+        assert_eq!(status, 200, "{answer}");
+        answer
+    }
+
+    /// GETs a path; returns the status and the JSON.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("the answer is JSON"))
+    }
+
+    /// The ids of the containers carrying this server's label.
+    pub async fn containers(&self) -> Vec<String> {
+        containers_of(&self.docker, &self.instance).await
+    }
+
+    /// Waits up to `within` for this server's containers to be gone.
+    pub async fn assert_no_containers_within(&self, within: Duration) {
+        assert_no_containers_of(&self.docker, &self.instance, within).await;
+    }
+
+    /// Shuts the server down (as SIGTERM would), waits for it, and checks
+    /// that it left no container.
+    pub async fn stop(mut self) {
+        self.begin_shutdown();
+        if let Some(server) = self.server.take() {
+            tokio::time::timeout(Duration::from_secs(30), server)
+                .await
+                .expect("the server stops in time")
+                .expect("the server task did not panic");
+        }
+        assert!(
+            self.containers().await.is_empty(),
+            "containers left after shutdown"
+        );
+    }
+
+    /// Starts the shutdown without waiting for it.
+    pub fn begin_shutdown(&self) {
+        if let Some(tx) = self.shutdown.lock().unwrap().take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Waits for a shutdown begun earlier to end.
+    pub async fn wait_stopped(&mut self, within: Duration) {
+        if let Some(server) = self.server.take() {
+            tokio::time::timeout(within, server)
+                .await
+                .expect("the server stops in time")
+                .expect("the server task did not panic");
+        }
+    }
+}
+
+/// The ids of the containers labelled `code-runner=<instance>`.
+pub async fn containers_of(docker: &Docker, instance: &str) -> Vec<String> {
+    let filters = HashMap::from([("label".to_string(), vec![format!("code-runner={instance}")])]);
+    let options = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    docker
+        .list_containers(Some(options))
+        .await
+        .expect("containers can be listed")
+        .into_iter()
+        .filter_map(|c| c.id)
+        .collect()
+}
+
+/// Waits up to `within` for the containers of `instance` to be gone.
+pub async fn assert_no_containers_of(docker: &Docker, instance: &str, within: Duration) {
+    let start = Instant::now();
+    loop {
+        let left = containers_of(docker, instance).await;
+        if left.is_empty() {
+            return;
+        }
+        if start.elapsed() > within {
+            panic!("containers of {instance} still there after {within:?}: {left:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until `instance` has at least one container (a run has started).
+pub async fn wait_for_a_container(docker: &Docker, instance: &str) {
+    let start = Instant::now();
+    while containers_of(docker, instance).await.is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no container appeared"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests: the real server on port 0, driving the real Docker
+//! engine with real images. They fail, never skip, when Docker is missing.
+
+mod helpers;
+mod limits;
+mod requests;
+mod run;
+mod sandbox;
+mod service;
