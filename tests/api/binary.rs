@@ -1,0 +1,97 @@
+//! The `code-runner` binary itself: start-up failures and signals.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::{assert_no_containers_of, docker, languages_dir, wait_for_a_container};
+
+fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_code-runner"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CODE_RUNNER_") {
+            command.env_remove(key);
+        }
+    }
+    command.env("RUST_LOG", "warn");
+    command
+}
+
+#[test]
+fn a_bad_setting_stops_start_up_naming_the_variable() {
+    let out = binary().env("CODE_RUNNER_PORT", "eighty").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("CODE_RUNNER_PORT"), "{stderr}");
+    assert!(stderr.contains("`port`"), "{stderr}");
+}
+
+#[test]
+fn a_broken_language_file_stops_start_up_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ruby.toml"), "name = \"ruby\"\n").unwrap();
+    let out = binary()
+        .env("CODE_RUNNER_LANGUAGES_DIR", dir.path())
+        .env("CODE_RUNNER_PORT", "0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("ruby.toml"), "{stderr}");
+    assert!(stderr.contains("missing field"), "{stderr}");
+}
+
+/// A port free at the time of asking.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn sigterm_with_a_run_in_flight_finishes_it_removes_everything_and_exits_0() {
+    let docker = docker().await;
+    let port = free_port();
+    let instance = format!("test-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let mut child = binary()
+        .env("CODE_RUNNER_PORT", port.to_string())
+        .env("CODE_RUNNER_INSTANCE", &instance)
+        .env("CODE_RUNNER_LANGUAGES_DIR", languages_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while client.get(format!("{url}/health")).send().await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the service did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let run = client
+        .post(format!("{url}/run-code"))
+        .json(&json!({"language": "python", "code": "import time\ntime.sleep(1)\nprint('done')"}))
+        .send();
+    let term = async {
+        wait_for_a_container(&docker, &instance).await;
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    let (answer, ()) = tokio::join!(run, term);
+    let answer: Value = answer.unwrap().json().await.unwrap();
+    assert_eq!(answer["stdout"], "done\n");
+    let exited = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(exited.code(), Some(0));
+    assert_no_containers_of(&docker, &instance, Duration::from_secs(1)).await;
+}
