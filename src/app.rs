@@ -14,6 +14,7 @@ use crate::engine::{Engine, EngineError};
 use crate::executor::{Executor, Owner};
 use crate::language::{Registry, RegistryError};
 use crate::limiter::Limiter;
+use crate::watch::Watcher;
 
 /// How often the start-up sweep retries while Docker cannot be reached.
 const SWEEP_RETRY: Duration = Duration::from_secs(2);
@@ -57,13 +58,15 @@ pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
     stop_runs: CancellationToken,
+    watcher: Watcher,
 }
 
 impl Application {
     /// Loads the languages, prepares the Docker client and binds the
     /// listener. Docker need not be up: the service starts without it.
     pub async fn build(config: Config) -> Result<Application, StartError> {
-        let registry = Registry::load(config.languages_dir(), &config.limits)?;
+        let registry = Registry::load(config.languages_dir(), &config.default_limits())?;
+        let watcher = Watcher::new(config.languages_dir(), config.default_limits(), &registry);
         let engine = Arc::new(Engine::connect(config.docker_host.as_deref())?);
         let owner = Owner {
             instance: config.instance.clone(),
@@ -95,6 +98,7 @@ impl Application {
             listener,
             addr,
             stop_runs,
+            watcher,
         })
     }
 
@@ -118,8 +122,12 @@ impl Application {
             listener,
             addr,
             stop_runs,
+            watcher,
         } = self;
         tokio::spawn(prepare_engine(state.clone()));
+        let reload = state.config.reload_interval();
+        let watching =
+            reload.map(|every| tokio::spawn(watch_languages(state.clone(), watcher, every)));
 
         let stopping = CancellationToken::new();
         let signal = {
@@ -157,8 +165,37 @@ impl Application {
                 tracing::warn!("connections still open after the runs were stopped; closing them");
             }
         }
+        if let Some(watching) = watching {
+            watching.abort();
+        }
         sweep_own_containers(&state).await;
         tracing::info!("code-runner stopped");
+    }
+}
+
+/// Polls the languages folder and swaps in the new registry when it
+/// changes; images new languages need are pulled in the background.
+async fn watch_languages(state: Arc<AppState>, mut watcher: Watcher, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let polled = tokio::task::spawn_blocking(move || {
+            let update = watcher.poll();
+            (watcher, update)
+        })
+        .await;
+        let Ok((returned, update)) = polled else {
+            tracing::error!("the languages watcher panicked; languages are no longer reloaded");
+            return;
+        };
+        watcher = returned;
+        if let Some(registry) = update {
+            let registry = Arc::new(registry);
+            *state.registry.write().expect("registry lock") = registry.clone();
+            let engine = state.engine.clone();
+            tokio::spawn(async move { pull_missing_images(&engine, &registry).await });
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use validator::Validate;
 
-use crate::limits::Limits;
+use crate::limits::{DefaultLimits, Limits};
 use crate::validation::{FieldError, field_errors};
 
 /// Environment variable holding the path of an optional TOML config file.
@@ -35,6 +35,10 @@ pub struct Config {
     /// Folder of `*.toml` language files. Default `languages`. When it does
     /// not exist, the built-in python language is served.
     pub languages_dir: PathBuf,
+    /// How often the languages folder is checked for added, changed or
+    /// removed files, in ms; `0` turns reloading off. Default `1000`.
+    #[validate(range(max = 3_600_000))]
+    pub reload_interval_ms: u64,
     /// The Docker engine to drive (`unix:///var/run/docker.sock`,
     /// `tcp://host:2376`). Default: unset, meaning `DOCKER_HOST`, or else
     /// the local socket.
@@ -59,7 +63,7 @@ pub struct Config {
     /// Largest request body, in bytes. Default `2097152` (2 MiB).
     #[validate(range(min = 1024, max = 268_435_456))]
     pub max_body_bytes: u64,
-    /// Largest `code`, in bytes. Default `262144` (256 KiB).
+    /// Largest `code` and `files` together, in bytes. Default `262144` (256 KiB).
     #[validate(range(min = 1, max = 67_108_864))]
     pub max_code_bytes: usize,
     /// Largest `stdin`, in bytes. Default `1048576` (1 MiB).
@@ -75,9 +79,17 @@ pub struct Config {
     /// containers are removed, in ms. Default `15000`.
     #[validate(range(max = 600_000))]
     pub shutdown_grace_ms: u64,
+    /// Most extra `files` in one request. Default `32`.
+    #[validate(range(max = 1024))]
+    pub max_files: usize,
     /// Limits for the languages whose files leave a limit out.
     #[validate(nested)]
     pub limits: Limits,
+    /// Compile-stage limits for the compiled languages whose files leave one
+    /// out. Defaults as `limits`, but `wall_time_ms = 30000`,
+    /// `memory_mb = 512` and `scratch_mb = 128`.
+    #[validate(nested)]
+    pub compile_limits: Limits,
 }
 
 impl Default for Config {
@@ -86,6 +98,7 @@ impl Default for Config {
             host: IpAddr::from([127, 0, 0, 1]),
             port: 8001,
             languages_dir: PathBuf::from("languages"),
+            reload_interval_ms: 1000,
             docker_host: None,
             instance: "default".to_string(),
             max_concurrent_runs: 4,
@@ -97,7 +110,9 @@ impl Default for Config {
             max_args: 64,
             max_arg_bytes: 4096,
             shutdown_grace_ms: 15_000,
+            max_files: 32,
             limits: Limits::default(),
+            compile_limits: Limits::compile_default(),
         }
     }
 }
@@ -160,6 +175,14 @@ impl Config {
         Ok(config)
     }
 
+    /// The limits language files fall back on.
+    pub fn default_limits(&self) -> DefaultLimits {
+        DefaultLimits {
+            run: self.limits.clone(),
+            compile: self.compile_limits.clone(),
+        }
+    }
+
     /// The folder of language files.
     pub fn languages_dir(&self) -> &Path {
         &self.languages_dir
@@ -168,6 +191,11 @@ impl Config {
     /// The grace period given to runs in flight at shutdown.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)
+    }
+
+    /// How often to look for changed language files, if at all.
+    pub fn reload_interval(&self) -> Option<Duration> {
+        (self.reload_interval_ms > 0).then(|| Duration::from_millis(self.reload_interval_ms))
     }
 
     /// The longest wait for a run slot.

@@ -1,5 +1,6 @@
 //! The connection to the Docker engine: API version negotiation, images
-//! (present? pull in the background) and removal of labelled containers.
+//! (present? pull in the background), scratch volumes, and removal of
+//! labelled containers and volumes.
 //!
 //! The engine may be down when the service starts or go away later; every
 //! call then fails with [`EngineError::Unavailable`], and the first call
@@ -10,8 +11,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bollard::Docker;
+use bollard::models::VolumeCreateRequest;
 use bollard::query_parameters::{
-    CreateImageOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    CreateImageOptionsBuilder, ListContainersOptionsBuilder, ListVolumesOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
 };
 use futures_util::StreamExt;
 
@@ -151,8 +154,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Force-removes the containers of `instance` made by any process but
-    /// `boot` (leftovers of an earlier process); returns how many.
+    /// Force-removes the containers and volumes of `instance` made by any
+    /// process but `boot` (leftovers of an earlier process); returns how many.
     pub async fn remove_stale_containers(
         &self,
         instance: &str,
@@ -164,8 +167,8 @@ impl Engine {
         .await
     }
 
-    /// Force-removes the containers of `instance` made by process `boot`;
-    /// returns how many.
+    /// Force-removes the containers and volumes of `instance` made by
+    /// process `boot`; returns how many.
     pub async fn remove_boot_containers(
         &self,
         instance: &str,
@@ -177,6 +180,9 @@ impl Engine {
         .await
     }
 
+    /// Removes the containers of `instance` that `select` picks by their
+    /// labels, then the volumes it picks likewise (volumes go last: one in
+    /// use by a container cannot be removed).
     async fn remove_labelled(
         &self,
         instance: &str,
@@ -206,7 +212,57 @@ impl Engine {
                 Err(e) => return Err(e),
             }
         }
+        let options = ListVolumesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let volumes = self.note(
+            docker
+                .list_volumes(Some(options))
+                .await
+                .map_err(EngineError::from),
+        )?;
+        for volume in volumes.volumes.unwrap_or_default() {
+            if select(&volume.labels) {
+                match self.remove_volume(&volume.name).await {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
         Ok(removed)
+    }
+
+    /// Creates a tmpfs-backed volume, capped by `options` (the mount
+    /// options of the tmpfs), carrying `labels`.
+    pub async fn create_tmpfs_volume(
+        &self,
+        name: &str,
+        options: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<(), EngineError> {
+        let docker = self.client().await?;
+        let request = VolumeCreateRequest {
+            name: Some(name.to_string()),
+            driver: Some("local".to_string()),
+            driver_opts: Some(HashMap::from([
+                ("type".to_string(), "tmpfs".to_string()),
+                ("device".to_string(), "tmpfs".to_string()),
+                ("o".to_string(), options.to_string()),
+            ])),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        let result = docker.create_volume(request).await.map(|_| ());
+        self.note(result.map_err(EngineError::from))
+    }
+
+    /// Removes a volume.
+    pub async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        let docker = self.client().await?;
+        let options = RemoveVolumeOptionsBuilder::default().force(true).build();
+        let result = docker.remove_volume(name, Some(options)).await;
+        self.note(result.map_err(EngineError::from))
     }
 
     /// Force-removes one container (killing it if it runs), with its

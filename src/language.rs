@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use validator::{Validate, ValidationError};
 
-use crate::limits::{Limits, LimitsOverride};
+use crate::limits::{DefaultLimits, Limits, LimitsOverride};
 use crate::validation::{FieldError, error, field_errors};
 
 /// The python language file, built into the binary.
@@ -25,11 +25,15 @@ struct LanguageFile {
     version: String,
     image: String,
     source_file: String,
+    #[serde(default)]
+    compile: Option<Vec<String>>,
     run: Vec<String>,
     #[serde(default)]
     env: BTreeMap<String, String>,
     #[serde(default)]
     limits: LimitsOverride,
+    #[serde(default)]
+    compile_limits: Option<LimitsOverride>,
     #[serde(default)]
     runtime: Option<String>,
 }
@@ -52,6 +56,10 @@ pub struct Language {
     /// Name of the file the request's `code` is written to.
     #[validate(custom(function = "plain_file_name"))]
     pub source_file: String,
+    /// The command that compiles the files, if the language has a compile
+    /// stage; it runs in its own sandbox before the run.
+    #[validate(custom(function = "command"))]
+    pub compile: Option<Vec<String>>,
     /// The command that runs the program; the request's `args` are appended.
     #[validate(custom(function = "command"))]
     pub run: Vec<String>,
@@ -61,6 +69,10 @@ pub struct Language {
     /// Limits of a run.
     #[validate(nested)]
     pub limits: Limits,
+    /// Limits of the compile stage (unused without `compile`). Its
+    /// `scratch_mb` also sizes the working directory the run inherits.
+    #[validate(nested)]
+    pub compile_limits: Limits,
     /// OCI runtime to use instead of the engine's default (e.g. `runsc`).
     #[validate(custom(function = "runtime_name"))]
     pub runtime: Option<String>,
@@ -72,21 +84,39 @@ pub struct Language {
 impl Language {
     /// Parses and validates one language file; limits it leaves out come
     /// from `defaults`.
-    pub fn parse(origin: &str, text: &str, defaults: &Limits) -> Result<Language, LanguageError> {
+    pub fn parse(
+        origin: &str,
+        text: &str,
+        defaults: &DefaultLimits,
+    ) -> Result<Language, LanguageError> {
         let file: LanguageFile = toml::from_str(text).map_err(|e| LanguageError::Parse {
             file: origin.to_string(),
             line: e.span().map(|s| 1 + text[..s.start].matches('\n').count()),
             message: e.message().trim().to_string(),
         })?;
+        if file.compile.is_none() && file.compile_limits.is_some() {
+            return Err(LanguageError::Fields {
+                file: origin.to_string(),
+                errors: vec![FieldError {
+                    path: "compile_limits".to_string(),
+                    code: "compile".to_string(),
+                    message: "is given, but there is no `compile` command".to_string(),
+                }],
+            });
+        }
         let language = Language {
             name: file.name,
             aliases: file.aliases,
             version: file.version,
             image: file.image,
             source_file: file.source_file,
+            compile: file.compile,
             run: file.run,
             env: file.env,
-            limits: defaults.overridden_by(&file.limits),
+            limits: defaults.run.overridden_by(&file.limits),
+            compile_limits: defaults
+                .compile
+                .overridden_by(&file.compile_limits.unwrap_or_default()),
             runtime: file.runtime,
             origin: origin.to_string(),
         };
@@ -164,11 +194,11 @@ pub struct Registry {
 impl Registry {
     /// Loads every `*.toml` file directly in `dir` (sub-folders are not
     /// read). When `dir` does not exist, the built-in python is served.
-    pub fn load(dir: &Path, defaults: &Limits) -> Result<Registry, RegistryError> {
+    pub fn load(dir: &Path, defaults: &DefaultLimits) -> Result<Registry, RegistryError> {
         if !dir.exists() {
             return Registry::builtin(defaults);
         }
-        let files = language_files(dir).map_err(|e| RegistryError(vec![e]))?;
+        let files = read_language_files(dir).map_err(|e| RegistryError(vec![e]))?;
         if files.is_empty() {
             return Err(RegistryError(vec![LanguageError::NoFiles {
                 dir: dir.display().to_string(),
@@ -176,17 +206,12 @@ impl Registry {
         }
         let mut problems = Vec::new();
         let mut languages = Vec::new();
-        for path in files {
-            let origin = path.display().to_string();
-            match std::fs::read_to_string(&path) {
-                Ok(text) => match Language::parse(&origin, &text, defaults) {
-                    Ok(language) => languages.push(language),
-                    Err(e) => problems.push(e),
-                },
-                Err(e) => problems.push(LanguageError::Read {
-                    file: origin,
-                    message: e.to_string(),
-                }),
+        for (path, text) in files {
+            match text
+                .and_then(|text| Language::parse(&path.display().to_string(), &text, defaults))
+            {
+                Ok(language) => languages.push(language),
+                Err(e) => problems.push(e),
             }
         }
         match Registry::from_languages(languages) {
@@ -200,7 +225,7 @@ impl Registry {
     }
 
     /// The registry of the built-in python language alone.
-    pub fn builtin(defaults: &Limits) -> Result<Registry, RegistryError> {
+    pub fn builtin(defaults: &DefaultLimits) -> Result<Registry, RegistryError> {
         let python = Language::parse("built-in", BUILTIN_PYTHON, defaults)
             .map_err(|e| RegistryError(vec![e]))?;
         Registry::from_languages(vec![python])
@@ -252,6 +277,24 @@ impl Registry {
     pub fn names(&self) -> Vec<String> {
         self.languages.iter().map(|l| l.name.clone()).collect()
     }
+}
+
+/// A language file's path and its text, or why it could not be read.
+pub type FileText = (PathBuf, Result<String, LanguageError>);
+
+/// The `*.toml` files directly inside `dir`, sorted, with their text (or
+/// why it could not be read).
+pub fn read_language_files(dir: &Path) -> Result<Vec<FileText>, LanguageError> {
+    Ok(language_files(dir)?
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).map_err(|e| LanguageError::Read {
+                file: path.display().to_string(),
+                message: e.to_string(),
+            });
+            (path, text)
+        })
+        .collect())
 }
 
 /// The `*.toml` files directly inside `dir`, sorted.
@@ -402,12 +445,12 @@ memory_mb = 64
 "#;
 
     fn parse(text: &str) -> Result<Language, LanguageError> {
-        Language::parse("lua.toml", text, &Limits::default())
+        Language::parse("lua.toml", text, &DefaultLimits::default())
     }
 
     #[test]
     fn the_builtin_python_parses_and_keeps_its_own_limits() {
-        let registry = Registry::builtin(&Limits::default()).expect("built-in python");
+        let registry = Registry::builtin(&DefaultLimits::default()).expect("built-in python");
         let python = registry.get("python").expect("python");
         assert_eq!(python.image, "python:3.13-slim");
         assert!(python.limits.memory_mb >= 128);
@@ -416,9 +459,12 @@ memory_mb = 64
 
     #[test]
     fn limits_a_file_leaves_out_come_from_the_defaults() {
-        let defaults = Limits {
-            pids: 77,
-            ..Limits::default()
+        let defaults = DefaultLimits {
+            run: Limits {
+                pids: 77,
+                ..Limits::default()
+            },
+            ..DefaultLimits::default()
         };
         let lua = Language::parse("lua.toml", GOOD, &defaults).expect("parses");
         assert_eq!(lua.limits.memory_mb, 64);
@@ -472,9 +518,64 @@ memory_mb = 64
     }
 
     #[test]
+    fn a_compile_stage_gets_its_own_limits_with_defaults() {
+        let text = GOOD.replace(
+            "run = [\"lua\", \"main.lua\"]",
+            "compile = [\"luac\", \"main.lua\"]\nrun = [\"lua\", \"luac.out\"]\n[compile_limits]\nmemory_mb = 300",
+        );
+        let lua = parse(&text).expect("parses");
+        assert_eq!(lua.compile.as_deref().unwrap()[0], "luac");
+        assert_eq!(lua.compile_limits.memory_mb, 300);
+        assert_eq!(
+            lua.compile_limits.wall_time_ms,
+            Limits::compile_default().wall_time_ms
+        );
+        assert_eq!(lua.limits.memory_mb, 64);
+    }
+
+    #[test]
+    fn compile_limits_without_a_compile_command_are_refused() {
+        let err = parse(&format!("{GOOD}\n[compile_limits]\nmemory_mb = 300\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("field `compile_limits`"), "{err}");
+    }
+
+    #[test]
+    fn every_catalogue_file_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("languages/available");
+        let files = read_language_files(&dir).unwrap();
+        assert!(files.len() >= 8);
+        let languages: Vec<Language> = files
+            .into_iter()
+            .map(|(path, text)| {
+                Language::parse(
+                    &path.display().to_string(),
+                    &text.unwrap(),
+                    &DefaultLimits::default(),
+                )
+                .unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect();
+        let registry = Registry::from_languages(languages).expect("no name used twice");
+        for name in [
+            "javascript",
+            "ruby",
+            "bash",
+            "c",
+            "cpp",
+            "go",
+            "java",
+            "rust",
+        ] {
+            assert!(registry.get(name).is_some(), "{name}");
+        }
+    }
+
+    #[test]
     fn a_name_used_twice_names_both_files() {
-        let a = Language::parse("a.toml", GOOD, &Limits::default()).unwrap();
-        let mut b = Language::parse("b.toml", GOOD, &Limits::default()).unwrap();
+        let a = Language::parse("a.toml", GOOD, &DefaultLimits::default()).unwrap();
+        let mut b = Language::parse("b.toml", GOOD, &DefaultLimits::default()).unwrap();
         b.name = "other".to_string();
         let err = Registry::from_languages(vec![a, b])
             .unwrap_err()
@@ -487,7 +588,7 @@ memory_mb = 64
     #[test]
     fn a_folder_with_no_language_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let err = Registry::load(dir.path(), &Limits::default())
+        let err = Registry::load(dir.path(), &DefaultLimits::default())
             .unwrap_err()
             .to_string();
         assert!(err.contains("no *.toml language file"), "{err}");
@@ -496,7 +597,7 @@ memory_mb = 64
     #[test]
     fn a_missing_folder_serves_the_builtin_python() {
         let dir = tempfile::tempdir().unwrap();
-        let registry = Registry::load(&dir.path().join("nope"), &Limits::default()).unwrap();
+        let registry = Registry::load(&dir.path().join("nope"), &DefaultLimits::default()).unwrap();
         assert_eq!(registry.names(), vec!["python".to_string()]);
     }
 
@@ -507,7 +608,7 @@ memory_mb = 64
         std::fs::write(dir.path().join("README.md"), "not a language").unwrap();
         std::fs::create_dir(dir.path().join("available")).unwrap();
         std::fs::write(dir.path().join("available/broken.toml"), "x").unwrap();
-        let registry = Registry::load(dir.path(), &Limits::default()).unwrap();
+        let registry = Registry::load(dir.path(), &DefaultLimits::default()).unwrap();
         assert_eq!(registry.names(), vec!["lua".to_string()]);
     }
 
@@ -516,7 +617,7 @@ memory_mb = 64
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.toml"), "name = 1").unwrap();
         std::fs::write(dir.path().join("b.toml"), "[[[").unwrap();
-        let err = Registry::load(dir.path(), &Limits::default()).unwrap_err();
+        let err = Registry::load(dir.path(), &DefaultLimits::default()).unwrap_err();
         assert_eq!(err.0.len(), 2, "{err}");
     }
 }

@@ -7,6 +7,7 @@
 //! - [`config`]: server settings (defaults, TOML file, `CODE_RUNNER_*`).
 //! - [`limits`]: the resource limits of a run.
 //! - [`language`]: the language registry (`languages/*.toml`).
+//! - [`watch`]: reloading the registry when language files change.
 //! - [`api`]: the HTTP API (routes, handlers, wire types, errors).
 //! - [`limiter`]: run slots and the bounded queue.
 //! - [`executor`]: one hardened container per run, always removed.
@@ -23,6 +24,7 @@ pub mod language;
 pub mod limiter;
 pub mod limits;
 pub mod validation;
+pub mod watch;
 
 pub use app::{Application, StartError};
 pub use config::Config;

@@ -79,6 +79,37 @@ impl Limits {
     }
 }
 
+impl Limits {
+    /// The default limits of a compile stage: more time, memory and scratch
+    /// space than a run.
+    pub fn compile_default() -> Limits {
+        Limits {
+            wall_time_ms: 30_000,
+            memory_mb: 512,
+            scratch_mb: 128,
+            ..Limits::default()
+        }
+    }
+}
+
+/// The limits a language file's omissions fall back on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DefaultLimits {
+    /// For runs.
+    pub run: Limits,
+    /// For compile stages.
+    pub compile: Limits,
+}
+
+impl Default for DefaultLimits {
+    fn default() -> Self {
+        DefaultLimits {
+            run: Limits::default(),
+            compile: Limits::compile_default(),
+        }
+    }
+}
+
 /// The limits as a language file gives them: any may be left out.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -54,6 +54,7 @@ async fn run(
     let request = parse_request(&body)?;
     let bounds = RequestBounds {
         max_code_bytes: config.max_code_bytes,
+        max_files: config.max_files,
         max_stdin_bytes: config.max_stdin_bytes,
         max_args: config.max_args,
         max_arg_bytes: config.max_arg_bytes,
@@ -74,6 +75,17 @@ async fn run(
                 field,
                 message: first.message,
             }
+        });
+    }
+
+    if request.source_bytes() > config.max_code_bytes {
+        return Err(ApiError::FieldTooLarge {
+            field: "files".to_string(),
+            message: format!(
+                "and `code` together are {} bytes, more than the limit of {} bytes",
+                request.source_bytes(),
+                config.max_code_bytes
+            ),
         });
     }
 
@@ -99,11 +111,27 @@ async fn run(
         Some(ms) => ms,
         None => limit_ms,
     };
+    let mut files = vec![SourceFile {
+        name: language.source_file.clone(),
+        content: request.code.into_bytes(),
+    }];
+    for file in request.files.unwrap_or_default() {
+        if file.name == language.source_file {
+            return Err(ApiError::InvalidField {
+                field: "files".to_string(),
+                message: format!(
+                    "has a file named {:?}, the name `code` is written to in language `{}`",
+                    file.name, language.name
+                ),
+            });
+        }
+        files.push(SourceFile {
+            name: file.name,
+            content: file.content.into_bytes(),
+        });
+    }
     let job = Job {
-        files: vec![SourceFile {
-            name: language.source_file.clone(),
-            content: request.code.into_bytes(),
-        }],
+        files,
         args: request.arguments.unwrap_or_default(),
         stdin: request.stdin.unwrap_or_default().into_bytes(),
         wall_time: Duration::from_millis(wall_time_ms),
@@ -142,6 +170,7 @@ async fn run(
         language = %answer.language,
         status = answer.status.as_str(),
         exit_code = ?answer.exit_code,
+        compile_ms = answer.compile.as_ref().map(|c| c.duration_ms),
         duration_ms = answer.duration_ms,
         total_ms = started.elapsed().as_millis() as u64,
         "run finished"

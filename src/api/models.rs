@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use validator::{Validate, ValidationError};
 
-use crate::executor::{Outcome, Status, Stream};
+use crate::executor::{Outcome, OutputStream, StageOutcome, Status};
 use crate::language::Language;
 use crate::limits::Limits;
 use crate::validation::error;
@@ -29,10 +29,37 @@ pub struct RunRequest {
     #[serde(default, rename = "args")]
     #[validate(custom(function = "check_args", use_context))]
     pub arguments: Option<Vec<String>>,
+    /// Files written beside the main source file, before any compile.
+    #[serde(default)]
+    #[validate(custom(function = "check_files", use_context))]
+    pub files: Option<Vec<FileEntry>>,
     /// A wall-clock limit lower than the language's, in ms.
     #[serde(default)]
     #[validate(range(min = 1))]
     pub timeout_ms: Option<u64>,
+}
+
+impl RunRequest {
+    /// The bytes of `code` and of every file together.
+    pub fn source_bytes(&self) -> usize {
+        self.code.len()
+            + self
+                .files
+                .iter()
+                .flatten()
+                .map(|f| f.content.len())
+                .sum::<usize>()
+    }
+}
+
+/// One extra file of a request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    /// A relative path in the working directory, such as `util.py` or
+    /// `pkg/util.py`.
+    pub name: String,
+    pub content: String,
 }
 
 /// The name a client knows a field by, from the name validator reports.
@@ -47,6 +74,7 @@ pub fn wire_field(path: &str) -> &str {
 #[derive(Debug, Clone)]
 pub struct RequestBounds {
     pub max_code_bytes: usize,
+    pub max_files: usize,
     pub max_stdin_bytes: usize,
     pub max_args: usize,
     pub max_arg_bytes: usize,
@@ -120,6 +148,64 @@ fn check_args(args: &[String], bounds: &RequestBounds) -> Result<(), ValidationE
     Ok(())
 }
 
+fn check_files(files: &[FileEntry], bounds: &RequestBounds) -> Result<(), ValidationError> {
+    if files.len() > bounds.max_files {
+        return Err(error(
+            TOO_LARGE,
+            format!(
+                "has {} files, more than the limit of {}",
+                files.len(),
+                bounds.max_files
+            ),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for file in files {
+        check_file_name(&file.name).map_err(|why| {
+            error(
+                "file_name",
+                format!("has a file named {:?}, which {why}", file.name),
+            )
+        })?;
+        if !seen.insert(file.name.as_str()) {
+            return Err(error(
+                "file_name",
+                format!("has two files named {:?}", file.name),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Why `name` is not a plain relative path of safe characters, if it is not.
+pub fn check_file_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name.len() > 255 {
+        return Err("must be 1 to 255 bytes long");
+    }
+    if name.starts_with('/') {
+        return Err("is an absolute path; names are relative to the working directory");
+    }
+    let parts: Vec<&str> = name.split('/').collect();
+    if parts.len() > 8 {
+        return Err("is more than 8 folders deep");
+    }
+    for part in parts {
+        match part {
+            "" => return Err("has an empty path component"),
+            "." | ".." => return Err("has a `.` or `..` component"),
+            p if p.starts_with('-') => return Err("has a component starting with `-`"),
+            p if !p
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b)) =>
+            {
+                return Err("may only hold A-Z, a-z, 0-9, `.`, `_`, `+`, `-` and `/`");
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// The answer to a run, whatever the program did.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunResponse {
@@ -132,6 +218,9 @@ pub struct RunResponse {
     pub stderr: String,
     pub truncated: bool,
     pub duration_ms: u64,
+    /// The compile stage, for compiled languages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compile: Option<StageReport>,
     /// For clients of the earlier service: the stdout, when the status is `ok`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
@@ -141,36 +230,86 @@ pub struct RunResponse {
     pub error: Option<String>,
 }
 
-impl RunResponse {
-    pub fn new(language: &Language, wall_time_ms: u64, outcome: Outcome) -> Self {
-        let limits = &language.limits;
-        let (output, error) = match outcome.status {
-            Status::Ok => (Some(outcome.stdout.clone()), None),
-            status => (
-                None,
-                Some(error_text(status, &outcome, limits, wall_time_ms)),
-            ),
-        };
-        RunResponse {
-            language: language.name.clone(),
-            version: language.version.clone(),
-            status: outcome.status,
-            exit_code: outcome.exit_code,
-            signal: outcome.signal,
-            stdout: outcome.stdout,
-            stderr: outcome.stderr,
-            truncated: outcome.truncated,
-            duration_ms: outcome.duration.as_millis() as u64,
-            output,
-            error,
+/// What a compile stage did.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageReport {
+    pub status: Status,
+    pub exit_code: Option<i64>,
+    pub signal: Option<&'static str>,
+    pub stdout: String,
+    pub stderr: String,
+    pub truncated: bool,
+    pub duration_ms: u64,
+}
+
+impl From<&StageOutcome> for StageReport {
+    fn from(o: &StageOutcome) -> Self {
+        StageReport {
+            status: o.status,
+            exit_code: o.exit_code,
+            signal: o.signal,
+            stdout: o.stdout.clone(),
+            stderr: o.stderr.clone(),
+            truncated: o.truncated,
+            duration_ms: o.duration.as_millis() as u64,
         }
     }
 }
 
+impl RunResponse {
+    pub fn new(language: &Language, wall_time_ms: u64, outcome: Outcome) -> Self {
+        let compile = outcome.compile.as_ref().map(StageReport::from);
+        let mut answer = RunResponse {
+            language: language.name.clone(),
+            version: language.version.clone(),
+            status: Status::Ok,
+            exit_code: None,
+            signal: None,
+            stdout: String::new(),
+            stderr: String::new(),
+            truncated: false,
+            duration_ms: 0,
+            compile,
+            output: None,
+            error: None,
+        };
+        match (outcome.compile, outcome.run) {
+            (_, Some(run)) => {
+                answer.error = match run.status {
+                    Status::Ok => {
+                        answer.output = Some(run.stdout.clone());
+                        None
+                    }
+                    status => Some(run_error(status, &run, &language.limits, wall_time_ms)),
+                };
+                answer.status = run.status;
+                answer.exit_code = run.exit_code;
+                answer.signal = run.signal;
+                answer.stdout = run.stdout;
+                answer.stderr = run.stderr;
+                answer.truncated = run.truncated;
+                answer.duration_ms = run.duration.as_millis() as u64;
+            }
+            (Some(compile), None) => {
+                answer.status = match compile.status {
+                    Status::RuntimeError | Status::Ok => Status::CompileError,
+                    limit => limit,
+                };
+                answer.error = Some(compile_error(&compile, &language.compile_limits));
+            }
+            (None, None) => {
+                answer.status = Status::RuntimeError;
+                answer.error = Some("The program did not run.".to_string());
+            }
+        }
+        answer
+    }
+}
+
 /// The `error` text of a run that did not end with status `ok`.
-fn error_text(status: Status, outcome: &Outcome, limits: &Limits, wall_time_ms: u64) -> String {
+fn run_error(status: Status, run: &StageOutcome, limits: &Limits, wall_time_ms: u64) -> String {
     match status {
-        Status::Ok => String::new(),
+        Status::Ok | Status::CompileError => String::new(),
         Status::Timeout => format!(
             "Time limit exceeded: the program was still running after {wall_time_ms} ms and was stopped."
         ),
@@ -181,17 +320,47 @@ fn error_text(status: Status, outcome: &Outcome, limits: &Limits, wall_time_ms: 
         Status::OutputLimit => format!(
             "Output limit exceeded: the program wrote more than {} bytes to {} and was stopped.",
             limits.output_bytes,
-            match outcome.overflowed {
-                Some(Stream::Stderr) => "stderr",
-                _ => "stdout",
-            }
+            stream_name(run.overflowed)
         ),
-        Status::RuntimeError if !outcome.stderr.is_empty() => outcome.stderr.clone(),
-        Status::RuntimeError => match (outcome.signal, outcome.exit_code) {
+        Status::RuntimeError if !run.stderr.is_empty() => run.stderr.clone(),
+        Status::RuntimeError => match (run.signal, run.exit_code) {
             (Some(signal), _) => format!("The program was killed by {signal}."),
             (None, Some(code)) => format!("The program exited with code {code}."),
             (None, None) => "The program failed.".to_string(),
         },
+    }
+}
+
+/// The `error` text of a failed compile stage: the compiler's output, or a
+/// sentence naming the limit it hit.
+fn compile_error(compile: &StageOutcome, limits: &Limits) -> String {
+    match compile.status {
+        Status::Timeout => format!(
+            "Compile time limit exceeded: the compiler was still running after {} ms and was stopped.",
+            limits.wall_time_ms
+        ),
+        Status::MemoryLimit => format!(
+            "Compile memory limit exceeded: the compiler needed more than {} MiB and was killed.",
+            limits.memory_mb
+        ),
+        Status::OutputLimit => format!(
+            "Compile output limit exceeded: the compiler wrote more than {} bytes to {} and was stopped.",
+            limits.output_bytes,
+            stream_name(compile.overflowed)
+        ),
+        _ if !compile.stderr.is_empty() => compile.stderr.clone(),
+        _ if !compile.stdout.is_empty() => compile.stdout.clone(),
+        _ => match compile.exit_code {
+            Some(code) => format!("The compiler exited with code {code}."),
+            None => "The compiler failed.".to_string(),
+        },
+    }
+}
+
+fn stream_name(stream: Option<OutputStream>) -> &'static str {
+    match stream {
+        Some(OutputStream::Stderr) => "stderr",
+        _ => "stdout",
     }
 }
 
@@ -225,6 +394,7 @@ mod tests {
     fn bounds() -> RequestBounds {
         RequestBounds {
             max_code_bytes: 10,
+            max_files: 2,
             max_stdin_bytes: 5,
             max_args: 2,
             max_arg_bytes: 3,
@@ -259,6 +429,54 @@ mod tests {
                 .to_string();
             assert_eq!(kind, TOO_LARGE, "{json}");
         }
+    }
+
+    #[test]
+    fn file_names_must_be_plain_relative_paths() {
+        for good in [
+            "util.py",
+            "pkg/util.py",
+            "a/b/c.txt",
+            "Main.java",
+            "x+y_z-1.c",
+        ] {
+            assert_eq!(check_file_name(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a//b",
+            "./x",
+            "a/.",
+            "-rf.c",
+            "a b",
+            "x\ny",
+            "a\\b",
+            "é.py",
+        ] {
+            assert!(check_file_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_file_name("a/".repeat(9).trim_end_matches('/')).is_err());
+    }
+
+    #[test]
+    fn too_many_files_are_too_large_and_a_duplicate_is_invalid() {
+        let r = request(
+            r#"{"language":"c","code":"x","files":[{"name":"a","content":""},{"name":"b","content":""},{"name":"c","content":""}]}"#,
+        );
+        let errors = r.validate_with_args(&bounds()).unwrap_err();
+        assert_eq!(errors.field_errors()["files"][0].code, TOO_LARGE);
+        let r = request(
+            r#"{"language":"c","code":"x","files":[{"name":"a","content":""},{"name":"a","content":""}]}"#,
+        );
+        let errors = r.validate_with_args(&bounds()).unwrap_err();
+        assert_eq!(errors.field_errors()["files"][0].code, "file_name");
+        let r = request(r#"{"language":"c","code":"x","files":[{"name":"../a","content":""}]}"#);
+        let errors = r.validate_with_args(&bounds()).unwrap_err();
+        let message = errors.field_errors()["files"][0].message.clone().unwrap();
+        assert!(message.contains("\"../a\""), "{message}");
     }
 
     #[test]

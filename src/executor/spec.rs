@@ -3,17 +3,49 @@
 
 use std::collections::HashMap;
 
-use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, ResourcesUlimits};
+use bollard::models::{
+    ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType, MountVolumeOptions,
+    ResourcesUlimits,
+};
 
 use super::input::{BOOTSTRAP, WORK_DIR};
 use crate::engine::{BOOT_LABEL, LABEL};
 use crate::language::Language;
+use crate::limits::Limits;
 
 /// The numeric user and group every program runs as (`nobody` on Debian,
 /// whatever the image's passwd says).
 pub const SANDBOX_USER: &str = "65534:65534";
 /// Label naming the language of a container.
 pub const LANGUAGE_LABEL: &str = "code-runner.language";
+/// Label naming the stage (`compile` or `run`) of a container.
+pub const STAGE_LABEL: &str = "code-runner.stage";
+
+/// Which command of the language a sandbox is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Compile,
+    Run,
+}
+
+impl Stage {
+    fn as_str(self) -> &'static str {
+        match self {
+            Stage::Compile => "compile",
+            Stage::Run => "run",
+        }
+    }
+}
+
+/// The sandbox's working directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Work {
+    /// A tmpfs of the container's own, `noexec`: for interpreted languages.
+    Tmpfs,
+    /// A tmpfs volume shared by a compile and a run container (made with
+    /// [`volume_options`]), where the compiled program may be executed.
+    Volume(String),
+}
 
 /// Who a container belongs to: the deployment and the process.
 #[derive(Debug, Clone)]
@@ -24,32 +56,79 @@ pub struct Owner {
     pub boot: String,
 }
 
-/// The create body of a sandbox for one run of `language`.
-pub fn container(language: &Language, owner: &Owner) -> ContainerCreateBody {
-    let limits = &language.limits;
-    let scratch = limits.scratch_bytes();
-    // Bound the inode count with the size, so that millions of empty files
-    // cannot be made: one inode per 8 KiB of scratch, at least 1024.
-    let inodes = (scratch / 8192).max(1024);
-    let tmpfs = HashMap::from([
-        (
-            WORK_DIR.to_string(),
-            format!(
-                "rw,noexec,nosuid,nodev,size={scratch},nr_inodes={inodes},uid=65534,gid=65534,mode=0700"
-            ),
-        ),
-        (
-            "/tmp".to_string(),
-            format!("rw,noexec,nosuid,nodev,size={scratch},nr_inodes={inodes},mode=1777"),
-        ),
-    ]);
-    let mut env = vec!["HOME=/tmp".to_string(), "LANG=C.UTF-8".to_string()];
-    env.extend(language.env.iter().map(|(k, v)| format!("{k}={v}")));
-    let labels = HashMap::from([
+/// The labels of everything (containers, volumes) made for `language`.
+pub fn labels(owner: &Owner, language: &Language) -> HashMap<String, String> {
+    HashMap::from([
         (LABEL.to_string(), owner.instance.clone()),
         (BOOT_LABEL.to_string(), owner.boot.clone()),
         (LANGUAGE_LABEL.to_string(), language.name.clone()),
-    ]);
+    ])
+}
+
+/// Inodes for a scratch space: one per 8 KiB, at least 1024, so that
+/// millions of empty files cannot be made.
+fn inodes(scratch: i64) -> i64 {
+    (scratch / 8192).max(1024)
+}
+
+/// The tmpfs mount options of the working-directory volume of a compiled
+/// language (sized by its compile stage, executable).
+pub fn volume_options(language: &Language) -> String {
+    let scratch = language.compile_limits.scratch_bytes();
+    format!(
+        "size={scratch},nr_inodes={},uid=65534,gid=65534,mode=0700,nosuid,nodev",
+        inodes(scratch)
+    )
+}
+
+/// The create body of a sandbox for one stage of `language`.
+pub fn container(
+    language: &Language,
+    stage: Stage,
+    owner: &Owner,
+    work: &Work,
+) -> ContainerCreateBody {
+    let (command, limits): (&[String], &Limits) = match stage {
+        Stage::Compile => (
+            language.compile.as_deref().unwrap_or_default(),
+            &language.compile_limits,
+        ),
+        Stage::Run => (&language.run, &language.limits),
+    };
+    let scratch = limits.scratch_bytes();
+    let inodes = inodes(scratch);
+    let mut tmpfs = HashMap::from([(
+        "/tmp".to_string(),
+        format!("rw,noexec,nosuid,nodev,size={scratch},nr_inodes={inodes},mode=1777"),
+    )]);
+    let mounts = match work {
+        Work::Tmpfs => {
+            tmpfs.insert(
+                WORK_DIR.to_string(),
+                format!(
+                    "rw,noexec,nosuid,nodev,size={scratch},nr_inodes={inodes},uid=65534,gid=65534,mode=0700"
+                ),
+            );
+            None
+        }
+        Work::Volume(name) => Some(vec![Mount {
+            target: Some(WORK_DIR.to_string()),
+            source: Some(name.clone()),
+            typ: Some(MountType::VOLUME),
+            read_only: Some(false),
+            // Without it, the engine copies the image's (missing, so
+            // root-owned) mount point's ownership onto the empty volume.
+            volume_options: Some(MountVolumeOptions {
+                no_copy: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]),
+    };
+    let mut env = vec!["HOME=/tmp".to_string(), "LANG=C.UTF-8".to_string()];
+    env.extend(language.env.iter().map(|(k, v)| format!("{k}={v}")));
+    let mut labels = labels(owner, language);
+    labels.insert(STAGE_LABEL.to_string(), stage.as_str().to_string());
     let ulimit = |name: &str, value: i64| ResourcesUlimits {
         name: Some(name.to_string()),
         soft: Some(value),
@@ -66,7 +145,7 @@ pub fn container(language: &Language, owner: &Owner) -> ContainerCreateBody {
             BOOTSTRAP.to_string(),
             "code-runner".to_string(),
         ]),
-        cmd: Some(language.run.clone()),
+        cmd: Some(command.to_vec()),
         env: Some(env),
         attach_stdin: Some(true),
         attach_stdout: Some(true),
@@ -84,6 +163,7 @@ pub fn container(language: &Language, owner: &Owner) -> ContainerCreateBody {
             pids_limit: Some(limits.pids),
             readonly_rootfs: Some(true),
             tmpfs: Some(tmpfs),
+            mounts,
             cap_drop: Some(vec!["ALL".to_string()]),
             security_opt: Some(vec!["no-new-privileges:true".to_string()]),
             init: Some(true),
@@ -109,16 +189,61 @@ pub fn container(language: &Language, owner: &Owner) -> ContainerCreateBody {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::language::Registry;
-    use crate::limits::Limits;
+    use crate::language::{Language, Registry};
+    use crate::limits::DefaultLimits;
 
     fn python_spec() -> ContainerCreateBody {
-        let registry = Registry::builtin(&Limits::default()).unwrap();
+        let registry = Registry::builtin(&DefaultLimits::default()).unwrap();
         let owner = Owner {
             instance: "test".into(),
             boot: "b1".into(),
         };
-        container(registry.get("python").unwrap(), &owner)
+        container(
+            registry.get("python").unwrap(),
+            Stage::Run,
+            &owner,
+            &Work::Tmpfs,
+        )
+    }
+
+    fn c_language() -> Language {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/languages/available/c.toml"
+        ))
+        .unwrap();
+        Language::parse("c.toml", &text, &DefaultLimits::default()).unwrap()
+    }
+
+    #[test]
+    fn a_compile_stage_has_its_command_and_limits_and_shares_the_volume() {
+        let c = c_language();
+        let owner = Owner {
+            instance: "test".into(),
+            boot: "b1".into(),
+        };
+        let work = Work::Volume("vol1".into());
+        let compile = container(&c, Stage::Compile, &owner, &work);
+        let run = container(&c, Stage::Run, &owner, &work);
+        assert_eq!(compile.cmd.as_ref().unwrap()[0], "sh");
+        assert_eq!(run.cmd.as_ref().unwrap(), &vec!["./main".to_string()]);
+        let (ch, rh) = (compile.host_config.unwrap(), run.host_config.unwrap());
+        assert_eq!(ch.memory, Some(512 * 1024 * 1024));
+        assert_eq!(rh.memory, Some(128 * 1024 * 1024));
+        for host in [&ch, &rh] {
+            let mount = &host.mounts.as_ref().unwrap()[0];
+            assert_eq!(mount.source.as_deref(), Some("vol1"));
+            assert_eq!(mount.target.as_deref(), Some("/work"));
+            assert!(!host.tmpfs.as_ref().unwrap().contains_key("/work"));
+            assert_eq!(host.readonly_rootfs, Some(true));
+        }
+        assert_eq!(compile.labels.unwrap()["code-runner.stage"], "compile");
+        let options = volume_options(&c);
+        assert!(
+            options.contains("nosuid") && options.contains("uid=65534"),
+            "{options}"
+        );
+        assert!(!options.contains("noexec"), "{options}");
     }
 
     #[test]

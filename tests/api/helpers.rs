@@ -49,7 +49,7 @@ pub async fn docker() -> Docker {
             )
         });
     if docker.inspect_image(PYTHON_IMAGE).await.is_err() {
-        panic!("the image {PYTHON_IMAGE} is missing: run scripts/build-images first");
+        panic!("the image {PYTHON_IMAGE} is missing: run scripts/build-images --all first");
     }
     docker
 }
@@ -62,6 +62,8 @@ pub struct TestApp {
     pub docker: Docker,
     shutdown: std::sync::Mutex<Option<oneshot::Sender<()>>>,
     server: Option<JoinHandle<()>>,
+    /// The languages folder of this server, when the test made one.
+    pub languages: Option<tempfile::TempDir>,
 }
 
 /// Starts a server with the test configuration.
@@ -91,7 +93,44 @@ pub async fn spawn_app_with(change: impl FnOnce(&mut Config)) -> TestApp {
         docker,
         shutdown: std::sync::Mutex::new(Some(tx)),
         server: Some(server),
+        languages: None,
     }
+}
+
+/// The text of a shipped language file (`python.toml`, `available/c.toml`).
+pub fn language_file(name: &str) -> String {
+    std::fs::read_to_string(languages_dir().join(name)).unwrap()
+}
+
+/// Starts a server whose languages folder is a fresh temporary one holding
+/// `files` (name, text).
+pub async fn spawn_app_with_languages(
+    files: Vec<(String, String)>,
+    change: impl FnOnce(&mut Config),
+) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in &files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let path = dir.path().to_path_buf();
+    let mut app = spawn_app_with(move |c| {
+        c.languages_dir = path;
+        change(c);
+    })
+    .await;
+    app.languages = Some(dir);
+    app
+}
+
+/// Starts a server serving python and every language of the catalogue.
+pub async fn spawn_catalogue_app() -> TestApp {
+    let mut files = vec![("python.toml".to_string(), language_file("python.toml"))];
+    for entry in std::fs::read_dir(languages_dir().join("available")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        files.push((name, std::fs::read_to_string(&path).unwrap()));
+    }
+    spawn_app_with_languages(files, |_| {}).await
 }
 
 impl TestApp {

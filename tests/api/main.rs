@@ -2,9 +2,12 @@
 //! engine with real images. They fail, never skip, when Docker is missing.
 
 mod binary;
+mod catalogue;
 mod helpers;
 mod limits;
+mod reload;
 mod requests;
 mod run;
 mod sandbox;
 mod service;
+mod stages;

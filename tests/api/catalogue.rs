@@ -1,0 +1,322 @@
+//! Every language of the catalogue (`languages/available/`), against the
+//! real engine: hello world, stdin, a runtime error, a compile error, a
+//! program split across two files; and its limits.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_catalogue_app};
+
+/// What to run in one language, and what it must print.
+struct Case {
+    language: &'static str,
+    hello: &'static str,
+    /// Copies stdin to stdout.
+    echo: &'static str,
+    /// Fails at run time: (code, exit code, a piece of its stderr).
+    runtime_error: (&'static str, i64, &'static str),
+    /// Does not compile: (code, a piece of the compiler's message).
+    compile_error: Option<(&'static str, &'static str)>,
+    /// The main file calls `twice(21)` from a second file: (main, name, other).
+    two_files: (&'static str, &'static str, &'static str),
+}
+
+async fn check(case: Case) {
+    let app = spawn_catalogue_app().await;
+    let compiled = case.compile_error.is_some();
+    let (hello, echo, failure, two) = tokio::join!(
+        run(&app, case.language, case.hello, json!({})),
+        run(
+            &app,
+            case.language,
+            case.echo,
+            json!({"stdin": "line one\nline two\n"})
+        ),
+        run(&app, case.language, case.runtime_error.0, json!({})),
+        run(
+            &app,
+            case.language,
+            case.two_files.0,
+            json!({"files": [{"name": case.two_files.1, "content": case.two_files.2}]})
+        ),
+    );
+    let language = case.language;
+    assert_eq!(hello["status"], "ok", "{language} hello: {hello}");
+    assert_eq!(hello["stdout"], "hello\n", "{language} hello: {hello}");
+    assert_eq!(hello["output"], "hello\n");
+    assert_eq!(
+        hello["compile"].is_object(),
+        compiled,
+        "{language}: {hello}"
+    );
+    if compiled {
+        assert_eq!(hello["compile"]["status"], "ok", "{language}: {hello}");
+        assert_eq!(hello["compile"]["exit_code"], 0);
+        assert!(hello["compile"]["duration_ms"].is_u64());
+    }
+    assert_eq!(
+        echo["stdout"], "line one\nline two\n",
+        "{language} echo: {echo}"
+    );
+    assert_eq!(
+        failure["status"], "runtime_error",
+        "{language} failure: {failure}"
+    );
+    assert_eq!(
+        failure["exit_code"], case.runtime_error.1,
+        "{language} failure: {failure}"
+    );
+    let stderr = failure["stderr"].as_str().unwrap();
+    assert!(
+        stderr.contains(case.runtime_error.2),
+        "{language} failure: {failure}"
+    );
+    assert_eq!(two["stdout"], "42\n", "{language} two files: {two}");
+
+    if let Some((code, message)) = case.compile_error {
+        let broken = run(&app, language, code, json!({})).await;
+        assert_eq!(broken["status"], "compile_error", "{language}: {broken}");
+        assert_eq!(broken["compile"]["status"], "runtime_error");
+        assert_ne!(broken["compile"]["exit_code"], 0);
+        let error = broken["error"].as_str().unwrap();
+        assert!(error.contains(message), "{language}: {error}");
+        assert_eq!(broken["stdout"], "");
+        assert_eq!(broken["exit_code"], Value::Null);
+    }
+    app.stop().await;
+}
+
+async fn run(app: &TestApp, language: &str, code: &str, extra: Value) -> Value {
+    let mut body = json!({"language": language, "code": code});
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    app.run_ok(body).await
+}
+
+#[tokio::test]
+async fn javascript() {
+    check(Case {
+        language: "javascript",
+        hello: "console.log('hello')",
+        echo: "process.stdout.write(require('fs').readFileSync(0, 'utf8'))",
+        runtime_error: ("throw new Error('boom')", 1, "Error: boom"),
+        compile_error: None,
+        two_files: (
+            "const { twice } = require('./util');\nconsole.log(twice(21));",
+            "util.js",
+            "module.exports = { twice: (x) => 2 * x };",
+        ),
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn ruby() {
+    check(Case {
+        language: "ruby",
+        hello: "puts 'hello'",
+        echo: "print STDIN.read",
+        runtime_error: ("raise 'boom'", 1, "boom (RuntimeError)"),
+        compile_error: None,
+        two_files: (
+            "require_relative 'util'\nputs twice(21)",
+            "util.rb",
+            "def twice(x) = 2 * x",
+        ),
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bash() {
+    check(Case {
+        language: "bash",
+        hello: "echo hello",
+        echo: "while IFS= read -r line; do echo \"$line\"; done",
+        runtime_error: ("echo boom >&2\nexit 3", 3, "boom"),
+        compile_error: None,
+        two_files: (
+            "source ./util.sh\ntwice 21",
+            "util.sh",
+            "twice() { echo $(( $1 * 2 )); }",
+        ),
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn c() {
+    check(Case {
+        language: "c",
+        hello: "#include <stdio.h>\nint main(void) { puts(\"hello\"); return 0; }",
+        echo: "#include <stdio.h>\nint main(void) { int c; while ((c = getchar()) != EOF) putchar(c); return 0; }",
+        runtime_error: (
+            "#include <stdio.h>\nint main(void) { fprintf(stderr, \"boom\\n\"); return 3; }",
+            3,
+            "boom",
+        ),
+        compile_error: Some(("int main(void) { return x; }", "undeclared")),
+        two_files: (
+            "#include <stdio.h>\nint twice(int);\nint main(void) { printf(\"%d\\n\", twice(21)); return 0; }",
+            "util.c",
+            "int twice(int x) { return 2 * x; }",
+        ),
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn cpp() {
+    check(Case {
+        language: "cpp",
+        hello: "#include <iostream>\nint main() { std::cout << \"hello\" << std::endl; }",
+        echo: "#include <iostream>\n#include <string>\nint main() { std::string l; while (std::getline(std::cin, l)) std::cout << l << '\\n'; }",
+        runtime_error: (
+            "#include <stdexcept>\nint main() { throw std::runtime_error(\"boom\"); }",
+            134,
+            "boom",
+        ),
+        compile_error: Some(("int main() { undefined_function(); }", "was not declared")),
+        two_files: (
+            "#include <iostream>\nint twice(int);\nint main() { std::cout << twice(21) << std::endl; }",
+            "util.cpp",
+            "int twice(int x) { return 2 * x; }",
+        ),
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn go() {
+    check(Case {
+        language: "go",
+        hello: "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello\") }",
+        echo: "package main\n\nimport (\n\t\"io\"\n\t\"os\"\n)\n\nfunc main() { io.Copy(os.Stdout, os.Stdin) }",
+        runtime_error: ("package main\n\nfunc main() { panic(\"boom\") }", 2, "panic: boom"),
+        compile_error: Some((
+            "package main\n\nfunc main() { x := 1 }",
+            "declared and not used",
+        )),
+        two_files: (
+            "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(twice(21)) }",
+            "util.go",
+            "package main\n\nfunc twice(x int) int { return 2 * x }",
+        ),
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn java() {
+    check(Case {
+        language: "java",
+        hello: "public class Main { public static void main(String[] a) { System.out.println(\"hello\"); } }",
+        echo: "public class Main { public static void main(String[] a) throws Exception { System.in.transferTo(System.out); } }",
+        runtime_error: (
+            "public class Main { public static void main(String[] a) { throw new RuntimeException(\"boom\"); } }",
+            1,
+            "java.lang.RuntimeException: boom",
+        ),
+        compile_error: Some((
+            "public class Main { public static void main(String[] a) { int x = 1 } }",
+            "';' expected",
+        )),
+        two_files: (
+            "public class Main { public static void main(String[] a) { System.out.println(Util.twice(21)); } }",
+            "Util.java",
+            "class Util { static int twice(int x) { return 2 * x; } }",
+        ),
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn rust() {
+    check(Case {
+        language: "rust",
+        hello: "fn main() { println!(\"hello\"); }",
+        echo: "fn main() { std::io::copy(&mut std::io::stdin(), &mut std::io::stdout()).unwrap(); }",
+        runtime_error: ("fn main() { panic!(\"boom\"); }", 101, "boom"),
+        compile_error: Some((
+            "fn main() { let x: i32 = \"text\"; }",
+            "mismatched types",
+        )),
+        two_files: (
+            "mod util;\nfn main() { println!(\"{}\", util::twice(21)); }",
+            "util.rs",
+            "pub fn twice(x: i32) -> i32 { 2 * x }",
+        ),
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn python_two_files_and_a_package() {
+    let app = spawn_catalogue_app().await;
+    let answer = run(
+        &app,
+        "python",
+        "import util\nfrom pkg.deep import three\nprint(util.twice(21), three())",
+        json!({"files": [
+            {"name": "util.py", "content": "def twice(x):\n    return 2 * x\n"},
+            {"name": "pkg/deep.py", "content": "def three():\n    return 3\n"},
+        ]}),
+    )
+    .await;
+    assert_eq!(answer["stdout"], "42 3\n", "{answer}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_java_memory_bomb_ends_as_memory_limit() {
+    let app = spawn_catalogue_app().await;
+    let answer = run(
+        &app,
+        "java",
+        "import java.util.*;\npublic class Main { public static void main(String[] a) { List<byte[]> l = new ArrayList<>(); while (true) l.add(new byte[1 << 20]); } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(answer["status"], "memory_limit", "{answer}");
+    assert_eq!(answer["compile"]["status"], "ok");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_c_busy_loop_ends_as_timeout() {
+    let app = spawn_catalogue_app().await;
+    let answer = run(
+        &app,
+        "c",
+        "#include <stdio.h>\nint main(void) { volatile unsigned long n = 0; puts(\"spinning\"); fflush(stdout); for (;;) n++; }",
+        json!({"timeout_ms": 1000}),
+    )
+    .await;
+    assert_eq!(answer["status"], "timeout", "{answer}");
+    assert_eq!(answer["stdout"], "spinning\n");
+    let ms = answer["duration_ms"].as_u64().unwrap();
+    assert!((1000..2000).contains(&ms), "{ms}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_c_fork_bomb_is_contained() {
+    let app = spawn_catalogue_app().await;
+    let answer = run(
+        &app,
+        "c",
+        "#include <unistd.h>\nint main(void) { for (;;) fork(); }",
+        json!({"timeout_ms": 2000}),
+    )
+    .await;
+    assert_eq!(answer["status"], "timeout", "{answer}");
+    let benign = run(
+        &app,
+        "c",
+        "#include <stdio.h>\nint main(void) { puts(\"fine\"); }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(benign["stdout"], "fine\n");
+    app.stop().await;
+}

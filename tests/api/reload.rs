@@ -1,0 +1,157 @@
+//! Language files dropped into, changed in or removed from a running
+//! server's folder take effect without a restart.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, language_file, spawn_app_with_languages};
+
+async fn python_only() -> TestApp {
+    spawn_app_with_languages(
+        vec![("python.toml".to_string(), language_file("python.toml"))],
+        |c| c.reload_interval_ms = 200,
+    )
+    .await
+}
+
+fn folder(app: &TestApp) -> &Path {
+    app.languages.as_ref().unwrap().path()
+}
+
+/// Polls `/languages` until `check` holds, for at most 3 s.
+async fn wait_for_languages(app: &TestApp, check: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let (_, body) = app.get("/languages").await;
+        let names: Vec<String> = body["languages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["name"].as_str().unwrap().to_string())
+            .collect();
+        if check(&names) {
+            return names;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "languages stayed {names:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_in_file_is_served_without_a_restart() {
+    let app = python_only().await;
+    let (status, body) = app.run(json!({"language": "ruby", "code": "puts 1"})).await;
+    assert_eq!(
+        (status, body["code"].as_str().unwrap()),
+        (400, "unknown_language")
+    );
+    std::fs::write(
+        folder(&app).join("ruby.toml"),
+        language_file("available/ruby.toml"),
+    )
+    .unwrap();
+    let names = wait_for_languages(&app, |n| n.contains(&"ruby".to_string())).await;
+    assert_eq!(names, ["python", "ruby"]);
+    let answer = app
+        .run_ok(json!({"language": "rb", "code": "puts 6 * 7"}))
+        .await;
+    assert_eq!(answer["stdout"], "42\n");
+    let (status, body) = app.get("/ready").await;
+    assert_eq!(status, 200, "{body}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_broken_file_is_refused_and_the_good_languages_stay_served() {
+    let app = python_only().await;
+    std::fs::write(
+        folder(&app).join("ruby.toml"),
+        language_file("available/ruby.toml").replace("[limits]", "colour = \"red\"\n[limits]"),
+    )
+    .unwrap();
+    // A file taking python's alias is refused too.
+    std::fs::write(
+        folder(&app).join("snake.toml"),
+        language_file("python.toml").replace("name = \"python\"", "name = \"snake\""),
+    )
+    .unwrap();
+    // Give the watcher several rounds, then check nothing changed.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let names = wait_for_languages(&app, |_| true).await;
+    assert_eq!(names, ["python"]);
+    let answer = app.python("print('still here')").await;
+    assert_eq!(answer["stdout"], "still here\n");
+    // Breaking python's own file keeps its good version.
+    std::fs::write(
+        folder(&app).join("python.toml"),
+        "name = \"python\"\nbroken",
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let answer = app.python("print('kept')").await;
+    assert_eq!(answer["stdout"], "kept\n");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_changed_file_takes_effect_and_a_removed_one_is_withdrawn() {
+    let app = python_only().await;
+    std::fs::write(
+        folder(&app).join("bash.toml"),
+        language_file("available/bash.toml"),
+    )
+    .unwrap();
+    wait_for_languages(&app, |n| n.contains(&"bash".to_string())).await;
+    std::fs::write(
+        folder(&app).join("bash.toml"),
+        language_file("available/bash.toml").replace("memory_mb = 128", "memory_mb = 96"),
+    )
+    .unwrap();
+    let start = Instant::now();
+    loop {
+        let (_, body) = app.get("/languages").await;
+        let bash: Vec<&Value> = body["languages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["name"] == "bash")
+            .collect();
+        if bash[0]["limits"]["memory_mb"] == 96 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "the change was not picked up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    std::fs::remove_file(folder(&app).join("bash.toml")).unwrap();
+    wait_for_languages(&app, |n| !n.contains(&"bash".to_string())).await;
+    let (status, body) = app
+        .run(json!({"language": "bash", "code": "echo hi"}))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str().unwrap()),
+        (400, "unknown_language")
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_run_in_flight_is_not_disturbed_by_its_file_being_removed() {
+    let app = python_only().await;
+    let run = app.python("import time\ntime.sleep(1.2)\nprint('finished')");
+    let remove = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        std::fs::remove_file(folder(&app).join("python.toml")).unwrap();
+        wait_for_languages(&app, |n| n.is_empty()).await;
+    };
+    let (answer, ()) = tokio::join!(run, remove);
+    assert_eq!(answer["stdout"], "finished\n");
+    app.stop().await;
+}
