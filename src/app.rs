@@ -14,6 +14,7 @@ use crate::engine::{Engine, EngineError};
 use crate::executor::{Executor, Owner};
 use crate::language::{Registry, RegistryError};
 use crate::limiter::Limiter;
+use crate::server::{ConnectionBounds, serve};
 use crate::watch::Watcher;
 
 /// How often the start-up sweep retries while Docker cannot be reached.
@@ -141,10 +142,11 @@ impl Application {
             }
         };
         tracing::info!(%addr, instance = %state.config.instance, "code-runner listening");
-        let server = warp::serve(crate::api::routes(state.clone()))
-            .incoming(listener)
-            .graceful(signal)
-            .run();
+        let bounds = ConnectionBounds {
+            max_connections: state.config.max_connections,
+            header_timeout: state.config.header_timeout(),
+        };
+        let server = serve(listener, crate::api::routes(state.clone()), bounds, signal);
         tokio::pin!(server);
         let grace = state.config.shutdown_grace();
         let finished = tokio::select! {

@@ -60,6 +60,17 @@ pub struct Config {
     /// Longest wait for a run slot before the answer is 429, in ms. Default `30000`.
     #[validate(range(min = 1, max = 600_000))]
     pub queue_timeout_ms: u64,
+    /// Connections open at once; more wait to be accepted. Default `1024`.
+    #[validate(range(min = 1, max = 1_000_000))]
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, in ms.
+    /// Default `10000`.
+    #[validate(range(min = 100, max = 600_000))]
+    pub header_timeout_ms: u64,
+    /// How long a client may take to send a request's body, in ms (beyond:
+    /// 408). Default `10000`.
+    #[validate(range(min = 100, max = 600_000))]
+    pub body_timeout_ms: u64,
     /// Largest request body, in bytes. Default `2097152` (2 MiB).
     #[validate(range(min = 1024, max = 268_435_456))]
     pub max_body_bytes: u64,
@@ -104,6 +115,9 @@ impl Default for Config {
             max_concurrent_runs: 4,
             max_queue: 32,
             queue_timeout_ms: 30_000,
+            max_connections: 1024,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 10_000,
             max_body_bytes: 2 * 1024 * 1024,
             max_code_bytes: 256 * 1024,
             max_stdin_bytes: 1024 * 1024,
@@ -196,6 +210,16 @@ impl Config {
     /// How often to look for changed language files, if at all.
     pub fn reload_interval(&self) -> Option<Duration> {
         (self.reload_interval_ms > 0).then(|| Duration::from_millis(self.reload_interval_ms))
+    }
+
+    /// The deadline for a request's headers.
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms)
+    }
+
+    /// The deadline for a request's body.
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_timeout_ms)
     }
 
     /// The longest wait for a run slot.

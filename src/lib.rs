@@ -12,6 +12,7 @@
 //! - [`limiter`]: run slots and the bounded queue.
 //! - [`executor`]: one hardened container per run, always removed.
 //! - [`engine`]: the Docker connection, images and container sweeps.
+//! - [`server`]: the HTTP accept loop, with connection bounds.
 //! - [`app`]: wiring, serving and graceful shutdown.
 //! - [`validation`]: readable messages from `validator`'s errors.
 
@@ -23,6 +24,7 @@ pub mod executor;
 pub mod language;
 pub mod limiter;
 pub mod limits;
+pub mod server;
 pub mod validation;
 pub mod watch;
 

@@ -32,8 +32,8 @@ pub enum ApiError {
     },
     #[error("the request body is larger than the limit of {limit} bytes")]
     BodyTooLarge { limit: u64 },
-    #[error("the request body did not arrive within {seconds} s")]
-    BodyTimeout { seconds: u64 },
+    #[error("the request body did not arrive within {ms} ms")]
+    BodyTimeout { ms: u64 },
     #[error("every run slot is busy and the queue is full; retry later")]
     Busy,
     #[error("the service is shutting down")]

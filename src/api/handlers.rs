@@ -22,9 +22,6 @@ use crate::executor::{ExecError, Job};
 use crate::limiter::Refusal;
 use crate::validation::field_errors;
 
-/// How long a client may take to send its whole body.
-const BODY_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// `POST /run-code`.
 pub async fn run_code(
     state: Arc<AppState>,
@@ -50,7 +47,7 @@ async fn run(
     request_id: &str,
 ) -> Result<RunResponse, ApiError> {
     let config = &state.config;
-    let body = read_body(body, config.max_body_bytes).await?;
+    let body = read_body(body, config.max_body_bytes, config.body_timeout()).await?;
     let request = parse_request(&body)?;
     let bounds = RequestBounds {
         max_code_bytes: config.max_code_bytes,
@@ -182,6 +179,7 @@ async fn run(
 async fn read_body(
     mut body: impl Stream<Item = Result<impl Buf, warp::Error>> + Send + Unpin,
     limit: u64,
+    timeout: Duration,
 ) -> Result<Bytes, ApiError> {
     let read = async {
         let mut out = Vec::new();
@@ -200,10 +198,10 @@ async fn read_body(
         }
         Ok(Bytes::from(out))
     };
-    tokio::time::timeout(BODY_TIMEOUT, read)
+    tokio::time::timeout(timeout, read)
         .await
         .map_err(|_| ApiError::BodyTimeout {
-            seconds: BODY_TIMEOUT.as_secs(),
+            ms: timeout.as_millis() as u64,
         })?
 }
 
@@ -314,6 +312,84 @@ pub async fn languages(state: Arc<AppState>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::models::check_file_name;
+    use proptest::prelude::*;
+
+    fn bounds() -> RequestBounds {
+        RequestBounds {
+            max_code_bytes: 1000,
+            max_files: 4,
+            max_stdin_bytes: 1000,
+            max_args: 4,
+            max_arg_bytes: 100,
+        }
+    }
+
+    /// JSON values of any shape, nested a few levels.
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(|f| serde_json::json!(f)),
+            ".{0,40}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..8).prop_map(serde_json::Value::from),
+                prop::collection::btree_map(".{0,10}", inner, 0..8)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Request-shaped objects: the real keys (and a stray one) with values
+    /// of any shape.
+    fn request_like() -> impl Strategy<Value = serde_json::Value> {
+        let key = prop_oneof![
+            Just("language".to_string()),
+            Just("code".to_string()),
+            Just("stdin".to_string()),
+            Just("args".to_string()),
+            Just("files".to_string()),
+            Just("timeout_ms".to_string()),
+            "[a-z_]{1,12}",
+        ];
+        prop::collection::btree_map(key, json_value(), 0..7)
+            .prop_map(|m| serde_json::Value::Object(m.into_iter().collect()))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn any_bytes_parse_to_a_request_or_a_400(body in prop::collection::vec(any::<u8>(), 0..512)) {
+            if let Err(e) = parse_request(&body) {
+                prop_assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+            }
+        }
+
+        #[test]
+        fn any_request_shaped_json_is_accepted_or_refused_cleanly(value in request_like()) {
+            let body = serde_json::to_vec(&value).unwrap();
+            match parse_request(&body) {
+                Ok(request) => {
+                    let _ = request.validate_with_args(&bounds());
+                    let _ = request.source_bytes();
+                }
+                Err(e) => prop_assert_eq!(e.status(), StatusCode::BAD_REQUEST),
+            }
+        }
+
+        #[test]
+        fn file_name_checks_never_panic_and_keep_paths_inside(name in ".{0,300}") {
+            if check_file_name(&name).is_ok() {
+                prop_assert!(!name.starts_with('/'));
+                prop_assert!(!name.split('/').any(|p| p == ".." || p == "." || p.is_empty()));
+                prop_assert!(!name.contains('\n') && !name.contains('\0'));
+            }
+        }
+    }
 
     fn classify(body: &str) -> ApiError {
         parse_request(body.as_bytes()).unwrap_err()

@@ -76,6 +76,39 @@ fn complete_prefix_len(bytes: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn never_more_than_the_cap_and_always_text(
+            cap in 1usize..200,
+            chunks in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..64), 0..16),
+        ) {
+            let mut b = CappedBuffer::new(cap);
+            let mut total = 0;
+            for chunk in &chunks {
+                total += chunk.len();
+                prop_assert_eq!(b.push(chunk), total > cap);
+            }
+            let kept: Vec<u8> = chunks.concat().into_iter().take(cap).collect();
+            let text = b.into_text();
+            if total <= cap {
+                prop_assert_eq!(text, String::from_utf8_lossy(&kept).into_owned());
+            } else if let Ok(valid) = std::str::from_utf8(&kept) {
+                prop_assert_eq!(text.as_str(), valid);
+            }
+        }
+
+        #[test]
+        fn a_cut_utf8_text_is_a_prefix_of_the_original(s in ".{0,80}", cap in 1usize..100) {
+            let mut b = CappedBuffer::new(cap);
+            b.push(s.as_bytes());
+            let text = b.into_text();
+            prop_assert!(s.starts_with(&text));
+            prop_assert!(text.len() <= cap);
+            prop_assert!(s.len() <= cap || text.len() + 3 >= cap.min(s.len()));
+        }
+    }
 
     #[test]
     fn keeps_exactly_the_cap() {

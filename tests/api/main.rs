@@ -3,8 +3,12 @@
 
 mod binary;
 mod catalogue;
+mod clients;
+mod faults;
+mod fuzz;
 mod helpers;
 mod limits;
+mod redteam;
 mod reload;
 mod requests;
 mod run;
