@@ -14,6 +14,7 @@
 //! - [`engine`]: the Docker connection, images and container sweeps.
 //! - [`server`]: the HTTP accept loop, with connection bounds.
 //! - [`app`]: wiring, serving and graceful shutdown.
+//! - [`healthcheck`]: the binary's `healthcheck` command.
 //! - [`validation`]: readable messages from `validator`'s errors.
 
 pub mod api;
@@ -21,6 +22,7 @@ pub mod app;
 pub mod config;
 pub mod engine;
 pub mod executor;
+pub mod healthcheck;
 pub mod language;
 pub mod limiter;
 pub mod limits;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use bollard::container::LogOutput;
-use bollard::models::ContainerCreateBody;
+use bollard::models::{ContainerCreateBody, ContainerState};
 use bollard::query_parameters::{AttachContainerOptionsBuilder, KillContainerOptionsBuilder};
 use futures_util::{Stream, StreamExt};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -26,6 +26,11 @@ use crate::engine::{Engine, EngineError};
 /// How long to wait for a killed container to stop, and for the rest of its
 /// output once it has stopped.
 const SETTLE: Duration = Duration::from_secs(5);
+
+/// How many times, and how far apart, an unexplained SIGKILL is checked
+/// again for the out-of-memory flag.
+const OOM_RECHECKS: u32 = 5;
+const OOM_RECHECK_PAUSE: Duration = Duration::from_millis(60);
 
 type Output = Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
 
@@ -211,12 +216,19 @@ impl Sandbox {
             return Err(ExecError::Stopped);
         }
 
-        let state = docker
-            .inspect_container(id, None)
-            .await
-            .map_err(EngineError::from)?
-            .state
-            .unwrap_or_default();
+        let mut state = inspect_state(&docker, id).await?;
+        // The engine may handle the kernel's out-of-memory event just after
+        // the exit: a SIGKILL the service did not send is checked again.
+        let mut rechecks = 0;
+        while matches!(ending, Ending::Exited)
+            && state.exit_code == Some(137)
+            && state.oom_killed != Some(true)
+            && rechecks < OOM_RECHECKS
+        {
+            tokio::time::sleep(OOM_RECHECK_PAUSE).await;
+            state = inspect_state(&docker, id).await?;
+            rechecks += 1;
+        }
         guard.remove().await;
 
         let exit_code = state.exit_code;
@@ -254,6 +266,15 @@ impl Sandbox {
     pub async fn remove(self) {
         self.guard.remove().await;
     }
+}
+
+async fn inspect_state(docker: &Docker, id: &str) -> Result<ContainerState, ExecError> {
+    Ok(docker
+        .inspect_container(id, None)
+        .await
+        .map_err(EngineError::from)?
+        .state
+        .unwrap_or_default())
 }
 
 /// Adds an output chunk to its stream; returns the stream if it overflowed.

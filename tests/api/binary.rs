@@ -95,3 +95,32 @@ async fn sigterm_with_a_run_in_flight_finishes_it_removes_everything_and_exits_0
     assert_eq!(exited.code(), Some(0));
     assert_no_containers_of(&docker, &instance, Duration::from_secs(1)).await;
 }
+
+#[tokio::test]
+async fn the_healthcheck_command_passes_against_a_live_service_and_fails_without_one() {
+    let port = free_port();
+    let healthcheck = move || {
+        binary()
+            .args(["healthcheck"])
+            .env("CODE_RUNNER_PORT", port.to_string())
+            .env("CODE_RUNNER_HOST", "0.0.0.0")
+            .output()
+            .unwrap()
+    };
+    let out = tokio::task::spawn_blocking(healthcheck).await.unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot connect"));
+
+    let app = crate::helpers::spawn_app_with(|c| c.port = port).await;
+    let out = tokio::task::spawn_blocking(healthcheck).await.unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    app.stop().await;
+
+    let out = binary().arg("bogus").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

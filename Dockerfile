@@ -1,0 +1,40 @@
+# code-runner: a multi-stage build giving a small runtime image with no
+# compiler and no shell: the binary, the shipped languages and a default
+# configuration (environment variables).
+#
+#   docker build -t code-runner .
+#
+# The base images are build arguments, so that a machine with no registry
+# can build from local stand-ins of the same names (scripts/build-images
+# --deploy); with a registry, the defaults are pulled.
+ARG BUILD_IMAGE=rust:1.95-slim-bookworm
+ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12
+
+FROM ${BUILD_IMAGE} AS build
+WORKDIR /src
+# Dependencies first, in a layer of their own that survives source changes.
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir src \
+    && echo 'fn main() {}' > src/main.rs \
+    && touch src/lib.rs \
+    && cargo build --release --locked \
+    && rm -rf src
+COPY src ./src
+COPY languages ./languages
+RUN touch src/main.rs src/lib.rs \
+    && cargo build --release --locked
+
+FROM ${RUNTIME_IMAGE}
+COPY --from=build /src/target/release/code-runner /usr/local/bin/code-runner
+COPY languages /etc/code-runner/languages
+ENV CODE_RUNNER_HOST=0.0.0.0 \
+    CODE_RUNNER_PORT=8001 \
+    CODE_RUNNER_LANGUAGES_DIR=/etc/code-runner/languages \
+    RUST_LOG=info
+# An unprivileged user (distroless's `nonroot`); it reaches the Docker
+# socket through the socket's group, given at run time (group_add).
+USER 65532:65532
+EXPOSE 8001
+HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["/usr/local/bin/code-runner", "healthcheck"]
+ENTRYPOINT ["/usr/local/bin/code-runner"]
