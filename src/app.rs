@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::engine::{Engine, EngineError};
+use crate::executor::pool::Pool;
 use crate::executor::{Executor, Owner};
 use crate::language::{Registry, RegistryError};
 use crate::limiter::Limiter;
@@ -74,7 +75,9 @@ impl Application {
             boot: uuid::Uuid::new_v4().simple().to_string(),
         };
         let stop_runs = CancellationToken::new();
-        let executor = Executor::new(engine.clone(), owner, stop_runs.clone());
+        let pool = Pool::new(engine.clone(), owner.clone(), config.pool_refills);
+        pool.configure(&registry, config.pool_size);
+        let executor = Executor::new(engine.clone(), owner, stop_runs.clone(), pool);
         let limiter = Limiter::new(
             config.max_concurrent_runs,
             config.max_queue,
@@ -126,6 +129,13 @@ impl Application {
             watcher,
         } = self;
         tokio::spawn(prepare_engine(state.clone()));
+        let pool = state.executor.pool().clone();
+        tokio::spawn(pool.clone().run());
+        let reaper = state.executor.reaper().clone();
+        let reaping = tokio::spawn({
+            let reaper = reaper.clone();
+            async move { reaper.run().await }
+        });
         let reload = state.config.reload_interval();
         let watching =
             reload.map(|every| tokio::spawn(watch_languages(state.clone(), watcher, every)));
@@ -170,6 +180,9 @@ impl Application {
         if let Some(watching) = watching {
             watching.abort();
         }
+        pool.shutdown().await;
+        reaper.flush(FINAL_ANSWERS).await;
+        reaping.abort();
         sweep_own_containers(&state).await;
         tracing::info!("code-runner stopped");
     }
@@ -195,6 +208,10 @@ async fn watch_languages(state: Arc<AppState>, mut watcher: Watcher, every: Dura
         if let Some(registry) = update {
             let registry = Arc::new(registry);
             *state.registry.write().expect("registry lock") = registry.clone();
+            state
+                .executor
+                .pool()
+                .configure(&registry, state.config.pool_size);
             let engine = state.engine.clone();
             tokio::spawn(async move { pull_missing_images(&engine, &registry).await });
         }

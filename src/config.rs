@@ -90,6 +90,14 @@ pub struct Config {
     /// containers are removed, in ms. Default `15000`.
     #[validate(range(max = 600_000))]
     pub shutdown_grace_ms: u64,
+    /// Containers each language without a compile stage keeps started
+    /// ahead of demand (a language file's `pool_size` overrides it); `0`
+    /// turns the pool off. Default `2`.
+    #[validate(range(max = 64))]
+    pub pool_size: usize,
+    /// Pooled containers being started at once, across languages. Default `2`.
+    #[validate(range(min = 1, max = 64))]
+    pub pool_refills: usize,
     /// Most extra `files` in one request. Default `32`.
     #[validate(range(max = 1024))]
     pub max_files: usize,
@@ -124,6 +132,8 @@ impl Default for Config {
             max_args: 64,
             max_arg_bytes: 4096,
             shutdown_grace_ms: 15_000,
+            pool_size: 2,
+            pool_refills: 2,
             max_files: 32,
             limits: Limits::default(),
             compile_limits: Limits::compile_default(),

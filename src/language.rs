@@ -36,6 +36,10 @@ struct LanguageFile {
     compile_limits: Option<LimitsOverride>,
     #[serde(default)]
     runtime: Option<String>,
+    #[serde(default)]
+    pool_size: Option<usize>,
+    #[serde(default)]
+    warmup: Option<String>,
 }
 
 /// A language, validated and with every limit filled in.
@@ -76,6 +80,14 @@ pub struct Language {
     /// OCI runtime to use instead of the engine's default (e.g. `runsc`).
     #[validate(custom(function = "runtime_name"))]
     pub runtime: Option<String>,
+    /// Containers kept started ahead of demand; unset: the server's
+    /// `pool_size`. Languages with a compile stage are not pooled.
+    #[validate(range(max = 64))]
+    pub pool_size: Option<usize>,
+    /// A shell command a pooled container runs once, output discarded,
+    /// before it waits for its run (to load the interpreter into the caches).
+    #[validate(length(max = 1024))]
+    pub warmup: Option<String>,
     /// Where the language came from: a file path, or `built-in`.
     #[serde(skip)]
     pub origin: String,
@@ -118,6 +130,8 @@ impl Language {
                 .compile
                 .overridden_by(&file.compile_limits.unwrap_or_default()),
             runtime: file.runtime,
+            pool_size: file.pool_size,
+            warmup: file.warmup,
             origin: origin.to_string(),
         };
         language

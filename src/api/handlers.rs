@@ -14,7 +14,7 @@ use warp::reply::{Reply, Response};
 
 use super::error::ApiError;
 use super::models::{LanguageInfo, RequestBounds, RunRequest, RunResponse, TOO_LARGE, wire_field};
-use super::{REQUEST_ID_HEADER, new_request_id};
+use super::{POOL_HEADER, REQUEST_ID_HEADER, new_request_id};
 use crate::app::AppState;
 use crate::engine::EngineError;
 use crate::executor::input::SourceFile;
@@ -28,8 +28,23 @@ pub async fn run_code(
     body: impl Stream<Item = Result<impl Buf, warp::Error>> + Send + Unpin,
 ) -> Response {
     let request_id = new_request_id();
+    let received = Instant::now();
     let mut response = match run(&state, body, &request_id).await {
-        Ok(answer) => warp::reply::json(&answer).into_response(),
+        Ok((answer, ran)) => {
+            let mut response = warp::reply::json(&answer).into_response();
+            let headers = response.headers_mut();
+            let pool = if ran.pooled { "hit" } else { "miss" };
+            headers.insert(POOL_HEADER, HeaderValue::from_static(pool));
+            let timing = format!(
+                "docker;dur={:.3}, total;dur={:.3}",
+                ran.docker_time.as_secs_f64() * 1000.0,
+                received.elapsed().as_secs_f64() * 1000.0
+            );
+            if let Ok(value) = HeaderValue::from_str(&timing) {
+                headers.insert("server-timing", value);
+            }
+            response
+        }
         Err(e) => {
             tracing::info!(%request_id, code = e.code(), error = %e, "request refused");
             e.into_response()
@@ -41,11 +56,17 @@ pub async fn run_code(
     response
 }
 
+/// How a run was served, for the response headers.
+struct Ran {
+    pooled: bool,
+    docker_time: Duration,
+}
+
 async fn run(
     state: &AppState,
     body: impl Stream<Item = Result<impl Buf, warp::Error>> + Send + Unpin,
     request_id: &str,
-) -> Result<RunResponse, ApiError> {
+) -> Result<(RunResponse, Ran), ApiError> {
     let config = &state.config;
     let body = read_body(body, config.max_body_bytes, config.body_timeout()).await?;
     let request = parse_request(&body)?;
@@ -161,6 +182,10 @@ async fn run(
             }
         }
     })?;
+    let ran = Ran {
+        pooled: outcome.pooled,
+        docker_time: outcome.docker_time,
+    };
     let answer = RunResponse::new(&language, wall_time_ms, outcome);
     tracing::info!(
         %request_id,
@@ -170,9 +195,10 @@ async fn run(
         compile_ms = answer.compile.as_ref().map(|c| c.duration_ms),
         duration_ms = answer.duration_ms,
         total_ms = started.elapsed().as_millis() as u64,
+        pooled = ran.pooled,
         "run finished"
     );
-    Ok(answer)
+    Ok((answer, ran))
 }
 
 /// Reads the whole body, bounded in size and time.

@@ -15,6 +15,9 @@ use crate::app::AppState;
 
 /// Header carrying the id of a request, as written in the logs.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Header saying whether a run's container came from the pool (`hit`) or
+/// was started for it (`miss`).
+pub const POOL_HEADER: &str = "x-code-runner-pool";
 
 /// Every route of the service, with errors rendered as JSON.
 pub fn routes(

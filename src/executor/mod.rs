@@ -11,12 +11,16 @@
 //! limits, and only then is the run container fed its arguments and stdin,
 //! so that the run's limits count from the run's start. A deadline or an
 //! output cap kills a container and keeps the output read so far; exit
-//! codes and the out-of-memory flag come from the container's state. Guards
-//! remove containers and volumes on every path (an error, a panic, a
-//! dropped request).
+//! codes come from the bootstrap's trailers (or the container's state), the
+//! out-of-memory flag from the container's state. Once the answer is known,
+//! the [`reaper`] removes containers and volumes in the background; guards
+//! remove them on every other path (an error, a panic, a dropped request).
+//! The [`pool`] keeps containers started ahead of demand.
 
 pub mod input;
 pub mod output;
+pub mod pool;
+pub mod reaper;
 pub mod sandbox;
 pub mod spec;
 
@@ -30,7 +34,9 @@ use crate::engine::{Engine, EngineError};
 use crate::language::Language;
 use crate::limits::Limits;
 use input::SourceFile;
-use sandbox::{Sandbox, StageBounds, VolumeGuard};
+use pool::Pool;
+use reaper::{Leftovers, Reaper};
+use sandbox::{Executed, Payload, Sandbox, StageBounds, VolumeGuard};
 pub use spec::Owner;
 use spec::{Stage, Work};
 
@@ -111,6 +117,10 @@ pub struct StageOutcome {
 pub struct Outcome {
     pub compile: Option<StageOutcome>,
     pub run: Option<StageOutcome>,
+    /// Whether the run's container came from the pool.
+    pub pooled: bool,
+    /// Time spent in Engine API calls and waiting for the program.
+    pub docker_time: Duration,
 }
 
 /// A run that could not be carried out (not the program's failure).
@@ -133,15 +143,34 @@ pub struct Executor {
     owner: Owner,
     /// Cancelled at shutdown, when the grace period is over.
     stop: CancellationToken,
+    pool: Arc<Pool>,
+    reaper: Arc<Reaper>,
 }
 
 impl Executor {
-    pub fn new(engine: Arc<Engine>, owner: Owner, stop: CancellationToken) -> Self {
+    pub fn new(
+        engine: Arc<Engine>,
+        owner: Owner,
+        stop: CancellationToken,
+        pool: Arc<Pool>,
+    ) -> Self {
         Executor {
             engine,
             owner,
             stop,
+            pool,
+            reaper: Arc::new(Reaper::new()),
         }
+    }
+
+    /// The queue of removals.
+    pub fn reaper(&self) -> &Arc<Reaper> {
+        &self.reaper
+    }
+
+    /// The pool of started containers.
+    pub fn pool(&self) -> &Arc<Pool> {
+        &self.pool
     }
 
     /// Who this executor's containers belong to.
@@ -155,6 +184,7 @@ impl Executor {
         if self.stop.is_cancelled() {
             return Err(ExecError::Stopped);
         }
+        let _in_flight = self.reaper.in_flight();
         let result = if job.language.compile.is_some() {
             self.compiled(job).await
         } else {
@@ -168,20 +198,42 @@ impl Executor {
 
     async fn interpreted(&self, job: Job) -> Result<Outcome, ExecError> {
         let language = &job.language;
-        let body = spec::container(language, Stage::Run, &self.owner, &Work::Tmpfs);
-        let sandbox = Sandbox::start(&self.engine, body, &language.image).await?;
-        let payload = input::encode(&job.files, &job.args, &job.stdin);
+        let payload = Payload::new(&job.files, &job.args, &job.stdin);
+        let (sandbox, pooled, start_time) = match self.pool.claim(language) {
+            Some(sandbox) => (sandbox, true, Duration::ZERO),
+            None => {
+                // A cold container gets its payload before it starts, so the
+                // program starts with its process.
+                let body = spec::container(language, Stage::Run, &self.owner, &Work::Tmpfs, false);
+                let sandbox =
+                    Sandbox::start_fed(&self.engine, body, &language.image, Some(payload.clone()))
+                        .await?;
+                let start_time = sandbox.start_time;
+                (sandbox, false, start_time)
+            }
+        };
         let bounds = bounds(&language.limits, job.wall_time);
-        let run = sandbox.execute(payload, bounds, &self.stop).await?;
+        let Executed {
+            outcome,
+            container,
+            docker_time,
+        } = sandbox.execute(payload, bounds, &self.stop).await?;
+        self.reaper.remove(Leftovers {
+            containers: vec![container],
+            volume: None,
+        });
         Ok(Outcome {
             compile: None,
-            run: Some(run),
+            run: Some(outcome),
+            pooled,
+            docker_time: start_time + docker_time,
         })
     }
 
     async fn compiled(&self, job: Job) -> Result<Outcome, ExecError> {
         let language = &job.language;
         let name = format!("code-runner-{}", uuid::Uuid::new_v4().simple());
+        let began = std::time::Instant::now();
         self.engine
             .create_tmpfs_volume(
                 &name,
@@ -194,30 +246,39 @@ impl Executor {
         // The run container starts first and waits for its payload: while it
         // runs, the volume's tmpfs stays mounted, with what the compile
         // container leaves in it.
-        let body = spec::container(language, Stage::Run, &self.owner, &work);
+        let body = spec::container(language, Stage::Run, &self.owner, &work, false);
         let runner = Sandbox::start(&self.engine, body, &language.image).await?;
-        let body = spec::container(language, Stage::Compile, &self.owner, &work);
+        let body = spec::container(language, Stage::Compile, &self.owner, &work, false);
         let compiler = Sandbox::start(&self.engine, body, &language.image).await?;
         let limits = &language.compile_limits;
-        let compile = compiler
+        let compiled = compiler
             .execute(
-                input::encode(&job.files, &[], b""),
+                Payload::new(&job.files, &[], b""),
                 bounds(limits, limits.wall_time()),
                 &self.stop,
             )
             .await?;
-        let run = if compile.status == Status::Ok {
-            let payload = input::encode(&[], &job.args, &job.stdin);
+        let mut leftovers = Leftovers {
+            containers: vec![compiled.container],
+            volume: None,
+        };
+        let run = if compiled.outcome.status == Status::Ok {
             let bounds = bounds(&language.limits, job.wall_time);
-            Some(runner.execute(payload, bounds, &self.stop).await?)
+            let payload = Payload::new(&[], &job.args, &job.stdin);
+            let ran = runner.execute(payload, bounds, &self.stop).await?;
+            leftovers.containers.push(ran.container);
+            Some(ran.outcome)
         } else {
             runner.remove().await;
             None
         };
-        volume.remove().await;
+        leftovers.volume = Some(volume);
+        self.reaper.remove(leftovers);
         Ok(Outcome {
-            compile: Some(compile),
+            compile: Some(compiled.outcome),
             run,
+            pooled: false,
+            docker_time: began.elapsed(),
         })
     }
 }

@@ -5,7 +5,8 @@
 //! [`Sandbox::execute`] writes its payload; the stage's deadline counts from
 //! that moment, not from the container's start. This is what lets a run
 //! container start before the compile stage that fills its working
-//! directory.
+//! directory, and lets the pool start containers ahead of demand. The
+//! attach and the wait are both under way before the payload arrives.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -17,8 +18,10 @@ use bollard::models::{ContainerCreateBody, ContainerState};
 use bollard::query_parameters::{AttachContainerOptionsBuilder, KillContainerOptionsBuilder};
 use futures_util::{Stream, StreamExt};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+use super::input::{self, SourceFile, Trailer};
 use super::output::CappedBuffer;
 use super::{ExecError, OutputStream, StageOutcome, Status, signal_of_exit_code};
 use crate::engine::{Engine, EngineError};
@@ -38,8 +41,26 @@ type Output = Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error
 pub struct Sandbox {
     docker: Docker,
     guard: ContainerGuard,
-    input: Pin<Box<dyn AsyncWrite + Send>>,
+    /// The stdin to write the payload to, until it is written.
+    input: Option<Pin<Box<dyn AsyncWrite + Send>>>,
+    /// The nonce of the payload written before the start, if it was.
+    fed: Option<(String, AbortOnDrop)>,
     output: Output,
+    /// Resolves when the container stops: the wait request is sent as soon
+    /// as the container starts, so that it is ready before any payload.
+    exited: oneshot::Receiver<Result<(), EngineError>>,
+    /// How long creating, attaching and starting took.
+    pub start_time: Duration,
+}
+
+/// What [`Sandbox::execute`] gives back: the outcome, and the container,
+/// to be removed when the caller sees fit (off the response path).
+pub struct Executed {
+    pub outcome: StageOutcome,
+    pub container: ContainerGuard,
+    /// From the payload to the outcome: time spent on the Engine API and
+    /// waiting for the program.
+    pub docker_time: Duration,
 }
 
 /// The bounds of one stage.
@@ -51,6 +72,9 @@ pub struct StageBounds {
 
 /// Why the read loop stopped.
 enum Ending {
+    /// The bootstrap's trailers gave the program's exit status.
+    Finished(input::Ending),
+    /// The container stopped with no trailers (the bootstrap was killed).
     Exited,
     Deadline,
     Overflow(OutputStream),
@@ -58,13 +82,27 @@ enum Ending {
 }
 
 impl Sandbox {
-    /// Creates, attaches and starts a container. `image` names the image in
-    /// the error when the engine does not have it.
+    /// Creates, attaches and starts a container, to wait for its payload.
+    /// `image` names the image in the error when the engine does not have it.
     pub async fn start(
         engine: &Arc<Engine>,
         body: ContainerCreateBody,
         image: &str,
     ) -> Result<Sandbox, ExecError> {
+        Sandbox::start_fed(engine, body, image, None).await
+    }
+
+    /// Creates and attaches a container, writes `payload` (when given) to
+    /// its stdin, and starts it: the program starts as soon as its process
+    /// does, while the engine finishes the start. (The deadline still counts
+    /// from [`Sandbox::execute`].)
+    pub async fn start_fed(
+        engine: &Arc<Engine>,
+        body: ContainerCreateBody,
+        image: &str,
+        payload: Option<Payload>,
+    ) -> Result<Sandbox, ExecError> {
+        let began = Instant::now();
         let docker = engine.client().await?;
         // Created in a task of its own: if the run is dropped (its client went
         // away) while the engine creates the container, the task still
@@ -108,71 +146,102 @@ impl Sandbox {
             )
             .await
             .map_err(EngineError::from)?;
+        let mut input = Some(attach.input);
+        let fed = payload.map(|payload| {
+            let feeder = feed(input.take().expect("stdin"), payload.bytes);
+            (payload.nonce, feeder)
+        });
         docker
             .start_container(guard.id(), None)
             .await
             .map_err(EngineError::from)?;
+        let (exit_tx, exited) = oneshot::channel();
+        let waiter = docker.clone();
+        let id = guard.id().to_string();
+        tokio::spawn(async move {
+            let mut wait = std::pin::pin!(waiter.wait_container(&id, None));
+            let result = match wait.next().await {
+                // A non-zero exit comes as an error carrying the code.
+                Some(Ok(_))
+                | Some(Err(bollard::errors::Error::DockerContainerWaitError { .. })) => Ok(()),
+                Some(Err(e)) => Err(EngineError::from(e)),
+                None => Err(EngineError::Unavailable(
+                    "the wait stream ended without an exit".into(),
+                )),
+            };
+            let _ = exit_tx.send(result);
+        });
         Ok(Sandbox {
             docker,
             guard,
-            input: attach.input,
+            input,
+            fed,
             output: attach.output,
+            exited,
+            start_time: began.elapsed(),
         })
     }
 
-    /// Feeds `payload` to the waiting bootstrap, then reads the program's
-    /// output under `bounds` until it exits, the deadline passes, a stream
-    /// goes over its cap or `stop` is cancelled; reads the exit status, and
-    /// removes the container.
+    /// Whether the container still runs, waiting for its payload (a pooled
+    /// container killed from outside is not).
+    pub fn is_waiting(&mut self) -> bool {
+        matches!(
+            self.exited.try_recv(),
+            Err(oneshot::error::TryRecvError::Empty)
+        )
+    }
+
+    /// Feeds the files, arguments and stdin to the waiting bootstrap, then
+    /// reads the program's output under `bounds` until the bootstrap's
+    /// trailers say it ended (or the container stops), the deadline passes,
+    /// a stream goes over its cap or `stop` is cancelled, and reads the
+    /// container's state. The container is handed back for removal.
     pub async fn execute(
         self,
-        payload: Vec<u8>,
+        payload: Payload,
         bounds: StageBounds,
         stop: &CancellationToken,
-    ) -> Result<StageOutcome, ExecError> {
+    ) -> Result<Executed, ExecError> {
         let Sandbox {
             docker,
             guard,
             input,
+            fed,
             mut output,
+            exited,
+            ..
         } = self;
         let id = guard.id();
         let started = Instant::now();
         let deadline = tokio::time::Instant::from_std(started + bounds.wall_time);
-        let mut writer = input;
-        let feeder = tokio::spawn(async move {
-            // The program may exit without reading: a broken pipe is fine.
-            if writer.write_all(&payload).await.is_ok() {
-                let _ = writer.shutdown().await;
-            }
-        });
-        let _feeder = AbortOnDrop(feeder);
+        let (nonce, _feeder) = match (fed, input) {
+            (Some(fed), _) => fed,
+            (None, Some(input)) => (payload.nonce, feed(input, payload.bytes)),
+            (None, None) => unreachable!("a sandbox keeps its stdin until it is fed"),
+        };
+        let nonce = nonce.as_str();
 
-        let mut wait = Box::pin(docker.wait_container(id, None));
-        let mut stdout = CappedBuffer::new(bounds.output_bytes);
-        let mut stderr = CappedBuffer::new(bounds.output_bytes);
+        let mut exited = Exit(Some(exited));
+        let mut streams = Streams::new(nonce, bounds.output_bytes);
         let mut output_open = true;
         let ending = loop {
             tokio::select! {
                 chunk = output.next(), if output_open => match chunk {
                     Some(Ok(chunk)) => {
-                        if let Some(stream) = collect(chunk, &mut stdout, &mut stderr) {
+                        if let Some(stream) = streams.take(chunk) {
                             break Ending::Overflow(stream);
+                        }
+                        if let Some(ending) = streams.ending() {
+                            break Ending::Finished(ending);
                         }
                     }
                     // The stream may end (or fail) while the program still
                     // runs (it closed its stdout and stderr): the wait decides.
                     Some(Err(_)) | None => output_open = false,
                 },
-                exit = wait.next() => match exit {
-                    // A non-zero exit comes as an error carrying the code.
-                    Some(Ok(_)) | Some(Err(bollard::errors::Error::DockerContainerWaitError { .. })) => {
-                        break Ending::Exited
-                    }
-                    Some(Err(e)) => return Err(EngineError::from(e).into()),
-                    None => {
-                        return Err(EngineError::Unavailable("the wait stream ended without an exit".into()).into())
-                    }
+                exit = exited.next(), if exited.pending() => match exit {
+                    Ok(()) => break Ending::Exited,
+                    Err(e) => return Err(e.into()),
                 },
                 _ = tokio::time::sleep_until(deadline) => break Ending::Deadline,
                 _ = stop.cancelled() => break Ending::Stopped,
@@ -180,67 +249,79 @@ impl Sandbox {
         };
         let ended = Instant::now();
 
-        // Whatever the program wrote before it ended is still in the stream.
-        // It is read while the container is killed: the engine stalls a
-        // kill while its writes to an unread attach stream are blocked.
-        let drain = async {
-            if output_open {
-                while let Some(Ok(chunk)) = output.next().await {
-                    collect(chunk, &mut stdout, &mut stderr);
+        if !matches!(ending, Ending::Finished(_)) {
+            // Whatever the program wrote before it ended is still in the
+            // stream. It is read while the container is killed: the engine
+            // stalls a kill while its writes to an unread attach stream are
+            // blocked.
+            let drain = async {
+                if output_open {
+                    while let Some(Ok(chunk)) = output.next().await {
+                        streams.take(chunk);
+                    }
                 }
-            }
-        };
-        let halt = async {
-            if matches!(ending, Ending::Exited) {
-                return Ok(());
-            }
-            let kill = KillContainerOptionsBuilder::default()
-                .signal("SIGKILL")
-                .build();
-            match docker
-                .kill_container(id, Some(kill))
-                .await
-                .map_err(EngineError::from)
-            {
-                // 409: it stopped on its own meanwhile.
-                Ok(()) | Err(EngineError::Api { status: 409, .. }) => {}
-                Err(e) => return Err(e),
-            }
-            let _ = tokio::time::timeout(SETTLE, wait.next()).await;
-            Ok(())
-        };
-        let (halted, _) = tokio::join!(halt, tokio::time::timeout(SETTLE, drain));
-        halted?;
+                streams.finish();
+            };
+            let halt = async {
+                if matches!(ending, Ending::Exited) {
+                    return Ok(());
+                }
+                let kill = KillContainerOptionsBuilder::default()
+                    .signal("SIGKILL")
+                    .build();
+                match docker
+                    .kill_container(id, Some(kill))
+                    .await
+                    .map_err(EngineError::from)
+                {
+                    // 409: it stopped on its own meanwhile.
+                    Ok(()) | Err(EngineError::Api { status: 409, .. }) => {}
+                    Err(e) => return Err(e),
+                }
+                exited.within(SETTLE).await;
+                Ok(())
+            };
+            let (halted, _) = tokio::join!(halt, tokio::time::timeout(SETTLE, drain));
+            halted?;
+        }
         if matches!(ending, Ending::Stopped) {
             guard.remove().await;
             return Err(ExecError::Stopped);
         }
+        // (The guard is dropped on the error paths below, which removes it.)
 
-        let mut state = inspect_state(&docker, id).await?;
-        // The engine may handle the kernel's out-of-memory event just after
-        // the exit: a SIGKILL the service did not send is checked again.
-        let mut rechecks = 0;
-        while matches!(ending, Ending::Exited)
-            && state.exit_code == Some(137)
-            && state.oom_killed != Some(true)
-            && rechecks < OOM_RECHECKS
-        {
-            tokio::time::sleep(OOM_RECHECK_PAUSE).await;
-            state = inspect_state(&docker, id).await?;
-            rechecks += 1;
-        }
-        guard.remove().await;
+        let (exit_code, oom_killed) = match ending {
+            // The bootstrap counted the kernel's out-of-memory kills.
+            Ending::Finished(input::Ending {
+                status,
+                oom_kills: Some(kills),
+            }) => (Some(status), kills > 0),
+            Ending::Finished(input::Ending { status, .. }) => (
+                Some(status),
+                self::oom_killed(&docker, id, status, &mut exited).await?,
+            ),
+            _ => {
+                let state = inspect_state(&docker, id).await?;
+                let code = state.exit_code;
+                let oom = match (state.oom_killed, code, &ending) {
+                    (Some(true), _, _) => true,
+                    (_, Some(code), Ending::Exited) => {
+                        self::oom_killed(&docker, id, code, &mut exited).await?
+                    }
+                    _ => false,
+                };
+                (code, oom)
+            }
+        };
+        let docker_time = started.elapsed();
 
-        let exit_code = state.exit_code;
         let overflowed = match ending {
             Ending::Overflow(stream) => Some(stream),
-            _ if stdout.overflowed() => Some(OutputStream::Stdout),
-            _ if stderr.overflowed() => Some(OutputStream::Stderr),
-            _ => None,
+            _ => streams.overflowed(),
         };
         let status = if overflowed.is_some() {
             Status::OutputLimit
-        } else if state.oom_killed.unwrap_or(false) {
+        } else if oom_killed {
             Status::MemoryLimit
         } else if matches!(ending, Ending::Deadline) {
             Status::Timeout
@@ -249,16 +330,21 @@ impl Sandbox {
         } else {
             Status::RuntimeError
         };
-        let truncated = stdout.overflowed() || stderr.overflowed();
-        Ok(StageOutcome {
+        let (stdout, stderr, truncated) = streams.into_texts();
+        let outcome = StageOutcome {
             status,
             exit_code,
             signal: exit_code.and_then(signal_of_exit_code),
-            stdout: stdout.into_text(),
-            stderr: stderr.into_text(),
+            stdout,
+            stderr,
             truncated,
             overflowed,
             duration: ended - started,
+        };
+        Ok(Executed {
+            outcome,
+            container: guard,
+            docker_time,
         })
     }
 
@@ -266,6 +352,29 @@ impl Sandbox {
     pub async fn remove(self) {
         self.guard.remove().await;
     }
+}
+
+/// Whether the engine says the container was killed for memory. For an
+/// unexplained SIGKILL, the engine may handle the kernel's out-of-memory
+/// event only just after the exit: let the container stop, and ask again.
+async fn oom_killed(
+    docker: &Docker,
+    id: &str,
+    status: i64,
+    exited: &mut Exit,
+) -> Result<bool, ExecError> {
+    let mut state = inspect_state(docker, id).await?;
+    if status == 137 && state.oom_killed != Some(true) {
+        exited.within(SETTLE).await;
+        for _ in 0..OOM_RECHECKS {
+            state = inspect_state(docker, id).await?;
+            if state.oom_killed == Some(true) {
+                break;
+            }
+            tokio::time::sleep(OOM_RECHECK_PAUSE).await;
+        }
+    }
+    Ok(state.oom_killed == Some(true))
 }
 
 async fn inspect_state(docker: &Docker, id: &str) -> Result<ContainerState, ExecError> {
@@ -277,21 +386,125 @@ async fn inspect_state(docker: &Docker, id: &str) -> Result<ContainerState, Exec
         .unwrap_or_default())
 }
 
-/// Adds an output chunk to its stream; returns the stream if it overflowed.
-fn collect(
-    chunk: LogOutput,
-    stdout: &mut CappedBuffer,
-    stderr: &mut CappedBuffer,
-) -> Option<OutputStream> {
-    match chunk {
-        LogOutput::StdOut { message } => stdout.push(&message).then_some(OutputStream::Stdout),
-        LogOutput::StdErr { message } => stderr.push(&message).then_some(OutputStream::Stderr),
-        LogOutput::StdIn { .. } | LogOutput::Console { .. } => None,
+/// The container's stop, as the wait task reports it (once).
+struct Exit(Option<oneshot::Receiver<Result<(), EngineError>>>);
+
+impl Exit {
+    fn pending(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// The stop; pending for ever once reported.
+    async fn next(&mut self) -> Result<(), EngineError> {
+        let Some(receiver) = self.0.as_mut() else {
+            return std::future::pending().await;
+        };
+        let result = receiver.await.unwrap_or_else(|_| {
+            Err(EngineError::Unavailable(
+                "the wait task ended without an exit".into(),
+            ))
+        });
+        self.0 = None;
+        result
+    }
+
+    /// Waits up to `limit` for the stop, if it has not come yet.
+    async fn within(&mut self, limit: Duration) {
+        if self.pending() {
+            let _ = tokio::time::timeout(limit, self.next()).await;
+        }
+    }
+}
+
+/// What a sandbox is fed: the encoded files, arguments and stdin, with the
+/// nonce of its trailers.
+#[derive(Debug, Clone)]
+pub struct Payload {
+    nonce: String,
+    bytes: Vec<u8>,
+}
+
+impl Payload {
+    pub fn new(files: &[SourceFile], args: &[String], stdin: &[u8]) -> Payload {
+        let nonce = input::nonce();
+        let bytes = input::encode(&nonce, files, args, stdin);
+        Payload { nonce, bytes }
+    }
+}
+
+/// Writes `bytes` to a container's stdin and closes it, in a task of its
+/// own (the program may read slowly while its output must be read).
+fn feed(mut writer: Pin<Box<dyn AsyncWrite + Send>>, bytes: Vec<u8>) -> AbortOnDrop {
+    AbortOnDrop(tokio::spawn(async move {
+        // The program may exit without reading: a broken pipe is fine.
+        if writer.write_all(&bytes).await.is_ok() {
+            let _ = writer.shutdown().await;
+        }
+    }))
+}
+
+/// The program's two output streams: trailers stripped, capped.
+struct Streams {
+    stdout: (Trailer, CappedBuffer),
+    stderr: (Trailer, CappedBuffer),
+}
+
+impl Streams {
+    fn new(nonce: &str, cap: usize) -> Streams {
+        Streams {
+            stdout: (Trailer::new(nonce), CappedBuffer::new(cap)),
+            stderr: (Trailer::new(nonce), CappedBuffer::new(cap)),
+        }
+    }
+
+    /// Takes a chunk of output; returns the stream if it went over its cap.
+    fn take(&mut self, chunk: LogOutput) -> Option<OutputStream> {
+        let (stream, (trailer, buffer)) = match &chunk {
+            LogOutput::StdOut { .. } => (OutputStream::Stdout, &mut self.stdout),
+            LogOutput::StdErr { .. } => (OutputStream::Stderr, &mut self.stderr),
+            LogOutput::StdIn { .. } | LogOutput::Console { .. } => return None,
+        };
+        let bytes = trailer.push(chunk.as_ref());
+        buffer.push(&bytes).then_some(stream)
+    }
+
+    /// What the bootstrap said, once the trailers of both streams have come.
+    fn ending(&self) -> Option<input::Ending> {
+        self.stdout.0.ending().and(self.stderr.0.ending())
+    }
+
+    /// Passes on what the trailers held back (the streams ended without
+    /// them: the bootstrap was killed, or the program outlived a limit).
+    fn finish(&mut self) {
+        for (trailer, buffer) in [&mut self.stdout, &mut self.stderr] {
+            let rest = trailer.finish();
+            buffer.push(&rest);
+        }
+    }
+
+    fn overflowed(&self) -> Option<OutputStream> {
+        if self.stdout.1.overflowed() {
+            Some(OutputStream::Stdout)
+        } else if self.stderr.1.overflowed() {
+            Some(OutputStream::Stderr)
+        } else {
+            None
+        }
+    }
+
+    /// stdout, stderr, and whether either was cut.
+    fn into_texts(self) -> (String, String, bool) {
+        let truncated = self.stdout.1.overflowed() || self.stderr.1.overflowed();
+        (
+            self.stdout.1.into_text(),
+            self.stderr.1.into_text(),
+            truncated,
+        )
     }
 }
 
 /// Removes its container when dropped, whatever path the run took.
-struct ContainerGuard {
+pub struct ContainerGuard {
     engine: Arc<Engine>,
     id: Option<String>,
 }
@@ -310,7 +523,7 @@ impl ContainerGuard {
 
     /// Removes the container now; a failure is logged, and the start-up
     /// and shutdown sweeps catch what is left.
-    async fn remove(mut self) {
+    pub async fn remove(mut self) {
         if let Some(id) = self.id.take() {
             remove_container_logged(&self.engine, &id).await;
         }

@@ -81,12 +81,15 @@ pub fn volume_options(language: &Language) -> String {
     )
 }
 
-/// The create body of a sandbox for one stage of `language`.
+/// The create body of a sandbox for one stage of `language`. `warm`: run
+/// the language's warm-up before waiting for the payload (pooled
+/// containers, which wait long enough for it to pay).
 pub fn container(
     language: &Language,
     stage: Stage,
     owner: &Owner,
     work: &Work,
+    warm: bool,
 ) -> ContainerCreateBody {
     let (command, limits): (&[String], &Limits) = match stage {
         Stage::Compile => (
@@ -144,6 +147,10 @@ pub fn container(
             "-c".to_string(),
             BOOTSTRAP.to_string(),
             "code-runner".to_string(),
+            match (warm, &language.warmup) {
+                (true, Some(warmup)) => warmup.clone(),
+                _ => String::new(),
+            },
         ]),
         cmd: Some(command.to_vec()),
         env: Some(env),
@@ -203,6 +210,7 @@ mod tests {
             Stage::Run,
             &owner,
             &Work::Tmpfs,
+            false,
         )
     }
 
@@ -223,8 +231,8 @@ mod tests {
             boot: "b1".into(),
         };
         let work = Work::Volume("vol1".into());
-        let compile = container(&c, Stage::Compile, &owner, &work);
-        let run = container(&c, Stage::Run, &owner, &work);
+        let compile = container(&c, Stage::Compile, &owner, &work, false);
+        let run = container(&c, Stage::Run, &owner, &work, false);
         assert_eq!(compile.cmd.as_ref().unwrap()[0], "sh");
         assert_eq!(run.cmd.as_ref().unwrap(), &vec!["./main".to_string()]);
         let (ch, rh) = (compile.host_config.unwrap(), run.host_config.unwrap());
@@ -301,6 +309,22 @@ mod tests {
         assert_eq!(get("nofile"), Some((Some(256), Some(256))));
         assert_eq!(get("fsize"), Some((Some(33554432), Some(33554432))));
         assert_eq!(get("core"), Some((Some(0), Some(0))));
+    }
+
+    #[test]
+    fn only_a_pooled_container_runs_the_warm_up() {
+        let registry = Registry::builtin(&DefaultLimits::default()).unwrap();
+        let python = registry.get("python").unwrap();
+        let owner = Owner {
+            instance: "test".into(),
+            boot: "b1".into(),
+        };
+        let warm = container(python, Stage::Run, &owner, &Work::Tmpfs, true);
+        let cold = container(python, Stage::Run, &owner, &Work::Tmpfs, false);
+        assert_eq!(warm.entrypoint.unwrap()[4], "python3 -c pass");
+        assert_eq!(cold.entrypoint.unwrap()[4], "");
+        assert_eq!(warm.host_config, cold.host_config);
+        assert_eq!(warm.cmd, cold.cmd);
     }
 
     #[test]

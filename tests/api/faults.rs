@@ -81,6 +81,8 @@ fn start_service(port: u16, instance: &str) -> Child {
         .env("CODE_RUNNER_PORT", port.to_string())
         .env("CODE_RUNNER_INSTANCE", instance)
         .env("CODE_RUNNER_LANGUAGES_DIR", languages_dir())
+        // The count of containers below is of runs only.
+        .env("CODE_RUNNER_POOL_SIZE", "0")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -31,6 +31,8 @@ pub fn test_config() -> Config {
         languages_dir: languages_dir(),
         instance: format!("test-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
         shutdown_grace_ms: 5_000,
+        // Tests count their containers; the pool's own tests turn it on.
+        pool_size: 0,
         ..Config::default()
     }
 }
