@@ -19,7 +19,8 @@
 //! order, with an idle pause between modes, so that no mode pays for
 //! another's background work (the pool's refills, the CLI's removals).
 //! Environment: `BENCH_ROUNDS` (default 10), `BENCH_PER_ROUND` (5),
-//! `BENCH_BURST` (48), `BENCH_BURSTS` (3), `BENCH_POOL_SIZE` (8).
+//! `BENCH_BURST` (48), `BENCH_BURSTS` (3), `BENCH_POOL_SIZE` (48: the pool
+//! sized to the burst; with 8, the pool drains, see the README).
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -261,7 +262,7 @@ async fn main() {
     let per_round = env_usize("BENCH_PER_ROUND", 5);
     let burst = env_usize("BENCH_BURST", 48);
     let bursts = env_usize("BENCH_BURSTS", 3);
-    let pool_size = env_usize("BENCH_POOL_SIZE", 8);
+    let pool_size = env_usize("BENCH_POOL_SIZE", 48);
 
     let docker_ok = Command::new("docker")
         .args(["image", "inspect", IMAGE])

@@ -46,6 +46,12 @@ impl EngineError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, EngineError::Api { status: 404, .. })
     }
+
+    /// Whether the engine answered 409 (in a state that conflicts, such as
+    /// already being removed).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, EngineError::Api { status: 409, .. })
+    }
 }
 
 impl From<bollard::errors::Error> for EngineError {
@@ -208,7 +214,8 @@ impl Engine {
             };
             match self.remove_container(&id).await {
                 Ok(()) => removed += 1,
-                Err(e) if e.is_not_found() => {}
+                // 409: its removal is already under way.
+                Err(e) if e.is_not_found() || e.is_conflict() => {}
                 Err(e) => return Err(e),
             }
         }

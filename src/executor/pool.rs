@@ -239,37 +239,46 @@ impl Pool {
     async fn start_one(&self, name: String, language: Arc<Language>, generation: u64) {
         let body = spec::container(&language, Stage::Run, &self.owner, &Work::Tmpfs, true);
         let started = Sandbox::start(&self.engine, body, &language.image).await;
-        let mut state = self.state.lock().expect("pool lock");
-        state.starting -= 1;
-        let closed = state.closed;
-        let entry = state
-            .entries
-            .get_mut(&name)
-            .filter(|e| e.generation == generation);
-        match (started, entry) {
-            (Ok(sandbox), Some(entry)) if !closed => {
-                entry.starting -= 1;
-                entry.failures = 0;
-                entry.retry_at = None;
-                if entry.ready.len() < entry.size {
+        let unwanted = {
+            let mut state = self.state.lock().expect("pool lock");
+            let closed = state.closed;
+            let entry = state
+                .entries
+                .get_mut(&name)
+                .filter(|e| e.generation == generation);
+            match (started, entry) {
+                (Ok(sandbox), Some(entry)) if !closed && entry.ready.len() < entry.size => {
+                    entry.starting -= 1;
+                    entry.failures = 0;
+                    entry.retry_at = None;
                     entry.ready.push_back(sandbox);
+                    None
                 }
+                (Err(e), Some(entry)) => {
+                    entry.starting -= 1;
+                    entry.failures += 1;
+                    let backoff = FIRST_BACKOFF
+                        .saturating_mul(1 << entry.failures.min(8))
+                        .min(MAX_BACKOFF);
+                    entry.retry_at = Some(Instant::now() + backoff);
+                    tracing::warn!(language = %name, error = %e, ?backoff, "could not start a pooled container");
+                    None
+                }
+                (Ok(sandbox), Some(entry)) => {
+                    entry.starting -= 1;
+                    Some(sandbox)
+                }
+                // The entry was replaced or removed.
+                (started, None) => started.ok(),
             }
-            (Err(e), Some(entry)) => {
-                entry.starting -= 1;
-                entry.failures += 1;
-                let backoff = FIRST_BACKOFF
-                    .saturating_mul(1 << entry.failures.min(8))
-                    .min(MAX_BACKOFF);
-                entry.retry_at = Some(Instant::now() + backoff);
-                tracing::warn!(language = %name, error = %e, ?backoff, "could not start a pooled container");
-            }
-            (Ok(_), Some(entry)) => entry.starting -= 1,
-            // The entry was replaced or removed: the sandbox (if any) is
-            // dropped, which removes it.
-            (_, None) => {}
+        };
+        // A container nobody wants any more is removed before the start
+        // counts as over, so that shutdown, which waits for the starts,
+        // finds nothing left behind.
+        if let Some(sandbox) = unwanted {
+            sandbox.remove().await;
         }
-        drop(state);
+        self.state.lock().expect("pool lock").starting -= 1;
         self.wake.notify_one();
     }
 

@@ -8,6 +8,7 @@ mod faults;
 mod fuzz;
 mod helpers;
 mod limits;
+mod pool;
 mod redteam;
 mod reload;
 mod requests;

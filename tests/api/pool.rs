@@ -1,0 +1,200 @@
+//! The pool's rules: a pooled container serves one run only, with the same
+//! isolation as a cold one; the deadline counts from the claim; a pooled
+//! container that died is never handed out; nothing is left at shutdown.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use bollard::query_parameters::{KillContainerOptionsBuilder, ListContainersOptionsBuilder};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_app_with};
+
+/// The running containers of `app`'s instance (the pool's, between runs).
+async fn running(app: &TestApp) -> Vec<String> {
+    let filters = HashMap::from([
+        (
+            "label".to_string(),
+            vec![format!("code-runner={}", app.instance)],
+        ),
+        ("status".to_string(), vec!["running".to_string()]),
+    ]);
+    let options = ListContainersOptionsBuilder::default()
+        .filters(&filters)
+        .build();
+    app.docker
+        .list_containers(Some(options))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|c| c.id)
+        .collect()
+}
+
+async fn wait_for_pool(app: &TestApp, size: usize) -> Vec<String> {
+    let started = Instant::now();
+    loop {
+        let ids = running(app).await;
+        if ids.len() >= size {
+            return ids;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the pool did not fill: {ids:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Runs python; returns the answer and whether it came from the pool.
+async fn run(app: &TestApp, body: Value) -> (Value, String) {
+    let response = app
+        .client
+        .post(app.url("/run-code"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let pool = response
+        .headers()
+        .get("x-code-runner-pool")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    (response.json().await.unwrap(), pool)
+}
+
+const CONTAINER_ID: &str = "import re\nprint(re.search(r'containers/([0-9a-f]{64})/', open('/proc/self/mountinfo').read()).group(1))";
+
+#[tokio::test]
+async fn the_pool_fills_and_a_pooled_container_serves_exactly_one_run() {
+    let app = spawn_app_with(|c| c.pool_size = 2).await;
+    let pooled = wait_for_pool(&app, 2).await;
+    let mut seen = HashSet::new();
+    let mut hits = 0;
+    for _ in 0..6 {
+        let (answer, pool) = run(&app, json!({"language": "python", "code": CONTAINER_ID})).await;
+        let id = answer["stdout"].as_str().unwrap().trim().to_string();
+        assert_eq!(id.len(), 64, "{answer}");
+        assert!(seen.insert(id.clone()), "container {id} served two runs");
+        if pool == "hit" {
+            assert!(pooled.contains(&id) || !seen.is_empty());
+            hits += 1;
+        }
+        // Give the refill its quiet moment.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+    assert!(hits >= 4, "only {hits} of 6 runs came from the pool");
+    // A used container is removed, never put back.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let now: HashSet<String> = running(&app).await.into_iter().collect();
+    assert!(now.is_disjoint(&seen), "a used container is still running");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_pooled_run_has_the_isolation_of_a_cold_one() {
+    let app = spawn_app_with(|c| c.pool_size = 1).await;
+    wait_for_pool(&app, 1).await;
+    let (answer, pool) = run(
+        &app,
+        json!({"language": "python", "code": concat!(
+            "import os, socket\n",
+            "print(sorted(os.listdir('/sys/class/net')), len(open('/proc/net/route').read().splitlines()) - 1)\n",
+            "print(os.getuid(), os.getgid())\n",
+            "status = dict(l.split(':\\t', 1) for l in open('/proc/self/status').read().splitlines() if ':\\t' in l)\n",
+            "print(status['CapEff'].strip(), status['NoNewPrivs'].strip(), status['Seccomp'].strip())\n",
+            "print(int(open('/sys/fs/cgroup/memory/memory.limit_in_bytes').read()) >> 20, open('/sys/fs/cgroup/pids/pids.max').read().strip())\n",
+            "try:\n",
+            "    open('/etc/x', 'w')\n",
+            "except OSError as e:\n",
+            "    print(e.strerror)\n",
+        )}),
+    )
+    .await;
+    assert_eq!(pool, "hit");
+    assert_eq!(
+        answer["stdout"],
+        "['lo'] 0\n65534 65534\n0000000000000000 1 2\n128 64\nRead-only file system\n",
+        "{answer}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_pooled_run_keeps_the_limits_and_statuses() {
+    let app = spawn_app_with(|c| c.pool_size = 2).await;
+    wait_for_pool(&app, 2).await;
+    let (answer, pool) = run(
+        &app,
+        json!({"language": "python", "code": "a = []\nwhile True:\n    a.append(bytearray(16 << 20))"}),
+    )
+    .await;
+    assert_eq!(
+        (answer["status"].as_str().unwrap(), pool.as_str()),
+        ("memory_limit", "hit"),
+        "{answer}"
+    );
+    let (answer, pool) = run(
+        &app,
+        json!({"language": "python", "code": "import sys\nprint(sys.stdin.read()[::-1])", "stdin": "olleh", "args": []}),
+    )
+    .await;
+    assert_eq!(
+        (answer["stdout"].as_str().unwrap(), pool.as_str()),
+        ("hello\n", "hit"),
+        "{answer}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_deadline_counts_from_the_claim_not_the_containers_start() {
+    let app = spawn_app_with(|c| c.pool_size = 1).await;
+    wait_for_pool(&app, 1).await;
+    // The pooled container has now been up well over the run's limit.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (answer, pool) = run(
+        &app,
+        json!({"language": "python", "code": "import time\ntime.sleep(1)\nprint('slept')", "timeout_ms": 1500}),
+    )
+    .await;
+    assert_eq!(pool, "hit");
+    assert_eq!(answer["status"], "ok", "{answer}");
+    assert_eq!(answer["stdout"], "slept\n");
+    let ms = answer["duration_ms"].as_u64().unwrap();
+    assert!((1000..1500).contains(&ms), "{ms}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_pooled_container_killed_from_outside_is_not_handed_out() {
+    let app = spawn_app_with(|c| c.pool_size = 1).await;
+    let pooled = wait_for_pool(&app, 1).await;
+    let kill = KillContainerOptionsBuilder::default()
+        .signal("SIGKILL")
+        .build();
+    app.docker
+        .kill_container(&pooled[0], Some(kill))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (answer, pool) = run(&app, json!({"language": "python", "code": CONTAINER_ID})).await;
+    assert_eq!(answer["status"], "ok", "{answer}");
+    assert_eq!(pool, "miss");
+    assert_ne!(answer["stdout"].as_str().unwrap().trim(), pooled[0]);
+    // The pool fills again.
+    let refilled = wait_for_pool(&app, 1).await;
+    assert!(!refilled.contains(&pooled[0]));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_removes_the_pool() {
+    let app = spawn_app_with(|c| c.pool_size = 3).await;
+    wait_for_pool(&app, 3).await;
+    // stop() checks that no container of the instance is left.
+    app.stop().await;
+}
