@@ -105,6 +105,8 @@ struct Sample {
     pooled: bool,
     /// Milliseconds the service spent outside Docker calls.
     outside_ms: Option<f64>,
+    /// The service's phases (`Server-Timing`), in ms.
+    phases: Vec<(String, f64)>,
 }
 
 struct Service {
@@ -167,6 +169,7 @@ async fn run_cli() -> Sample {
         ok: out.status.success() && String::from_utf8_lossy(&out.stdout) == EXPECTED,
         pooled: false,
         outside_ms: None,
+        phases: Vec::new(),
     }
 }
 
@@ -183,17 +186,21 @@ async fn run_service(client: &reqwest::Client, url: &str) -> Sample {
             ok: false,
             pooled: false,
             outside_ms: None,
+            phases: Vec::new(),
         };
     };
     let pooled = response
         .headers()
         .get("x-code-runner-pool")
         .is_some_and(|v| v == "hit");
-    let outside_ms = response
+    let timing = response
         .headers()
         .get("server-timing")
         .and_then(|v| v.to_str().ok())
-        .and_then(outside_docker_ms);
+        .unwrap_or_default()
+        .to_string();
+    let outside_ms = outside_docker_ms(&timing);
+    let phases = server_timing(&timing);
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     Sample {
@@ -201,7 +208,19 @@ async fn run_service(client: &reqwest::Client, url: &str) -> Sample {
         ok: status == 200 && body["output"] == EXPECTED,
         pooled,
         outside_ms,
+        phases,
     }
+}
+
+/// The `name;dur=ms` entries of a `Server-Timing` header.
+fn server_timing(header: &str) -> Vec<(String, f64)> {
+    header
+        .split(',')
+        .filter_map(|part| {
+            let (name, dur) = part.trim().split_once(";dur=")?;
+            Some((name.to_string(), dur.parse().ok()?))
+        })
+        .collect()
 }
 
 /// `total - docker` from `docker;dur=X, total;dur=Y`.
@@ -414,6 +433,27 @@ async fn main() {
         rss_idle as f64 / 1024.0,
         rss_load as f64 / 1024.0
     );
+    for (index, mode) in modes.iter().enumerate().skip(1) {
+        let mut line = Vec::new();
+        for phase in [
+            "create", "attach", "start", "run", "state", "docker", "total",
+        ] {
+            let mut values: Vec<f64> = sequential[index]
+                .iter()
+                .flat_map(|s| &s.phases)
+                .filter(|(name, _)| name == phase)
+                .map(|(_, ms)| *ms)
+                .collect();
+            if !values.is_empty() {
+                line.push(format!("{phase} {:.1}", median(&mut values)));
+            }
+        }
+        println!(
+            "{} at concurrency 1, p50 per phase (ms): {}",
+            mode.name(),
+            line.join(", ")
+        );
+    }
     let seq_pooled = sequential[2].iter().filter(|s| s.pooled).count();
     println!(
         "concurrency 1, pool on: {seq_pooled}/{} runs from the pool",

@@ -35,11 +35,17 @@ pub async fn run_code(
             let headers = response.headers_mut();
             let pool = if ran.pooled { "hit" } else { "miss" };
             headers.insert(POOL_HEADER, HeaderValue::from_static(pool));
-            let timing = format!(
+            let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+            let mut timing: String = ran
+                .phases
+                .iter()
+                .map(|(name, d)| format!("{name};dur={:.3}, ", ms(*d)))
+                .collect();
+            timing.push_str(&format!(
                 "docker;dur={:.3}, total;dur={:.3}",
-                ran.docker_time.as_secs_f64() * 1000.0,
-                received.elapsed().as_secs_f64() * 1000.0
-            );
+                ms(ran.docker_time),
+                ms(received.elapsed())
+            ));
             if let Ok(value) = HeaderValue::from_str(&timing) {
                 headers.insert("server-timing", value);
             }
@@ -60,6 +66,7 @@ pub async fn run_code(
 struct Ran {
     pooled: bool,
     docker_time: Duration,
+    phases: Vec<(&'static str, Duration)>,
 }
 
 async fn run(
@@ -185,6 +192,7 @@ async fn run(
     let ran = Ran {
         pooled: outcome.pooled,
         docker_time: outcome.docker_time,
+        phases: outcome.phases.clone(),
     };
     let answer = RunResponse::new(&language, wall_time_ms, outcome);
     tracing::info!(

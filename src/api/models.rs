@@ -83,32 +83,31 @@ pub struct RequestBounds {
 /// The validation code of a field over a size bound (answered with 413).
 pub const TOO_LARGE: &str = "too_large";
 
+/// A size error: "`{what}` {got}{unit}, more than the limit of {limit}{unit}".
+fn too_large(what: &str, got: usize, limit: usize, unit: &str) -> ValidationError {
+    error(
+        TOO_LARGE,
+        format!("{what} {got}{unit}, more than the limit of {limit}{unit}"),
+    )
+}
+
 fn check_code(code: &str, bounds: &RequestBounds) -> Result<(), ValidationError> {
     if code.is_empty() {
         return Err(error("empty", "must not be empty"));
     }
     if code.len() > bounds.max_code_bytes {
-        return Err(error(
-            TOO_LARGE,
-            format!(
-                "is {} bytes, more than the limit of {} bytes",
-                code.len(),
-                bounds.max_code_bytes
-            ),
-        ));
+        return Err(too_large("is", code.len(), bounds.max_code_bytes, " bytes"));
     }
     Ok(())
 }
 
 fn check_stdin(stdin: &str, bounds: &RequestBounds) -> Result<(), ValidationError> {
     if stdin.len() > bounds.max_stdin_bytes {
-        return Err(error(
-            TOO_LARGE,
-            format!(
-                "is {} bytes, more than the limit of {} bytes",
-                stdin.len(),
-                bounds.max_stdin_bytes
-            ),
+        return Err(too_large(
+            "is",
+            stdin.len(),
+            bounds.max_stdin_bytes,
+            " bytes",
         ));
     }
     Ok(())
@@ -116,28 +115,15 @@ fn check_stdin(stdin: &str, bounds: &RequestBounds) -> Result<(), ValidationErro
 
 fn check_args(args: &[String], bounds: &RequestBounds) -> Result<(), ValidationError> {
     if args.len() > bounds.max_args {
-        return Err(error(
-            TOO_LARGE,
-            format!(
-                "has {} arguments, more than the limit of {}",
-                args.len(),
-                bounds.max_args
-            ),
-        ));
+        return Err(too_large("has", args.len(), bounds.max_args, " arguments"));
     }
     if let Some((i, a)) = args
         .iter()
         .enumerate()
         .find(|(_, a)| a.len() > bounds.max_arg_bytes)
     {
-        return Err(error(
-            TOO_LARGE,
-            format!(
-                "argument {i} is {} bytes, more than the limit of {} bytes",
-                a.len(),
-                bounds.max_arg_bytes
-            ),
-        ));
+        let what = format!("argument {i} is");
+        return Err(too_large(&what, a.len(), bounds.max_arg_bytes, " bytes"));
     }
     if let Some(i) = args.iter().position(|a| a.contains('\0')) {
         return Err(error(
@@ -150,14 +136,7 @@ fn check_args(args: &[String], bounds: &RequestBounds) -> Result<(), ValidationE
 
 fn check_files(files: &[FileEntry], bounds: &RequestBounds) -> Result<(), ValidationError> {
     if files.len() > bounds.max_files {
-        return Err(error(
-            TOO_LARGE,
-            format!(
-                "has {} files, more than the limit of {}",
-                files.len(),
-                bounds.max_files
-            ),
-        ));
+        return Err(too_large("has", files.len(), bounds.max_files, " files"));
     }
     let mut seen = std::collections::HashSet::new();
     for file in files {

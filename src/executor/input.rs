@@ -250,37 +250,42 @@ mod tests {
     use std::io::Write;
     use std::process::{Command, Stdio};
 
-    /// Runs the bootstrap with the host's own `sh` and `head`, in a
-    /// temporary folder, with a command that prints its arguments and stdin.
+    /// Starts the bootstrap with the host's own `sh` and `head` in `dir`,
+    /// running `command`, and writes `input` to it.
+    fn bootstrap(
+        dir: &std::path::Path,
+        warmup: &str,
+        command: &[&str],
+        input: &[u8],
+    ) -> std::process::Output {
+        let mut child = Command::new("sh")
+            .current_dir(dir)
+            .args(["-c", BOOTSTRAP, "code-runner", warmup])
+            .args(command)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs the bootstrap in a temporary folder, with a command that prints
+    /// its arguments and stdin.
     fn run_locally(
         files: &[SourceFile],
         args: &[String],
         stdin: &[u8],
     ) -> (String, Vec<(String, Vec<u8>)>) {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new("sh")
-            .current_dir(dir.path())
-            .args([
-                "-c",
-                BOOTSTRAP,
-                "code-runner",
-                "echo warm > warmed",
-                "sh",
-                "-c",
-            ])
-            .arg(r#"for a in "$@"; do printf '[%s]' "$a"; done; printf '|'; cat"#)
-            .arg("prog")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(&encode("NONCE", files, args, stdin))
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let print = r#"for a in "$@"; do printf '[%s]' "$a"; done; printf '|'; cat"#;
+        let out = bootstrap(
+            dir.path(),
+            "echo warm > warmed",
+            &["sh", "-c", print, "prog"],
+            &encode("NONCE", files, args, stdin),
+        );
         assert!(out.status.success());
         assert_eq!(std::fs::read(dir.path().join("warmed")).unwrap(), b"warm\n");
         let written = files
@@ -325,29 +330,12 @@ mod tests {
     #[test]
     fn the_trailer_carries_the_exit_status_on_both_streams() {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new("sh")
-            .args([
-                "-c",
-                BOOTSTRAP,
-                "code-runner",
-                "",
-                "sh",
-                "-c",
-                "echo out; echo err >&2; exit 3",
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .current_dir(dir.path())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(&encode("abc", &[], &[], b""))
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = bootstrap(
+            dir.path(),
+            "",
+            &["sh", "-c", "echo out; echo err >&2; exit 3"],
+            &encode("abc", &[], &[], b""),
+        );
         assert_eq!(out.status.code(), Some(3));
         // The host's cgroup may or may not be readable here: "-" or a count.
         let stdout = String::from_utf8_lossy(&out.stdout);

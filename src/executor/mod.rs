@@ -121,6 +121,8 @@ pub struct Outcome {
     pub pooled: bool,
     /// Time spent in Engine API calls and waiting for the program.
     pub docker_time: Duration,
+    /// That time in phases (create, attach, start, run, state), where known.
+    pub phases: Vec<(&'static str, Duration)>,
 }
 
 /// A run that could not be carried out (not the program's failure).
@@ -199,8 +201,8 @@ impl Executor {
     async fn interpreted(&self, job: Job) -> Result<Outcome, ExecError> {
         let language = &job.language;
         let payload = Payload::new(&job.files, &job.args, &job.stdin);
-        let (sandbox, pooled, start_time) = match self.pool.claim(language) {
-            Some(sandbox) => (sandbox, true, Duration::ZERO),
+        let (sandbox, pooled, start_time, mut phases) = match self.pool.claim(language) {
+            Some(sandbox) => (sandbox, true, Duration::ZERO, Vec::new()),
             None => {
                 // A cold container gets its payload before it starts, so the
                 // program starts with its process.
@@ -209,7 +211,8 @@ impl Executor {
                     Sandbox::start_fed(&self.engine, body, &language.image, Some(payload.clone()))
                         .await?;
                 let start_time = sandbox.start_time;
-                (sandbox, false, start_time)
+                let phases = sandbox.start_phases.to_vec();
+                (sandbox, false, start_time, phases)
             }
         };
         let bounds = bounds(&language.limits, job.wall_time);
@@ -217,7 +220,9 @@ impl Executor {
             outcome,
             container,
             docker_time,
+            run_phases,
         } = sandbox.execute(payload, bounds, &self.stop).await?;
+        phases.extend(run_phases);
         self.reaper.remove(Leftovers {
             containers: vec![container],
             volume: None,
@@ -227,6 +232,7 @@ impl Executor {
             run: Some(outcome),
             pooled,
             docker_time: start_time + docker_time,
+            phases,
         })
     }
 
@@ -279,6 +285,7 @@ impl Executor {
             run,
             pooled: false,
             docker_time: began.elapsed(),
+            phases: Vec::new(),
         })
     }
 }

@@ -51,6 +51,8 @@ pub struct Sandbox {
     exited: oneshot::Receiver<Result<(), EngineError>>,
     /// How long creating, attaching and starting took.
     pub start_time: Duration,
+    /// The same, per Engine API call: create, attach, start.
+    pub start_phases: [(&'static str, Duration); 3],
 }
 
 /// What [`Sandbox::execute`] gives back: the outcome, and the container,
@@ -61,6 +63,9 @@ pub struct Executed {
     /// From the payload to the outcome: time spent on the Engine API and
     /// waiting for the program.
     pub docker_time: Duration,
+    /// The same, in two: the program (fed to ended), then what followed
+    /// (stopping it if a limit did, reading its state).
+    pub run_phases: [(&'static str, Duration); 2],
 }
 
 /// The bounds of one stage.
@@ -132,6 +137,7 @@ impl Sandbox {
             // A warning can mean a limit was silently dropped: fail closed.
             return Err(ExecError::Weakened(warnings.join("; ")));
         }
+        let created = began.elapsed();
         let attach = docker
             .attach_container(
                 guard.id(),
@@ -146,6 +152,7 @@ impl Sandbox {
             )
             .await
             .map_err(EngineError::from)?;
+        let attached = began.elapsed();
         let mut input = Some(attach.input);
         let fed = payload.map(|payload| {
             let feeder = feed(input.take().expect("stdin"), payload.bytes);
@@ -179,6 +186,11 @@ impl Sandbox {
             output: attach.output,
             exited,
             start_time: began.elapsed(),
+            start_phases: [
+                ("create", created),
+                ("attach", attached - created),
+                ("start", began.elapsed() - attached),
+            ],
         })
     }
 
@@ -314,6 +326,10 @@ impl Sandbox {
             }
         };
         let docker_time = started.elapsed();
+        let run_phases = [
+            ("run", ended - started),
+            ("state", docker_time - (ended - started)),
+        ];
 
         let overflowed = match ending {
             Ending::Overflow(stream) => Some(stream),
@@ -345,6 +361,7 @@ impl Sandbox {
             outcome,
             container: guard,
             docker_time,
+            run_phases,
         })
     }
 

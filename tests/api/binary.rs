@@ -5,18 +5,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{assert_no_containers_of, docker, languages_dir, wait_for_a_container};
-
-fn binary() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_code-runner"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CODE_RUNNER_") {
-            command.env_remove(key);
-        }
-    }
-    command.env("RUST_LOG", "warn");
-    command
-}
+use crate::helpers::{
+    assert_no_containers_of, binary, docker, free_port, languages_dir, wait_for_a_container,
+};
 
 #[test]
 fn a_bad_setting_stops_start_up_naming_the_variable() {
@@ -40,15 +31,6 @@ fn a_broken_language_file_stops_start_up_naming_it() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("ruby.toml"), "{stderr}");
     assert!(stderr.contains("missing field"), "{stderr}");
-}
-
-/// A port free at the time of asking.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test]

@@ -8,7 +8,8 @@ use serde_json::json;
 use tokio::net::{UnixListener, UnixStream};
 
 use crate::helpers::{
-    assert_no_containers_of, containers_of, docker, languages_dir, spawn_app_with,
+    assert_no_containers_of, binary, containers_of, docker, free_port, languages_dir,
+    spawn_app_with,
 };
 
 /// A unix socket that forwards to the real engine while it runs: Docker
@@ -71,19 +72,12 @@ async fn when_docker_comes_back_runs_succeed_without_a_restart() {
 }
 
 fn start_service(port: u16, instance: &str) -> Child {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_code-runner"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CODE_RUNNER_") {
-            command.env_remove(key);
-        }
-    }
-    command
+    binary()
         .env("CODE_RUNNER_PORT", port.to_string())
         .env("CODE_RUNNER_INSTANCE", instance)
         .env("CODE_RUNNER_LANGUAGES_DIR", languages_dir())
         // The count of containers below is of runs only.
         .env("CODE_RUNNER_POOL_SIZE", "0")
-        .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -110,11 +104,7 @@ async fn wait_until_up(port: u16) {
 #[tokio::test]
 async fn after_a_sigkill_mid_run_a_restart_removes_every_container_it_had_made() {
     let docker = docker().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let instance = format!("test-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let mut first = start_service(port, &instance);
     wait_until_up(port).await;

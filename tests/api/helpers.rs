@@ -259,3 +259,25 @@ pub async fn wait_for_a_container(docker: &Docker, instance: &str) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The `code-runner` binary, with no `CODE_RUNNER_*` variable inherited
+/// and quiet logs.
+pub fn binary() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_code-runner"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CODE_RUNNER_") {
+            command.env_remove(key);
+        }
+    }
+    command.env("RUST_LOG", "warn");
+    command
+}
+
+/// A port free at the time of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
