@@ -14,15 +14,16 @@ FROM ${BUILD_IMAGE} AS build
 WORKDIR /src
 # Dependencies first, in a layer of their own that survives source changes.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir src \
+RUN mkdir src benches \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
-    && cargo build --release --locked \
+    && echo 'fn main() {}' > benches/compare.rs \
+    && cargo build --release --locked --bin code-runner \
     && rm -rf src
 COPY src ./src
 COPY languages ./languages
 RUN touch src/main.rs src/lib.rs \
-    && cargo build --release --locked
+    && cargo build --release --locked --bin code-runner
 
 FROM ${RUNTIME_IMAGE}
 COPY --from=build /src/target/release/code-runner /usr/local/bin/code-runner

@@ -20,6 +20,9 @@ use crate::watch::Watcher;
 
 /// How often the start-up sweep retries while Docker cannot be reached.
 const SWEEP_RETRY: Duration = Duration::from_secs(2);
+/// How often the janitor looks for containers and volumes this process
+/// made and no longer holds (a removal that failed).
+const JANITOR_EVERY: Duration = Duration::from_secs(30);
 /// How long answers still in flight get after runs are stopped at shutdown.
 const FINAL_ANSWERS: Duration = Duration::from_secs(5);
 
@@ -31,7 +34,12 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     pub executor: Executor,
     pub limiter: Limiter,
+    /// Request bodies being read at once (each up to `max_body_bytes`).
+    pub body_reads: tokio::sync::Semaphore,
 }
+
+/// Request bodies read at once.
+pub const BODY_READS: usize = 16;
 
 impl AppState {
     /// The languages served now.
@@ -96,6 +104,7 @@ impl Application {
             engine,
             executor,
             limiter,
+            body_reads: tokio::sync::Semaphore::new(BODY_READS),
         });
         Ok(Application {
             state,
@@ -131,6 +140,7 @@ impl Application {
         tokio::spawn(prepare_engine(state.clone()));
         let pool = state.executor.pool().clone();
         tokio::spawn(pool.clone().run());
+        let janitor = tokio::spawn(janitor(state.clone()));
         let reaper = state.executor.reaper().clone();
         let reaping = tokio::spawn({
             let reaper = reaper.clone();
@@ -148,6 +158,7 @@ impl Application {
                 shutdown.await;
                 tracing::info!("shutting down: no new connections, runs in flight may finish");
                 state.limiter.close();
+                state.executor.pool().close();
                 stopping.cancel();
             }
         };
@@ -180,6 +191,7 @@ impl Application {
         if let Some(watching) = watching {
             watching.abort();
         }
+        janitor.abort();
         pool.shutdown().await;
         reaper.flush(FINAL_ANSWERS).await;
         reaping.abort();
@@ -214,6 +226,30 @@ async fn watch_languages(state: Arc<AppState>, mut watcher: Watcher, every: Dura
                 .configure(&registry, state.config.pool_size);
             let engine = state.engine.clone();
             tokio::spawn(async move { pull_missing_images(&engine, &registry).await });
+        }
+    }
+}
+
+/// Every [`JANITOR_EVERY`], removes what this process made and no longer
+/// holds: a container or volume whose removal failed (the engine was away,
+/// say) does not outlive the next pass or two.
+async fn janitor(state: Arc<AppState>) {
+    let owner = state.executor.owner().clone();
+    let mut tick = tokio::time::interval(JANITOR_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match state
+            .engine
+            .remove_litter(&owner.instance, &owner.boot)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                removed = n,
+                "removed containers or volumes whose removal had failed"
+            ),
+            Err(e) => tracing::debug!(error = %e, "the janitor could not look"),
         }
     }
 }

@@ -6,7 +6,7 @@
 //! call then fails with [`EngineError::Unavailable`], and the first call
 //! after it comes back negotiates the API version again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -76,6 +76,11 @@ pub struct Engine {
     host: Option<String>,
     /// The client, once connected and with its API version agreed.
     current: Mutex<Option<Docker>>,
+    /// The containers and volumes this process holds (in flight, pooled,
+    /// waiting for removal); anything else of its own is litter.
+    held: Mutex<HashSet<String>>,
+    /// Litter seen by the last [`Engine::remove_litter`] pass.
+    litter: Mutex<HashSet<String>>,
 }
 
 impl Engine {
@@ -88,6 +93,8 @@ impl Engine {
         let engine = Engine {
             host: host.map(str::to_string),
             current: Mutex::new(None),
+            held: Mutex::new(HashSet::new()),
+            litter: Mutex::new(HashSet::new()),
         };
         match engine.open() {
             Ok(_) | Err(bollard::errors::Error::SocketNotFoundError(_)) => Ok(engine),
@@ -230,14 +237,119 @@ impl Engine {
         )?;
         for volume in volumes.volumes.unwrap_or_default() {
             if select(&volume.labels) {
-                match self.remove_volume(&volume.name).await {
+                match self.remove_volume_retrying(&volume.name).await {
                     Ok(()) => removed += 1,
-                    Err(e) if e.is_not_found() => {}
+                    Err(e) if e.is_not_found() || e.is_conflict() => {}
                     Err(e) => return Err(e),
                 }
             }
         }
         Ok(removed)
+    }
+
+    /// Marks a container or volume as held by this process.
+    pub fn hold(&self, id: &str) {
+        self.held.lock().expect("held lock").insert(id.to_string());
+    }
+
+    /// Marks a container or volume as no longer held (removed, or left to
+    /// [`Engine::remove_litter`]).
+    pub fn release(&self, id: &str) {
+        self.held.lock().expect("held lock").remove(id);
+    }
+
+    /// Removes the containers and volumes of this process (`instance`,
+    /// `boot`) that it does not hold, once seen unheld twice in a row (so
+    /// that one being created, not yet held, is spared): what a failed
+    /// removal left. Returns how many went.
+    pub async fn remove_litter(&self, instance: &str, boot: &str) -> Result<usize, EngineError> {
+        let docker = self.client().await?;
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![
+                format!("{LABEL}={instance}"),
+                format!("{BOOT_LABEL}={boot}"),
+            ],
+        )]);
+        let containers = self.note(
+            docker
+                .list_containers(Some(
+                    ListContainersOptionsBuilder::default()
+                        .all(true)
+                        .filters(&filters)
+                        .build(),
+                ))
+                .await
+                .map_err(EngineError::from),
+        )?;
+        let volumes = self.note(
+            docker
+                .list_volumes(Some(
+                    ListVolumesOptionsBuilder::default()
+                        .filters(&filters)
+                        .build(),
+                ))
+                .await
+                .map_err(EngineError::from),
+        )?;
+        let found: Vec<(bool, String)> = containers
+            .into_iter()
+            .filter_map(|c| c.id)
+            .map(|id| (true, id))
+            .chain(
+                volumes
+                    .volumes
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|v| (false, v.name)),
+            )
+            .collect();
+        let unheld: HashSet<String> = {
+            let held = self.held.lock().expect("held lock");
+            found
+                .iter()
+                .filter(|(_, id)| !held.contains(id))
+                .map(|(_, id)| id.clone())
+                .collect()
+        };
+        let seen_before = std::mem::replace(
+            &mut *self.litter.lock().expect("litter lock"),
+            unheld.clone(),
+        );
+        let mut removed = 0;
+        // Containers first: a volume in use cannot go.
+        for (container, id) in found {
+            if !(unheld.contains(&id) && seen_before.contains(&id)) {
+                continue;
+            }
+            let result = if container {
+                self.remove_container(&id).await
+            } else {
+                self.remove_volume_retrying(&id).await
+            };
+            match result {
+                Ok(()) => removed += 1,
+                Err(e) if e.is_not_found() || e.is_conflict() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Removes a volume, retrying for a few seconds while a container being
+    /// removed still uses it (the engine answers 409).
+    pub async fn remove_volume_retrying(&self, name: &str) -> Result<(), EngineError> {
+        let mut result = self.remove_volume(name).await;
+        for _ in 0..50 {
+            match &result {
+                Err(e) if e.is_conflict() => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    result = self.remove_volume(name).await;
+                }
+                _ => break,
+            }
+        }
+        result
     }
 
     /// Creates a tmpfs-backed volume, capped by `options` (the mount

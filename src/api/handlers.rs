@@ -13,7 +13,9 @@ use warp::http::header::HeaderValue;
 use warp::reply::{Reply, Response};
 
 use super::error::ApiError;
-use super::models::{LanguageInfo, RequestBounds, RunRequest, RunResponse, TOO_LARGE, wire_field};
+use super::models::{
+    LanguageInfo, RequestBounds, RunRequest, RunResponse, TOO_LARGE, folders_of, wire_field,
+};
 use super::{POOL_HEADER, REQUEST_ID_HEADER, new_request_id};
 use crate::app::AppState;
 use crate::engine::EngineError;
@@ -75,8 +77,16 @@ async fn run(
     request_id: &str,
 ) -> Result<(RunResponse, Ran), ApiError> {
     let config = &state.config;
+    // Bodies are read a few at a time, so that many clients cannot make
+    // the service hold many large bodies at once.
+    let reading = tokio::time::timeout(config.body_timeout(), state.body_reads.acquire())
+        .await
+        .map_err(|_| ApiError::Busy)?
+        .map_err(|_| ApiError::ShuttingDown)?;
     let body = read_body(body, config.max_body_bytes, config.body_timeout()).await?;
+    drop(reading);
     let request = parse_request(&body)?;
+    drop(body);
     let bounds = RequestBounds {
         max_code_bytes: config.max_code_bytes,
         max_files: config.max_files,
@@ -141,12 +151,13 @@ async fn run(
         content: request.code.into_bytes(),
     }];
     for file in request.files.unwrap_or_default() {
-        if file.name == language.source_file {
+        let in_source_file = folders_of(&file.name).any(|f| f == language.source_file);
+        if file.name == language.source_file || in_source_file {
             return Err(ApiError::InvalidField {
                 field: "files".to_string(),
                 message: format!(
-                    "has a file named {:?}, the name `code` is written to in language `{}`",
-                    file.name, language.name
+                    "has a file named {:?}, which collides with `{}`, where `code` is written in language `{}`",
+                    file.name, language.source_file, language.name
                 ),
             });
         }
@@ -322,8 +333,10 @@ pub async fn ready(state: Arc<AppState>) -> Response {
         }
     }
     if problems.is_empty() {
-        warp::reply::json(&json!({ "status": "ready", "languages": registry.names() }))
-            .into_response()
+        // How many started containers wait in each language's pool.
+        let pool = state.executor.pool().ready();
+        let body = json!({ "status": "ready", "languages": registry.names(), "pool": pool });
+        warp::reply::json(&body).into_response()
     } else {
         let body =
             json!({ "status": "not_ready", "problems": problems, "missing_images": missing });

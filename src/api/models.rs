@@ -153,7 +153,23 @@ fn check_files(files: &[FileEntry], bounds: &RequestBounds) -> Result<(), Valida
             ));
         }
     }
+    for file in files {
+        if let Some(folder) = folders_of(&file.name).find(|f| seen.contains(f)) {
+            return Err(error(
+                "file_name",
+                format!(
+                    "has a file named {:?} and a file named {folder:?}, which would have to be a folder",
+                    file.name
+                ),
+            ));
+        }
+    }
     Ok(())
+}
+
+/// The folders a relative path lies in: `a/b/c` gives `a` and `a/b`.
+pub fn folders_of(name: &str) -> impl Iterator<Item = &str> {
+    name.match_indices('/').map(move |(at, _)| &name[..at])
 }
 
 /// Why `name` is not a plain relative path of safe characters, if it is not.
@@ -438,6 +454,17 @@ mod tests {
             assert!(check_file_name(bad).is_err(), "{bad:?}");
         }
         assert!(check_file_name("a/".repeat(9).trim_end_matches('/')).is_err());
+    }
+
+    #[test]
+    fn a_file_that_would_be_another_files_folder_is_invalid() {
+        let r = request(
+            r#"{"language":"c","code":"x","files":[{"name":"a/b","content":""},{"name":"a","content":""}]}"#,
+        );
+        let errors = r.validate_with_args(&bounds()).unwrap_err();
+        let message = errors.field_errors()["files"][0].message.clone().unwrap();
+        assert!(message.contains("\"a\""), "{message}");
+        assert_eq!(folders_of("a/b/c").collect::<Vec<_>>(), ["a", "a/b"]);
     }
 
     #[test]

@@ -19,10 +19,10 @@
 //!
 //! The bootstrap runs the command as its child and, when it ends, writes
 //! `<nonce>:<exit status>:<out-of-memory kills>\n` to stdout and to stderr
-//! (the [`Trailer`]); the count of the kernel's out-of-memory kills in the
-//! container comes from its memory cgroup (`oom_kill` in `memory.events`,
-//! or `memory.oom_control` under cgroup v1), or is `-` where neither can be
-//! read.
+//! (the [`Trailer`]); the kernel's out-of-memory kills while the program
+//! ran come from the container's memory cgroup (`oom_kill` in
+//! `memory.events`, or `memory.oom_control` under cgroup v1), or are `-`
+//! where neither can be read.
 //! Everything the program wrote comes before it on each stream, so the
 //! service knows the program is done, and how it ended, as soon as both
 //! trailers arrive, without waiting for the engine to notice the container
@@ -45,6 +45,7 @@ warmup=$1
 shift
 if [ -n "$warmup" ]; then
   sh -c "$warmup" </dev/null >/dev/null 2>&1 || true
+  echo code-runner-ready
 fi
 IFS= read -r nonce
 IFS= read -r n
@@ -62,24 +63,34 @@ while [ "$n" -gt 0 ]; do
   set -- "$@" "${arg%x}"
   n=$((n - 1))
 done
+oom_kills() {
+  for f in /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control; do
+    if [ -r "$f" ]; then
+      n=0
+      while read -r key value; do
+        if [ "$key" = oom_kill ]; then n=$value; fi
+      done < "$f"
+      echo "$n"
+      return
+    fi
+  done
+  echo -
+}
 set +e
+before=$(oom_kills)
 exec 4>&2 2>/dev/null
 ( exec 2>&4 4>&-; exec "$@" )
 status=$?
+after=$(oom_kills)
 oom=-
-for f in /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control; do
-  if [ -r "$f" ]; then
-    oom=0
-    while read -r key value; do
-      if [ "$key" = oom_kill ]; then oom=$value; fi
-    done < "$f"
-    break
-  fi
-done
+if [ "$before" != - ] && [ "$after" != - ]; then oom=$((after - before)); fi
 printf '%s:%d:%s\n' "$nonce" "$status" "$oom"
 printf '%s:%d:%s\n' "$nonce" "$status" "$oom" >&4
 exit "$status"
 "#;
+
+/// The line the bootstrap writes on stdout once its warm-up is over.
+pub const READY: &str = "code-runner-ready\n";
 
 /// One file to write into the working directory.
 #[derive(Debug, Clone, PartialEq)]
@@ -320,7 +331,8 @@ mod tests {
         ];
         let (stdout, written) = run_locally(&files, &args, b"first line\nsecond");
         assert!(
-            stdout.starts_with("[a b][][line\n\n][x]|first line\nsecondNONCE:0:"),
+            stdout
+                .starts_with("code-runner-ready\n[a b][][line\n\n][x]|first line\nsecondNONCE:0:"),
             "{stdout}"
         );
         assert_eq!(written[0].1, files[0].content);
@@ -418,7 +430,10 @@ mod tests {
             content: vec![b'x'; 100_000],
         }];
         let (stdout, written) = run_locally(&files, &[], b"");
-        assert!(stdout.starts_with("|NONCE:0:"), "{stdout}");
+        assert!(
+            stdout.starts_with("code-runner-ready\n|NONCE:0:"),
+            "{stdout}"
+        );
         assert_eq!(written[0].1.len(), 100_000);
     }
 }

@@ -11,8 +11,9 @@
 //! limits, and only then is the run container fed its arguments and stdin,
 //! so that the run's limits count from the run's start. A deadline or an
 //! output cap kills a container and keeps the output read so far; exit
-//! codes come from the bootstrap's trailers (or the container's state), the
-//! out-of-memory flag from the container's state. Once the answer is known,
+//! codes and out-of-memory kills come from the bootstrap's trailers (the
+//! latter counted by the container's memory cgroup), or else from the
+//! container's state. Once the answer is known,
 //! the [`reaper`] removes containers and volumes in the background; guards
 //! remove them on every other path (an error, a panic, a dropped request).
 //! The [`pool`] keeps containers started ahead of demand.
@@ -201,27 +202,31 @@ impl Executor {
     async fn interpreted(&self, job: Job) -> Result<Outcome, ExecError> {
         let language = &job.language;
         let payload = Payload::new(&job.files, &job.args, &job.stdin);
-        let (sandbox, pooled, start_time, mut phases) = match self.pool.claim(language) {
-            Some(sandbox) => (sandbox, true, Duration::ZERO, Vec::new()),
+        let began = std::time::Instant::now();
+        let (sandbox, payload, pooled, mut phases) = match self.pool.claim(language) {
+            Some(sandbox) => (sandbox, Some(payload), true, Vec::new()),
             None => {
                 // A cold container gets its payload before it starts, so the
                 // program starts with its process.
-                let body = spec::container(language, Stage::Run, &self.owner, &Work::Tmpfs, false);
+                let uid = spec::next_uid();
+                let body =
+                    spec::container(language, Stage::Run, &self.owner, &Work::Tmpfs, uid, false);
                 let sandbox =
-                    Sandbox::start_fed(&self.engine, body, &language.image, Some(payload.clone()))
-                        .await?;
-                let start_time = sandbox.start_time;
+                    Sandbox::start_fed(&self.engine, body, &language.image, Some(payload)).await?;
                 let phases = sandbox.start_phases.to_vec();
-                (sandbox, false, start_time, phases)
+                (sandbox, None, false, phases)
             }
         };
         let bounds = bounds(&language.limits, job.wall_time);
         let Executed {
             outcome,
             container,
-            docker_time,
             run_phases,
+            ..
         } = sandbox.execute(payload, bounds, &self.stop).await?;
+        // From the claim (or the create) to the outcome: all of it is Engine
+        // API calls and waiting for the program.
+        let docker_time = began.elapsed();
         phases.extend(run_phases);
         self.reaper.remove(Leftovers {
             containers: vec![container],
@@ -231,7 +236,7 @@ impl Executor {
             compile: None,
             run: Some(outcome),
             pooled,
-            docker_time: start_time + docker_time,
+            docker_time,
             phases,
         })
     }
@@ -240,26 +245,31 @@ impl Executor {
         let language = &job.language;
         let name = format!("code-runner-{}", uuid::Uuid::new_v4().simple());
         let began = std::time::Instant::now();
+        // The guard first: if this run is dropped while the volume is being
+        // created, the guard still removes it.
+        let volume = VolumeGuard::new(self.engine.clone(), name);
+        // One user for the run: the compile container writes what the run
+        // container reads.
+        let uid = spec::next_uid();
         self.engine
             .create_tmpfs_volume(
-                &name,
-                &spec::volume_options(language),
+                volume.name(),
+                &spec::volume_options(language, uid),
                 spec::labels(&self.owner, language),
             )
             .await?;
-        let volume = VolumeGuard::new(self.engine.clone(), name);
         let work = Work::Volume(volume.name().to_string());
         // The run container starts first and waits for its payload: while it
         // runs, the volume's tmpfs stays mounted, with what the compile
         // container leaves in it.
-        let body = spec::container(language, Stage::Run, &self.owner, &work, false);
+        let body = spec::container(language, Stage::Run, &self.owner, &work, uid, false);
         let runner = Sandbox::start(&self.engine, body, &language.image).await?;
-        let body = spec::container(language, Stage::Compile, &self.owner, &work, false);
+        let body = spec::container(language, Stage::Compile, &self.owner, &work, uid, false);
         let compiler = Sandbox::start(&self.engine, body, &language.image).await?;
         let limits = &language.compile_limits;
         let compiled = compiler
             .execute(
-                Payload::new(&job.files, &[], b""),
+                Some(Payload::new(&job.files, &[], b"")),
                 bounds(limits, limits.wall_time()),
                 &self.stop,
             )
@@ -271,11 +281,11 @@ impl Executor {
         let run = if compiled.outcome.status == Status::Ok {
             let bounds = bounds(&language.limits, job.wall_time);
             let payload = Payload::new(&[], &job.args, &job.stdin);
-            let ran = runner.execute(payload, bounds, &self.stop).await?;
+            let ran = runner.execute(Some(payload), bounds, &self.stop).await?;
             leftovers.containers.push(ran.container);
             Some(ran.outcome)
         } else {
-            runner.remove().await;
+            leftovers.containers.push(runner.into_container());
             None
         };
         leftovers.volume = Some(volume);

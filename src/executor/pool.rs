@@ -18,9 +18,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+use super::ExecError;
 use super::sandbox::Sandbox;
 use super::spec::{self, Owner, Stage, Work};
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineError};
 use crate::language::{Language, Registry};
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
@@ -29,6 +30,8 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// costs the host CPU) does not slow the runs in flight; below half, at once.
 const QUIET: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long a pooled container's warm-up may take.
+const WARMUP_LIMIT: Duration = Duration::from_secs(30);
 /// How long shutdown waits for containers still being started.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 
@@ -206,6 +209,7 @@ impl Pool {
                     continue;
                 }
                 entry.starting += 1;
+                entry.retry_at = None;
                 starts.push((name.clone(), entry.language.clone(), entry.generation));
                 state.starting += 1;
                 planned = true;
@@ -217,9 +221,13 @@ impl Pool {
     }
 
     /// When the refiller should look again: the next retry after a
-    /// failure, or the end of a quiet period.
+    /// failure, or the end of a quiet period, if one is still to come.
+    /// (With every start slot busy, a start's end wakes it instead.)
     fn next_retry(&self) -> Option<Duration> {
         let state = self.state.lock().expect("pool lock");
+        if state.starting >= self.refills {
+            return None;
+        }
         let now = Instant::now();
         state
             .entries
@@ -232,13 +240,31 @@ impl Pool {
                 [e.retry_at, quiet_end]
             })
             .flatten()
-            .map(|at| at.saturating_duration_since(now))
+            .filter(|at| *at > now)
+            .map(|at| at - now)
             .min()
     }
 
     async fn start_one(&self, name: String, language: Arc<Language>, generation: u64) {
-        let body = spec::container(&language, Stage::Run, &self.owner, &Work::Tmpfs, true);
-        let started = Sandbox::start(&self.engine, body, &language.image).await;
+        let uid = spec::next_uid();
+        let body = spec::container(&language, Stage::Run, &self.owner, &Work::Tmpfs, uid, true);
+        let mut started = Sandbox::start(&self.engine, body, &language.image).await;
+        // A container joins the pool once its warm-up is over, so that a run
+        // never spends its own time on it.
+        let cold = match (&mut started, &language.warmup) {
+            (Ok(sandbox), Some(_)) => !sandbox.warmed(WARMUP_LIMIT).await,
+            _ => false,
+        };
+        if cold {
+            if let Ok(sandbox) = started {
+                sandbox.remove().await;
+            }
+            started = Err(ExecError::Engine(EngineError::Unavailable(format!(
+                "the warm-up of `{}` did not end within {} s",
+                language.name,
+                WARMUP_LIMIT.as_secs()
+            ))));
+        }
         let unwanted = {
             let mut state = self.state.lock().expect("pool lock");
             let closed = state.closed;
@@ -282,11 +308,16 @@ impl Pool {
         self.wake.notify_one();
     }
 
+    /// Stops refilling (shutdown begins).
+    pub fn close(&self) {
+        self.state.lock().expect("pool lock").closed = true;
+        self.wake.notify_one();
+    }
+
     /// Stops refilling, waits for the starts under way, and removes every
     /// waiting container.
     pub async fn shutdown(&self) {
-        self.state.lock().expect("pool lock").closed = true;
-        self.wake.notify_one();
+        self.close();
         let deadline = Instant::now() + SHUTDOWN_WAIT;
         while self.state.lock().expect("pool lock").starting > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;

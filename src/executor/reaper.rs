@@ -1,18 +1,19 @@
-//! The reaper: removes what finished runs leave (their stopped containers,
-//! then their volumes) in the background, off the response path, and while
-//! runs are in flight only when it must.
+//! The reaper: removes what finished runs leave (their containers, already
+//! killed or stopping, then their volumes) in the background, off the
+//! response path, and while runs are in flight only when it must.
 //!
 //! Removing a container costs the host CPU, which the runs in flight would
 //! otherwise have. So a removal waits until no run is in flight, for at
 //! most [`MAX_DEFER`], or until more than [`BACKLOG`] removals are waiting;
 //! a stopped container holds no memory and no CPU meanwhile, only its small
-//! writable layer. Shutdown flushes the queue.
+//! writable layer. Up to [`PARALLEL`] removals run at once. Shutdown flushes
+//! the queue.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, Semaphore, mpsc};
 
 use super::sandbox::{ContainerGuard, VolumeGuard};
 
@@ -20,6 +21,8 @@ use super::sandbox::{ContainerGuard, VolumeGuard};
 pub const MAX_DEFER: Duration = Duration::from_secs(2);
 /// Removals waiting beyond which they are done at once, runs or not.
 pub const BACKLOG: usize = 32;
+/// Removals under way at once.
+pub const PARALLEL: usize = 4;
 const POLL: Duration = Duration::from_millis(20);
 
 /// What a run leaves to remove: its containers, then its volume.
@@ -94,11 +97,13 @@ impl Reaper {
         self.waiting.load(Ordering::Acquire)
     }
 
-    /// Removes queued leftovers until `flush` (or forever).
+    /// Removes queued leftovers, [`PARALLEL`] at a time, for as long as it
+    /// runs.
     pub async fn run(&self) {
         let Some(mut receiver) = self.receiver.lock().await.take() else {
             return;
         };
+        let slots = Arc::new(Semaphore::new(PARALLEL));
         while let Some((queued, leftovers)) = receiver.recv().await {
             while self.active.load(Ordering::Acquire) > 0
                 && self.waiting.load(Ordering::Acquire) <= BACKLOG
@@ -106,8 +111,15 @@ impl Reaper {
             {
                 tokio::time::sleep(POLL).await;
             }
-            leftovers.remove().await;
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let waiting = self.waiting.clone();
+            tokio::spawn(async move {
+                leftovers.remove().await;
+                waiting.fetch_sub(1, Ordering::AcqRel);
+                drop(slot);
+            });
         }
     }
 

@@ -43,14 +43,13 @@ pub struct Sandbox {
     guard: ContainerGuard,
     /// The stdin to write the payload to, until it is written.
     input: Option<Pin<Box<dyn AsyncWrite + Send>>>,
-    /// The nonce of the payload written before the start, if it was.
-    fed: Option<(String, AbortOnDrop)>,
+    /// The nonce of the payload written before the start, if it was, and
+    /// when (the program's clock starts then).
+    fed: Option<(String, AbortOnDrop, Instant)>,
     output: Output,
     /// Resolves when the container stops: the wait request is sent as soon
     /// as the container starts, so that it is ready before any payload.
     exited: oneshot::Receiver<Result<(), EngineError>>,
-    /// How long creating, attaching and starting took.
-    pub start_time: Duration,
     /// The same, per Engine API call: create, attach, start.
     pub start_phases: [(&'static str, Duration); 3],
 }
@@ -99,8 +98,8 @@ impl Sandbox {
 
     /// Creates and attaches a container, writes `payload` (when given) to
     /// its stdin, and starts it: the program starts as soon as its process
-    /// does, while the engine finishes the start. (The deadline still counts
-    /// from [`Sandbox::execute`].)
+    /// does, while the engine finishes the start. Its deadline and duration
+    /// count from that write.
     pub async fn start_fed(
         engine: &Arc<Engine>,
         body: ContainerCreateBody,
@@ -156,7 +155,7 @@ impl Sandbox {
         let mut input = Some(attach.input);
         let fed = payload.map(|payload| {
             let feeder = feed(input.take().expect("stdin"), payload.bytes);
-            (payload.nonce, feeder)
+            (payload.nonce, feeder, Instant::now())
         });
         docker
             .start_container(guard.id(), None)
@@ -185,13 +184,30 @@ impl Sandbox {
             fed,
             output: attach.output,
             exited,
-            start_time: began.elapsed(),
             start_phases: [
                 ("create", created),
                 ("attach", attached - created),
                 ("start", began.elapsed() - attached),
             ],
         })
+    }
+
+    /// Waits until the bootstrap says its warm-up is over (the line
+    /// [`input::READY`] on stdout), for at most `within`; whether it did.
+    pub async fn warmed(&mut self, within: Duration) -> bool {
+        let read = async {
+            let mut seen = Vec::new();
+            while let Some(Ok(chunk)) = self.output.next().await {
+                if let LogOutput::StdOut { message } = chunk {
+                    seen.extend_from_slice(&message);
+                    if seen.ends_with(input::READY.as_bytes()) {
+                        return true;
+                    }
+                }
+            }
+            false
+        };
+        tokio::time::timeout(within, read).await.unwrap_or(false)
     }
 
     /// Whether the container still runs, waiting for its payload (a pooled
@@ -203,14 +219,15 @@ impl Sandbox {
         )
     }
 
-    /// Feeds the files, arguments and stdin to the waiting bootstrap, then
-    /// reads the program's output under `bounds` until the bootstrap's
-    /// trailers say it ended (or the container stops), the deadline passes,
-    /// a stream goes over its cap or `stop` is cancelled, and reads the
-    /// container's state. The container is handed back for removal.
+    /// Feeds `payload` to the waiting bootstrap (unless it was fed at the
+    /// start), then reads the program's output under `bounds` until the
+    /// bootstrap's trailers say it ended (or the container stops), the
+    /// deadline passes, a stream goes over its cap or `stop` is cancelled,
+    /// and reads the container's state. The container is handed back for
+    /// removal.
     pub async fn execute(
         self,
-        payload: Payload,
+        payload: Option<Payload>,
         bounds: StageBounds,
         stop: &CancellationToken,
     ) -> Result<Executed, ExecError> {
@@ -224,13 +241,18 @@ impl Sandbox {
             ..
         } = self;
         let id = guard.id();
-        let started = Instant::now();
-        let deadline = tokio::time::Instant::from_std(started + bounds.wall_time);
-        let (nonce, _feeder) = match (fed, input) {
-            (Some(fed), _) => fed,
-            (None, Some(input)) => (payload.nonce, feed(input, payload.bytes)),
-            (None, None) => unreachable!("a sandbox keeps its stdin until it is fed"),
+        let (nonce, _feeder, started) = match (fed, input, payload) {
+            (Some(fed), _, _) => fed,
+            (None, Some(input), Some(payload)) => {
+                (payload.nonce, feed(input, payload.bytes), Instant::now())
+            }
+            _ => {
+                return Err(ExecError::Engine(EngineError::Unavailable(
+                    "a sandbox was run with no payload".into(),
+                )));
+            }
         };
+        let deadline = tokio::time::Instant::from_std(started + bounds.wall_time);
         let nonce = nonce.as_str();
 
         let mut exited = Exit(Some(exited));
@@ -261,7 +283,19 @@ impl Sandbox {
         };
         let ended = Instant::now();
 
-        if !matches!(ending, Ending::Finished(_)) {
+        if matches!(ending, Ending::Finished(_)) {
+            // The bootstrap is exiting, and the container with it; killing it
+            // now (off the response path) leaves nothing running on, not even
+            // a program that forged the trailers to look done.
+            let docker = docker.clone();
+            let id = id.to_string();
+            tokio::spawn(async move {
+                let kill = KillContainerOptionsBuilder::default()
+                    .signal("SIGKILL")
+                    .build();
+                let _ = docker.kill_container(&id, Some(kill)).await;
+            });
+        } else {
             // Whatever the program wrote before it ended is still in the
             // stream. It is read while the container is killed: the engine
             // stalls a kill while its writes to an unread attach stream are
@@ -363,6 +397,11 @@ impl Sandbox {
             docker_time,
             run_phases,
         })
+    }
+
+    /// The container, for removal, without running anything in it.
+    pub fn into_container(self) -> ContainerGuard {
+        self.guard
     }
 
     /// Removes the container without running anything in it.
@@ -528,6 +567,7 @@ pub struct ContainerGuard {
 
 impl ContainerGuard {
     fn new(engine: Arc<Engine>, id: String) -> Self {
+        engine.hold(&id);
         ContainerGuard {
             engine,
             id: Some(id),
@@ -564,7 +604,10 @@ pub struct VolumeGuard {
 }
 
 impl VolumeGuard {
+    /// Guards the volume `name`, which is about to be created (so that a
+    /// volume is never without its guard).
     pub fn new(engine: Arc<Engine>, name: String) -> Self {
+        engine.hold(&name);
         VolumeGuard {
             engine,
             name: Some(name),
@@ -608,28 +651,21 @@ async fn remove_container_logged(engine: &Engine, id: &str) {
         Ok(()) => {}
         Err(e) if e.is_not_found() => {}
         Err(e) => {
-            tracing::warn!(container = %id, error = %e, "could not remove a sandbox container")
+            tracing::warn!(container = %id, error = %e, "could not remove a sandbox container; the janitor will")
         }
     }
+    engine.release(id);
 }
 
-/// Removes a volume, retrying for a few seconds while a container being
-/// removed still uses it (the engine answers 409).
 async fn remove_volume_patiently(engine: &Engine, name: &str) {
-    for _ in 0..50 {
-        match engine.remove_volume(name).await {
-            Ok(()) => return,
-            Err(e) if e.is_not_found() => return,
-            Err(EngineError::Api { status: 409, .. }) => {
-                tokio::time::sleep(Duration::from_millis(100)).await
-            }
-            Err(e) => {
-                tracing::warn!(volume = %name, error = %e, "could not remove a scratch volume");
-                return;
-            }
+    match engine.remove_volume_retrying(name).await {
+        Ok(()) => {}
+        Err(e) if e.is_not_found() => {}
+        Err(e) => {
+            tracing::warn!(volume = %name, error = %e, "could not remove a scratch volume; the janitor will")
         }
     }
-    tracing::warn!(volume = %name, "a scratch volume stayed in use; the next sweep will remove it");
+    engine.release(name);
 }
 
 /// Aborts a task when dropped.

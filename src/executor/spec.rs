@@ -2,6 +2,7 @@
 //! to the Engine API's create body, with the hardening applied.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use bollard::models::{
     ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType, MountVolumeOptions,
@@ -13,9 +14,22 @@ use crate::engine::{BOOT_LABEL, LABEL};
 use crate::language::Language;
 use crate::limits::Limits;
 
-/// The numeric user and group every program runs as (`nobody` on Debian,
-/// whatever the image's passwd says).
-pub const SANDBOX_USER: &str = "65534:65534";
+/// The first of the numeric users (and groups) sandboxes run as, whatever
+/// the image's passwd says: Debian reserves 65000–65533, so no account
+/// there has them.
+pub const FIRST_UID: u32 = 65_000;
+/// How many there are. Each sandbox (each run: its compile and run
+/// containers share one) takes the next, round robin, so that concurrent
+/// runs do not share the kernel's per-user limits (inotify instances, pipe
+/// buffers, message queues) with one another.
+pub const UIDS: u32 = 534;
+
+static NEXT_UID: AtomicU32 = AtomicU32::new(0);
+
+/// The user (and group) for the next sandbox.
+pub fn next_uid() -> u32 {
+    FIRST_UID + NEXT_UID.fetch_add(1, Ordering::Relaxed) % UIDS
+}
 /// Label naming the language of a container.
 pub const LANGUAGE_LABEL: &str = "code-runner.language";
 /// Label naming the stage (`compile` or `run`) of a container.
@@ -72,23 +86,24 @@ fn inodes(scratch: i64) -> i64 {
 }
 
 /// The tmpfs mount options of the working-directory volume of a compiled
-/// language (sized by its compile stage, executable).
-pub fn volume_options(language: &Language) -> String {
+/// language (sized by its compile stage, executable), owned by `uid`.
+pub fn volume_options(language: &Language, uid: u32) -> String {
     let scratch = language.compile_limits.scratch_bytes();
     format!(
-        "size={scratch},nr_inodes={},uid=65534,gid=65534,mode=0700,nosuid,nodev",
+        "size={scratch},nr_inodes={},uid={uid},gid={uid},mode=0700,nosuid,nodev",
         inodes(scratch)
     )
 }
 
-/// The create body of a sandbox for one stage of `language`. `warm`: run
-/// the language's warm-up before waiting for the payload (pooled
-/// containers, which wait long enough for it to pay).
+/// The create body of a sandbox for one stage of `language`, run as `uid`
+/// (user and group). `warm`: run the language's warm-up before waiting for
+/// the payload (pooled containers, which wait long enough for it to pay).
 pub fn container(
     language: &Language,
     stage: Stage,
     owner: &Owner,
     work: &Work,
+    uid: u32,
     warm: bool,
 ) -> ContainerCreateBody {
     let (command, limits): (&[String], &Limits) = match stage {
@@ -109,7 +124,7 @@ pub fn container(
             tmpfs.insert(
                 WORK_DIR.to_string(),
                 format!(
-                    "rw,noexec,nosuid,nodev,size={scratch},nr_inodes={inodes},uid=65534,gid=65534,mode=0700"
+                    "rw,noexec,nosuid,nodev,size={scratch},nr_inodes={inodes},uid={uid},gid={uid},mode=0700"
                 ),
             );
             None
@@ -140,7 +155,7 @@ pub fn container(
     ContainerCreateBody {
         image: Some(language.image.clone()),
         hostname: Some("sandbox".to_string()),
-        user: Some(SANDBOX_USER.to_string()),
+        user: Some(format!("{uid}:{uid}")),
         working_dir: Some(WORK_DIR.to_string()),
         entrypoint: Some(vec![
             "/bin/sh".to_string(),
@@ -210,6 +225,7 @@ mod tests {
             Stage::Run,
             &owner,
             &Work::Tmpfs,
+            65_001,
             false,
         )
     }
@@ -231,8 +247,8 @@ mod tests {
             boot: "b1".into(),
         };
         let work = Work::Volume("vol1".into());
-        let compile = container(&c, Stage::Compile, &owner, &work, false);
-        let run = container(&c, Stage::Run, &owner, &work, false);
+        let compile = container(&c, Stage::Compile, &owner, &work, 65_002, false);
+        let run = container(&c, Stage::Run, &owner, &work, 65_002, false);
         assert_eq!(compile.cmd.as_ref().unwrap()[0], "sh");
         assert_eq!(run.cmd.as_ref().unwrap(), &vec!["./main".to_string()]);
         let (ch, rh) = (compile.host_config.unwrap(), run.host_config.unwrap());
@@ -246,9 +262,9 @@ mod tests {
             assert_eq!(host.readonly_rootfs, Some(true));
         }
         assert_eq!(compile.labels.unwrap()["code-runner.stage"], "compile");
-        let options = volume_options(&c);
+        let options = volume_options(&c, 65_002);
         assert!(
-            options.contains("nosuid") && options.contains("uid=65534"),
+            options.contains("nosuid") && options.contains("uid=65002,gid=65002"),
             "{options}"
         );
         assert!(!options.contains("noexec"), "{options}");
@@ -278,7 +294,7 @@ mod tests {
             host.log_config.as_ref().unwrap().typ.as_deref(),
             Some("none")
         );
-        assert_eq!(spec.user.as_deref(), Some("65534:65534"));
+        assert_eq!(spec.user.as_deref(), Some("65001:65001"));
         assert!(host.privileged.is_none());
         assert!(host.binds.is_none() && host.mounts.is_none());
     }
@@ -293,7 +309,7 @@ mod tests {
             assert!(options.contains("nr_inodes=4096"), "{options}");
             assert!(options.contains("nosuid"), "{options}");
         }
-        assert!(tmpfs["/work"].contains("uid=65534"));
+        assert!(tmpfs["/work"].contains("uid=65001,gid=65001"));
     }
 
     #[test]
@@ -319,12 +335,23 @@ mod tests {
             instance: "test".into(),
             boot: "b1".into(),
         };
-        let warm = container(python, Stage::Run, &owner, &Work::Tmpfs, true);
-        let cold = container(python, Stage::Run, &owner, &Work::Tmpfs, false);
+        let warm = container(python, Stage::Run, &owner, &Work::Tmpfs, 65_003, true);
+        let cold = container(python, Stage::Run, &owner, &Work::Tmpfs, 65_003, false);
         assert_eq!(warm.entrypoint.unwrap()[4], "python3 -c pass");
         assert_eq!(cold.entrypoint.unwrap()[4], "");
         assert_eq!(warm.host_config, cold.host_config);
         assert_eq!(warm.cmd, cold.cmd);
+    }
+
+    #[test]
+    fn users_are_reserved_ids_handed_out_round_robin() {
+        let ids: Vec<u32> = (0..2 * UIDS).map(|_| next_uid()).collect();
+        assert!(
+            ids.iter()
+                .all(|id| (FIRST_UID..FIRST_UID + UIDS).contains(id))
+        );
+        assert!(ids.iter().all(|id| *id != 65_534 && *id != 0));
+        assert_ne!(ids[0], ids[1]);
     }
 
     #[test]

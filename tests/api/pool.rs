@@ -31,16 +31,18 @@ async fn running(app: &TestApp) -> Vec<String> {
         .collect()
 }
 
+/// Waits until `/ready` says python's pool holds `size` warmed containers;
+/// returns the running containers then.
 async fn wait_for_pool(app: &TestApp, size: usize) -> Vec<String> {
     let started = Instant::now();
     loop {
-        let ids = running(app).await;
-        if ids.len() >= size {
-            return ids;
+        let (_, ready) = app.get("/ready").await;
+        if ready["pool"]["python"].as_u64() >= Some(size as u64) {
+            return running(app).await;
         }
         assert!(
             started.elapsed() < Duration::from_secs(20),
-            "the pool did not fill: {ids:?}"
+            "the pool did not fill: {ready}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -115,9 +117,17 @@ async fn a_pooled_run_has_the_isolation_of_a_cold_one() {
     )
     .await;
     assert_eq!(pool, "hit");
+    let stdout = answer["stdout"].as_str().unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "['lo'] 0", "{answer}");
+    let ids: Vec<u32> = lines[1].split(' ').map(|i| i.parse().unwrap()).collect();
+    assert!(
+        (65_000..65_534).contains(&ids[0]) && ids[0] == ids[1],
+        "{answer}"
+    );
     assert_eq!(
-        answer["stdout"],
-        "['lo'] 0\n65534 65534\n0000000000000000 1 2\n128 64\nRead-only file system\n",
+        lines[2..],
+        ["0000000000000000 1 2", "128 64", "Read-only file system"],
         "{answer}"
     );
     app.stop().await;

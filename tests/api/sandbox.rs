@@ -60,7 +60,7 @@ async fn the_root_filesystem_is_read_only_and_scratch_dirs_are_writable() {
 }
 
 #[tokio::test]
-async fn the_program_runs_as_nobody_with_no_capabilities_and_no_new_privileges() {
+async fn the_program_runs_as_an_unprivileged_user_with_no_capabilities_and_no_new_privileges() {
     let app = spawn_app().await;
     let answer = app
         .python(concat!(
@@ -76,11 +76,25 @@ async fn the_program_runs_as_nobody_with_no_capabilities_and_no_new_privileges()
             "    print('setuid refused')\n",
         ))
         .await;
+    let stdout = answer["stdout"].as_str().unwrap();
+    let (ids, rest) = stdout.split_once('\n').unwrap();
+    let ids: Vec<u32> = ids.split(' ').map(|i| i.parse().unwrap()).collect();
+    assert!((65_000..65_534).contains(&ids[0]), "{answer}");
+    assert_eq!(ids, [ids[0]; 3], "user, group and effective user are one");
     assert_eq!(
-        answer["stdout"],
-        "65534 65534 65534\n0000000000000000 0000000000000000 0000000000000000\nnnp 1 seccomp 2\nsetuid refused\n",
+        rest,
+        "0000000000000000 0000000000000000 0000000000000000\nnnp 1 seccomp 2\nsetuid refused\n",
         "{answer}"
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_runs_run_as_different_users() {
+    let app = spawn_app().await;
+    let code = "import os, time\ntime.sleep(0.5)\nprint(os.getuid())";
+    let (a, b) = tokio::join!(app.python(code), app.python(code));
+    assert_ne!(a["stdout"], b["stdout"], "{a} {b}");
     app.stop().await;
 }
 

@@ -267,3 +267,47 @@ async fn shutdown_stops_runs_that_outlast_the_grace_period_and_removes_them() {
     app.wait_stopped(Duration::from_secs(10)).await;
     assert!(app.containers().await.is_empty());
 }
+
+#[tokio::test]
+async fn the_janitor_removes_what_this_process_made_and_no_longer_holds() {
+    use code_runner::engine::Engine;
+    let docker = docker().await;
+    let instance = test_config().instance;
+    let labels = HashMap::from([
+        ("code-runner".to_string(), instance.clone()),
+        ("code-runner.boot".to_string(), "this-boot".to_string()),
+    ]);
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let body = ContainerCreateBody {
+            image: Some(PYTHON_IMAGE.to_string()),
+            cmd: Some(vec!["sleep".into(), "300".into()]),
+            labels: Some(labels.clone()),
+            network_disabled: Some(true),
+            ..Default::default()
+        };
+        let id = docker.create_container(None, body).await.unwrap().id;
+        docker.start_container(&id, None).await.unwrap();
+        ids.push(id);
+    }
+    let engine = Engine::connect(None).unwrap();
+    engine.hold(&ids[0]);
+    // Seen unheld once: spared (it may be a container being created).
+    assert_eq!(
+        engine.remove_litter(&instance, "this-boot").await.unwrap(),
+        0
+    );
+    // Seen unheld twice: removed; the held one stays.
+    assert_eq!(
+        engine.remove_litter(&instance, "this-boot").await.unwrap(),
+        1
+    );
+    assert_eq!(
+        containers_of(&docker, &instance).await,
+        vec![ids[0].clone()]
+    );
+    engine.release(&ids[0]);
+    engine.remove_litter(&instance, "this-boot").await.unwrap();
+    engine.remove_litter(&instance, "this-boot").await.unwrap();
+    assert_no_containers_of(&docker, &instance, Duration::from_secs(5)).await;
+}

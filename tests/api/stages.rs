@@ -134,6 +134,7 @@ async fn bad_file_names_are_400_naming_them_with_no_container() {
         "-rf",
         "a b.py",
         "main.py",
+        "main.py/inside",
     ] {
         let (status, body) = app
             .run(json!({"language": "python", "code": "print(1)", "files": [{"name": name, "content": "x"}]}))
@@ -159,6 +160,19 @@ async fn bad_file_names_are_400_naming_them_with_no_container() {
     assert_eq!(
         (status, body["code"].as_str().unwrap()),
         (400, "invalid_field"),
+        "{body}"
+    );
+    let (status, body) = app
+        .run(json!({"language": "python", "code": "print(1)", "files": [
+            {"name": "pkg", "content": "1"}, {"name": "pkg/mod.py", "content": "2"}]}))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str().unwrap()),
+        (400, "invalid_field"),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("folder"),
         "{body}"
     );
     let files: Vec<_> = (0..33)
