@@ -217,6 +217,43 @@ impl TestApp {
     }
 }
 
+impl Drop for TestApp {
+    /// A test that failed before `stop` leaves its server's containers to
+    /// this: they are removed with the Docker CLI, so that a failing test
+    /// leaves no debris for the next run.
+    fn drop(&mut self) {
+        if self.server.is_none() {
+            return;
+        }
+        let label = format!("label=code-runner={}", self.instance);
+        let listed = std::process::Command::new("docker")
+            .args(["ps", "-aq", "--filter", &label])
+            .output();
+        if let Ok(listed) = listed {
+            let ids: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+                .split_whitespace()
+                .map(str::to_string)
+                .collect();
+            if !ids.is_empty() {
+                let _ = std::process::Command::new("docker")
+                    .args(["rm", "-f"])
+                    .args(&ids)
+                    .output();
+            }
+        }
+        if let Ok(listed) = std::process::Command::new("docker")
+            .args(["volume", "ls", "-q", "--filter", &label])
+            .output()
+        {
+            for volume in String::from_utf8_lossy(&listed.stdout).split_whitespace() {
+                let _ = std::process::Command::new("docker")
+                    .args(["volume", "rm", "-f", volume])
+                    .output();
+            }
+        }
+    }
+}
+
 /// The ids of the containers labelled `code-runner=<instance>`.
 pub async fn containers_of(docker: &Docker, instance: &str) -> Vec<String> {
     let filters = HashMap::from([("label".to_string(), vec![format!("code-runner={instance}")])]);
