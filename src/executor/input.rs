@@ -64,24 +64,25 @@ while [ "$n" -gt 0 ]; do
   n=$((n - 1))
 done
 oom_kills() {
+  kills=-
   for f in /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control; do
     if [ -r "$f" ]; then
-      n=0
+      kills=0
       while read -r key value; do
-        if [ "$key" = oom_kill ]; then n=$value; fi
+        if [ "$key" = oom_kill ]; then kills=$value; fi
       done < "$f"
-      echo "$n"
       return
     fi
   done
-  echo -
 }
 set +e
-before=$(oom_kills)
+oom_kills
+before=$kills
 exec 4>&2 2>/dev/null
 ( exec 2>&4 4>&-; exec "$@" )
 status=$?
-after=$(oom_kills)
+oom_kills
+after=$kills
 oom=-
 if [ "$before" != - ] && [ "$after" != - ]; then oom=$((after - before)); fi
 printf '%s:%d:%s\n' "$nonce" "$status" "$oom"

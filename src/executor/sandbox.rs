@@ -30,6 +30,9 @@ use crate::engine::{Engine, EngineError};
 /// output once it has stopped.
 const SETTLE: Duration = Duration::from_secs(5);
 
+/// How long a container may take to stop once its trailers came, before
+/// it is killed.
+const STOP_AFTER_TRAILERS: Duration = Duration::from_millis(500);
 /// How many times, and how far apart, an unexplained SIGKILL is checked
 /// again for the out-of-memory flag.
 const OOM_RECHECKS: u32 = 5;
@@ -284,16 +287,21 @@ impl Sandbox {
         let ended = Instant::now();
 
         if matches!(ending, Ending::Finished(_)) {
-            // The bootstrap is exiting, and the container with it; killing it
-            // now (off the response path) leaves nothing running on, not even
-            // a program that forged the trailers to look done.
+            // The bootstrap is exiting, and the container with it. One that
+            // has not stopped shortly after (a program that forged the
+            // trailers to look done) is killed, off the response path.
             let docker = docker.clone();
             let id = id.to_string();
+            let exited = std::mem::replace(&mut exited, Exit(None));
             tokio::spawn(async move {
-                let kill = KillContainerOptionsBuilder::default()
-                    .signal("SIGKILL")
-                    .build();
-                let _ = docker.kill_container(&id, Some(kill)).await;
+                let mut exited = exited;
+                exited.within(STOP_AFTER_TRAILERS).await;
+                if exited.pending() {
+                    let kill = KillContainerOptionsBuilder::default()
+                        .signal("SIGKILL")
+                        .build();
+                    let _ = docker.kill_container(&id, Some(kill)).await;
+                }
             });
         } else {
             // Whatever the program wrote before it ended is still in the
