@@ -10,8 +10,9 @@
 //! - [`watch`]: reloading the registry when language files change.
 //! - [`api`]: the HTTP API (routes, handlers, wire types, errors).
 //! - [`limiter`]: run slots and the bounded queue.
-//! - [`executor`]: one hardened container per run, always removed.
-//! - [`engine`]: the Docker connection, images and container sweeps.
+//! - [`executor`]: hardened containers per run (a compile stage, a pool of
+//!   pre-started ones, background removal), always removed.
+//! - [`engine`]: the Docker connection, images, volumes and sweeps.
 //! - [`server`]: the HTTP accept loop, with connection bounds.
 //! - [`app`]: wiring, serving and graceful shutdown.
 //! - [`healthcheck`]: the binary's `healthcheck` command.
