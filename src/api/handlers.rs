@@ -209,10 +209,10 @@ async fn run(
     tracing::info!(
         %request_id,
         language = %answer.language,
-        status = answer.status.as_str(),
-        exit_code = ?answer.exit_code,
+        status = answer.run.status.as_str(),
+        exit_code = ?answer.run.exit_code,
         compile_ms = answer.compile.as_ref().map(|c| c.duration_ms),
-        duration_ms = answer.duration_ms,
+        duration_ms = answer.run.duration_ms,
         total_ms = started.elapsed().as_millis() as u64,
         pooled = ran.pooled,
         "run finished"

@@ -206,13 +206,11 @@ pub fn check_file_name(name: &str) -> Result<(), &'static str> {
 pub struct RunResponse {
     pub language: String,
     pub version: String,
-    pub status: Status,
-    pub exit_code: Option<i64>,
-    pub signal: Option<&'static str>,
-    pub stdout: String,
-    pub stderr: String,
-    pub truncated: bool,
-    pub duration_ms: u64,
+    /// The run: `status`, `exit_code`, `signal`, `stdout`, `stderr`,
+    /// `truncated`, `duration_ms` (empty, with the compile's status, when
+    /// the compile failed).
+    #[serde(flatten)]
+    pub run: StageReport,
     /// The compile stage, for compiled languages.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compile: Option<StageReport>,
@@ -225,8 +223,8 @@ pub struct RunResponse {
     pub error: Option<String>,
 }
 
-/// What a compile stage did.
-#[derive(Debug, Clone, Serialize)]
+/// What a stage (the run, or the compile) did.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct StageReport {
     pub status: Status,
     pub exit_code: Option<i64>,
@@ -254,50 +252,52 @@ impl From<&StageOutcome> for StageReport {
 impl RunResponse {
     pub fn new(language: &Language, wall_time_ms: u64, outcome: Outcome) -> Self {
         let compile = outcome.compile.as_ref().map(StageReport::from);
-        let mut answer = RunResponse {
-            language: language.name.clone(),
-            version: language.version.clone(),
-            status: Status::Ok,
-            exit_code: None,
-            signal: None,
-            stdout: String::new(),
-            stderr: String::new(),
-            truncated: false,
-            duration_ms: 0,
-            compile,
-            output: None,
-            error: None,
-        };
-        match (outcome.compile, outcome.run) {
+        let (run, output, error) = match (outcome.compile, outcome.run) {
             (_, Some(run)) => {
-                answer.error = match run.status {
-                    Status::Ok => {
-                        answer.output = Some(run.stdout.clone());
-                        None
-                    }
-                    status => Some(run_error(status, &run, &language.limits, wall_time_ms)),
+                let (output, error) = match run.status {
+                    Status::Ok => (Some(run.stdout.clone()), None),
+                    status => (
+                        None,
+                        Some(run_error(status, &run, &language.limits, wall_time_ms)),
+                    ),
                 };
-                answer.status = run.status;
-                answer.exit_code = run.exit_code;
-                answer.signal = run.signal;
-                answer.stdout = run.stdout;
-                answer.stderr = run.stderr;
-                answer.truncated = run.truncated;
-                answer.duration_ms = run.duration.as_millis() as u64;
+                (StageReport::from(&run), output, error)
             }
             (Some(compile), None) => {
-                answer.status = match compile.status {
+                let status = match compile.status {
                     Status::RuntimeError | Status::Ok => Status::CompileError,
                     limit => limit,
                 };
-                answer.error = Some(compile_error(&compile, &language.compile_limits));
+                let error = compile_error(&compile, &language.compile_limits);
+                (StageReport::not_run(status), None, Some(error))
             }
             (None, None) => {
-                answer.status = Status::RuntimeError;
-                answer.error = Some("The program did not run.".to_string());
+                let error = "The program did not run.".to_string();
+                (
+                    StageReport::not_run(Status::RuntimeError),
+                    None,
+                    Some(error),
+                )
             }
+        };
+        RunResponse {
+            language: language.name.clone(),
+            version: language.version.clone(),
+            run,
+            compile,
+            output,
+            error,
         }
-        answer
+    }
+}
+
+impl StageReport {
+    /// A stage that did not run, with the status that says why.
+    fn not_run(status: Status) -> StageReport {
+        StageReport {
+            status,
+            ..StageReport::default()
+        }
     }
 }
 

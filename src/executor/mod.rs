@@ -55,10 +55,11 @@ pub struct Job {
 }
 
 /// How a stage (or, for `CompileError`, a whole run) ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Exited with code 0.
+    #[default]
     Ok,
     /// Exited with another code, or was killed by a signal of its own.
     RuntimeError,
