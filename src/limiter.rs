@@ -78,13 +78,6 @@ impl Limiter {
     pub fn close(&self) {
         self.slots.close();
     }
-
-    /// Waits until every slot is free again (all runs have ended).
-    pub async fn idle(&self) {
-        while self.running() > 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
 }
 
 struct LeaveQueue<'a>(&'a AtomicUsize);

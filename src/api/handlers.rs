@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, BufMut, Bytes};
 use futures_util::{Stream, StreamExt};
 use serde_json::json;
 use validator::ValidateArgs;
@@ -234,12 +234,7 @@ async fn read_body(
             if (out.len() + chunk.remaining()) as u64 > limit {
                 return Err(ApiError::BodyTooLarge { limit });
             }
-            while chunk.has_remaining() {
-                let part = chunk.chunk();
-                out.extend_from_slice(part);
-                let n = part.len();
-                chunk.advance(n);
-            }
+            out.put(&mut chunk);
         }
         Ok(Bytes::from(out))
     };

@@ -256,10 +256,7 @@ impl RunResponse {
             (_, Some(run)) => {
                 let (output, error) = match run.status {
                     Status::Ok => (Some(run.stdout.clone()), None),
-                    status => (
-                        None,
-                        Some(run_error(status, &run, &language.limits, wall_time_ms)),
-                    ),
+                    _ => (None, Some(run_error(&run, &language.limits, wall_time_ms))),
                 };
                 (StageReport::from(&run), output, error)
             }
@@ -302,54 +299,74 @@ impl StageReport {
 }
 
 /// The `error` text of a run that did not end with status `ok`.
-fn run_error(status: Status, run: &StageOutcome, limits: &Limits, wall_time_ms: u64) -> String {
-    match status {
-        Status::Ok | Status::CompileError => String::new(),
-        Status::Timeout => format!(
-            "Time limit exceeded: the program was still running after {wall_time_ms} ms and was stopped."
-        ),
-        Status::MemoryLimit => format!(
-            "Memory limit exceeded: the program needed more than {} MiB and was killed.",
-            limits.memory_mb
-        ),
-        Status::OutputLimit => format!(
-            "Output limit exceeded: the program wrote more than {} bytes to {} and was stopped.",
-            limits.output_bytes,
-            stream_name(run.overflowed)
-        ),
-        Status::RuntimeError if !run.stderr.is_empty() => run.stderr.clone(),
-        Status::RuntimeError => match (run.signal, run.exit_code) {
-            (Some(signal), _) => format!("The program was killed by {signal}."),
-            (None, Some(code)) => format!("The program exited with code {code}."),
-            (None, None) => "The program failed.".to_string(),
-        },
+fn run_error(run: &StageOutcome, limits: &Limits, wall_time_ms: u64) -> String {
+    if let Some(sentence) = limit_sentence("", "program", run, limits, wall_time_ms) {
+        return sentence;
+    }
+    match (run.status, run.signal, run.exit_code) {
+        (Status::Ok | Status::CompileError, _, _) => String::new(),
+        _ if !run.stderr.is_empty() => run.stderr.clone(),
+        (_, Some(signal), _) => format!("The program was killed by {signal}."),
+        (_, None, Some(code)) => format!("The program exited with code {code}."),
+        (_, None, None) => "The program failed.".to_string(),
     }
 }
 
 /// The `error` text of a failed compile stage: the compiler's output, or a
 /// sentence naming the limit it hit.
 fn compile_error(compile: &StageOutcome, limits: &Limits) -> String {
-    match compile.status {
-        Status::Timeout => format!(
-            "Compile time limit exceeded: the compiler was still running after {} ms and was stopped.",
-            limits.wall_time_ms
-        ),
-        Status::MemoryLimit => format!(
-            "Compile memory limit exceeded: the compiler needed more than {} MiB and was killed.",
-            limits.memory_mb
-        ),
-        Status::OutputLimit => format!(
-            "Compile output limit exceeded: the compiler wrote more than {} bytes to {} and was stopped.",
-            limits.output_bytes,
-            stream_name(compile.overflowed)
-        ),
+    if let Some(sentence) =
+        limit_sentence("compile ", "compiler", compile, limits, limits.wall_time_ms)
+    {
+        return sentence;
+    }
+    match compile.exit_code {
         _ if !compile.stderr.is_empty() => compile.stderr.clone(),
         _ if !compile.stdout.is_empty() => compile.stdout.clone(),
-        _ => match compile.exit_code {
-            Some(code) => format!("The compiler exited with code {code}."),
-            None => "The compiler failed.".to_string(),
-        },
+        Some(code) => format!("The compiler exited with code {code}."),
+        None => "The compiler failed.".to_string(),
     }
+}
+
+/// The sentence naming the limit a stage was stopped at, if it was:
+/// "Time limit exceeded: the program was still running after 1500 ms and
+/// was stopped.", "Compile memory limit exceeded: the compiler …".
+fn limit_sentence(
+    stage: &str,
+    who: &str,
+    outcome: &StageOutcome,
+    limits: &Limits,
+    wall_time_ms: u64,
+) -> Option<String> {
+    let (limit, what) = match outcome.status {
+        Status::Timeout => (
+            "time",
+            format!("was still running after {wall_time_ms} ms and was stopped"),
+        ),
+        Status::MemoryLimit => (
+            "memory",
+            format!("needed more than {} MiB and was killed", limits.memory_mb),
+        ),
+        Status::OutputLimit => (
+            "output",
+            format!(
+                "wrote more than {} bytes to {} and was stopped",
+                limits.output_bytes,
+                stream_name(outcome.overflowed)
+            ),
+        ),
+        _ => return None,
+    };
+    let name = format!("{stage}{limit}");
+    let mut chars = name.chars();
+    let first = chars
+        .next()
+        .map(|c| c.to_uppercase().collect::<String>())
+        .unwrap_or_default();
+    Some(format!(
+        "{first}{} limit exceeded: the {who} {what}.",
+        chars.as_str()
+    ))
 }
 
 fn stream_name(stream: Option<OutputStream>) -> &'static str {

@@ -62,11 +62,8 @@ pub struct Sandbox {
 pub struct Executed {
     pub outcome: StageOutcome,
     pub container: ContainerGuard,
-    /// From the payload to the outcome: time spent on the Engine API and
-    /// waiting for the program.
-    pub docker_time: Duration,
-    /// The same, in two: the program (fed to ended), then what followed
-    /// (stopping it if a limit did, reading its state).
+    /// From the payload to the outcome, in two: the program (fed to ended),
+    /// then what followed (stopping it if a limit did, reading its state).
     pub run_phases: [(&'static str, Duration); 2],
 }
 
@@ -402,7 +399,6 @@ impl Sandbox {
         Ok(Executed {
             outcome,
             container: guard,
-            docker_time,
             run_phases,
         })
     }
