@@ -1,52 +1,31 @@
 //! The application: everything a running service holds, built from a
-//! [`Config`], bound to a listener, and run until a shutdown signal.
+//! [`Config`], bound to a listener, and run until a shutdown signal, with
+//! its background work supervised in one place.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::{ApiSettings, routes};
 use crate::config::Config;
 use crate::engine::{Engine, EngineError};
-use crate::executor::pool::Pool;
-use crate::executor::{Executor, Owner};
+use crate::executor::Executor;
+use crate::executor::custody::{Custody, Owner};
+use crate::job::RequestBounds;
+use crate::language::reload::{self, Watcher};
 use crate::language::{Registry, RegistryError};
-use crate::limiter::Limiter;
+use crate::runner::DockerRunner;
+use crate::runner::admission::Admission;
 use crate::server::{ConnectionBounds, serve};
-use crate::watch::Watcher;
 
-/// How often the start-up sweep retries while Docker cannot be reached.
-const SWEEP_RETRY: Duration = Duration::from_secs(2);
-/// How often the janitor looks for containers and volumes this process
-/// made and no longer holds (a removal that failed).
-const JANITOR_EVERY: Duration = Duration::from_secs(30);
 /// How long answers still in flight get after runs are stopped at shutdown.
 const FINAL_ANSWERS: Duration = Duration::from_secs(5);
-
-/// What every request handler shares.
-#[derive(Debug)]
-pub struct AppState {
-    pub config: Config,
-    registry: RwLock<Arc<Registry>>,
-    pub engine: Arc<Engine>,
-    pub executor: Executor,
-    pub limiter: Limiter,
-    /// Request bodies being read at once (each up to `max_body_bytes`).
-    pub body_reads: tokio::sync::Semaphore,
-}
-
-/// Request bodies read at once.
-pub const BODY_READS: usize = 16;
-
-impl AppState {
-    /// The languages served now.
-    pub fn registry(&self) -> Arc<Registry> {
-        self.registry.read().expect("registry lock").clone()
-    }
-}
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -64,10 +43,12 @@ pub enum StartError {
 
 /// A service bound to its port, ready to run.
 pub struct Application {
-    state: Arc<AppState>,
+    config: Config,
     listener: TcpListener,
     addr: SocketAddr,
-    stop_runs: CancellationToken,
+    runner: Arc<DockerRunner>,
+    /// The languages served: the one place they live.
+    languages: watch::Sender<Arc<Registry>>,
     watcher: Watcher,
 }
 
@@ -75,22 +56,23 @@ impl Application {
     /// Loads the languages, prepares the Docker client and binds the
     /// listener. Docker need not be up: the service starts without it.
     pub async fn build(config: Config) -> Result<Application, StartError> {
-        let registry = Registry::load(config.languages_dir(), &config.default_limits())?;
-        let watcher = Watcher::new(config.languages_dir(), config.default_limits(), &registry);
+        let defaults = config.default_limits();
+        let registry = Registry::load(config.languages_dir(), &defaults)?;
+        let watcher = Watcher::new(config.languages_dir(), defaults, &registry);
+        let (languages, subscribed) = watch::channel(Arc::new(registry));
         let engine = Arc::new(Engine::connect(config.docker_host.as_deref())?);
         let owner = Owner {
             instance: config.instance.clone(),
             boot: uuid::Uuid::new_v4().simple().to_string(),
         };
-        let stop_runs = CancellationToken::new();
-        let pool = Pool::new(engine.clone(), owner.clone(), config.pool_refills);
-        pool.configure(&registry, config.pool_size);
-        let executor = Executor::new(engine.clone(), owner, stop_runs.clone(), pool);
-        let limiter = Limiter::new(
+        let custody = Custody::new(engine, owner);
+        let executor = Executor::new(custody, config.pool_size, config.pool_refills);
+        let admission = Admission::new(
             config.max_concurrent_runs,
             config.max_queue,
             config.queue_timeout(),
         );
+        let runner = Arc::new(DockerRunner::new(subscribed, admission, executor));
         let addr = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(addr)
             .await
@@ -98,19 +80,12 @@ impl Application {
         let addr = listener
             .local_addr()
             .map_err(|source| StartError::Bind { addr, source })?;
-        let state = Arc::new(AppState {
-            config,
-            registry: RwLock::new(Arc::new(registry)),
-            engine,
-            executor,
-            limiter,
-            body_reads: tokio::sync::Semaphore::new(BODY_READS),
-        });
         Ok(Application {
-            state,
+            config,
             listener,
             addr,
-            stop_runs,
+            runner,
+            languages,
             watcher,
         })
     }
@@ -121,66 +96,66 @@ impl Application {
         self.addr
     }
 
-    /// The shared state, for tests and the binary.
-    pub fn state(&self) -> Arc<AppState> {
-        self.state.clone()
-    }
-
     /// Serves until `shutdown` resolves, then stops accepting, lets runs in
     /// flight finish within the grace period, stops the rest, and removes
     /// every container this process made.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let Application {
-            state,
+            config,
             listener,
             addr,
-            stop_runs,
+            runner,
+            languages,
             watcher,
         } = self;
-        tokio::spawn(prepare_engine(state.clone()));
-        let pool = state.executor.pool().clone();
-        tokio::spawn(pool.clone().run());
-        let janitor = tokio::spawn(janitor(state.clone()));
-        let reaper = state.executor.reaper().clone();
-        let reaping = tokio::spawn({
-            let reaper = reaper.clone();
-            async move { reaper.run().await }
-        });
-        let reload = state.config.reload_interval();
-        let watching =
-            reload.map(|every| tokio::spawn(watch_languages(state.clone(), watcher, every)));
+        let background = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        runner
+            .executor()
+            .start(&mut tasks, languages.subscribe(), &background);
+        let languages = Arc::new(languages);
+        if let Some(every) = config.reload_interval() {
+            tasks.spawn(follow_languages(
+                watcher,
+                languages.clone(),
+                every,
+                background.clone(),
+            ));
+        }
 
         let stopping = CancellationToken::new();
         let signal = {
-            let state = state.clone();
-            let stopping = stopping.clone();
+            let (runner, stopping) = (runner.clone(), stopping.clone());
             async move {
                 shutdown.await;
                 tracing::info!("shutting down: no new connections, runs in flight may finish");
-                state.limiter.close();
-                state.executor.pool().close();
+                runner.close();
                 stopping.cancel();
             }
         };
-        tracing::info!(%addr, instance = %state.config.instance, "code-runner listening");
-        let bounds = ConnectionBounds {
-            max_connections: state.config.max_connections,
-            header_timeout: state.config.header_timeout(),
-        };
-        let server = serve(listener, crate::api::routes(state.clone()), bounds, signal);
+        tracing::info!(%addr, instance = %config.instance, "code-runner listening");
+        let server = serve(
+            listener,
+            routes(runner.clone(), api_settings(&config)),
+            ConnectionBounds {
+                max_connections: config.max_connections,
+                header_timeout: config.header_timeout(),
+            },
+            signal,
+        );
         tokio::pin!(server);
-        let grace = state.config.shutdown_grace();
+        let grace = config.shutdown_grace();
         let finished = tokio::select! {
-            _ = &mut server => true,
-            _ = async { stopping.cancelled().await; tokio::time::sleep(grace).await } => false,
+            () = &mut server => true,
+            () = async { stopping.cancelled().await; tokio::time::sleep(grace).await } => false,
         };
         if !finished {
             tracing::warn!(
                 ?grace,
-                running = state.limiter.running(),
+                running = runner.running(),
                 "grace period over: stopping the runs still in flight"
             );
-            stop_runs.cancel();
+            runner.executor().stop_runs();
             if tokio::time::timeout(FINAL_ANSWERS, &mut server)
                 .await
                 .is_err()
@@ -188,133 +163,58 @@ impl Application {
                 tracing::warn!("connections still open after the runs were stopped; closing them");
             }
         }
-        if let Some(watching) = watching {
-            watching.abort();
-        }
-        janitor.abort();
-        pool.shutdown().await;
-        reaper.flush(FINAL_ANSWERS).await;
-        reaping.abort();
-        sweep_own_containers(&state).await;
+        background.cancel();
+        runner.executor().shutdown().await;
+        while tasks.join_next().await.is_some() {}
+        drop(languages);
         tracing::info!("code-runner stopped");
     }
 }
 
-/// Polls the languages folder and swaps in the new registry when it
-/// changes; images new languages need are pulled in the background.
-async fn watch_languages(state: Arc<AppState>, mut watcher: Watcher, every: Duration) {
+/// The API's settings, from the configuration.
+fn api_settings(config: &Config) -> ApiSettings {
+    ApiSettings {
+        max_body_bytes: config.max_body_bytes,
+        body_timeout: config.body_timeout(),
+        bounds: RequestBounds {
+            max_code_bytes: config.max_code_bytes,
+            max_files: config.max_files,
+            max_stdin_bytes: config.max_stdin_bytes,
+            max_args: config.max_args,
+            max_arg_bytes: config.max_arg_bytes,
+        },
+    }
+}
+
+/// Polls the languages folder every `every` and publishes the next
+/// registry when it changes, until `cancel`.
+async fn follow_languages(
+    mut watcher: Watcher,
+    languages: Arc<watch::Sender<Arc<Registry>>>,
+    every: Duration,
+    cancel: CancellationToken,
+) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = cancel.cancelled() => return,
+        }
         let polled = tokio::task::spawn_blocking(move || {
             let update = watcher.poll();
             (watcher, update)
         })
         .await;
-        let Ok((returned, update)) = polled else {
+        let Ok((returned, (registry, events))) = polled else {
             tracing::error!("the languages watcher panicked; languages are no longer reloaded");
             return;
         };
         watcher = returned;
-        if let Some(registry) = update {
-            let registry = Arc::new(registry);
-            *state.registry.write().expect("registry lock") = registry.clone();
-            state
-                .executor
-                .pool()
-                .configure(&registry, state.config.pool_size);
-            let engine = state.engine.clone();
-            tokio::spawn(async move { pull_missing_images(&engine, &registry).await });
+        reload::log(&events);
+        if let Some(registry) = registry {
+            tracing::info!(languages = ?registry.names(), "languages reloaded");
+            languages.send_replace(Arc::new(registry));
         }
-    }
-}
-
-/// Every [`JANITOR_EVERY`], removes what this process made and no longer
-/// holds: a container or volume whose removal failed (the engine was away,
-/// say) does not outlive the next pass or two.
-async fn janitor(state: Arc<AppState>) {
-    let owner = state.executor.owner().clone();
-    let mut tick = tokio::time::interval(JANITOR_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        match state
-            .engine
-            .remove_litter(&owner.instance, &owner.boot)
-            .await
-        {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(
-                removed = n,
-                "removed containers or volumes whose removal had failed"
-            ),
-            Err(e) => tracing::debug!(error = %e, "the janitor could not look"),
-        }
-    }
-}
-
-/// At start: removes the containers an earlier process of this instance
-/// left behind (retrying until Docker answers), then pulls missing images.
-async fn prepare_engine(state: Arc<AppState>) {
-    let owner = state.executor.owner().clone();
-    loop {
-        match state
-            .engine
-            .remove_stale_containers(&owner.instance, &owner.boot)
-            .await
-        {
-            Ok(0) => break,
-            Ok(n) => {
-                tracing::info!(removed = n, "removed containers left by an earlier process");
-                break;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot sweep leftover containers yet; retrying");
-                tokio::time::sleep(SWEEP_RETRY).await;
-            }
-        }
-    }
-    pull_missing_images(&state.engine, &state.registry()).await;
-}
-
-/// Pulls, one after the other, every image of `registry` the engine lacks.
-/// A failed pull (no registry reachable, say) is logged, and `/ready` keeps
-/// naming the image as missing.
-pub async fn pull_missing_images(engine: &Engine, registry: &Registry) {
-    let mut images: Vec<&str> = registry
-        .languages()
-        .iter()
-        .map(|l| l.image.as_str())
-        .collect();
-    images.sort();
-    images.dedup();
-    for image in images {
-        match engine.image_present(image).await {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::info!(image, "image missing; pulling it");
-                match engine.pull(image).await {
-                    Ok(()) => tracing::info!(image, "image pulled"),
-                    Err(e) => tracing::warn!(image, error = %e, "could not pull the image"),
-                }
-            }
-            Err(e) => tracing::warn!(image, error = %e, "cannot check the image"),
-        }
-    }
-}
-
-/// Removes every container this process made (the last line of defence
-/// behind each run's own removal).
-async fn sweep_own_containers(state: &AppState) {
-    let owner = state.executor.owner();
-    match state
-        .engine
-        .remove_boot_containers(&owner.instance, &owner.boot)
-        .await
-    {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(removed = n, "removed this process's remaining containers"),
-        Err(e) => tracing::warn!(error = %e, "could not sweep this process's containers"),
     }
 }

@@ -269,12 +269,54 @@ mod tests {
     }
 
     #[test]
-    fn defaults_match_the_documented_values() {
+    fn the_defaults_are_what_the_readme_documents() {
         Jail::expect_with(|_| {
             let config = Config::load().expect("defaults load");
             assert_eq!(config, Config::default());
-            assert_eq!(config.port, 8001);
-            assert_eq!(config.languages_dir, PathBuf::from("languages"));
+            Ok(())
+        });
+        let readme = include_str!("../README.md");
+        let table = &readme[readme
+            .find("## Configuration")
+            .expect("a Configuration section")..];
+        let defaults = serde_json::to_value(Config::default()).unwrap();
+        let mut checked = 0;
+        // Rows of the form "| `key` | `default` | ...".
+        for line in table.lines().take_while(|l| !l.starts_with("Logs go")) {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let (Some(key), Some(default)) = (cells.get(1), cells.get(2)) else {
+                continue;
+            };
+            let (Some(key), Some(default)) = (
+                key.strip_prefix('`').and_then(|k| k.strip_suffix('`')),
+                default.strip_prefix('`').and_then(|d| d.strip_suffix('`')),
+            ) else {
+                continue;
+            };
+            let actual = match &defaults[key] {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            assert_eq!(
+                actual, default,
+                "the README documents `{key}` = `{default}`"
+            );
+            checked += 1;
+        }
+        assert!(checked >= 20, "only {checked} documented defaults found");
+    }
+
+    #[test]
+    fn a_limit_a_language_file_leaves_out_comes_from_the_environment() {
+        Jail::expect_with(|jail| {
+            jail.set_env("CODE_RUNNER_LIMITS__MEMORY_MB", "300");
+            jail.set_env("CODE_RUNNER_LIMITS__WALL_TIME_MS", "4000");
+            let config = Config::load().expect("loads");
+            let registry = crate::language::Registry::builtin(&config.default_limits()).unwrap();
+            let python = registry.get("python").unwrap();
+            assert_eq!(python.limits.memory_mb, 300);
+            assert_eq!(python.limits.wall_time_ms, 4000);
+            assert_eq!(python.limits.pids, Limits::default().pids);
             Ok(())
         });
     }

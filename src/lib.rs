@@ -4,32 +4,44 @@
 //!
 //! # Layout
 //!
+//! Modules depend downwards only: `app` → `api` → `runner` → `executor` →
+//! `engine`, with `job`, `language`, `limits` and `config` below them all.
+//! The public surface is what the binary and the integration tests use:
+//! [`Application`], [`Config`], [`healthcheck`], the [`engine`] and the
+//! executor's [`custody`](executor::custody).
+//!
+//! - [`app`]: wiring, serving, supervised background work, graceful
+//!   shutdown.
+//! - `server`: the HTTP accept loop, with connection bounds.
+//! - `api`: the HTTP API: routes, each dialect's wire types and handler,
+//!   the probes, and every error mapped to JSON in one place.
+//! - `runner`: the seam the API depends on (`Runner`):
+//!   admission (run slots and a bounded queue), then the executor.
+//! - [`executor`]: runs a job in fresh hardened sandboxes (a compile stage,
+//!   a pool of pre-started ones), decides how each stage ended (a pure
+//!   verdict), and keeps custody of everything it makes until it is removed.
+//! - [`engine`]: the Docker engine: the one module that calls its API.
+//! - `job`: a request parsed and checked into a job that cannot be wrong.
+//! - `language`: language files, the registry of languages and versions,
+//!   and its reload.
+//! - `limits`: the resource limits of a stage and the rule that merges
+//!   them.
 //! - [`config`]: server settings (defaults, TOML file, `CODE_RUNNER_*`).
-//! - [`limits`]: the resource limits of a run.
-//! - [`language`]: the language registry (`languages/*.toml`).
-//! - [`watch`]: reloading the registry when language files change.
-//! - [`api`]: the HTTP API (routes, handlers, wire types, errors).
-//! - [`limiter`]: run slots and the bounded queue.
-//! - [`executor`]: hardened containers per run (a compile stage, a pool of
-//!   pre-started ones, background removal), always removed.
-//! - [`engine`]: the Docker connection, images, volumes and sweeps.
-//! - [`server`]: the HTTP accept loop, with connection bounds.
-//! - [`app`]: wiring, serving and graceful shutdown.
 //! - [`healthcheck`]: the binary's `healthcheck` command.
-//! - [`validation`]: readable messages from `validator`'s errors.
+//! - `validation`: readable messages from `validator`'s errors.
 
-pub mod api;
+mod api;
 pub mod app;
 pub mod config;
 pub mod engine;
 pub mod executor;
 pub mod healthcheck;
-pub mod language;
-pub mod limiter;
-pub mod limits;
-pub mod server;
-pub mod validation;
-pub mod watch;
+mod job;
+mod language;
+mod limits;
+mod runner;
+mod server;
+mod validation;
 
 pub use app::{Application, StartError};
 pub use config::Config;

@@ -1,87 +1,150 @@
-//! The resource limits of a run, shared by the server's defaults and the
-//! language files.
+//! The resource limits of a stage (a compile or a run), and the one rule
+//! by which they are decided: the server's defaults, then the language
+//! file (which may set any limit within its range), then the request
+//! (which may only lower one).
+//!
+//! Every limit is declared once, in the [`limits!`] table below: its name,
+//! type, default, range and meaning. The table gives [`Limits`] (every
+//! limit set), [`LimitsOverride`] (any may be left out: a language file's
+//! `[limits]`, or what a request asks), [`Limit`] (a limit's name, for
+//! errors) and [`Limits::resolve`], the merge.
 
+use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use validator::Validate;
+use validator::{Validate, ValidationError, ValidationErrors};
 
-/// Every limit a sandbox runs under.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
-#[serde(deny_unknown_fields)]
-pub struct Limits {
+/// Declares every limit once: `name: type = default, min..=max; doc`.
+macro_rules! limits {
+    ($( $(#[doc = $doc:literal])+ $name:ident : $ty:ty = $default:expr, $min:literal ..= $max:literal; )+) => {
+        /// Every limit a sandbox runs under.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Limits {
+            $( $(#[doc = $doc])+ pub $name: $ty, )+
+        }
+
+        impl Default for Limits {
+            /// The run defaults; see each field.
+            fn default() -> Self {
+                Limits { $( $name: $default, )+ }
+            }
+        }
+
+        /// Limits of which any may be left out: a language file's
+        /// `[limits]`, or the limits a request asks for.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct LimitsOverride {
+            $( $(#[doc = $doc])+ pub $name: Option<$ty>, )+
+        }
+
+        /// The name of one limit.
+        #[allow(non_camel_case_types)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Limit { $( $name, )+ }
+
+        impl Limit {
+            /// Its key, as in a language file and the configuration.
+            pub fn key(self) -> &'static str {
+                match self { $( Limit::$name => stringify!($name), )+ }
+            }
+        }
+
+        impl Limits {
+            /// These limits with `replace`'s values instead where it has
+            /// them, and then `lower`'s where it has them, each of which
+            /// must not be above the value it replaces.
+            ///
+            /// This is the only place limits are merged: a language's
+            /// limits are the server's defaults resolved with its file's
+            /// `[limits]` (`replace`); a job's are the language's resolved
+            /// with the request's (`lower`).
+            pub fn resolve(
+                &self,
+                replace: &LimitsOverride,
+                lower: &LimitsOverride,
+            ) -> Result<Limits, LimitRaised> {
+                let mut out = self.clone();
+                $(
+                    if let Some(value) = replace.$name {
+                        out.$name = value;
+                    }
+                    if let Some(value) = lower.$name {
+                        if value > out.$name {
+                            return Err(LimitRaised {
+                                limit: Limit::$name,
+                                requested: value.to_string(),
+                                allowed: out.$name.to_string(),
+                            });
+                        }
+                        out.$name = value;
+                    }
+                )+
+                Ok(out)
+            }
+        }
+
+        impl Validate for Limits {
+            fn validate(&self) -> Result<(), ValidationErrors> {
+                let mut errors = ValidationErrors::new();
+                $(
+                    if !($min..=$max).contains(&self.$name) {
+                        let message = format!(
+                            "must be between {} and {} (got {})", $min, $max, self.$name
+                        );
+                        errors.add(
+                            stringify!($name),
+                            ValidationError::new("range").with_message(message.into()),
+                        );
+                    }
+                )+
+                if errors.is_empty() { Ok(()) } else { Err(errors) }
+            }
+        }
+    };
+}
+
+limits! {
     /// Wall-clock time the program may run, in ms. Default `10000`.
-    #[validate(range(min = 100, max = 600_000))]
-    pub wall_time_ms: u64,
+    wall_time_ms: u64 = 10_000, 100..=600_000;
     /// Memory, in MiB; swap is disabled, and scratch files count. Default `128`.
-    #[validate(range(min = 16, max = 65_536))]
-    pub memory_mb: u64,
+    memory_mb: u64 = 128, 16..=65_536;
     /// CPUs, may be fractional. Default `1.0`.
-    #[validate(range(min = 0.01, max = 256.0))]
-    pub cpus: f64,
+    cpus: f64 = 1.0, 0.01..=256.0;
     /// Processes and threads at once. Default `64`.
-    #[validate(range(min = 8, max = 65_536))]
-    pub pids: i64,
-    /// Bytes kept of stdout and of stderr each; beyond it the run is stopped
-    /// with status `output_limit`. Default `65536`.
-    #[validate(range(min = 1, max = 16_777_216))]
-    pub output_bytes: usize,
-    /// Size of each scratch space (the working directory and `/tmp`), in MiB;
-    /// also the largest file the program may write. Default `32`.
-    #[validate(range(min = 1, max = 16_384))]
-    pub scratch_mb: u64,
+    pids: u64 = 64, 8..=65_536;
+    /// Bytes kept of stdout and of stderr each; beyond it the stage is
+    /// stopped with status `output_limit`. Default `65536`.
+    output_bytes: u64 = 64 * 1024, 1..=16_777_216;
+    /// Size of each scratch space (the working directory and `/tmp`), in
+    /// MiB; also the largest file the program may write. Default `32`.
+    scratch_mb: u64 = 32, 1..=16_384;
     /// Open files per process. Default `256`.
-    #[validate(range(min = 16, max = 1_048_576))]
-    pub open_files: i64,
+    open_files: u64 = 256, 16..=1_048_576;
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            wall_time_ms: 10_000,
-            memory_mb: 128,
-            cpus: 1.0,
-            pids: 64,
-            output_bytes: 64 * 1024,
-            scratch_mb: 32,
-            open_files: 256,
-        }
-    }
+/// A request asked for more than a limit allows.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{} may only be lowered: {requested} is above {allowed}", limit.key())]
+pub struct LimitRaised {
+    pub limit: Limit,
+    /// The value asked for, as text.
+    pub requested: String,
+    /// The value it may not exceed, as text.
+    pub allowed: String,
 }
 
-impl Limits {
-    /// The wall-clock deadline of a run.
-    pub fn wall_time(&self) -> Duration {
-        Duration::from_millis(self.wall_time_ms)
-    }
-
-    /// Memory in bytes.
-    pub fn memory_bytes(&self) -> i64 {
-        (self.memory_mb * 1024 * 1024) as i64
-    }
-
-    /// Scratch space size in bytes.
-    pub fn scratch_bytes(&self) -> i64 {
-        (self.scratch_mb * 1024 * 1024) as i64
-    }
-
-    /// Limits with every field a language file gave replacing the default.
-    pub fn overridden_by(&self, o: &LimitsOverride) -> Limits {
-        Limits {
-            wall_time_ms: o.wall_time_ms.unwrap_or(self.wall_time_ms),
-            memory_mb: o.memory_mb.unwrap_or(self.memory_mb),
-            cpus: o.cpus.unwrap_or(self.cpus),
-            pids: o.pids.unwrap_or(self.pids),
-            output_bytes: o.output_bytes.unwrap_or(self.output_bytes),
-            scratch_mb: o.scratch_mb.unwrap_or(self.scratch_mb),
-            open_files: o.open_files.unwrap_or(self.open_files),
-        }
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
     }
 }
 
 impl Limits {
-    /// The default limits of a compile stage: more time, memory and scratch
-    /// space than a run.
+    /// The default limits of a compile stage: more time, memory and
+    /// scratch space than a run (30000 ms, 512 MiB, 128 MiB).
     pub fn compile_default() -> Limits {
         Limits {
             wall_time_ms: 30_000,
@@ -90,9 +153,30 @@ impl Limits {
             ..Limits::default()
         }
     }
+
+    /// The wall-clock deadline.
+    pub fn wall_time(&self) -> Duration {
+        Duration::from_millis(self.wall_time_ms)
+    }
+
+    /// Memory in bytes.
+    pub fn memory_bytes(&self) -> u64 {
+        self.memory_mb * 1024 * 1024
+    }
+
+    /// Scratch space size in bytes.
+    pub fn scratch_bytes(&self) -> u64 {
+        self.scratch_mb * 1024 * 1024
+    }
+
+    /// The output cap of each stream, in bytes.
+    pub fn output_cap(&self) -> usize {
+        usize::try_from(self.output_bytes).unwrap_or(usize::MAX)
+    }
 }
 
-/// The limits a language file's omissions fall back on.
+/// The limits a language file's omissions fall back on (the server's
+/// `limits` and `compile_limits`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DefaultLimits {
     /// For runs.
@@ -110,40 +194,105 @@ impl Default for DefaultLimits {
     }
 }
 
-/// The limits as a language file gives them: any may be left out.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitsOverride {
-    pub wall_time_ms: Option<u64>,
-    pub memory_mb: Option<u64>,
-    pub cpus: Option<f64>,
-    pub pids: Option<i64>,
-    pub output_bytes: Option<usize>,
-    pub scratch_mb: Option<u64>,
-    pub open_files: Option<i64>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn an_override_replaces_only_what_it_gives() {
-        let base = Limits::default();
-        let o = LimitsOverride {
-            memory_mb: Some(512),
-            pids: Some(128),
-            ..Default::default()
-        };
-        let merged = base.overridden_by(&o);
-        assert_eq!(merged.memory_mb, 512);
-        assert_eq!(merged.pids, 128);
-        assert_eq!(merged.wall_time_ms, base.wall_time_ms);
-        assert_eq!(merged.output_bytes, base.output_bytes);
+    fn file(memory_mb: u64, pids: u64) -> LimitsOverride {
+        LimitsOverride {
+            memory_mb: Some(memory_mb),
+            pids: Some(pids),
+            ..LimitsOverride::default()
+        }
     }
 
     #[test]
-    fn the_defaults_are_in_range() {
+    fn a_file_replaces_only_what_it_gives_up_or_down() {
+        let server = Limits::default();
+        let merged = server
+            .resolve(&file(512, 8), &LimitsOverride::default())
+            .unwrap();
+        assert_eq!((merged.memory_mb, merged.pids), (512, 8));
+        assert_eq!(merged.wall_time_ms, server.wall_time_ms);
+        assert_eq!(merged.output_bytes, server.output_bytes);
+        assert_eq!(merged.cpus, server.cpus);
+    }
+
+    #[test]
+    fn a_request_may_lower_a_limit_but_never_raise_it() {
+        let language = Limits::default()
+            .resolve(&file(256, 64), &LimitsOverride::default())
+            .unwrap();
+        let lowered = LimitsOverride {
+            wall_time_ms: Some(1500),
+            memory_mb: Some(64),
+            ..LimitsOverride::default()
+        };
+        let job = language
+            .resolve(&LimitsOverride::default(), &lowered)
+            .unwrap();
+        assert_eq!((job.wall_time_ms, job.memory_mb, job.pids), (1500, 64, 64));
+        let equal = LimitsOverride {
+            memory_mb: Some(256),
+            ..LimitsOverride::default()
+        };
+        assert_eq!(
+            language
+                .resolve(&LimitsOverride::default(), &equal)
+                .unwrap()
+                .memory_mb,
+            256
+        );
+        let raised = LimitsOverride {
+            memory_mb: Some(257),
+            ..LimitsOverride::default()
+        };
+        let err = language
+            .resolve(&LimitsOverride::default(), &raised)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            LimitRaised {
+                limit: Limit::memory_mb,
+                requested: "257".into(),
+                allowed: "256".into()
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "memory_mb may only be lowered: 257 is above 256"
+        );
+    }
+
+    #[test]
+    fn the_request_is_held_to_the_files_value_not_the_servers() {
+        // The file raised memory to 512; the request may ask up to 512.
+        let merged = Limits::default()
+            .resolve(&file(512, 64), &file(300, 64))
+            .unwrap();
+        assert_eq!(merged.memory_mb, 300);
+        assert!(
+            Limits::default()
+                .resolve(&file(100, 64), &file(128, 64))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn the_defaults_are_in_range_and_out_of_range_values_are_named() {
         assert!(Limits::default().validate().is_ok());
+        assert!(Limits::compile_default().validate().is_ok());
+        let bad = Limits {
+            memory_mb: 1,
+            cpus: 0.0,
+            ..Limits::default()
+        };
+        let errors = bad.validate().unwrap_err();
+        let fields = errors.field_errors();
+        assert!(fields.contains_key("memory_mb") && fields.contains_key("cpus"));
+        assert_eq!(
+            fields["memory_mb"][0].message.as_deref(),
+            Some("must be between 16 and 65536 (got 1)")
+        );
     }
 }

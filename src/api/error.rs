@@ -1,8 +1,10 @@
 //! The API's errors, each with a stable machine code, and the one place
-//! where they (and warp's own rejections) become HTTP responses.
+//! where they, the domain's refusals ([`JobError`], [`RunError`]) and
+//! warp's own rejections become HTTP responses.
 //!
 //! Every error body is JSON: `{"code": "...", "message": "..."}`, plus
-//! details where they help (`field`, `languages`, `request_id`).
+//! details where they help (`field`, `languages`, `versions`, `limit`,
+//! `image`, `request_id`).
 
 use std::convert::Infallible;
 
@@ -12,11 +14,18 @@ use warp::http::header::{HeaderValue, RETRY_AFTER};
 use warp::reject::Rejection;
 use warp::reply::{Reply, Response};
 
+use super::{REQUEST_ID_HEADER, new_request_id};
+use crate::job::{Field, JobError};
+use crate::language::Lookup;
+use crate::runner::RunError;
+
 /// A request the API refuses, or the service's own trouble.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ApiError {
     #[error("the body is not valid JSON: {0}")]
     MalformedJson(String),
+    #[error("the body could not be read: {0}")]
+    BodyUnreadable(String),
     #[error("{0}")]
     InvalidType(String),
     #[error("unknown field `{0}` in the request")]
@@ -30,12 +39,20 @@ pub enum ApiError {
         name: String,
         available: Vec<String>,
     },
+    #[error("language `{name}` has no version matching `{range}`; its versions are: {}", versions.join(", "))]
+    UnknownVersion {
+        name: String,
+        range: String,
+        versions: Vec<String>,
+    },
     #[error("the request body is larger than the limit of {limit} bytes")]
     BodyTooLarge { limit: u64 },
     #[error("the request body did not arrive within {ms} ms")]
     BodyTimeout { ms: u64 },
     #[error("every run slot is busy and the queue is full; retry later")]
     Busy,
+    #[error("too many request bodies are being received at once; retry later")]
+    BodiesBusy,
     #[error("the service is shutting down")]
     ShuttingDown,
     #[error("Docker cannot be reached, so no code can run now")]
@@ -53,14 +70,16 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::MalformedJson(_) => "malformed_json",
+            ApiError::BodyUnreadable(_) => "body_unreadable",
             ApiError::InvalidType(_) => "invalid_type",
             ApiError::UnknownField(_) => "unknown_field",
             ApiError::InvalidField { .. } => "invalid_field",
             ApiError::FieldTooLarge { .. } => "field_too_large",
             ApiError::UnknownLanguage { .. } => "unknown_language",
+            ApiError::UnknownVersion { .. } => "unknown_version",
             ApiError::BodyTooLarge { .. } => "body_too_large",
             ApiError::BodyTimeout { .. } => "body_timeout",
-            ApiError::Busy => "busy",
+            ApiError::Busy | ApiError::BodiesBusy => "busy",
             ApiError::ShuttingDown => "shutting_down",
             ApiError::DockerUnavailable => "docker_unavailable",
             ApiError::ImageMissing { .. } => "image_missing",
@@ -68,18 +87,21 @@ impl ApiError {
         }
     }
 
+    /// The HTTP status it is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::MalformedJson(_)
+            | ApiError::BodyUnreadable(_)
             | ApiError::InvalidType(_)
             | ApiError::UnknownField(_)
             | ApiError::InvalidField { .. }
-            | ApiError::UnknownLanguage { .. } => StatusCode::BAD_REQUEST,
+            | ApiError::UnknownLanguage { .. }
+            | ApiError::UnknownVersion { .. } => StatusCode::BAD_REQUEST,
             ApiError::FieldTooLarge { .. } | ApiError::BodyTooLarge { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            ApiError::Busy => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Busy | ApiError::BodiesBusy => StatusCode::TOO_MANY_REQUESTS,
             ApiError::ShuttingDown
             | ApiError::DockerUnavailable
             | ApiError::ImageMissing { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -89,15 +111,78 @@ impl ApiError {
 
     fn details(&self) -> Value {
         match self {
-            ApiError::UnknownField(field) => json!({ "field": field }),
-            ApiError::InvalidField { field, .. } | ApiError::FieldTooLarge { field, .. } => {
-                json!({ "field": field })
-            }
+            ApiError::UnknownField(field)
+            | ApiError::InvalidField { field, .. }
+            | ApiError::FieldTooLarge { field, .. } => json!({ "field": field }),
             ApiError::UnknownLanguage { available, .. } => json!({ "languages": available }),
+            ApiError::UnknownVersion { versions, .. } => json!({ "versions": versions }),
             ApiError::BodyTooLarge { limit } => json!({ "limit": limit }),
             ApiError::ImageMissing { image, .. } => json!({ "image": image }),
             ApiError::Internal { request_id } => json!({ "request_id": request_id }),
             _ => json!({}),
+        }
+    }
+
+    /// A refused job, with `name` giving the dialect's name of a field.
+    pub fn from_job(
+        e: JobError,
+        available: Vec<String>,
+        name: impl Fn(Field) -> String,
+    ) -> ApiError {
+        match e {
+            JobError::TooLarge { field, message } => ApiError::FieldTooLarge {
+                field: name(field),
+                message,
+            },
+            JobError::Invalid { field, message } => ApiError::InvalidField {
+                field: name(field),
+                message,
+            },
+            JobError::Language(Lookup::UnknownLanguage { name }) => {
+                ApiError::UnknownLanguage { name, available }
+            }
+            JobError::Language(Lookup::UnknownVersion {
+                name,
+                range,
+                available,
+            }) => ApiError::UnknownVersion {
+                name,
+                range,
+                versions: available,
+            },
+            JobError::Language(Lookup::BadRange { range, reason }) => ApiError::InvalidField {
+                field: "version".to_string(),
+                message: format!("`{range}` is not a version range: {reason}"),
+            },
+            JobError::LimitRaised { stage, raised } => ApiError::InvalidField {
+                field: name(crate::job::Field::Limit(stage, raised.limit)),
+                message: format!(
+                    "may only lower the {stage} limit of the language, {} (got {})",
+                    raised.allowed, raised.requested
+                ),
+            },
+        }
+    }
+
+    /// A job that did not run; an internal error is logged here, with
+    /// `request_id`, and answered without its cause.
+    pub fn from_run(e: RunError, request_id: &str) -> ApiError {
+        match e {
+            RunError::Busy => ApiError::Busy,
+            RunError::ShuttingDown => ApiError::ShuttingDown,
+            RunError::DockerUnavailable(reason) => {
+                tracing::warn!(%request_id, %reason, "Docker cannot be reached");
+                ApiError::DockerUnavailable
+            }
+            RunError::ImageMissing { image, language } => {
+                ApiError::ImageMissing { image, language }
+            }
+            RunError::Internal(cause) => {
+                tracing::error!(%request_id, %cause, "run failed");
+                ApiError::Internal {
+                    request_id: request_id.to_string(),
+                }
+            }
         }
     }
 }
@@ -110,26 +195,28 @@ impl Reply for ApiError {
         if let (Value::Object(body), Value::Object(details)) = (&mut body, self.details()) {
             body.extend(details);
         }
-        error_response(
-            self.status(),
-            body,
-            matches!(self, ApiError::Busy | ApiError::ShuttingDown),
-        )
-    }
-}
-
-fn error_response(status: StatusCode, body: Value, retry: bool) -> Response {
-    let mut response = warp::reply::with_status(warp::reply::json(&body), status).into_response();
-    if retry {
+        let mut response =
+            warp::reply::with_status(warp::reply::json(&body), self.status()).into_response();
+        if matches!(
+            self,
+            ApiError::Busy | ApiError::BodiesBusy | ApiError::ShuttingDown
+        ) {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let ApiError::Internal { request_id } = &self
+            && let Ok(value) = HeaderValue::from_str(request_id)
+        {
+            response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        }
         response
-            .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
     }
-    response
 }
 
-fn plain(status: StatusCode, code: &str, message: String) -> Response {
-    error_response(status, json!({ "code": code, "message": message }), false)
+fn plain(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = json!({ "code": code, "message": message });
+    warp::reply::with_status(warp::reply::json(&body), status).into_response()
 }
 
 /// Turns every rejection, ours or warp's, into a JSON error response.
@@ -137,60 +224,60 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     if let Some(e) = rejection.find::<ApiError>() {
         return Ok(e.clone().into_response());
     }
-    if rejection.is_not_found() {
-        return Ok(plain(
+    let known = if rejection.is_not_found() {
+        Some((
             StatusCode::NOT_FOUND,
             "not_found",
-            "no such path; the paths are POST /run-code, GET /health, GET /ready and GET /languages"
-                .to_string(),
-        ));
-    }
-    if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        return Ok(plain(
+            "no such path; the paths are POST /run-code, GET /health, GET /ready and GET /languages",
+        ))
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        Some((
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
-            "this path does not take that HTTP method".to_string(),
-        ));
-    }
-    if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
-        return Ok(plain(
+            "this path does not take that HTTP method",
+        ))
+    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+        Some((
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
-            "the request body is larger than the limit".to_string(),
-        ));
-    }
-    if rejection.find::<warp::reject::LengthRequired>().is_some() {
-        return Ok(plain(
+            "the request body is larger than the limit",
+        ))
+    } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
+        Some((
             StatusCode::LENGTH_REQUIRED,
             "length_required",
-            "the request needs a Content-Length header".to_string(),
-        ));
-    }
-    if rejection
+            "the request needs a Content-Length header",
+        ))
+    } else if rejection
         .find::<warp::reject::UnsupportedMediaType>()
         .is_some()
     {
-        return Ok(plain(
+        Some((
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            "the body must be JSON".to_string(),
-        ));
+            "the body must be JSON",
+        ))
+    } else {
+        None
+    };
+    if let Some((status, code, message)) = known {
+        return Ok(plain(status, code, message));
     }
     if let Some(e) = rejection.find::<warp::reject::InvalidHeader>() {
         return Ok(plain(
             StatusCode::BAD_REQUEST,
             "invalid_header",
-            e.to_string(),
+            &e.to_string(),
         ));
     }
     if let Some(e) = rejection.find::<warp::reject::MissingHeader>() {
         return Ok(plain(
             StatusCode::BAD_REQUEST,
             "missing_header",
-            e.to_string(),
+            &e.to_string(),
         ));
     }
-    let request_id = super::new_request_id();
+    let request_id = new_request_id();
     tracing::error!(%request_id, ?rejection, "unhandled rejection");
     Ok(ApiError::Internal { request_id }.into_response())
 }

@@ -1,55 +1,85 @@
-//! The HTTP API: routes ([`routes`]), handlers ([`handlers`]), wire types
-//! ([`models`]) and the mapping of every error to a JSON response
-//! ([`error`]).
+//! The HTTP API: its routes ([`routes`]), each dialect's wire types and
+//! handler ([`native`]: `POST /run-code`), the probes ([`probes`]), request
+//! bodies ([`body`]) and the mapping of every error to a JSON response
+//! ([`error`]). It depends on the pipeline through the [`Runner`] seam
+//! only.
 
+mod body;
 pub mod error;
-pub mod handlers;
-pub mod models;
+pub mod native;
+pub mod probes;
+#[cfg(test)]
+mod tests;
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use warp::{Filter, Reply};
 
-use crate::app::AppState;
+use crate::job::RequestBounds;
+use crate::runner::Runner;
+use body::BodyReader;
 
 /// Header carrying the id of a request, as written in the logs.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
-/// Header saying whether a run's container came from the pool (`hit`) or
-/// was started for it (`miss`).
+/// Header saying whether a run's sandbox came from the pool (`hit`) or was
+/// started for it (`miss`).
 pub const POOL_HEADER: &str = "x-code-runner-pool";
 
+/// The HTTP settings of the API, from the configuration.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Largest request body, in bytes.
+    pub max_body_bytes: u64,
+    /// Longest a request body may take to arrive.
+    pub body_timeout: Duration,
+    /// The size bounds of a request's parts.
+    pub bounds: RequestBounds,
+}
+
+/// What every handler shares: the runner and the request bounds.
+#[derive(Debug)]
+pub struct Api<R> {
+    pub runner: Arc<R>,
+    body: BodyReader,
+    bounds: RequestBounds,
+}
+
 /// Every route of the service, with errors rendered as JSON.
-pub fn routes(
-    state: Arc<AppState>,
+pub fn routes<R: Runner>(
+    runner: Arc<R>,
+    settings: ApiSettings,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone + Send + Sync + 'static {
-    let max_body = state.config.max_body_bytes;
-    let with_state = warp::any().map(move || state.clone());
+    let max_body = settings.max_body_bytes;
+    let api = Arc::new(Api {
+        runner,
+        body: BodyReader::new(settings.max_body_bytes, settings.body_timeout),
+        bounds: settings.bounds,
+    });
+    let with_api = warp::any().map(move || api.clone());
 
     let run = warp::path!("run-code")
         .and(warp::post())
         .and(warp::body::content_length_limit(max_body))
-        .and(with_state.clone())
+        .and(with_api.clone())
         .and(warp::body::stream())
-        .then(handlers::run_code);
-    let health = warp::path!("health")
-        .and(warp::get())
-        .map(|| warp::reply::json(&serde_json::json!({ "status": "ok" })));
+        .then(native::run_code::<R>);
+    let health = warp::path!("health").and(warp::get()).map(probes::health);
     let ready = warp::path!("ready")
         .and(warp::get())
-        .and(with_state.clone())
-        .then(handlers::ready);
+        .and(with_api.clone())
+        .then(probes::ready::<R>);
     let languages = warp::path!("languages")
         .and(warp::get())
-        .and(with_state)
-        .then(handlers::languages);
+        .and(with_api)
+        .map(probes::languages::<R>);
 
-    run.map(Reply::into_response)
-        .or(health.map(Reply::into_response))
+    run.or(health)
         .unify()
-        .or(ready.map(Reply::into_response))
+        .or(ready)
         .unify()
-        .or(languages.map(Reply::into_response))
+        .or(languages)
         .unify()
         .recover(error::recover)
         .unify()

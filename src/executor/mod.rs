@@ -1,131 +1,48 @@
-//! The executor: fresh, hardened containers for each run, driven through
-//! the Engine API, always removed.
+//! The executor: runs a `Job` in fresh, hardened containers and says how
+//! each stage ended; owns everything it makes until it is removed.
 //!
-//! An interpreted language's run is one [`sandbox::Sandbox`]: created
-//! ([`spec::container`]), attached before it starts (so no output is lost),
-//! fed the files, arguments and stdin ([`input`]), read under its caps
-//! ([`output`]) and its deadline, then removed. A compiled language's run
-//! is two sandboxes sharing a tmpfs volume as their working directory: the
-//! run container starts first and waits (holding the volume mounted), the
-//! compile container writes the files and compiles them under its own
-//! limits, and only then is the run container fed its arguments and stdin,
-//! so that the run's limits count from the run's start. A deadline or an
-//! output cap kills a container and keeps the output read so far; exit
-//! codes and out-of-memory kills come from the bootstrap's trailers (the
-//! latter counted by the container's memory cgroup), or else from the
-//! container's state. Once the answer is known,
-//! the [`reaper`] removes containers and volumes in the background; guards
-//! remove them on every other path (an error, a panic, a dropped request).
-//! The [`pool`] keeps containers started ahead of demand.
+//! An interpreted language's run is one sandbox (`Sandbox`): created
+//! (`spec`), attached before it starts (so no output is lost), fed the
+//! files, arguments and stdin (`protocol`), read under its caps
+//! (`output`) and its deadline, and judged (`verdict`). A compiled
+//! language's run is two sandboxes sharing a tmpfs volume as their working
+//! directory: the run container starts first and waits (holding the volume
+//! mounted), the compile container writes the files and compiles them under
+//! its own limits, and only then is the run container fed its arguments and
+//! stdin, so that the run's limits count from the run's start. Everything a
+//! run makes is in [`custody`] from its creation, which removes it in the
+//! background once the answer is known, and on every other path. The
+//! `pool` keeps sandboxes started ahead of demand.
 
-pub mod input;
-pub mod output;
-pub mod pool;
-pub mod reaper;
-pub mod sandbox;
-pub mod spec;
+pub mod custody;
+mod output;
+mod pool;
+mod protocol;
+pub(crate) mod sandbox;
+mod spec;
+pub(crate) mod verdict;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::{Engine, EngineError};
-use crate::language::Language;
+use crate::engine::{EngineError, Kind};
+use crate::job::{Job, Stage};
+use crate::language::Registry;
 use crate::limits::Limits;
-use input::SourceFile;
+use custody::{Custody, JANITOR_EVERY, Sweep};
 use pool::Pool;
-use reaper::{Leftovers, Reaper};
-use sandbox::{Executed, Payload, Sandbox, StageBounds, VolumeGuard};
-pub use spec::Owner;
-use spec::{Stage, Work};
+use sandbox::{Payload, Phases, Sandbox, StageBounds};
+use spec::Start;
+use verdict::{Outcome, Status};
 
-/// One run to execute, already validated.
-#[derive(Debug, Clone)]
-pub struct Job {
-    pub language: Arc<Language>,
-    /// Files for the working directory; the first is the main source file.
-    pub files: Vec<SourceFile>,
-    pub args: Vec<String>,
-    pub stdin: Vec<u8>,
-    /// The run's wall-clock limit: the language's, or lower if the request
-    /// asked.
-    pub wall_time: Duration,
-}
-
-/// How a stage (or, for `CompileError`, a whole run) ended.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// Exited with code 0.
-    #[default]
-    Ok,
-    /// Exited with another code, or was killed by a signal of its own.
-    RuntimeError,
-    /// Still running at the deadline; killed.
-    Timeout,
-    /// Killed by the kernel for going over the memory limit.
-    MemoryLimit,
-    /// Wrote more than the cap to stdout or stderr; killed.
-    OutputLimit,
-    /// The compiler exited with an error, so nothing ran (a run's status
-    /// only; the compile stage itself reports `runtime_error`).
-    CompileError,
-}
-
-impl Status {
-    /// The status as the API writes it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Ok => "ok",
-            Status::RuntimeError => "runtime_error",
-            Status::Timeout => "timeout",
-            Status::MemoryLimit => "memory_limit",
-            Status::OutputLimit => "output_limit",
-            Status::CompileError => "compile_error",
-        }
-    }
-}
-
-/// Which stream went over its cap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputStream {
-    Stdout,
-    Stderr,
-}
-
-/// What one stage (compile or run) did.
-#[derive(Debug, Clone)]
-pub struct StageOutcome {
-    pub status: Status,
-    /// The container's exit status; 128+N when signal N ended it.
-    pub exit_code: Option<i64>,
-    /// The name of the signal that ended the program, if one did.
-    pub signal: Option<&'static str>,
-    pub stdout: String,
-    pub stderr: String,
-    /// Whether either stream was cut at its cap.
-    pub truncated: bool,
-    /// The stream that went over its cap, if one did.
-    pub overflowed: Option<OutputStream>,
-    /// From the moment the stage was fed to the end of the program.
-    pub duration: Duration,
-}
-
-/// What a run did: its compile stage (compiled languages) and its run
-/// (absent when the compile stage failed).
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    pub compile: Option<StageOutcome>,
-    pub run: Option<StageOutcome>,
-    /// Whether the run's container came from the pool.
-    pub pooled: bool,
-    /// Time spent in Engine API calls and waiting for the program.
-    pub docker_time: Duration,
-    /// That time in phases (create, attach, start, run, state), where known.
-    pub phases: Vec<(&'static str, Duration)>,
-}
+/// How often the start-up sweep retries while Docker cannot be reached.
+const SWEEP_RETRY: Duration = Duration::from_secs(2);
+/// How long shutdown waits for removals still queued.
+const FINAL_REMOVALS: Duration = Duration::from_secs(5);
 
 /// A run that could not be carried out (not the program's failure).
 #[derive(Debug, thiserror::Error)]
@@ -138,230 +55,364 @@ pub enum ExecError {
     Weakened(String),
     #[error("the service is shutting down; the run was stopped")]
     Stopped,
+    /// A fault of the service's own.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// Whether a run's sandbox came from the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolUse {
+    /// A sandbox that was waiting.
+    Hit,
+    /// Started for the run (none was waiting, or the language has no pool).
+    Miss,
+}
+
+/// How a run was served, for response headers and logs.
+#[derive(Debug, Clone)]
+pub struct Timing {
+    pub pool: PoolUse,
+    /// Where the run's time went (the run stage's, for a compiled
+    /// language).
+    pub phases: Phases,
+    /// Everything from the claim (or the create) to the outcome: Engine API
+    /// calls and waiting for the program.
+    pub docker: Duration,
+}
+
+/// What [`Executor::run`] gives.
+#[derive(Debug, Clone)]
+pub struct Ran {
+    pub outcome: Outcome,
+    pub timing: Timing,
+}
+
+/// Where a run's problems with the engine stand, for `/ready`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Readiness {
+    /// Sentences; empty when runs can be served.
+    pub problems: Vec<String>,
+    pub missing_images: Vec<String>,
 }
 
 /// Runs jobs in fresh containers on one engine.
 #[derive(Debug, Clone)]
 pub struct Executor {
-    engine: Arc<Engine>,
-    owner: Owner,
+    custody: Arc<Custody>,
+    pool: Arc<Pool>,
     /// Cancelled at shutdown, when the grace period is over.
     stop: CancellationToken,
-    pool: Arc<Pool>,
-    reaper: Arc<Reaper>,
+    /// Cancelled at the very end of shutdown, once removals are flushed.
+    removals: CancellationToken,
 }
 
 impl Executor {
-    pub fn new(
-        engine: Arc<Engine>,
-        owner: Owner,
-        stop: CancellationToken,
-        pool: Arc<Pool>,
-    ) -> Self {
+    /// An executor whose pool keeps `pool_size` sandboxes per language
+    /// (unless a file says otherwise), starting `pool_refills` at once.
+    pub fn new(custody: Arc<Custody>, pool_size: usize, pool_refills: usize) -> Executor {
         Executor {
-            engine,
-            owner,
-            stop,
-            pool,
-            reaper: Arc::new(Reaper::new()),
+            pool: Pool::new(custody.clone(), pool_refills, pool_size),
+            custody,
+            stop: CancellationToken::new(),
+            removals: CancellationToken::new(),
         }
     }
 
-    /// The queue of removals.
-    pub fn reaper(&self) -> &Arc<Reaper> {
-        &self.reaper
+    /// Starts the background work in `tasks`: the janitor, the start-up
+    /// sweep, the pool's refills and the pulls of missing images (both
+    /// following `registry`), until `cancel`; and the removal queue, until
+    /// [`Executor::shutdown`] has flushed it.
+    pub fn start(
+        &self,
+        tasks: &mut JoinSet<()>,
+        registry: watch::Receiver<Arc<Registry>>,
+        cancel: &CancellationToken,
+    ) {
+        tasks.spawn(self.custody.clone().run(self.removals.clone()));
+        tasks.spawn(janitor(self.custody.clone(), cancel.clone()));
+        tasks.spawn(prepare(
+            self.custody.clone(),
+            registry.clone(),
+            cancel.clone(),
+        ));
+        tasks.spawn(self.pool.clone().run(registry, cancel.clone()));
     }
 
-    /// The pool of started containers.
-    pub fn pool(&self) -> &Arc<Pool> {
-        &self.pool
+    /// Stops refilling the pool (shutdown begins).
+    pub fn close(&self) {
+        self.pool.close();
     }
 
-    /// Who this executor's containers belong to.
-    pub fn owner(&self) -> &Owner {
-        &self.owner
+    /// Stops the runs in flight (the grace period is over): each answers
+    /// [`ExecError::Stopped`] and removes its containers.
+    pub fn stop_runs(&self) {
+        self.stop.cancel();
     }
 
-    /// Runs one job (compiling it first if its language compiles) and
-    /// removes everything it made.
-    pub async fn run(&self, job: Job) -> Result<Outcome, ExecError> {
+    /// Ends the executor's work: the pool's sandboxes and every queued
+    /// removal go, and then whatever this process made that is left.
+    pub async fn shutdown(&self) {
+        self.pool.shutdown().await;
+        self.custody.flush(FINAL_REMOVALS).await;
+        match self.custody.reconcile(Sweep::ThisBoot).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "removed this process's remaining containers"),
+            Err(e) => tracing::warn!(error = %e, "could not sweep this process's containers"),
+        }
+        self.removals.cancel();
+    }
+
+    /// Sandboxes waiting in the pool, per language name.
+    pub fn pooled(&self) -> std::collections::HashMap<String, usize> {
+        self.pool.ready()
+    }
+
+    /// Whether runs of `registry`'s languages can be served: the engine
+    /// answers and every image is present.
+    pub async fn readiness(&self, registry: &Registry) -> Readiness {
+        let engine = self.custody.engine();
+        let mut readiness = Readiness::default();
+        if let Err(e) = engine.ping().await {
+            readiness.problems.push(e.to_string());
+            return readiness;
+        }
+        for image in registry.images() {
+            match engine.image_present(&image).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    readiness.problems.push(format!(
+                        "the image `{image}` (for {}) is missing",
+                        registry.users_of(&image).join(", ")
+                    ));
+                    readiness.missing_images.push(image);
+                }
+                Err(e) => readiness.problems.push(e.to_string()),
+            }
+        }
+        readiness
+    }
+
+    /// Runs one job (compiling it first if its language compiles); what it
+    /// made is removed in the background.
+    pub async fn run(&self, job: &Job) -> Result<Ran, ExecError> {
         if self.stop.is_cancelled() {
             return Err(ExecError::Stopped);
         }
-        let _in_flight = self.reaper.in_flight();
-        let result = if job.language.compile.is_some() {
-            self.compiled(job).await
-        } else {
-            self.interpreted(job).await
-        };
-        if let Err(ExecError::Engine(e)) = &result {
-            self.engine.note::<()>(Err(e.clone())).ok();
+        let _in_flight = self.custody.run_in_flight();
+        match &job.limits.compile {
+            Some(compile) => self.compiled(job, compile).await,
+            None => self.interpreted(job).await,
         }
-        result
     }
 
-    async fn interpreted(&self, job: Job) -> Result<Outcome, ExecError> {
+    async fn interpreted(&self, job: &Job) -> Result<Ran, ExecError> {
         let language = &job.language;
-        let payload = Payload::new(&job.files, &job.args, &job.stdin);
-        let began = std::time::Instant::now();
-        let (sandbox, payload, pooled, mut phases) = match self.pool.claim(language) {
-            Some(sandbox) => (sandbox, Some(payload), true, Vec::new()),
+        let files: Vec<_> = job.files.all().collect();
+        let payload = Payload::new(&files, &job.args, &job.stdin);
+        let began = Instant::now();
+        let (sandbox, payload, pool) = match self.pool.claim(language) {
+            Some(sandbox) => (sandbox, Some(payload), PoolUse::Hit),
             None => {
-                // A cold container gets its payload before it starts, so the
-                // program starts with its process.
-                let uid = spec::next_uid();
-                let body =
-                    spec::container(language, Stage::Run, &self.owner, &Work::Tmpfs, uid, false);
-                let sandbox =
-                    Sandbox::start_fed(&self.engine, body, &language.image, Some(payload)).await?;
-                let phases = sandbox.start_phases.to_vec();
-                (sandbox, None, false, phases)
+                // A cold sandbox gets its payload before it starts, so that
+                // the program starts with its process.
+                let spec = self.sandbox(job, Stage::Run, &job.limits.run, None);
+                let sandbox = Sandbox::start(&self.custody, spec, Some(payload)).await?;
+                (sandbox, None, PoolUse::Miss)
             }
         };
-        let bounds = bounds(&language.limits, job.wall_time);
-        let Executed {
-            outcome,
-            container,
-            run_phases,
-            ..
-        } = sandbox.execute(payload, bounds, &self.stop).await?;
-        // From the claim (or the create) to the outcome: all of it is Engine
-        // API calls and waiting for the program.
-        let docker_time = began.elapsed();
-        phases.extend(run_phases);
-        self.reaper.remove(Leftovers {
-            containers: vec![container],
-            volume: None,
-        });
-        Ok(Outcome {
-            compile: None,
-            run: Some(outcome),
-            pooled,
-            docker_time,
-            phases,
+        let mut phases = sandbox.start_phases.clone();
+        let ran = sandbox
+            .execute(payload, bounds(&job.limits.run), &self.stop)
+            .await?;
+        phases.extend(ran.phases);
+        drop(ran.container);
+        Ok(Ran {
+            outcome: Outcome::Ran {
+                compile: None,
+                run: ran.result,
+            },
+            timing: Timing {
+                pool,
+                phases,
+                docker: began.elapsed(),
+            },
         })
     }
 
-    async fn compiled(&self, job: Job) -> Result<Outcome, ExecError> {
+    async fn compiled(&self, job: &Job, compile: &Limits) -> Result<Ran, ExecError> {
         let language = &job.language;
-        let name = format!("code-runner-{}", uuid::Uuid::new_v4().simple());
-        let began = std::time::Instant::now();
-        // The guard first: if this run is dropped while the volume is being
-        // created, the guard still removes it.
-        let volume = VolumeGuard::new(self.engine.clone(), name);
-        // One user for the run: the compile container writes what the run
-        // container reads.
+        let began = Instant::now();
         let uid = spec::next_uid();
-        self.engine
-            .create_tmpfs_volume(
-                volume.name(),
-                &spec::volume_options(language, uid),
-                spec::labels(&self.owner, language),
+        // In custody first: if this run is dropped while the volume is being
+        // created, it is still removed.
+        let name = format!("code-runner-{}", uuid::Uuid::new_v4().simple());
+        let volume = self.custody.hold(Kind::Volume, name);
+        self.custody
+            .engine()
+            .create_volume(
+                volume.id(),
+                &spec::volume_options(compile, uid),
+                spec::labels(self.custody.owner(), language),
             )
             .await?;
-        let work = Work::Volume(volume.name().to_string());
         // The run container starts first and waits for its payload: while it
-        // runs, the volume's tmpfs stays mounted, with what the compile
-        // container leaves in it.
-        let body = spec::container(language, Stage::Run, &self.owner, &work, uid, false);
-        let runner = Sandbox::start(&self.engine, body, &language.image).await?;
-        let body = spec::container(language, Stage::Compile, &self.owner, &work, uid, false);
-        let compiler = Sandbox::start(&self.engine, body, &language.image).await?;
-        let limits = &language.compile_limits;
+        // runs, the volume's tmpfs stays mounted with what the compile leaves.
+        let run_spec = self.sandbox_as(job, Stage::Run, &job.limits.run, Some(volume.id()), uid);
+        let runner = Sandbox::start(&self.custody, run_spec, None).await?;
+        let compile_spec = self.sandbox_as(job, Stage::Compile, compile, Some(volume.id()), uid);
+        let compiler = Sandbox::start(&self.custody, compile_spec, None).await?;
+        let files: Vec<_> = job.files.all().collect();
         let compiled = compiler
             .execute(
-                Some(Payload::new(&job.files, &[], b"")),
-                bounds(limits, limits.wall_time()),
+                Some(Payload::new(&files, &[], b"")),
+                bounds(compile),
                 &self.stop,
             )
             .await?;
-        let mut leftovers = Leftovers {
-            containers: vec![compiled.container],
-            volume: None,
-        };
-        let run = if compiled.outcome.status == Status::Ok {
-            let bounds = bounds(&language.limits, job.wall_time);
+        let mut leftovers = vec![compiled.container];
+        let (outcome, phases) = if compiled.result.status() == Status::Ok {
             let payload = Payload::new(&[], &job.args, &job.stdin);
-            let ran = runner.execute(Some(payload), bounds, &self.stop).await?;
-            leftovers.containers.push(ran.container);
-            Some(ran.outcome)
+            let ran = runner
+                .execute(Some(payload), bounds(&job.limits.run), &self.stop)
+                .await?;
+            leftovers.push(ran.container);
+            let outcome = Outcome::Ran {
+                compile: Some(compiled.result),
+                run: ran.result,
+            };
+            (outcome, ran.phases)
         } else {
-            leftovers.containers.push(runner.into_container());
-            None
+            leftovers.push(runner.into_container());
+            let outcome = Outcome::CompileFailed {
+                compile: compiled.result,
+            };
+            (outcome, compiled.phases)
         };
-        leftovers.volume = Some(volume);
-        self.reaper.remove(leftovers);
-        Ok(Outcome {
-            compile: Some(compiled.outcome),
-            run,
-            pooled: false,
-            docker_time: began.elapsed(),
-            phases: Vec::new(),
+        leftovers.push(volume);
+        self.custody.release(leftovers);
+        Ok(Ran {
+            outcome,
+            timing: Timing {
+                pool: PoolUse::Miss,
+                phases,
+                docker: began.elapsed(),
+            },
         })
     }
+
+    /// The spec of a sandbox of `job` for `stage`, as a fresh user.
+    fn sandbox(
+        &self,
+        job: &Job,
+        stage: Stage,
+        limits: &Limits,
+        volume: Option<&str>,
+    ) -> crate::engine::SandboxSpec {
+        self.sandbox_as(job, stage, limits, volume, spec::next_uid())
+    }
+
+    fn sandbox_as(
+        &self,
+        job: &Job,
+        stage: Stage,
+        limits: &Limits,
+        volume: Option<&str>,
+        uid: u32,
+    ) -> crate::engine::SandboxSpec {
+        spec::Sandbox {
+            language: &job.language,
+            stage,
+            limits,
+            owner: self.custody.owner(),
+            uid,
+            volume,
+            start: Start::Cold,
+        }
+        .spec()
+    }
 }
 
-fn bounds(limits: &Limits, wall_time: Duration) -> StageBounds {
+fn bounds(limits: &Limits) -> StageBounds {
     StageBounds {
-        wall_time,
-        output_bytes: limits.output_bytes,
+        wall_time: limits.wall_time(),
+        output_bytes: limits.output_cap(),
     }
 }
 
-/// The signal behind an exit status of 128+N, as the init process and the
-/// shell report a program killed by signal N.
-pub fn signal_of_exit_code(code: i64) -> Option<&'static str> {
-    const NAMES: [&str; 31] = [
-        "SIGHUP",
-        "SIGINT",
-        "SIGQUIT",
-        "SIGILL",
-        "SIGTRAP",
-        "SIGABRT",
-        "SIGBUS",
-        "SIGFPE",
-        "SIGKILL",
-        "SIGUSR1",
-        "SIGSEGV",
-        "SIGUSR2",
-        "SIGPIPE",
-        "SIGALRM",
-        "SIGTERM",
-        "SIGSTKFLT",
-        "SIGCHLD",
-        "SIGCONT",
-        "SIGSTOP",
-        "SIGTSTP",
-        "SIGTTIN",
-        "SIGTTOU",
-        "SIGURG",
-        "SIGXCPU",
-        "SIGXFSZ",
-        "SIGVTALRM",
-        "SIGPROF",
-        "SIGWINCH",
-        "SIGIO",
-        "SIGPWR",
-        "SIGSYS",
-    ];
-    match code {
-        129..=159 => Some(NAMES[(code - 129) as usize]),
-        _ => None,
+/// Every [`JANITOR_EVERY`], removes what this process made and no longer
+/// holds: a container or volume whose removal failed (the engine was away,
+/// say) does not outlive the next pass or two.
+async fn janitor(custody: Arc<Custody>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(JANITOR_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = cancel.cancelled() => return,
+        }
+        match custody.reconcile(Sweep::Unheld).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                removed = n,
+                "removed containers or volumes whose removal had failed"
+            ),
+            Err(e) => tracing::debug!(error = %e, "the janitor could not look"),
+        }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// At start: removes what earlier processes of this instance left behind
+/// (retrying until Docker answers); then, now and whenever the languages
+/// change, pulls the images they need that the engine lacks.
+async fn prepare(
+    custody: Arc<Custody>,
+    mut registry: watch::Receiver<Arc<Registry>>,
+    cancel: CancellationToken,
+) {
+    loop {
+        match custody.reconcile(Sweep::EarlierBoots).await {
+            Ok(0) => break,
+            Ok(n) => {
+                tracing::info!(removed = n, "removed containers left by an earlier process");
+                break;
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot sweep leftover containers yet; retrying"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(SWEEP_RETRY) => {}
+            () = cancel.cancelled() => return,
+        }
+    }
+    loop {
+        let languages = registry.borrow_and_update().clone();
+        tokio::select! {
+            () = pull_missing_images(&custody, &languages) => {}
+            () = cancel.cancelled() => return,
+        }
+        tokio::select! {
+            changed = registry.changed() => if changed.is_err() { return },
+            () = cancel.cancelled() => return,
+        }
+    }
+}
 
-    #[test]
-    fn exit_statuses_above_128_name_their_signal() {
-        assert_eq!(signal_of_exit_code(137), Some("SIGKILL"));
-        assert_eq!(signal_of_exit_code(139), Some("SIGSEGV"));
-        assert_eq!(signal_of_exit_code(153), Some("SIGXFSZ"));
-        assert_eq!(signal_of_exit_code(1), None);
-        assert_eq!(signal_of_exit_code(0), None);
-        assert_eq!(signal_of_exit_code(128), None);
-        assert_eq!(signal_of_exit_code(255), None);
+/// Pulls, one after the other, every image of `registry` the engine lacks.
+/// A failed pull (no registry reachable, say) is logged, and `/ready` keeps
+/// naming the image as missing.
+async fn pull_missing_images(custody: &Custody, registry: &Registry) {
+    let engine = custody.engine();
+    for image in registry.images() {
+        match engine.image_present(&image).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(%image, "image missing; pulling it");
+                match engine.pull(&image).await {
+                    Ok(()) => tracing::info!(%image, "image pulled"),
+                    Err(e) => tracing::warn!(%image, error = %e, "could not pull the image"),
+                }
+            }
+            Err(e) => tracing::warn!(%image, error = %e, "cannot check the image"),
+        }
     }
 }

@@ -30,11 +30,6 @@ impl CappedBuffer {
         self.overflowed
     }
 
-    /// Whether more than `cap` bytes came.
-    pub fn overflowed(&self) -> bool {
-        self.overflowed
-    }
-
     /// The kept bytes as text. Invalid UTF-8 becomes U+FFFD; a multi-byte
     /// character cut in two by the cap is dropped rather than mangled.
     pub fn into_text(mut self) -> String {
@@ -115,7 +110,6 @@ mod tests {
         let mut b = CappedBuffer::new(10);
         assert!(!b.push(b"12345"));
         assert!(b.push(b"6789012345"));
-        assert!(b.overflowed());
         assert_eq!(b.into_text(), "1234567890");
     }
 

@@ -16,12 +16,14 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
 
 use super::ExecError;
+use super::custody::Custody;
 use super::sandbox::Sandbox;
-use super::spec::{self, Owner, Stage, Work};
-use crate::engine::{Engine, EngineError};
+use super::spec::{self, Start};
+use crate::job::Stage;
 use crate::language::{Language, Registry};
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
@@ -37,9 +39,10 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 
 /// The pools of every language.
 pub struct Pool {
-    engine: Arc<Engine>,
-    owner: Owner,
+    custody: Arc<Custody>,
     refills: usize,
+    /// The server's `pool_size`, for languages whose file gives none.
+    default_size: usize,
     state: Mutex<State>,
     wake: Notify,
 }
@@ -76,36 +79,36 @@ struct Entry {
 
 impl Pool {
     /// A pool with no languages yet; [`Pool::configure`] gives them.
-    pub fn new(engine: Arc<Engine>, owner: Owner, refills: usize) -> Arc<Pool> {
+    pub fn new(custody: Arc<Custody>, refills: usize, default_size: usize) -> Arc<Pool> {
         Arc::new(Pool {
-            engine,
-            owner,
+            custody,
             refills: refills.max(1),
+            default_size,
             state: Mutex::new(State::default()),
             wake: Notify::new(),
         })
     }
 
-    /// Sizes the pools for `registry`: each language without a compile
-    /// stage gets its `pool_size`, or `default_size`. Pools of languages
-    /// that are gone or whose file changed are emptied.
-    pub fn configure(&self, registry: &Registry, default_size: usize) {
+    /// Sizes the pools for `registry`: each language version without a
+    /// compile stage gets its `pool_size`, or the server's. Pools of
+    /// languages that are gone or whose file changed are emptied.
+    pub fn configure(&self, registry: &Registry) {
         let mut state = self.state.lock().expect("pool lock");
         let mut wanted: HashMap<String, (Arc<Language>, usize)> = HashMap::new();
         for language in registry.languages() {
             let size = if language.compile.is_some() {
                 0
             } else {
-                language.pool_size.unwrap_or(default_size)
+                language.pool_size.unwrap_or(self.default_size)
             };
             if size > 0 {
-                wanted.insert(language.name.clone(), (language.clone(), size));
+                wanted.insert(language.label(), (language.clone(), size));
             }
         }
         state.entries.retain(|name, entry| {
             wanted
                 .get(name)
-                .is_some_and(|(language, _)| **language == *entry.language)
+                .is_some_and(|(language, _)| Arc::ptr_eq(language, &entry.language))
         });
         for (name, (language, size)) in wanted {
             if let Some(entry) = state.entries.get_mut(&name) {
@@ -134,10 +137,10 @@ impl Pool {
     }
 
     /// A waiting sandbox made for exactly `language`, if one is ready.
-    pub fn claim(&self, language: &Language) -> Option<Sandbox> {
+    pub fn claim(&self, language: &Arc<Language>) -> Option<Sandbox> {
         let mut state = self.state.lock().expect("pool lock");
-        let entry = state.entries.get_mut(&language.name)?;
-        if *entry.language != *language {
+        let entry = state.entries.get_mut(&language.label())?;
+        if !Arc::ptr_eq(&entry.language, language) {
             return None;
         }
         entry.last_claim = Some(Instant::now());
@@ -149,36 +152,48 @@ impl Pool {
             }
             // Died while waiting (killed from outside, say): dropping it
             // removes it.
-            tracing::warn!(language = %language.name, "a pooled container had stopped; discarded");
+            tracing::warn!(language = %language.label(), "a pooled container had stopped; discarded");
         }
         drop(state);
         self.wake.notify_one();
         claimed
     }
 
-    /// Containers waiting now, per language.
+    /// Containers waiting now, per language name (all its versions).
     pub fn ready(&self) -> HashMap<String, usize> {
         let state = self.state.lock().expect("pool lock");
-        state
-            .entries
-            .iter()
-            .map(|(name, entry)| (name.clone(), entry.ready.len()))
-            .collect()
+        let mut ready = HashMap::new();
+        for entry in state.entries.values() {
+            *ready.entry(entry.language.name.clone()).or_default() += entry.ready.len();
+        }
+        ready
     }
 
-    /// Refills the pools until [`Pool::shutdown`].
-    pub async fn run(self: Arc<Self>) {
+    /// Follows `registry` and refills the pools, until [`Pool::close`] or
+    /// `cancel`.
+    pub async fn run(
+        self: Arc<Self>,
+        mut registry: watch::Receiver<Arc<Registry>>,
+        cancel: CancellationToken,
+    ) {
+        self.configure(&registry.borrow_and_update());
         loop {
-            let starts = self.plan_starts();
-            if starts.is_none() {
+            let Some(starts) = self.plan_starts() else {
                 return;
-            }
-            for (name, language, generation) in starts.unwrap_or_default() {
+            };
+            for (name, language, generation) in starts {
                 let pool = self.clone();
                 tokio::spawn(async move { pool.start_one(name, language, generation).await });
             }
             let pause = self.next_retry().unwrap_or(Duration::from_secs(1));
-            let _ = tokio::time::timeout(pause, self.wake.notified()).await;
+            tokio::select! {
+                _ = tokio::time::timeout(pause, self.wake.notified()) => {}
+                changed = registry.changed() => match changed {
+                    Ok(()) => self.configure(&registry.borrow_and_update()),
+                    Err(_) => return,
+                },
+                () = cancel.cancelled() => return,
+            }
         }
     }
 
@@ -246,9 +261,16 @@ impl Pool {
     }
 
     async fn start_one(&self, name: String, language: Arc<Language>, generation: u64) {
-        let uid = spec::next_uid();
-        let body = spec::container(&language, Stage::Run, &self.owner, &Work::Tmpfs, uid, true);
-        let mut started = Sandbox::start(&self.engine, body, &language.image).await;
+        let sandbox = spec::Sandbox {
+            language: &language,
+            stage: Stage::Run,
+            limits: &language.limits,
+            owner: self.custody.owner(),
+            uid: spec::next_uid(),
+            volume: None,
+            start: Start::Warm,
+        };
+        let mut started = Sandbox::start(&self.custody, sandbox.spec(), None).await;
         // A container joins the pool once its warm-up is over, so that a run
         // never spends its own time on it.
         let cold = match (&mut started, &language.warmup) {
@@ -257,13 +279,13 @@ impl Pool {
         };
         if cold {
             if let Ok(sandbox) = started {
-                sandbox.remove().await;
+                sandbox.into_container().remove_now().await;
             }
-            started = Err(ExecError::Engine(EngineError::Unavailable(format!(
+            started = Err(ExecError::Internal(format!(
                 "the warm-up of `{}` did not end within {} s",
-                language.name,
+                language.label(),
                 WARMUP_LIMIT.as_secs()
-            ))));
+            )));
         }
         let unwanted = {
             let mut state = self.state.lock().expect("pool lock");
@@ -302,7 +324,7 @@ impl Pool {
         // counts as over, so that shutdown, which waits for the starts,
         // finds nothing left behind.
         if let Some(sandbox) = unwanted {
-            sandbox.remove().await;
+            sandbox.into_container().remove_now().await;
         }
         self.state.lock().expect("pool lock").starting -= 1;
         self.wake.notify_one();
@@ -314,8 +336,8 @@ impl Pool {
         self.wake.notify_one();
     }
 
-    /// Stops refilling, waits for the starts under way, and removes every
-    /// waiting container.
+    /// Stops refilling, waits for the starts under way, and hands every
+    /// waiting container to custody for removal.
     pub async fn shutdown(&self) {
         self.close();
         let deadline = Instant::now() + SHUTDOWN_WAIT;
@@ -330,8 +352,8 @@ impl Pool {
                 .flat_map(|e| e.ready.drain(..))
                 .collect()
         };
-        for sandbox in waiting {
-            sandbox.remove().await;
-        }
+        // Each handle dropped is queued on its own, so that removals run
+        // side by side.
+        drop(waiting);
     }
 }

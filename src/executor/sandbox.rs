@@ -1,5 +1,6 @@
 //! One sandbox container: created, attached and started, then — when its
-//! payload arrives — fed, read under its caps and deadline, and removed.
+//! payload arrives — fed, read under its caps and deadline, and handed back
+//! for removal.
 //!
 //! A started sandbox waits, blocked in the bootstrap's first `read`, until
 //! [`Sandbox::execute`] writes its payload; the stage's deadline counts from
@@ -7,64 +8,82 @@
 //! container start before the compile stage that fills its working
 //! directory, and lets the pool start containers ahead of demand. The
 //! attach and the wait are both under way before the payload arrives.
+//!
+//! [`Sandbox::execute`] is five steps: feed, read until the stage ends
+//! ([`Transcript`] keeps the output under its caps and spots the trailers),
+//! halt what is still running, observe the exit, and the pure
+//! [`verdict`].
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bollard::Docker;
-use bollard::container::LogOutput;
-use bollard::models::{ContainerCreateBody, ContainerState};
-use bollard::query_parameters::{AttachContainerOptionsBuilder, KillContainerOptionsBuilder};
-use futures_util::{Stream, StreamExt};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use super::input::{self, SourceFile, Trailer};
+use super::ExecError;
+use super::custody::{Custody, Held};
 use super::output::CappedBuffer;
-use super::{ExecError, OutputStream, StageOutcome, Status, signal_of_exit_code};
-use crate::engine::{Engine, EngineError};
+use super::protocol::{self, READY, Trailer};
+use super::verdict::{Observed, Reported, StageResult, verdict};
+use crate::engine::{Chunk, Engine, EngineError, Input, Kind, Output, SandboxSpec, StreamKind};
 
 /// How long to wait for a killed container to stop, and for the rest of its
 /// output once it has stopped.
 const SETTLE: Duration = Duration::from_secs(5);
-
 /// How long a container may take to stop once its trailers came, before
 /// it is killed.
 const STOP_AFTER_TRAILERS: Duration = Duration::from_millis(500);
 /// How many times, and how far apart, an unexplained SIGKILL is checked
-/// again for the out-of-memory flag.
+/// again for the engine's out-of-memory flag.
 const OOM_RECHECKS: u32 = 5;
 const OOM_RECHECK_PAUSE: Duration = Duration::from_millis(60);
 
-type Output = Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
-
-/// A started container waiting for its payload.
-pub struct Sandbox {
-    docker: Docker,
-    guard: ContainerGuard,
-    /// The stdin to write the payload to, until it is written.
-    input: Option<Pin<Box<dyn AsyncWrite + Send>>>,
-    /// The nonce of the payload written before the start, if it was, and
-    /// when (the program's clock starts then).
-    fed: Option<(String, AbortOnDrop, Instant)>,
-    output: Output,
-    /// Resolves when the container stops: the wait request is sent as soon
-    /// as the container starts, so that it is ready before any payload.
-    exited: oneshot::Receiver<Result<(), EngineError>>,
-    /// The same, per Engine API call: create, attach, start.
-    pub start_phases: [(&'static str, Duration); 3],
+/// One step of a run's time, for the `Server-Timing` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The Engine API's create.
+    Create,
+    /// Its attach.
+    Attach,
+    /// Its start.
+    Start,
+    /// From the feed to the end of the program.
+    Run,
+    /// After the program: stopping it if a limit did, reading its state.
+    State,
 }
 
-/// What [`Sandbox::execute`] gives back: the outcome, and the container,
-/// to be removed when the caller sees fit (off the response path).
-pub struct Executed {
-    pub outcome: StageOutcome,
-    pub container: ContainerGuard,
-    /// From the payload to the outcome, in two: the program (fed to ended),
-    /// then what followed (stopping it if a limit did, reading its state).
-    pub run_phases: [(&'static str, Duration); 2],
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Create => "create",
+            Phase::Attach => "attach",
+            Phase::Start => "start",
+            Phase::Run => "run",
+            Phase::State => "state",
+        }
+    }
+}
+
+/// Where the time of a stage went.
+pub type Phases = Vec<(Phase, Duration)>;
+
+/// What a sandbox is fed: the encoded files, arguments and stdin, with the
+/// nonce of its trailers.
+#[derive(Debug, Clone)]
+pub struct Payload {
+    nonce: String,
+    bytes: Vec<u8>,
+}
+
+impl Payload {
+    pub fn new(files: &[&crate::job::SourceFile], args: &[String], stdin: &[u8]) -> Payload {
+        let nonce = protocol::nonce();
+        let bytes = protocol::encode(&nonce, files, args, stdin);
+        Payload { nonce, bytes }
+    }
 }
 
 /// The bounds of one stage.
@@ -74,133 +93,99 @@ pub struct StageBounds {
     pub output_bytes: usize,
 }
 
-/// Why the read loop stopped.
+/// A started container waiting for its payload.
+pub struct Sandbox {
+    engine: Arc<Engine>,
+    container: Held,
+    /// The stdin to write the payload to, until it is written.
+    input: Option<Input>,
+    /// The payload written before the start, if it was.
+    fed: Option<Fed>,
+    output: Output,
+    exited: Stop,
+    /// Where the start's time went.
+    pub start_phases: Phases,
+}
+
+/// A payload on its way: its nonce, the task writing it, and when it began
+/// (the program's clock starts then).
+struct Fed {
+    nonce: String,
+    _writer: AbortOnDrop,
+    at: Instant,
+}
+
+/// What [`Sandbox::execute`] gives back: the stage's result, and the
+/// container, to be removed when the caller sees fit (off the response
+/// path).
+pub struct Executed {
+    pub result: StageResult,
+    pub container: Held,
+    /// From the payload to the result: the program, then what followed.
+    pub phases: Phases,
+}
+
+/// Why reading stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ending {
-    /// The bootstrap's trailers gave the program's exit status.
-    Finished(input::Ending),
+    /// The bootstrap's trailers came on both streams.
+    Finished(Reported),
     /// The container stopped with no trailers (the bootstrap was killed).
     Exited,
     Deadline,
-    Overflow(OutputStream),
+    Capped(StreamKind),
+    /// The service is shutting down.
     Stopped,
 }
 
 impl Sandbox {
-    /// Creates, attaches and starts a container, to wait for its payload.
-    /// `image` names the image in the error when the engine does not have it.
+    /// Creates, attaches and starts a container, writing `payload` (when
+    /// given) to its stdin before the start, so that the program starts
+    /// with its process; the program's clock counts from that write.
+    /// Without one it waits for [`Sandbox::execute`]'s.
     pub async fn start(
-        engine: &Arc<Engine>,
-        body: ContainerCreateBody,
-        image: &str,
-    ) -> Result<Sandbox, ExecError> {
-        Sandbox::start_fed(engine, body, image, None).await
-    }
-
-    /// Creates and attaches a container, writes `payload` (when given) to
-    /// its stdin, and starts it: the program starts as soon as its process
-    /// does, while the engine finishes the start. Its deadline and duration
-    /// count from that write.
-    pub async fn start_fed(
-        engine: &Arc<Engine>,
-        body: ContainerCreateBody,
-        image: &str,
+        custody: &Arc<Custody>,
+        spec: SandboxSpec,
         payload: Option<Payload>,
     ) -> Result<Sandbox, ExecError> {
         let began = Instant::now();
-        let docker = engine.client().await?;
-        // Created in a task of its own: if the run is dropped (its client went
-        // away) while the engine creates the container, the task still
-        // receives the id, and the guard it returns removes the container.
-        let create = {
-            let docker = docker.clone();
-            let engine = engine.clone();
-            tokio::spawn(async move {
-                let created = docker.create_container(None, body).await?;
-                Ok::<_, bollard::errors::Error>((
-                    ContainerGuard::new(engine, created.id),
-                    created.warnings,
-                ))
-            })
-        };
-        let (guard, warnings) = create
-            .await
-            .map_err(|e| EngineError::Unavailable(format!("the create task failed: {e}")))?
-            .map_err(EngineError::from)
-            .map_err(|e| match e {
-                e if e.is_not_found() => ExecError::ImageMissing {
-                    image: image.to_string(),
-                },
-                e => ExecError::Engine(e),
-            })?;
-        if !warnings.is_empty() {
-            // A warning can mean a limit was silently dropped: fail closed.
-            return Err(ExecError::Weakened(warnings.join("; ")));
-        }
+        let engine = custody.engine().clone();
+        let container = create(custody, spec).await?;
         let created = began.elapsed();
-        let attach = docker
-            .attach_container(
-                guard.id(),
-                Some(
-                    AttachContainerOptionsBuilder::default()
-                        .stdin(true)
-                        .stdout(true)
-                        .stderr(true)
-                        .stream(true)
-                        .build(),
-                ),
-            )
-            .await
-            .map_err(EngineError::from)?;
+        let (input, output) = engine.attach(container.id()).await?;
         let attached = began.elapsed();
-        let mut input = Some(attach.input);
-        let fed = payload.map(|payload| {
-            let feeder = feed(input.take().expect("stdin"), payload.bytes);
-            (payload.nonce, feeder, Instant::now())
+        let mut input = Some(input);
+        let fed = payload.map(|payload| Fed {
+            _writer: feed(input.take().expect("stdin"), payload.bytes),
+            nonce: payload.nonce,
+            at: Instant::now(),
         });
-        docker
-            .start_container(guard.id(), None)
-            .await
-            .map_err(EngineError::from)?;
-        let (exit_tx, exited) = oneshot::channel();
-        let waiter = docker.clone();
-        let id = guard.id().to_string();
-        tokio::spawn(async move {
-            let mut wait = std::pin::pin!(waiter.wait_container(&id, None));
-            let result = match wait.next().await {
-                // A non-zero exit comes as an error carrying the code.
-                Some(Ok(_))
-                | Some(Err(bollard::errors::Error::DockerContainerWaitError { .. })) => Ok(()),
-                Some(Err(e)) => Err(EngineError::from(e)),
-                None => Err(EngineError::Unavailable(
-                    "the wait stream ended without an exit".into(),
-                )),
-            };
-            let _ = exit_tx.send(result);
-        });
+        engine.start(container.id()).await?;
+        let exited = Stop::watch(engine.clone(), container.id().to_string());
         Ok(Sandbox {
-            docker,
-            guard,
+            engine,
+            container,
             input,
             fed,
-            output: attach.output,
+            output,
             exited,
-            start_phases: [
-                ("create", created),
-                ("attach", attached - created),
-                ("start", began.elapsed() - attached),
+            start_phases: vec![
+                (Phase::Create, created),
+                (Phase::Attach, attached - created),
+                (Phase::Start, began.elapsed() - attached),
             ],
         })
     }
 
     /// Waits until the bootstrap says its warm-up is over (the line
-    /// [`input::READY`] on stdout), for at most `within`; whether it did.
+    /// [`READY`] on stdout), for at most `within`; whether it did.
     pub async fn warmed(&mut self, within: Duration) -> bool {
         let read = async {
             let mut seen = Vec::new();
             while let Some(Ok(chunk)) = self.output.next().await {
-                if let LogOutput::StdOut { message } = chunk {
-                    seen.extend_from_slice(&message);
-                    if seen.ends_with(input::READY.as_bytes()) {
+                if chunk.stream == StreamKind::Stdout {
+                    seen.extend_from_slice(&chunk.bytes);
+                    if seen.ends_with(READY.as_bytes()) {
                         return true;
                     }
                 }
@@ -213,258 +198,347 @@ impl Sandbox {
     /// Whether the container still runs, waiting for its payload (a pooled
     /// container killed from outside is not).
     pub fn is_waiting(&mut self) -> bool {
-        matches!(
-            self.exited.try_recv(),
-            Err(oneshot::error::TryRecvError::Empty)
-        )
+        self.exited.pending() && !self.exited.arrived()
     }
 
     /// Feeds `payload` to the waiting bootstrap (unless it was fed at the
-    /// start), then reads the program's output under `bounds` until the
-    /// bootstrap's trailers say it ended (or the container stops), the
-    /// deadline passes, a stream goes over its cap or `stop` is cancelled,
-    /// and reads the container's state. The container is handed back for
-    /// removal.
+    /// start), reads the program's output under `bounds` until it ends,
+    /// the deadline passes, a stream goes over its cap or `stop` is
+    /// cancelled, and decides how it ended. The container is handed back
+    /// for removal.
     pub async fn execute(
-        self,
+        mut self,
         payload: Option<Payload>,
         bounds: StageBounds,
         stop: &CancellationToken,
     ) -> Result<Executed, ExecError> {
-        let Sandbox {
-            docker,
-            guard,
-            input,
-            fed,
-            mut output,
-            exited,
-            ..
-        } = self;
-        let id = guard.id();
-        let (nonce, _feeder, started) = match (fed, input, payload) {
+        let fed = match (self.fed.take(), self.input.take(), payload) {
             (Some(fed), _, _) => fed,
-            (None, Some(input), Some(payload)) => {
-                (payload.nonce, feed(input, payload.bytes), Instant::now())
-            }
+            (None, Some(input), Some(payload)) => Fed {
+                _writer: feed(input, payload.bytes),
+                nonce: payload.nonce,
+                at: Instant::now(),
+            },
             _ => {
-                return Err(ExecError::Engine(EngineError::Unavailable(
+                return Err(ExecError::Internal(
                     "a sandbox was run with no payload".into(),
-                )));
+                ));
             }
         };
-        let deadline = tokio::time::Instant::from_std(started + bounds.wall_time);
-        let nonce = nonce.as_str();
+        let deadline = tokio::time::Instant::from_std(fed.at + bounds.wall_time);
+        let mut transcript = Transcript::new(&fed.nonce, bounds.output_bytes);
+        let ending = self
+            .read_until_ending(&mut transcript, deadline, stop)
+            .await?;
+        let ended = Instant::now();
+        self.halt(ending, &mut transcript).await?;
+        if ending == Ending::Stopped {
+            self.container.remove_now().await;
+            return Err(ExecError::Stopped);
+        }
+        let observed = self.observe(ending, &transcript).await?;
+        let (exit, limit) = verdict(&observed);
+        let (stdout, stderr) = transcript.into_texts();
+        let phases = vec![
+            (Phase::Run, ended - fed.at),
+            (Phase::State, ended.elapsed()),
+        ];
+        Ok(Executed {
+            result: StageResult {
+                exit,
+                limit,
+                stdout,
+                stderr,
+                duration: ended - fed.at,
+            },
+            container: self.container,
+            phases,
+        })
+    }
 
-        let mut exited = Exit(Some(exited));
-        let mut streams = Streams::new(nonce, bounds.output_bytes);
+    /// Reads output until the trailers come, the container stops, a stream
+    /// goes over its cap, the deadline passes or `stop` is cancelled.
+    async fn read_until_ending(
+        &mut self,
+        transcript: &mut Transcript,
+        deadline: tokio::time::Instant,
+        stop: &CancellationToken,
+    ) -> Result<Ending, ExecError> {
         let mut output_open = true;
-        let ending = loop {
+        loop {
             tokio::select! {
-                chunk = output.next(), if output_open => match chunk {
+                chunk = self.output.next(), if output_open => match chunk {
                     Some(Ok(chunk)) => {
-                        if let Some(stream) = streams.take(chunk) {
-                            break Ending::Overflow(stream);
+                        if let Some(stream) = transcript.take(&chunk) {
+                            return Ok(Ending::Capped(stream));
                         }
-                        if let Some(ending) = streams.ending() {
-                            break Ending::Finished(ending);
+                        if let Some(reported) = transcript.reported() {
+                            return Ok(Ending::Finished(reported));
                         }
                     }
                     // The stream may end (or fail) while the program still
                     // runs (it closed its stdout and stderr): the wait decides.
                     Some(Err(_)) | None => output_open = false,
                 },
-                exit = exited.next(), if exited.pending() => match exit {
-                    Ok(()) => break Ending::Exited,
-                    Err(e) => return Err(e.into()),
-                },
-                _ = tokio::time::sleep_until(deadline) => break Ending::Deadline,
-                _ = stop.cancelled() => break Ending::Stopped,
+                exit = self.exited.next(), if self.exited.pending() => {
+                    exit?;
+                    return Ok(Ending::Exited);
+                }
+                _ = tokio::time::sleep_until(deadline) => return Ok(Ending::Deadline),
+                _ = stop.cancelled() => return Ok(Ending::Stopped),
             }
-        };
-        let ended = Instant::now();
+        }
+    }
 
-        if matches!(ending, Ending::Finished(_)) {
-            // The bootstrap is exiting, and the container with it. One that
-            // has not stopped shortly after (a program that forged the
-            // trailers to look done) is killed, off the response path.
-            let docker = docker.clone();
-            let id = id.to_string();
-            let exited = std::mem::replace(&mut exited, Exit(None));
+    /// Stops what may still run. After the trailers the bootstrap is
+    /// exiting; one that has not stopped shortly after (a program that
+    /// forged them) is killed, off the response path. Otherwise the
+    /// container is killed while the rest of its output is read (the engine
+    /// stalls a kill while its writes to an unread attach stream block).
+    async fn halt(&mut self, ending: Ending, transcript: &mut Transcript) -> Result<(), ExecError> {
+        if let Ending::Finished(_) = ending {
+            let engine = self.engine.clone();
+            let id = self.container.id().to_string();
+            let mut exited = std::mem::replace(&mut self.exited, Stop::none());
             tokio::spawn(async move {
-                let mut exited = exited;
                 exited.within(STOP_AFTER_TRAILERS).await;
                 if exited.pending() {
-                    let kill = KillContainerOptionsBuilder::default()
-                        .signal("SIGKILL")
-                        .build();
-                    let _ = docker.kill_container(&id, Some(kill)).await;
+                    let _ = engine.kill(&id).await;
                 }
             });
-        } else {
-            // Whatever the program wrote before it ended is still in the
-            // stream. It is read while the container is killed: the engine
-            // stalls a kill while its writes to an unread attach stream are
-            // blocked.
-            let drain = async {
-                if output_open {
-                    while let Some(Ok(chunk)) = output.next().await {
-                        streams.take(chunk);
-                    }
-                }
-                streams.finish();
-            };
-            let halt = async {
-                if matches!(ending, Ending::Exited) {
-                    return Ok(());
-                }
-                let kill = KillContainerOptionsBuilder::default()
-                    .signal("SIGKILL")
-                    .build();
-                match docker
-                    .kill_container(id, Some(kill))
-                    .await
-                    .map_err(EngineError::from)
-                {
-                    // 409: it stopped on its own meanwhile.
-                    Ok(()) | Err(EngineError::Api { status: 409, .. }) => {}
-                    Err(e) => return Err(e),
-                }
-                exited.within(SETTLE).await;
-                Ok(())
-            };
-            let (halted, _) = tokio::join!(halt, tokio::time::timeout(SETTLE, drain));
-            halted?;
+            return Ok(());
         }
-        if matches!(ending, Ending::Stopped) {
-            guard.remove().await;
-            return Err(ExecError::Stopped);
-        }
-        // (The guard is dropped on the error paths below, which removes it.)
-
-        let (exit_code, oom_killed) = match ending {
-            // The bootstrap counted the kernel's out-of-memory kills.
-            Ending::Finished(input::Ending {
-                status,
-                oom_kills: Some(kills),
-            }) => (Some(status), kills > 0),
-            Ending::Finished(input::Ending { status, .. }) => (
-                Some(status),
-                self::oom_killed(&docker, id, status, &mut exited).await?,
-            ),
-            _ => {
-                let state = inspect_state(&docker, id).await?;
-                let code = state.exit_code;
-                let oom = match (state.oom_killed, code, &ending) {
-                    (Some(true), _, _) => true,
-                    (_, Some(code), Ending::Exited) => {
-                        self::oom_killed(&docker, id, code, &mut exited).await?
-                    }
-                    _ => false,
-                };
-                (code, oom)
+        let output = &mut self.output;
+        let drain = async {
+            while let Some(Ok(chunk)) = output.next().await {
+                transcript.take(&chunk);
             }
         };
-        let docker_time = started.elapsed();
-        let run_phases = [
-            ("run", ended - started),
-            ("state", docker_time - (ended - started)),
-        ];
+        let (engine, id, exited) = (&self.engine, self.container.id(), &mut self.exited);
+        let kill = async {
+            if ending != Ending::Exited {
+                engine.kill(id).await?;
+                exited.within(SETTLE).await;
+            }
+            Ok::<_, EngineError>(())
+        };
+        let (killed, _) = tokio::join!(kill, tokio::time::timeout(SETTLE, drain));
+        transcript.finish();
+        Ok(killed?)
+    }
 
-        let overflowed = match ending {
-            Ending::Overflow(stream) => Some(stream),
-            _ => streams.overflowed(),
+    /// What is known of the stage's end: the trailer, or the engine's
+    /// account of the container (asked again, for a while, after an
+    /// unexplained SIGKILL: the engine may handle the kernel's
+    /// out-of-memory event just after the exit).
+    async fn observe(
+        &mut self,
+        ending: Ending,
+        transcript: &Transcript,
+    ) -> Result<Observed, ExecError> {
+        let mut observed = Observed {
+            capped: transcript.capped(),
+            deadline_passed: ending == Ending::Deadline,
+            ..Observed::default()
         };
-        let status = if overflowed.is_some() {
-            Status::OutputLimit
-        } else if oom_killed {
-            Status::MemoryLimit
-        } else if matches!(ending, Ending::Deadline) {
-            Status::Timeout
-        } else if exit_code == Some(0) {
-            Status::Ok
-        } else {
-            Status::RuntimeError
-        };
-        let (stdout, stderr, truncated) = streams.into_texts();
-        let outcome = StageOutcome {
-            status,
-            exit_code,
-            signal: exit_code.and_then(signal_of_exit_code),
-            stdout,
-            stderr,
-            truncated,
-            overflowed,
-            duration: ended - started,
-        };
-        Ok(Executed {
-            outcome,
-            container: guard,
-            run_phases,
-        })
+        if let Ending::Finished(reported) = ending {
+            observed.reported = Some(reported);
+            if reported.oom_kills.is_some() {
+                return Ok(observed);
+            }
+        }
+        let id = self.container.id();
+        let mut state = self.engine.inspect(id).await?;
+        let status = observed
+            .reported
+            .map(|r| r.exit.status())
+            .or(state.exit_code);
+        let ended_itself = matches!(ending, Ending::Finished(_) | Ending::Exited);
+        if status == Some(137) && !state.oom_killed && ended_itself {
+            self.exited.within(SETTLE).await;
+            for _ in 0..OOM_RECHECKS {
+                state = self.engine.inspect(id).await?;
+                if state.oom_killed {
+                    break;
+                }
+                tokio::time::sleep(OOM_RECHECK_PAUSE).await;
+            }
+        }
+        observed.engine_exit = state.exit_code;
+        observed.engine_oom = state.oom_killed;
+        Ok(observed)
     }
 
     /// The container, for removal, without running anything in it.
-    pub fn into_container(self) -> ContainerGuard {
-        self.guard
-    }
-
-    /// Removes the container without running anything in it.
-    pub async fn remove(self) {
-        self.guard.remove().await;
+    pub fn into_container(self) -> Held {
+        self.container
     }
 }
 
-/// Whether the engine says the container was killed for memory. For an
-/// unexplained SIGKILL, the engine may handle the kernel's out-of-memory
-/// event only just after the exit: let the container stop, and ask again.
-async fn oom_killed(
-    docker: &Docker,
-    id: &str,
-    status: i64,
-    exited: &mut Exit,
-) -> Result<bool, ExecError> {
-    let mut state = inspect_state(docker, id).await?;
-    if status == 137 && state.oom_killed != Some(true) {
-        exited.within(SETTLE).await;
-        for _ in 0..OOM_RECHECKS {
-            state = inspect_state(docker, id).await?;
-            if state.oom_killed == Some(true) {
-                break;
-            }
-            tokio::time::sleep(OOM_RECHECK_PAUSE).await;
+/// Creates the container in a task of its own: if the run is dropped (its
+/// client went away) while the engine creates it, the task still receives
+/// the id and takes it into custody, and custody removes it.
+async fn create(custody: &Arc<Custody>, spec: SandboxSpec) -> Result<Held, ExecError> {
+    let task = {
+        let custody = custody.clone();
+        tokio::spawn(async move {
+            let (id, warnings) = custody.engine().create(&spec).await?;
+            Ok::<_, EngineError>((custody.hold(Kind::Container, id), warnings, spec.image))
+        })
+    };
+    let created = task
+        .await
+        .map_err(|e| ExecError::Internal(format!("the create task failed: {e}")))?;
+    let (container, warnings, _) = match created {
+        Err(EngineError::Create(failure)) if failure.status == Some(404) => {
+            return Err(ExecError::ImageMissing {
+                image: failure.target,
+            });
+        }
+        other => other?,
+    };
+    if !warnings.is_empty() {
+        // A warning can mean a limit was silently dropped: fail closed
+        // (the container is removed with its handle).
+        return Err(ExecError::Weakened(warnings.join("; ")));
+    }
+    Ok(container)
+}
+
+/// Writes `bytes` to a container's stdin and closes it, in a task of its
+/// own (the program may read slowly while its output must be read).
+fn feed(mut writer: Input, bytes: Vec<u8>) -> AbortOnDrop {
+    AbortOnDrop(tokio::spawn(async move {
+        // The program may exit without reading: a broken pipe is fine.
+        if writer.write_all(&bytes).await.is_ok() {
+            let _ = writer.shutdown().await;
+        }
+    }))
+}
+
+/// The program's two output streams, as read so far: trailers stripped,
+/// each capped.
+struct Transcript {
+    stdout: (Trailer, CappedBuffer),
+    stderr: (Trailer, CappedBuffer),
+    /// The first stream that went over its cap.
+    capped: Option<StreamKind>,
+}
+
+impl Transcript {
+    fn new(nonce: &str, cap: usize) -> Transcript {
+        Transcript {
+            stdout: (Trailer::new(nonce), CappedBuffer::new(cap)),
+            stderr: (Trailer::new(nonce), CappedBuffer::new(cap)),
+            capped: None,
         }
     }
-    Ok(state.oom_killed == Some(true))
-}
 
-async fn inspect_state(docker: &Docker, id: &str) -> Result<ContainerState, ExecError> {
-    Ok(docker
-        .inspect_container(id, None)
-        .await
-        .map_err(EngineError::from)?
-        .state
-        .unwrap_or_default())
+    /// Takes a chunk of output; returns its stream if that went over its cap.
+    fn take(&mut self, chunk: &Chunk) -> Option<StreamKind> {
+        let (trailer, buffer) = match chunk.stream {
+            StreamKind::Stdout => &mut self.stdout,
+            StreamKind::Stderr => &mut self.stderr,
+        };
+        let bytes = trailer.push(&chunk.bytes);
+        let over = buffer.push(&bytes);
+        if over && self.capped.is_none() {
+            self.capped = Some(chunk.stream);
+        }
+        over.then_some(chunk.stream)
+    }
+
+    /// What the bootstrap said, once the trailers of both streams came.
+    fn reported(&self) -> Option<Reported> {
+        self.stdout.0.ending().and(self.stderr.0.ending())
+    }
+
+    /// Passes on what the trailers held back (the streams ended without
+    /// them: the bootstrap was killed, or the program outlived a limit).
+    fn finish(&mut self) {
+        for stream in [StreamKind::Stdout, StreamKind::Stderr] {
+            let (trailer, buffer) = match stream {
+                StreamKind::Stdout => &mut self.stdout,
+                StreamKind::Stderr => &mut self.stderr,
+            };
+            if buffer.push(&trailer.finish()) && self.capped.is_none() {
+                self.capped = Some(stream);
+            }
+        }
+    }
+
+    fn capped(&self) -> Option<StreamKind> {
+        self.capped
+    }
+
+    fn into_texts(self) -> (String, String) {
+        (self.stdout.1.into_text(), self.stderr.1.into_text())
+    }
 }
 
 /// The container's stop, as the wait task reports it (once).
-struct Exit(Option<oneshot::Receiver<Result<(), EngineError>>>);
+struct Stop {
+    receiver: Option<oneshot::Receiver<Result<(), EngineError>>>,
+    /// A report taken by [`Stop::arrived`], not yet given by [`Stop::next`].
+    early: Option<Result<(), EngineError>>,
+}
 
-impl Exit {
+impl Stop {
+    /// Sends the wait request now, so that it is ready before any payload.
+    fn watch(engine: Arc<Engine>, id: String) -> Stop {
+        let (tx, receiver) = oneshot::channel();
+        tokio::spawn(async move {
+            let _ = tx.send(engine.wait(&id).await);
+        });
+        Stop {
+            receiver: Some(receiver),
+            early: None,
+        }
+    }
+
+    fn none() -> Stop {
+        Stop {
+            receiver: None,
+            early: None,
+        }
+    }
+
     fn pending(&self) -> bool {
-        self.0.is_some()
+        self.receiver.is_some() || self.early.is_some()
+    }
+
+    /// Whether the stop has been reported already (without waiting).
+    fn arrived(&mut self) -> bool {
+        if self.early.is_some() {
+            return true;
+        }
+        let Some(receiver) = self.receiver.as_mut() else {
+            return false;
+        };
+        match receiver.try_recv() {
+            Ok(result) => {
+                self.early = Some(result);
+                true
+            }
+            Err(oneshot::error::TryRecvError::Empty) => false,
+            Err(oneshot::error::TryRecvError::Closed) => {
+                self.early = Some(Err(lost_wait()));
+                true
+            }
+        }
     }
 
     /// The stop; pending for ever once reported.
     async fn next(&mut self) -> Result<(), EngineError> {
-        let Some(receiver) = self.0.as_mut() else {
+        if let Some(result) = self.early.take() {
+            self.receiver = None;
+            return result;
+        }
+        let Some(receiver) = self.receiver.as_mut() else {
             return std::future::pending().await;
         };
-        let result = receiver.await.unwrap_or_else(|_| {
-            Err(EngineError::Unavailable(
-                "the wait task ended without an exit".into(),
-            ))
-        });
-        self.0 = None;
+        let result = receiver.await.unwrap_or_else(|_| Err(lost_wait()));
+        self.receiver = None;
         result
     }
 
@@ -476,200 +550,12 @@ impl Exit {
     }
 }
 
-/// What a sandbox is fed: the encoded files, arguments and stdin, with the
-/// nonce of its trailers.
-#[derive(Debug, Clone)]
-pub struct Payload {
-    nonce: String,
-    bytes: Vec<u8>,
-}
-
-impl Payload {
-    pub fn new(files: &[SourceFile], args: &[String], stdin: &[u8]) -> Payload {
-        let nonce = input::nonce();
-        let bytes = input::encode(&nonce, files, args, stdin);
-        Payload { nonce, bytes }
-    }
-}
-
-/// Writes `bytes` to a container's stdin and closes it, in a task of its
-/// own (the program may read slowly while its output must be read).
-fn feed(mut writer: Pin<Box<dyn AsyncWrite + Send>>, bytes: Vec<u8>) -> AbortOnDrop {
-    AbortOnDrop(tokio::spawn(async move {
-        // The program may exit without reading: a broken pipe is fine.
-        if writer.write_all(&bytes).await.is_ok() {
-            let _ = writer.shutdown().await;
-        }
-    }))
-}
-
-/// The program's two output streams: trailers stripped, capped.
-struct Streams {
-    stdout: (Trailer, CappedBuffer),
-    stderr: (Trailer, CappedBuffer),
-}
-
-impl Streams {
-    fn new(nonce: &str, cap: usize) -> Streams {
-        Streams {
-            stdout: (Trailer::new(nonce), CappedBuffer::new(cap)),
-            stderr: (Trailer::new(nonce), CappedBuffer::new(cap)),
-        }
-    }
-
-    /// Takes a chunk of output; returns the stream if it went over its cap.
-    fn take(&mut self, chunk: LogOutput) -> Option<OutputStream> {
-        let (stream, (trailer, buffer)) = match &chunk {
-            LogOutput::StdOut { .. } => (OutputStream::Stdout, &mut self.stdout),
-            LogOutput::StdErr { .. } => (OutputStream::Stderr, &mut self.stderr),
-            LogOutput::StdIn { .. } | LogOutput::Console { .. } => return None,
-        };
-        let bytes = trailer.push(chunk.as_ref());
-        buffer.push(&bytes).then_some(stream)
-    }
-
-    /// What the bootstrap said, once the trailers of both streams have come.
-    fn ending(&self) -> Option<input::Ending> {
-        self.stdout.0.ending().and(self.stderr.0.ending())
-    }
-
-    /// Passes on what the trailers held back (the streams ended without
-    /// them: the bootstrap was killed, or the program outlived a limit).
-    fn finish(&mut self) {
-        for (trailer, buffer) in [&mut self.stdout, &mut self.stderr] {
-            let rest = trailer.finish();
-            buffer.push(&rest);
-        }
-    }
-
-    fn overflowed(&self) -> Option<OutputStream> {
-        if self.stdout.1.overflowed() {
-            Some(OutputStream::Stdout)
-        } else if self.stderr.1.overflowed() {
-            Some(OutputStream::Stderr)
-        } else {
-            None
-        }
-    }
-
-    /// stdout, stderr, and whether either was cut.
-    fn into_texts(self) -> (String, String, bool) {
-        let truncated = self.stdout.1.overflowed() || self.stderr.1.overflowed();
-        (
-            self.stdout.1.into_text(),
-            self.stderr.1.into_text(),
-            truncated,
-        )
-    }
-}
-
-/// Removes its container when dropped, whatever path the run took.
-pub struct ContainerGuard {
-    engine: Arc<Engine>,
-    id: Option<String>,
-}
-
-impl ContainerGuard {
-    fn new(engine: Arc<Engine>, id: String) -> Self {
-        engine.hold(&id);
-        ContainerGuard {
-            engine,
-            id: Some(id),
-        }
-    }
-
-    fn id(&self) -> &str {
-        self.id.as_deref().unwrap_or_default()
-    }
-
-    /// Removes the container now; a failure is logged, and the start-up
-    /// and shutdown sweeps catch what is left.
-    pub async fn remove(mut self) {
-        if let Some(id) = self.id.take() {
-            remove_container_logged(&self.engine, &id).await;
-        }
-    }
-}
-
-impl Drop for ContainerGuard {
-    fn drop(&mut self) {
-        if let Some(id) = self.id.take() {
-            let engine = self.engine.clone();
-            spawn_cleanup(async move { remove_container_logged(&engine, &id).await });
-        }
-    }
-}
-
-/// A per-run scratch volume, removed when dropped (after the containers
-/// using it, which are removed first or are being removed).
-pub struct VolumeGuard {
-    engine: Arc<Engine>,
-    name: Option<String>,
-}
-
-impl VolumeGuard {
-    /// Guards the volume `name`, which is about to be created (so that a
-    /// volume is never without its guard).
-    pub fn new(engine: Arc<Engine>, name: String) -> Self {
-        engine.hold(&name);
-        VolumeGuard {
-            engine,
-            name: Some(name),
-        }
-    }
-
-    pub fn name(&self) -> &str {
-        self.name.as_deref().unwrap_or_default()
-    }
-
-    /// Removes the volume now (its containers must be gone).
-    pub async fn remove(mut self) {
-        if let Some(name) = self.name.take() {
-            remove_volume_patiently(&self.engine, &name).await;
-        }
-    }
-}
-
-impl Drop for VolumeGuard {
-    fn drop(&mut self) {
-        if let Some(name) = self.name.take() {
-            let engine = self.engine.clone();
-            spawn_cleanup(async move { remove_volume_patiently(&engine, &name).await });
-        }
-    }
-}
-
-/// Runs a clean-up on the current runtime, if there still is one; the
-/// sweeps at start-up and shutdown catch anything a missing runtime left.
-fn spawn_cleanup(task: impl std::future::Future<Output = ()> + Send + 'static) {
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) => {
-            handle.spawn(task);
-        }
-        Err(_) => tracing::warn!("no runtime to clean up a sandbox; the next sweep will"),
-    }
-}
-
-async fn remove_container_logged(engine: &Engine, id: &str) {
-    match engine.remove_container(id).await {
-        Ok(()) => {}
-        Err(e) if e.is_not_found() => {}
-        Err(e) => {
-            tracing::warn!(container = %id, error = %e, "could not remove a sandbox container; the janitor will")
-        }
-    }
-    engine.release(id);
-}
-
-async fn remove_volume_patiently(engine: &Engine, name: &str) {
-    match engine.remove_volume_retrying(name).await {
-        Ok(()) => {}
-        Err(e) if e.is_not_found() => {}
-        Err(e) => {
-            tracing::warn!(volume = %name, error = %e, "could not remove a scratch volume; the janitor will")
-        }
-    }
-    engine.release(name);
+fn lost_wait() -> EngineError {
+    EngineError::Wait(crate::engine::Failure {
+        target: String::new(),
+        status: None,
+        message: "the wait task ended without an exit".to_string(),
+    })
 }
 
 /// Aborts a task when dropped.
@@ -678,5 +564,50 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn chunk(stream: StreamKind, bytes: &'static [u8]) -> Chunk {
+        Chunk {
+            stream,
+            bytes: Bytes::from_static(bytes),
+        }
+    }
+
+    #[test]
+    fn a_transcript_strips_the_trailers_and_reports_once_both_came() {
+        let mut t = Transcript::new("N", 100);
+        assert_eq!(t.take(&chunk(StreamKind::Stdout, b"out\nN:0:0\n")), None);
+        assert!(t.reported().is_none(), "stderr's trailer is still to come");
+        t.take(&chunk(StreamKind::Stderr, b"err\nN:0:0\n"));
+        let reported = t.reported().unwrap();
+        assert_eq!(reported.oom_kills, Some(0));
+        assert_eq!(t.into_texts(), ("out\n".to_string(), "err\n".to_string()));
+    }
+
+    #[test]
+    fn a_transcript_names_the_first_stream_over_its_cap() {
+        // A trailer holds back the last 33 bytes (its nonce and 32 more):
+        // what it passes on is capped.
+        let fifty = &[b'x'; 50];
+        let mut t = Transcript::new("N", 4);
+        assert_eq!(
+            t.take(&chunk(StreamKind::Stderr, fifty)),
+            Some(StreamKind::Stderr)
+        );
+        t.take(&chunk(StreamKind::Stdout, fifty));
+        assert_eq!(t.capped(), Some(StreamKind::Stderr));
+        // What a trailer held back counts too, once the stream ends.
+        let mut t = Transcript::new("NONCE-LONG", 4);
+        t.take(&chunk(StreamKind::Stdout, b"abc"));
+        assert_eq!(t.capped(), None);
+        t.take(&chunk(StreamKind::Stdout, b"NONCE-LONG"));
+        t.finish();
+        assert_eq!(t.capped(), Some(StreamKind::Stdout));
     }
 }

@@ -80,19 +80,27 @@ async fn a_broken_file_is_refused_and_the_good_languages_stay_served() {
         language_file("python.toml").replace("name = \"python\"", "name = \"snake\""),
     )
     .unwrap();
-    // Give the watcher several rounds, then check nothing changed.
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let names = wait_for_languages(&app, |_| true).await;
-    assert_eq!(names, ["python"]);
+    // A good file written after them: once it is served, the watcher has
+    // seen the broken ones.
+    std::fs::write(
+        folder(&app).join("bash.toml"),
+        language_file("available/bash.toml"),
+    )
+    .unwrap();
+    let names = wait_for_languages(&app, |n| n.contains(&"bash".to_string())).await;
+    assert_eq!(names, ["bash", "python"]);
     let answer = app.python("print('still here')").await;
     assert_eq!(answer["stdout"], "still here\n");
-    // Breaking python's own file keeps its good version.
+    // Breaking python's own file keeps its good version; the removal of
+    // bash beside it shows when the watcher has looked.
     std::fs::write(
         folder(&app).join("python.toml"),
         "name = \"python\"\nbroken",
     )
     .unwrap();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    std::fs::remove_file(folder(&app).join("bash.toml")).unwrap();
+    let names = wait_for_languages(&app, |n| !n.contains(&"bash".to_string())).await;
+    assert_eq!(names, ["python"]);
     let answer = app.python("print('kept')").await;
     assert_eq!(answer["stdout"], "kept\n");
     app.stop().await;

@@ -58,7 +58,7 @@ async fn a_broken_language_file_refuses_start_up_naming_the_file_and_field() {
         python
             .replace("name = \"python\"", "name = \"lua\"")
             .replace("aliases = [\"py\", \"python3\"]", "aliases = []")
-            .replace("memory_mb = 128", "memory_mb = 100000"),
+            + "\n[limits]\nmemory_mb = 100000\n",
     )
     .unwrap();
     let mut config = test_config();
@@ -220,10 +220,8 @@ async fn a_client_that_disconnects_mid_run_leaves_no_container() {
     socket.write_all(request.as_bytes()).await.unwrap();
     wait_for_a_container(&app.docker, &app.instance).await;
     drop(socket);
-    let gone_at = Instant::now();
     app.assert_no_containers_within(Duration::from_secs(3))
         .await;
-    assert!(gone_at.elapsed() < Duration::from_secs(3));
     app.stop().await;
 }
 
@@ -270,7 +268,10 @@ async fn shutdown_stops_runs_that_outlast_the_grace_period_and_removes_them() {
 
 #[tokio::test]
 async fn the_janitor_removes_what_this_process_made_and_no_longer_holds() {
-    use code_runner::engine::Engine;
+    use code_runner::engine::{Engine, Kind};
+    use code_runner::executor::custody::{Custody, Owner, Sweep};
+    use std::sync::Arc;
+    use tokio_util::sync::CancellationToken;
     let docker = docker().await;
     let instance = test_config().instance;
     let labels = HashMap::from([
@@ -290,24 +291,94 @@ async fn the_janitor_removes_what_this_process_made_and_no_longer_holds() {
         docker.start_container(&id, None).await.unwrap();
         ids.push(id);
     }
-    let engine = Engine::connect(None).unwrap();
-    engine.hold(&ids[0]);
+    let custody = Custody::new(
+        Arc::new(Engine::connect(None).unwrap()),
+        Owner {
+            instance: instance.clone(),
+            boot: "this-boot".to_string(),
+        },
+    );
+    let held = custody.hold(Kind::Container, ids[0].clone());
     // Seen unheld once: spared (it may be a container being created).
-    assert_eq!(
-        engine.remove_litter(&instance, "this-boot").await.unwrap(),
-        0
-    );
+    assert_eq!(custody.reconcile(Sweep::Unheld).await.unwrap(), 0);
     // Seen unheld twice: removed; the held one stays.
-    assert_eq!(
-        engine.remove_litter(&instance, "this-boot").await.unwrap(),
-        1
-    );
+    assert_eq!(custody.reconcile(Sweep::Unheld).await.unwrap(), 1);
     assert_eq!(
         containers_of(&docker, &instance).await,
         vec![ids[0].clone()]
     );
-    engine.release(&ids[0]);
-    engine.remove_litter(&instance, "this-boot").await.unwrap();
-    engine.remove_litter(&instance, "this-boot").await.unwrap();
+    // Let go of, it goes through the removal queue.
+    let cancel = CancellationToken::new();
+    let worker = tokio::spawn(custody.clone().run(cancel.clone()));
+    drop(held);
+    custody.flush(Duration::from_secs(10)).await;
     assert_no_containers_of(&docker, &instance, Duration::from_secs(5)).await;
+    assert_eq!(custody.held(), 0);
+    cancel.cancel();
+    worker.await.unwrap();
+}
+
+#[tokio::test]
+async fn an_engine_refusal_is_an_internal_error_with_a_request_id_not_docker_unavailable() {
+    // More CPUs than the host has: the engine answers the create with an
+    // error, which is the service's fault (its configuration), not Docker
+    // being away.
+    let host_cpus = std::thread::available_parallelism().unwrap().get();
+    let greedy = crate::helpers::language_file("python.toml")
+        .replace("name = \"python\"", "name = \"greedy\"")
+        .replace("aliases = [\"py\", \"python3\"]", "aliases = []")
+        + &format!("\n[limits]\ncpus = {}.0\n", host_cpus * 64);
+    let app = crate::helpers::spawn_app_with_languages(
+        vec![
+            (
+                "python.toml".to_string(),
+                crate::helpers::language_file("python.toml"),
+            ),
+            ("greedy.toml".to_string(), greedy),
+        ],
+        |_| {},
+    )
+    .await;
+    let response = app
+        .client
+        .post(app.url("/run-code"))
+        .json(&json!({"language": "greedy", "code": "print(1)"}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let header = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (500, Some("internal_error")),
+        "{body}"
+    );
+    assert_eq!(body["request_id"], header);
+    assert!(!body["message"].as_str().unwrap().contains("CPU"), "{body}");
+    // The engine is fine: python still runs.
+    assert_eq!(app.python("print('fine')").await["stdout"], "fine\n");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_server_default_limits_reach_a_language_whose_file_leaves_them_out() {
+    let app = spawn_app_with(|c| {
+        c.limits.memory_mb = 96;
+        c.limits.pids = 40;
+    })
+    .await;
+    let answer = app
+        .python(concat!(
+            "print(int(open('/sys/fs/cgroup/memory/memory.limit_in_bytes').read()) >> 20)\n",
+            "print(open('/sys/fs/cgroup/pids/pids.max').read().strip())\n",
+        ))
+        .await;
+    assert_eq!(answer["stdout"], "96\n40\n", "{answer}");
+    let (_, languages) = app.get("/languages").await;
+    assert_eq!(languages["languages"][0]["limits"]["memory_mb"], 96);
+    app.stop().await;
 }

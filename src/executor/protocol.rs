@@ -30,6 +30,9 @@
 //! every run and never on a command line; a program that dug it out of the
 //! shell's memory could only misreport its own exit status.
 
+use super::verdict::{Exit, Reported};
+use crate::job::SourceFile;
+
 /// The sandbox's working directory, where the files are written.
 pub const WORK_DIR: &str = "/work";
 
@@ -93,21 +96,13 @@ exit "$status"
 /// The line the bootstrap writes on stdout once its warm-up is over.
 pub const READY: &str = "code-runner-ready\n";
 
-/// One file to write into the working directory.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SourceFile {
-    /// A relative path, already checked: no `..`, no leading `/`, no newline.
-    pub name: String,
-    pub content: Vec<u8>,
-}
-
 /// A fresh nonce for one run's trailers.
 pub fn nonce() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
 /// Encodes the nonce, files, arguments and stdin into the bootstrap's stream.
-pub fn encode(nonce: &str, files: &[SourceFile], args: &[String], stdin: &[u8]) -> Vec<u8> {
+pub fn encode(nonce: &str, files: &[&SourceFile], args: &[String], stdin: &[u8]) -> Vec<u8> {
     let size = files
         .iter()
         .map(|f| f.content.len() + f.name.len() + 24)
@@ -137,16 +132,7 @@ pub fn encode(nonce: &str, files: &[SourceFile], args: &[String], stdin: &[u8]) 
 pub struct Trailer {
     marker: Vec<u8>,
     held: Vec<u8>,
-    status: Option<Ending>,
-}
-
-/// What a trailer says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ending {
-    /// The exit status, as the shell gives it (128+N for signal N).
-    pub status: i64,
-    /// The kernel's out-of-memory kills in the container, when known.
-    pub oom_kills: Option<u64>,
+    status: Option<Reported>,
 }
 
 /// Bytes after the nonce that a trailer may take (`:status:kills\n`).
@@ -162,7 +148,7 @@ impl Trailer {
     }
 
     /// What the trailer said, once it has come.
-    pub fn ending(&self) -> Option<Ending> {
+    pub fn ending(&self) -> Option<Reported> {
         self.status
     }
 
@@ -218,7 +204,7 @@ impl Trailer {
 }
 
 enum Parsed {
-    Status(Ending),
+    Status(Reported),
     Incomplete,
     Not,
 }
@@ -239,8 +225,8 @@ fn parse_status(rest: &[u8]) -> Parsed {
             let status = parts.next().and_then(|s| s.parse().ok());
             let oom_kills = parts.next();
             match (status, oom_kills, parts.next()) {
-                (Some(status), Some(kills), None) => Parsed::Status(Ending {
-                    status,
+                (Some(status), Some(kills), None) => Parsed::Status(Reported {
+                    exit: Exit::from_shell_status(status),
                     oom_kills: kills.parse().ok(),
                 }),
                 _ => Parsed::Not,
@@ -296,7 +282,7 @@ mod tests {
             dir.path(),
             "echo warm > warmed",
             &["sh", "-c", print, "prog"],
-            &encode("NONCE", files, args, stdin),
+            &encode("NONCE", &files.iter().collect::<Vec<_>>(), args, stdin),
         );
         assert!(out.status.success());
         assert_eq!(std::fs::read(dir.path().join("warmed")).unwrap(), b"warm\n");
@@ -357,10 +343,10 @@ mod tests {
         assert!(stderr.starts_with("err\nabc:3:"), "{stderr}");
         let mut trailer = Trailer::new("abc");
         assert_eq!(trailer.push(stdout.as_bytes()), b"out\n");
-        assert_eq!(trailer.ending().unwrap().status, 3);
+        assert_eq!(trailer.ending().unwrap().exit, Exit::Code(3));
     }
 
-    fn scan(nonce: &str, chunks: &[&[u8]]) -> (Vec<u8>, Option<Ending>) {
+    fn scan(nonce: &str, chunks: &[&[u8]]) -> (Vec<u8>, Option<Reported>) {
         let mut trailer = Trailer::new(nonce);
         let mut out = Vec::new();
         for chunk in chunks {
@@ -375,8 +361,8 @@ mod tests {
     #[test]
     fn a_trailer_split_anywhere_is_found_and_stripped() {
         let stream = b"hello\nworld0123456789abcdef:137:2\nignored";
-        let ending = Ending {
-            status: 137,
+        let ending = Reported {
+            exit: Exit::from_shell_status(137),
             oom_kills: Some(2),
         };
         for cut in 0..stream.len() {
@@ -392,8 +378,8 @@ mod tests {
         let (_, found) = scan("n", &[b"n:0:-\n"]);
         assert_eq!(
             found,
-            Some(Ending {
-                status: 0,
+            Some(Reported {
+                exit: Exit::Code(0),
                 oom_kills: None
             })
         );

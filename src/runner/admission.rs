@@ -1,5 +1,5 @@
-//! Admission control: a fixed number of run slots and a bounded queue in
-//! front of them, so that a burst cannot overload the host.
+//! Admission: a fixed number of run slots and a bounded queue in front of
+//! them, so that a burst cannot overload the host.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,7 +20,7 @@ pub enum Refusal {
 
 /// Run slots plus a bounded wait queue.
 #[derive(Debug)]
-pub struct Limiter {
+pub struct Admission {
     slots: Arc<Semaphore>,
     max_slots: usize,
     waiting: AtomicUsize,
@@ -32,9 +32,11 @@ pub struct Limiter {
 #[derive(Debug)]
 pub struct Slot(#[allow(dead_code)] OwnedSemaphorePermit);
 
-impl Limiter {
+impl Admission {
+    /// `max_slots` runs at once, `max_queue` waiting, each for at most
+    /// `queue_timeout`.
     pub fn new(max_slots: usize, max_queue: usize, queue_timeout: Duration) -> Self {
-        Limiter {
+        Admission {
             slots: Arc::new(Semaphore::new(max_slots)),
             max_slots,
             waiting: AtomicUsize::new(0),
@@ -70,6 +72,7 @@ impl Limiter {
     }
 
     /// Requests waiting for a slot now.
+    #[cfg(test)]
     pub fn queued(&self) -> usize {
         self.waiting.load(Ordering::Acquire)
     }
@@ -94,7 +97,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_is_refused_at_once() {
-        let limiter = Arc::new(Limiter::new(1, 1, Duration::from_secs(5)));
+        let limiter = Arc::new(Admission::new(1, 1, Duration::from_secs(5)));
         let first = limiter.acquire().await.unwrap();
         let waiter = {
             let limiter = limiter.clone();
@@ -111,7 +114,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_wait_longer_than_the_queue_timeout_is_refused() {
-        let limiter = Limiter::new(1, 4, Duration::from_millis(50));
+        let limiter = Admission::new(1, 4, Duration::from_millis(50));
         let _first = limiter.acquire().await.unwrap();
         assert_eq!(limiter.acquire().await.unwrap_err(), Refusal::QueueTimeout);
         assert_eq!(limiter.queued(), 0);
@@ -119,7 +122,7 @@ mod tests {
 
     #[tokio::test]
     async fn closing_refuses_waiters_and_newcomers() {
-        let limiter = Arc::new(Limiter::new(1, 4, Duration::from_secs(5)));
+        let limiter = Arc::new(Admission::new(1, 4, Duration::from_secs(5)));
         let first = limiter.acquire().await.unwrap();
         let waiter = {
             let limiter = limiter.clone();

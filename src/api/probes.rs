@@ -1,0 +1,79 @@
+//! The probes and the language list: `GET /health`, `GET /ready`,
+//! `GET /languages`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::json;
+use warp::http::StatusCode;
+use warp::reply::{Reply, Response};
+
+use super::Api;
+use crate::language::Language;
+use crate::limits::Limits;
+use crate::runner::Runner;
+
+/// `GET /health`: the process serves (liveness).
+pub fn health() -> Response {
+    warp::reply::json(&json!({ "status": "ok" })).into_response()
+}
+
+/// `GET /ready`: 200 when Docker answers and every image is present, with
+/// the languages and the sandboxes waiting in the pool; else 503 with the
+/// problems (sentences) and the missing images.
+pub async fn ready<R: Runner>(api: Arc<Api<R>>) -> Response {
+    let readiness = api.runner.readiness().await;
+    if readiness.problems.is_empty() {
+        let pool: BTreeMap<String, usize> = readiness.pool.into_iter().collect();
+        let body = json!({ "status": "ready", "languages": readiness.languages, "pool": pool });
+        warp::reply::json(&body).into_response()
+    } else {
+        let body = json!({
+            "status": "not_ready",
+            "problems": readiness.problems,
+            "missing_images": readiness.missing_images,
+        });
+        warp::reply::with_status(warp::reply::json(&body), StatusCode::SERVICE_UNAVAILABLE)
+            .into_response()
+    }
+}
+
+/// One language version as `GET /languages` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LanguageInfo {
+    pub name: String,
+    pub aliases: Vec<String>,
+    pub version: String,
+    pub image: String,
+    /// The run's limits, with the keys of a language file's `[limits]`.
+    pub limits: Limits,
+    /// The compile stage's limits, for compiled languages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compile_limits: Option<Limits>,
+}
+
+impl From<&Language> for LanguageInfo {
+    fn from(l: &Language) -> Self {
+        LanguageInfo {
+            name: l.name.clone(),
+            aliases: l.aliases.clone(),
+            version: l.version.clone(),
+            image: l.image.clone(),
+            limits: l.limits.clone(),
+            compile_limits: l.compile.as_ref().map(|c| c.limits.clone()),
+        }
+    }
+}
+
+/// `GET /languages`: every language version (sorted by name, newest
+/// first), with its limits.
+pub fn languages<R: Runner>(api: Arc<Api<R>>) -> Response {
+    let registry = api.runner.registry();
+    let list: Vec<LanguageInfo> = registry
+        .languages()
+        .iter()
+        .map(|l| LanguageInfo::from(l.as_ref()))
+        .collect();
+    warp::reply::json(&json!({ "languages": list })).into_response()
+}

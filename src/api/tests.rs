@@ -1,0 +1,516 @@
+//! The fast tier: the HTTP contract (every refusal and its JSON, headers,
+//! wire shapes, what reaches the runner) through warp's test client, over a
+//! runner double. No Docker: what running code does is tested against the
+//! real engine in `tests/`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::{ApiSettings, routes};
+use crate::executor::sandbox::Phase;
+use crate::executor::verdict::{Exit, Signal};
+use crate::job::{Job, RequestBounds};
+use crate::language::{Language, Origin, Registry};
+use crate::limits::DefaultLimits;
+use crate::runner::{
+    LimitHit, Outcome, PoolUse, Readiness, Report, RunError, Runner, StageResult, StreamKind,
+    Timing,
+};
+
+type Answer = Box<dyn Fn(&Job) -> Result<Outcome, RunError> + Send + Sync>;
+
+/// A runner that answers what it is told and remembers the jobs it got.
+struct Double {
+    registry: Arc<Registry>,
+    answer: Answer,
+    jobs: Mutex<Vec<Job>>,
+    readiness: Readiness,
+}
+
+impl Runner for Double {
+    fn registry(&self) -> Arc<Registry> {
+        self.registry.clone()
+    }
+
+    async fn run(&self, job: Job) -> Result<Report, RunError> {
+        self.jobs.lock().unwrap().push(job.clone());
+        let outcome = (self.answer)(&job)?;
+        Ok(Report {
+            language: job.language,
+            limits: job.limits,
+            outcome,
+            timing: Timing {
+                pool: PoolUse::Hit,
+                phases: vec![(Phase::Run, Duration::from_millis(30))],
+                docker: Duration::from_millis(31),
+            },
+        })
+    }
+
+    async fn readiness(&self) -> Readiness {
+        self.readiness.clone()
+    }
+}
+
+fn registry() -> Arc<Registry> {
+    let c = include_str!("../../languages/available/c.toml");
+    let c = Language::parse(Origin::File("c.toml".into()), c, &DefaultLimits::default()).unwrap();
+    let mut languages = Registry::builtin(&DefaultLimits::default())
+        .unwrap()
+        .languages()
+        .to_vec();
+    languages.push(Arc::new(c));
+    Arc::new(Registry::from_languages(languages).unwrap())
+}
+
+fn stage(exit: Option<Exit>, limit: Option<LimitHit>, stdout: &str, stderr: &str) -> StageResult {
+    StageResult {
+        exit,
+        limit,
+        stdout: stdout.into(),
+        stderr: stderr.into(),
+        duration: Duration::from_millis(93),
+    }
+}
+
+fn ran(run: StageResult) -> Outcome {
+    Outcome::Ran { compile: None, run }
+}
+
+fn double(
+    answer: impl Fn(&Job) -> Result<Outcome, RunError> + Send + Sync + 'static,
+) -> Arc<Double> {
+    Arc::new(Double {
+        registry: registry(),
+        answer: Box::new(answer),
+        jobs: Mutex::new(Vec::new()),
+        readiness: Readiness {
+            languages: vec!["c".into(), "python".into()],
+            ..Readiness::default()
+        },
+    })
+}
+
+fn settings() -> ApiSettings {
+    ApiSettings {
+        max_body_bytes: 4096,
+        body_timeout: Duration::from_secs(1),
+        bounds: RequestBounds {
+            max_code_bytes: 1000,
+            max_files: 2,
+            max_stdin_bytes: 100,
+            max_args: 3,
+            max_arg_bytes: 10,
+        },
+    }
+}
+
+/// A reply: status, headers and JSON body.
+struct Reply {
+    status: u16,
+    headers: warp::http::HeaderMap,
+    body: Value,
+}
+
+async fn send(runner: &Arc<Double>, request: warp::test::RequestBuilder) -> Reply {
+    let reply = request.reply(&routes(runner.clone(), settings())).await;
+    Reply {
+        status: reply.status().as_u16(),
+        headers: reply.headers().clone(),
+        body: serde_json::from_slice(reply.body()).expect("a JSON body"),
+    }
+}
+
+async fn post(runner: &Arc<Double>, body: &str) -> Reply {
+    let request = warp::test::request()
+        .method("POST")
+        .path("/run-code")
+        .header("content-type", "application/json")
+        .body(body);
+    send(runner, request).await
+}
+
+fn hello() -> Arc<Double> {
+    double(|_| Ok(ran(stage(Some(Exit::Code(0)), None, "hi\n", ""))))
+}
+
+#[tokio::test]
+async fn every_refusal_of_a_bad_request_has_its_status_code_and_field_and_runs_nothing() {
+    let runner = hello();
+    let big = "x".repeat(1001);
+    let cases: Vec<(String, u16, &str, Option<&str>)> = vec![
+        (r#"{"language": "python", "code": "#.into(), 400, "malformed_json", None),
+        ("".into(), 400, "malformed_json", None),
+        ("   ".into(), 400, "malformed_json", None),
+        ("not json".into(), 400, "malformed_json", None),
+        (r#"{"language": 3, "code": "x"}"#.into(), 400, "invalid_type", None),
+        (r#"{"language": "python", "code": "x", "args": "a"}"#.into(), 400, "invalid_type", None),
+        (r#"{"language": "python", "code": "x", "timeout_ms": -1}"#.into(), 400, "invalid_type", None),
+        (r#"{"language": "python", "code": "x", "timeout_ms": 1.5}"#.into(), 400, "invalid_type", None),
+        (r#"["python", "print(1)"]"#.into(), 400, "invalid_type", None),
+        ("null".into(), 400, "invalid_type", None),
+        (r#"{"language": "python", "code": "x", "timeout": 5}"#.into(), 400, "unknown_field", Some("timeout")),
+        (r#"{"language": "python"}"#.into(), 400, "invalid_field", Some("code")),
+        (r#"{"code": "x"}"#.into(), 400, "invalid_field", Some("language")),
+        (r#"{"language": "python", "code": ""}"#.into(), 400, "invalid_field", Some("code")),
+        (r#"{"language": "", "code": "x"}"#.into(), 400, "invalid_field", Some("language")),
+        (r#"{"language": "python", "code": "x", "timeout_ms": 0}"#.into(), 400, "invalid_field", Some("timeout_ms")),
+        (r#"{"language": "python", "code": "x", "timeout_ms": 10001}"#.into(), 400, "invalid_field", Some("timeout_ms")),
+        (r#"{"language": "python", "code": "x", "args": ["a\u0000b"]}"#.into(), 400, "invalid_field", Some("args")),
+        (r#"{"language": "python", "code": "x", "files": [{"name": "../a", "content": ""}]}"#.into(), 400, "invalid_field", Some("files")),
+        (r#"{"language": "python", "code": "x", "files": [{"name": "main.py", "content": ""}]}"#.into(), 400, "invalid_field", Some("files")),
+        (r#"{"language": "python", "code": "x", "files": [{"name": "a"}]}"#.into(), 400, "invalid_field", Some("content")),
+        (r#"{"language": "python", "code": "x", "version": "not a range"}"#.into(), 400, "invalid_field", Some("version")),
+        (r#"{"language": "cobol", "code": "x"}"#.into(), 400, "unknown_language", None),
+        (r#"{"language": "python", "code": "x", "version": "2"}"#.into(), 400, "unknown_version", None),
+        (json!({"language": "python", "code": big}).to_string(), 413, "field_too_large", Some("code")),
+        (json!({"language": "python", "code": "1", "stdin": big}).to_string(), 413, "field_too_large", Some("stdin")),
+        (json!({"language": "python", "code": "1", "args": ["a", "b", "c", "d"]}).to_string(), 413, "field_too_large", Some("args")),
+        (json!({"language": "python", "code": "1", "files": [{"name": "a", "content": ""}, {"name": "b", "content": ""}, {"name": "c", "content": ""}]}).to_string(), 413, "field_too_large", Some("files")),
+        (json!({"language": "", "code": big}).to_string(), 413, "field_too_large", Some("code")),
+        (json!({"language": "python", "code": "x".repeat(5000)}).to_string(), 413, "body_too_large", None),
+    ];
+    for (body, status, code, field) in cases {
+        let reply = post(&runner, &body).await;
+        let shown = &body[..body.len().min(80)];
+        assert_eq!(
+            (reply.status, reply.body["code"].as_str()),
+            (status, Some(code)),
+            "{shown}: {}",
+            reply.body
+        );
+        assert!(
+            !reply.body["message"].as_str().unwrap().is_empty(),
+            "{shown}"
+        );
+        if let Some(field) = field {
+            assert_eq!(reply.body["field"], field, "{shown}: {}", reply.body);
+        }
+    }
+    assert!(
+        runner.jobs.lock().unwrap().is_empty(),
+        "a refused request reached the runner"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_language_lists_the_languages_and_an_unknown_version_the_versions() {
+    let runner = hello();
+    let reply = post(&runner, r#"{"language": "cobol", "code": "x"}"#).await;
+    assert_eq!(reply.body["languages"], json!(["c", "python"]));
+    assert!(reply.body["message"].as_str().unwrap().contains("python"));
+    let reply = post(
+        &runner,
+        r#"{"language": "py", "code": "x", "version": ">=4"}"#,
+    )
+    .await;
+    assert_eq!(reply.body["versions"], json!(["3.13"]));
+}
+
+#[tokio::test]
+async fn the_readme_hello_example_gives_exactly_the_old_output() {
+    let runner = double(|_| {
+        Ok(ran(stage(
+            Some(Exit::Code(0)),
+            None,
+            "Hello, from the container!\n",
+            "",
+        )))
+    });
+    let reply = post(
+        &runner,
+        r#"{"language": "python", "code": "print(\"Hello, from the container!\")"}"#,
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.body,
+        json!({"language": "python", "version": "3.13", "status": "ok", "exit_code": 0,
+               "signal": null, "stdout": "Hello, from the container!\n", "stderr": "",
+               "truncated": false, "duration_ms": 93, "output": "Hello, from the container!\n"})
+    );
+    let id = reply.headers["x-request-id"].to_str().unwrap();
+    assert_eq!(id.len(), 32);
+    assert_eq!(reply.headers["x-code-runner-pool"], "hit");
+    let timing = reply.headers["server-timing"].to_str().unwrap();
+    assert!(
+        timing.starts_with("run;dur=30.000, docker;dur=31.000, total;dur="),
+        "{timing}"
+    );
+}
+
+#[tokio::test]
+async fn what_the_request_asks_reaches_the_runner_as_a_checked_job() {
+    let runner = hello();
+    let reply = post(
+        &runner,
+        r#"{"language": "gcc", "code": "int", "stdin": "in", "args": ["a b"], "timeout_ms": 1500,
+            "files": [{"name": "util.c", "content": "u"}]}"#,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let jobs = runner.jobs.lock().unwrap();
+    let job = &jobs[0];
+    assert_eq!(job.language.name, "c");
+    assert_eq!(job.files.main.name, "main.c");
+    assert_eq!(job.files.main.content, b"int");
+    assert_eq!(job.files.extra[0].name, "util.c");
+    assert_eq!(
+        (job.args.clone(), job.stdin.clone()),
+        (vec!["a b".to_string()], b"in".to_vec())
+    );
+    // The request lowers the wall time; everything else is the language's.
+    assert_eq!(job.limits.run.wall_time_ms, 1500);
+    assert_eq!(job.limits.run.memory_mb, job.language.limits.memory_mb);
+    assert_eq!(job.limits.compile.as_ref().unwrap().wall_time_ms, 20_000);
+}
+
+#[tokio::test]
+async fn each_status_is_rendered_with_its_error_sentence() {
+    let kill = Some(Exit::Signal(Signal::KILL));
+    let cases = vec![
+        (
+            stage(Some(Exit::Code(3)), None, "partial\n", ""),
+            "runtime_error",
+            json!(3),
+            json!(null),
+            "The program exited with code 3.",
+        ),
+        (
+            stage(kill, None, "", ""),
+            "runtime_error",
+            json!(137),
+            json!("SIGKILL"),
+            "The program was killed by SIGKILL.",
+        ),
+        (
+            stage(Some(Exit::Code(1)), None, "", "Traceback\n"),
+            "runtime_error",
+            json!(1),
+            json!(null),
+            "Traceback\n",
+        ),
+        (
+            stage(kill, Some(LimitHit::WallTime), "started\n", ""),
+            "timeout",
+            json!(137),
+            json!("SIGKILL"),
+            "Time limit exceeded: the program was still running after 1500 ms and was stopped.",
+        ),
+        (
+            stage(kill, Some(LimitHit::Memory), "", ""),
+            "memory_limit",
+            json!(137),
+            json!("SIGKILL"),
+            "Memory limit exceeded: the program needed more than 128 MiB and was killed.",
+        ),
+        (
+            stage(kill, Some(LimitHit::Output(StreamKind::Stderr)), "", "eee"),
+            "output_limit",
+            json!(137),
+            json!("SIGKILL"),
+            "Output limit exceeded: the program wrote more than 65536 bytes to stderr and was stopped.",
+        ),
+    ];
+    for (result, status, exit_code, signal, error) in cases {
+        let runner = double(move |_| Ok(ran(result.clone())));
+        let reply = post(
+            &runner,
+            r#"{"language": "python", "code": "x", "timeout_ms": 1500}"#,
+        )
+        .await;
+        assert_eq!(reply.status, 200);
+        let b = &reply.body;
+        assert_eq!(
+            (&b["status"], &b["exit_code"], &b["signal"]),
+            (&json!(status), &exit_code, &signal),
+            "{b}"
+        );
+        assert_eq!(b["error"], error, "{b}");
+        assert!(b.get("output").is_none(), "{b}");
+        assert_eq!(b["truncated"], status == "output_limit");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_compile_is_a_compile_error_with_the_compilers_words_and_an_empty_run() {
+    let runner = double(|_| {
+        Ok(Outcome::CompileFailed {
+            compile: stage(
+                Some(Exit::Code(1)),
+                None,
+                "",
+                "main.c:1: error: x undeclared\n",
+            ),
+        })
+    });
+    let reply = post(
+        &runner,
+        r#"{"language": "c", "code": "int main(void) { return x; }"}"#,
+    )
+    .await;
+    let b = &reply.body;
+    assert_eq!(b["status"], "compile_error");
+    assert_eq!(b["exit_code"], json!(null));
+    assert_eq!((&b["stdout"], &b["stderr"]), (&json!(""), &json!("")));
+    assert_eq!(b["compile"]["status"], "runtime_error");
+    assert_eq!(b["compile"]["exit_code"], 1);
+    assert_eq!(b["error"], "main.c:1: error: x undeclared\n");
+    let runner = double(|_| {
+        Ok(Outcome::CompileFailed {
+            compile: stage(
+                Some(Exit::Signal(Signal::KILL)),
+                Some(LimitHit::WallTime),
+                "compiling\n",
+                "",
+            ),
+        })
+    });
+    let reply = post(&runner, r#"{"language": "c", "code": "x"}"#).await;
+    assert_eq!(reply.body["status"], "timeout");
+    assert_eq!(
+        reply.body["error"],
+        "Compile time limit exceeded: the compiler was still running after 20000 ms and was stopped."
+    );
+}
+
+#[tokio::test]
+async fn the_services_trouble_has_its_own_codes_and_an_internal_fault_is_500_not_503() {
+    let cases: Vec<(RunError, u16, &str)> = vec![
+        (RunError::Busy, 429, "busy"),
+        (RunError::ShuttingDown, 503, "shutting_down"),
+        (
+            RunError::DockerUnavailable("no socket".into()),
+            503,
+            "docker_unavailable",
+        ),
+        (
+            RunError::ImageMissing {
+                image: "python:3.13-slim".into(),
+                language: "python".into(),
+            },
+            503,
+            "image_missing",
+        ),
+        (
+            RunError::Internal("container start abc: the engine answered 500: oops".into()),
+            500,
+            "internal_error",
+        ),
+    ];
+    for (error, status, code) in cases {
+        let runner = double(move |_| Err(error.clone()));
+        let reply = post(&runner, r#"{"language": "python", "code": "x"}"#).await;
+        assert_eq!(
+            (reply.status, reply.body["code"].as_str()),
+            (status, Some(code)),
+            "{}",
+            reply.body
+        );
+        let retry = reply
+            .headers
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap());
+        assert_eq!(
+            retry,
+            (status == 429 || code == "shutting_down").then_some("1"),
+            "{code}"
+        );
+        let id = reply.headers["x-request-id"].to_str().unwrap();
+        match code {
+            "internal_error" => {
+                assert_eq!(reply.body["request_id"], id);
+                assert!(
+                    !reply.body["message"].as_str().unwrap().contains("oops"),
+                    "the cause is logged, not told"
+                );
+            }
+            "image_missing" => assert_eq!(reply.body["image"], "python:3.13-slim"),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn warps_own_refusals_are_json_too() {
+    let runner = hello();
+    for (method, path, status, code) in [
+        ("GET", "/run-code", 405, "method_not_allowed"),
+        ("PUT", "/run-code", 405, "method_not_allowed"),
+        ("POST", "/health", 405, "method_not_allowed"),
+        ("DELETE", "/languages", 405, "method_not_allowed"),
+        ("GET", "/nope", 404, "not_found"),
+        ("POST", "/run", 404, "not_found"),
+        ("GET", "/run-code/extra", 404, "not_found"),
+    ] {
+        let reply = send(
+            &runner,
+            warp::test::request().method(method).path(path).body("{}"),
+        )
+        .await;
+        assert_eq!(
+            (reply.status, reply.body["code"].as_str()),
+            (status, Some(code)),
+            "{method} {path}"
+        );
+    }
+    let no_length = warp::test::request().method("POST").path("/run-code");
+    let reply = send(&runner, no_length).await;
+    assert_eq!(
+        (reply.status, reply.body["code"].as_str()),
+        (411, Some("length_required"))
+    );
+    let too_long = warp::test::request()
+        .method("POST")
+        .path("/run-code")
+        .header("content-length", "10485760");
+    let reply = send(&runner, too_long).await;
+    assert_eq!(
+        (reply.status, reply.body["code"].as_str()),
+        (413, Some("body_too_large"))
+    );
+}
+
+#[tokio::test]
+async fn the_probes_and_the_language_list() {
+    let runner = hello();
+    let get = |path: &str| warp::test::request().method("GET").path(path);
+    let reply = send(&runner, get("/health")).await;
+    assert_eq!(
+        (reply.status, reply.body.clone()),
+        (200, json!({"status": "ok"}))
+    );
+    let reply = send(&runner, get("/ready")).await;
+    assert_eq!(
+        (reply.status, reply.body.clone()),
+        (
+            200,
+            json!({"status": "ready", "languages": ["c", "python"], "pool": {}})
+        )
+    );
+    let reply = send(&runner, get("/languages")).await;
+    let languages = reply.body["languages"].as_array().unwrap();
+    assert_eq!(languages.len(), 2);
+    let python = &languages[1];
+    assert_eq!(python["name"], "python");
+    assert_eq!(python["version"], "3.13");
+    assert_eq!(python["aliases"], json!(["py", "python3"]));
+    assert_eq!(python["limits"]["memory_mb"], 128);
+    assert!(python.get("compile_limits").is_none());
+    assert_eq!(languages[0]["compile_limits"]["wall_time_ms"], 20_000);
+
+    let not_ready = Arc::new(Double {
+        readiness: Readiness {
+            problems: vec!["the image `python:3.13-slim` (for python-3.13) is missing".into()],
+            missing_images: vec!["python:3.13-slim".into()],
+            ..Readiness::default()
+        },
+        ..Arc::into_inner(hello()).unwrap()
+    });
+    let reply = send(&not_ready, get("/ready")).await;
+    assert_eq!(reply.status, 503);
+    assert_eq!(reply.body["status"], "not_ready");
+    assert_eq!(reply.body["missing_images"], json!(["python:3.13-slim"]));
+}

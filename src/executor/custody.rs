@@ -1,0 +1,403 @@
+//! Custody: the one owner of every container and volume this process makes,
+//! from its creation to its removal.
+//!
+//! Each one is registered in the ledger when it is created, as a [`Held`]
+//! handle; dropping the handle (on success, error, timeout, a dropped
+//! request, shutdown) hands it to the one removal queue. The queue removes
+//! in the background, off the response path: while runs are in flight a
+//! removal waits (a stopped container holds no memory or CPU, and removing
+//! one costs the host CPU that the runs would otherwise have), for at most
+//! [`MAX_DEFER`], or until more than [`BACKLOG`] wait; [`PARALLEL`] go at
+//! once. A run's containers go before its volume, which the engine refuses
+//! to remove while a container uses it.
+//!
+//! [`Custody::reconcile`] is the one path for what the ledger does not
+//! hold, by the labels every resource carries ([`LABEL`]: the instance,
+//! [`BOOT_LABEL`]: the process): at start-up, what earlier processes of the
+//! instance left ([`Sweep::EarlierBoots`]); every [`JANITOR_EVERY`], what
+//! this process made and no longer holds, seen twice (a removal that
+//! failed; [`Sweep::Unheld`]); and at shutdown, everything of this process
+//! ([`Sweep::ThisBoot`]).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::{Engine, EngineError, Kind};
+
+/// Label key carried by every container and volume; its value is the
+/// service's instance name.
+pub const LABEL: &str = "code-runner";
+/// Label naming the process (boot) that made a container or volume.
+pub const BOOT_LABEL: &str = "code-runner.boot";
+/// Label naming the language of a container or volume.
+pub const LANGUAGE_LABEL: &str = "code-runner.language";
+/// Label naming the stage (`compile` or `run`) of a container.
+pub const STAGE_LABEL: &str = "code-runner.stage";
+
+/// Longest a removal is put off while runs are in flight.
+pub const MAX_DEFER: Duration = Duration::from_secs(2);
+/// Removals waiting beyond which they are done at once, runs or not.
+pub const BACKLOG: usize = 32;
+/// Removals under way at once.
+pub const PARALLEL: usize = 4;
+/// How often the janitor reconciles what this process holds.
+pub const JANITOR_EVERY: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_millis(20);
+/// How long a volume's removal is retried while a container being removed
+/// still uses it.
+const VOLUME_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Who the resources belong to: the deployment and the process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// The deployment's instance name (value of [`LABEL`]).
+    pub instance: String,
+    /// This process's id, different on every start (value of [`BOOT_LABEL`]).
+    pub boot: String,
+}
+
+impl Owner {
+    /// The labels that mark a resource as this process's.
+    pub fn labels(&self) -> HashMap<String, String> {
+        HashMap::from([
+            (LABEL.to_string(), self.instance.clone()),
+            (BOOT_LABEL.to_string(), self.boot.clone()),
+        ])
+    }
+}
+
+/// Which resources [`Custody::reconcile`] removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sweep {
+    /// Those of the instance made by earlier processes (at start-up).
+    EarlierBoots,
+    /// Those of this process it no longer holds, seen so twice in a row
+    /// (so that one whose create is still in flight is spared).
+    Unheld,
+    /// Every one of this process (at shutdown).
+    ThisBoot,
+}
+
+type Batch = Vec<(Kind, String)>;
+
+/// The ledger and the removal queue.
+#[derive(Debug)]
+pub struct Custody {
+    engine: Arc<Engine>,
+    owner: Owner,
+    /// What this process holds now.
+    held: Mutex<HashSet<String>>,
+    /// What the last [`Sweep::Unheld`] pass found unheld.
+    unheld_before: Mutex<HashSet<String>>,
+    queue: mpsc::UnboundedSender<(Instant, Batch)>,
+    receiver: Mutex<Option<mpsc::UnboundedReceiver<(Instant, Batch)>>>,
+    /// Batches queued or being removed.
+    pending: AtomicUsize,
+    /// Runs in flight.
+    runs: Arc<AtomicUsize>,
+}
+
+/// A container or volume in custody: queued for removal when dropped.
+#[derive(Debug)]
+pub struct Held {
+    custody: Arc<Custody>,
+    kind: Kind,
+    id: Option<String>,
+}
+
+/// Counts a run in flight while it lives (removals wait for none).
+#[derive(Debug)]
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Custody {
+    pub fn new(engine: Arc<Engine>, owner: Owner) -> Arc<Custody> {
+        let (queue, receiver) = mpsc::unbounded_channel();
+        Arc::new(Custody {
+            engine,
+            owner,
+            held: Mutex::new(HashSet::new()),
+            unheld_before: Mutex::new(HashSet::new()),
+            queue,
+            receiver: Mutex::new(Some(receiver)),
+            pending: AtomicUsize::new(0),
+            runs: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// Whose resources these are.
+    pub fn owner(&self) -> &Owner {
+        &self.owner
+    }
+
+    /// The engine the resources live on.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Takes `id` into custody (call it before its create can finish, so
+    /// that it is never without an owner).
+    pub fn hold(self: &Arc<Self>, kind: Kind, id: String) -> Held {
+        self.held.lock().expect("ledger").insert(id.clone());
+        Held {
+            custody: self.clone(),
+            kind,
+            id: Some(id),
+        }
+    }
+
+    /// Marks a run as in flight until the returned value is dropped.
+    pub fn run_in_flight(&self) -> InFlight {
+        self.runs.fetch_add(1, Ordering::AcqRel);
+        InFlight(self.runs.clone())
+    }
+
+    /// Resources held now.
+    pub fn held(&self) -> usize {
+        self.held.lock().expect("ledger").len()
+    }
+
+    /// Queues `items` for removal, in order, as one batch.
+    pub fn release(&self, items: Vec<Held>) {
+        let batch: Batch = items
+            .into_iter()
+            .filter_map(|mut h| Some((h.kind, h.id.take()?)))
+            .collect();
+        self.enqueue(batch);
+    }
+
+    fn enqueue(&self, batch: Batch) {
+        if batch.is_empty() {
+            return;
+        }
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        if self.queue.send((Instant::now(), batch)).is_err() {
+            // The worker is gone (shutdown is over): the last sweep, or the
+            // next start's, removes them.
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// The removal worker: removes queued batches until `cancel`.
+    pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
+        let Some(mut receiver) = self.receiver.lock().expect("receiver").take() else {
+            return;
+        };
+        let slots = Arc::new(Semaphore::new(PARALLEL));
+        loop {
+            let (queued, batch) = tokio::select! {
+                next = receiver.recv() => match next {
+                    Some(next) => next,
+                    None => return,
+                },
+                () = cancel.cancelled() => return,
+            };
+            while self.runs.load(Ordering::Acquire) > 0
+                && self.pending.load(Ordering::Acquire) <= BACKLOG
+                && queued.elapsed() < MAX_DEFER
+                && !cancel.is_cancelled()
+            {
+                tokio::time::sleep(POLL).await;
+            }
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let custody = self.clone();
+            tokio::spawn(async move {
+                for (kind, id) in batch {
+                    custody.remove(kind, &id).await;
+                }
+                custody.pending.fetch_sub(1, Ordering::AcqRel);
+                drop(slot);
+            });
+        }
+    }
+
+    /// Waits (up to `within`) until every queued removal is done.
+    pub async fn flush(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.pending.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Removes one resource now and lets go of it, whatever the outcome: a
+    /// failure is logged, and the janitor's next passes find it unheld.
+    async fn remove(&self, kind: Kind, id: &str) {
+        let result = match kind {
+            Kind::Container => self.engine.remove_container(id).await,
+            Kind::Volume => self.remove_volume(id).await,
+        };
+        match result {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => tracing::warn!(
+                resource = %id, error = %e,
+                "could not remove a sandbox resource; the janitor will"
+            ),
+        }
+        self.held.lock().expect("ledger").remove(id);
+    }
+
+    /// Removes a volume, retrying while a container being removed still
+    /// uses it (the engine answers 409).
+    async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        let deadline = Instant::now() + VOLUME_PATIENCE;
+        loop {
+            match self.engine.remove_volume(name).await {
+                Err(e) if e.is_conflict() && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Removes what `sweep` selects of this instance's resources
+    /// (containers first: a volume in use cannot go); returns how many.
+    pub async fn reconcile(&self, sweep: Sweep) -> Result<usize, EngineError> {
+        let found = self
+            .engine
+            .list(&[format!("{LABEL}={}", self.owner.instance)])
+            .await?;
+        let mine =
+            |labels: &HashMap<String, String>| labels.get(BOOT_LABEL) == Some(&self.owner.boot);
+        let chosen: Vec<(Kind, String)> = match sweep {
+            Sweep::EarlierBoots => found
+                .into_iter()
+                .filter(|r| !mine(&r.labels))
+                .map(|r| (r.kind, r.id))
+                .collect(),
+            Sweep::ThisBoot => found
+                .into_iter()
+                .filter(|r| mine(&r.labels))
+                .map(|r| (r.kind, r.id))
+                .collect(),
+            Sweep::Unheld => {
+                let held = self.held.lock().expect("ledger").clone();
+                let unheld: Vec<(Kind, String)> = found
+                    .into_iter()
+                    .filter(|r| mine(&r.labels) && !held.contains(&r.id))
+                    .map(|r| (r.kind, r.id))
+                    .collect();
+                let now: HashSet<String> = unheld.iter().map(|(_, id)| id.clone()).collect();
+                let before =
+                    std::mem::replace(&mut *self.unheld_before.lock().expect("ledger"), now);
+                unheld
+                    .into_iter()
+                    .filter(|(_, id)| before.contains(id))
+                    .collect()
+            }
+        };
+        let mut removed = 0;
+        for (kind, id) in chosen {
+            let result = match kind {
+                Kind::Container => self.engine.remove_container(&id).await,
+                Kind::Volume => self.remove_volume(&id).await,
+            };
+            match result {
+                Ok(()) => removed += 1,
+                // Gone already, or its removal is under way.
+                Err(e) if e.is_not_found() || e.is_conflict() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(removed)
+    }
+}
+
+impl Held {
+    /// The container's id, or the volume's name.
+    pub fn id(&self) -> &str {
+        self.id.as_deref().unwrap_or_default()
+    }
+
+    /// Removes it now, not in the background (a run stopped at shutdown).
+    pub async fn remove_now(mut self) {
+        if let Some(id) = self.id.take() {
+            self.custody.remove(self.kind, &id).await;
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.custody.enqueue(vec![(self.kind, id)]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn custody() -> Arc<Custody> {
+        let engine = Arc::new(Engine::connect(Some("unix:///nonexistent/docker.sock")).unwrap());
+        Custody::new(
+            engine,
+            Owner {
+                instance: "test".into(),
+                boot: "b1".into(),
+            },
+        )
+    }
+
+    #[test]
+    fn a_held_resource_is_queued_for_removal_when_dropped() {
+        let custody = custody();
+        let held = custody.hold(Kind::Container, "c1".into());
+        assert_eq!(custody.held(), 1);
+        assert_eq!(held.id(), "c1");
+        drop(held);
+        assert_eq!(custody.pending.load(Ordering::Acquire), 1);
+        let mut receiver = custody.receiver.lock().unwrap().take().unwrap();
+        let (_, batch) = receiver.try_recv().unwrap();
+        assert_eq!(batch, vec![(Kind::Container, "c1".to_string())]);
+    }
+
+    #[test]
+    fn a_run_releases_its_containers_before_its_volume_in_one_batch() {
+        let custody = custody();
+        let volume = custody.hold(Kind::Volume, "v".into());
+        let a = custody.hold(Kind::Container, "a".into());
+        let b = custody.hold(Kind::Container, "b".into());
+        custody.release(vec![a, b, volume]);
+        let mut receiver = custody.receiver.lock().unwrap().take().unwrap();
+        let (_, batch) = receiver.try_recv().unwrap();
+        let order: Vec<&str> = batch.iter().map(|(_, id)| id.as_str()).collect();
+        assert_eq!(order, ["a", "b", "v"]);
+        assert!(
+            receiver.try_recv().is_err(),
+            "one batch, not one per handle"
+        );
+    }
+
+    #[tokio::test]
+    async fn removals_wait_while_runs_are_in_flight_but_not_past_the_bound() {
+        let custody = custody();
+        let cancel = CancellationToken::new();
+        let worker = tokio::spawn(custody.clone().run(cancel.clone()));
+        let run = custody.run_in_flight();
+        drop(custody.hold(Kind::Container, "c1".into()));
+        tokio::time::sleep(MAX_DEFER / 4).await;
+        assert_eq!(custody.held(), 1, "removed while a run was in flight");
+        drop(run);
+        // The engine is not there: the removal fails, is logged, and the
+        // resource is let go of all the same.
+        custody.flush(Duration::from_secs(10)).await;
+        assert_eq!(custody.held(), 0);
+        cancel.cancel();
+        worker.await.unwrap();
+    }
+}

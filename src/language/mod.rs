@@ -1,0 +1,558 @@
+//! Languages: one `languages/*.toml` file each, parsed and validated into a
+//! [`Language`] with every limit decided ([`Language::parse`]); the set
+//! served ([`Registry`], several versions of a name side by side); and
+//! how that set follows the folder while the service runs ([`reload`]).
+//! Python is built in, for when no folder exists.
+
+mod registry;
+pub mod reload;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use validator::{Validate, ValidationError};
+
+use crate::limits::{DefaultLimits, Limits, LimitsOverride};
+use crate::validation::{FieldError, error, field_errors};
+
+pub use registry::{Lookup, Registry, RegistryError, read_language_files};
+
+/// The python language file, built into the binary.
+pub const BUILTIN_PYTHON: &str = include_str!("../../languages/python.toml");
+
+/// A language file as written, before defaults are applied.
+#[derive(Debug, Clone, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+struct LanguageFile {
+    #[validate(custom(function = "language_name"))]
+    name: String,
+    #[serde(default)]
+    #[validate(custom(function = "aliases"))]
+    aliases: Vec<String>,
+    #[validate(custom(function = "version"))]
+    version: String,
+    #[validate(custom(function = "image_name"))]
+    image: String,
+    #[validate(custom(function = "plain_file_name"))]
+    source_file: String,
+    #[serde(default)]
+    #[validate(custom(function = "command"))]
+    compile: Option<Vec<String>>,
+    #[validate(custom(function = "command"))]
+    run: Vec<String>,
+    #[serde(default)]
+    #[validate(custom(function = "environment"))]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    limits: LimitsOverride,
+    #[serde(default)]
+    compile_limits: Option<LimitsOverride>,
+    #[serde(default)]
+    #[validate(custom(function = "runtime_name"))]
+    runtime: Option<String>,
+    #[serde(default)]
+    #[validate(range(max = 64))]
+    pool_size: Option<usize>,
+    #[serde(default)]
+    #[validate(length(max = 1024))]
+    warmup: Option<String>,
+}
+
+/// A language, validated, with every limit decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Language {
+    /// What requests send as `language`.
+    pub name: String,
+    /// Other names requests may send.
+    pub aliases: Vec<String>,
+    /// The version the image provides, as the file writes it (`3.13`).
+    pub version: String,
+    /// That version as a semantic version (`3.13.0`), for ranges and order.
+    pub semver: semver::Version,
+    /// The Docker image runs start from.
+    pub image: String,
+    /// The file the request's main source (`code`) is written to.
+    pub source_file: String,
+    /// The compile stage, if the language has one: it runs in its own
+    /// sandbox, under its own limits, before the run.
+    pub compile: Option<Compile>,
+    /// The command that runs the program; the request's `args` are appended.
+    pub run: Vec<String>,
+    /// Environment of both stages.
+    pub env: BTreeMap<String, String>,
+    /// Limits of a run: the server's `limits`, then the file's `[limits]`.
+    pub limits: Limits,
+    /// OCI runtime to use instead of the engine's default (e.g. `runsc`).
+    pub runtime: Option<String>,
+    /// Sandboxes kept started ahead of demand; unset: the server's
+    /// `pool_size`. Languages with a compile stage are not pooled.
+    pub pool_size: Option<usize>,
+    /// A shell command a pooled sandbox runs once, output discarded, before
+    /// it waits for its run (to load the interpreter into the caches).
+    pub warmup: Option<String>,
+    /// Where the language came from.
+    pub origin: Origin,
+}
+
+/// A compile stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Compile {
+    /// The command that compiles the files in the working directory.
+    pub command: Vec<String>,
+    /// Its limits: the server's `compile_limits`, then the file's
+    /// `[compile_limits]`. Its `scratch_mb` also sizes the working
+    /// directory the run inherits.
+    pub limits: Limits,
+}
+
+/// Where a language came from.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Origin {
+    /// A file in the languages folder.
+    File(PathBuf),
+    /// The python built into the binary.
+    BuiltIn,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File(path) => write!(f, "{}", path.display()),
+            Origin::BuiltIn => f.write_str("the built-in python"),
+        }
+    }
+}
+
+impl Language {
+    /// Parses and validates one language file; limits it leaves out come
+    /// from `defaults`. Errors name the file, the line or the field, and
+    /// why.
+    pub fn parse(
+        origin: Origin,
+        text: &str,
+        defaults: &DefaultLimits,
+    ) -> Result<Language, LanguageError> {
+        let file: LanguageFile = toml::from_str(text).map_err(|e| LanguageError::Parse {
+            file: origin.clone(),
+            line: e.span().map(|s| 1 + text[..s.start].matches('\n').count()),
+            message: e.message().trim().to_string(),
+        })?;
+        let mut errors = match file.validate() {
+            Ok(()) => Vec::new(),
+            Err(e) => field_errors(&e),
+        };
+        let none = LimitsOverride::default();
+        let limits = resolved(&defaults.run, &file.limits, "limits", &mut errors);
+        let compile = match (file.compile, file.compile_limits) {
+            (Some(command), compile_limits) => Some(Compile {
+                command,
+                limits: resolved(
+                    &defaults.compile,
+                    compile_limits.as_ref().unwrap_or(&none),
+                    "compile_limits",
+                    &mut errors,
+                ),
+            }),
+            (None, Some(_)) => {
+                errors.push(FieldError {
+                    path: "compile_limits".to_string(),
+                    code: "compile".to_string(),
+                    message: "is given, but there is no `compile` command".to_string(),
+                });
+                None
+            }
+            (None, None) => None,
+        };
+        if !errors.is_empty() {
+            return Err(LanguageError::Fields {
+                file: origin,
+                errors,
+            });
+        }
+        Ok(Language {
+            semver: lenient_semver(&file.version).expect("validated"),
+            name: file.name,
+            aliases: file.aliases,
+            version: file.version,
+            image: file.image,
+            source_file: file.source_file,
+            compile,
+            run: file.run,
+            env: file.env,
+            limits,
+            runtime: file.runtime,
+            pool_size: file.pool_size,
+            warmup: file.warmup,
+            origin,
+        })
+    }
+
+    /// The name and every alias.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.name.as_str()).chain(self.aliases.iter().map(String::as_str))
+    }
+
+    /// `name-version`, as logs and errors name one language version.
+    pub fn label(&self) -> String {
+        format!("{}-{}", self.name, self.version)
+    }
+}
+
+/// `defaults` resolved with a file's `[limits]`, checked against every
+/// limit's range; problems go to `errors`, named under `prefix`.
+fn resolved(
+    defaults: &Limits,
+    file: &LimitsOverride,
+    prefix: &str,
+    errors: &mut Vec<FieldError>,
+) -> Limits {
+    let limits = defaults
+        .resolve(file, &LimitsOverride::default())
+        .expect("nothing is lowered");
+    if let Err(e) = limits.validate() {
+        errors.extend(field_errors(&e).into_iter().map(|mut e| {
+            e.path = format!("{prefix}.{}", e.path);
+            e
+        }));
+    }
+    limits
+}
+
+/// A version as a semantic version, missing parts taken as 0: `3.13` is
+/// `3.13.0`, `21` is `21.0.0`.
+pub fn lenient_semver(text: &str) -> Option<semver::Version> {
+    let parts = text.split('.').count();
+    let padded = match parts {
+        1 => format!("{text}.0.0"),
+        2 => format!("{text}.0"),
+        _ => text.to_string(),
+    };
+    semver::Version::parse(&padded).ok()
+}
+
+/// Why a language file was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LanguageError {
+    #[error("{file}: cannot be read: {message}")]
+    Read { file: Origin, message: String },
+    #[error("{file}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Parse {
+        file: Origin,
+        line: Option<usize>,
+        message: String,
+    },
+    #[error("{file}: {}", describe_fields(errors))]
+    Fields {
+        file: Origin,
+        errors: Vec<FieldError>,
+    },
+    #[error("{file}: {what} is already used by {other}")]
+    Duplicate {
+        file: Origin,
+        /// "the name `x`", "version 3.13 of `python`".
+        what: String,
+        other: Origin,
+    },
+    #[error("{dir}: holds no *.toml language file")]
+    NoFiles { dir: PathBuf },
+    #[error("{dir}: cannot be listed: {message}")]
+    Dir { dir: PathBuf, message: String },
+}
+
+impl LanguageError {
+    /// The file (or folder) the problem is in.
+    pub fn file(&self) -> Option<&Origin> {
+        match self {
+            LanguageError::Read { file, .. }
+            | LanguageError::Parse { file, .. }
+            | LanguageError::Fields { file, .. }
+            | LanguageError::Duplicate { file, .. } => Some(file),
+            LanguageError::NoFiles { .. } | LanguageError::Dir { .. } => None,
+        }
+    }
+}
+
+fn describe_fields(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(|e| format!("field `{}` {}", e.path, e.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn is_name(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 32
+        && value.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+#._-".contains(&b))
+}
+
+fn language_name(value: &str) -> Result<(), ValidationError> {
+    if is_name(value) {
+        Ok(())
+    } else {
+        Err(error(
+            "name",
+            format!(
+                "must be 1 to 32 characters, starting with a-z, of a-z, 0-9 and `+#._-` (got {value:?})"
+            ),
+        ))
+    }
+}
+
+fn aliases(values: &[String]) -> Result<(), ValidationError> {
+    match values.iter().find(|v| !is_name(v)) {
+        None => Ok(()),
+        Some(bad) => Err(error(
+            "name",
+            format!(
+                "every alias must be 1 to 32 characters, starting with a-z, of a-z, 0-9 and `+#._-` (got {bad:?})"
+            ),
+        )),
+    }
+}
+
+fn version(value: &str) -> Result<(), ValidationError> {
+    if value.len() <= 64 && lenient_semver(value).is_some() {
+        Ok(())
+    } else {
+        Err(error(
+            "version",
+            format!(
+                "must be a version such as `3.13`, `21` or `1.85.1` (a semantic version, missing parts taken as 0; got {value:?})"
+            ),
+        ))
+    }
+}
+
+fn image_name(value: &str) -> Result<(), ValidationError> {
+    let ok = !value.is_empty()
+        && value.len() <= 255
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-/:@".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(error(
+            "image",
+            format!("must be a Docker image reference such as `python:3.13-slim` (got {value:?})"),
+        ))
+    }
+}
+
+/// A file name with no folder part, not hidden, of safe characters.
+fn plain_file_name(value: &str) -> Result<(), ValidationError> {
+    let ok = !value.is_empty()
+        && value.len() <= 128
+        && !value.starts_with('.')
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(error(
+            "file_name",
+            format!("must be a plain file name such as `main.py`, with no folder (got {value:?})"),
+        ))
+    }
+}
+
+fn command(argv: &[String]) -> Result<(), ValidationError> {
+    if argv.is_empty() || argv[0].is_empty() {
+        return Err(error("command", "must name a program to run"));
+    }
+    if argv.iter().any(|a| a.contains('\0')) {
+        return Err(error("command", "must not contain NUL bytes"));
+    }
+    Ok(())
+}
+
+fn environment(env: &BTreeMap<String, String>) -> Result<(), ValidationError> {
+    for (key, value) in env {
+        let key_ok = !key.is_empty()
+            && !key.as_bytes()[0].is_ascii_digit()
+            && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !key_ok {
+            return Err(error(
+                "env",
+                format!("{key:?} is not a valid variable name (letters, digits and `_`)"),
+            ));
+        }
+        if value.contains('\0') {
+            return Err(error(
+                "env",
+                format!("the value of {key} contains a NUL byte"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn runtime_name(value: &str) -> Result<(), ValidationError> {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(error(
+            "runtime",
+            format!("must name an OCI runtime such as `runsc` (got {value:?})"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) const LUA: &str = r#"
+name = "lua"
+aliases = ["lua5"]
+version = "5.4"
+image = "lua:5.4"
+source_file = "main.lua"
+run = ["lua", "main.lua"]
+[limits]
+memory_mb = 64
+"#;
+
+    fn parse(text: &str) -> Result<Language, LanguageError> {
+        Language::parse(
+            Origin::File("lua.toml".into()),
+            text,
+            &DefaultLimits::default(),
+        )
+    }
+
+    #[test]
+    fn the_builtin_python_takes_its_limits_from_the_server_defaults() {
+        let defaults = DefaultLimits {
+            run: Limits {
+                memory_mb: 300,
+                wall_time_ms: 4000,
+                pids: 40,
+                ..Limits::default()
+            },
+            ..DefaultLimits::default()
+        };
+        let python = Language::parse(Origin::BuiltIn, BUILTIN_PYTHON, &defaults).unwrap();
+        assert_eq!(python.image, "python:3.13-slim");
+        assert_eq!(python.limits, defaults.run);
+        assert!(python.names().any(|n| n == "py"));
+    }
+
+    #[test]
+    fn limits_a_file_leaves_out_come_from_the_defaults() {
+        let defaults = DefaultLimits {
+            run: Limits {
+                pids: 77,
+                ..Limits::default()
+            },
+            ..DefaultLimits::default()
+        };
+        let lua = Language::parse(Origin::File("lua.toml".into()), LUA, &defaults).unwrap();
+        assert_eq!(lua.limits.memory_mb, 64);
+        assert_eq!(lua.limits.pids, 77);
+        assert_eq!(lua.semver, semver::Version::new(5, 4, 0));
+    }
+
+    #[test]
+    fn an_unknown_key_names_the_file_the_line_and_the_key() {
+        let err = parse(&format!("{LUA}\nbogus = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("lua.toml:"), "{err}");
+        assert!(err.contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_limit_names_the_key() {
+        let err = parse(&format!("{LUA}\nmemroy_mb = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("memroy_mb"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_field_is_named() {
+        let err = parse(&LUA.replace("image = \"lua:5.4\"\n", ""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lua.toml"), "{err}");
+        assert!(err.contains("`image`"), "{err}");
+    }
+
+    #[test]
+    fn an_out_of_range_limit_names_the_field_and_the_range() {
+        let err = parse(&LUA.replace("memory_mb = 64", "memory_mb = 2"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("field `limits.memory_mb`"), "{err}");
+        assert!(err.contains("between 16 and 65536"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_version_and_a_source_file_with_a_folder_are_refused() {
+        let err = parse(&LUA.replace("\"5.4\"", "\"five\""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("field `version`"), "{err}");
+        let err = parse(&LUA.replace(
+            "source_file = \"main.lua\"",
+            "source_file = \"../main.lua\"",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("field `source_file`"), "{err}");
+    }
+
+    #[test]
+    fn a_compile_stage_gets_its_own_limits_with_defaults() {
+        let text = LUA.replace(
+            "run = [\"lua\", \"main.lua\"]",
+            "compile = [\"luac\", \"main.lua\"]\nrun = [\"lua\", \"luac.out\"]\n[compile_limits]\nmemory_mb = 300",
+        );
+        let lua = parse(&text).unwrap();
+        let compile = lua.compile.unwrap();
+        assert_eq!(compile.command[0], "luac");
+        assert_eq!(compile.limits.memory_mb, 300);
+        assert_eq!(
+            compile.limits.wall_time_ms,
+            Limits::compile_default().wall_time_ms
+        );
+        assert_eq!(lua.limits.memory_mb, 64);
+        let err = parse(&text.replace("memory_mb = 300", "memory_mb = 3"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("field `compile_limits.memory_mb`"), "{err}");
+    }
+
+    #[test]
+    fn compile_limits_without_a_compile_command_are_refused() {
+        let err = parse(&format!("{LUA}\n[compile_limits]\nmemory_mb = 300\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("field `compile_limits`"), "{err}");
+    }
+
+    #[test]
+    fn versions_are_read_leniently() {
+        assert_eq!(lenient_semver("3.13"), Some(semver::Version::new(3, 13, 0)));
+        assert_eq!(lenient_semver("21"), Some(semver::Version::new(21, 0, 0)));
+        assert_eq!(
+            lenient_semver("1.85.1"),
+            Some(semver::Version::new(1, 85, 1))
+        );
+        assert_eq!(lenient_semver("x"), None);
+        assert_eq!(lenient_semver(""), None);
+    }
+}

@@ -1,0 +1,232 @@
+//! The run pipeline's front: the one seam every API dialect depends on.
+//!
+//! A dialect parses its request into a [`Job`], hands it to a [`Runner`]
+//! and renders the [`Report`] (or the [`RunError`]) in its own words.
+//! [`DockerRunner`] is the real one: [`admission`] (run slots and a bounded
+//! queue), then the executor. Tests of the HTTP contract use a double.
+
+pub mod admission;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::executor::{ExecError, Executor};
+use crate::job::{Job, JobLimits};
+use crate::language::{Language, Registry};
+use admission::{Admission, Refusal};
+
+/// The vocabulary of a report, for the dialects.
+pub use crate::engine::StreamKind;
+pub use crate::executor::verdict::{LimitHit, Outcome, StageResult, Status};
+pub use crate::executor::{PoolUse, Timing};
+
+/// What a [`Runner`] answers for a job that ran (whatever the program did).
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The language version that ran.
+    pub language: Arc<Language>,
+    /// The limits it ran under.
+    pub limits: JobLimits,
+    pub outcome: Outcome,
+    /// How it was served (for response headers and the log).
+    pub timing: Timing,
+}
+
+/// Why a job did not run: the service's trouble, never the program's.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RunError {
+    /// Every run slot is taken and the queue is full, or the wait for a
+    /// slot passed its bound.
+    #[error("every run slot is busy and the queue is full")]
+    Busy,
+    #[error("the service is shutting down")]
+    ShuttingDown,
+    /// The Docker engine cannot be reached.
+    #[error("{0}")]
+    DockerUnavailable(String),
+    /// The language's image is not on the engine.
+    #[error("the image `{image}` of `{language}` is missing")]
+    ImageMissing { image: String, language: String },
+    /// Anything else: a fault of the service (or an engine answer it did
+    /// not expect), described for the log.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// Whether runs can be served, for `/ready`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Readiness {
+    /// Sentences; empty when ready.
+    pub problems: Vec<String>,
+    pub missing_images: Vec<String>,
+    /// The languages served.
+    pub languages: Vec<String>,
+    /// Sandboxes waiting in the pool, per language name.
+    pub pool: HashMap<String, usize>,
+}
+
+/// Runs jobs. The HTTP layer knows nothing else of the pipeline.
+pub trait Runner: Send + Sync + 'static {
+    /// The languages served now.
+    fn registry(&self) -> Arc<Registry>;
+
+    /// Admits `job` (waiting in the queue if need be) and runs it.
+    fn run(&self, job: Job) -> impl Future<Output = Result<Report, RunError>> + Send;
+
+    /// Whether runs can be served now.
+    fn readiness(&self) -> impl Future<Output = Readiness> + Send;
+}
+
+/// The real runner: admission, then fresh Docker sandboxes.
+#[derive(Debug)]
+pub struct DockerRunner {
+    registry: watch::Receiver<Arc<Registry>>,
+    admission: Admission,
+    executor: Executor,
+}
+
+impl DockerRunner {
+    pub fn new(
+        registry: watch::Receiver<Arc<Registry>>,
+        admission: Admission,
+        executor: Executor,
+    ) -> DockerRunner {
+        DockerRunner {
+            registry,
+            admission,
+            executor,
+        }
+    }
+
+    /// Refuses every waiting and future job; runs holding a slot go on.
+    pub fn close(&self) {
+        self.admission.close();
+        self.executor.close();
+    }
+
+    /// Runs executing now.
+    pub fn running(&self) -> usize {
+        self.admission.running()
+    }
+
+    /// The executor, for the application's start and shutdown.
+    pub fn executor(&self) -> &Executor {
+        &self.executor
+    }
+}
+
+impl Runner for DockerRunner {
+    fn registry(&self) -> Arc<Registry> {
+        self.registry.borrow().clone()
+    }
+
+    async fn run(&self, job: Job) -> Result<Report, RunError> {
+        let _slot = self
+            .admission
+            .acquire()
+            .await
+            .map_err(|refusal| match refusal {
+                Refusal::QueueFull | Refusal::QueueTimeout => RunError::Busy,
+                Refusal::Closed => RunError::ShuttingDown,
+            })?;
+        let ran = self
+            .executor
+            .run(&job)
+            .await
+            .map_err(|e| refusal(e, &job.language.name))?;
+        Ok(Report {
+            language: job.language,
+            limits: job.limits,
+            outcome: ran.outcome,
+            timing: ran.timing,
+        })
+    }
+
+    async fn readiness(&self) -> Readiness {
+        let registry = self.registry();
+        let found = self.executor.readiness(&registry).await;
+        Readiness {
+            problems: found.problems,
+            missing_images: found.missing_images,
+            languages: registry.names(),
+            pool: self.executor.pooled(),
+        }
+    }
+}
+
+/// Why a job of `language` did not run, from the executor's account: only
+/// an engine that cannot be reached is "Docker unavailable"; any other
+/// failure (an engine answer not expected, a fault of the service's own)
+/// is internal.
+fn refusal(e: ExecError, language: &str) -> RunError {
+    match e {
+        ExecError::Engine(e) if e.is_unreachable() => RunError::DockerUnavailable(e.to_string()),
+        ExecError::ImageMissing { image } => RunError::ImageMissing {
+            image,
+            language: language.to_string(),
+        },
+        ExecError::Stopped => RunError::ShuttingDown,
+        e @ (ExecError::Engine(_) | ExecError::Weakened(_) | ExecError::Internal(_)) => {
+            RunError::Internal(e.to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{EngineError, Failure, Step};
+
+    #[test]
+    fn only_an_unreachable_engine_is_docker_unavailable() {
+        let unreachable = EngineError::Unreachable {
+            step: Step::Start,
+            reason: "connection refused".into(),
+        };
+        assert!(matches!(
+            refusal(ExecError::Engine(unreachable), "python"),
+            RunError::DockerUnavailable(_)
+        ));
+        let refused = EngineError::Create(Failure {
+            target: "python:3.13-slim".into(),
+            status: Some(400),
+            message: "Range of CPUs is from 0.01 to 2.00".into(),
+        });
+        match refusal(ExecError::Engine(refused), "python") {
+            RunError::Internal(cause) => {
+                assert!(
+                    cause.starts_with("container create python:3.13-slim"),
+                    "{cause}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            refusal(ExecError::Internal("a bug".into()), "python"),
+            RunError::Internal(_)
+        ));
+        assert!(matches!(
+            refusal(ExecError::Weakened("memory".into()), "python"),
+            RunError::Internal(_)
+        ));
+        assert_eq!(
+            refusal(ExecError::Stopped, "python"),
+            RunError::ShuttingDown
+        );
+        assert_eq!(
+            refusal(
+                ExecError::ImageMissing {
+                    image: "x:1".into()
+                },
+                "lua"
+            ),
+            RunError::ImageMissing {
+                image: "x:1".into(),
+                language: "lua".into()
+            }
+        );
+    }
+}
