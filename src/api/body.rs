@@ -48,8 +48,8 @@ impl BodyReader {
 
 /// Reads the whole of `body`, refusing more than `limit` bytes or longer
 /// than `timeout`.
-async fn read_bounded(
-    mut body: impl Stream<Item = Result<impl Buf, warp::Error>> + Send + Unpin,
+async fn read_bounded<E: std::fmt::Display>(
+    mut body: impl Stream<Item = Result<impl Buf, E>> + Send + Unpin,
     limit: u64,
     timeout: Duration,
 ) -> Result<Bytes, ApiError> {
@@ -150,6 +150,23 @@ mod tests {
         assert_eq!((e.code(), e.status().as_u16()), ("busy", 429));
         assert!(e.to_string().contains("request bodies"), "{e}");
         drop(held);
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_fails_mid_body_is_400_body_unreadable() {
+        let parts: Vec<Result<Bytes, std::io::Error>> = vec![
+            Ok(Bytes::from_static(b"{")),
+            Err(std::io::Error::other("connection reset")),
+        ];
+        let e = read_bounded(
+            futures_util::stream::iter(parts),
+            100,
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!((e.code(), e.status().as_u16()), ("body_unreadable", 400));
+        assert!(e.to_string().contains("connection reset"), "{e}");
     }
 
     #[test]

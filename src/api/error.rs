@@ -248,34 +248,11 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
             "length_required",
             "the request needs a Content-Length header",
         ))
-    } else if rejection
-        .find::<warp::reject::UnsupportedMediaType>()
-        .is_some()
-    {
-        Some((
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "the body must be JSON",
-        ))
     } else {
         None
     };
     if let Some((status, code, message)) = known {
         return Ok(plain(status, code, message));
-    }
-    if let Some(e) = rejection.find::<warp::reject::InvalidHeader>() {
-        return Ok(plain(
-            StatusCode::BAD_REQUEST,
-            "invalid_header",
-            &e.to_string(),
-        ));
-    }
-    if let Some(e) = rejection.find::<warp::reject::MissingHeader>() {
-        return Ok(plain(
-            StatusCode::BAD_REQUEST,
-            "missing_header",
-            &e.to_string(),
-        ));
     }
     let request_id = new_request_id();
     tracing::error!(%request_id, ?rejection, "unhandled rejection");
