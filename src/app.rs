@@ -13,10 +13,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{ApiSettings, routes};
-use crate::config::Config;
+use crate::config::{Config, UidRange};
 use crate::engine::{Engine, EngineError};
 use crate::executor::Executor;
 use crate::executor::custody::{Custody, Owner};
+use crate::executor::uids::Uids;
 use crate::job::RequestBounds;
 use crate::language::reload::{self, Watcher};
 use crate::language::{Registry, RegistryError};
@@ -39,6 +40,9 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// The sandboxes' uids cannot be used as configured.
+    #[error("invalid configuration: key `sandbox_uids`: {0}")]
+    Uids(String),
 }
 
 /// A service bound to its port, ready to run.
@@ -59,6 +63,7 @@ impl Application {
         let defaults = config.default_limits();
         let registry = Registry::load(config.languages_dir(), &defaults)?;
         let watcher = Watcher::new(config.languages_dir(), defaults, &registry);
+        let uids = Uids::new(sandbox_uids(&config, &registry)?);
         let (languages, subscribed) = watch::channel(Arc::new(registry));
         let engine = Arc::new(Engine::connect(config.docker_host.as_deref())?);
         let owner = Owner {
@@ -66,7 +71,7 @@ impl Application {
             boot: uuid::Uuid::new_v4().simple().to_string(),
         };
         let custody = Custody::new(engine, owner);
-        let executor = Executor::new(custody, config.pool_size, config.pool_refills);
+        let executor = Executor::new(custody, uids, config.pool_size, config.pool_refills);
         let admission = Admission::new(
             config.max_concurrent_runs,
             config.max_queue,
@@ -171,6 +176,48 @@ impl Application {
     }
 }
 
+/// The uids sandboxes run as, checked: never the service's own, and enough
+/// for every run slot and every pooled sandbox of `registry` at once.
+fn sandbox_uids(config: &Config, registry: &Registry) -> Result<UidRange, StartError> {
+    use std::os::unix::fs::MetadataExt;
+    let own = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    let pooled: usize = registry
+        .languages()
+        .iter()
+        .filter(|l| l.compile.is_none())
+        .map(|l| l.pool_size.unwrap_or(config.pool_size))
+        .sum();
+    check_uids(
+        config.sandbox_uids(),
+        own,
+        config.max_concurrent_runs,
+        pooled,
+    )
+}
+
+/// `range`, unless it holds the service's uid (`own`) or fewer uids than
+/// `slots` runs and `pooled` waiting sandboxes need at once.
+fn check_uids(
+    range: UidRange,
+    own: Option<u32>,
+    slots: usize,
+    pooled: usize,
+) -> Result<UidRange, StartError> {
+    if let Some(own) = own.filter(|&uid| range.contains(uid)) {
+        return Err(StartError::Uids(format!(
+            "the range {range} holds the service's own uid, {own}; a sandbox must never run as the service (set CODE_RUNNER_SANDBOX_UIDS to a range without it)"
+        )));
+    }
+    let needed = slots + pooled;
+    if (range.count() as usize) < needed {
+        return Err(StartError::Uids(format!(
+            "the range {range} holds {} uids, fewer than the {needed} sandboxes that may live at once ({slots} run slots and {pooled} pooled)",
+            range.count(),
+        )));
+    }
+    Ok(range)
+}
+
 /// The API's settings, from the configuration.
 fn api_settings(config: &Config) -> ApiSettings {
     ApiSettings {
@@ -216,5 +263,79 @@ async fn follow_languages(
             tracing::info!(languages = ?registry.names(), "languages reloaded");
             languages.send_replace(Arc::new(registry));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(first: u32, last: u32) -> UidRange {
+        UidRange { first, last }
+    }
+
+    #[test]
+    fn the_sandboxes_uids_never_hold_the_services_own_and_fit_every_sandbox() {
+        assert_eq!(
+            check_uids(range(1000, 1009), Some(0), 6, 4).unwrap(),
+            range(1000, 1009)
+        );
+        let err = check_uids(range(1000, 1009), Some(1005), 1, 0)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`sandbox_uids`") && err.contains("own uid, 1005"),
+            "{err}"
+        );
+        let err = check_uids(range(1000, 1009), None, 8, 3)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("holds 10 uids, fewer than the 11"), "{err}");
+    }
+
+    /// The user the shipped image and compose file run the service as.
+    fn shipped_users() -> Vec<u32> {
+        let dockerfile = include_str!("../Dockerfile");
+        let compose = include_str!("../docker-compose.yml");
+        let user = |line: &str| {
+            line.split(':')
+                .next()
+                .unwrap()
+                .trim()
+                .trim_matches('"')
+                .parse::<u32>()
+                .unwrap()
+        };
+        let mut users: Vec<u32> = dockerfile
+            .lines()
+            .filter_map(|l| l.strip_prefix("USER "))
+            .map(user)
+            .collect();
+        users.extend(
+            compose
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("user: "))
+                .map(user),
+        );
+        users
+    }
+
+    #[test]
+    fn no_instance_block_holds_the_user_the_shipped_image_and_compose_file_run_as() {
+        let users = shipped_users();
+        assert_eq!(users, [65_532, 65_532]);
+        for instance in ["default", "compose", "code-runner-1", "code-runner-2", "x"] {
+            let block = UidRange::for_instance(instance);
+            assert!(block.count() >= 65_536 && block.first >= 524_288, "{block}");
+            assert!(
+                users.iter().all(|u| !block.contains(*u)),
+                "{instance}: {block}"
+            );
+        }
+        assert_ne!(
+            UidRange::for_instance("code-runner-1"),
+            UidRange::for_instance("code-runner-2"),
+            "two replicas on one engine share a block"
+        );
     }
 }

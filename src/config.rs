@@ -101,6 +101,15 @@ pub struct Config {
     /// Most extra `files` in one request. Default `32`.
     #[validate(range(max = 1024))]
     pub max_files: usize,
+    /// The numeric users (and groups) sandboxes run as, `FIRST-LAST`; no
+    /// two live sandboxes ever share one. Default: 65536 uids from 524288
+    /// up (the range systemd sets aside for containers), in a block chosen
+    /// by the `instance` name, so that services sharing one engine use
+    /// disjoint ranges; set it to be sure. It may not hold root, `nobody`
+    /// (65534) or the service's own uid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(custom(function = "valid_uids"))]
+    pub sandbox_uids: Option<UidRange>,
     /// Limits for the languages whose files leave a limit out.
     #[validate(nested)]
     pub limits: Limits,
@@ -135,6 +144,7 @@ impl Default for Config {
             pool_size: 2,
             pool_refills: 2,
             max_files: 32,
+            sandbox_uids: None,
             limits: Limits::default(),
             compile_limits: Limits::compile_default(),
         }
@@ -232,6 +242,12 @@ impl Config {
         Duration::from_millis(self.body_timeout_ms)
     }
 
+    /// The uids sandboxes run as: `sandbox_uids`, or this instance's block.
+    pub fn sandbox_uids(&self) -> UidRange {
+        self.sandbox_uids
+            .unwrap_or_else(|| UidRange::for_instance(&self.instance))
+    }
+
     /// The longest wait for a run slot.
     pub fn queue_timeout(&self) -> Duration {
         Duration::from_millis(self.queue_timeout_ms)
@@ -250,6 +266,100 @@ fn source_of(metadata: &figment::Metadata, keys: &[String]) -> String {
         }
         _ => format!(" in {}", metadata.name),
     }
+}
+
+/// A range of numeric uids, written `FIRST-LAST` (both included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UidRange {
+    pub first: u32,
+    pub last: u32,
+}
+
+/// Where instance blocks start: systemd's range for containers' uids
+/// (524288–1879048191, `systemd-nspawn --private-users`).
+const CONTAINER_UIDS: (u32, u32) = (524_288, 1_879_048_191);
+/// The size of an instance's block.
+const BLOCK: u32 = 65_536;
+
+impl UidRange {
+    /// How many uids it holds.
+    pub fn count(&self) -> u32 {
+        self.last - self.first + 1
+    }
+
+    pub fn contains(&self, uid: u32) -> bool {
+        (self.first..=self.last).contains(&uid)
+    }
+
+    /// The block of `instance`: one of the 65536-uid blocks of systemd's
+    /// container range, chosen by a hash (FNV-1a) of the name.
+    pub fn for_instance(instance: &str) -> UidRange {
+        let hash = instance.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let blocks = u64::from((CONTAINER_UIDS.1 - CONTAINER_UIDS.0 + 1) / BLOCK);
+        let first = CONTAINER_UIDS.0 + BLOCK * (hash % blocks) as u32;
+        UidRange {
+            first,
+            last: first + BLOCK - 1,
+        }
+    }
+}
+
+impl std::fmt::Display for UidRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.first, self.last)
+    }
+}
+
+impl std::str::FromStr for UidRange {
+    type Err = String;
+    fn from_str(text: &str) -> Result<UidRange, String> {
+        let (first, last) = text
+            .split_once('-')
+            .ok_or_else(|| format!("must be FIRST-LAST, such as 200000-265535 (got {text:?})"))?;
+        let number = |s: &str| {
+            s.trim()
+                .parse::<u32>()
+                .map_err(|_| format!("must be FIRST-LAST, two uids (got {text:?})"))
+        };
+        Ok(UidRange {
+            first: number(first)?,
+            last: number(last)?,
+        })
+    }
+}
+
+impl Serialize for UidRange {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for UidRange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<UidRange, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+fn valid_uids(range: &UidRange) -> Result<(), validator::ValidationError> {
+    let refuse = |why: &str| {
+        Err(crate::validation::error(
+            "uids",
+            format!("{why} (got {range})"),
+        ))
+    };
+    if range.first > range.last {
+        return refuse("must have FIRST no greater than LAST");
+    }
+    if range.first == 0 {
+        return refuse("must not hold root (0)");
+    }
+    if range.contains(65_534) || range.contains(65_535) || range.last == u32::MAX {
+        return refuse("must not hold nobody (65534), 65535 or 4294967295");
+    }
+    Ok(())
 }
 
 /// A configuration that cannot be used; the message names every bad key.
@@ -396,6 +506,33 @@ mod tests {
             jail.set_env("CODE_RUNNER_CONFIG", "nope.toml");
             let err = load_err();
             assert!(err.contains("nope.toml"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn sandbox_uids_are_a_range_without_root_or_nobody() {
+        Jail::expect_with(|jail| {
+            assert_eq!(
+                Config::load().unwrap().sandbox_uids(),
+                UidRange::for_instance("default")
+            );
+            jail.set_env("CODE_RUNNER_SANDBOX_UIDS", "200000-200099");
+            let range = Config::load().unwrap().sandbox_uids();
+            assert_eq!((range.first, range.count()), (200_000, 100));
+            for (value, why) in [
+                ("0-100", "root"),
+                ("65000-65535", "nobody"),
+                ("300-200", "no greater"),
+                ("many", "FIRST-LAST"),
+            ] {
+                jail.set_env("CODE_RUNNER_SANDBOX_UIDS", value);
+                let err = load_err();
+                assert!(
+                    err.contains("sandbox_uids") && err.contains(why),
+                    "{value}: {err}"
+                );
+            }
             Ok(())
         });
     }

@@ -109,6 +109,10 @@ macro_rules! limits {
 limits! {
     /// Wall-clock time the program may run, in ms. Default `10000`.
     wall_time_ms: u64 = 10_000, 100..=600_000;
+    /// CPU time the stage's processes may use together (user and system),
+    /// in ms; past it the stage is stopped with status `timeout`. Default
+    /// `10000`.
+    cpu_time_ms: u64 = 10_000, 10..=3_600_000;
     /// Memory, in MiB; swap is disabled, and scratch files count. Default `128`.
     memory_mb: u64 = 128, 16..=65_536;
     /// CPUs, may be fractional. Default `1.0`.
@@ -144,10 +148,13 @@ impl fmt::Display for Limit {
 
 impl Limits {
     /// The default limits of a compile stage: more time, memory and
-    /// scratch space than a run (30000 ms, 512 MiB, 128 MiB).
+    /// scratch space than a run (30000 ms of wall time, 60000 ms of CPU
+    /// time, 512 MiB, 128 MiB).
     pub fn compile_default() -> Limits {
         Limits {
             wall_time_ms: 30_000,
+            cpu_time_ms: 60_000,
+
             memory_mb: 512,
             scratch_mb: 128,
             ..Limits::default()
@@ -157,6 +164,11 @@ impl Limits {
     /// The wall-clock deadline.
     pub fn wall_time(&self) -> Duration {
         Duration::from_millis(self.wall_time_ms)
+    }
+
+    /// The CPU-time limit.
+    pub fn cpu_time(&self) -> Duration {
+        Duration::from_millis(self.cpu_time_ms)
     }
 
     /// Memory in bytes.

@@ -61,6 +61,10 @@ pub enum ApiError {
         "the image `{image}` of language `{language}` is not on the Docker engine; runs of it cannot start until it is pulled or built"
     )]
     ImageMissing { image: String, language: String },
+    #[error(
+        "the OCI runtime `{runtime}` of language `{language}` is not registered with the Docker engine; runs of it cannot start until an operator registers it"
+    )]
+    RuntimeMissing { runtime: String, language: String },
     #[error("internal error; quote request id {request_id} when reporting it")]
     Internal { request_id: String },
 }
@@ -83,6 +87,7 @@ impl ApiError {
             ApiError::ShuttingDown => "shutting_down",
             ApiError::DockerUnavailable => "docker_unavailable",
             ApiError::ImageMissing { .. } => "image_missing",
+            ApiError::RuntimeMissing { .. } => "runtime_missing",
             ApiError::Internal { .. } => "internal_error",
         }
     }
@@ -104,7 +109,8 @@ impl ApiError {
             ApiError::Busy | ApiError::BodiesBusy => StatusCode::TOO_MANY_REQUESTS,
             ApiError::ShuttingDown
             | ApiError::DockerUnavailable
-            | ApiError::ImageMissing { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            | ApiError::ImageMissing { .. }
+            | ApiError::RuntimeMissing { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -118,6 +124,7 @@ impl ApiError {
             ApiError::UnknownVersion { versions, .. } => json!({ "versions": versions }),
             ApiError::BodyTooLarge { limit } => json!({ "limit": limit }),
             ApiError::ImageMissing { image, .. } => json!({ "image": image }),
+            ApiError::RuntimeMissing { runtime, .. } => json!({ "runtime": runtime }),
             ApiError::Internal { request_id } => json!({ "request_id": request_id }),
             _ => json!({}),
         }
@@ -177,6 +184,10 @@ impl ApiError {
             RunError::ImageMissing { image, language } => {
                 ApiError::ImageMissing { image, language }
             }
+            RunError::RuntimeMissing { runtime, language } => {
+                ApiError::RuntimeMissing { runtime, language }
+            }
+
             RunError::Internal(cause) => {
                 tracing::error!(%request_id, %cause, "run failed");
                 ApiError::Internal {

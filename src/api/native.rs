@@ -477,6 +477,13 @@ fn limit_sentence(stage: Stage, result: &StageResult, limits: &Limits) -> Option
                 limits.wall_time_ms
             ),
         ),
+        LimitHit::CpuTime => (
+            "CPU time",
+            format!(
+                "used more than {} ms of CPU time and was stopped",
+                limits.cpu_time_ms
+            ),
+        ),
         LimitHit::Memory => (
             "memory",
             format!("needed more than {} MiB and was killed", limits.memory_mb),

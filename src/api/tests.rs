@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 
 use super::{ApiSettings, routes};
 use crate::executor::sandbox::Phase;
-use crate::executor::verdict::{Exit, Signal};
+use crate::executor::verdict::{Exit, Signal, Usage};
+
 use crate::job::{Job, RequestBounds};
 use crate::language::{Language, Origin, Registry};
 use crate::limits::DefaultLimits;
@@ -72,6 +73,7 @@ fn stage(exit: Option<Exit>, limit: Option<LimitHit>, stdout: &str, stderr: &str
         stdout: stdout.into(),
         stderr: stderr.into(),
         duration: Duration::from_millis(93),
+        usage: Usage::default(),
     }
 }
 
@@ -395,6 +397,14 @@ async fn the_services_trouble_has_its_own_codes_and_an_internal_fault_is_500_not
             "image_missing",
         ),
         (
+            RunError::RuntimeMissing {
+                runtime: "runsc".into(),
+                language: "python-gvisor".into(),
+            },
+            503,
+            "runtime_missing",
+        ),
+        (
             RunError::Internal("container start abc: the engine answered 500: oops".into()),
             500,
             "internal_error",
@@ -428,6 +438,8 @@ async fn the_services_trouble_has_its_own_codes_and_an_internal_fault_is_500_not
                 );
             }
             "image_missing" => assert_eq!(reply.body["image"], "python:3.13-slim"),
+            "runtime_missing" => assert_eq!(reply.body["runtime"], "runsc"),
+
             _ => {}
         }
     }

@@ -9,6 +9,11 @@ use bollard::models::{
     ResourcesUlimits,
 };
 
+/// Where a sandbox finds the tools volume (read-only).
+pub const TOOLS_POINT: &str = "/.code-runner";
+/// Where the container that fills a volume mounts it.
+pub(super) const FILL_POINT: &str = "/fill";
+
 /// What varies between sandboxes. Everything else is fixed by
 /// `create_body`: no network, a read-only root filesystem, every
 /// capability dropped, `no-new-privileges`, an init process, no logging
@@ -35,6 +40,9 @@ pub struct SandboxSpec {
     pub cpus: f64,
     /// Processes and threads at once (the pids cgroup).
     pub pids: u64,
+    /// `RLIMIT_NPROC`, when set (for a runtime with a kernel of its own,
+    /// which counts it per sandbox).
+    pub nproc: Option<u64>,
     /// `RLIMIT_NOFILE`.
     pub open_files: u64,
     /// `RLIMIT_FSIZE`, in bytes (also the size of `/dev/shm`).
@@ -43,6 +51,9 @@ pub struct SandboxSpec {
     pub runtime: Option<String>,
     /// Security options beyond `no-new-privileges` (`seccomp=<profile>`).
     pub security_opt: Vec<String>,
+    /// The volume of tools (the supervisor), mounted read-only at
+    /// [`TOOLS_POINT`].
+    pub tools: String,
 }
 
 /// What is mounted on the working directory.
@@ -61,30 +72,26 @@ fn clamp(value: u64) -> i64 {
 /// The Engine API's create body for `spec`, hardened.
 pub fn create_body(spec: &SandboxSpec) -> ContainerCreateBody {
     let mut tmpfs: HashMap<String, String> = spec.tmpfs.iter().cloned().collect();
-    let mounts = match &spec.work {
+    let mut mounts = vec![volume_mount(&spec.tools, TOOLS_POINT, true)];
+    match &spec.work {
         Work::Tmpfs(options) => {
             tmpfs.insert(spec.working_dir.clone(), options.clone());
-            None
         }
-        Work::Volume(name) => Some(vec![Mount {
-            target: Some(spec.working_dir.clone()),
-            source: Some(name.clone()),
-            typ: Some(MountType::VOLUME),
-            read_only: Some(false),
-            // Without it, the engine copies the image's (missing, so
-            // root-owned) mount point's ownership onto the empty volume.
-            volume_options: Some(MountVolumeOptions {
-                no_copy: Some(true),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }]),
-    };
+        Work::Volume(name) => mounts.push(volume_mount(name, &spec.working_dir, false)),
+    }
     let ulimit = |name: &str, value: u64| ResourcesUlimits {
         name: Some(name.to_string()),
         soft: Some(clamp(value)),
         hard: Some(clamp(value)),
     };
+    let mut ulimits = vec![
+        ulimit("nofile", spec.open_files),
+        ulimit("fsize", spec.file_size),
+        ulimit("core", 0),
+    ];
+    if let Some(nproc) = spec.nproc {
+        ulimits.push(ulimit("nproc", nproc));
+    }
     let mut security_opt = vec!["no-new-privileges:true".to_string()];
     security_opt.extend(spec.security_opt.iter().cloned());
     ContainerCreateBody {
@@ -112,15 +119,11 @@ pub fn create_body(spec: &SandboxSpec) -> ContainerCreateBody {
             pids_limit: Some(clamp(spec.pids)),
             readonly_rootfs: Some(true),
             tmpfs: Some(tmpfs),
-            mounts,
+            mounts: Some(mounts),
             cap_drop: Some(vec!["ALL".to_string()]),
             security_opt: Some(security_opt),
             init: Some(true),
-            ulimits: Some(vec![
-                ulimit("nofile", spec.open_files),
-                ulimit("fsize", spec.file_size),
-                ulimit("core", 0),
-            ]),
+            ulimits: Some(ulimits),
             log_config: Some(HostConfigLogConfig {
                 typ: Some("none".to_string()),
                 config: None,
@@ -133,6 +136,66 @@ pub fn create_body(spec: &SandboxSpec) -> ContainerCreateBody {
         }),
         ..Default::default()
     }
+}
+
+/// A volume mounted at `target`, without the engine copying the image's
+/// (missing, so root-owned) mount point's ownership onto it.
+fn volume_mount(name: &str, target: &str, read_only: bool) -> Mount {
+    Mount {
+        target: Some(target.to_string()),
+        source: Some(name.to_string()),
+        typ: Some(MountType::VOLUME),
+        read_only: Some(read_only),
+        volume_options: Some(MountVolumeOptions {
+            no_copy: Some(true),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A container of `image` that mounts `volume` at [`FILL_POINT`] to be
+/// written through the archive upload API; never started.
+pub(super) fn filler_body(
+    image: &str,
+    volume: &str,
+    labels: HashMap<String, String>,
+) -> ContainerCreateBody {
+    ContainerCreateBody {
+        image: Some(image.to_string()),
+        entrypoint: Some(vec!["/nonexistent".to_string()]),
+        network_disabled: Some(true),
+        labels: Some(labels),
+        host_config: Some(HostConfig {
+            network_mode: Some("none".to_string()),
+            mounts: Some(vec![Mount {
+                volume_options: None,
+                ..volume_mount(volume, FILL_POINT, false)
+            }]),
+            log_config: Some(HostConfigLogConfig {
+                typ: Some("none".to_string()),
+                config: None,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A tar archive of `files` (name, mode, content), owned by root.
+pub(super) fn tar(files: &[(&str, u32, &[u8])]) -> std::io::Result<Vec<u8>> {
+    let mut archive = tar::Builder::new(Vec::new());
+    for (name, mode, content) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(*mode);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        archive.append_data(&mut header, name, *content)?;
+    }
+    archive.into_inner()
 }
 
 #[cfg(test)]
@@ -153,10 +216,13 @@ mod tests {
             memory_bytes: 128 << 20,
             cpus: 1.0,
             pids: 64,
+            nproc: None,
             open_files: 256,
+
             file_size: 32 << 20,
             runtime: None,
             security_opt: vec!["seccomp={}".into()],
+            tools: "tools-vol".into(),
         }
     }
 
@@ -191,7 +257,16 @@ mod tests {
         );
         assert_eq!(body.user.as_deref(), Some("65001:65001"));
         assert!(host.privileged.is_none());
-        assert!(host.binds.is_none() && host.mounts.is_none());
+        assert!(host.binds.is_none());
+        let tools = &host.mounts.as_ref().unwrap()[0];
+        assert_eq!(
+            (
+                tools.source.as_deref(),
+                tools.target.as_deref(),
+                tools.read_only
+            ),
+            (Some("tools-vol"), Some("/.code-runner"), Some(true))
+        );
         let tmpfs = host.tmpfs.as_ref().unwrap();
         assert_eq!(tmpfs["/work"], "size=2");
         assert_eq!(tmpfs["/tmp"], "size=1");
@@ -218,10 +293,22 @@ mod tests {
     fn a_shared_volume_is_mounted_on_the_working_directory_without_copying() {
         let body = create_body(&spec(Work::Volume("vol1".into())));
         let host = body.host_config.unwrap();
-        let mount = &host.mounts.as_ref().unwrap()[0];
+        let mount = &host.mounts.as_ref().unwrap()[1];
         assert_eq!(mount.source.as_deref(), Some("vol1"));
         assert_eq!(mount.target.as_deref(), Some("/work"));
         assert_eq!(mount.volume_options.as_ref().unwrap().no_copy, Some(true));
         assert!(!host.tmpfs.as_ref().unwrap().contains_key("/work"));
+        assert_eq!(mount.read_only, Some(false));
+    }
+
+    #[test]
+    fn a_tar_of_tools_is_owned_by_root_with_its_modes() {
+        let bytes = tar(&[("supervise", 0o555, b"\x7fELF")]).unwrap();
+        let mut archive = tar::Archive::new(&bytes[..]);
+        let entry = archive.entries().unwrap().next().unwrap().unwrap();
+        let header = entry.header();
+        assert_eq!(header.path().unwrap().to_str(), Some("supervise"));
+        assert_eq!((header.mode().unwrap(), header.uid().unwrap()), (0o555, 0));
+        assert_eq!(header.size().unwrap(), 4);
     }
 }

@@ -33,7 +33,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncWrite;
 
-pub use body::{SandboxSpec, Work};
+pub use body::{SandboxSpec, TOOLS_POINT, Work};
 
 /// How long one Engine API request may take to answer (headers only:
 /// attach and wait streams are bounded by the run's own deadline).
@@ -54,7 +54,9 @@ pub enum Step {
     Wait,
     Inspect,
     Kill,
+    Stats,
     Remove,
+    Upload,
     VolumeCreate,
     VolumeRemove,
     List,
@@ -73,7 +75,9 @@ impl fmt::Display for Step {
             Step::Wait => "container wait",
             Step::Inspect => "container inspect",
             Step::Kill => "container kill",
+            Step::Stats => "container stats",
             Step::Remove => "container remove",
+            Step::Upload => "archive upload",
             Step::VolumeCreate => "volume create",
             Step::VolumeRemove => "volume remove",
             Step::List => "list",
@@ -129,8 +133,12 @@ pub enum EngineError {
     Inspect(Failure),
     #[error("container kill {0}")]
     Kill(Failure),
+    #[error("container stats {0}")]
+    Stats(Failure),
     #[error("container remove {0}")]
     Remove(Failure),
+    #[error("archive upload {0}")]
+    Upload(Failure),
     #[error("volume create {0}")]
     VolumeCreate(Failure),
     #[error("volume remove {0}")]
@@ -151,7 +159,9 @@ impl EngineError {
             Step::Wait => EngineError::Wait(failure),
             Step::Inspect => EngineError::Inspect(failure),
             Step::Kill => EngineError::Kill(failure),
+            Step::Stats => EngineError::Stats(failure),
             Step::Remove => EngineError::Remove(failure),
+            Step::Upload => EngineError::Upload(failure),
             Step::VolumeCreate => EngineError::VolumeCreate(failure),
             Step::VolumeRemove => EngineError::VolumeRemove(failure),
             Step::List => EngineError::List(failure),
@@ -206,7 +216,9 @@ impl EngineError {
             | EngineError::Wait(f)
             | EngineError::Inspect(f)
             | EngineError::Kill(f)
+            | EngineError::Stats(f)
             | EngineError::Remove(f)
+            | EngineError::Upload(f)
             | EngineError::VolumeCreate(f)
             | EngineError::VolumeRemove(f)
             | EngineError::List(f) => Some(f),
@@ -260,6 +272,16 @@ pub struct ExitState {
     pub exit_code: Option<i64>,
     /// Whether the engine saw the kernel kill a process of it for memory.
     pub oom_killed: bool,
+}
+
+/// What a running container has used so far, by its cgroup: `None` where
+/// the engine gives no figure (a peak under cgroup v2, say).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    /// CPU time of all its processes, in ns.
+    pub cpu_ns: Option<u64>,
+    /// Peak memory, in bytes.
+    pub memory_peak: Option<u64>,
 }
 
 /// A container or volume found by [`Engine::list`].
@@ -354,6 +376,15 @@ impl Engine {
         let docker = self.client(Step::Ping).await.map_err(|e| self.noted(e))?;
         self.settle(Step::Ping, "engine", docker.ping().await)
             .map(|_| ())
+    }
+
+    /// The OCI runtimes the engine knows (`runc`, `runsc`, ...).
+    pub async fn runtimes(&self) -> Result<Vec<String>, EngineError> {
+        let docker = self.client(Step::Ping).await.map_err(|e| self.noted(e))?;
+        let info = self.settle(Step::Ping, "engine", docker.info().await)?;
+        let mut names: Vec<String> = info.runtimes.unwrap_or_default().into_keys().collect();
+        names.sort();
+        Ok(names)
     }
 
     /// Whether the engine holds `image`.
@@ -462,6 +493,31 @@ impl Engine {
         })
     }
 
+    /// What a running container has used so far (one sample).
+    pub async fn usage(&self, id: &str) -> Result<Usage, EngineError> {
+        let docker = self.client(Step::Stats).await.map_err(|e| self.noted(e))?;
+        let options = bollard::query_parameters::StatsOptionsBuilder::default()
+            .stream(false)
+            .one_shot(true)
+            .build();
+        let mut stats = std::pin::pin!(docker.stats(id, Some(options)));
+        let Some(sample) = stats.next().await else {
+            return Ok(Usage::default());
+        };
+        let sample = self.settle(Step::Stats, id, sample)?;
+        Ok(Usage {
+            cpu_ns: sample
+                .cpu_stats
+                .and_then(|c| c.cpu_usage)
+                .and_then(|u| u.total_usage)
+                .filter(|&ns| ns > 0),
+            memory_peak: sample
+                .memory_stats
+                .and_then(|m| m.max_usage)
+                .filter(|&b| b > 0),
+        })
+    }
+
     /// Kills a container with SIGKILL; one that already stopped is fine.
     pub async fn kill(&self, id: &str) -> Result<(), EngineError> {
         let docker = self.client(Step::Kill).await.map_err(|e| self.noted(e))?;
@@ -494,12 +550,13 @@ impl Engine {
         )
     }
 
-    /// Creates a tmpfs-backed volume whose mount options (size, inodes,
-    /// owner, mode) are `options`, carrying `labels`.
+    /// Creates a volume carrying `labels`: tmpfs-backed when `tmpfs` gives
+    /// its mount options (size, inodes, owner, mode), else on the engine's
+    /// disk.
     pub async fn create_volume(
         &self,
         name: &str,
-        options: &str,
+        tmpfs: Option<&str>,
         labels: HashMap<String, String>,
     ) -> Result<(), EngineError> {
         let docker = self
@@ -509,16 +566,58 @@ impl Engine {
         let request = VolumeCreateRequest {
             name: Some(name.to_string()),
             driver: Some("local".to_string()),
-            driver_opts: Some(HashMap::from([
-                ("type".to_string(), "tmpfs".to_string()),
-                ("device".to_string(), "tmpfs".to_string()),
-                ("o".to_string(), options.to_string()),
-            ])),
+            driver_opts: tmpfs.map(|options| {
+                HashMap::from([
+                    ("type".to_string(), "tmpfs".to_string()),
+                    ("device".to_string(), "tmpfs".to_string()),
+                    ("o".to_string(), options.to_string()),
+                ])
+            }),
+
             labels: Some(labels),
             ..Default::default()
         };
         let created = docker.create_volume(request).await.map(|_| ());
         self.settle(Step::VolumeCreate, name, created)
+    }
+
+    /// Writes `files` (name, mode, content) into the volume `volume`, owned
+    /// by root: through a container of `image` that mounts it and is never
+    /// started (the archive upload API writes into a created container's
+    /// volumes), removed after.
+    pub async fn fill_volume(
+        &self,
+        volume: &str,
+        image: &str,
+        files: &[(&str, u32, &[u8])],
+        labels: HashMap<String, String>,
+    ) -> Result<(), EngineError> {
+        let body = body::filler_body(image, volume, labels);
+        let docker = self.client(Step::Create).await.map_err(|e| self.noted(e))?;
+        let created = docker.create_container(None, body).await;
+        let id = self.settle(Step::Create, image, created)?.id;
+        let uploaded = async {
+            let options = bollard::query_parameters::UploadToContainerOptionsBuilder::default()
+                .path(body::FILL_POINT)
+                .build();
+            let tar = body::tar(files).map_err(|e| {
+                EngineError::failed(
+                    Step::Upload,
+                    Failure {
+                        target: volume.to_string(),
+                        status: None,
+                        message: e.to_string(),
+                    },
+                )
+            })?;
+            let upload = docker
+                .upload_to_container(&id, Some(options), bollard::body_full(tar.into()))
+                .await;
+            self.settle(Step::Upload, volume, upload)
+        }
+        .await;
+        let removed = self.remove_container(&id).await;
+        uploaded.and(removed)
     }
 
     /// Removes a volume (the engine answers 409 while a container uses it).

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use super::uids::UidLease;
 use crate::engine::{Engine, EngineError, Kind};
 
 /// Label key carried by every container and volume; its value is the
@@ -83,7 +84,16 @@ pub enum Sweep {
     ThisBoot,
 }
 
-type Batch = Vec<(Kind, String)>;
+/// One resource to remove, with the uid it holds (given back once it is
+/// gone).
+#[derive(Debug)]
+struct Removal {
+    kind: Kind,
+    id: String,
+    uid: Option<Arc<UidLease>>,
+}
+
+type Batch = Vec<Removal>;
 
 /// The ledger and the removal queue.
 #[derive(Debug)]
@@ -94,6 +104,9 @@ pub struct Custody {
     held: Mutex<HashSet<String>>,
     /// What the last [`Sweep::Unheld`] pass found unheld.
     unheld_before: Mutex<HashSet<String>>,
+    /// The uids of containers whose removal failed, kept from reuse until
+    /// a sweep removes them.
+    quarantined: Mutex<HashMap<String, Arc<UidLease>>>,
     queue: mpsc::UnboundedSender<(Instant, Batch)>,
     receiver: Mutex<Option<mpsc::UnboundedReceiver<(Instant, Batch)>>>,
     /// Batches queued or being removed.
@@ -108,6 +121,8 @@ pub struct Held {
     custody: Arc<Custody>,
     kind: Kind,
     id: Option<String>,
+    /// The uid its sandbox runs as, held until it is removed.
+    uid: Option<Arc<UidLease>>,
 }
 
 /// Counts a run in flight while it lives (removals wait for none).
@@ -128,6 +143,7 @@ impl Custody {
             owner,
             held: Mutex::new(HashSet::new()),
             unheld_before: Mutex::new(HashSet::new()),
+            quarantined: Mutex::new(HashMap::new()),
             queue,
             receiver: Mutex::new(Some(receiver)),
             pending: AtomicUsize::new(0),
@@ -146,13 +162,15 @@ impl Custody {
     }
 
     /// Takes `id` into custody (call it before its create can finish, so
-    /// that it is never without an owner).
-    pub fn hold(self: &Arc<Self>, kind: Kind, id: String) -> Held {
+    /// that it is never without an owner), with the uid its sandbox runs
+    /// as, if it is a container.
+    pub fn hold(self: &Arc<Self>, kind: Kind, id: String, uid: Option<Arc<UidLease>>) -> Held {
         self.held.lock().expect("ledger").insert(id.clone());
         Held {
             custody: self.clone(),
             kind,
             id: Some(id),
+            uid,
         }
     }
 
@@ -169,10 +187,7 @@ impl Custody {
 
     /// Queues `items` for removal, in order, as one batch.
     pub fn release(&self, items: Vec<Held>) {
-        let batch: Batch = items
-            .into_iter()
-            .filter_map(|mut h| Some((h.kind, h.id.take()?)))
-            .collect();
+        let batch: Batch = items.into_iter().filter_map(|mut h| h.removal()).collect();
         self.enqueue(batch);
     }
 
@@ -214,8 +229,8 @@ impl Custody {
             };
             let custody = self.clone();
             tokio::spawn(async move {
-                for (kind, id) in batch {
-                    custody.remove(kind, &id).await;
+                for removal in batch {
+                    custody.remove(removal).await;
                 }
                 custody.pending.fetch_sub(1, Ordering::AcqRel);
                 drop(slot);
@@ -232,21 +247,31 @@ impl Custody {
     }
 
     /// Removes one resource now and lets go of it, whatever the outcome: a
-    /// failure is logged, and the janitor's next passes find it unheld.
-    async fn remove(&self, kind: Kind, id: &str) {
+    /// failure is logged, its uid kept from reuse, and the janitor's next
+    /// passes find it unheld.
+    async fn remove(&self, removal: Removal) {
+        let Removal { kind, id, uid } = removal;
         let result = match kind {
-            Kind::Container => self.engine.remove_container(id).await,
-            Kind::Volume => self.remove_volume(id).await,
+            Kind::Container => self.engine.remove_container(&id).await,
+            Kind::Volume => self.remove_volume(&id).await,
         };
         match result {
             Ok(()) => {}
             Err(e) if e.is_not_found() => {}
-            Err(e) => tracing::warn!(
-                resource = %id, error = %e,
-                "could not remove a sandbox resource; the janitor will"
-            ),
+            Err(e) => {
+                tracing::warn!(
+                    resource = %id, error = %e,
+                    "could not remove a sandbox resource; the janitor will"
+                );
+                if let Some(uid) = uid {
+                    self.quarantined
+                        .lock()
+                        .expect("ledger")
+                        .insert(id.clone(), uid);
+                }
+            }
         }
-        self.held.lock().expect("ledger").remove(id);
+        self.held.lock().expect("ledger").remove(&id);
     }
 
     /// Removes a volume, retrying while a container being removed still
@@ -311,6 +336,7 @@ impl Custody {
                 Err(e) if e.is_not_found() || e.is_conflict() => {}
                 Err(e) => return Err(e),
             }
+            self.quarantined.lock().expect("ledger").remove(&id);
         }
         Ok(removed)
     }
@@ -324,16 +350,25 @@ impl Held {
 
     /// Removes it now, not in the background (a run stopped at shutdown).
     pub async fn remove_now(mut self) {
-        if let Some(id) = self.id.take() {
-            self.custody.remove(self.kind, &id).await;
+        if let Some(removal) = self.removal() {
+            self.custody.remove(removal).await;
         }
+    }
+
+    /// What removing it takes, once (a handle is removed once).
+    fn removal(&mut self) -> Option<Removal> {
+        Some(Removal {
+            kind: self.kind,
+            id: self.id.take()?,
+            uid: self.uid.take(),
+        })
     }
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
-        if let Some(id) = self.id.take() {
-            self.custody.enqueue(vec![(self.kind, id)]);
+        if let Some(removal) = self.removal() {
+            self.custody.enqueue(vec![removal]);
         }
     }
 }
@@ -356,26 +391,30 @@ mod tests {
     #[test]
     fn a_held_resource_is_queued_for_removal_when_dropped() {
         let custody = custody();
-        let held = custody.hold(Kind::Container, "c1".into());
+        let held = custody.hold(Kind::Container, "c1".into(), None);
         assert_eq!(custody.held(), 1);
         assert_eq!(held.id(), "c1");
         drop(held);
         assert_eq!(custody.pending.load(Ordering::Acquire), 1);
         let mut receiver = custody.receiver.lock().unwrap().take().unwrap();
         let (_, batch) = receiver.try_recv().unwrap();
-        assert_eq!(batch, vec![(Kind::Container, "c1".to_string())]);
+        assert_eq!(batch.len(), 1);
+        assert_eq!(
+            (batch[0].kind, batch[0].id.as_str()),
+            (Kind::Container, "c1")
+        );
     }
 
     #[test]
     fn a_run_releases_its_containers_before_its_volume_in_one_batch() {
         let custody = custody();
-        let volume = custody.hold(Kind::Volume, "v".into());
-        let a = custody.hold(Kind::Container, "a".into());
-        let b = custody.hold(Kind::Container, "b".into());
+        let volume = custody.hold(Kind::Volume, "v".into(), None);
+        let a = custody.hold(Kind::Container, "a".into(), None);
+        let b = custody.hold(Kind::Container, "b".into(), None);
         custody.release(vec![a, b, volume]);
         let mut receiver = custody.receiver.lock().unwrap().take().unwrap();
         let (_, batch) = receiver.try_recv().unwrap();
-        let order: Vec<&str> = batch.iter().map(|(_, id)| id.as_str()).collect();
+        let order: Vec<&str> = batch.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(order, ["a", "b", "v"]);
         assert!(
             receiver.try_recv().is_err(),
@@ -388,15 +427,18 @@ mod tests {
         let custody = custody();
         let cancel = CancellationToken::new();
         let worker = tokio::spawn(custody.clone().run(cancel.clone()));
+        let uids = super::super::uids::Uids::new(crate::config::UidRange { first: 7, last: 8 });
         let run = custody.run_in_flight();
-        drop(custody.hold(Kind::Container, "c1".into()));
+        let lease = Arc::new(uids.try_lease().unwrap());
+        drop(custody.hold(Kind::Container, "c1".into(), Some(lease)));
         tokio::time::sleep(MAX_DEFER / 4).await;
         assert_eq!(custody.held(), 1, "removed while a run was in flight");
         drop(run);
         // The engine is not there: the removal fails, is logged, and the
-        // resource is let go of all the same.
+        // resource is let go of all the same; its uid is kept from reuse.
         custody.flush(Duration::from_secs(10)).await;
         assert_eq!(custody.held(), 0);
+        assert_eq!(uids.in_use(), 1, "the uid of a container that may remain");
         cancel.cancel();
         worker.await.unwrap();
     }

@@ -15,11 +15,13 @@
 //! `pool` keeps sandboxes started ahead of demand.
 
 pub mod custody;
+mod launcher;
 mod output;
 mod pool;
 mod protocol;
 pub(crate) mod sandbox;
 mod spec;
+pub(crate) mod uids;
 pub(crate) mod verdict;
 
 use std::sync::Arc;
@@ -34,9 +36,11 @@ use crate::job::{Job, Stage};
 use crate::language::Registry;
 use crate::limits::Limits;
 use custody::{Custody, JANITOR_EVERY, Sweep};
+use launcher::{Launch, Launcher};
 use pool::Pool;
-use sandbox::{Payload, Phases, Sandbox, StageBounds};
+use sandbox::{Payload, Phases, StageBounds};
 use spec::Start;
+use uids::Uids;
 use verdict::{Outcome, Status};
 
 /// How often the start-up sweep retries while Docker cannot be reached.
@@ -51,10 +55,15 @@ pub enum ExecError {
     Engine(#[from] EngineError),
     #[error("the image `{image}` is not on the Docker engine")]
     ImageMissing { image: String },
+    #[error("the OCI runtime `{runtime}` is not registered with the Docker engine")]
+    RuntimeMissing { runtime: String },
     #[error("the engine weakened the sandbox, so the run was refused: {0}")]
     Weakened(String),
     #[error("the service is shutting down; the run was stopped")]
     Stopped,
+    /// The sandbox ended before it started the program (its stderr).
+    #[error("the sandbox ended before it started the program: {0}")]
+    NeverStarted(String),
     /// A fault of the service's own.
     #[error("{0}")]
     Internal(String),
@@ -100,6 +109,7 @@ pub struct Readiness {
 #[derive(Debug, Clone)]
 pub struct Executor {
     custody: Arc<Custody>,
+    launcher: Arc<Launcher>,
     pool: Arc<Pool>,
     /// Cancelled at shutdown, when the grace period is over.
     stop: CancellationToken,
@@ -108,11 +118,19 @@ pub struct Executor {
 }
 
 impl Executor {
-    /// An executor whose pool keeps `pool_size` sandboxes per language
-    /// (unless a file says otherwise), starting `pool_refills` at once.
-    pub fn new(custody: Arc<Custody>, pool_size: usize, pool_refills: usize) -> Executor {
+    /// An executor whose sandboxes run as `uids`, and whose pool keeps
+    /// `pool_size` sandboxes per language (unless a file says otherwise),
+    /// starting `pool_refills` at once.
+    pub fn new(
+        custody: Arc<Custody>,
+        uids: Arc<Uids>,
+        pool_size: usize,
+        pool_refills: usize,
+    ) -> Executor {
+        let launcher = Arc::new(Launcher::new(custody.clone(), uids));
         Executor {
-            pool: Pool::new(custody.clone(), pool_refills, pool_size),
+            pool: Pool::new(launcher.clone(), pool_refills, pool_size),
+            launcher,
             custody,
             stop: CancellationToken::new(),
             removals: CancellationToken::new(),
@@ -155,6 +173,8 @@ impl Executor {
     pub async fn shutdown(&self) {
         self.pool.shutdown().await;
         self.custody.flush(FINAL_REMOVALS).await;
+        self.launcher.release_tools().await;
+        self.custody.flush(FINAL_REMOVALS).await;
         match self.custody.reconcile(Sweep::ThisBoot).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "removed this process's remaining containers"),
@@ -173,10 +193,22 @@ impl Executor {
     pub async fn readiness(&self, registry: &Registry) -> Readiness {
         let engine = self.custody.engine();
         let mut readiness = Readiness::default();
-        if let Err(e) = engine.ping().await {
-            readiness.problems.push(e.to_string());
-            return readiness;
+        let runtimes = match engine.runtimes().await {
+            Ok(runtimes) => runtimes,
+            Err(e) => {
+                readiness.problems.push(e.to_string());
+                return readiness;
+            }
+        };
+        for language in registry.languages() {
+            if let Some(runtime) = language.runtime.as_ref().filter(|r| !runtimes.contains(r)) {
+                readiness.problems.push(format!(
+                    "the OCI runtime `{runtime}` (for {}) is not registered with the engine",
+                    language.label()
+                ));
+            }
         }
+
         for image in registry.images() {
             match engine.image_present(&image).await {
                 Ok(true) => {}
@@ -207,72 +239,79 @@ impl Executor {
     }
 
     async fn interpreted(&self, job: &Job) -> Result<Ran, ExecError> {
-        let language = &job.language;
-        let files: Vec<_> = job.files.all().collect();
-        let payload = Payload::new(&files, &job.args, &job.stdin);
         let began = Instant::now();
-        let (sandbox, payload, pool) = match self.pool.claim(language) {
-            Some(sandbox) => (sandbox, Some(payload), PoolUse::Hit),
-            None => {
-                // A cold sandbox gets its payload before it starts, so that
-                // the program starts with its process.
-                let spec = self.sandbox(job, Stage::Run, &job.limits.run, None);
-                let sandbox = Sandbox::start(&self.custody, spec, Some(payload)).await?;
-                (sandbox, None, PoolUse::Miss)
-            }
+        let payload = || {
+            let files: Vec<_> = job.files.all().collect();
+            Payload::new(
+                Some(job.limits.run.cpu_time()),
+                &files,
+                &job.args,
+                &job.stdin,
+            )
         };
+        let bounds = bounds(&job.limits.run);
+        if let Some(sandbox) = self.pool.claim(&job.language) {
+            let mut phases = sandbox.start_phases.clone();
+            match sandbox.execute(Some(payload()), bounds, &self.stop).await {
+                Ok(ran) => {
+                    phases.extend(ran.phases);
+                    return Ok(ran_alone(ran.result, PoolUse::Hit, phases, began));
+                }
+                // It died while waiting, after the claim: the program never
+                // ran, so it runs in a sandbox of its own.
+                Err(ExecError::NeverStarted(_)) => {
+                    tracing::warn!(language = %job.language.label(), "a pooled sandbox died before its program started; running it cold");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        // A cold sandbox gets its payload before it starts, so that the
+        // program starts with its process.
+        let uid = self.launcher.lease().await;
+        let launch = self.launch(job, Stage::Run, &job.limits.run, None);
+        let sandbox = self.launcher.launch(launch, &uid, Some(payload())).await?;
         let mut phases = sandbox.start_phases.clone();
-        let ran = sandbox
-            .execute(payload, bounds(&job.limits.run), &self.stop)
-            .await?;
+        let ran = sandbox.execute(None, bounds, &self.stop).await?;
         phases.extend(ran.phases);
-        drop(ran.container);
-        Ok(Ran {
-            outcome: Outcome::Ran {
-                compile: None,
-                run: ran.result,
-            },
-            timing: Timing {
-                pool,
-                phases,
-                docker: began.elapsed(),
-            },
-        })
+        Ok(ran_alone(ran.result, PoolUse::Miss, phases, began))
     }
 
     async fn compiled(&self, job: &Job, compile: &Limits) -> Result<Ran, ExecError> {
         let language = &job.language;
         let began = Instant::now();
-        let uid = spec::next_uid();
+        // One user for both stages: the compile writes what the run reads.
+        let uid = self.launcher.lease().await;
         // In custody first: if this run is dropped while the volume is being
         // created, it is still removed.
         let name = format!("code-runner-{}", uuid::Uuid::new_v4().simple());
-        let volume = self.custody.hold(Kind::Volume, name);
+        let volume = self.custody.hold(Kind::Volume, name, None);
         self.custody
             .engine()
             .create_volume(
                 volume.id(),
-                &spec::volume_options(compile, uid),
+                Some(&spec::volume_options(compile, uid.uid())),
                 spec::labels(self.custody.owner(), language),
             )
             .await?;
         // The run container starts first and waits for its payload: while it
         // runs, the volume's tmpfs stays mounted with what the compile leaves.
-        let run_spec = self.sandbox_as(job, Stage::Run, &job.limits.run, Some(volume.id()), uid);
-        let runner = Sandbox::start(&self.custody, run_spec, None).await?;
-        let compile_spec = self.sandbox_as(job, Stage::Compile, compile, Some(volume.id()), uid);
-        let compiler = Sandbox::start(&self.custody, compile_spec, None).await?;
+        let run = self.launch(job, Stage::Run, &job.limits.run, Some(volume.id()));
+        let runner = self.launcher.launch(run, &uid, None).await?;
+        let compiling = self.launch(job, Stage::Compile, compile, Some(volume.id()));
+        let compiler = self.launcher.launch(compiling, &uid, None).await?;
         let files: Vec<_> = job.files.all().collect();
         let compiled = compiler
             .execute(
-                Some(Payload::new(&files, &[], b"")),
+                Some(Payload::new(Some(compile.cpu_time()), &files, &[], b"")),
                 bounds(compile),
                 &self.stop,
             )
             .await?;
         let mut leftovers = vec![compiled.container];
         let (outcome, phases) = if compiled.result.status() == Status::Ok {
-            let payload = Payload::new(&[], &job.args, &job.stdin);
+            let cpu = Some(job.limits.run.cpu_time());
+            let payload = Payload::new(cpu, &[], &job.args, &job.stdin);
+
             let ran = runner
                 .execute(Some(payload), bounds(&job.limits.run), &self.stop)
                 .await?;
@@ -301,35 +340,36 @@ impl Executor {
         })
     }
 
-    /// The spec of a sandbox of `job` for `stage`, as a fresh user.
-    fn sandbox(
+    /// A sandbox of `job` for `stage`.
+    fn launch<'a>(
         &self,
-        job: &Job,
+        job: &'a Job,
         stage: Stage,
-        limits: &Limits,
-        volume: Option<&str>,
-    ) -> crate::engine::SandboxSpec {
-        self.sandbox_as(job, stage, limits, volume, spec::next_uid())
-    }
-
-    fn sandbox_as(
-        &self,
-        job: &Job,
-        stage: Stage,
-        limits: &Limits,
-        volume: Option<&str>,
-        uid: u32,
-    ) -> crate::engine::SandboxSpec {
-        spec::Sandbox {
+        limits: &'a Limits,
+        volume: Option<&'a str>,
+    ) -> Launch<'a> {
+        Launch {
             language: &job.language,
             stage,
             limits,
-            owner: self.custody.owner(),
-            uid,
             volume,
             start: Start::Cold,
         }
-        .spec()
+    }
+}
+
+/// What an interpreted language's run gives.
+fn ran_alone(result: verdict::StageResult, pool: PoolUse, phases: Phases, began: Instant) -> Ran {
+    Ran {
+        outcome: Outcome::Ran {
+            compile: None,
+            run: result,
+        },
+        timing: Timing {
+            pool,
+            phases,
+            docker: began.elapsed(),
+        },
     }
 }
 

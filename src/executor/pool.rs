@@ -20,9 +20,9 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::ExecError;
-use super::custody::Custody;
+use super::launcher::{Launch, Launcher};
 use super::sandbox::Sandbox;
-use super::spec::{self, Start};
+use super::spec::Start;
 use crate::job::Stage;
 use crate::language::{Language, Registry};
 
@@ -39,7 +39,7 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 
 /// The pools of every language.
 pub struct Pool {
-    custody: Arc<Custody>,
+    launcher: Arc<Launcher>,
     refills: usize,
     /// The server's `pool_size`, for languages whose file gives none.
     default_size: usize,
@@ -79,9 +79,9 @@ struct Entry {
 
 impl Pool {
     /// A pool with no languages yet; [`Pool::configure`] gives them.
-    pub fn new(custody: Arc<Custody>, refills: usize, default_size: usize) -> Arc<Pool> {
+    pub fn new(launcher: Arc<Launcher>, refills: usize, default_size: usize) -> Arc<Pool> {
         Arc::new(Pool {
-            custody,
+            launcher,
             refills: refills.max(1),
             default_size,
             state: Mutex::new(State::default()),
@@ -261,16 +261,15 @@ impl Pool {
     }
 
     async fn start_one(&self, name: String, language: Arc<Language>, generation: u64) {
-        let sandbox = spec::Sandbox {
+        let launch = Launch {
             language: &language,
             stage: Stage::Run,
             limits: &language.limits,
-            owner: self.custody.owner(),
-            uid: spec::next_uid(),
             volume: None,
             start: Start::Warm,
         };
-        let mut started = Sandbox::start(&self.custody, sandbox.spec(), None).await;
+        let uid = self.launcher.lease().await;
+        let mut started = self.launcher.launch(launch, &uid, None).await;
         // A container joins the pool once its warm-up is over, so that a run
         // never spends its own time on it.
         let cold = match (&mut started, &language.warmup) {

@@ -1,13 +1,14 @@
-//! How a run's files, arguments and stdin reach the sandbox: one byte
-//! stream on the container's attached stdin, read by a small POSIX shell
-//! bootstrap that then `exec`s the language's command.
+//! How a run's files, arguments and stdin reach the sandbox, and how its
+//! end comes back.
 //!
-//! The archive-upload API is refused on a read-only root filesystem, and
-//! argv is limited to 128 KiB per argument, so neither carries the code.
-//! The stream is:
+//! **In:** one byte stream on the container's attached stdin, read by a
+//! small POSIX shell bootstrap. The archive-upload API is refused on a
+//! read-only root filesystem, and argv is limited to 128 KiB per argument,
+//! so neither carries the code. The stream is:
 //!
 //! ```text
 //! <nonce>\n
+//! <CPU-time limit in ms, 0 for none>\n
 //! <file count>\n  then per file: <size>\n<relative path>\n<size bytes>
 //! <arg count>\n   then per arg:  <size>\n<size bytes>
 //! <the program's stdin, to end of stream>
@@ -15,42 +16,55 @@
 //!
 //! Sizes are read with `head -c`, which (in GNU coreutils, as in every
 //! Debian- or Ubuntu-based image) reads exactly that many bytes, so what
-//! follows the framing is left, unread, for the program's own stdin.
+//! follows the framing is left, unread, for the program's own stdin. The
+//! bootstrap then `exec`s the supervisor (`tools/supervise.rs`, on the
+//! read-only tools volume) with the command and its arguments, handing it
+//! the nonce on a pipe (fd 3), never on a command line.
 //!
-//! The bootstrap runs the command as its child and, when it ends, writes
-//! `<nonce>:<exit status>:<out-of-memory kills>\n` to stdout and to stderr
-//! (the [`Trailer`]); the kernel's out-of-memory kills while the program
-//! ran come from the container's memory cgroup (`oom_kill` in
-//! `memory.events`, or `memory.oom_control` under cgroup v1), or are `-`
-//! where neither can be read.
-//! Everything the program wrote comes before it on each stream, so the
-//! service knows the program is done, and how it ended, as soon as both
-//! trailers arrive, without waiting for the engine to notice the container
-//! stop (which takes tens of milliseconds more). The nonce is fresh for
-//! every run and never on a command line; a program that dug it out of the
-//! shell's memory could only misreport its own exit status.
+//! **Out:** the supervisor writes `<nonce>:start:<CPU µs>` as the first
+//! line of stdout, just before it starts the program (so a sandbox that
+//! died before that is known never to have run it), and when the program
+//! ends, on stdout and on stderr, the trailer
+//! `<nonce>:<x<code>|s<signal>>:<oom kills>:<CPU µs>:<peak bytes>:<cpu|->`
+//! ([`Framing`] strips both and reads them). Everything the program wrote
+//! comes before the trailer on each stream, so the service knows the
+//! program is done, and how it ended, as soon as both trailers arrive,
+//! without waiting for the engine to notice the container stop (which
+//! takes tens of milliseconds more). The nonce is fresh for every run; the
+//! supervisor holds it in memory no other process of the sandbox may read
+//! (it is not dumpable, and `ptrace` is refused), so a program cannot forge
+//! its end.
 
-use super::verdict::{Exit, Reported};
+use std::time::Duration;
+
+use super::verdict::{Exit, Reported, Signal};
+use crate::engine::TOOLS_POINT;
 use crate::job::SourceFile;
 
 /// The sandbox's working directory, where the files are written.
 pub const WORK_DIR: &str = "/work";
 
-/// The bootstrap, run as `sh -c BOOTSTRAP code-runner <warm-up> <command...>`:
-/// it runs the warm-up (a shell command, when not empty: a pooled container
+/// The supervisor's path in a sandbox.
+pub fn supervisor() -> String {
+    format!("{TOOLS_POINT}/supervise")
+}
+
+/// The bootstrap, run as
+/// `sh -c BOOTSTRAP code-runner <supervisor> <warm-up> <command...>`: it
+/// runs the warm-up (a shell command, when not empty: a pooled sandbox
 /// loads its interpreter once while it waits, so that the run finds its
-/// files cached), writes the files, appends the arguments to the command,
-/// runs it, and writes the trailers. The command runs in a subshell that
-/// gives it the real stderr, while the shell's own is /dev/null, so that
-/// the shell's "Killed" notices never reach the program's output.
+/// files cached) and says so, reads the payload, writes the files, appends
+/// the arguments to the command, and `exec`s the supervisor with it.
 pub const BOOTSTRAP: &str = r#"set -eu
-warmup=$1
-shift
+supervisor=$1
+warmup=$2
+shift 2
 if [ -n "$warmup" ]; then
   sh -c "$warmup" </dev/null >/dev/null 2>&1 || true
   echo code-runner-ready
 fi
 IFS= read -r nonce
+IFS= read -r cpu
 IFS= read -r n
 while [ "$n" -gt 0 ]; do
   IFS= read -r size
@@ -66,52 +80,38 @@ while [ "$n" -gt 0 ]; do
   set -- "$@" "${arg%x}"
   n=$((n - 1))
 done
-oom_kills() {
-  kills=-
-  for f in /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control; do
-    if [ -r "$f" ]; then
-      kills=0
-      while read -r key value; do
-        if [ "$key" = oom_kill ]; then kills=$value; fi
-      done < "$f"
-      return
-    fi
-  done
-}
-set +e
-oom_kills
-before=$kills
-exec 4>&2 2>/dev/null
-( exec 2>&4 4>&-; exec "$@" )
-status=$?
-oom_kills
-after=$kills
-oom=-
-if [ "$before" != - ] && [ "$after" != - ]; then oom=$((after - before)); fi
-printf '%s:%d:%s\n' "$nonce" "$status" "$oom"
-printf '%s:%d:%s\n' "$nonce" "$status" "$oom" >&4
-exit "$status"
+exec "$supervisor" "$cpu" "$@" 3<<NONCE
+$nonce
+NONCE
 "#;
 
 /// The line the bootstrap writes on stdout once its warm-up is over.
 pub const READY: &str = "code-runner-ready\n";
 
-/// A fresh nonce for one run's trailers.
+/// A fresh nonce for one run's markers.
 pub fn nonce() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-/// Encodes the nonce, files, arguments and stdin into the bootstrap's stream.
-pub fn encode(nonce: &str, files: &[&SourceFile], args: &[String], stdin: &[u8]) -> Vec<u8> {
+/// Encodes the nonce, the CPU-time limit, the files, arguments and stdin
+/// into the bootstrap's stream.
+pub fn encode(
+    nonce: &str,
+    cpu_limit: Option<Duration>,
+    files: &[&SourceFile],
+    args: &[String],
+    stdin: &[u8],
+) -> Vec<u8> {
     let size = files
         .iter()
         .map(|f| f.content.len() + f.name.len() + 24)
         .sum::<usize>()
         + args.iter().map(|a| a.len() + 12).sum::<usize>()
         + stdin.len()
-        + 16;
-    let mut out = Vec::with_capacity(size + nonce.len() + 1);
-    out.extend_from_slice(format!("{nonce}\n{}\n", files.len()).as_bytes());
+        + 40;
+    let mut out = Vec::with_capacity(size + nonce.len());
+    let cpu_ms = cpu_limit.map_or(0, |d| d.as_millis().max(1));
+    out.extend_from_slice(format!("{nonce}\n{cpu_ms}\n{}\n", files.len()).as_bytes());
     for file in files {
         out.extend_from_slice(format!("{}\n{}\n", file.content.len(), file.name).as_bytes());
         out.extend_from_slice(&file.content);
@@ -125,50 +125,121 @@ pub fn encode(nonce: &str, files: &[&SourceFile], args: &[String], stdin: &[u8])
     out
 }
 
-/// Finds the bootstrap's trailer at the end of one output stream, holding
-/// back the few bytes that might be its start, so that what it passes on
-/// is the program's output alone.
+/// Reads one output stream's markers: on stdout, the start line first;
+/// on both, the trailer at the end. It holds back the few bytes that might
+/// be a marker's start, so that what it passes on is the program's output
+/// alone.
 #[derive(Debug)]
-pub struct Trailer {
+pub struct Framing {
     marker: Vec<u8>,
     held: Vec<u8>,
-    status: Option<Reported>,
+    start: Start,
+    ending: Option<Reported>,
 }
 
-/// Bytes after the nonce that a trailer may take (`:status:kills\n`).
-const TRAILER_TAIL: usize = 32;
+/// Where a stream stands with its start line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// Expected first (stdout), not come yet.
+    Awaited,
+    /// Come: the sandbox's CPU time then (µs), when known.
+    Seen(Option<u64>),
+    /// Not expected on this stream (stderr), or the stream did not begin
+    /// with one.
+    Absent,
+}
 
-impl Trailer {
-    pub fn new(nonce: &str) -> Trailer {
-        Trailer {
+/// Bytes after the nonce that a trailer may take
+/// (`:s31:<kills>:<µs>:<bytes>:cpu\n`).
+const TRAILER_TAIL: usize = 96;
+
+impl Framing {
+    /// Stdout's framing: a start line, output, a trailer.
+    pub fn stdout(nonce: &str) -> Framing {
+        Framing::new(nonce, Start::Awaited)
+    }
+
+    /// Stderr's framing: output, a trailer.
+    pub fn stderr(nonce: &str) -> Framing {
+        Framing::new(nonce, Start::Absent)
+    }
+
+    fn new(nonce: &str, start: Start) -> Framing {
+        Framing {
             marker: nonce.as_bytes().to_vec(),
             held: Vec::new(),
-            status: None,
+            start,
+            ending: None,
+        }
+    }
+
+    /// Whether the start line came: the program was started.
+    pub fn started(&self) -> bool {
+        matches!(self.start, Start::Seen(_))
+    }
+
+    /// The sandbox's CPU time (µs) when the program started, if known.
+    pub fn cpu_at_start(&self) -> Option<u64> {
+        match self.start {
+            Start::Seen(cpu) => cpu,
+            _ => None,
         }
     }
 
     /// What the trailer said, once it has come.
     pub fn ending(&self) -> Option<Reported> {
-        self.status
+        self.ending
     }
 
     /// Takes a chunk of the stream; returns the bytes that are surely
     /// program output. After the trailer, everything is dropped.
     pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
-        if self.status.is_some() {
+        if self.ending.is_some() {
             return Vec::new();
         }
         self.held.extend_from_slice(chunk);
+        if self.start == Start::Awaited && !self.read_start() {
+            return Vec::new();
+        }
+        self.scan()
+    }
+
+    /// Reads the start line, once it is whole; false while it is not.
+    fn read_start(&mut self) -> bool {
+        let Some(end) = self.held.iter().position(|&b| b == b'\n') else {
+            if self.held.len() > self.marker.len() + TRAILER_TAIL {
+                self.start = Start::Absent;
+                return true;
+            }
+            return false;
+        };
+        let line = &self.held[..end];
+        let cpu = line
+            .strip_prefix(self.marker.as_slice())
+            .and_then(|rest| rest.strip_prefix(b":start:"))
+            .and_then(|v| std::str::from_utf8(v).ok());
+        match cpu {
+            Some(cpu) => {
+                self.start = Start::Seen(cpu.parse().ok());
+                self.held.drain(..=end);
+            }
+            None => self.start = Start::Absent,
+        }
+        true
+    }
+
+    /// Passes on what is surely output; reads the trailer when it comes.
+    fn scan(&mut self) -> Vec<u8> {
         let mut out = Vec::new();
         loop {
             match find(&self.held, &self.marker) {
                 Some(at) => {
                     let rest = &self.held[at + self.marker.len()..];
-                    match parse_status(rest) {
-                        Parsed::Status(status) => {
+                    match parse_trailer(rest) {
+                        Parsed::Trailer(reported) => {
                             out.extend_from_slice(&self.held[..at]);
                             self.held.clear();
-                            self.status = Some(status);
+                            self.ending = Some(reported);
                             return out;
                         }
                         Parsed::Incomplete => {
@@ -199,17 +270,20 @@ impl Trailer {
 
     /// The bytes still held, when the stream ended with no trailer.
     pub fn finish(&mut self) -> Vec<u8> {
+        if self.start == Start::Awaited {
+            self.start = Start::Absent;
+        }
         std::mem::take(&mut self.held)
     }
 }
 
 enum Parsed {
-    Status(Reported),
+    Trailer(Reported),
     Incomplete,
     Not,
 }
 
-fn parse_status(rest: &[u8]) -> Parsed {
+fn parse_trailer(rest: &[u8]) -> Parsed {
     let Some(rest) = rest.strip_prefix(b":") else {
         return if rest.is_empty() {
             Parsed::Incomplete
@@ -217,25 +291,50 @@ fn parse_status(rest: &[u8]) -> Parsed {
             Parsed::Not
         };
     };
-    let allowed = |b: &u8| b.is_ascii_digit() || *b == b':' || *b == b'-';
+    let allowed = |b: &u8| b.is_ascii_alphanumeric() || *b == b':' || *b == b'-';
     match rest.iter().position(|&b| b == b'\n') {
         Some(end) if end < TRAILER_TAIL => {
             let line = std::str::from_utf8(&rest[..end]).unwrap_or_default();
-            let mut parts = line.split(':');
-            let status = parts.next().and_then(|s| s.parse().ok());
-            let oom_kills = parts.next();
-            match (status, oom_kills, parts.next()) {
-                (Some(status), Some(kills), None) => Parsed::Status(Reported {
-                    exit: Exit::from_shell_status(status),
-                    oom_kills: kills.parse().ok(),
-                }),
-                _ => Parsed::Not,
+            match fields(line) {
+                Some(reported) => Parsed::Trailer(reported),
+                None => Parsed::Not,
             }
         }
         Some(_) => Parsed::Not,
         None if rest.len() < TRAILER_TAIL && rest.iter().all(allowed) => Parsed::Incomplete,
         None => Parsed::Not,
     }
+}
+
+/// `x3:0:1200:9000000:-` and the like.
+fn fields(line: &str) -> Option<Reported> {
+    let parts: Vec<&str> = line.split(':').collect();
+    let [how, oom, cpu, peak, limit] = parts[..] else {
+        return None;
+    };
+    let number = |s: &str| -> Option<Option<u64>> {
+        match s {
+            "-" => Some(None),
+            s => s.parse().ok().map(Some),
+        }
+    };
+    let exit = match how.split_at_checked(1)? {
+        ("x", code) => Exit::Code(code.parse().ok()?),
+        ("s", signal) => Exit::Signal(Signal(signal.parse().ok()?)),
+        _ => return None,
+    };
+    let cpu_limit = match limit {
+        "cpu" => true,
+        "-" => false,
+        _ => return None,
+    };
+    Some(Reported {
+        exit,
+        oom_kills: number(oom)?,
+        cpu_time: number(cpu)?.map(Duration::from_micros),
+        memory_peak: number(peak)?,
+        cpu_limit,
+    })
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -248,17 +347,30 @@ mod tests {
     use std::io::Write;
     use std::process::{Command, Stdio};
 
+    /// The supervisor, written into `dir`.
+    fn install_supervisor(dir: &std::path::Path) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join("supervise");
+        std::fs::write(&path, super::super::launcher::SUPERVISOR).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
     /// Starts the bootstrap with the host's own `sh` and `head` in `dir`,
-    /// running `command`, and writes `input` to it.
+    /// running `command` under the real supervisor, and writes `input`.
     fn bootstrap(
         dir: &std::path::Path,
         warmup: &str,
         command: &[&str],
         input: &[u8],
     ) -> std::process::Output {
+        let tools = tempfile::tempdir().unwrap();
+        let supervisor = install_supervisor(tools.path());
         let mut child = Command::new("sh")
             .current_dir(dir)
-            .args(["-c", BOOTSTRAP, "code-runner", warmup])
+            .args(["-c", BOOTSTRAP, "code-runner"])
+            .arg(&supervisor)
+            .arg(warmup)
             .args(command)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -269,8 +381,15 @@ mod tests {
         child.wait_with_output().unwrap()
     }
 
+    fn source(name: &str, content: &[u8]) -> SourceFile {
+        SourceFile {
+            name: name.into(),
+            content: content.to_vec(),
+        }
+    }
+
     /// Runs the bootstrap in a temporary folder, with a command that prints
-    /// its arguments and stdin.
+    /// its arguments and stdin; returns stdout and the files written.
     fn run_locally(
         files: &[SourceFile],
         args: &[String],
@@ -282,7 +401,13 @@ mod tests {
             dir.path(),
             "echo warm > warmed",
             &["sh", "-c", print, "prog"],
-            &encode("NONCE", &files.iter().collect::<Vec<_>>(), args, stdin),
+            &encode(
+                "NONCE",
+                None,
+                &files.iter().collect::<Vec<_>>(),
+                args,
+                stdin,
+            ),
         );
         assert!(out.status.success());
         assert_eq!(std::fs::read(dir.path().join("warmed")).unwrap(), b"warm\n");
@@ -298,129 +423,151 @@ mod tests {
         (String::from_utf8(out.stdout).unwrap(), written)
     }
 
+    /// Reads a whole stream through a framing; returns the output and what
+    /// the trailer said.
+    fn read(mut framing: Framing, chunks: &[&[u8]]) -> (Vec<u8>, Option<Reported>, bool) {
+        let mut out = Vec::new();
+        for chunk in chunks {
+            out.extend(framing.push(chunk));
+        }
+        if framing.ending().is_none() {
+            out.extend(framing.finish());
+        }
+        (out, framing.ending(), framing.started())
+    }
+
     #[test]
     fn files_args_and_stdin_arrive_intact() {
         let files = vec![
-            SourceFile {
-                name: "main.py".into(),
-                content: b"print('hi')\n\n\0binary\xff".to_vec(),
-            },
-            SourceFile {
-                name: "pkg/sub/util.py".into(),
-                content: Vec::new(),
-            },
+            source("main.py", b"print('hi')\n\n\0binary\xff"),
+            source("pkg/sub/util.py", b""),
         ];
         let args = vec![
             "a b".to_string(),
-            "".to_string(),
+            String::new(),
             "line\n\n".to_string(),
             "x".to_string(),
         ];
         let (stdout, written) = run_locally(&files, &args, b"first line\nsecond");
-        assert!(
-            stdout
-                .starts_with("code-runner-ready\n[a b][][line\n\n][x]|first line\nsecondNONCE:0:"),
-            "{stdout}"
+        let (output, ending, started) = read(
+            Framing::stdout("NONCE"),
+            &[stdout
+                .strip_prefix("code-runner-ready\n")
+                .unwrap()
+                .as_bytes()],
         );
+        assert!(started);
+        assert_eq!(output, b"[a b][][line\n\n][x]|first line\nsecond");
+        assert_eq!(ending.unwrap().exit, Exit::Code(0));
         assert_eq!(written[0].1, files[0].content);
         assert_eq!(written[1].1, b"");
     }
 
     #[test]
-    fn the_trailer_carries_the_exit_status_on_both_streams() {
+    fn the_trailer_carries_the_real_wait_status_on_both_streams() {
+        let dir = tempfile::tempdir().unwrap();
+        for (script, exit) in [
+            ("echo out; echo err >&2; exit 3", Exit::Code(3)),
+            ("exit 139", Exit::Code(139)),
+            ("kill -SEGV $$", Exit::Signal(Signal(11))),
+        ] {
+            let out = bootstrap(
+                dir.path(),
+                "",
+                &["sh", "-c", script],
+                &encode("abc", None, &[], &[], b""),
+            );
+            assert_eq!(out.status.code(), Some(exit.status() as i32), "{script}");
+            let (stdout, reported, started) = read(Framing::stdout("abc"), &[&out.stdout]);
+            let (stderr, again, _) = read(Framing::stderr("abc"), &[&out.stderr]);
+            assert!(started, "{script}");
+            assert_eq!(reported.unwrap().exit, exit, "{script}");
+            assert_eq!(again.unwrap().exit, exit, "{script}");
+            if exit == Exit::Code(3) {
+                assert_eq!((stdout, stderr), (b"out\n".to_vec(), b"err\n".to_vec()));
+            }
+        }
+    }
+
+    #[test]
+    fn a_command_that_is_not_there_exits_127_with_a_message() {
         let dir = tempfile::tempdir().unwrap();
         let out = bootstrap(
             dir.path(),
             "",
-            &["sh", "-c", "echo out; echo err >&2; exit 3"],
-            &encode("abc", &[], &[], b""),
+            &["no-such-command"],
+            &encode("n", None, &[], &[], b""),
         );
-        assert_eq!(out.status.code(), Some(3));
-        // The host's cgroup may or may not be readable here: "-" or a count.
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stdout.starts_with("out\nabc:3:"), "{stdout}");
-        assert!(stderr.starts_with("err\nabc:3:"), "{stderr}");
-        let mut trailer = Trailer::new("abc");
-        assert_eq!(trailer.push(stdout.as_bytes()), b"out\n");
-        assert_eq!(trailer.ending().unwrap().exit, Exit::Code(3));
+        let (stderr, reported, _) = read(Framing::stderr("n"), &[&out.stderr]);
+        assert_eq!(reported.unwrap().exit, Exit::Code(127));
+        assert!(String::from_utf8_lossy(&stderr).contains("no-such-command"));
     }
 
-    fn scan(nonce: &str, chunks: &[&[u8]]) -> (Vec<u8>, Option<Reported>) {
-        let mut trailer = Trailer::new(nonce);
+    const STREAM: &[u8] =
+        b"0123456789abcdef:start:15\nhello\nworld0123456789abcdef:s9:2:1500:4096:cpu\nignored";
+
+    #[test]
+    fn markers_split_anywhere_are_found_and_stripped() {
+        let expected = Reported {
+            exit: Exit::Signal(Signal(9)),
+            oom_kills: Some(2),
+            cpu_time: Some(Duration::from_micros(1500)),
+            memory_peak: Some(4096),
+            cpu_limit: true,
+        };
+        for cut in 0..STREAM.len() {
+            let framing = Framing::stdout("0123456789abcdef");
+            let (out, found, started) = read(framing, &[&STREAM[..cut], &STREAM[cut..]]);
+            assert_eq!(out, b"hello\nworld", "cut at {cut}");
+            assert_eq!(found, Some(expected), "cut at {cut}");
+            assert!(started);
+        }
+        let bytes: Vec<&[u8]> = STREAM.iter().map(std::slice::from_ref).collect();
+        let mut framing = Framing::stdout("0123456789abcdef");
         let mut out = Vec::new();
-        for chunk in chunks {
-            out.extend(trailer.push(chunk));
+        for b in bytes {
+            out.extend(framing.push(b));
         }
-        if trailer.ending().is_none() {
-            out.extend(trailer.finish());
-        }
-        (out, trailer.ending())
+        assert_eq!(
+            (out, framing.ending()),
+            (b"hello\nworld".to_vec(), Some(expected))
+        );
+        assert_eq!(framing.cpu_at_start(), Some(15));
     }
 
     #[test]
-    fn a_trailer_split_anywhere_is_found_and_stripped() {
-        let stream = b"hello\nworld0123456789abcdef:137:2\nignored";
-        let ending = Reported {
-            exit: Exit::from_shell_status(137),
-            oom_kills: Some(2),
-        };
-        for cut in 0..stream.len() {
-            let (out, found) = scan("0123456789abcdef", &[&stream[..cut], &stream[cut..]]);
-            assert_eq!(out, b"hello\nworld", "cut at {cut}");
-            assert_eq!(found, Some(ending));
-        }
-        let bytes: Vec<&[u8]> = stream.iter().map(std::slice::from_ref).collect();
-        assert_eq!(
-            scan("0123456789abcdef", &bytes),
-            (b"hello\nworld".to_vec(), Some(ending))
-        );
-        let (_, found) = scan("n", &[b"n:0:-\n"]);
-        assert_eq!(
-            found,
-            Some(Reported {
-                exit: Exit::Code(0),
-                oom_kills: None
-            })
-        );
+    fn a_stream_that_never_started_is_known_and_its_bytes_kept() {
+        let (out, found, started) = read(Framing::stdout("nonce"), &[b"oops"]);
+        assert_eq!((out, found, started), (b"oops".to_vec(), None, false));
+        let (out, _, started) = read(Framing::stdout("nonce"), &[b"not a start line\nmore"]);
+        assert_eq!((out, started), (b"not a start line\nmore".to_vec(), false));
     }
 
     #[test]
     fn output_without_a_trailer_comes_through_whole() {
-        let (out, found) = scan(
-            "0123456789abcdef",
+        let (out, found, _) = read(
+            Framing::stderr("0123456789abcdef"),
             &[b"no trailer here, ", b"0123456789abc"],
         );
         assert_eq!(out, b"no trailer here, 0123456789abc");
         assert_eq!(found, None);
-        let (out, found) = scan(
-            "nonce",
-            &[
-                b"nonce:x\n",
-                b"nonce:1\n",
-                b"nonce:1:2:3\n",
-                b"nonce:123456789012345678901234567890\n",
-                b"nonce",
-            ],
-        );
-        assert_eq!(
-            out,
-            b"nonce:x\nnonce:1\nnonce:1:2:3\nnonce:123456789012345678901234567890\nnonce"
-        );
+        let bad: &[&[u8]] = &[
+            b"nonce:x\n",
+            b"nonce:x1\n",
+            b"nonce:q1:0:0:0:-\n",
+            b"nonce:x1:0:0:0:gpu\n",
+            b"nonce:x1:0:0:0:-:7\n",
+            b"nonce",
+        ];
+        let (out, found, _) = read(Framing::stderr("nonce"), bad);
+        assert_eq!(out, bad.concat());
         assert_eq!(found, None);
     }
 
     #[test]
-    fn no_args_and_empty_stdin() {
-        let files = vec![SourceFile {
-            name: "main.py".into(),
-            content: vec![b'x'; 100_000],
-        }];
-        let (stdout, written) = run_locally(&files, &[], b"");
-        assert!(
-            stdout.starts_with("code-runner-ready\n|NONCE:0:"),
-            "{stdout}"
-        );
-        assert_eq!(written[0].1.len(), 100_000);
+    fn the_cpu_limit_travels_in_milliseconds() {
+        let bytes = encode("n", Some(Duration::from_millis(1500)), &[], &[], b"in");
+        assert_eq!(bytes, b"n\n1500\n0\n0\nin");
+        assert!(encode("n", None, &[], &[], b"").starts_with(b"n\n0\n"));
     }
 }

@@ -25,9 +25,12 @@ use tokio_util::sync::CancellationToken;
 use super::ExecError;
 use super::custody::{Custody, Held};
 use super::output::CappedBuffer;
-use super::protocol::{self, READY, Trailer};
-use super::verdict::{Observed, Reported, StageResult, verdict};
-use crate::engine::{Chunk, Engine, EngineError, Input, Kind, Output, SandboxSpec, StreamKind};
+use super::protocol::{self, Framing, READY};
+use super::uids::UidLease;
+use super::verdict::{Observed, Reported, StageResult, Usage, verdict};
+use crate::engine::{
+    self, Chunk, Engine, EngineError, Input, Kind, Output, SandboxSpec, StreamKind,
+};
 
 /// How long to wait for a killed container to stop, and for the rest of its
 /// output once it has stopped.
@@ -39,6 +42,9 @@ const STOP_AFTER_TRAILERS: Duration = Duration::from_millis(500);
 /// again for the engine's out-of-memory flag.
 const OOM_RECHECKS: u32 = 5;
 const OOM_RECHECK_PAUSE: Duration = Duration::from_millis(60);
+/// How long the sample of a stage's usage, taken before it is killed at a
+/// limit, may delay the kill.
+const SAMPLE_WITHIN: Duration = Duration::from_millis(250);
 
 /// One step of a run's time, for the `Server-Timing` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,9 +85,16 @@ pub struct Payload {
 }
 
 impl Payload {
-    pub fn new(files: &[&crate::job::SourceFile], args: &[String], stdin: &[u8]) -> Payload {
+    /// The payload of a stage with `files`, `args` and `stdin`, stopped
+    /// by the supervisor past `cpu_limit` of CPU time when one is given.
+    pub fn new(
+        cpu_limit: Option<Duration>,
+        files: &[&crate::job::SourceFile],
+        args: &[String],
+        stdin: &[u8],
+    ) -> Payload {
         let nonce = protocol::nonce();
-        let bytes = protocol::encode(&nonce, files, args, stdin);
+        let bytes = protocol::encode(&nonce, cpu_limit, files, args, stdin);
         Payload { nonce, bytes }
     }
 }
@@ -146,11 +159,12 @@ impl Sandbox {
     pub async fn start(
         custody: &Arc<Custody>,
         spec: SandboxSpec,
+        uid: Arc<UidLease>,
         payload: Option<Payload>,
     ) -> Result<Sandbox, ExecError> {
         let began = Instant::now();
         let engine = custody.engine().clone();
-        let container = create(custody, spec).await?;
+        let container = create(custody, spec, uid).await?;
         let created = began.elapsed();
         let (input, output) = engine.attach(container.id()).await?;
         let attached = began.elapsed();
@@ -231,13 +245,18 @@ impl Sandbox {
             .read_until_ending(&mut transcript, deadline, stop)
             .await?;
         let ended = Instant::now();
-        self.halt(ending, &mut transcript).await?;
+        let sampled = self.halt(ending, &mut transcript).await?;
         if ending == Ending::Stopped {
             self.container.remove_now().await;
             return Err(ExecError::Stopped);
         }
+        if ending == Ending::Exited && !transcript.started() {
+            let (_, stderr) = transcript.into_texts();
+            return Err(ExecError::NeverStarted(stderr));
+        }
         let observed = self.observe(ending, &transcript).await?;
         let (exit, limit) = verdict(&observed);
+        let usage = usage(observed.reported, sampled, transcript.cpu_at_start());
         let (stdout, stderr) = transcript.into_texts();
         let phases = vec![
             (Phase::Run, ended - fed.at),
@@ -250,8 +269,10 @@ impl Sandbox {
                 stdout,
                 stderr,
                 duration: ended - fed.at,
+                usage,
             },
             container: self.container,
+
             phases,
         })
     }
@@ -295,7 +316,13 @@ impl Sandbox {
     /// forged them) is killed, off the response path. Otherwise the
     /// container is killed while the rest of its output is read (the engine
     /// stalls a kill while its writes to an unread attach stream block).
-    async fn halt(&mut self, ending: Ending, transcript: &mut Transcript) -> Result<(), ExecError> {
+    /// A stage stopped at a limit has its usage sampled first (a stopped
+    /// container's cgroup is gone).
+    async fn halt(
+        &mut self,
+        ending: Ending,
+        transcript: &mut Transcript,
+    ) -> Result<Option<engine::Usage>, ExecError> {
         if let Ending::Finished(_) = ending {
             let engine = self.engine.clone();
             let id = self.container.id().to_string();
@@ -306,8 +333,18 @@ impl Sandbox {
                     let _ = engine.kill(&id).await;
                 }
             });
-            return Ok(());
+            return Ok(None);
         }
+        let sampled = match ending {
+            Ending::Deadline | Ending::Capped(_) => {
+                let sample = self.engine.usage(self.container.id());
+                tokio::time::timeout(SAMPLE_WITHIN, sample)
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+            }
+            _ => None,
+        };
         let output = &mut self.output;
         let drain = async {
             while let Some(Ok(chunk)) = output.next().await {
@@ -324,7 +361,8 @@ impl Sandbox {
         };
         let (killed, _) = tokio::join!(kill, tokio::time::timeout(SETTLE, drain));
         transcript.finish();
-        Ok(killed?)
+        killed?;
+        Ok(sampled)
     }
 
     /// What is known of the stage's end: the trailer, or the engine's
@@ -375,15 +413,46 @@ impl Sandbox {
     }
 }
 
+/// What a stage used: the supervisor's figures when it reported them,
+/// else a sample taken before the stage was stopped at a limit (its CPU
+/// time counted from the program's start).
+fn usage(
+    reported: Option<Reported>,
+    sampled: Option<engine::Usage>,
+    cpu_at_start: Option<u64>,
+) -> Usage {
+    match (reported, sampled) {
+        (Some(r), _) => Usage {
+            cpu_time: r.cpu_time,
+            memory_peak: r.memory_peak,
+        },
+        (None, Some(sample)) => Usage {
+            cpu_time: sample
+                .cpu_ns
+                .zip(cpu_at_start)
+                .map(|(now, start)| Duration::from_micros((now / 1000).saturating_sub(start))),
+            memory_peak: sample.memory_peak,
+        },
+        (None, None) => Usage::default(),
+    }
+}
+
 /// Creates the container in a task of its own: if the run is dropped (its
 /// client went away) while the engine creates it, the task still receives
-/// the id and takes it into custody, and custody removes it.
-async fn create(custody: &Arc<Custody>, spec: SandboxSpec) -> Result<Held, ExecError> {
+/// the id and takes it into custody (with its uid), and custody removes it.
+async fn create(
+    custody: &Arc<Custody>,
+    spec: SandboxSpec,
+    uid: Arc<UidLease>,
+) -> Result<Held, ExecError> {
+    let runtime = spec.runtime.clone();
     let task = {
         let custody = custody.clone();
+
         tokio::spawn(async move {
             let (id, warnings) = custody.engine().create(&spec).await?;
-            Ok::<_, EngineError>((custody.hold(Kind::Container, id), warnings, spec.image))
+            let held = custody.hold(Kind::Container, id, Some(uid));
+            Ok::<_, EngineError>((held, warnings, spec.image))
         })
     };
     let created = task
@@ -393,6 +462,13 @@ async fn create(custody: &Arc<Custody>, spec: SandboxSpec) -> Result<Held, ExecE
         Err(EngineError::Create(failure)) if failure.status == Some(404) => {
             return Err(ExecError::ImageMissing {
                 image: failure.target,
+            });
+        }
+        Err(EngineError::Create(failure))
+            if failure.message.starts_with("Unknown runtime specified") =>
+        {
+            return Err(ExecError::RuntimeMissing {
+                runtime: runtime.unwrap_or_default(),
             });
         }
         other => other?,
@@ -416,11 +492,11 @@ fn feed(mut writer: Input, bytes: Vec<u8>) -> AbortOnDrop {
     }))
 }
 
-/// The program's two output streams, as read so far: trailers stripped,
+/// The program's two output streams, as read so far: markers stripped,
 /// each capped.
 struct Transcript {
-    stdout: (Trailer, CappedBuffer),
-    stderr: (Trailer, CappedBuffer),
+    stdout: (Framing, CappedBuffer),
+    stderr: (Framing, CappedBuffer),
     /// The first stream that went over its cap.
     capped: Option<StreamKind>,
 }
@@ -428,10 +504,20 @@ struct Transcript {
 impl Transcript {
     fn new(nonce: &str, cap: usize) -> Transcript {
         Transcript {
-            stdout: (Trailer::new(nonce), CappedBuffer::new(cap)),
-            stderr: (Trailer::new(nonce), CappedBuffer::new(cap)),
+            stdout: (Framing::stdout(nonce), CappedBuffer::new(cap)),
+            stderr: (Framing::stderr(nonce), CappedBuffer::new(cap)),
             capped: None,
         }
+    }
+
+    /// Whether the program was started (the supervisor said so).
+    fn started(&self) -> bool {
+        self.stdout.0.started()
+    }
+
+    /// The sandbox's CPU time (µs) when the program started, if known.
+    fn cpu_at_start(&self) -> Option<u64> {
+        self.stdout.0.cpu_at_start()
     }
 
     /// Takes a chunk of output; returns its stream if that went over its cap.
@@ -580,34 +666,63 @@ mod tests {
     }
 
     #[test]
-    fn a_transcript_strips_the_trailers_and_reports_once_both_came() {
+    fn a_transcript_strips_the_markers_and_reports_once_both_trailers_came() {
         let mut t = Transcript::new("N", 100);
-        assert_eq!(t.take(&chunk(StreamKind::Stdout, b"out\nN:0:0\n")), None);
+        assert!(!t.started());
+        let stdout = b"N:start:7\nout\nN:x0:0:10:4096:-\n";
+        assert_eq!(t.take(&chunk(StreamKind::Stdout, stdout)), None);
+        assert!(t.started());
+        assert_eq!(t.cpu_at_start(), Some(7));
         assert!(t.reported().is_none(), "stderr's trailer is still to come");
-        t.take(&chunk(StreamKind::Stderr, b"err\nN:0:0\n"));
+        t.take(&chunk(StreamKind::Stderr, b"err\nN:x0:0:10:4096:-\n"));
         let reported = t.reported().unwrap();
         assert_eq!(reported.oom_kills, Some(0));
+        assert_eq!(reported.memory_peak, Some(4096));
         assert_eq!(t.into_texts(), ("out\n".to_string(), "err\n".to_string()));
     }
 
     #[test]
+    fn usage_comes_from_the_trailer_else_from_a_sample_counted_from_the_start() {
+        let reported = Reported {
+            exit: crate::executor::verdict::Exit::Code(0),
+            oom_kills: Some(0),
+            cpu_time: Some(Duration::from_millis(3)),
+            memory_peak: Some(10),
+            cpu_limit: false,
+        };
+        let sample = engine::Usage {
+            cpu_ns: Some(5_000_000),
+            memory_peak: Some(20),
+        };
+        let from_trailer = usage(Some(reported), Some(sample), Some(1000));
+        assert_eq!(from_trailer.cpu_time, Some(Duration::from_millis(3)));
+        let sampled = usage(None, Some(sample), Some(1000));
+        assert_eq!(sampled.cpu_time, Some(Duration::from_millis(4)));
+        assert_eq!(sampled.memory_peak, Some(20));
+        assert_eq!(usage(None, Some(sample), None).cpu_time, None);
+        assert_eq!(usage(None, None, Some(1)), Usage::default());
+    }
+
+    #[test]
     fn a_transcript_names_the_first_stream_over_its_cap() {
-        // A trailer holds back the last 33 bytes (its nonce and 32 more):
+        // A framing holds back the last 97 bytes (its nonce and 96 more):
         // what it passes on is capped.
-        let fifty = &[b'x'; 50];
+        let many = &[b'x'; 200];
         let mut t = Transcript::new("N", 4);
         assert_eq!(
-            t.take(&chunk(StreamKind::Stderr, fifty)),
+            t.take(&chunk(StreamKind::Stderr, many)),
             Some(StreamKind::Stderr)
         );
-        t.take(&chunk(StreamKind::Stdout, fifty));
+        t.take(&chunk(StreamKind::Stdout, b"N:start:-\n"));
+        t.take(&chunk(StreamKind::Stdout, many));
+
         assert_eq!(t.capped(), Some(StreamKind::Stderr));
         // What a trailer held back counts too, once the stream ends.
         let mut t = Transcript::new("NONCE-LONG", 4);
-        t.take(&chunk(StreamKind::Stdout, b"abc"));
+        t.take(&chunk(StreamKind::Stderr, b"abc"));
         assert_eq!(t.capped(), None);
-        t.take(&chunk(StreamKind::Stdout, b"NONCE-LONG"));
+        t.take(&chunk(StreamKind::Stderr, b"NONCE-LONG"));
         t.finish();
-        assert_eq!(t.capped(), Some(StreamKind::Stdout));
+        assert_eq!(t.capped(), Some(StreamKind::Stderr));
     }
 }

@@ -2,31 +2,12 @@
 //! limits to the [`SandboxSpec`] the engine creates (which adds the fixed
 //! hardening), and the numeric users sandboxes run as.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use super::custody::{LANGUAGE_LABEL, Owner, STAGE_LABEL};
-use super::protocol::{BOOTSTRAP, WORK_DIR};
+use super::protocol::{BOOTSTRAP, WORK_DIR, supervisor};
 use crate::engine::{SandboxSpec, Work};
 use crate::job::Stage;
 use crate::language::Language;
 use crate::limits::Limits;
-
-/// The first of the numeric users (and groups) sandboxes run as, whatever
-/// the image's passwd says: Debian reserves 65000–65533, so no account
-/// there has them.
-pub const FIRST_UID: u32 = 65_000;
-/// How many there are. Each sandbox (each run: its compile and run
-/// containers share one) takes the next, round robin, so that concurrent
-/// runs do not share the kernel's per-user limits (inotify instances, pipe
-/// buffers, message queues) with one another.
-pub const UIDS: u32 = 534;
-
-static NEXT_UID: AtomicU32 = AtomicU32::new(0);
-
-/// The user (and group) for the next sandbox.
-pub fn next_uid() -> u32 {
-    FIRST_UID + NEXT_UID.fetch_add(1, Ordering::Relaxed) % UIDS
-}
 
 /// Whether a sandbox waits with its warm-up done (a pooled one) or starts
 /// its program as soon as it is fed (a cold one).
@@ -38,7 +19,9 @@ pub enum Start {
 }
 
 /// One sandbox to create: for which stage of which language, under which
-/// limits, as which user, with what on its working directory.
+/// limits, as which user (and group: a numeric id from the instance's
+/// range, whatever the image's passwd says), with what on its working
+/// directory, its tools volume and its seccomp profile.
 #[derive(Debug, Clone, Copy)]
 pub struct Sandbox<'a> {
     pub language: &'a Language,
@@ -50,6 +33,22 @@ pub struct Sandbox<'a> {
     /// tmpfs of the sandbox's own.
     pub volume: Option<&'a str>,
     pub start: Start,
+    /// The tools volume's name.
+    pub tools: &'a str,
+    /// The seccomp profile, as JSON.
+    pub seccomp: &'a str,
+}
+
+/// Threads gVisor's own kernel (the runtime `runsc`) may need beside a
+/// sandbox's processes: under it, the host's pids cgroup counts gVisor's
+/// threads, so the sandbox's process limit is `RLIMIT_NPROC`, which gVisor
+/// counts per sandbox, and the pids cgroup is raised by this much (512 was
+/// measured to hold 64 guest processes here).
+pub const GVISOR_THREADS: u64 = 1024;
+
+/// Whether `runtime` runs a kernel of its own (gVisor's `runsc`).
+fn own_kernel(runtime: Option<&str>) -> bool {
+    runtime.is_some_and(|r| r.contains("runsc"))
 }
 
 /// Inodes for a scratch space: one per 8 KiB, at least 1024, so that
@@ -111,6 +110,7 @@ impl Sandbox<'_> {
                 "-c".to_string(),
                 BOOTSTRAP.to_string(),
                 "code-runner".to_string(),
+                supervisor(),
                 warmup,
             ],
             command,
@@ -124,11 +124,18 @@ impl Sandbox<'_> {
             )],
             memory_bytes: limits.memory_bytes(),
             cpus: limits.cpus,
-            pids: limits.pids,
+            pids: if own_kernel(language.runtime.as_deref()) {
+                limits.pids + GVISOR_THREADS
+            } else {
+                limits.pids
+            },
+            nproc: own_kernel(language.runtime.as_deref()).then_some(limits.pids),
+
             open_files: limits.open_files,
             file_size: scratch,
             runtime: language.runtime.clone(),
-            security_opt: Vec::new(),
+            security_opt: vec![format!("seccomp={}", self.seccomp)],
+            tools: self.tools.to_string(),
         }
     }
 }
@@ -177,6 +184,8 @@ mod tests {
             uid: 65_001,
             volume: None,
             start,
+            tools: "tools",
+            seccomp: "{}",
         }
         .spec()
     }
@@ -193,6 +202,9 @@ mod tests {
         assert_eq!(spec.labels["code-runner.language"], "python");
         assert_eq!(spec.labels["code-runner.stage"], "run");
         assert!(spec.env.contains(&"PYTHONUNBUFFERED=1".to_string()));
+        assert_eq!(spec.security_opt, ["seccomp={}"]);
+        assert_eq!(spec.tools, "tools");
+        assert_eq!(spec.entrypoint[4], "/.code-runner/supervise");
     }
 
     #[test]
@@ -223,6 +235,8 @@ mod tests {
                 uid: 65_002,
                 volume: Some("vol1"),
                 start: Start::Cold,
+                tools: "tools",
+                seccomp: "{}",
             }
             .spec()
         };
@@ -244,11 +258,33 @@ mod tests {
     }
 
     #[test]
+    fn under_gvisor_the_process_limit_is_nproc_and_the_pids_cgroup_leaves_room_for_its_kernel() {
+        let mut python = (*python()).clone();
+        let runc = python_spec(Start::Cold);
+        assert_eq!((runc.pids, runc.nproc), (64, None));
+        python.runtime = Some("runsc".into());
+        let gvisor = Sandbox {
+            language: &python,
+            stage: Stage::Run,
+            limits: &python.limits,
+            owner: &owner(),
+            uid: 65_001,
+            volume: None,
+            start: Start::Cold,
+            tools: "tools",
+            seccomp: "{}",
+        }
+        .spec();
+        assert_eq!((gvisor.pids, gvisor.nproc), (64 + GVISOR_THREADS, Some(64)));
+        assert_eq!(gvisor.runtime.as_deref(), Some("runsc"));
+    }
+
+    #[test]
     fn only_a_pooled_sandbox_runs_the_warm_up() {
         let warm = python_spec(Start::Warm);
         let cold = python_spec(Start::Cold);
-        assert_eq!(warm.entrypoint[4], "python3 -c pass");
-        assert_eq!(cold.entrypoint[4], "");
+        assert_eq!(warm.entrypoint[5], "python3 -c pass");
+        assert_eq!(cold.entrypoint[5], "");
         assert_eq!(
             SandboxSpec {
                 entrypoint: Vec::new(),
@@ -259,15 +295,5 @@ mod tests {
                 ..cold
             }
         );
-    }
-
-    #[test]
-    fn users_are_reserved_ids_handed_out_round_robin() {
-        let ids: Vec<u32> = (0..2 * UIDS).map(|_| next_uid()).collect();
-        assert!(
-            ids.iter()
-                .all(|id| (FIRST_UID..FIRST_UID + UIDS).contains(id))
-        );
-        assert_ne!(ids[0], ids[1]);
     }
 }

@@ -112,6 +112,8 @@ impl Exit {
 pub enum LimitHit {
     /// Still running at the wall-clock deadline.
     WallTime,
+    /// Its processes together used more CPU time than allowed.
+    CpuTime,
     /// The kernel killed a process of it for memory.
     Memory,
     /// It wrote more than the cap to this stream.
@@ -125,7 +127,7 @@ pub enum Status {
     Ok,
     /// Exited with another code, or was killed by a signal not of a limit.
     RuntimeError,
-    /// Stopped at the wall-clock deadline.
+    /// Stopped at the wall-clock deadline or the CPU-time limit.
     Timeout,
     /// Killed by the kernel for going over the memory limit.
     MemoryLimit,
@@ -144,6 +146,20 @@ pub struct StageResult {
     pub stderr: String,
     /// From the moment the stage was fed to the end of its program.
     pub duration: Duration,
+    /// Figures read from the sandbox's cgroup.
+    pub usage: Usage,
+}
+
+/// What a stage used, from the sandbox's own cgroup: `None` where the
+/// kernel (or the runtime) does not give a figure.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// User and system CPU time of all the stage's processes.
+    pub cpu_time: Option<Duration>,
+    /// Peak memory of the sandbox's memory cgroup (what the limit counts,
+    /// page cache of its own scratch space included), in bytes. A pooled
+    /// sandbox's includes its warm-up.
+    pub memory_peak: Option<u64>,
 }
 
 impl StageResult {
@@ -151,7 +167,7 @@ impl StageResult {
         match (self.limit, self.exit) {
             (Some(LimitHit::Output(_)), _) => Status::OutputLimit,
             (Some(LimitHit::Memory), _) => Status::MemoryLimit,
-            (Some(LimitHit::WallTime), _) => Status::Timeout,
+            (Some(LimitHit::WallTime | LimitHit::CpuTime), _) => Status::Timeout,
             (None, Some(Exit::Code(0))) => Status::Ok,
             (None, _) => Status::RuntimeError,
         }
@@ -193,13 +209,18 @@ impl Outcome {
     }
 }
 
-/// What the bootstrap's trailer reported: the program's exit status and
-/// the kernel's out-of-memory kills in the sandbox while it ran.
+/// What the supervisor's trailer reported: the program's real wait
+/// status, the kernel's out-of-memory kills in the sandbox while it ran,
+/// its CPU time and peak memory, and whether the CPU-time limit stopped it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reported {
     pub exit: Exit,
     /// `None` where the sandbox's memory cgroup could not be read.
     pub oom_kills: Option<u64>,
+    pub cpu_time: Option<Duration>,
+    pub memory_peak: Option<u64>,
+    /// The supervisor stopped it at the CPU-time limit.
+    pub cpu_limit: bool,
 }
 
 /// What was observed of a stage's end.
@@ -220,7 +241,8 @@ pub struct Observed {
 /// How the stage ended: its exit (the trailer's, else the engine's) and the
 /// limit it hit. An output cap comes first (the stage was stopped for it,
 /// whatever followed), then memory (the trailer's count of the sandbox's own
-/// kills when it has one, else the engine's flag), then the deadline.
+/// kills when it has one, else the engine's flag), then the CPU-time limit
+/// (the supervisor's word), then the deadline.
 pub fn verdict(o: &Observed) -> (Option<Exit>, Option<LimitHit>) {
     let exit = match o.reported {
         Some(reported) => Some(reported.exit),
@@ -234,6 +256,8 @@ pub fn verdict(o: &Observed) -> (Option<Exit>, Option<LimitHit>) {
         Some(LimitHit::Output(stream))
     } else if oom {
         Some(LimitHit::Memory)
+    } else if o.reported.is_some_and(|r| r.cpu_limit) {
+        Some(LimitHit::CpuTime)
     } else if o.deadline_passed {
         Some(LimitHit::WallTime)
     } else {
@@ -247,7 +271,20 @@ mod tests {
     use super::*;
 
     fn reported(exit: Exit, oom_kills: Option<u64>) -> Option<Reported> {
-        Some(Reported { exit, oom_kills })
+        Some(Reported {
+            exit,
+            oom_kills,
+            cpu_time: None,
+            memory_peak: None,
+            cpu_limit: false,
+        })
+    }
+
+    fn stopped_for_cpu(oom_kills: Option<u64>) -> Option<Reported> {
+        Some(Reported {
+            cpu_limit: true,
+            ..reported(Exit::Signal(Signal::KILL), oom_kills).unwrap()
+        })
     }
 
     fn stage(exit: Option<Exit>, limit: Option<LimitHit>) -> StageResult {
@@ -257,6 +294,7 @@ mod tests {
             stdout: String::new(),
             stderr: String::new(),
             duration: Duration::ZERO,
+            usage: Usage::default(),
         }
     }
 
@@ -375,6 +413,35 @@ mod tests {
                 Status::RuntimeError,
             ),
             (Observed::default(), None, None, Status::RuntimeError),
+            // Stopped by the supervisor at the CPU-time limit; memory wins.
+            (
+                Observed {
+                    reported: stopped_for_cpu(Some(0)),
+                    ..Default::default()
+                },
+                Some(kill),
+                Some(CpuTime),
+                Status::Timeout,
+            ),
+            (
+                Observed {
+                    reported: stopped_for_cpu(Some(1)),
+                    ..Default::default()
+                },
+                Some(kill),
+                Some(Memory),
+                Status::MemoryLimit,
+            ),
+            (
+                Observed {
+                    reported: stopped_for_cpu(Some(0)),
+                    deadline_passed: true,
+                    ..Default::default()
+                },
+                Some(kill),
+                Some(CpuTime),
+                Status::Timeout,
+            ),
             // Stopped at the deadline.
             (
                 Observed {

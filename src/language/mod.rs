@@ -9,7 +9,7 @@ pub mod reload;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use validator::{Validate, ValidationError};
@@ -58,6 +58,8 @@ struct LanguageFile {
     #[serde(default)]
     #[validate(length(max = 1024))]
     warmup: Option<String>,
+    #[serde(default)]
+    seccomp: Option<String>,
 }
 
 /// A language, validated, with every limit decided.
@@ -92,8 +94,60 @@ pub struct Language {
     /// A shell command a pooled sandbox runs once, output discarded, before
     /// it waits for its run (to load the interpreter into the caches).
     pub warmup: Option<String>,
+    /// A seccomp profile of its own, instead of the service's.
+    pub seccomp: Option<SeccompProfile>,
     /// Where the language came from.
     pub origin: Origin,
+}
+
+/// A seccomp profile a language file names (`seccomp = "file.json"`,
+/// relative to the file's folder), read when the file is loaded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeccompProfile {
+    pub path: PathBuf,
+    /// The profile, compacted.
+    pub json: String,
+}
+
+impl SeccompProfile {
+    /// Reads and checks the profile `name` given in the file of `origin`:
+    /// not `unconfined`, JSON, and an allow list (its default action
+    /// refuses).
+    fn load(name: &str, origin: &Origin) -> Result<SeccompProfile, String> {
+        if name.eq_ignore_ascii_case("unconfined") {
+            return Err(
+                "may not be `unconfined`: every sandbox runs under a seccomp profile".into(),
+            );
+        }
+        let dir = match origin {
+            Origin::File(path) => path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            Origin::BuiltIn => PathBuf::new(),
+        };
+        let path = dir.join(name);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("names {}, which cannot be read: {e}", path.display()))?;
+        let profile: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| format!("names {}, which is not JSON: {e}", path.display()))?;
+        match profile["defaultAction"].as_str() {
+            Some(
+                "SCMP_ACT_ERRNO"
+                | "SCMP_ACT_KILL"
+                | "SCMP_ACT_KILL_PROCESS"
+                | "SCMP_ACT_KILL_THREAD"
+                | "SCMP_ACT_TRAP",
+            ) => {}
+            other => {
+                return Err(format!(
+                    "names {}, whose defaultAction is {other:?}: a profile must refuse what it does not allow",
+                    path.display()
+                ));
+            }
+        }
+        Ok(SeccompProfile {
+            path,
+            json: profile.to_string(),
+        })
+    }
 }
 
 /// A compile stage.
@@ -165,6 +219,22 @@ impl Language {
             }
             (None, None) => None,
         };
+        let seccomp = match file
+            .seccomp
+            .as_deref()
+            .map(|n| SeccompProfile::load(n, &origin))
+        {
+            None => None,
+            Some(Ok(profile)) => Some(profile),
+            Some(Err(message)) => {
+                errors.push(FieldError {
+                    path: "seccomp".to_string(),
+                    code: "seccomp".to_string(),
+                    message,
+                });
+                None
+            }
+        };
         if !errors.is_empty() {
             return Err(LanguageError::Fields {
                 file: origin,
@@ -172,6 +242,7 @@ impl Language {
             });
         }
         Ok(Language {
+            seccomp,
             semver: lenient_semver(&file.version).expect("validated"),
             name: file.name,
             aliases: file.aliases,
@@ -542,6 +613,46 @@ memory_mb = 64
             .unwrap_err()
             .to_string();
         assert!(err.contains("field `compile_limits`"), "{err}");
+    }
+
+    #[test]
+    fn a_seccomp_profile_is_read_beside_the_file_and_unconfined_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = Origin::File(dir.path().join("lua.toml"));
+        let with = |name: &str| {
+            format!("{LUA}seccomp = {name:?}\n").replace("[limits]\nmemory_mb = 64\n", "")
+                + "[limits]\nmemory_mb = 64\n"
+        };
+        let parse = |text: &str| Language::parse(file.clone(), text, &DefaultLimits::default());
+        std::fs::write(
+            dir.path().join("jvm.json"),
+            r#"{ "defaultAction": "SCMP_ACT_ERRNO", "syscalls": [] }"#,
+        )
+        .unwrap();
+        let lua = parse(&with("jvm.json")).unwrap();
+        let profile = lua.seccomp.unwrap();
+        assert_eq!(profile.path, dir.path().join("jvm.json"));
+        assert_eq!(
+            profile.json,
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[]}"#
+        );
+        for (name, why) in [
+            ("unconfined", "may not be `unconfined`"),
+            ("missing.json", "cannot be read"),
+        ] {
+            let err = parse(&with(name)).unwrap_err().to_string();
+            assert!(
+                err.contains("field `seccomp`") && err.contains(why),
+                "{err}"
+            );
+        }
+        std::fs::write(
+            dir.path().join("open.json"),
+            r#"{"defaultAction": "SCMP_ACT_ALLOW"}"#,
+        )
+        .unwrap();
+        let err = parse(&with("open.json")).unwrap_err().to_string();
+        assert!(err.contains("must refuse what it does not allow"), "{err}");
     }
 
     #[test]

@@ -50,6 +50,9 @@ pub enum RunError {
     /// The language's image is not on the engine.
     #[error("the image `{image}` of `{language}` is missing")]
     ImageMissing { image: String, language: String },
+    /// The language's OCI runtime is not registered with the engine.
+    #[error("the runtime `{runtime}` of `{language}` is not registered")]
+    RuntimeMissing { runtime: String, language: String },
     /// Anything else: a fault of the service (or an engine answer it did
     /// not expect), described for the log.
     #[error("{0}")]
@@ -168,10 +171,16 @@ fn refusal(e: ExecError, language: &str) -> RunError {
             image,
             language: language.to_string(),
         },
+        ExecError::RuntimeMissing { runtime } => RunError::RuntimeMissing {
+            runtime,
+            language: language.to_string(),
+        },
         ExecError::Stopped => RunError::ShuttingDown,
-        e @ (ExecError::Engine(_) | ExecError::Weakened(_) | ExecError::Internal(_)) => {
-            RunError::Internal(e.to_string())
-        }
+
+        e @ (ExecError::Engine(_)
+        | ExecError::Weakened(_)
+        | ExecError::NeverStarted(_)
+        | ExecError::Internal(_)) => RunError::Internal(e.to_string()),
     }
 }
 

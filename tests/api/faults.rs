@@ -119,7 +119,7 @@ async fn after_a_sigkill_mid_run_a_restart_removes_every_container_it_had_made()
         runs.push(tokio::spawn(request));
     }
     let started = Instant::now();
-    while containers_of(&docker, &instance).await.len() < 3 {
+    while crate::helpers::sandboxes_of(&docker, &instance).await.len() < 3 {
         assert!(
             started.elapsed() < Duration::from_secs(20),
             "the runs did not start"

@@ -60,6 +60,8 @@ pub async fn docker() -> Docker {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub instance: String,
+    /// The uids its sandboxes run as.
+    pub uids: code_runner::config::UidRange,
     pub client: reqwest::Client,
     pub docker: Docker,
     shutdown: std::sync::Mutex<Option<oneshot::Sender<()>>>,
@@ -79,6 +81,7 @@ pub async fn spawn_app_with(change: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = test_config();
     change(&mut config);
     let instance = config.instance.clone();
+    let uids = config.sandbox_uids();
     let app = Application::build(config).await.expect("the app builds");
     let addr = app.addr();
     let (tx, rx) = oneshot::channel::<()>();
@@ -88,6 +91,8 @@ pub async fn spawn_app_with(change: impl FnOnce(&mut Config)) -> TestApp {
     TestApp {
         addr,
         instance,
+        uids,
+
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()
@@ -285,10 +290,33 @@ pub async fn assert_no_containers_of(docker: &Docker, instance: &str, within: Du
     }
 }
 
-/// Waits until `instance` has at least one container (a run has started).
+/// The ids of the sandbox containers (those of a stage) of `instance`.
+pub async fn sandboxes_of(docker: &Docker, instance: &str) -> Vec<String> {
+    let filters = HashMap::from([(
+        "label".to_string(),
+        vec![
+            format!("code-runner={instance}"),
+            "code-runner.stage".to_string(),
+        ],
+    )]);
+    let options = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    docker
+        .list_containers(Some(options))
+        .await
+        .expect("containers can be listed")
+        .into_iter()
+        .filter_map(|c| c.id)
+        .collect()
+}
+
+/// Waits until `instance` has at least one sandbox container (a run has
+/// started).
 pub async fn wait_for_a_container(docker: &Docker, instance: &str) {
     let start = Instant::now();
-    while containers_of(docker, instance).await.is_empty() {
+    while sandboxes_of(docker, instance).await.is_empty() {
         assert!(
             start.elapsed() < Duration::from_secs(20),
             "no container appeared"

@@ -298,7 +298,8 @@ async fn the_janitor_removes_what_this_process_made_and_no_longer_holds() {
             boot: "this-boot".to_string(),
         },
     );
-    let held = custody.hold(Kind::Container, ids[0].clone());
+    let held = custody.hold(Kind::Container, ids[0].clone(), None);
+
     // Seen unheld once: spared (it may be a container being created).
     assert_eq!(custody.reconcile(Sweep::Unheld).await.unwrap(), 0);
     // Seen unheld twice: removed; the held one stays.

@@ -1,0 +1,152 @@
+//! What every sandbox needs before it starts: a uid of its own, the tools
+//! volume (the supervisor), and a seccomp profile; [`Launcher`] gathers
+//! them and starts sandboxes.
+//!
+//! The tools volume is made once per process, on first use: a volume on
+//! the engine's disk, filled through the archive upload API of a container
+//! of the first image a run needs (created, never started, removed), and
+//! mounted read-only at `/.code-runner` in every sandbox. It is in custody
+//! like any volume, so it goes at shutdown and with an earlier process's
+//! leftovers.
+
+use std::sync::Arc;
+
+use super::ExecError;
+use super::custody::{Custody, Held};
+use super::sandbox::{Payload, Sandbox};
+use super::spec::{self, Start};
+use super::uids::{UidLease, Uids};
+use crate::engine::{EngineError, Kind};
+use crate::job::Stage;
+use crate::language::Language;
+use crate::limits::Limits;
+
+/// The supervisor, built by `build.rs` from `tools/supervise.rs`.
+pub const SUPERVISOR: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/supervise"));
+
+/// The seccomp profile every sandbox runs under unless its language names
+/// another: Docker's current default, tightened (`seccomp/generate.py`).
+pub const DEFAULT_SECCOMP: &str = include_str!("../../seccomp/profile.json");
+
+/// Starts sandboxes with what each needs.
+#[derive(Debug)]
+pub struct Launcher {
+    pub custody: Arc<Custody>,
+    pub uids: Arc<Uids>,
+    tools: Tools,
+    /// [`DEFAULT_SECCOMP`], compacted.
+    seccomp: String,
+}
+
+/// One sandbox to start.
+#[derive(Debug, Clone, Copy)]
+pub struct Launch<'a> {
+    pub language: &'a Language,
+    pub stage: Stage,
+    pub limits: &'a Limits,
+    /// A shared working-directory volume (a compiled language's).
+    pub volume: Option<&'a str>,
+    pub start: Start,
+}
+
+impl Launcher {
+    pub fn new(custody: Arc<Custody>, uids: Arc<Uids>) -> Launcher {
+        let seccomp: serde_json::Value =
+            serde_json::from_str(DEFAULT_SECCOMP).expect("the shipped seccomp profile is JSON");
+        Launcher {
+            tools: Tools {
+                name: format!("code-runner-tools-{}", custody.owner().boot),
+                volume: Arc::new(tokio::sync::Mutex::new(None)),
+            },
+            custody,
+            uids,
+            seccomp: seccomp.to_string(),
+        }
+    }
+
+    /// A uid for a sandbox (or a compile and run pair), waiting for one
+    /// when every uid is leased.
+    pub async fn lease(&self) -> Arc<UidLease> {
+        Arc::new(self.uids.lease().await)
+    }
+
+    /// Starts a sandbox as `uid`, writing `payload` before its start when
+    /// given (see [`Sandbox::start`]).
+    pub async fn launch(
+        &self,
+        launch: Launch<'_>,
+        uid: &Arc<UidLease>,
+        payload: Option<Payload>,
+    ) -> Result<Sandbox, ExecError> {
+        self.tools
+            .ready(&self.custody, &launch.language.image)
+            .await?;
+        let seccomp = launch
+            .language
+            .seccomp
+            .as_ref()
+            .map_or(self.seccomp.as_str(), |p| p.json.as_str());
+        let spec = spec::Sandbox {
+            language: launch.language,
+            stage: launch.stage,
+            limits: launch.limits,
+            owner: self.custody.owner(),
+            uid: uid.uid(),
+            volume: launch.volume,
+            start: launch.start,
+            tools: &self.tools.name,
+            seccomp,
+        }
+        .spec();
+        Sandbox::start(&self.custody, spec, uid.clone(), payload).await
+    }
+
+    /// Lets go of the tools volume (shutdown): custody removes it once the
+    /// sandboxes using it are gone.
+    pub async fn release_tools(&self) {
+        self.tools.volume.lock().await.take();
+    }
+}
+
+/// The tools volume of this process.
+#[derive(Debug)]
+struct Tools {
+    name: String,
+    /// In custody once made and filled.
+    volume: Arc<tokio::sync::Mutex<Option<Held>>>,
+}
+
+impl Tools {
+    /// Makes sure the volume exists and holds the tools, filling it through
+    /// `image` the first time (or after a failed try). The filling runs in
+    /// a task of its own, which a dropped request does not cut short (it
+    /// would leave its container behind).
+    async fn ready(&self, custody: &Arc<Custody>, image: &str) -> Result<(), ExecError> {
+        let mut volume = self.volume.clone().lock_owned().await;
+        if volume.is_some() {
+            return Ok(());
+        }
+        let (custody, name, image) = (custody.clone(), self.name.clone(), image.to_string());
+        let filling = tokio::spawn(async move {
+            let held = custody.hold(Kind::Volume, name.clone(), None);
+            let engine = custody.engine();
+            let labels = custody.owner().labels();
+            engine.create_volume(&name, None, labels.clone()).await?;
+            let files: [(&str, u32, &[u8]); 1] = [("supervise", 0o555, SUPERVISOR)];
+            match engine.fill_volume(&name, &image, &files, labels).await {
+                Ok(()) => {}
+                Err(EngineError::Create(failure)) if failure.status == Some(404) => {
+                    return Err(ExecError::ImageMissing {
+                        image: failure.target,
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            }
+            *volume = Some(held);
+            Ok(())
+        });
+        filling
+            .await
+            .map_err(|e| ExecError::Internal(format!("filling the tools volume failed: {e}")))?
+    }
+}
