@@ -229,6 +229,7 @@ fn api_settings(config: &Config) -> ApiSettings {
             max_stdin_bytes: config.max_stdin_bytes,
             max_args: config.max_args,
             max_arg_bytes: config.max_arg_bytes,
+            max_tests: config.max_tests,
         },
     }
 }

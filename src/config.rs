@@ -101,6 +101,9 @@ pub struct Config {
     /// Most extra `files` in one request. Default `32`.
     #[validate(range(max = 1024))]
     pub max_files: usize,
+    /// Most `tests` in one batch. Default `64`.
+    #[validate(range(min = 1, max = 1024))]
+    pub max_tests: usize,
     /// The numeric users (and groups) sandboxes run as, `FIRST-LAST`; no
     /// two live sandboxes ever share one. Default: 65536 uids from 524288
     /// up (the range systemd sets aside for containers), in a block chosen
@@ -144,6 +147,7 @@ impl Default for Config {
             pool_size: 2,
             pool_refills: 2,
             max_files: 32,
+            max_tests: 64,
             sandbox_uids: None,
             limits: Limits::default(),
             compile_limits: Limits::compile_default(),

@@ -27,6 +27,16 @@ pub struct Job {
     pub stdin: Vec<u8>,
     /// The effective limits of each stage.
     pub limits: JobLimits,
+    /// A batch's tests: each runs the program (compiled once) in a fresh
+    /// sandbox with its own stdin and arguments. Empty for a single run.
+    pub tests: Vec<TestInput>,
+}
+
+/// What one test of a batch gives the program.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TestInput {
+    pub stdin: Vec<u8>,
+    pub args: Vec<String>,
 }
 
 /// The effective limits of a job's stages.
@@ -75,6 +85,8 @@ pub struct RequestBounds {
     pub max_args: usize,
     /// Largest argument, in bytes.
     pub max_arg_bytes: usize,
+    /// Most tests in a batch.
+    pub max_tests: usize,
 }
 
 /// What any API dialect asks for, before it is checked.
@@ -95,6 +107,8 @@ pub struct JobRequest {
     /// Compile limits the request asks for (likewise; ignored when the
     /// language does not compile).
     pub compile_limits: LimitsOverride,
+    /// A batch's tests (none for a single run).
+    pub tests: Vec<TestInput>,
 }
 
 /// A part of a request, as the domain knows it; each dialect has its own
@@ -107,6 +121,9 @@ pub enum Field {
     Files,
     Args,
     Stdin,
+    /// The tests of a batch (their count, or one test's stdin or
+    /// arguments).
+    Tests,
     /// A limit of a stage.
     Limit(Stage, Limit),
 }
@@ -202,6 +219,7 @@ impl JobRequest {
             args: self.args,
             stdin: self.stdin,
             limits: JobLimits { run, compile },
+            tests: self.tests,
         })
     }
 
@@ -244,6 +262,26 @@ impl JobRequest {
             let got = self.extra.len();
             return too_large(Field::Files, "has", got, bounds.max_files, " files");
         }
+        if self.tests.len() > bounds.max_tests {
+            let got = self.tests.len();
+            return too_large(Field::Tests, "has", got, bounds.max_tests, " tests");
+        }
+        for (i, test) in self.tests.iter().enumerate() {
+            let what = format!("test {i}'s stdin is");
+            if test.stdin.len() > bounds.max_stdin_bytes {
+                let got = test.stdin.len();
+                return too_large(Field::Tests, &what, got, bounds.max_stdin_bytes, " bytes");
+            }
+            if test.args.len() > bounds.max_args {
+                let what = format!("test {i} has");
+                let got = test.args.len();
+                return too_large(Field::Tests, &what, got, bounds.max_args, " arguments");
+            }
+            if let Some(a) = test.args.iter().find(|a| a.len() > bounds.max_arg_bytes) {
+                let what = format!("an argument of test {i} is");
+                return too_large(Field::Tests, &what, a.len(), bounds.max_arg_bytes, " bytes");
+            }
+        }
         let total = self.main.len() + self.extra.iter().map(|(_, c)| c.len()).sum::<usize>();
         if total > bounds.max_code_bytes {
             return Err(JobError::TooLarge {
@@ -262,6 +300,18 @@ impl JobRequest {
             return Err(invalid(
                 Field::Args,
                 format!("argument {i} contains a NUL byte, which a command line cannot carry"),
+            ));
+        }
+        if let Some(i) = self
+            .tests
+            .iter()
+            .position(|t| t.args.iter().any(|a| a.contains('\0')))
+        {
+            return Err(invalid(
+                Field::Tests,
+                format!(
+                    "test {i} has an argument with a NUL byte, which a command line cannot carry"
+                ),
             ));
         }
         let mut seen = HashSet::new();
@@ -347,6 +397,7 @@ mod tests {
             max_stdin_bytes: 5,
             max_args: 2,
             max_arg_bytes: 3,
+            max_tests: 2,
         }
     }
 

@@ -22,6 +22,7 @@
 //!   verdict), and keeps custody of everything it makes until it is removed.
 //! - [`engine`]: the Docker engine: the one module that calls its API.
 //! - `job`: a request parsed and checked into a job that cannot be wrong.
+//! - `checker`: judging output against the expected output.
 //! - `language`: language files, the registry of languages and versions,
 //!   and its reload.
 //! - `limits`: the resource limits of a stage and the rule that merges
@@ -32,6 +33,7 @@
 
 mod api;
 pub mod app;
+mod checker;
 pub mod config;
 pub mod engine;
 pub mod executor;
@@ -42,6 +44,13 @@ mod limits;
 mod runner;
 mod server;
 mod validation;
+
+/// The sandboxes' supervisor, built apart as a static executable by
+/// `build.rs`; compiled here too for its unit tests.
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../tools/supervise.rs"]
+mod supervise;
 
 pub use app::{Application, StartError};
 pub use config::Config;

@@ -6,12 +6,14 @@
 //! written:
 //!
 //! ```text
-//! /.code-runner/supervise <cpu limit in ms, 0 for none> <command> [args...]   (nonce on fd 3)
+//! /.code-runner/supervise <cpu limit in ms, 0 for none> <build dir or -> <command> [args...]
 //! ```
 //!
 //! It reads the run's nonce from fd 3 (so the nonce is on no command
 //! line), makes itself non-dumpable (so no process of the same user can
-//! read its memory), writes `<nonce>:start:<cpu µs>` on stdout, runs the
+//! read its memory), copies the build folder (a compiled program, for one
+//! test of a batch) into the working directory when one is given, writes
+//! `<nonce>:start:<cpu µs>` on stdout, runs the
 //! command as its child (stdin, stdout and stderr inherited), and when the
 //! child ends writes on both stdout and stderr the trailer
 //!
@@ -61,10 +63,18 @@ fn main() -> ExitCode {
     unsafe {
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
-    let (Some(limit), Some(program)) = (args.first(), args.get(1)) else {
-        eprintln!("supervise: usage: supervise <cpu limit ms> <command> [args...]");
+    let (Some(limit), Some(build), Some(program)) = (args.first(), args.get(1), args.get(2)) else {
+        eprintln!(
+            "supervise: usage: supervise <cpu limit ms> <build dir or -> <command> [args...]"
+        );
         return ExitCode::from(2);
     };
+    if build != "-"
+        && let Err(e) = copy_tree(Path::new(build), Path::new("."))
+    {
+        eprintln!("supervise: cannot copy the build from {build}: {e}");
+        return ExitCode::from(126);
+    }
     let cpu_limit_us = limit.parse::<u64>().unwrap_or(0) * 1000;
     let cgroup = Cgroup::find(
         &fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
@@ -77,7 +87,7 @@ fn main() -> ExitCode {
     let _ = stdout.flush();
 
     let mut command = Command::new(program);
-    command.args(&args[2..]);
+    command.args(&args[3..]);
     if cpu_limit_us > 0 {
         let seconds = cpu_limit_us.div_ceil(1_000_000) + 1;
         // SAFETY: setrlimit is async-signal-safe, as pre_exec requires.
@@ -113,7 +123,11 @@ fn main() -> ExitCode {
             // As a shell says it: 127 when the command is not there, 126
             // when it cannot be run.
             let _ = writeln!(std::io::stderr(), "{program}: {e}");
-            let code = if e.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 };
+            let code = if e.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            };
             Ended {
                 code: Some(code),
                 signal: None,
@@ -139,6 +153,25 @@ fn main() -> ExitCode {
     let _ = stdout.flush();
     let _ = std::io::stderr().write_all(trailer.as_bytes());
     ExitCode::from(status.exit_code())
+}
+
+/// Copies the files, folders and links under `from` into `to`, keeping
+/// each file's permissions.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let (source, target) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            fs::create_dir_all(&target)?;
+            copy_tree(&source, &target)?;
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(&source)?, &target)?;
+        } else {
+            fs::copy(&source, &target)?;
+        }
+    }
+    Ok(())
 }
 
 fn figure(value: Option<u64>) -> String {
@@ -233,17 +266,22 @@ impl Cgroup {
             };
             let fields: Vec<&str> = left.split(' ').collect();
             let rights: Vec<&str> = right.split(' ').collect();
-            let (Some(root), Some(point), Some(kind)) = (fields.get(3), fields.get(4), rights.first())
+            let (Some(root), Some(point), Some(kind)) =
+                (fields.get(3), fields.get(4), rights.first())
             else {
                 continue;
             };
             let options = rights.get(2).copied().unwrap_or_default();
             let has = |name: &str| options.split(',').any(|o| o == name);
-            let in_hierarchy = |name: &str| {
-                own_path(cgroups, |c| c.split(',').any(|n| n == name))
-            };
+            let in_hierarchy = |name: &str| own_path(cgroups, |c| c.split(',').any(|n| n == name));
             match *kind {
-                "cgroup2" => unified = Some(below(point, root, own_path(cgroups, str::is_empty).as_deref())),
+                "cgroup2" => {
+                    unified = Some(below(
+                        point,
+                        root,
+                        own_path(cgroups, str::is_empty).as_deref(),
+                    ))
+                }
                 "cgroup" if has("memory") => {
                     memory = Some(below(point, root, in_hierarchy("memory").as_deref()))
                 }
@@ -307,7 +345,11 @@ fn below(point: &str, root: &str, own: Option<&str>) -> PathBuf {
         return base.to_path_buf();
     };
     let dir = base.join(rest.trim_start_matches('/'));
-    if dir.is_dir() { dir } else { base.to_path_buf() }
+    if dir.is_dir() {
+        dir
+    } else {
+        base.to_path_buf()
+    }
 }
 
 /// The value of `key` in a `key value` file.
@@ -347,13 +389,41 @@ mod tests {
     }
 
     #[test]
+    fn a_build_is_copied_with_its_folders_links_and_modes() {
+        use std::os::unix::fs::PermissionsExt;
+        let from = std::env::temp_dir().join(format!("supervise-from-{}", std::process::id()));
+        let to = std::env::temp_dir().join(format!("supervise-to-{}", std::process::id()));
+        fs::create_dir_all(from.join("pkg")).unwrap();
+        fs::create_dir_all(&to).unwrap();
+        fs::write(from.join("main"), b"binary").unwrap();
+        fs::set_permissions(from.join("main"), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(from.join("pkg/Util.class"), b"class").unwrap();
+        std::os::unix::fs::symlink("main", from.join("link")).unwrap();
+        copy_tree(&from, &to).unwrap();
+        assert_eq!(fs::read(to.join("pkg/Util.class")).unwrap(), b"class");
+        let mode = fs::metadata(to.join("main")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o755);
+        assert_eq!(fs::read_link(to.join("link")).unwrap(), Path::new("main"));
+        fs::remove_dir_all(&from).unwrap();
+        fs::remove_dir_all(&to).unwrap();
+    }
+
+    #[test]
     fn keyed_files_and_statuses_are_read() {
         let oom = "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n";
         assert_eq!(keyed(oom, "oom_kill"), Some(3));
         assert_eq!(keyed(oom, "missing"), None);
-        let e = Ended { code: None, signal: Some(11), cpu_limit: false };
+        let e = Ended {
+            code: None,
+            signal: Some(11),
+            cpu_limit: false,
+        };
         assert_eq!((e.how(), e.exit_code()), ("s11".to_string(), 139));
-        let e = Ended { code: Some(139), signal: None, cpu_limit: false };
+        let e = Ended {
+            code: Some(139),
+            signal: None,
+            cpu_limit: false,
+        };
         assert_eq!((e.how(), e.exit_code()), ("x139".to_string(), 139));
     }
 }

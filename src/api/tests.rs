@@ -16,8 +16,8 @@ use crate::job::{Job, RequestBounds};
 use crate::language::{Language, Origin, Registry};
 use crate::limits::DefaultLimits;
 use crate::runner::{
-    LimitHit, Outcome, PoolUse, Readiness, Report, RunError, Runner, StageResult, StreamKind,
-    Timing,
+    BatchOutcome, BatchReport, LimitHit, Outcome, PoolUse, Readiness, Report, RunError, Runner,
+    StageResult, StreamKind, Timing,
 };
 
 type Answer = Box<dyn Fn(&Job) -> Result<Outcome, RunError> + Send + Sync>;
@@ -50,6 +50,32 @@ impl Runner for Double {
         })
     }
 
+    async fn run_batch(&self, job: Job) -> Result<BatchReport, RunError> {
+        self.jobs.lock().unwrap().push(job.clone());
+        let outcome = (self.answer)(&job)?;
+        let outcome = match outcome {
+            Outcome::CompileFailed { compile } => BatchOutcome::CompileFailed { compile },
+            // Each test gets the answer's run, with the test's stdin as its
+            // output (so that verdicts can be told apart).
+            Outcome::Ran { compile, run } => BatchOutcome::Ran {
+                compile,
+                tests: job
+                    .tests
+                    .iter()
+                    .map(|t| StageResult {
+                        stdout: String::from_utf8_lossy(&t.stdin).into_owned(),
+                        ..run.clone()
+                    })
+                    .collect(),
+            },
+        };
+        Ok(BatchReport {
+            language: job.language,
+            limits: job.limits,
+            outcome,
+        })
+    }
+
     async fn readiness(&self) -> Readiness {
         self.readiness.clone()
     }
@@ -73,7 +99,10 @@ fn stage(exit: Option<Exit>, limit: Option<LimitHit>, stdout: &str, stderr: &str
         stdout: stdout.into(),
         stderr: stderr.into(),
         duration: Duration::from_millis(93),
-        usage: Usage::default(),
+        usage: Usage {
+            cpu_time: Some(Duration::from_micros(21_400)),
+            memory_peak: Some(9_437_184),
+        },
     }
 }
 
@@ -105,6 +134,7 @@ fn settings() -> ApiSettings {
             max_stdin_bytes: 100,
             max_args: 3,
             max_arg_bytes: 10,
+            max_tests: 3,
         },
     }
 }
@@ -172,6 +202,9 @@ async fn every_refusal_of_a_bad_request_has_its_status_code_and_field_and_runs_n
         (json!({"language": "python", "code": "1", "args": ["a", "b", "c", "d"]}).to_string(), 413, "field_too_large", Some("args")),
         (json!({"language": "python", "code": "1", "files": [{"name": "a", "content": ""}, {"name": "b", "content": ""}, {"name": "c", "content": ""}]}).to_string(), 413, "field_too_large", Some("files")),
         (json!({"language": "", "code": big}).to_string(), 413, "field_too_large", Some("code")),
+        (r#"{"language": "python", "code": "x", "tests": []}"#.into(), 400, "invalid_field", Some("tests")),
+        (r#"{"language": "python", "code": "x", "tests": [{}], "compare": "fuzzy"}"#.into(), 400, "invalid_field", Some("compare")),
+        (r#"{"language": "python", "code": "x", "cpu_time_ms": 0}"#.into(), 400, "invalid_field", Some("cpu_time_ms")),
         (json!({"language": "python", "code": "x".repeat(5000)}).to_string(), 413, "body_too_large", None),
     ];
     for (body, status, code, field) in cases {
@@ -231,7 +264,8 @@ async fn the_readme_hello_example_gives_exactly_the_old_output() {
         reply.body,
         json!({"language": "python", "version": "3.13", "status": "ok", "exit_code": 0,
                "signal": null, "stdout": "Hello, from the container!\n", "stderr": "",
-               "truncated": false, "duration_ms": 93, "output": "Hello, from the container!\n"})
+               "truncated": false, "duration_ms": 93, "cpu_time_ms": 21, "memory_peak_bytes": 9_437_184,
+               "limit": null, "output": "Hello, from the container!\n"})
     );
     let id = reply.headers["x-request-id"].to_str().unwrap();
     assert_eq!(id.len(), 32);
@@ -525,4 +559,90 @@ async fn the_probes_and_the_language_list() {
     assert_eq!(reply.status, 503);
     assert_eq!(reply.body["status"], "not_ready");
     assert_eq!(reply.body["missing_images"], json!(["python:3.13-slim"]));
+}
+
+#[tokio::test]
+async fn a_batch_answers_each_test_with_its_verdict_in_order_and_a_summary() {
+    // The double's tests print their stdin.
+    let runner = hello();
+    let reply = post(
+        &runner,
+        r#"{"language": "python", "code": "x", "compare": "tokens", "tests": [
+            {"name": "one", "stdin": "1 2", "expected_output": "1\n2\n"},
+            {"name": "two", "stdin": "3", "expected_output": "4"},
+            {"stdin": "5"}]}"#,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let b = &reply.body;
+    assert_eq!(b["status"], "ok");
+    assert!(b.get("compile").is_none(), "{b}");
+    assert_eq!(b["summary"], json!({"passed": 1, "total": 3}));
+    let tests = b["tests"].as_array().unwrap();
+    assert_eq!(
+        (&tests[0]["name"], &tests[0]["verdict"], &tests[0]["stdout"]),
+        (&json!("one"), &json!("accepted"), &json!("1 2"))
+    );
+    assert_eq!(
+        (&tests[1]["name"], &tests[1]["verdict"]),
+        (&json!("two"), &json!("wrong_answer"))
+    );
+    assert!(
+        tests[2].get("name").is_none() && tests[2].get("verdict").is_none(),
+        "{b}"
+    );
+    assert_eq!(tests[2]["status"], "ok");
+    assert_eq!(tests[2]["cpu_time_ms"], 21);
+    let job = &runner.jobs.lock().unwrap()[0];
+    assert_eq!(job.tests.len(), 3);
+    assert_eq!(job.tests[1].stdin, b"3");
+}
+
+#[tokio::test]
+async fn a_batch_whose_compile_fails_runs_no_test_and_a_test_that_fails_has_its_own_status() {
+    let runner = double(|_| {
+        Ok(Outcome::CompileFailed {
+            compile: stage(Some(Exit::Code(1)), None, "", "error: x\n"),
+        })
+    });
+    let reply = post(
+        &runner,
+        r#"{"language": "c", "code": "x", "tests": [{"expected_output": "1"}]}"#,
+    )
+    .await;
+    let b = &reply.body;
+    assert_eq!(
+        (&b["status"], &b["tests"]),
+        (&json!("compile_error"), &json!([])),
+        "{b}"
+    );
+    assert_eq!(b["summary"], json!({"passed": 0, "total": 1}));
+    assert_eq!(b["error"], "error: x\n");
+    let timeouts = double(|_| {
+        Ok(ran(stage(
+            Some(Exit::Signal(Signal::KILL)),
+            Some(LimitHit::CpuTime),
+            "",
+            "",
+        )))
+    });
+    let reply = post(
+        &timeouts,
+        r#"{"language": "python", "code": "x", "tests": [{"stdin": "", "expected_output": ""}]}"#,
+    )
+    .await;
+    let test = &reply.body["tests"][0];
+    assert_eq!(
+        (&test["verdict"], &test["status"], &test["limit"]),
+        (&json!("timeout"), &json!("timeout"), &json!("cpu_time"))
+    );
+    let reply = post(
+        &timeouts,
+        r#"{"language": "python", "code": "x", "tests": [{}, {}, {}, {}]}"#,
+    )
+    .await;
+    assert_eq!(
+        (reply.status, reply.body["code"].as_str()),
+        (413, Some("field_too_large"))
+    );
 }

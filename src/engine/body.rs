@@ -11,6 +11,8 @@ use bollard::models::{
 
 /// Where a sandbox finds the tools volume (read-only).
 pub const TOOLS_POINT: &str = "/.code-runner";
+/// Where a test of a batch finds its compiled build (read-only).
+pub const BUILD_POINT: &str = "/.code-runner-build";
 /// Where the container that fills a volume mounts it.
 pub(super) const FILL_POINT: &str = "/fill";
 
@@ -54,6 +56,8 @@ pub struct SandboxSpec {
     /// The volume of tools (the supervisor), mounted read-only at
     /// [`TOOLS_POINT`].
     pub tools: String,
+    /// A compiled build's volume, mounted read-only at [`BUILD_POINT`].
+    pub build: Option<String>,
 }
 
 /// What is mounted on the working directory.
@@ -73,6 +77,9 @@ fn clamp(value: u64) -> i64 {
 pub fn create_body(spec: &SandboxSpec) -> ContainerCreateBody {
     let mut tmpfs: HashMap<String, String> = spec.tmpfs.iter().cloned().collect();
     let mut mounts = vec![volume_mount(&spec.tools, TOOLS_POINT, true)];
+    if let Some(build) = &spec.build {
+        mounts.push(volume_mount(build, BUILD_POINT, true));
+    }
     match &spec.work {
         Work::Tmpfs(options) => {
             tmpfs.insert(spec.working_dir.clone(), options.clone());
@@ -223,6 +230,7 @@ mod tests {
             runtime: None,
             security_opt: vec!["seccomp={}".into()],
             tools: "tools-vol".into(),
+            build: None,
         }
     }
 

@@ -33,7 +33,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncWrite;
 
-pub use body::{SandboxSpec, TOOLS_POINT, Work};
+pub use body::{BUILD_POINT, SandboxSpec, TOOLS_POINT, Work};
 
 /// How long one Engine API request may take to answer (headers only:
 /// attach and wait streams are bounded by the run's own deadline).

@@ -46,6 +46,8 @@ pub struct Launch<'a> {
     pub limits: &'a Limits,
     /// A shared working-directory volume (a compiled language's).
     pub volume: Option<&'a str>,
+    /// A compiled build's volume to copy from (a test of a batch).
+    pub build: Option<&'a str>,
     pub start: Start,
 }
 
@@ -93,6 +95,7 @@ impl Launcher {
             owner: self.custody.owner(),
             uid: uid.uid(),
             volume: launch.volume,
+            build: launch.build,
             start: launch.start,
             tools: &self.tools.name,
             seccomp,

@@ -14,6 +14,7 @@
 //! background once the answer is known, and on every other path. The
 //! `pool` keeps sandboxes started ahead of demand.
 
+mod batch;
 pub mod custody;
 mod launcher;
 mod output;
@@ -35,6 +36,7 @@ use crate::engine::{EngineError, Kind};
 use crate::job::{Job, Stage};
 use crate::language::Registry;
 use crate::limits::Limits;
+pub use batch::Built;
 use custody::{Custody, JANITOR_EVERY, Sweep};
 use launcher::{Launch, Launcher};
 use pool::Pool;
@@ -297,36 +299,24 @@ impl Executor {
         // runs, the volume's tmpfs stays mounted with what the compile leaves.
         let run = self.launch(job, Stage::Run, &job.limits.run, Some(volume.id()));
         let runner = self.launcher.launch(run, &uid, None).await?;
-        let compiling = self.launch(job, Stage::Compile, compile, Some(volume.id()));
-        let compiler = self.launcher.launch(compiling, &uid, None).await?;
-        let files: Vec<_> = job.files.all().collect();
-        let compiled = compiler
-            .execute(
-                Some(Payload::new(Some(compile.cpu_time()), &files, &[], b"")),
-                bounds(compile),
-                &self.stop,
-            )
-            .await?;
-        let mut leftovers = vec![compiled.container];
-        let (outcome, phases) = if compiled.result.status() == Status::Ok {
+        let compiled = self.compile(job, compile, volume.id(), &uid).await?;
+        let mut leftovers = Vec::new();
+        let (outcome, phases) = if compiled.status() == Status::Ok {
             let cpu = Some(job.limits.run.cpu_time());
             let payload = Payload::new(cpu, &[], &job.args, &job.stdin);
-
             let ran = runner
                 .execute(Some(payload), bounds(&job.limits.run), &self.stop)
                 .await?;
             leftovers.push(ran.container);
             let outcome = Outcome::Ran {
-                compile: Some(compiled.result),
+                compile: Some(compiled),
                 run: ran.result,
             };
             (outcome, ran.phases)
         } else {
             leftovers.push(runner.into_container());
-            let outcome = Outcome::CompileFailed {
-                compile: compiled.result,
-            };
-            (outcome, compiled.phases)
+            let outcome = Outcome::CompileFailed { compile: compiled };
+            (outcome, Vec::new())
         };
         leftovers.push(volume);
         self.custody.release(leftovers);
@@ -353,6 +343,7 @@ impl Executor {
             stage,
             limits,
             volume,
+            build: None,
             start: Start::Cold,
         }
     }

@@ -266,6 +266,7 @@ impl Pool {
             stage: Stage::Run,
             limits: &language.limits,
             volume: None,
+            build: None,
             start: Start::Warm,
         };
         let uid = self.launcher.lease().await;

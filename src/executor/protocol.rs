@@ -9,6 +9,7 @@
 //! ```text
 //! <nonce>\n
 //! <CPU-time limit in ms, 0 for none>\n
+//! <a build folder to copy into the working directory first, or ->\n
 //! <file count>\n  then per file: <size>\n<relative path>\n<size bytes>
 //! <arg count>\n   then per arg:  <size>\n<size bytes>
 //! <the program's stdin, to end of stream>
@@ -19,7 +20,9 @@
 //! follows the framing is left, unread, for the program's own stdin. The
 //! bootstrap then `exec`s the supervisor (`tools/supervise.rs`, on the
 //! read-only tools volume) with the command and its arguments, handing it
-//! the nonce on a pipe (fd 3), never on a command line.
+//! the nonce on a pipe (fd 3), never on a command line. A test of a batch
+//! names the compiled build (a read-only mount) for the supervisor to copy
+//! into its own working directory.
 //!
 //! **Out:** the supervisor writes `<nonce>:start:<CPU µs>` as the first
 //! line of stdout, just before it starts the program (so a sandbox that
@@ -65,6 +68,7 @@ if [ -n "$warmup" ]; then
 fi
 IFS= read -r nonce
 IFS= read -r cpu
+IFS= read -r build
 IFS= read -r n
 while [ "$n" -gt 0 ]; do
   IFS= read -r size
@@ -80,7 +84,7 @@ while [ "$n" -gt 0 ]; do
   set -- "$@" "${arg%x}"
   n=$((n - 1))
 done
-exec "$supervisor" "$cpu" "$@" 3<<NONCE
+exec "$supervisor" "$cpu" "$build" "$@" 3<<NONCE
 $nonce
 NONCE
 "#;
@@ -93,11 +97,12 @@ pub fn nonce() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-/// Encodes the nonce, the CPU-time limit, the files, arguments and stdin
-/// into the bootstrap's stream.
+/// Encodes the nonce, the CPU-time limit, the build folder to copy, the
+/// files, arguments and stdin into the bootstrap's stream.
 pub fn encode(
     nonce: &str,
     cpu_limit: Option<Duration>,
+    build: Option<&str>,
     files: &[&SourceFile],
     args: &[String],
     stdin: &[u8],
@@ -111,7 +116,8 @@ pub fn encode(
         + 40;
     let mut out = Vec::with_capacity(size + nonce.len());
     let cpu_ms = cpu_limit.map_or(0, |d| d.as_millis().max(1));
-    out.extend_from_slice(format!("{nonce}\n{cpu_ms}\n{}\n", files.len()).as_bytes());
+    let build = build.unwrap_or("-");
+    out.extend_from_slice(format!("{nonce}\n{cpu_ms}\n{build}\n{}\n", files.len()).as_bytes());
     for file in files {
         out.extend_from_slice(format!("{}\n{}\n", file.content.len(), file.name).as_bytes());
         out.extend_from_slice(&file.content);
@@ -404,6 +410,7 @@ mod tests {
             &encode(
                 "NONCE",
                 None,
+                None,
                 &files.iter().collect::<Vec<_>>(),
                 args,
                 stdin,
@@ -475,7 +482,7 @@ mod tests {
                 dir.path(),
                 "",
                 &["sh", "-c", script],
-                &encode("abc", None, &[], &[], b""),
+                &encode("abc", None, None, &[], &[], b""),
             );
             assert_eq!(out.status.code(), Some(exit.status() as i32), "{script}");
             let (stdout, reported, started) = read(Framing::stdout("abc"), &[&out.stdout]);
@@ -496,7 +503,7 @@ mod tests {
             dir.path(),
             "",
             &["no-such-command"],
-            &encode("n", None, &[], &[], b""),
+            &encode("n", None, None, &[], &[], b""),
         );
         let (stderr, reported, _) = read(Framing::stderr("n"), &[&out.stderr]);
         assert_eq!(reported.unwrap().exit, Exit::Code(127));
@@ -566,8 +573,15 @@ mod tests {
 
     #[test]
     fn the_cpu_limit_travels_in_milliseconds() {
-        let bytes = encode("n", Some(Duration::from_millis(1500)), &[], &[], b"in");
-        assert_eq!(bytes, b"n\n1500\n0\n0\nin");
-        assert!(encode("n", None, &[], &[], b"").starts_with(b"n\n0\n"));
+        let bytes = encode(
+            "n",
+            Some(Duration::from_millis(1500)),
+            None,
+            &[],
+            &[],
+            b"in",
+        );
+        assert_eq!(bytes, b"n\n1500\n-\n0\n0\nin");
+        assert!(encode("n", None, Some("/b"), &[], &[], b"").starts_with(b"n\n0\n/b\n"));
     }
 }

@@ -94,7 +94,16 @@ impl Payload {
         stdin: &[u8],
     ) -> Payload {
         let nonce = protocol::nonce();
-        let bytes = protocol::encode(&nonce, cpu_limit, files, args, stdin);
+        let bytes = protocol::encode(&nonce, cpu_limit, None, files, args, stdin);
+        Payload { nonce, bytes }
+    }
+
+    /// The payload of a batch's test: the compiled build (mounted at
+    /// `build`) is copied into the working directory before the program
+    /// starts.
+    pub fn with_build(cpu_limit: Duration, build: &str, args: &[String], stdin: &[u8]) -> Payload {
+        let nonce = protocol::nonce();
+        let bytes = protocol::encode(&nonce, Some(cpu_limit), Some(build), &[], args, stdin);
         Payload { nonce, bytes }
     }
 }

@@ -32,6 +32,9 @@ pub struct Sandbox<'a> {
     /// A shared volume's name (a compiled language's), or `None` for a
     /// tmpfs of the sandbox's own.
     pub volume: Option<&'a str>,
+    /// A compiled build to copy into its own working directory (a test of a
+    /// batch), which is then executable.
+    pub build: Option<&'a str>,
     pub start: Start,
     /// The tools volume's name.
     pub tools: &'a str,
@@ -65,11 +68,13 @@ pub fn labels(owner: &Owner, language: &Language) -> std::collections::HashMap<S
 }
 
 /// The tmpfs mount options of a compiled language's shared working
-/// directory: sized by its compile stage, executable, owned by `uid`.
+/// directory: sized by its compile stage, executable, owned by `uid`, and
+/// readable by the other users of a batch's tests (which mount it
+/// read-only to copy the build).
 pub fn volume_options(compile: &Limits, uid: u32) -> String {
     let scratch = compile.scratch_bytes();
     format!(
-        "size={scratch},nr_inodes={},uid={uid},gid={uid},mode=0700,nosuid,nodev",
+        "size={scratch},nr_inodes={},uid={uid},gid={uid},mode=0755,nosuid,nodev",
         inodes(scratch)
     )
 }
@@ -88,9 +93,14 @@ impl Sandbox<'_> {
         };
         let scratch = limits.scratch_bytes();
         let inodes = inodes(scratch);
+        let exec = if self.build.is_some() {
+            "exec"
+        } else {
+            "noexec"
+        };
         let work = match self.volume {
             None => Work::Tmpfs(format!(
-                "rw,noexec,nosuid,nodev,size={scratch},nr_inodes={inodes},uid={uid},gid={uid},mode=0700"
+                "rw,{exec},nosuid,nodev,size={scratch},nr_inodes={inodes},uid={uid},gid={uid},mode=0700"
             )),
             Some(name) => Work::Volume(name.to_string()),
         };
@@ -136,6 +146,7 @@ impl Sandbox<'_> {
             runtime: language.runtime.clone(),
             security_opt: vec![format!("seccomp={}", self.seccomp)],
             tools: self.tools.to_string(),
+            build: self.build.map(str::to_string),
         }
     }
 }
@@ -183,6 +194,7 @@ mod tests {
             owner: &owner(),
             uid: 65_001,
             volume: None,
+            build: None,
             start,
             tools: "tools",
             seccomp: "{}",
@@ -234,6 +246,7 @@ mod tests {
                 owner: &owner(),
                 uid: 65_002,
                 volume: Some("vol1"),
+                build: None,
                 start: Start::Cold,
                 tools: "tools",
                 seccomp: "{}",
@@ -270,6 +283,7 @@ mod tests {
             owner: &owner(),
             uid: 65_001,
             volume: None,
+            build: None,
             start: Start::Cold,
             tools: "tools",
             seccomp: "{}",

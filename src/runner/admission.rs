@@ -66,6 +66,24 @@ impl Admission {
         }
     }
 
+    /// Another slot for a batch already admitted: it waits its turn in the
+    /// queue with every other request (first come, first served, so other
+    /// clients' runs come between a batch's tests), but is not refused for
+    /// a full queue or a long wait, as the batch already holds a slot.
+    pub async fn acquire_more(&self) -> Result<Slot, Refusal> {
+        match self.slots.clone().acquire_owned().await {
+            Ok(permit) => Ok(Slot(permit)),
+            Err(_) => Err(Refusal::Closed),
+        }
+    }
+
+    /// How many of a batch's tests may run at once: half the run slots
+    /// (rounded up), so that a batch never holds them all while others
+    /// wait.
+    pub fn batch_share(&self) -> usize {
+        self.max_slots.div_ceil(2)
+    }
+
     /// Runs executing now.
     pub fn running(&self) -> usize {
         self.max_slots - self.slots.available_permits()

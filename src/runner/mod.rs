@@ -13,10 +13,12 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::executor::{ExecError, Executor};
+use futures_util::StreamExt;
+
+use crate::executor::{Built, ExecError, Executor};
 use crate::job::{Job, JobLimits};
 use crate::language::{Language, Registry};
-use admission::{Admission, Refusal};
+use admission::{Admission, Refusal, Slot};
 
 /// The vocabulary of a report, for the dialects.
 pub use crate::engine::StreamKind;
@@ -33,6 +35,29 @@ pub struct Report {
     pub outcome: Outcome,
     /// How it was served (for response headers and the log).
     pub timing: Timing,
+}
+
+/// What a [`Runner`] answers for a batch (a job with tests).
+#[derive(Debug, Clone)]
+pub struct BatchReport {
+    /// The language version that ran.
+    pub language: Arc<Language>,
+    /// The limits each test ran under.
+    pub limits: JobLimits,
+    pub outcome: BatchOutcome,
+}
+
+/// How a batch went.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BatchOutcome {
+    /// Compiled once (compiled languages), then every test ran; the
+    /// results are in the tests' order.
+    Ran {
+        compile: Option<StageResult>,
+        tests: Vec<StageResult>,
+    },
+    /// The compile did not end `ok`: no test ran.
+    CompileFailed { compile: StageResult },
 }
 
 /// Why a job did not run: the service's trouble, never the program's.
@@ -78,6 +103,10 @@ pub trait Runner: Send + Sync + 'static {
 
     /// Admits `job` (waiting in the queue if need be) and runs it.
     fn run(&self, job: Job) -> impl Future<Output = Result<Report, RunError>> + Send;
+
+    /// Admits `job` and runs its tests: compiled once, each test in a
+    /// fresh sandbox, several at once within a fair share of the run slots.
+    fn run_batch(&self, job: Job) -> impl Future<Output = Result<BatchReport, RunError>> + Send;
 
     /// Whether runs can be served now.
     fn readiness(&self) -> impl Future<Output = Readiness> + Send;
@@ -127,14 +156,7 @@ impl Runner for DockerRunner {
     }
 
     async fn run(&self, job: Job) -> Result<Report, RunError> {
-        let _slot = self
-            .admission
-            .acquire()
-            .await
-            .map_err(|refusal| match refusal {
-                Refusal::QueueFull | Refusal::QueueTimeout => RunError::Busy,
-                Refusal::Closed => RunError::ShuttingDown,
-            })?;
+        let _slot = self.admission.acquire().await.map_err(refused)?;
         let ran = self
             .executor
             .run(&job)
@@ -148,6 +170,45 @@ impl Runner for DockerRunner {
         })
     }
 
+    async fn run_batch(&self, job: Job) -> Result<BatchReport, RunError> {
+        let own = self.admission.acquire().await.map_err(refused)?;
+        let name = job.language.name.clone();
+        let built = self
+            .executor
+            .build(&job)
+            .await
+            .map_err(|e| refusal(e, &name))?;
+        let compile = match &built {
+            Built::Failed(compile) => {
+                return Ok(BatchReport {
+                    language: job.language,
+                    limits: job.limits,
+                    outcome: BatchOutcome::CompileFailed {
+                        compile: compile.clone(),
+                    },
+                });
+            }
+            Built::Compiled { compile, .. } => Some(compile.clone()),
+            Built::Sources => None,
+        };
+        let own = tokio::sync::Mutex::new(own);
+        let runs: Vec<_> = (job.tests.iter())
+            .map(|test| self.run_test(&job, &built, &own, test))
+            .collect();
+        let tests = futures_util::stream::iter(runs)
+            .buffered(self.admission.batch_share())
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?;
+        drop(built);
+        Ok(BatchReport {
+            language: job.language.clone(),
+            limits: job.limits.clone(),
+            outcome: BatchOutcome::Ran { compile, tests },
+        })
+    }
+
     async fn readiness(&self) -> Readiness {
         let registry = self.registry();
         let found = self.executor.readiness(&registry).await;
@@ -157,6 +218,37 @@ impl Runner for DockerRunner {
             languages: registry.names(),
             pool: self.executor.pooled(),
         }
+    }
+}
+
+impl DockerRunner {
+    /// Runs one test of a batch in the batch's own slot when it is free,
+    /// else in one more, taken in turn with other clients' requests.
+    async fn run_test(
+        &self,
+        job: &Job,
+        built: &Built,
+        own: &tokio::sync::Mutex<Slot>,
+        test: &crate::job::TestInput,
+    ) -> Result<StageResult, RunError> {
+        // The batch's own slot, or one more.
+        let _slot: (Option<tokio::sync::MutexGuard<'_, Slot>>, Option<Slot>) = tokio::select! {
+            biased;
+            own = own.lock() => (Some(own), None),
+            more = self.admission.acquire_more() => (None, Some(more.map_err(refused)?)),
+        };
+        self.executor
+            .run_test(job, built, test)
+            .await
+            .map_err(|e| refusal(e, &job.language.name))
+    }
+}
+
+/// Why admission refused.
+fn refused(refusal: Refusal) -> RunError {
+    match refusal {
+        Refusal::QueueFull | Refusal::QueueTimeout => RunError::Busy,
+        Refusal::Closed => RunError::ShuttingDown,
     }
 }
 

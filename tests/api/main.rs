@@ -9,6 +9,7 @@ mod fuzz;
 mod gvisor;
 mod helpers;
 mod isolation;
+mod judging;
 mod limits;
 mod pool;
 mod redteam;

@@ -1,104 +1,21 @@
-//! `POST /run-code`, the service's own dialect (and its predecessor's):
-//! the wire types, their translation to a [`Job`] and from a [`Report`],
-//! and the handler.
+//! The body of `POST /run-code` as sent, parsed strictly (known fields
+//! only), and its translation to a [`Job`] (and, for a batch, the checks
+//! each test's output gets).
 
 use std::cell::RefCell;
 use std::fmt;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use bytes::Buf;
-use futures_util::Stream;
-use serde::Serialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use warp::http::header::HeaderValue;
-use warp::reply::{Reply, Response};
 
-use super::body::{expect_object, json_error};
-use super::error::ApiError;
-use super::{Api, POOL_HEADER, REQUEST_ID_HEADER, new_request_id};
-use crate::job::{Field, Job, JobRequest, RequestBounds, Stage};
+use super::super::body::{expect_object, json_error};
+use super::super::error::ApiError;
+use crate::checker::Compare;
+use crate::job::{Field, Job, JobRequest, RequestBounds, Stage, TestInput};
 use crate::language::Registry;
-use crate::limits::{Limit, Limits, LimitsOverride};
-use crate::runner::{
-    LimitHit, Outcome, PoolUse, Report, Runner, StageResult, Status, StreamKind, Timing,
-};
+use crate::limits::{Limit, LimitsOverride};
 
-/// `POST /run-code`: read, parse, check, run, render.
-pub async fn run_code<R: Runner>(
-    api: Arc<Api<R>>,
-    body: impl Stream<Item = Result<impl Buf, warp::Error>> + Send + Unpin,
-) -> Response {
-    let request_id = new_request_id();
-    let received = Instant::now();
-    let ran = async {
-        let body = api.body.read(body).await?;
-        let job = RunRequest::parse(&body)?.into_job(&api.runner.registry(), &api.bounds)?;
-        drop(body);
-        api.runner
-            .run(job)
-            .await
-            .map_err(|e| ApiError::from_run(e, &request_id))
-    }
-    .await;
-    let mut response = match ran {
-        Ok(report) => {
-            let answer = RunResponse::new(&report);
-            log_run(&request_id, &answer, &report, received);
-            let mut response = warp::reply::json(&answer).into_response();
-            add_timing_headers(&mut response, &report.timing, received.elapsed());
-            response
-        }
-        Err(e) => {
-            tracing::info!(%request_id, code = e.code(), error = %e, "request refused");
-            e.into_response()
-        }
-    };
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
-    }
-    response
-}
-
-fn log_run(request_id: &str, answer: &RunResponse, report: &Report, received: Instant) {
-    tracing::info!(
-        %request_id,
-        language = %answer.language,
-        version = %answer.version,
-        status = answer.run.status,
-        exit_code = ?answer.run.exit_code,
-        compile_ms = answer.compile.as_ref().map(|c| c.duration_ms),
-        duration_ms = answer.run.duration_ms,
-        total_ms = received.elapsed().as_millis() as u64,
-        pooled = report.timing.pool == PoolUse::Hit,
-        "run finished"
-    );
-}
-
-/// `x-code-runner-pool` and `Server-Timing`: the phases of the run, the
-/// time in Engine API calls and waiting for the program, and in all.
-fn add_timing_headers(response: &mut Response, timing: &Timing, total: Duration) {
-    let headers = response.headers_mut();
-    let pool = match timing.pool {
-        PoolUse::Hit => "hit",
-        PoolUse::Miss => "miss",
-    };
-    headers.insert(POOL_HEADER, HeaderValue::from_static(pool));
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let mut value: String = timing
-        .phases
-        .iter()
-        .map(|(phase, d)| format!("{};dur={:.3}, ", phase.as_str(), ms(*d)))
-        .collect();
-    value.push_str(&format!(
-        "docker;dur={:.3}, total;dur={:.3}",
-        ms(timing.docker),
-        ms(total)
-    ));
-    if let Ok(value) = HeaderValue::from_str(&value) {
-        headers.insert("server-timing", value);
-    }
-}
+/// Longest name of a test, in bytes.
+const MAX_TEST_NAME: usize = 256;
 
 /// The body of `POST /run-code`, as sent.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -117,6 +34,13 @@ pub struct RunRequest {
     pub files: Option<Vec<FileEntry>>,
     /// A wall-clock limit lower than the language's, in ms.
     pub timeout_ms: Option<u64>,
+    /// A CPU-time limit lower than the language's, in ms.
+    pub cpu_time_ms: Option<u64>,
+    /// A batch: the program is compiled once and run against each test.
+    pub tests: Option<Vec<TestEntry>>,
+    /// How a test's output is compared with its `expected_output`:
+    /// `exact`, `trim` (the default) or `tokens`.
+    pub compare: Option<String>,
 }
 
 /// One extra file of a request.
@@ -125,6 +49,28 @@ pub struct FileEntry {
     /// A relative path in the working directory (`util.py`, `pkg/util.py`).
     pub name: String,
     pub content: String,
+}
+
+/// One test of a batch.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TestEntry {
+    /// A name, given back with its result.
+    pub name: Option<String>,
+    /// Its standard input (the request's `stdin` when absent).
+    pub stdin: Option<String>,
+    /// Its arguments (the request's `args` when absent).
+    pub args: Option<Vec<String>>,
+    /// What the program should print; then the test gets a verdict.
+    pub expected_output: Option<String>,
+}
+
+/// What a batch's answers are checked against: per test, its name and
+/// expected output, and the way of comparing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checks {
+    pub names: Vec<Option<String>>,
+    pub expected: Vec<Option<String>>,
+    pub compare: Compare,
 }
 
 impl RunRequest {
@@ -143,52 +89,123 @@ impl RunRequest {
         parsed.map_err(json_error)
     }
 
-    /// Checks the request into a job: sizes first (413), then the values
-    /// this dialect adds (`language`, `code`, `timeout_ms`), then the rest.
-    pub fn into_job(self, registry: &Registry, bounds: &RequestBounds) -> Result<Job, ApiError> {
+    /// Checks the request into a job, and a batch's checks: sizes first
+    /// (413), then the values this dialect adds (`language`, `code`,
+    /// `timeout_ms`, `cpu_time_ms`, `tests`, `compare`), then the rest.
+    pub fn into_job(
+        self,
+        registry: &Registry,
+        bounds: &RequestBounds,
+    ) -> Result<(Job, Option<Checks>), ApiError> {
         let refuse = |e| ApiError::from_job(e, registry.names(), field_name);
-        let required = |field: &str| ApiError::InvalidField {
-            field: field.to_string(),
-            message: "is required".to_string(),
-        };
-        let language = self.language.ok_or_else(|| required("language"))?;
-        let code = self.code.ok_or_else(|| required("code"))?;
+        let language = self.language.clone().ok_or_else(|| required("language"))?;
+        let code = self.code.clone().ok_or_else(|| required("code"))?;
+        let args = self.args.clone().unwrap_or_default();
+        let stdin = self.stdin.clone().unwrap_or_default();
+        let tests = self.tests.clone().unwrap_or_default();
         let request = JobRequest {
             language,
-            version: self.version,
+            version: self.version.clone(),
             main: code.into_bytes(),
             extra: self
                 .files
+                .clone()
                 .unwrap_or_default()
                 .into_iter()
                 .map(|f| (f.name, f.content.into_bytes()))
                 .collect(),
-            args: self.args.unwrap_or_default(),
-            stdin: self.stdin.unwrap_or_default().into_bytes(),
+            tests: tests
+                .iter()
+                .map(|t| TestInput {
+                    stdin: t
+                        .stdin
+                        .clone()
+                        .unwrap_or_else(|| stdin.clone())
+                        .into_bytes(),
+                    args: t.args.clone().unwrap_or_else(|| args.clone()),
+                })
+                .collect(),
+            args,
+            stdin: stdin.into_bytes(),
             run_limits: LimitsOverride {
                 wall_time_ms: self.timeout_ms,
+                cpu_time_ms: self.cpu_time_ms,
                 ..LimitsOverride::default()
             },
             compile_limits: LimitsOverride::default(),
         };
         request.check_sizes(bounds).map_err(refuse)?;
-        let invalid = |field: &str, message: String| ApiError::InvalidField {
-            field: field.to_string(),
-            message,
-        };
+        let checks = self.check_values(&request, tests)?;
+        Ok((request.into_job(registry, bounds).map_err(refuse)?, checks))
+    }
+
+    /// The rules of this dialect's own fields; a batch's checks.
+    fn check_values(
+        &self,
+        request: &JobRequest,
+        tests: Vec<TestEntry>,
+    ) -> Result<Option<Checks>, ApiError> {
         if request.language.is_empty() || request.language.len() > 64 {
-            return Err(invalid(
-                "language",
-                "length must be between 1 and 64".into(),
-            ));
+            return Err(invalid("language", "length must be between 1 and 64"));
         }
         if request.main.is_empty() {
-            return Err(invalid("code", "must not be empty".into()));
+            return Err(invalid("code", "must not be empty"));
         }
-        if self.timeout_ms == Some(0) {
-            return Err(invalid("timeout_ms", "must be at least 1 (got 0)".into()));
+        for (field, value) in [
+            ("timeout_ms", self.timeout_ms),
+            ("cpu_time_ms", self.cpu_time_ms),
+        ] {
+            if value == Some(0) {
+                return Err(invalid(field, "must be at least 1 (got 0)"));
+            }
         }
-        request.into_job(registry, bounds).map_err(refuse)
+        let compare = match self.compare.as_deref() {
+            None | Some("trim") => Compare::Trim,
+            Some("exact") => Compare::Exact,
+            Some("tokens") => Compare::Tokens,
+            Some(other) => {
+                let why = format!("must be `exact`, `trim` or `tokens` (got {other:?})");
+                return Err(invalid("compare", &why));
+            }
+        };
+        if self.tests.is_none() {
+            if self.compare.is_some() {
+                return Err(invalid("compare", "is only for a batch (`tests`)"));
+            }
+            return Ok(None);
+        }
+        if tests.is_empty() {
+            return Err(invalid("tests", "must hold at least one test"));
+        }
+        if let Some(i) = tests
+            .iter()
+            .position(|t| t.name.as_ref().is_some_and(|n| n.len() > MAX_TEST_NAME))
+        {
+            return Err(ApiError::FieldTooLarge {
+                field: "tests".to_string(),
+                message: format!("has test {i} with a name over {MAX_TEST_NAME} bytes"),
+            });
+        }
+        let (names, expected) = tests
+            .into_iter()
+            .map(|t| (t.name, t.expected_output))
+            .unzip();
+        Ok(Some(Checks {
+            names,
+            expected,
+            compare,
+        }))
+    }
+}
+
+fn required(field: &str) -> ApiError {
+    invalid(field, "is required")
+}
+
+fn invalid(field: &str, message: &str) -> ApiError {
+    ApiError::InvalidField {
+        field: field.to_string(),
+        message: message.to_string(),
     }
 }
 
@@ -199,7 +216,9 @@ fn field_name(field: Field) -> String {
         Field::Files => "files".into(),
         Field::Args => "args".into(),
         Field::Stdin => "stdin".into(),
+        Field::Tests => "tests".into(),
         Field::Limit(Stage::Run, Limit::wall_time_ms) => "timeout_ms".into(),
+        Field::Limit(Stage::Run, Limit::cpu_time_ms) => "cpu_time_ms".into(),
         Field::Limit(stage, limit) => format!("{stage}.{limit}"),
     }
 }
@@ -225,6 +244,10 @@ impl<'a, T> Strict<'a, T> {
         let message = refusal.to_string();
         *self.refusal.borrow_mut() = Some(refusal);
         E::custom(message)
+    }
+
+    fn unknown<E: de::Error>(&self, key: &str) -> E {
+        self.refuse(ApiError::UnknownField(key.to_string()))
     }
 }
 
@@ -252,29 +275,42 @@ impl<'de> Visitor<'de> for Strict<'_, RunRequest> {
                 "stdin" => r.stdin = map.next_value()?,
                 "args" => r.args = map.next_value()?,
                 "timeout_ms" => r.timeout_ms = map.next_value()?,
+                "cpu_time_ms" => r.cpu_time_ms = map.next_value()?,
+                "compare" => r.compare = map.next_value()?,
                 "files" => {
                     r.files =
                         map.next_value_seed(Strict::<Option<Vec<FileEntry>>>::new(self.refusal))?
                 }
-                other => return Err(self.refuse(ApiError::UnknownField(other.to_string()))),
+                "tests" => {
+                    r.tests =
+                        map.next_value_seed(Strict::<Option<Vec<TestEntry>>>::new(self.refusal))?
+                }
+                other => return Err(self.unknown(other)),
             }
         }
         Ok(r)
     }
 }
 
-impl<'de> DeserializeSeed<'de> for Strict<'_, Option<Vec<FileEntry>>> {
-    type Value = Option<Vec<FileEntry>>;
+/// A list of strictly parsed `T`, or null.
+impl<'de, T> DeserializeSeed<'de> for Strict<'_, Option<Vec<T>>>
+where
+    for<'a> Strict<'a, T>: DeserializeSeed<'de, Value = T>,
+{
+    type Value = Option<Vec<T>>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_option(self)
     }
 }
 
-impl<'de> Visitor<'de> for Strict<'_, Option<Vec<FileEntry>>> {
-    type Value = Option<Vec<FileEntry>>;
+impl<'de, T> Visitor<'de> for Strict<'_, Option<Vec<T>>>
+where
+    for<'a> Strict<'a, T>: DeserializeSeed<'de, Value = T>,
+{
+    type Value = Option<Vec<T>>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a list of files")
+        f.write_str("a list")
     }
 
     fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
@@ -290,11 +326,11 @@ impl<'de> Visitor<'de> for Strict<'_, Option<Vec<FileEntry>>> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut files = Vec::new();
-        while let Some(file) = seq.next_element_seed(Strict::<FileEntry>::new(self.refusal))? {
-            files.push(file);
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(Strict::<T>::new(self.refusal))? {
+            items.push(item);
         }
-        Ok(Some(files))
+        Ok(Some(items))
     }
 }
 
@@ -318,7 +354,7 @@ impl<'de> Visitor<'de> for Strict<'_, FileEntry> {
             match key.as_ref() {
                 "name" => name = Some(map.next_value::<String>()?),
                 "content" => content = Some(map.next_value::<String>()?),
-                other => return Err(self.refuse(ApiError::UnknownField(other.to_string()))),
+                other => return Err(self.unknown(other)),
             }
         }
         let missing = |field: &str| {
@@ -335,179 +371,33 @@ impl<'de> Visitor<'de> for Strict<'_, FileEntry> {
     }
 }
 
-/// The answer to a run, whatever the program did.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunResponse {
-    pub language: String,
-    pub version: String,
-    /// The run: `status`, `exit_code`, `signal`, `stdout`, `stderr`,
-    /// `truncated`, `duration_ms` (empty, with the compile's status, when
-    /// the compile failed).
-    #[serde(flatten)]
-    pub run: StageReport,
-    /// The compile stage, for compiled languages.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub compile: Option<StageReport>,
-    /// For clients of the earlier service: the stdout, when the status is `ok`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub output: Option<String>,
-    /// For clients of the earlier service: the stderr, or a sentence naming
-    /// the limit that was hit, when the status is not `ok`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-/// What a stage (the run, or the compile) did, on the wire.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct StageReport {
-    /// `ok`, `runtime_error`, `timeout`, `memory_limit`, `output_limit`, or
-    /// (a run whose compile failed) `compile_error`.
-    pub status: &'static str,
-    /// The exit status; 128+N when signal N ended the program.
-    pub exit_code: Option<i64>,
-    /// The name of the signal that ended it, if one did.
-    pub signal: Option<String>,
-    pub stdout: String,
-    pub stderr: String,
-    /// Whether a stream was cut at its cap.
-    pub truncated: bool,
-    /// Wall-clock time from the start of the program to its end, in ms.
-    pub duration_ms: u64,
-}
-
-/// A status as this dialect writes it.
-fn status_name(status: Status) -> &'static str {
-    match status {
-        Status::Ok => "ok",
-        Status::RuntimeError => "runtime_error",
-        Status::Timeout => "timeout",
-        Status::MemoryLimit => "memory_limit",
-        Status::OutputLimit => "output_limit",
+impl<'de> DeserializeSeed<'de> for Strict<'_, TestEntry> {
+    type Value = TestEntry;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<TestEntry, D::Error> {
+        d.deserialize_map(self)
     }
 }
 
-impl From<&StageResult> for StageReport {
-    fn from(stage: &StageResult) -> Self {
-        StageReport {
-            status: status_name(stage.status()),
-            exit_code: stage.exit.map(|e| e.status()),
-            signal: stage.exit.and_then(|e| e.signal()).map(|s| s.to_string()),
-            stdout: stage.stdout.clone(),
-            stderr: stage.stderr.clone(),
-            truncated: stage.truncated(),
-            duration_ms: stage.duration.as_millis() as u64,
-        }
-    }
-}
+impl<'de> Visitor<'de> for Strict<'_, TestEntry> {
+    type Value = TestEntry;
 
-impl RunResponse {
-    pub fn new(report: &Report) -> Self {
-        let limits = &report.limits;
-        let (run, compile, output, error) = match &report.outcome {
-            Outcome::Ran { compile, run } => {
-                let (output, error) = match run.status() {
-                    Status::Ok => (Some(run.stdout.clone()), None),
-                    _ => (None, Some(run_error(run, &limits.run))),
-                };
-                (StageReport::from(run), compile.as_ref(), output, error)
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a test object (`name`, `stdin`, `args`, `expected_output`)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TestEntry, A::Error> {
+        let mut test = TestEntry::default();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "name" => test.name = map.next_value()?,
+                "stdin" => test.stdin = map.next_value()?,
+                "args" => test.args = map.next_value()?,
+                "expected_output" => test.expected_output = map.next_value()?,
+                other => return Err(self.unknown(other)),
             }
-            Outcome::CompileFailed { compile } => {
-                let status = match compile.status() {
-                    Status::RuntimeError | Status::Ok => "compile_error",
-                    limit => status_name(limit),
-                };
-                let compile_limits = limits.compile.as_ref().unwrap_or(&limits.run);
-                let error = compile_error(compile, compile_limits);
-                let run = StageReport {
-                    status,
-                    ..StageReport::default()
-                };
-                (run, Some(compile), None, Some(error))
-            }
-        };
-        RunResponse {
-            language: report.language.name.clone(),
-            version: report.language.version.clone(),
-            run,
-            compile: compile.map(StageReport::from),
-            output,
-            error,
         }
+        Ok(test)
     }
-}
-
-/// The `error` text of a run that did not end with status `ok`.
-fn run_error(run: &StageResult, limits: &Limits) -> String {
-    if let Some(sentence) = limit_sentence(Stage::Run, run, limits) {
-        return sentence;
-    }
-    match run.exit {
-        _ if !run.stderr.is_empty() => run.stderr.clone(),
-        Some(exit) => match exit.signal() {
-            Some(signal) => format!("The program was killed by {signal}."),
-            None => format!("The program exited with code {}.", exit.status()),
-        },
-        None => "The program failed.".to_string(),
-    }
-}
-
-/// The `error` text of a failed compile stage: the compiler's output, or a
-/// sentence naming the limit it hit.
-fn compile_error(compile: &StageResult, limits: &Limits) -> String {
-    if let Some(sentence) = limit_sentence(Stage::Compile, compile, limits) {
-        return sentence;
-    }
-    match compile.exit {
-        _ if !compile.stderr.is_empty() => compile.stderr.clone(),
-        _ if !compile.stdout.is_empty() => compile.stdout.clone(),
-        Some(exit) => format!("The compiler exited with code {}.", exit.status()),
-        None => "The compiler failed.".to_string(),
-    }
-}
-
-/// The sentence naming the limit a stage was stopped at, if it was:
-/// "Time limit exceeded: the program was still running after 1500 ms and
-/// was stopped.", "Compile memory limit exceeded: the compiler …".
-fn limit_sentence(stage: Stage, result: &StageResult, limits: &Limits) -> Option<String> {
-    let (limit, what) = match result.limit? {
-        LimitHit::WallTime => (
-            "time",
-            format!(
-                "was still running after {} ms and was stopped",
-                limits.wall_time_ms
-            ),
-        ),
-        LimitHit::CpuTime => (
-            "CPU time",
-            format!(
-                "used more than {} ms of CPU time and was stopped",
-                limits.cpu_time_ms
-            ),
-        ),
-        LimitHit::Memory => (
-            "memory",
-            format!("needed more than {} MiB and was killed", limits.memory_mb),
-        ),
-        LimitHit::Output(stream) => (
-            "output",
-            format!(
-                "wrote more than {} bytes to {} and was stopped",
-                limits.output_bytes,
-                match stream {
-                    StreamKind::Stdout => "stdout",
-                    StreamKind::Stderr => "stderr",
-                }
-            ),
-        ),
-    };
-    Some(match stage {
-        Stage::Run => format!(
-            "{}{} limit exceeded: the program {what}.",
-            limit[..1].to_uppercase(),
-            &limit[1..]
-        ),
-        Stage::Compile => format!("Compile {limit} limit exceeded: the compiler {what}."),
-    })
 }
 
 #[cfg(test)]
@@ -528,6 +418,7 @@ mod tests {
             max_stdin_bytes: 1000,
             max_args: 4,
             max_arg_bytes: 100,
+            max_tests: 4,
         }
     }
 
@@ -541,6 +432,7 @@ mod tests {
             ".{0,40}".prop_map(serde_json::Value::from),
             Just(serde_json::Value::from("python")),
             Just(serde_json::json!([{"name": "a.py", "content": "x"}])),
+            Just(serde_json::json!([{"stdin": "x", "expected_output": "y"}])),
         ];
         leaf.prop_recursive(4, 64, 8, |inner| {
             prop_oneof![
@@ -561,7 +453,10 @@ mod tests {
             Just("args".to_string()),
             Just("files".to_string()),
             Just("timeout_ms".to_string()),
+            Just("cpu_time_ms".to_string()),
             Just("version".to_string()),
+            Just("tests".to_string()),
+            Just("compare".to_string()),
             "[a-z_]{1,12}",
         ];
         prop::collection::btree_map(key, json_value(), 0..8)
@@ -584,7 +479,7 @@ mod tests {
             let body = serde_json::to_vec(&value).unwrap();
             let job = RunRequest::parse(&body).and_then(|r| r.into_job(&registry, &bounds()));
             match job {
-                Ok(job) => {
+                Ok((job, checks)) => {
                     let b = bounds();
                     prop_assert_eq!(&job.files.main.name, &job.language.source_file);
                     prop_assert!(!job.files.main.content.is_empty());
@@ -599,6 +494,12 @@ mod tests {
                     prop_assert!(job.stdin.len() <= b.max_stdin_bytes);
                     prop_assert!(job.limits.run.wall_time_ms >= 1);
                     prop_assert!(job.limits.run.wall_time_ms <= job.language.limits.wall_time_ms);
+                    prop_assert!(job.limits.run.cpu_time_ms <= job.language.limits.cpu_time_ms);
+                    prop_assert!(job.tests.len() <= b.max_tests);
+                    prop_assert_eq!(checks.is_some(), !job.tests.is_empty());
+                    if let Some(checks) = checks {
+                        prop_assert_eq!(checks.expected.len(), job.tests.len());
+                    }
                 }
                 Err(e) => prop_assert!(matches!(e.status().as_u16(), 400 | 413), "{e:?}"),
             }
@@ -607,7 +508,7 @@ mod tests {
 
     #[test]
     fn a_request_parses_with_every_field() {
-        let r = parse(r#"{"language":"python","version":"3","code":"print(1)","stdin":"ab","args":["x"],"files":[{"name":"a.py","content":"1"}],"timeout_ms":5}"#).unwrap();
+        let r = parse(r#"{"language":"python","version":"3","code":"print(1)","stdin":"ab","args":["x"],"files":[{"name":"a.py","content":"1"}],"timeout_ms":5,"cpu_time_ms":7,"compare":"tokens","tests":[{"name":"one","stdin":"1","args":["y"],"expected_output":"2"}]}"#).unwrap();
         assert_eq!(r.language.as_deref(), Some("python"));
         assert_eq!(r.version.as_deref(), Some("3"));
         assert_eq!(r.args, Some(vec!["x".to_string()]));
@@ -618,7 +519,17 @@ mod tests {
                 content: "1".into()
             }])
         );
-        assert_eq!(r.timeout_ms, Some(5));
+        assert_eq!((r.timeout_ms, r.cpu_time_ms), (Some(5), Some(7)));
+        assert_eq!(r.compare.as_deref(), Some("tokens"));
+        assert_eq!(
+            r.tests,
+            Some(vec![TestEntry {
+                name: Some("one".into()),
+                stdin: Some("1".into()),
+                args: Some(vec!["y".into()]),
+                expected_output: Some("2".into()),
+            }])
+        );
         let r = parse(r#"{"language":"py","code":"x","stdin":null,"files":null}"#).unwrap();
         assert_eq!((r.stdin, r.files), (None, None));
     }
@@ -645,6 +556,11 @@ mod tests {
                 .unwrap_err(),
             ApiError::UnknownField("mode".into())
         );
+        assert_eq!(
+            parse(r#"{"language": "python", "code": "x", "tests": [{"expected": "1"}]}"#)
+                .unwrap_err(),
+            ApiError::UnknownField("expected".into())
+        );
         // An unknown field is named before its value is read, however deep.
         let deep = format!(r#"{{"language": "python", "zzz": {}"#, "[".repeat(100_000));
         assert_eq!(
@@ -663,5 +579,103 @@ mod tests {
                 message: "is required in every file".into()
             }
         );
+    }
+
+    #[test]
+    fn a_batch_gets_its_checks_and_each_test_the_requests_stdin_and_args_by_default() {
+        let registry = Registry::builtin(&DefaultLimits::default()).unwrap();
+        let body = r#"{"language":"python","code":"x","stdin":"shared","args":["a"],"compare":"exact",
+            "tests":[{"name":"first","expected_output":"1"},{"stdin":"own","args":[]}]}"#;
+        let (job, checks) = parse(body).unwrap().into_job(&registry, &bounds()).unwrap();
+        assert_eq!(
+            job.tests[0],
+            TestInput {
+                stdin: b"shared".to_vec(),
+                args: vec!["a".into()]
+            }
+        );
+        assert_eq!(
+            job.tests[1],
+            TestInput {
+                stdin: b"own".to_vec(),
+                args: vec![]
+            }
+        );
+        let checks = checks.unwrap();
+        assert_eq!(checks.names, [Some("first".to_string()), None]);
+        assert_eq!(checks.expected, [Some("1".to_string()), None]);
+        assert_eq!(checks.compare, Compare::Exact);
+        let (_, none) = parse(r#"{"language":"python","code":"x"}"#)
+            .unwrap()
+            .into_job(&registry, &bounds())
+            .unwrap();
+        assert_eq!(none, None);
+    }
+
+    #[test]
+    fn bad_batches_and_limits_are_refused_naming_the_field() {
+        let registry = Registry::builtin(&DefaultLimits::default()).unwrap();
+        let refuse = |body: &str| {
+            let e = parse(body)
+                .unwrap()
+                .into_job(&registry, &bounds())
+                .unwrap_err();
+            (
+                e.code(),
+                match e {
+                    ApiError::InvalidField { field, .. }
+                    | ApiError::FieldTooLarge { field, .. } => field,
+                    other => panic!("{other:?}"),
+                },
+            )
+        };
+        let five = r#"[{},{},{},{},{}]"#;
+        for (body, want) in [
+            (
+                r#"{"language":"python","code":"x","tests":[]}"#.to_string(),
+                ("invalid_field", "tests"),
+            ),
+            (
+                format!(r#"{{"language":"python","code":"x","tests":{five}}}"#),
+                ("field_too_large", "tests"),
+            ),
+            (
+                r#"{"language":"python","code":"x","compare":"fuzzy","tests":[{}]}"#.to_string(),
+                ("invalid_field", "compare"),
+            ),
+            (
+                r#"{"language":"python","code":"x","compare":"exact"}"#.to_string(),
+                ("invalid_field", "compare"),
+            ),
+            (
+                r#"{"language":"python","code":"x","cpu_time_ms":0}"#.to_string(),
+                ("invalid_field", "cpu_time_ms"),
+            ),
+            (
+                r#"{"language":"python","code":"x","cpu_time_ms":999999999}"#.to_string(),
+                ("invalid_field", "cpu_time_ms"),
+            ),
+            (
+                format!(
+                    r#"{{"language":"python","code":"x","tests":[{{"stdin":"{}"}}]}}"#,
+                    "s".repeat(1001)
+                ),
+                ("field_too_large", "tests"),
+            ),
+            (
+                format!(
+                    r#"{{"language":"python","code":"x","tests":[{{"name":"{}"}}]}}"#,
+                    "n".repeat(257)
+                ),
+                ("field_too_large", "tests"),
+            ),
+            (
+                r#"{"language":"python","code":"x","tests":[{"args":["a\u0000"]}]}"#.to_string(),
+                ("invalid_field", "tests"),
+            ),
+        ] {
+            let (code, field) = refuse(&body);
+            assert_eq!((code, field.as_str()), want, "{body}");
+        }
     }
 }

@@ -1,0 +1,113 @@
+//! `POST /run-code`, the service's own dialect (and its predecessor's): the
+//! wire request ([`request`]), its translation to a job, the answers
+//! ([`response`]), and the handler.
+
+pub mod request;
+pub mod response;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Buf;
+use futures_util::Stream;
+use warp::http::header::HeaderValue;
+use warp::reply::{Reply, Response};
+
+use super::error::ApiError;
+use super::{Api, POOL_HEADER, REQUEST_ID_HEADER, new_request_id};
+use crate::runner::{PoolUse, Report, Runner, Timing};
+use request::RunRequest;
+use response::{BatchResponse, RunResponse};
+
+/// `POST /run-code`: read, parse, check, run (once, or a batch of tests),
+/// render.
+pub async fn run_code<R: Runner>(
+    api: Arc<Api<R>>,
+    body: impl Stream<Item = Result<impl Buf, warp::Error>> + Send + Unpin,
+) -> Response {
+    let request_id = new_request_id();
+    let received = Instant::now();
+    let answered = async {
+        let body = api.body.read(body).await?;
+        let registry = api.runner.registry();
+        let (job, checks) = RunRequest::parse(&body)?.into_job(&registry, &api.bounds)?;
+        drop(body);
+        let refused = |e| ApiError::from_run(e, &request_id);
+        match checks {
+            None => {
+                let report = api.runner.run(job).await.map_err(refused)?;
+                let answer = RunResponse::new(&report);
+                log_run(&request_id, &answer, &report, received);
+                let mut response = warp::reply::json(&answer).into_response();
+                add_timing_headers(&mut response, &report.timing, received.elapsed());
+                Ok(response)
+            }
+            Some(checks) => {
+                let report = api.runner.run_batch(job).await.map_err(refused)?;
+                let answer = BatchResponse::new(&report, &checks);
+                tracing::info!(
+                    %request_id,
+                    language = %answer.language,
+                    version = %answer.version,
+                    status = answer.status,
+                    passed = answer.summary.passed,
+                    total = answer.summary.total,
+                    total_ms = received.elapsed().as_millis() as u64,
+                    "batch finished"
+                );
+                Ok(warp::reply::json(&answer).into_response())
+            }
+        }
+    }
+    .await;
+    let mut response = answered.unwrap_or_else(|e: ApiError| {
+        tracing::info!(%request_id, code = e.code(), error = %e, "request refused");
+        e.into_response()
+    });
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+fn log_run(request_id: &str, answer: &RunResponse, report: &Report, received: Instant) {
+    tracing::info!(
+        %request_id,
+        language = %answer.language,
+        version = %answer.version,
+        status = answer.run.status,
+        exit_code = ?answer.run.exit_code,
+        compile_ms = answer.compile.as_ref().map(|c| c.duration_ms),
+        duration_ms = answer.run.duration_ms,
+        cpu_time_ms = ?answer.run.cpu_time_ms,
+        memory_peak_bytes = ?answer.run.memory_peak_bytes,
+        total_ms = received.elapsed().as_millis() as u64,
+        pooled = report.timing.pool == PoolUse::Hit,
+        "run finished"
+    );
+}
+
+/// `x-code-runner-pool` and `Server-Timing`: the phases of the run, the
+/// time in Engine API calls and waiting for the program, and in all.
+fn add_timing_headers(response: &mut Response, timing: &Timing, total: Duration) {
+    let headers = response.headers_mut();
+    let pool = match timing.pool {
+        PoolUse::Hit => "hit",
+        PoolUse::Miss => "miss",
+    };
+    headers.insert(POOL_HEADER, HeaderValue::from_static(pool));
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let mut value: String = timing
+        .phases
+        .iter()
+        .map(|(phase, d)| format!("{};dur={:.3}, ", phase.as_str(), ms(*d)))
+        .collect();
+    value.push_str(&format!(
+        "docker;dur={:.3}, total;dur={:.3}",
+        ms(timing.docker),
+        ms(total)
+    ));
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert("server-timing", value);
+    }
+}
