@@ -13,8 +13,9 @@
 //! - [`app`]: wiring, serving, supervised background work, graceful
 //!   shutdown.
 //! - `server`: the HTTP accept loop, with connection bounds.
-//! - `api`: the HTTP API: routes, each dialect's wire types and handler,
-//!   the probes, and every error mapped to JSON in one place.
+//! - `api`: the HTTP API: routes, each dialect's wire types and handler
+//!   (`/run-code`, and Piston's v2 API under `/api/v2`), the probes, and
+//!   every error mapped to JSON in one place.
 //! - `runner`: the seam the API depends on (`Runner`):
 //!   admission (run slots and a bounded queue), then the executor.
 //! - [`executor`]: runs a job in fresh hardened sandboxes (a compile stage,

@@ -1,5 +1,6 @@
 //! The HTTP API: its routes ([`routes`]), each dialect's wire types and
-//! handler ([`native`]: `POST /run-code`), the probes ([`probes`]), request
+//! handler ([`native`]: `POST /run-code`; [`piston`]: Piston's v2 API under
+//! `/api/v2`), the probes ([`probes`]), request
 //! bodies ([`body`]) and the mapping of every error to a JSON response
 //! ([`error`]). It depends on the pipeline through the [`Runner`] seam
 //! only.
@@ -7,6 +8,7 @@
 mod body;
 pub mod error;
 pub mod native;
+pub mod piston;
 pub mod probes;
 #[cfg(test)]
 mod tests;
@@ -72,10 +74,21 @@ pub fn routes<R: Runner>(
         .then(probes::ready::<R>);
     let languages = warp::path!("languages")
         .and(warp::get())
-        .and(with_api)
+        .and(with_api.clone())
         .map(probes::languages::<R>);
+    let piston = warp::path("api")
+        .and(warp::path("v2"))
+        .and(with_api)
+        .and(warp::method())
+        .and(warp::path::tail())
+        .and(warp::header::optional::<String>("content-type"))
+        .and(warp::body::stream())
+        .then(piston::handle::<R>);
 
-    run.or(health)
+    piston
+        .or(run)
+        .unify()
+        .or(health)
         .unify()
         .or(ready)
         .unify()

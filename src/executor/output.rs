@@ -17,6 +17,11 @@ impl CappedBuffer {
         }
     }
 
+    /// How many more bytes fit.
+    pub fn room(&self) -> usize {
+        self.cap - self.data.len()
+    }
+
     /// Appends what fits; returns `true` when the stream has now gone over
     /// its cap (the bytes beyond it are dropped).
     pub fn push(&mut self, chunk: &[u8]) -> bool {

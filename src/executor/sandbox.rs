@@ -260,13 +260,13 @@ impl Sandbox {
             return Err(ExecError::Stopped);
         }
         if ending == Ending::Exited && !transcript.started() {
-            let (_, stderr) = transcript.into_texts();
+            let (_, stderr, _) = transcript.into_texts();
             return Err(ExecError::NeverStarted(stderr));
         }
         let observed = self.observe(ending, &transcript).await?;
         let (exit, limit) = verdict(&observed);
         let usage = usage(observed.reported, sampled, transcript.cpu_at_start());
-        let (stdout, stderr) = transcript.into_texts();
+        let (stdout, stderr, output) = transcript.into_texts();
         let phases = vec![
             (Phase::Run, ended - fed.at),
             (Phase::State, ended.elapsed()),
@@ -277,6 +277,7 @@ impl Sandbox {
                 limit,
                 stdout,
                 stderr,
+                output,
                 duration: ended - fed.at,
                 usage,
             },
@@ -506,6 +507,8 @@ fn feed(mut writer: Input, bytes: Vec<u8>) -> AbortOnDrop {
 struct Transcript {
     stdout: (Framing, CappedBuffer),
     stderr: (Framing, CappedBuffer),
+    /// What both streams kept, in the order it came.
+    both: CappedBuffer,
     /// The first stream that went over its cap.
     capped: Option<StreamKind>,
 }
@@ -515,6 +518,7 @@ impl Transcript {
         Transcript {
             stdout: (Framing::stdout(nonce), CappedBuffer::new(cap)),
             stderr: (Framing::stderr(nonce), CappedBuffer::new(cap)),
+            both: CappedBuffer::new(cap.saturating_mul(2)),
             capped: None,
         }
     }
@@ -536,6 +540,7 @@ impl Transcript {
             StreamKind::Stderr => &mut self.stderr,
         };
         let bytes = trailer.push(&chunk.bytes);
+        self.both.push(&bytes[..bytes.len().min(buffer.room())]);
         let over = buffer.push(&bytes);
         if over && self.capped.is_none() {
             self.capped = Some(chunk.stream);
@@ -556,7 +561,9 @@ impl Transcript {
                 StreamKind::Stdout => &mut self.stdout,
                 StreamKind::Stderr => &mut self.stderr,
             };
-            if buffer.push(&trailer.finish()) && self.capped.is_none() {
+            let rest = trailer.finish();
+            self.both.push(&rest[..rest.len().min(buffer.room())]);
+            if buffer.push(&rest) && self.capped.is_none() {
                 self.capped = Some(stream);
             }
         }
@@ -566,8 +573,13 @@ impl Transcript {
         self.capped
     }
 
-    fn into_texts(self) -> (String, String) {
-        (self.stdout.1.into_text(), self.stderr.1.into_text())
+    /// stdout, stderr, and both in the order they came.
+    fn into_texts(self) -> (String, String, String) {
+        (
+            self.stdout.1.into_text(),
+            self.stderr.1.into_text(),
+            self.both.into_text(),
+        )
     }
 }
 
@@ -687,7 +699,14 @@ mod tests {
         let reported = t.reported().unwrap();
         assert_eq!(reported.oom_kills, Some(0));
         assert_eq!(reported.memory_peak, Some(4096));
-        assert_eq!(t.into_texts(), ("out\n".to_string(), "err\n".to_string()));
+        assert_eq!(
+            t.into_texts(),
+            (
+                "out\n".to_string(),
+                "err\n".to_string(),
+                "out\nerr\n".to_string()
+            )
+        );
     }
 
     #[test]

@@ -144,6 +144,9 @@ pub struct StageResult {
     pub limit: Option<LimitHit>,
     pub stdout: String,
     pub stderr: String,
+    /// What the two streams kept, interleaved in the order it came (as the
+    /// engine received it).
+    pub output: String,
     /// From the moment the stage was fed to the end of its program.
     pub duration: Duration,
     /// Figures read from the sandbox's cgroup.
@@ -293,6 +296,7 @@ mod tests {
             limit,
             stdout: String::new(),
             stderr: String::new(),
+            output: String::new(),
             duration: Duration::ZERO,
             usage: Usage::default(),
         }

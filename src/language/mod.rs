@@ -72,7 +72,7 @@ pub struct Language {
     /// The version the image provides, as the file writes it (`3.13`).
     pub version: String,
     /// That version as a semantic version (`3.13.0`), for ranges and order.
-    pub semver: semver::Version,
+    pub semver: nodejs_semver::Version,
     /// The Docker image runs start from.
     pub image: String,
     /// The file the request's main source (`code`) is written to.
@@ -293,14 +293,14 @@ fn resolved(
 
 /// A version as a semantic version, missing parts taken as 0: `3.13` is
 /// `3.13.0`, `21` is `21.0.0`.
-pub fn lenient_semver(text: &str) -> Option<semver::Version> {
+pub fn lenient_semver(text: &str) -> Option<nodejs_semver::Version> {
     let parts = text.split('.').count();
     let padded = match parts {
         1 => format!("{text}.0.0"),
         2 => format!("{text}.0"),
         _ => text.to_string(),
     };
-    semver::Version::parse(&padded).ok()
+    nodejs_semver::Version::parse(&padded).ok()
 }
 
 /// Why a language file was refused.
@@ -533,7 +533,7 @@ memory_mb = 64
         let lua = Language::parse(Origin::File("lua.toml".into()), LUA, &defaults).unwrap();
         assert_eq!(lua.limits.memory_mb, 64);
         assert_eq!(lua.limits.pids, 77);
-        assert_eq!(lua.semver, semver::Version::new(5, 4, 0));
+        assert_eq!(lua.semver, (5, 4, 0).into());
     }
 
     #[test]
@@ -657,12 +657,9 @@ memory_mb = 64
 
     #[test]
     fn versions_are_read_leniently() {
-        assert_eq!(lenient_semver("3.13"), Some(semver::Version::new(3, 13, 0)));
-        assert_eq!(lenient_semver("21"), Some(semver::Version::new(21, 0, 0)));
-        assert_eq!(
-            lenient_semver("1.85.1"),
-            Some(semver::Version::new(1, 85, 1))
-        );
+        assert_eq!(lenient_semver("3.13"), Some((3, 13, 0).into()));
+        assert_eq!(lenient_semver("21"), Some((21, 0, 0).into()));
+        assert_eq!(lenient_semver("1.85.1"), Some((1, 85, 1).into()));
         assert_eq!(lenient_semver("x"), None);
         assert_eq!(lenient_semver(""), None);
     }

@@ -135,10 +135,11 @@ impl Registry {
     /// The newest version of the language a request names (by name or
     /// alias) within `range` (any version when `None`).
     ///
-    /// A range is a version written in full (`3.13.0`: that version) or in
-    /// part (`3.13`, `3`: any version it starts), `*`, or a semver
-    /// requirement (`>=3.11, <3.13`, `^3`, `~3.11`), as Piston's clients
-    /// send it (npm's rules for bare versions).
+    /// A range follows npm's rules (`node-semver`, which Piston uses too):
+    /// a version written in full (`3.13.0`: that version) or in part
+    /// (`3.13`, `3`, `3.x`: any version it starts), `*`, comparators
+    /// (`>=3.11 <3.13`, `^3`, `~3.11`), hyphen ranges and `||`.
+    /// Pre-releases match only ranges that name them.
     pub fn resolve(&self, name: &str, range: Option<&str>) -> Result<Arc<Language>, Lookup> {
         let named: Vec<&Arc<Language>> = self
             .languages
@@ -151,10 +152,13 @@ impl Registry {
             });
         }
         let range = range.map(str::trim).unwrap_or("*");
-        let matcher = VersionRange::parse(range)?;
+        let matcher = nodejs_semver::Range::parse(range).map_err(|e| Lookup::BadRange {
+            range: range.to_string(),
+            reason: e.to_string(),
+        })?;
         named
             .iter()
-            .find(|l| matcher.matches(&l.semver))
+            .find(|l| matcher.satisfies(&l.semver))
             .map(|l| Arc::clone(l))
             .ok_or_else(|| Lookup::UnknownVersion {
                 name: named[0].name.clone(),
@@ -195,43 +199,6 @@ impl Registry {
             .filter(|l| l.image == image)
             .map(|l| l.label())
             .collect()
-    }
-}
-
-/// A version range, as [`Registry::resolve`] reads it.
-enum VersionRange {
-    Any,
-    /// A bare version: these parts must be equal, the rest is free.
-    Prefix(Vec<u64>),
-    Req(semver::VersionReq),
-}
-
-impl VersionRange {
-    fn parse(range: &str) -> Result<VersionRange, Lookup> {
-        if range.is_empty() || range == "*" {
-            return Ok(VersionRange::Any);
-        }
-        let bare: Option<Vec<u64>> = range.split('.').map(|p| p.parse().ok()).collect();
-        match bare {
-            Some(parts) if parts.len() <= 3 => Ok(VersionRange::Prefix(parts)),
-            _ => semver::VersionReq::parse(range)
-                .map(VersionRange::Req)
-                .map_err(|e| Lookup::BadRange {
-                    range: range.to_string(),
-                    reason: e.to_string(),
-                }),
-        }
-    }
-
-    fn matches(&self, version: &semver::Version) -> bool {
-        match self {
-            VersionRange::Any => true,
-            VersionRange::Prefix(parts) => parts
-                .iter()
-                .zip([version.major, version.minor, version.patch])
-                .all(|(want, have)| *want == have),
-            VersionRange::Req(req) => req.matches(version),
-        }
     }
 }
 
@@ -307,8 +274,18 @@ mod tests {
         assert_eq!(pick("5").unwrap(), "5.10");
         assert_eq!(pick("*").unwrap(), "5.10");
         assert_eq!(pick("<5.4").unwrap(), "5.3");
-        assert_eq!(pick(">=5.4, <5.5").unwrap(), "5.4.6");
         assert_eq!(pick("~5.3").unwrap(), "5.3");
+        // npm's forms, as Piston's clients send them (each checked against
+        // npm's semver 7.6.2).
+        assert_eq!(pick("x").unwrap(), "5.10");
+        assert_eq!(pick("5.x").unwrap(), "5.10");
+        assert_eq!(pick("^5.4").unwrap(), "5.10");
+        assert_eq!(pick(">=5.4 <5.5").unwrap(), "5.4.6");
+        assert_eq!(pick("=5.4.6").unwrap(), "5.4.6");
+        assert_eq!(pick("v5.4.6").unwrap(), "5.4.6");
+        assert_eq!(pick("5.3.0 || 5.4.6").unwrap(), "5.4.6");
+        assert_eq!(pick("5.3 - 5.4").unwrap(), "5.4.6");
+        assert!(matches!(pick("latest"), Err(Lookup::BadRange { .. })));
         assert_eq!(
             pick("5.4.0").unwrap_err(),
             Lookup::UnknownVersion {

@@ -22,7 +22,7 @@ use admission::{Admission, Refusal, Slot};
 
 /// The vocabulary of a report, for the dialects.
 pub use crate::engine::StreamKind;
-pub use crate::executor::verdict::{LimitHit, Outcome, StageResult, Status};
+pub use crate::executor::verdict::{Exit, LimitHit, Outcome, StageResult, Status};
 pub use crate::executor::{PoolUse, Timing};
 
 /// What a [`Runner`] answers for a job that ran (whatever the program did).

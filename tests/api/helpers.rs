@@ -346,3 +346,44 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Runs a Python client script of `tests/clients/` with `args`, in the
+/// virtual environment `scripts/python-clients` made (its path in
+/// `PYTHON_CLIENTS_VENV`, which `scripts/test` sets; default
+/// `~/.cache/code-runner/venv`), and fails the test with the script's
+/// output unless it exits 0. Returns its stdout.
+pub async fn python_client(script: &str, args: &[&str]) -> String {
+    let venv = std::env::var_os("PYTHON_CLIENTS_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+                .join(".cache/code-runner/venv")
+        });
+    let python = venv.join("bin/python");
+    assert!(
+        python.exists(),
+        "the Python clients are not installed in {}: run scripts/python-clients (scripts/test does)",
+        venv.display()
+    );
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(script);
+    let output = tokio::process::Command::new(python)
+        .arg(&script)
+        .args(args)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(180), output)
+        .await
+        .expect("the client script finishes within 180 s")
+        .expect("the client script starts");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{} failed ({}):\n{stdout}\n{}",
+        script.display(),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}

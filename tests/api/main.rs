@@ -11,6 +11,7 @@ mod helpers;
 mod isolation;
 mod judging;
 mod limits;
+mod piston;
 mod pool;
 mod redteam;
 mod reload;

@@ -163,3 +163,68 @@ async fn a_run_in_flight_is_not_disturbed_by_its_file_being_removed() {
     assert_eq!(answer["stdout"], "finished\n");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn each_version_of_a_language_reloads_with_its_own_file() {
+    let app = python_only().await;
+    let versions = |body: &Value| -> Vec<String> {
+        body["languages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                format!(
+                    "{}-{}",
+                    l["name"].as_str().unwrap(),
+                    l["version"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    let wait_for = |expected: &'static [&'static str]| {
+        let app = &app;
+        async move {
+            let start = Instant::now();
+            loop {
+                let (_, body) = app.get("/languages").await;
+                if versions(&body) == expected {
+                    return;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(3),
+                    "languages stayed {:?}",
+                    versions(&body)
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    std::fs::write(
+        folder(&app).join("python-3.11.toml"),
+        language_file("available/python-3.11.toml"),
+    )
+    .unwrap();
+    wait_for(&["python-3.13", "python-3.11"]).await;
+    let code = "import sys\nprint(sys.version_info[1])";
+    let older = app
+        .run_ok(json!({"language": "python", "version": "3.11", "code": code}))
+        .await;
+    assert_eq!(older["stdout"], "11\n", "{older}");
+    // A second file with the same name and version is refused, naming both
+    // files, and the folder as it was stays served.
+    std::fs::write(
+        folder(&app).join("python-copy.toml"),
+        language_file("available/python-3.11.toml"),
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (_, body) = app.get("/languages").await;
+    assert_eq!(versions(&body), ["python-3.13", "python-3.11"]);
+    std::fs::remove_file(folder(&app).join("python-copy.toml")).unwrap();
+    // Removing one version's file leaves the other.
+    std::fs::remove_file(folder(&app).join("python.toml")).unwrap();
+    wait_for(&["python-3.11"]).await;
+    let newest = app.run_ok(json!({"language": "py", "code": code})).await;
+    assert_eq!(newest["stdout"], "11\n", "{newest}");
+    app.stop().await;
+}

@@ -20,6 +20,8 @@ use crate::runner::{
     StageResult, StreamKind, Timing,
 };
 
+mod piston;
+
 type Answer = Box<dyn Fn(&Job) -> Result<Outcome, RunError> + Send + Sync>;
 
 /// A runner that answers what it is told and remembers the jobs it got.
@@ -81,14 +83,25 @@ impl Runner for Double {
     }
 }
 
+/// The shipped python (3.13), Python 3.11 and C.
 fn registry() -> Arc<Registry> {
-    let c = include_str!("../../languages/available/c.toml");
-    let c = Language::parse(Origin::File("c.toml".into()), c, &DefaultLimits::default()).unwrap();
+    let file = |name: &str, text: &str| {
+        Arc::new(
+            Language::parse(Origin::File(name.into()), text, &DefaultLimits::default()).unwrap(),
+        )
+    };
     let mut languages = Registry::builtin(&DefaultLimits::default())
         .unwrap()
         .languages()
         .to_vec();
-    languages.push(Arc::new(c));
+    languages.push(file(
+        "c.toml",
+        include_str!("../../../languages/available/c.toml"),
+    ));
+    languages.push(file(
+        "python-3.11.toml",
+        include_str!("../../../languages/available/python-3.11.toml"),
+    ));
     Arc::new(Registry::from_languages(languages).unwrap())
 }
 
@@ -98,6 +111,7 @@ fn stage(exit: Option<Exit>, limit: Option<LimitHit>, stdout: &str, stderr: &str
         limit,
         stdout: stdout.into(),
         stderr: stderr.into(),
+        output: format!("{stdout}{stderr}"),
         duration: Duration::from_millis(93),
         usage: Usage {
             cpu_time: Some(Duration::from_micros(21_400)),
@@ -241,7 +255,17 @@ async fn an_unknown_language_lists_the_languages_and_an_unknown_version_the_vers
         r#"{"language": "py", "code": "x", "version": ">=4"}"#,
     )
     .await;
-    assert_eq!(reply.body["versions"], json!(["3.13"]));
+    assert_eq!(reply.body["versions"], json!(["3.13", "3.11"]));
+    // Without a version, the newest; with one, the newest in its range.
+    post(&runner, r#"{"language": "python", "code": "x"}"#).await;
+    post(
+        &runner,
+        r#"{"language": "py", "code": "x", "version": "<3.13"}"#,
+    )
+    .await;
+    let jobs = runner.jobs.lock().unwrap();
+    let labels: Vec<String> = jobs.iter().map(|j| j.language.label()).collect();
+    assert_eq!(labels, ["python-3.13", "python-3.11"]);
 }
 
 #[tokio::test]
@@ -538,7 +562,8 @@ async fn the_probes_and_the_language_list() {
     );
     let reply = send(&runner, get("/languages")).await;
     let languages = reply.body["languages"].as_array().unwrap();
-    assert_eq!(languages.len(), 2);
+    assert_eq!(languages.len(), 3);
+    assert_eq!(languages[2]["version"], "3.11");
     let python = &languages[1];
     assert_eq!(python["name"], "python");
     assert_eq!(python["version"], "3.13");

@@ -1,0 +1,428 @@
+//! The Piston v2 API (engineer-man/piston at 0a844d0, v3.1.1), so that
+//! Piston's clients work against this service unchanged but for the base
+//! URL: `GET /api/v2/runtimes` and `POST /api/v2/execute` (also under
+//! `/api/v2/piston/`, the public instance's paths, which some clients
+//! hard-code; a trailing `/` is fine).
+//!
+//! A thin translation over the same pipeline as `/run-code`: a request is
+//! checked in Piston's order with Piston's messages, becomes a [`Job`],
+//! runs through the [`Runner`], and the [`Report`] is written in Piston's
+//! shape. Where this service differs from Piston, the README ("Piston
+//! clients") says so and why.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use bytes::Buf;
+use futures_util::Stream;
+use serde::Serialize;
+use serde_json::{Value, json};
+use warp::http::{Method, StatusCode};
+use warp::reply::{Reply, Response};
+
+use super::error::ApiError;
+use super::{Api, new_request_id};
+use crate::job::{Field, JobError, JobRequest, Stage};
+use crate::language::Registry;
+use crate::limits::{Limits, LimitsOverride};
+use crate::runner::{Exit, LimitHit, Outcome, Report, Runner, StageResult, StreamKind};
+
+/// `/api/v2/<tail>`: the whole of Piston's API.
+pub async fn handle<R: Runner>(
+    api: Arc<Api<R>>,
+    method: Method,
+    tail: warp::path::Tail,
+    content_type: Option<String>,
+    body: impl Stream<Item = Result<impl Buf, warp::Error>> + Send + Unpin,
+) -> Response {
+    let path = tail.as_str().trim_end_matches('/');
+    let path = path.strip_prefix("piston/").unwrap_or(path);
+    let json_body = content_type.is_some_and(|t| t.starts_with("application/json"));
+    match (path, method) {
+        ("runtimes", Method::GET | Method::HEAD) => runtimes(&api.runner.registry()),
+        // Piston refuses a write that is not JSON before it looks at the
+        // path.
+        (_, m) if !matches!(m, Method::GET | Method::HEAD | Method::OPTIONS) && !json_body => {
+            message(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "requests must be of type application/json",
+            )
+        }
+        ("execute", Method::POST) => execute(api, body).await,
+        _ => message(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
+/// `{"message": text}` with `status`, as Piston answers.
+fn message(status: StatusCode, text: &str) -> Response {
+    warp::reply::with_status(warp::reply::json(&json!({ "message": text })), status).into_response()
+}
+
+/// One runtime as `GET /api/v2/runtimes` lists it.
+#[derive(Debug, Serialize)]
+struct Runtime<'a> {
+    language: &'a str,
+    /// The full semantic version (`3.13.0`), as Piston's packages have.
+    version: String,
+    aliases: &'a [String],
+}
+
+/// Every language version, newest first within a language (Piston's
+/// clients that take the first match get the newest).
+fn runtimes(registry: &Registry) -> Response {
+    let list: Vec<Runtime> = registry
+        .languages()
+        .iter()
+        .map(|l| Runtime {
+            language: &l.name,
+            version: l.semver.to_string(),
+            aliases: &l.aliases,
+        })
+        .collect();
+    warp::reply::json(&list).into_response()
+}
+
+async fn execute<R: Runner>(
+    api: Arc<Api<R>>,
+    body: impl Stream<Item = Result<impl Buf, warp::Error>> + Send + Unpin,
+) -> Response {
+    let request_id = new_request_id();
+    let body = match api.body.read(body).await {
+        Ok(body) => body,
+        Err(e) => return refused(e),
+    };
+    let request: Value = match serde_json::from_slice(&body) {
+        Ok(value) => value,
+        Err(e) => {
+            return message(
+                StatusCode::BAD_REQUEST,
+                &format!("the body is not valid JSON: {e}"),
+            );
+        }
+    };
+    drop(body);
+    let registry = api.runner.registry();
+    let job = match job(&request, &registry) {
+        Ok(request) => request.into_job(&registry, &api.bounds).map_err(refusal),
+        Err(refused) => Err(refused),
+    };
+    let job = match job {
+        Ok(job) => job,
+        Err(text) => {
+            tracing::info!(%request_id, dialect = "piston", error = %text, "request refused");
+            return message(StatusCode::BAD_REQUEST, &text);
+        }
+    };
+    match api.runner.run(job).await {
+        Ok(report) => {
+            tracing::info!(
+                %request_id,
+                dialect = "piston",
+                language = %report.language.label(),
+                status = ?report.outcome.run().map(StageResult::status),
+                "run finished"
+            );
+            warp::reply::json(&Answer::new(&report)).into_response()
+        }
+        Err(e) => refused(ApiError::from_run(e, &request_id)),
+    }
+}
+
+/// Trouble Piston does not have (a body too large or too slow, the
+/// service busy or unable to run code, a fault of its own) with the
+/// status and headers `/run-code` gives it (413, 408, 429 or 503 with
+/// `Retry-After`, 500 with the request's id), in Piston's `{"message"}`.
+fn refused(e: ApiError) -> Response {
+    let body = json!({ "message": e.to_string() }).to_string();
+    let mut response = e.into_response();
+    *response.body_mut() = body.into();
+    response
+}
+
+/// A job refused by the domain's rules, as one Piston-style sentence.
+fn refusal(e: JobError) -> String {
+    let name = |field: Field| match field {
+        Field::Main | Field::Files => "files".to_string(),
+        Field::Args => "args".to_string(),
+        Field::Stdin => "stdin".to_string(),
+        Field::Tests => "tests".to_string(),
+        Field::Limit(stage, limit) => format!("{stage}_{limit}"),
+    };
+    match e {
+        JobError::TooLarge { field, message } | JobError::Invalid { field, message } => {
+            format!("{} {message}", name(field))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A Piston request, checked in Piston's order with Piston's messages
+/// (`api/src/api/v2.js`, `get_job`), into the domain's request.
+fn job(body: &Value, registry: &Registry) -> Result<JobRequest, String> {
+    let text = |key: &str| body[key].as_str().filter(|s| !s.is_empty());
+    let language = text("language").ok_or("language is required as a string")?;
+    let version = text("version").ok_or("version is required as a string")?;
+    let files = body["files"]
+        .as_array()
+        .ok_or("files is required as an array")?;
+    for (i, file) in files.iter().enumerate() {
+        if !file["content"].is_string() {
+            return Err(format!("files[{i}].content is required as a string"));
+        }
+    }
+    let unknown = || format!("{language}-{version} runtime is unknown");
+    let runtime = registry
+        .resolve(language, Some(version))
+        .map_err(|_| unknown())?;
+    let utf8 = |file: &Value| matches!(file["encoding"].as_str(), None | Some("utf8"));
+    let main = files
+        .iter()
+        .position(utf8)
+        .ok_or("files must include at least one utf8 encoded file")?;
+    let (run_limits, compile_limits) = requested_limits(
+        body,
+        &runtime.limits,
+        runtime.compile.as_ref().map(|c| &c.limits),
+    )?;
+    let mut extra = Vec::new();
+    for (i, file) in files.iter().enumerate().filter(|(i, _)| *i != main) {
+        let name = match file["name"].as_str().filter(|n| !n.is_empty()) {
+            Some(name) => name.to_string(),
+            None => format!("file{i}.code"),
+        };
+        extra.push((name, decoded(file, i)?));
+    }
+    let args = match &body["args"] {
+        Value::Null => Vec::new(),
+        Value::Array(items) => items
+            .iter()
+            .map(|a| a.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .ok_or("args must be an array of strings")?,
+        _ => return Err("args must be an array of strings".into()),
+    };
+    let mut stdin = match &body["stdin"] {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        _ => return Err("stdin must be a string".into()),
+    };
+    // Piston ends stdin with a newline.
+    if !stdin.ends_with('\n') {
+        stdin.push('\n');
+    }
+    Ok(JobRequest {
+        language: language.to_string(),
+        version: Some(version.to_string()),
+        main: decoded(&files[main], main)?,
+        extra,
+        args,
+        stdin: stdin.into_bytes(),
+        run_limits,
+        compile_limits,
+        tests: Vec::new(),
+    })
+}
+
+/// A file's content, decoded as its `encoding` says (`utf8`, `base64` or
+/// `hex`; any other is taken as utf8, as Piston does).
+fn decoded(file: &Value, i: usize) -> Result<Vec<u8>, String> {
+    let content = file["content"].as_str().unwrap_or_default();
+    let encoding = file["encoding"].as_str().unwrap_or("utf8");
+    let bad =
+        |e: &dyn std::fmt::Display| format!("files[{i}].content is not valid {encoding}: {e}");
+    match encoding {
+        "base64" => base64::engine::general_purpose::STANDARD
+            .decode(content)
+            .map_err(|e| bad(&e)),
+        "hex" => hex::decode(content).map_err(|e| bad(&e)),
+        _ => Ok(content.as_bytes().to_vec()),
+    }
+}
+
+/// The limits a request asks for, checked as Piston checks them: in the
+/// order compile and run memory, timeout, CPU time; a value that is absent
+/// or 0 asks nothing; a number above the language's limit is refused. A
+/// memory limit of -1 or less (Piston's "no limit", which its clients send
+/// by default) asks nothing either; a compile limit of a language without
+/// a compile stage is ignored.
+fn requested_limits(
+    body: &Value,
+    run: &Limits,
+    compile: Option<&Limits>,
+) -> Result<(LimitsOverride, LimitsOverride), String> {
+    let mut asked = [LimitsOverride::default(), LimitsOverride::default()];
+    for constraint in ["memory_limit", "timeout", "cpu_time"] {
+        for (i, (stage, limits)) in [(Stage::Compile, compile), (Stage::Run, Some(run))]
+            .into_iter()
+            .enumerate()
+        {
+            let name = format!("{stage}_{constraint}");
+            let value = &body[name.as_str()];
+            let falsy = matches!(value, Value::Null | Value::Bool(false))
+                || value.as_f64() == Some(0.0)
+                || value.as_str() == Some("");
+            if falsy {
+                continue;
+            }
+            let number = value
+                .as_f64()
+                .ok_or_else(|| format!("If specified, {name} must be a number"))?;
+            let Some(limits) = limits else { continue };
+            if constraint == "memory_limit" && number < 0.0 {
+                continue;
+            }
+            let (configured, field) = match constraint {
+                "memory_limit" => (limits.memory_bytes() as f64, &mut asked[i].memory_mb),
+                "timeout" => (limits.wall_time_ms as f64, &mut asked[i].wall_time_ms),
+                _ => (limits.cpu_time_ms as f64, &mut asked[i].cpu_time_ms),
+            };
+            if number > configured {
+                return Err(format!(
+                    "{name} cannot exceed the configured limit of {configured}"
+                ));
+            }
+            if number < 0.0 {
+                return Err(format!("{name} must be non-negative"));
+            }
+            *field = Some(match constraint {
+                "memory_limit" => {
+                    let mib = (number / (1024.0 * 1024.0)).ceil() as u64;
+                    if mib < MIN_MEMORY_MIB {
+                        return Err(format!(
+                            "{name} must be at least {} (16 MiB)",
+                            MIN_MEMORY_MIB << 20
+                        ));
+                    }
+                    mib
+                }
+                _ => number.ceil() as u64,
+            });
+        }
+    }
+    let [compile, run] = asked;
+    Ok((run, compile))
+}
+
+/// The least memory a sandbox may have, in MiB (as a language file).
+const MIN_MEMORY_MIB: u64 = 16;
+
+/// `POST /api/v2/execute`'s answer.
+#[derive(Debug, Serialize)]
+pub struct Answer {
+    /// Compiled languages only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    compile: Option<StageAnswer>,
+    /// The run; when the compile failed, the compile again (as Piston does).
+    run: StageAnswer,
+    language: String,
+    version: String,
+}
+
+/// A stage, as Piston writes it (its key order).
+#[derive(Debug, Clone, Serialize)]
+pub struct StageAnswer {
+    /// The signal that killed it (`SIGKILL` for any stop at a limit).
+    signal: Option<String>,
+    stdout: String,
+    stderr: String,
+    /// The exit status when it exited; `null` when a signal or a limit
+    /// stopped it.
+    code: Option<i64>,
+    /// stdout and stderr in the order written.
+    output: String,
+    /// Peak memory, bytes.
+    memory: Option<u64>,
+    message: Option<String>,
+    /// `RE`, `SG`, `TO`, `OL`, `EL`, `XX`, or `null` for success.
+    status: Option<&'static str>,
+    /// CPU time, ms.
+    cpu_time: Option<f64>,
+    /// Wall time, ms.
+    wall_time: f64,
+}
+
+impl Answer {
+    pub fn new(report: &Report) -> Answer {
+        let (compile, run) = match &report.outcome {
+            Outcome::Ran { compile, run } => (compile.as_ref().map(stage), stage(run)),
+            Outcome::CompileFailed { compile } => {
+                let compile = stage(compile);
+                (Some(compile.clone()), compile)
+            }
+        };
+        Answer {
+            compile,
+            run,
+            language: report.language.name.clone(),
+            version: report.language.semver.to_string(),
+        }
+    }
+}
+
+/// A stage's result in Piston's words (isolate's statuses and messages).
+/// Memory exhaustion, which Piston reports as isolate does (`SG`, "Caught
+/// fatal signal 9"), is `SG` with `SIGKILL` and the message "Memory limit
+/// exceeded".
+pub fn stage(result: &StageResult) -> StageAnswer {
+    let killed = Some("SIGKILL".to_string());
+    let (code, signal, status, message) = match (result.limit, result.exit) {
+        (Some(LimitHit::Output(StreamKind::Stdout)), _) => (
+            None,
+            killed,
+            Some("OL"),
+            Some("stdout length exceeded".into()),
+        ),
+        (Some(LimitHit::Output(StreamKind::Stderr)), _) => (
+            None,
+            killed,
+            Some("EL"),
+            Some("stderr length exceeded".into()),
+        ),
+        (Some(LimitHit::WallTime), _) => (
+            None,
+            killed,
+            Some("TO"),
+            Some("Time limit exceeded (wall clock)".into()),
+        ),
+        (Some(LimitHit::CpuTime), _) => {
+            (None, killed, Some("TO"), Some("Time limit exceeded".into()))
+        }
+        (Some(LimitHit::Memory), _) => (
+            None,
+            killed,
+            Some("SG"),
+            Some("Memory limit exceeded".into()),
+        ),
+        (None, Some(Exit::Code(0))) => (Some(0), None, None, None),
+        (None, Some(Exit::Code(n))) => (
+            Some(i64::from(n)),
+            None,
+            Some("RE"),
+            Some(format!("Exited with error status {n}")),
+        ),
+        (None, Some(Exit::Signal(s))) => (
+            None,
+            Some(s.to_string()),
+            Some("SG"),
+            Some(format!("Caught fatal signal {}", s.0)),
+        ),
+        (None, None) => (
+            None,
+            None,
+            Some("XX"),
+            Some("the sandbox ended without an exit status".into()),
+        ),
+    };
+    StageAnswer {
+        signal,
+        stdout: result.stdout.clone(),
+        stderr: result.stderr.clone(),
+        code,
+        output: result.output.clone(),
+        memory: result.usage.memory_peak,
+        message,
+        status,
+        cpu_time: result.usage.cpu_time.map(|d| d.as_secs_f64() * 1000.0),
+        wall_time: result.duration.as_secs_f64() * 1000.0,
+    }
+}
