@@ -261,13 +261,13 @@ impl Framing {
                         }
                     }
                 }
+                // Only an end that may be the marker's beginning is held,
+                // so output flows on as it comes (and the two streams'
+                // order is kept).
                 None => {
-                    let keep = self.marker.len() + TRAILER_TAIL;
-                    if self.held.len() > keep {
-                        let cut = self.held.len() - keep;
-                        out.extend_from_slice(&self.held[..cut]);
-                        self.held.drain(..cut);
-                    }
+                    let cut = self.held.len() - marker_start_at_end(&self.held, &self.marker);
+                    out.extend_from_slice(&self.held[..cut]);
+                    self.held.drain(..cut);
                     return out;
                 }
             }
@@ -281,6 +281,15 @@ impl Framing {
         }
         std::mem::take(&mut self.held)
     }
+}
+
+/// The length of the longest end of `held` that begins `marker` (0 when
+/// none does).
+fn marker_start_at_end(held: &[u8], marker: &[u8]) -> usize {
+    (1..marker.len().min(held.len() + 1))
+        .rev()
+        .find(|&k| held.ends_with(&marker[..k]))
+        .unwrap_or(0)
 }
 
 enum Parsed {
@@ -540,6 +549,17 @@ mod tests {
             (b"hello\nworld".to_vec(), Some(expected))
         );
         assert_eq!(framing.cpu_at_start(), Some(15));
+    }
+
+    #[test]
+    fn output_is_passed_on_as_it_comes_but_for_what_may_begin_a_marker() {
+        let mut framing = Framing::stdout("0123456789abcdef");
+        assert_eq!(framing.push(b"0123456789abcdef:start:15\nhel"), b"hel");
+        assert_eq!(framing.push(b"lo\n"), b"lo\n");
+        assert_eq!(framing.push(b"x = 0123"), b"x = ");
+        assert_eq!(framing.push(b"4x"), b"01234x");
+        assert_eq!(framing.push(b"0"), b"");
+        assert_eq!(framing.finish(), b"0");
     }
 
     #[test]

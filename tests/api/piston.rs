@@ -347,6 +347,15 @@ async fn every_stage_status_piston_has_comes_from_a_real_run() {
             "{code}: {run}"
         );
     }
+    // `output` holds both streams in the order written.
+    let code = "import sys, time\nfor i in range(3):\n    print(i, flush=True)\n    time.sleep(0.05)\n    print(-i, file=sys.stderr, flush=True)\n    time.sleep(0.05)";
+    let (_, answer) = execute(
+        &app,
+        json!({"language": "python", "version": "*", "files": [{"content": code}]}),
+    )
+    .await;
+    assert_eq!(answer["run"]["output"], "0\n0\n1\n-1\n2\n-2\n", "{answer}");
+    assert_eq!(answer["run"]["stdout"], "0\n1\n2\n");
     app.stop().await;
 }
 
