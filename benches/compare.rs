@@ -146,6 +146,7 @@ fn start_service(pool_size: usize, instance: &str) -> Service {
         .env("CODE_RUNNER_POOL_REFILLS", "2")
         .env("CODE_RUNNER_MAX_CONCURRENT_RUNS", CONCURRENCY.to_string())
         .env("CODE_RUNNER_MAX_QUEUE", "256")
+        .env("CODE_RUNNER_JUDGE0__DATABASE", "off")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

@@ -19,6 +19,8 @@ use crate::executor::Executor;
 use crate::executor::custody::{Custody, Owner};
 use crate::executor::uids::Uids;
 use crate::job::RequestBounds;
+use crate::judge0::store::{Store, StoreError, Worker};
+use crate::judge0::{Judge0, Judge0Settings};
 use crate::language::reload::{self, Watcher};
 use crate::language::{Registry, RegistryError};
 use crate::runner::DockerRunner;
@@ -43,6 +45,9 @@ pub enum StartError {
     /// The sandboxes' uids cannot be used as configured.
     #[error("invalid configuration: key `sandbox_uids`: {0}")]
     Uids(String),
+    /// Judge0's submissions database cannot be opened.
+    #[error("key `judge0.database`: {0}")]
+    Store(#[from] StoreError),
 }
 
 /// A service bound to its port, ready to run.
@@ -51,6 +56,7 @@ pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
     runner: Arc<DockerRunner>,
+    judge0: Arc<Judge0<DockerRunner>>,
     /// The languages served: the one place they live.
     languages: watch::Sender<Arc<Registry>>,
     watcher: Watcher,
@@ -70,6 +76,10 @@ impl Application {
             instance: config.instance.clone(),
             boot: uuid::Uuid::new_v4().simple().to_string(),
         };
+        let worker = Worker {
+            instance: owner.instance.clone(),
+            boot: owner.boot.clone(),
+        };
         let custody = Custody::new(engine, owner);
         let executor = Executor::new(custody, uids, config.pool_size, config.pool_refills);
         let admission = Admission::new(
@@ -78,6 +88,17 @@ impl Application {
             config.queue_timeout(),
         );
         let runner = Arc::new(DockerRunner::new(subscribed, admission, executor));
+        let store = match config.judge0.database_url() {
+            Some(url) => Some(Store::open(url).await?),
+            None => None,
+        };
+        let judge0 = Arc::new(Judge0::new(
+            runner.clone(),
+            store,
+            judge0_settings(&config),
+            api_settings(&config).bounds,
+            worker,
+        ));
         let addr = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(addr)
             .await
@@ -90,6 +111,7 @@ impl Application {
             listener,
             addr,
             runner,
+            judge0,
             languages,
             watcher,
         })
@@ -110,6 +132,7 @@ impl Application {
             listener,
             addr,
             runner,
+            judge0,
             languages,
             watcher,
         } = self;
@@ -129,6 +152,12 @@ impl Application {
         }
 
         let stopping = CancellationToken::new();
+        // Judge0's workers stop taking submissions when shutdown begins;
+        // the janitor runs until the end.
+        tasks.spawn(judge0.clone().janitor(background.clone()));
+        for _ in 0..judge0.settings().workers {
+            tasks.spawn(judge0.clone().work(stopping.clone()));
+        }
         let signal = {
             let (runner, stopping) = (runner.clone(), stopping.clone());
             async move {
@@ -141,7 +170,7 @@ impl Application {
         tracing::info!(%addr, instance = %config.instance, "code-runner listening");
         let server = serve(
             listener,
-            routes(runner.clone(), api_settings(&config)),
+            routes(runner.clone(), judge0, api_settings(&config)),
             ConnectionBounds {
                 max_connections: config.max_connections,
                 header_timeout: config.header_timeout(),
@@ -218,6 +247,24 @@ fn check_uids(
     Ok(range)
 }
 
+/// Judge0's settings, from the configuration.
+fn judge0_settings(config: &Config) -> Judge0Settings {
+    let judge0 = &config.judge0;
+    Judge0Settings {
+        max_queue: judge0.max_queue,
+        max_batch: judge0.max_batch,
+        callback_hosts: judge0.callback_hosts.clone(),
+        callback_tries: judge0.callback_tries,
+        callback_timeout: Duration::from_millis(judge0.callback_timeout_ms),
+        wait_timeout: Duration::from_millis(judge0.wait_timeout_ms),
+        keep_results: Duration::from_secs(judge0.keep_results_s),
+        workers: match judge0.workers {
+            0 => config.max_concurrent_runs,
+            n => n,
+        },
+    }
+}
+
 /// The API's settings, from the configuration.
 fn api_settings(config: &Config) -> ApiSettings {
     ApiSettings {
@@ -231,6 +278,7 @@ fn api_settings(config: &Config) -> ApiSettings {
             max_arg_bytes: config.max_arg_bytes,
             max_tests: config.max_tests,
         },
+        defaults: config.limits.clone(),
     }
 }
 

@@ -23,6 +23,9 @@ pub struct Job {
     pub files: Files,
     /// Appended to the language's run command.
     pub args: Vec<String>,
+    /// Appended to the language's compile command (compiler options the
+    /// language allows); empty when it has no compile stage.
+    pub compile_args: Vec<String>,
     /// The program's standard input.
     pub stdin: Vec<u8>,
     /// The effective limits of each stage.
@@ -101,6 +104,9 @@ pub struct JobRequest {
     /// Other files: (name, content).
     pub extra: Vec<(String, Vec<u8>)>,
     pub args: Vec<String>,
+    /// Compiler options, each one argument (checked against the
+    /// language's `compiler_options`).
+    pub compile_args: Vec<String>,
     pub stdin: Vec<u8>,
     /// Run limits the request asks for (each may only lower the language's).
     pub run_limits: LimitsOverride,
@@ -120,6 +126,8 @@ pub enum Field {
     /// The extra files.
     Files,
     Args,
+    /// Compiler options.
+    CompileArgs,
     Stdin,
     /// The tests of a batch (their count, or one test's stdin or
     /// arguments).
@@ -176,6 +184,32 @@ impl JobRequest {
         self.check_sizes(bounds)?;
         self.check_values()?;
         let language = registry.resolve(&self.language, self.version.as_deref())?;
+        if !self.compile_args.is_empty() && language.compile.is_none() {
+            return Err(invalid(
+                Field::CompileArgs,
+                format!(
+                    "cannot be given: language `{}` has no compile stage",
+                    language.name
+                ),
+            ));
+        }
+        if let Some(option) = self
+            .compile_args
+            .iter()
+            .find(|o| !crate::language::option_allowed(&language.compiler_options, o))
+        {
+            let allowed = match language.compiler_options.as_slice() {
+                [] => "none is".to_string(),
+                patterns => format!("these are: {}", patterns.join(" ")),
+            };
+            return Err(invalid(
+                Field::CompileArgs,
+                format!(
+                    "has `{option}`, which language `{}` does not allow ({allowed})",
+                    language.name
+                ),
+            ));
+        }
         let main = SourceFile {
             name: language.source_file.clone(),
             content: self.main,
@@ -217,6 +251,7 @@ impl JobRequest {
             language,
             files: Files { main, extra },
             args: self.args,
+            compile_args: self.compile_args,
             stdin: self.stdin,
             limits: JobLimits { run, compile },
             tests: self.tests,
@@ -257,6 +292,24 @@ impl JobRequest {
         {
             let what = format!("argument {i} is");
             return too_large(Field::Args, &what, a.len(), bounds.max_arg_bytes, " bytes");
+        }
+        if self.compile_args.len() > bounds.max_args {
+            let got = self.compile_args.len();
+            return too_large(Field::CompileArgs, "has", got, bounds.max_args, " options");
+        }
+        if let Some(a) = self
+            .compile_args
+            .iter()
+            .find(|a| a.len() > bounds.max_arg_bytes)
+        {
+            let what = "has an option of";
+            return too_large(
+                Field::CompileArgs,
+                what,
+                a.len(),
+                bounds.max_arg_bytes,
+                " bytes",
+            );
         }
         if self.extra.len() > bounds.max_files {
             let got = self.extra.len();

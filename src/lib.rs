@@ -40,6 +40,7 @@ pub mod engine;
 pub mod executor;
 pub mod healthcheck;
 mod job;
+mod judge0;
 mod language;
 mod limits;
 mod runner;

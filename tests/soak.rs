@@ -193,6 +193,7 @@ async fn soak() {
         )
         .env("CODE_RUNNER_MAX_CONCURRENT_RUNS", "4")
         .env("CODE_RUNNER_MAX_QUEUE", "8")
+        .env("CODE_RUNNER_JUDGE0__DATABASE", "off")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

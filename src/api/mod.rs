@@ -7,6 +7,7 @@
 
 mod body;
 pub mod error;
+pub mod judge0;
 pub mod native;
 pub mod piston;
 pub mod probes;
@@ -20,6 +21,8 @@ use std::time::Duration;
 use warp::{Filter, Reply};
 
 use crate::job::RequestBounds;
+use crate::judge0::Judge0;
+use crate::limits::Limits;
 use crate::runner::Runner;
 use body::BodyReader;
 
@@ -38,26 +41,35 @@ pub struct ApiSettings {
     pub body_timeout: Duration,
     /// The size bounds of a request's parts.
     pub bounds: RequestBounds,
+    /// The server's default run limits (Judge0's `/config_info` reports
+    /// them).
+    pub defaults: Limits,
 }
 
-/// What every handler shares: the runner and the request bounds.
+/// What every handler shares: the runner, Judge0's service and the
+/// request bounds.
 #[derive(Debug)]
 pub struct Api<R> {
     pub runner: Arc<R>,
+    judge0: Arc<Judge0<R>>,
     body: BodyReader,
     bounds: RequestBounds,
+    defaults: Limits,
 }
 
 /// Every route of the service, with errors rendered as JSON.
 pub fn routes<R: Runner>(
     runner: Arc<R>,
+    judge0: Arc<Judge0<R>>,
     settings: ApiSettings,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone + Send + Sync + 'static {
     let max_body = settings.max_body_bytes;
     let api = Arc::new(Api {
         runner,
+        judge0,
         body: BodyReader::new(settings.max_body_bytes, settings.body_timeout),
         bounds: settings.bounds,
+        defaults: settings.defaults,
     });
     let with_api = warp::any().map(move || api.clone());
 
@@ -76,6 +88,13 @@ pub fn routes<R: Runner>(
         .and(warp::get())
         .and(with_api.clone())
         .map(probes::languages::<R>);
+    let judge0 = warp::path("judge0")
+        .and(with_api.clone())
+        .and(warp::method())
+        .and(warp::path::tail())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::body::stream())
+        .then(judge0::handle::<R>);
     let piston = warp::path("api")
         .and(warp::path("v2"))
         .and(with_api)
@@ -85,7 +104,9 @@ pub fn routes<R: Runner>(
         .and(warp::body::stream())
         .then(piston::handle::<R>);
 
-    piston
+    judge0
+        .or(piston)
+        .unify()
         .or(run)
         .unify()
         .or(health)

@@ -144,6 +144,7 @@ fn refusal(e: JobError) -> String {
     let name = |field: Field| match field {
         Field::Main | Field::Files => "files".to_string(),
         Field::Args => "args".to_string(),
+        Field::CompileArgs => "compile_args".to_string(),
         Field::Stdin => "stdin".to_string(),
         Field::Tests => "tests".to_string(),
         Field::Limit(stage, limit) => format!("{stage}_{limit}"),
@@ -219,6 +220,7 @@ fn job(body: &Value, registry: &Registry) -> Result<JobRequest, String> {
         stdin: stdin.into_bytes(),
         run_limits,
         compile_limits,
+        compile_args: Vec::new(),
         tests: Vec::new(),
     })
 }

@@ -115,7 +115,7 @@ impl Executor {
         let launch = self.launch(job, Stage::Compile, limits, Some(volume));
         let compiler = self.launcher.launch(launch, uid, None).await?;
         let files: Vec<_> = job.files.all().collect();
-        let payload = Payload::new(Some(limits.cpu_time()), &files, &[], b"");
+        let payload = Payload::new(Some(limits.cpu_time()), &files, &job.compile_args, b"");
         let compiled = compiler
             .execute(Some(payload), bounds(limits), &self.stop)
             .await?;

@@ -60,6 +60,15 @@ struct LanguageFile {
     warmup: Option<String>,
     #[serde(default)]
     seccomp: Option<String>,
+    #[serde(default)]
+    #[validate(range(min = 1, max = 1_000_000))]
+    judge0_id: Option<i64>,
+    #[serde(default)]
+    #[validate(length(min = 1, max = 128))]
+    judge0_name: Option<String>,
+    #[serde(default)]
+    #[validate(custom(function = "option_patterns"))]
+    compiler_options: Vec<String>,
 }
 
 /// A language, validated, with every limit decided.
@@ -96,6 +105,18 @@ pub struct Language {
     pub warmup: Option<String>,
     /// A seccomp profile of its own, instead of the service's.
     pub seccomp: Option<SeccompProfile>,
+    /// Judge0's id for this language (`71` for Python), under which the
+    /// Judge0 API serves it; `None`: not served there.
+    pub judge0_id: Option<i64>,
+    /// Its name in Judge0's `Name (version)` form (`Python (3.13)`);
+    /// default: the name and version (`python (3.13)`).
+    pub judge0_name: String,
+    /// The compiler options a request may add (Judge0's
+    /// `compiler_options`), as patterns: `-O2` allows exactly that word,
+    /// `-std=*` any word that begins `-std=`. Each option the request gives
+    /// is one argument appended to the compile command (no shell reads
+    /// it); empty: no option is allowed.
+    pub compiler_options: Vec<String>,
     /// Where the language came from.
     pub origin: Origin,
 }
@@ -235,6 +256,13 @@ impl Language {
                 None
             }
         };
+        if !file.compiler_options.is_empty() && compile.is_none() {
+            errors.push(FieldError {
+                path: "compiler_options".to_string(),
+                code: "compile".to_string(),
+                message: "is given, but there is no `compile` command".to_string(),
+            });
+        }
         if !errors.is_empty() {
             return Err(LanguageError::Fields {
                 file: origin,
@@ -243,6 +271,11 @@ impl Language {
         }
         Ok(Language {
             seccomp,
+            judge0_name: file
+                .judge0_name
+                .unwrap_or_else(|| format!("{} ({})", file.name, file.version)),
+            judge0_id: file.judge0_id,
+            compiler_options: file.compiler_options,
             semver: lenient_semver(&file.version).expect("validated"),
             name: file.name,
             aliases: file.aliases,
@@ -463,6 +496,35 @@ fn environment(env: &BTreeMap<String, String>) -> Result<(), ValidationError> {
         }
     }
     Ok(())
+}
+
+/// Compiler option patterns: words of at most 64 bytes, each a `-` option,
+/// with at most one `*`, at its end.
+fn option_patterns(values: &[String]) -> Result<(), ValidationError> {
+    for value in values {
+        let word = value.strip_suffix('*').unwrap_or(value);
+        if !value.starts_with('-')
+            || value.len() > 64
+            || word.contains('*')
+            || word.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(error(
+                "compiler_options",
+                format!(
+                    "`{value}` is not an option pattern (`-O2`, or `-std=*`: one word beginning with `-`, `*` only at its end)"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `option` is one that `patterns` allow.
+pub fn option_allowed(patterns: &[String], option: &str) -> bool {
+    patterns.iter().any(|p| match p.strip_suffix('*') {
+        Some(prefix) => option.starts_with(prefix),
+        None => p == option,
+    })
 }
 
 fn runtime_name(value: &str) -> Result<(), ValidationError> {

@@ -98,6 +98,7 @@ impl Registry {
         });
         let mut problems = Vec::new();
         let mut owners: HashMap<&str, &Language> = HashMap::new();
+        let mut judge0_ids: HashMap<i64, &Language> = HashMap::new();
         for (i, language) in languages.iter().enumerate() {
             if let Some(other) = languages[..i]
                 .iter()
@@ -109,6 +110,18 @@ impl Registry {
                     other: other.origin.clone(),
                 });
                 continue;
+            }
+            if let Some(id) = language.judge0_id {
+                match judge0_ids.get(&id) {
+                    Some(owner) => problems.push(LanguageError::Duplicate {
+                        file: language.origin.clone(),
+                        what: format!("the Judge0 id {id}"),
+                        other: owner.origin.clone(),
+                    }),
+                    None => {
+                        judge0_ids.insert(id, language);
+                    }
+                }
             }
             for name in language.names() {
                 match owners.get(name) {
@@ -165,6 +178,14 @@ impl Registry {
                 range: range.to_string(),
                 available: named.iter().map(|l| l.version.clone()).collect(),
             })
+    }
+
+    /// The language version that Judge0's API serves as `id`.
+    pub fn by_judge0_id(&self, id: i64) -> Option<Arc<Language>> {
+        self.languages
+            .iter()
+            .find(|l| l.judge0_id == Some(id))
+            .cloned()
     }
 
     /// The newest version of the language named (by name or alias).
@@ -308,6 +329,30 @@ mod tests {
             .to_string();
         assert!(
             err.contains("b.toml: version 5.4.0 of `lua` is already used by a.toml"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_judge0_id_is_one_languages_and_finds_it() {
+        let with_id = |file: &str, version: &str, id: i64| {
+            let mut language = (*lua(file, version)).clone();
+            language.judge0_id = Some(id);
+            Arc::new(language)
+        };
+        let registry =
+            Registry::from_languages(vec![with_id("a.toml", "5.3", 64), lua("b.toml", "5.4")])
+                .unwrap();
+        assert_eq!(registry.by_judge0_id(64).unwrap().version, "5.3");
+        assert!(registry.by_judge0_id(65).is_none());
+        let err = Registry::from_languages(vec![
+            with_id("a.toml", "5.3", 64),
+            with_id("b.toml", "5.4", 64),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("a.toml: the Judge0 id 64 is already used by b.toml"),
             "{err}"
         );
     }

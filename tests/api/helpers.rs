@@ -33,6 +33,11 @@ pub fn test_config() -> Config {
         shutdown_grace_ms: 5_000,
         // Tests count their containers; the pool's own tests turn it on.
         pool_size: 0,
+        // Judge0's tests give theirs a database.
+        judge0: code_runner::config::Judge0Config {
+            database: "off".into(),
+            ..Default::default()
+        },
         ..Config::default()
     }
 }
@@ -335,6 +340,8 @@ pub fn binary() -> std::process::Command {
         }
     }
     command.env("RUST_LOG", "warn");
+    // Judge0's submissions are not kept unless a test says where.
+    command.env("CODE_RUNNER_JUDGE0__DATABASE", "off");
     command
 }
 

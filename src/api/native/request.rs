@@ -133,6 +133,7 @@ impl RunRequest {
                 ..LimitsOverride::default()
             },
             compile_limits: LimitsOverride::default(),
+            compile_args: Vec::new(),
         };
         request.check_sizes(bounds).map_err(refuse)?;
         let checks = self.check_values(&request, tests)?;
@@ -215,6 +216,7 @@ fn field_name(field: Field) -> String {
         Field::Main => "code".into(),
         Field::Files => "files".into(),
         Field::Args => "args".into(),
+        Field::CompileArgs => "compile_args".into(),
         Field::Stdin => "stdin".into(),
         Field::Tests => "tests".into(),
         Field::Limit(Stage::Run, Limit::wall_time_ms) => "timeout_ms".into(),

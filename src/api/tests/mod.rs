@@ -13,6 +13,8 @@ use crate::executor::sandbox::Phase;
 use crate::executor::verdict::{Exit, Signal, Usage};
 
 use crate::job::{Job, RequestBounds};
+use crate::judge0::store::{Store, Worker};
+use crate::judge0::{Judge0, Judge0Settings};
 use crate::language::{Language, Origin, Registry};
 use crate::limits::DefaultLimits;
 use crate::runner::{
@@ -20,6 +22,7 @@ use crate::runner::{
     StageResult, StreamKind, Timing,
 };
 
+mod judge0;
 mod piston;
 
 type Answer = Box<dyn Fn(&Job) -> Result<Outcome, RunError> + Send + Sync>;
@@ -150,7 +153,35 @@ fn settings() -> ApiSettings {
             max_arg_bytes: 10,
             max_tests: 3,
         },
+        defaults: crate::limits::Limits::default(),
     }
+}
+
+fn judge0_settings() -> Judge0Settings {
+    Judge0Settings {
+        max_queue: 5,
+        max_batch: 3,
+        callback_hosts: vec!["127.0.0.1:9".into()],
+        callback_tries: 1,
+        callback_timeout: Duration::from_millis(100),
+        wait_timeout: Duration::from_secs(2),
+        keep_results: Duration::from_secs(3600),
+        workers: 1,
+    }
+}
+
+/// Judge0's service over `runner`, storing in `store` (or nothing).
+fn judge0(runner: &Arc<Double>, store: Option<Store>) -> Arc<Judge0<Double>> {
+    Arc::new(Judge0::new(
+        runner.clone(),
+        store,
+        judge0_settings(),
+        settings().bounds,
+        Worker {
+            instance: "test".into(),
+            boot: "1".into(),
+        },
+    ))
 }
 
 /// A reply: status, headers and JSON body.
@@ -161,7 +192,9 @@ struct Reply {
 }
 
 async fn send(runner: &Arc<Double>, request: warp::test::RequestBuilder) -> Reply {
-    let reply = request.reply(&routes(runner.clone(), settings())).await;
+    let reply = request
+        .reply(&routes(runner.clone(), judge0(runner, None), settings()))
+        .await;
     Reply {
         status: reply.status().as_u16(),
         headers: reply.headers().clone(),

@@ -1,0 +1,434 @@
+//! Judge0's API over the runner double and a real SQLite store: its
+//! endpoints' shapes and status codes, its refusals in its words, fields
+//! and base64, and a worker taking a submission to its result.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::{Double, double, hello, ran, settings, stage};
+use crate::api::routes;
+use crate::executor::verdict::Exit;
+use crate::judge0::Judge0;
+use crate::judge0::store::Store;
+use crate::runner::RunError;
+
+/// A service over `runner` with a fresh SQLite store (or none).
+struct Service {
+    runner: Arc<Double>,
+    judge0: Arc<Judge0<Double>>,
+    _dir: tempfile::TempDir,
+}
+
+async fn service(runner: Arc<Double>, stored: bool) -> Service {
+    let dir = tempfile::tempdir().unwrap();
+    let store = match stored {
+        true => {
+            let url = format!("sqlite://{}", dir.path().join("j.sqlite").display());
+            Some(Store::open(&url).await.unwrap())
+        }
+        false => None,
+    };
+    Service {
+        judge0: super::judge0(&runner, store),
+        runner,
+        _dir: dir,
+    }
+}
+
+impl Service {
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = warp::test::request().method(method).path(path);
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let reply = request
+            .reply(&routes(
+                self.runner.clone(),
+                self.judge0.clone(),
+                settings(),
+            ))
+            .await;
+        let body = if reply.body().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(reply.body())
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(reply.body()).into()))
+        };
+        (reply.status().as_u16(), body)
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        self.call("GET", path, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call("POST", path, Some(body)).await
+    }
+
+    /// Runs the worker until `token` is finished (at most 5 s).
+    async fn work_until_done(&self, token: &str) -> Value {
+        let stop = CancellationToken::new();
+        let worker = tokio::spawn(self.judge0.clone().work(stop.clone()));
+        let start = std::time::Instant::now();
+        let answer = loop {
+            let (_, answer) = self
+                .get(&format!("/judge0/submissions/{token}?fields=*"))
+                .await;
+            if answer["status"]["id"].as_i64().unwrap() > 2 {
+                break answer;
+            }
+            assert!(start.elapsed() < Duration::from_secs(5), "{answer}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        stop.cancel();
+        worker.await.unwrap();
+        answer
+    }
+}
+
+fn b64(text: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+#[tokio::test]
+async fn the_information_endpoints_have_judge0s_shapes() {
+    let s = service(hello(), true).await;
+    let (status, about) = s.get("/judge0/about").await;
+    assert_eq!((status, &about["version"]), (200, &json!("1.13.1")));
+    let (_, config) = s.get("/judge0/config_info").await;
+    let keys: Vec<&str> = config
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys.len(), 39, "{keys:?}");
+    assert_eq!(config["max_submission_batch_size"], 3);
+    assert_eq!(config["enable_callbacks"], true);
+    assert_eq!(config["enable_network"], false);
+    assert_eq!(config["cpu_time_limit"], 10.0);
+    assert_eq!(config["memory_limit"], 131_072);
+    assert_eq!(
+        config["allowed_languages_for_compile_options"],
+        json!(["C (GCC 14)"])
+    );
+    let (_, statuses) = s.get("/judge0/statuses").await;
+    assert_eq!(statuses.as_array().unwrap().len(), 14);
+    assert_eq!(statuses[2], json!({"id": 3, "description": "Accepted"}));
+    let (_, languages) = s.get("/judge0/languages").await;
+    assert_eq!(
+        languages,
+        json!([
+            {"id": 50, "name": "C (GCC 14)"},
+            {"id": 92, "name": "Python (3.11)"},
+            {"id": 71, "name": "Python (3.13)"},
+        ])
+    );
+    let (_, all) = s.get("/judge0/languages/all").await;
+    assert_eq!(all[0]["is_archived"], false);
+    let (status, c) = s.get("/judge0/languages/50").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (&c["source_file"], &c["run_cmd"]),
+        (&json!("main.c"), &json!("./main"))
+    );
+    assert!(c["compile_cmd"].as_str().unwrap().contains("gcc"));
+    assert_eq!(s.get("/judge0/languages/9999").await.0, 404);
+    assert_eq!(s.get("/judge0/nothing").await.0, 404);
+}
+
+#[tokio::test]
+async fn a_refused_submission_is_422_with_judge0s_messages_and_nothing_is_queued() {
+    let s = service(hello(), true).await;
+    let cases = [
+        (
+            json!({}),
+            json!({"source_code": ["can't be blank"], "language_id": ["can't be blank"]}),
+        ),
+        (
+            json!({"source_code": "x", "language_id": 4000}),
+            json!({"language_id": ["language with id 4000 doesn't exist"]}),
+        ),
+        (
+            json!({"source_code": "x", "language_id": "71", "cpu_time_limit": 11, "wall_time_limit": 0.5, "memory_limit": 1_000_000}),
+            json!({
+                "cpu_time_limit": ["must be less than or equal to 10.0"],
+                "wall_time_limit": ["must be greater than or equal to 1.0"],
+                "memory_limit": ["must be less than or equal to 131072"],
+            }),
+        ),
+        (
+            json!({"source_code": "x", "language_id": 71, "number_of_runs": 0, "max_processes_and_or_threads": 500, "stack_limit": "x"}),
+            json!({
+                "number_of_runs": ["must be greater than 0"],
+                "stack_limit": ["is not a number"],
+                "max_processes_and_or_threads": ["must be less than or equal to 64"],
+            }),
+        ),
+        (
+            json!({"source_code": "x", "language_id": 71, "compiler_options": "-O2"}),
+            json!({"compiler_options": ["setting compiler options is only allowed for compiled languages"]}),
+        ),
+        (
+            json!({"source_code": "x", "language_id": 50, "compiler_options": "-O2 -B/tmp"}),
+            json!({"compiler_options": ["has `-B/tmp`, which language `c` does not allow (these are: -O* -std=* -W* -D* -U* -g -pedantic -pedantic-errors)"]}),
+        ),
+        (
+            json!({"source_code": "x", "language_id": 71, "enable_network": true, "enable_per_process_and_thread_time_limit": true}),
+            json!({
+                "enable_per_process_and_thread_time_limit": ["this option cannot be enabled"],
+                "enable_network": ["enabling network is not allowed"],
+            }),
+        ),
+        (
+            json!({"source_code": "x", "language_id": 71, "callback_url": "http://10.0.0.1/hook"}),
+            json!({"callback_url": ["names the host `10.0.0.1:80`, which this server does not call back (judge0.callback_hosts)"]}),
+        ),
+        (
+            json!({"source_code": "x", "language_id": 71, "command_line_arguments": "a 'b"}),
+            json!({"command_line_arguments": ["cannot be split into words: missing closing quote"]}),
+        ),
+        (
+            json!({"source_code": "x".repeat(1001), "language_id": 71}),
+            json!({"source_code": ["is 1001 bytes, more than the limit of 1000 bytes"]}),
+        ),
+        (
+            json!({"source_code": "x", "language_id": 71, "additional_files": b64("not a zip")}),
+            json!({"additional_files": ["is not a zip archive: invalid Zip archive: Could not find EOCD"]}),
+        ),
+    ];
+    for (body, errors) in cases {
+        let (status, answer) = s.post("/judge0/submissions", body.clone()).await;
+        assert_eq!((status, answer), (422, errors), "{body}");
+    }
+    let (status, answer) = s
+        .post("/judge0/submissions?fields=stdout,nope", json!({}))
+        .await;
+    assert_eq!(
+        (status, answer),
+        (400, json!({"error": "invalid fields: [nope]"}))
+    );
+    let (status, answer) = s.call("POST", "/judge0/submissions", None).await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(s.runner.jobs.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_submission_is_queued_then_run_by_a_worker_and_read_back_in_judge0s_shape() {
+    let runner = double(|_| Ok(ran(stage(Some(Exit::Code(0)), None, "hello, Judge0\n", ""))));
+    let s = service(runner, true).await;
+    let body = json!({
+        "source_code": b64("print(input())"),
+        "language_id": 71,
+        "stdin": b64("Judge0"),
+        "expected_output": b64("hello, Judge0"),
+        "memory_limit": 65536.0,
+        "cpu_time_limit": "2",
+        "command_line_arguments": "a 'b c'",
+    });
+    let (status, created) = s
+        .post("/judge0/submissions?base64_encoded=true&wait=false", body)
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let token = created["token"].as_str().unwrap().to_string();
+    assert_eq!(created.as_object().unwrap().len(), 1);
+    assert!(uuid::Uuid::parse_str(&token).is_ok());
+    let (_, queued) = s.get(&format!("/judge0/submissions/{token}")).await;
+    assert_eq!(
+        queued["status"],
+        json!({"id": 1, "description": "In Queue"})
+    );
+    assert_eq!(
+        queued.as_object().unwrap().keys().collect::<Vec<_>>(),
+        [
+            "token",
+            "time",
+            "memory",
+            "stdout",
+            "stderr",
+            "compile_output",
+            "message",
+            "status"
+        ]
+    );
+    let done = s.work_until_done(&token).await;
+    assert_eq!(done.as_object().unwrap().len(), 35);
+    assert_eq!(done["status"], json!({"id": 3, "description": "Accepted"}));
+    assert_eq!(done["stdout"], "hello, Judge0\n");
+    assert_eq!(done["time"], "0.021");
+    assert_eq!(done["memory"], 9216);
+    assert_eq!(done["memory_limit"], 65536);
+    assert_eq!(done["cpu_time_limit"], "2.0");
+    assert_eq!(done["language"], json!({"id": 71, "name": "Python (3.13)"}));
+    let created_at = done["created_at"].as_str().unwrap();
+    assert_eq!(created_at.len(), 24, "{created_at}");
+    assert!(created_at.ends_with('Z'));
+    let job = s.runner.jobs.lock().unwrap()[0].clone();
+    assert_eq!(job.stdin, b"Judge0");
+    assert_eq!(job.args, ["a", "b c"]);
+    assert_eq!(job.limits.run.memory_mb, 64);
+    // 2 s and Judge0's 1 s of extra time.
+    assert_eq!(job.limits.run.cpu_time_ms, 3000);
+    // base64 as Ruby writes it, message included.
+    let (_, encoded) = s
+        .get(&format!(
+            "/judge0/submissions/{token}?base64_encoded=true&fields=stdout,source_code"
+        ))
+        .await;
+    assert_eq!(
+        encoded,
+        json!({"source_code": "cHJpbnQoaW5wdXQoKSk=\n", "stdout": "aGVsbG8sIEp1ZGdlMAo=\n"})
+    );
+    // Deleted once finished; then gone.
+    let (status, deleted) = s
+        .call("DELETE", &format!("/judge0/submissions/{token}"), None)
+        .await;
+    assert_eq!(
+        (status, &deleted["stdout"]),
+        (200, &json!("aGVsbG8sIEp1ZGdlMAo=\n"))
+    );
+    assert_eq!(s.get(&format!("/judge0/submissions/{token}")).await.0, 404);
+}
+
+#[tokio::test]
+async fn batches_answer_in_order_with_tokens_errors_and_nulls() {
+    let s = service(hello(), true).await;
+    let (status, answer) = s
+        .post(
+            "/judge0/submissions/batch",
+            json!({"submissions": [
+                {"source_code": "print(1)", "language_id": 71},
+                {"source_code": "x", "language_id": 123456789},
+                {"language_id": 71},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    let token = answer[0]["token"].as_str().unwrap().to_string();
+    assert_eq!(
+        answer[1],
+        json!({"language_id": ["language with id 123456789 doesn't exist"]})
+    );
+    assert_eq!(answer[2], json!({"source_code": ["can't be blank"]}));
+    let (status, answer) = s
+        .post(
+            "/judge0/submissions/batch",
+            json!({"submissions": [{"language_id": 71}]}),
+        )
+        .await;
+    assert_eq!(
+        (status, answer),
+        (422, json!([{"source_code": ["can't be blank"]}]))
+    );
+    for (body, message) in [
+        (
+            json!({"submissions": []}),
+            "there should be at least one submission in a batch",
+        ),
+        (
+            json!({"submissions": [{}, {}, {}, {}]}),
+            "number of submissions in a batch should be less than or equal to 3",
+        ),
+    ] {
+        let (status, answer) = s.post("/judge0/submissions/batch", body).await;
+        assert_eq!((status, answer), (400, json!({"error": message})));
+    }
+    let unknown = uuid::Uuid::new_v4();
+    let (status, answer) = s
+        .get(&format!(
+            "/judge0/submissions/batch?tokens={token},{unknown}&fields=token,status_id"
+        ))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        answer,
+        json!({"submissions": [{"token": token, "status_id": 1}, null]})
+    );
+    // Still queued: it cannot be deleted.
+    let (status, answer) = s
+        .call("DELETE", &format!("/judge0/submissions/{token}"), None)
+        .await;
+    assert_eq!(
+        (status, answer),
+        (
+            400,
+            json!({"error": "submission cannot be deleted because its status is 1 (In Queue)"})
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_full_queue_is_503_and_a_store_less_server_runs_wait_true_at_once() {
+    let s = service(hello(), true).await;
+    let one = json!({"source_code": "print(1)", "language_id": 71});
+    for _ in 0..5 {
+        assert_eq!(s.post("/judge0/submissions", one.clone()).await.0, 201);
+    }
+    let (status, answer) = s.post("/judge0/submissions", one.clone()).await;
+    assert_eq!((status, answer), (503, json!({"error": "queue is full"})));
+
+    let runner = double(|_| Ok(ran(stage(Some(Exit::Code(3)), None, "", "boom\n"))));
+    let s = service(runner, false).await;
+    let (status, answer) = s
+        .post(
+            "/judge0/submissions?wait=true&fields=status,stderr,exit_code,message,token",
+            one.clone(),
+        )
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(
+        answer["status"],
+        json!({"id": 11, "description": "Runtime Error (NZEC)"})
+    );
+    assert_eq!(
+        (&answer["stderr"], &answer["exit_code"], &answer["message"]),
+        (
+            &json!("boom\n"),
+            &json!(3),
+            &json!("Exited with error status 3")
+        )
+    );
+    let (status, answer) = s.post("/judge0/submissions", one.clone()).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("only wait=true"));
+    let (status, _) = s
+        .get(&format!("/judge0/submissions/{}", uuid::Uuid::new_v4()))
+        .await;
+    assert_eq!(status, 404);
+
+    let busy = double(|_| Err(RunError::Busy));
+    let s = service(busy, false).await;
+    let (status, answer) = s.post("/judge0/submissions?wait=true", one).await;
+    assert_eq!(status, 429, "{answer}");
+}
+
+#[tokio::test]
+async fn non_utf8_output_needs_base64_as_in_judge0() {
+    let runner = double(|_| Ok(ran(stage(Some(Exit::Code(0)), None, "ok", ""))));
+    let s = service(runner, true).await;
+    let body = json!({"source_code": b64("\u{0}"), "language_id": 71, "stdin": "/w=="});
+    let (_, created) = s
+        .post("/judge0/submissions?base64_encoded=true", body)
+        .await;
+    let token = created["token"].as_str().unwrap();
+    let (status, answer) = s
+        .get(&format!("/judge0/submissions/{token}?fields=stdin"))
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        answer["error"],
+        "some attributes for this submission cannot be converted to UTF-8, use base64_encoded=true query parameter"
+    );
+    let (status, answer) = s
+        .get(&format!(
+            "/judge0/submissions/{token}?fields=stdin&base64_encoded=true"
+        ))
+        .await;
+    assert_eq!((status, answer), (200, json!({"stdin": "/w==\n"})));
+}

@@ -1,0 +1,427 @@
+//! Judge0 CE 1.13.1's model, over the one run pipeline: a submission is
+//! checked ([`request`]), stored ([`store`]: SQLite or PostgreSQL) and
+//! queued; this service's workers take it within the run slots, run it
+//! through the [`Runner`], judge the result as Judge0 does ([`verdict`]),
+//! store it once, and call its `callback_url` back ([`callback`]). The
+//! HTTP side (`api::judge0`) reads it back with [`render`].
+//!
+//! A claim is a lease the worker renews; when its holder dies (`kill -9`)
+//! the claim is taken back: at once by the same instance's next life, or
+//! by any service once the lease has run out. A submission is run again
+//! after such a loss at most once ([`MAX_ATTEMPTS`]); after a second, it
+//! is finished as an Internal Error saying so. None stays "In Queue".
+
+pub mod callback;
+pub mod render;
+pub mod request;
+pub mod store;
+pub mod verdict;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::job::RequestBounds;
+use crate::runner::{RunError, Runner};
+use callback::Caller;
+use request::{Allowances, Errors, Submission};
+use store::{Claimed, Deleted, Store, StoreError, Stored, Worker, now_ms};
+use verdict::Judged;
+
+/// How long a claim holds unless renewed.
+pub const LEASE: Duration = Duration::from_secs(30);
+/// How often a worker renews its claim.
+const RENEW_EVERY: Duration = Duration::from_secs(10);
+/// How often the janitor takes back lost claims and removes old results.
+const JANITOR_EVERY: Duration = Duration::from_secs(5);
+/// How often an idle worker looks for queued submissions (it is also woken
+/// when this service queues one).
+const IDLE_POLL: Duration = Duration::from_millis(250);
+/// Claims of one submission before a loss is final.
+pub const MAX_ATTEMPTS: i64 = 2;
+/// How long a worker keeps retrying while Docker cannot be reached.
+const DOCKER_PATIENCE: Duration = Duration::from_secs(60);
+
+/// The Judge0 settings of the configuration (`judge0.*`).
+#[derive(Debug, Clone)]
+pub struct Judge0Settings {
+    /// Most submissions waiting in the queue; beyond it, 503 `queue is full`.
+    pub max_queue: usize,
+    /// Most submissions in one batch.
+    pub max_batch: usize,
+    /// Hosts callbacks may go to.
+    pub callback_hosts: Vec<String>,
+    pub callback_tries: u32,
+    pub callback_timeout: Duration,
+    /// Longest a `wait=true` request waits for its result.
+    pub wait_timeout: Duration,
+    /// How long finished submissions are kept.
+    pub keep_results: Duration,
+    /// Workers taking queued submissions.
+    pub workers: usize,
+}
+
+/// Why a Judge0 call could not be served (the service's trouble).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Judge0Error {
+    #[error("queue is full")]
+    QueueFull,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Submissions are not stored here (`judge0.database = "off"`).
+    #[error(
+        "submissions are not stored on this server (judge0.database is off): only wait=true is served"
+    )]
+    NotStored,
+    #[error(transparent)]
+    Run(RunError),
+}
+
+/// Judge0's service: the store, the workers' shared state, the settings.
+pub struct Judge0<R> {
+    runner: Arc<R>,
+    store: Option<Store>,
+    settings: Judge0Settings,
+    bounds: RequestBounds,
+    worker: Worker,
+    wake: Notify,
+    caller: Caller,
+}
+
+impl<R> std::fmt::Debug for Judge0<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Judge0")
+            .field("store", &self.store)
+            .field("settings", &self.settings)
+            .field("worker", &self.worker)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stored submission, read back.
+pub struct Found {
+    pub stored: Stored,
+    pub submission: Submission,
+    pub judged: Option<Judged>,
+}
+
+impl Found {
+    fn read(stored: Stored) -> Result<Found, StoreError> {
+        let submission = serde_json::from_str(&stored.request)
+            .map_err(|e| StoreError(format!("submission {} cannot be read: {e}", stored.token)))?;
+        let judged = match &stored.result {
+            Some(result) => Some(serde_json::from_str(result).map_err(|e| {
+                StoreError(format!("result of {} cannot be read: {e}", stored.token))
+            })?),
+            None => None,
+        };
+        Ok(Found {
+            stored,
+            submission,
+            judged,
+        })
+    }
+
+    /// The view [`render::render`] writes.
+    pub fn view(&self) -> render::View<'_> {
+        render::View {
+            token: &self.stored.token,
+            status_id: self.stored.status_id,
+            submission: &self.submission,
+            judged: self.judged.as_ref(),
+            created_at: self.stored.created_at,
+            finished_at: self.stored.finished_at,
+        }
+    }
+}
+
+impl<R: Runner> Judge0<R> {
+    /// The service; `store` is `None` when submissions are not stored
+    /// (then only `wait=true` runs are served).
+    pub fn new(
+        runner: Arc<R>,
+        store: Option<Store>,
+        settings: Judge0Settings,
+        bounds: RequestBounds,
+        worker: Worker,
+    ) -> Judge0<R> {
+        let caller = Caller::new(settings.callback_tries, settings.callback_timeout);
+        Judge0 {
+            runner,
+            store,
+            settings,
+            bounds,
+            worker,
+            wake: Notify::new(),
+            caller,
+        }
+    }
+
+    pub fn settings(&self) -> &Judge0Settings {
+        &self.settings
+    }
+
+    /// Whether submissions are stored (and so can be polled).
+    pub fn stores(&self) -> bool {
+        self.store.is_some()
+    }
+
+    /// Checks one submission (a JSON object).
+    pub fn accept(&self, body: &Value, base64: bool) -> Result<Submission, Errors> {
+        let allow = Allowances {
+            bounds: &self.bounds,
+            callback_hosts: &self.settings.callback_hosts,
+        };
+        Submission::parse(body, base64, &self.runner.registry(), &allow)
+    }
+
+    fn store(&self) -> Result<&Store, Judge0Error> {
+        self.store.as_ref().ok_or(Judge0Error::NotStored)
+    }
+
+    /// Queues `submissions`, all or none; their tokens, in order.
+    pub async fn enqueue(&self, submissions: &[Submission]) -> Result<Vec<String>, Judge0Error> {
+        let store = self.store()?;
+        let queued = store.queued().await?;
+        if queued as usize + submissions.len() > self.settings.max_queue {
+            return Err(Judge0Error::QueueFull);
+        }
+        let rows: Vec<(String, String)> = submissions
+            .iter()
+            .map(|s| {
+                let request = serde_json::to_string(s).expect("a submission serialises");
+                (uuid::Uuid::new_v4().to_string(), request)
+            })
+            .collect();
+        store.insert(&rows).await?;
+        self.wake.notify_waiters();
+        Ok(rows.into_iter().map(|(token, _)| token).collect())
+    }
+
+    /// The submission `token`, if stored.
+    pub async fn find(&self, token: &str) -> Result<Option<Found>, Judge0Error> {
+        match self.store()?.get(token).await? {
+            Some(stored) => Ok(Some(Found::read(stored)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The submissions of `tokens`, in their order (`None` for unknown ones).
+    pub async fn find_many(&self, tokens: &[String]) -> Result<Vec<Option<Found>>, Judge0Error> {
+        let mut found = self.store()?.get_many(tokens).await?;
+        let mut out = Vec::with_capacity(tokens.len());
+        for token in tokens {
+            match found.iter().position(|s| &s.token == token) {
+                Some(i) => out.push(Some(Found::read(found.swap_remove(i))?)),
+                None => out.push(None),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes a finished submission.
+    pub async fn delete(&self, token: &str) -> Result<Result<Found, Deleted>, Judge0Error> {
+        match self.store()?.delete(token).await? {
+            Deleted::Gone(stored) => Ok(Ok(Found::read(stored)?)),
+            other => Ok(Err(other)),
+        }
+    }
+
+    /// Waits (polling) until `token` has finished, for at most the
+    /// configured `wait_timeout`; its state then, finished or not.
+    pub async fn wait(&self, token: &str) -> Result<Option<Found>, Judge0Error> {
+        let deadline = Instant::now() + self.settings.wait_timeout;
+        loop {
+            let found = self.find(token).await?;
+            let done = found
+                .as_ref()
+                .is_none_or(|f| f.stored.status_id > store::PROCESSING);
+            if done || Instant::now() >= deadline {
+                return Ok(found);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Runs a submission at once, storing nothing (storage off).
+    pub async fn run_now(&self, submission: &Submission) -> Result<Judged, Judge0Error> {
+        self.execute(submission).await.map_err(Judge0Error::Run)
+    }
+
+    /// Runs a submission and judges it.
+    async fn execute(&self, submission: &Submission) -> Result<Judged, RunError> {
+        let job = match submission.job(&self.runner.registry(), &self.bounds) {
+            Ok(job) => job,
+            // Accepted once, refused now: its language changed meanwhile.
+            Err((field, why)) => return Ok(Judged::internal(format!("{field} {why}"))),
+        };
+        if job.tests.is_empty() {
+            let report = self.runner.run(job).await?;
+            Ok(verdict::judge(submission, &report.outcome))
+        } else {
+            let report = self.runner.run_batch(job).await?;
+            Ok(verdict::judge_runs(submission, &report.outcome))
+        }
+    }
+
+    /// One worker: takes queued submissions one at a time until `stop`.
+    pub async fn work(self: Arc<Self>, stop: CancellationToken) {
+        let Some(store) = self.store.clone() else {
+            return;
+        };
+        while !stop.is_cancelled() {
+            let claimed = match store.claim(&self.worker, LEASE).await {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    tracing::warn!(error = %e, "judge0: cannot claim a submission");
+                    None
+                }
+            };
+            match claimed {
+                Some(claimed) => self.process(&store, claimed).await,
+                None => {
+                    tokio::select! {
+                        () = stop.cancelled() => {}
+                        () = self.wake.notified() => {}
+                        () = tokio::time::sleep(IDLE_POLL) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn process(&self, store: &Store, claimed: Claimed) {
+        let token = claimed.token.clone();
+        let renewing = {
+            let (store, worker, id) = (store.clone(), self.worker.clone(), claimed.id);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(RENEW_EVERY).await;
+                    match store.renew(id, &worker, LEASE).await {
+                        Ok(true) => {}
+                        Ok(false) => return,
+                        Err(e) => tracing::warn!(error = %e, "judge0: cannot renew a claim"),
+                    }
+                }
+            })
+        };
+        let _renewing = tokio_util::task::AbortOnDropHandle::new(renewing);
+        let submission: Submission = match serde_json::from_str(&claimed.request) {
+            Ok(s) => s,
+            Err(e) => {
+                let judged = Judged::internal(format!("the stored submission cannot be read: {e}"));
+                self.record(store, &claimed, &judged, None).await;
+                return;
+            }
+        };
+        let began = Instant::now();
+        let judged = loop {
+            match self.execute(&submission).await {
+                Ok(judged) => break judged,
+                Err(RunError::Busy) => tokio::time::sleep(Duration::from_millis(200)).await,
+                Err(RunError::ShuttingDown) => {
+                    if let Err(e) = store.release(claimed.id, &self.worker).await {
+                        tracing::warn!(%token, error = %e, "judge0: cannot put a submission back in the queue");
+                    }
+                    return;
+                }
+                Err(RunError::DockerUnavailable(why)) if began.elapsed() < DOCKER_PATIENCE => {
+                    tracing::warn!(%token, %why, "judge0: Docker cannot be reached; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => break Judged::internal(e.to_string()),
+            }
+        };
+        self.record(store, &claimed, &judged, Some(&submission))
+            .await;
+    }
+
+    /// Stores `judged` as `claimed`'s result, then calls back.
+    async fn record(
+        &self,
+        store: &Store,
+        claimed: &Claimed,
+        judged: &Judged,
+        submission: Option<&Submission>,
+    ) {
+        let result = serde_json::to_string(judged).expect("a result serialises");
+        match store
+            .finish(claimed.id, &self.worker, judged.status_id, &result)
+            .await
+        {
+            Ok(true) => {
+                tracing::info!(token = %claimed.token, status = judged.status_id, "judge0: submission finished");
+            }
+            Ok(false) => {
+                tracing::warn!(token = %claimed.token, "judge0: the claim was lost before the result was stored; it is another's now");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(token = %claimed.token, error = %e, "judge0: cannot store a result");
+                return;
+            }
+        }
+        let Some(submission) = submission else { return };
+        let Some(url) = submission.callback_url.as_deref() else {
+            return;
+        };
+        let view = render::View {
+            token: &claimed.token,
+            status_id: judged.status_id,
+            submission,
+            judged: Some(judged),
+            created_at: 0,
+            finished_at: Some(now_ms()),
+        };
+        let body = render::render(
+            &view,
+            &render::DEFAULT_FIELDS,
+            true,
+            &self.runner.registry(),
+        )
+        .expect("base64 always renders")
+        .to_string();
+        if !self.caller.call(url, body).await {
+            tracing::warn!(token = %claimed.token, %url, "judge0: callback failed after every try");
+        }
+    }
+
+    /// Takes back lost claims at once, then every few seconds, and removes
+    /// results older than `keep_results`; until `stop`.
+    pub async fn janitor(self: Arc<Self>, stop: CancellationToken) {
+        let Some(store) = self.store.clone() else {
+            return;
+        };
+        let failed = serde_json::to_string(&Judged::internal(format!(
+            "the service running this submission stopped during its run {MAX_ATTEMPTS} times; it is not run again"
+        )))
+        .expect("a result serialises");
+        loop {
+            match store.recover(&self.worker, MAX_ATTEMPTS, &failed).await {
+                Ok((0, 0)) => {}
+                Ok((requeued, failed)) => {
+                    tracing::warn!(
+                        requeued,
+                        failed,
+                        "judge0: took back the submissions of a service that stopped"
+                    );
+                    self.wake.notify_waiters();
+                }
+                Err(e) => tracing::warn!(error = %e, "judge0: cannot take back lost claims"),
+            }
+            let before = now_ms() - self.settings.keep_results.as_millis() as i64;
+            match store.purge(before).await {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(removed, "judge0: removed old results"),
+                Err(e) => tracing::warn!(error = %e, "judge0: cannot remove old results"),
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(JANITOR_EVERY) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,592 @@
+//! A Judge0 submission request, read as Judge0 1.13.1 reads it (Rails:
+//! numbers may come as numbers or numeric strings, an integer field takes
+//! a float, unknown keys are ignored), checked with Judge0's rules and
+//! messages (`app/models/submission.rb`), then turned into a [`Job`] of
+//! the one pipeline. A client may only tighten the language's own limits,
+//! never loosen them (the lesson of Judge0's CVE-2024-29021).
+
+use std::io::Read;
+
+use base64::Engine as _;
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::job::{Field, Job, JobError, JobRequest, RequestBounds, Stage, TestInput};
+use crate::language::{Language, Registry};
+use crate::limits::{Limit, LimitsOverride};
+
+/// Validation errors in Judge0's shape: each field with its messages, in
+/// the order the checks ran (answered with HTTP 422).
+pub type Errors = IndexMap<String, Vec<String>>;
+
+/// Largest `compiler_options` and `command_line_arguments`, in characters
+/// (Judge0's `length: { maximum: 512 }`).
+const MAX_OPTIONS_CHARS: usize = 512;
+/// Judge0's bounds that do not come from the language: `cpu_extra_time`
+/// (s), `stack_limit` (KiB), `number_of_runs`.
+pub const MAX_CPU_EXTRA_TIME: f64 = 5.0;
+pub const MAX_STACK_LIMIT: i64 = 128_000;
+pub const MAX_NUMBER_OF_RUNS: i64 = 20;
+/// Judge0's defaults for `cpu_extra_time` (s) and `stack_limit` (KiB).
+const CPU_EXTRA_TIME: f64 = 1.0;
+const STACK_LIMIT: i64 = 64_000;
+
+/// A submission as accepted: what was sent, checked, with every limit
+/// decided (the language's own where the request left one out). Stored as
+/// JSON (byte fields in base64) until a worker runs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Submission {
+    pub language_id: i64,
+    #[serde(with = "bytes")]
+    pub source_code: Vec<u8>,
+    #[serde(with = "opt_bytes")]
+    pub stdin: Option<Vec<u8>>,
+    #[serde(with = "opt_bytes")]
+    pub expected_output: Option<Vec<u8>>,
+    pub compiler_options: Option<String>,
+    pub command_line_arguments: Option<String>,
+    /// CPU time, s: past it the verdict is Time Limit Exceeded.
+    pub cpu_time_limit: f64,
+    /// CPU time past `cpu_time_limit` the program may run before it is
+    /// stopped (still Time Limit Exceeded), s.
+    pub cpu_extra_time: f64,
+    /// Wall-clock time, s.
+    pub wall_time_limit: f64,
+    /// Memory, KiB.
+    pub memory_limit: i64,
+    /// Stack, KiB: accepted and bounded, counted within `memory_limit`.
+    pub stack_limit: i64,
+    pub max_processes_and_or_threads: i64,
+    /// Largest file the program may write, and largest output, KiB.
+    pub max_file_size: i64,
+    pub number_of_runs: i64,
+    pub redirect_stderr_to_stdout: bool,
+    pub callback_url: Option<String>,
+    /// A zip of files written beside the source.
+    #[serde(with = "opt_bytes")]
+    pub additional_files: Option<Vec<u8>>,
+}
+
+/// What the request may use beyond the language's limits.
+#[derive(Debug, Clone)]
+pub struct Allowances<'a> {
+    /// The size bounds of every request.
+    pub bounds: &'a RequestBounds,
+    /// Hosts (`host` or `host:port`) a `callback_url` may name.
+    pub callback_hosts: &'a [String],
+}
+
+/// A value of the request, read the way Rails casts it.
+fn number(value: &Value) -> Option<f64> {
+    match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn boolean(value: &Value) -> Option<bool> {
+    match value {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s == "true" || s == "1" => Some(true),
+        Value::String(s) if s == "false" || s == "0" || s.is_empty() => Some(false),
+        Value::Number(n) if n.as_i64() == Some(1) => Some(true),
+        Value::Number(n) if n.as_i64() == Some(0) => Some(false),
+        _ => None,
+    }
+}
+
+/// A text field: a string, or absent (`null`). Numbers are taken as their
+/// text, as Rails does.
+fn text(value: &Value) -> Result<Option<String>, ()> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s.clone())),
+        Value::Number(n) => Ok(Some(n.to_string())),
+        _ => Err(()),
+    }
+}
+
+/// Decodes base64 as Ruby's `Base64.decode64` does: characters outside the
+/// alphabet (newlines) are skipped, and it never fails.
+pub fn decode_lenient(text: &str) -> Vec<u8> {
+    let clean: String = text
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '+' || *c == '/')
+        .collect();
+    let usable = clean.len() - clean.len() % 4;
+    let mut out = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(&clean[..usable])
+        .unwrap_or_default();
+    let rest = &clean[usable..];
+    if rest.len() >= 2 {
+        let padded = format!("{rest}{}", "=".repeat(4 - rest.len()));
+        out.extend(
+            base64::engine::general_purpose::STANDARD
+                .decode(padded)
+                .unwrap_or_default(),
+        );
+    }
+    out
+}
+
+struct Checker {
+    errors: Errors,
+}
+
+impl Checker {
+    fn add(&mut self, field: &str, message: impl Into<String>) {
+        self.errors
+            .entry(field.to_string())
+            .or_default()
+            .push(message.into());
+    }
+
+    /// A number field: absent is `None`; out of `[min, max]` (or not a
+    /// number) is an error in Judge0's words.
+    fn number(
+        &mut self,
+        body: &Value,
+        field: &str,
+        min: (f64, bool),
+        max: f64,
+        show: impl Fn(f64) -> String,
+    ) -> Option<f64> {
+        let value = &body[field];
+        if value.is_null() {
+            return None;
+        }
+        let Some(n) = number(value) else {
+            self.add(field, "is not a number");
+            return None;
+        };
+        let (low, inclusive) = min;
+        if inclusive && n < low {
+            self.add(
+                field,
+                format!("must be greater than or equal to {}", show(low)),
+            );
+            None
+        } else if !inclusive && n <= low {
+            self.add(field, format!("must be greater than {}", show(low)));
+            None
+        } else if n > max {
+            self.add(
+                field,
+                format!("must be less than or equal to {}", show(max)),
+            );
+            None
+        } else {
+            Some(n)
+        }
+    }
+
+    fn flag(&mut self, body: &Value, field: &str) -> bool {
+        match &body[field] {
+            Value::Null => false,
+            value => boolean(value).unwrap_or_else(|| {
+                self.add(field, "is not a boolean");
+                false
+            }),
+        }
+    }
+
+    fn text(&mut self, body: &Value, field: &str) -> Option<String> {
+        text(&body[field]).unwrap_or_else(|()| {
+            self.add(field, "is not a string");
+            None
+        })
+    }
+}
+
+/// Ruby's decimal form of a limit in an error message (`15.0`, `0.5`).
+pub fn decimal(n: f64) -> String {
+    let text = format!("{:.3}", n);
+    let text = text.trim_end_matches('0');
+    if text.ends_with('.') {
+        format!("{text}0")
+    } else {
+        text.to_string()
+    }
+}
+
+fn integer(n: f64) -> String {
+    format!("{}", n as i64)
+}
+
+impl Submission {
+    /// Reads and checks one submission (a JSON object) against the
+    /// languages of `registry`; byte fields are base64 when `base64` says
+    /// so (`additional_files` always is).
+    pub fn parse(
+        body: &Value,
+        base64: bool,
+        registry: &Registry,
+        allow: &Allowances,
+    ) -> Result<Submission, Errors> {
+        if !body.is_object() {
+            let mut errors = Errors::new();
+            errors.insert("submission".into(), vec!["is not a JSON object".into()]);
+            return Err(errors);
+        }
+        let mut c = Checker {
+            errors: Errors::new(),
+        };
+        let bytes = |c: &mut Checker, field: &str| -> Option<Vec<u8>> {
+            let value = c.text(body, field)?;
+            Some(if base64 {
+                decode_lenient(&value)
+            } else {
+                value.into_bytes()
+            })
+        };
+        let source_code = bytes(&mut c, "source_code").filter(|s| !s.is_empty());
+        if source_code.is_none() {
+            c.add("source_code", "can't be blank");
+        }
+        let language_id = match &body["language_id"] {
+            Value::Null => {
+                c.add("language_id", "can't be blank");
+                None
+            }
+            value => match number(value) {
+                Some(n) => Some(n as i64),
+                None => {
+                    c.add("language_id", "is not a number");
+                    None
+                }
+            },
+        };
+        let language = language_id.and_then(|id| registry.by_judge0_id(id));
+        // The language's own limits bound the request's (the defaults of a
+        // language not found do not matter: it is refused below).
+        let limits = language
+            .as_ref()
+            .map(|l| l.limits.clone())
+            .unwrap_or_default();
+        let lang_cpu = limits.cpu_time_ms as f64 / 1000.0;
+        let lang_wall = limits.wall_time_ms as f64 / 1000.0;
+        let lang_memory = (limits.memory_mb * 1024) as f64;
+        let lang_pids = limits.pids as f64;
+        let lang_file = (limits.scratch_mb * 1024).min(limits.output_bytes.div_ceil(1024)) as f64;
+
+        let runs = c.number(
+            body,
+            "number_of_runs",
+            (0.0, false),
+            MAX_NUMBER_OF_RUNS as f64,
+            integer,
+        );
+        let cpu = c.number(body, "cpu_time_limit", (0.0, true), lang_cpu, decimal);
+        let extra = c.number(
+            body,
+            "cpu_extra_time",
+            (0.0, true),
+            MAX_CPU_EXTRA_TIME,
+            decimal,
+        );
+        let wall = c.number(body, "wall_time_limit", (1.0, true), lang_wall, decimal);
+        let memory = c.number(
+            body,
+            "memory_limit",
+            (16.0 * 1024.0, true),
+            lang_memory,
+            integer,
+        );
+        let stack = c.number(
+            body,
+            "stack_limit",
+            (0.0, true),
+            MAX_STACK_LIMIT as f64,
+            integer,
+        );
+        let pids = c.number(
+            body,
+            "max_processes_and_or_threads",
+            (8.0, true),
+            lang_pids,
+            integer,
+        );
+        for field in [
+            "enable_per_process_and_thread_time_limit",
+            "enable_per_process_and_thread_memory_limit",
+        ] {
+            if c.flag(body, field) {
+                c.add(field, "this option cannot be enabled");
+            }
+        }
+        let file_size = c.number(body, "max_file_size", (1.0, true), lang_file, integer);
+        let compiler_options = c
+            .text(body, "compiler_options")
+            .filter(|s| !s.trim().is_empty());
+        let command_line_arguments = c
+            .text(body, "command_line_arguments")
+            .filter(|s| !s.is_empty());
+        for (field, value) in [
+            ("compiler_options", &compiler_options),
+            ("command_line_arguments", &command_line_arguments),
+        ] {
+            if value
+                .as_ref()
+                .is_some_and(|v| v.chars().count() > MAX_OPTIONS_CHARS)
+            {
+                c.add(field, "is too long (maximum is 512 characters)");
+            }
+        }
+        match (language_id, &language) {
+            (Some(id), None) => c.add(
+                "language_id",
+                format!("language with id {id} doesn't exist"),
+            ),
+            (_, Some(l)) if compiler_options.is_some() && l.compile.is_none() => c.add(
+                "compiler_options",
+                "setting compiler options is only allowed for compiled languages",
+            ),
+            _ => {}
+        }
+        let callback_url = c
+            .text(body, "callback_url")
+            .filter(|s| !s.trim().is_empty());
+        if let Some(url) = &callback_url
+            && let Err(why) = crate::judge0::callback::allowed(url, allow.callback_hosts)
+        {
+            c.add("callback_url", why);
+        }
+        let additional_files = c
+            .text(body, "additional_files")
+            .filter(|s| !s.is_empty())
+            .map(|s| decode_lenient(&s));
+        if c.flag(body, "enable_network") {
+            c.add("enable_network", "enabling network is not allowed");
+        }
+        let redirect = c.flag(body, "redirect_stderr_to_stdout");
+        let stdin = bytes(&mut c, "stdin");
+        let expected_output = bytes(&mut c, "expected_output");
+        if !c.errors.is_empty() {
+            return Err(c.errors);
+        }
+        let cpu_time_limit = cpu.unwrap_or(lang_cpu);
+        let submission = Submission {
+            language_id: language_id.expect("checked"),
+            source_code: source_code.expect("checked"),
+            stdin,
+            expected_output,
+            compiler_options,
+            command_line_arguments,
+            cpu_time_limit,
+            // Within the language's CPU limit, whatever is asked.
+            cpu_extra_time: extra
+                .unwrap_or(CPU_EXTRA_TIME)
+                .min((lang_cpu - cpu_time_limit).max(0.0)),
+            wall_time_limit: wall.unwrap_or(lang_wall),
+            memory_limit: memory.map_or(lang_memory as i64, |m| m as i64),
+            stack_limit: stack.map_or(STACK_LIMIT, |s| s as i64),
+            max_processes_and_or_threads: pids.map_or(lang_pids as i64, |p| p as i64),
+            max_file_size: file_size.map_or(lang_file as i64, |f| f as i64),
+            number_of_runs: runs.map_or(1, |r| r as i64),
+            redirect_stderr_to_stdout: redirect,
+            callback_url,
+            additional_files,
+        };
+        // What the pipeline refuses (sizes, file names, options) is
+        // refused now, not when a worker takes it.
+        submission
+            .job(registry, allow.bounds)
+            .map_err(|(field, message)| {
+                let mut errors = Errors::new();
+                errors.insert(field, vec![message]);
+                errors
+            })?;
+        Ok(submission)
+    }
+
+    /// The job that runs this submission (`number_of_runs` tests when more
+    /// than one), or the field at fault and why.
+    pub fn job(
+        &self,
+        registry: &Registry,
+        bounds: &RequestBounds,
+    ) -> Result<Job, (String, String)> {
+        let language = registry.by_judge0_id(self.language_id).ok_or_else(|| {
+            (
+                "language_id".to_string(),
+                format!("language with id {} doesn't exist", self.language_id),
+            )
+        })?;
+        let split = |field: &str, text: &Option<String>| {
+            text.as_deref()
+                .map(shell_words::split)
+                .transpose()
+                .map(Option::unwrap_or_default)
+                .map_err(|e| {
+                    (
+                        field.to_string(),
+                        format!("cannot be split into words: {e}"),
+                    )
+                })
+        };
+        let args = split("command_line_arguments", &self.command_line_arguments)?;
+        let compile_args = split("compiler_options", &self.compiler_options)?;
+        let extra = match &self.additional_files {
+            Some(zip) => unzip(zip, bounds).map_err(|e| ("additional_files".to_string(), e))?,
+            None => Vec::new(),
+        };
+        let stdin = self.stdin.clone().unwrap_or_default();
+        let tests = if self.number_of_runs > 1 {
+            vec![
+                TestInput {
+                    stdin: stdin.clone(),
+                    args: args.clone(),
+                };
+                self.number_of_runs as usize
+            ]
+        } else {
+            Vec::new()
+        };
+        let kib = |k: i64| (k as u64).div_ceil(1024);
+        let run_limits = LimitsOverride {
+            cpu_time_ms: Some(((self.cpu_time_limit + self.cpu_extra_time) * 1000.0).ceil() as u64)
+                .map(|ms| ms.clamp(10, language.limits.cpu_time_ms)),
+            wall_time_ms: Some((self.wall_time_limit * 1000.0).ceil() as u64),
+            memory_mb: Some(kib(self.memory_limit)),
+            pids: Some(self.max_processes_and_or_threads as u64),
+            scratch_mb: Some(
+                kib(self.max_file_size)
+                    .max(1)
+                    .min(language.limits.scratch_mb),
+            ),
+            output_bytes: Some(
+                (self.max_file_size as u64 * 1024).min(language.limits.output_bytes),
+            ),
+            ..LimitsOverride::default()
+        };
+        let request = JobRequest {
+            language: language.name.clone(),
+            version: Some(format!("={}", language.semver)),
+            main: self.source_code.clone(),
+            extra,
+            args,
+            compile_args,
+            stdin,
+            run_limits,
+            compile_limits: LimitsOverride::default(),
+            tests,
+        };
+        request
+            .into_job(registry, bounds)
+            .map_err(|e| refusal(e, &language))
+    }
+}
+
+/// A refusal of the pipeline, on the Judge0 field at fault.
+fn refusal(e: JobError, language: &Language) -> (String, String) {
+    let field = |field: Field| match field {
+        Field::Main => "source_code",
+        Field::Files => "additional_files",
+        Field::Args => "command_line_arguments",
+        Field::CompileArgs => "compiler_options",
+        Field::Stdin => "stdin",
+        Field::Tests => "number_of_runs",
+        Field::Limit(Stage::Run, Limit::cpu_time_ms) => "cpu_time_limit",
+        Field::Limit(Stage::Run, Limit::wall_time_ms) => "wall_time_limit",
+        Field::Limit(Stage::Run, Limit::memory_mb) => "memory_limit",
+        Field::Limit(Stage::Run, Limit::pids) => "max_processes_and_or_threads",
+        Field::Limit(..) => "max_file_size",
+    };
+    match e {
+        JobError::TooLarge { field: f, message } | JobError::Invalid { field: f, message } => {
+            (field(f).to_string(), message)
+        }
+        JobError::Language(lookup) => ("language_id".to_string(), lookup.to_string()),
+        JobError::LimitRaised { raised, .. } => (
+            "limits".to_string(),
+            format!("{raised} for {}", language.judge0_name),
+        ),
+    }
+}
+
+/// The files of a zip archive (Judge0's `additional_files`), bounded by the
+/// request's bounds: at most `max_files` files, `max_code_bytes` unpacked
+/// in all, names the pipeline checks again (no `..`, no absolute path).
+/// Folders are skipped (a file's path makes its folders).
+pub fn unzip(data: &[u8], bounds: &RequestBounds) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(data))
+        .map_err(|e| format!("is not a zip archive: {e}"))?;
+    if archive.len() > bounds.max_files * 2 + 16 {
+        return Err(format!(
+            "has {} entries, more than the limit of {} files",
+            archive.len(),
+            bounds.max_files
+        ));
+    }
+    let mut files = Vec::new();
+    let mut total = 0usize;
+    for i in 0..archive.len() {
+        let mut entry = archive
+            .by_index(i)
+            .map_err(|e| format!("has an entry that cannot be read: {e}"))?;
+        if entry.is_dir() {
+            continue;
+        }
+        let name = entry
+            .name()
+            .map_err(|e| format!("has an entry whose name cannot be read: {e}"))?
+            .to_string();
+        if files.len() == bounds.max_files {
+            return Err(format!(
+                "has more than the limit of {} files",
+                bounds.max_files
+            ));
+        }
+        // Read at most what is left of the bound, plus one byte to tell.
+        let room = bounds.max_code_bytes.saturating_sub(total);
+        let mut content = Vec::new();
+        (&mut entry)
+            .take(room as u64 + 1)
+            .read_to_end(&mut content)
+            .map_err(|e| format!("has an entry ({name}) that cannot be unpacked: {e}"))?;
+        if content.len() > room {
+            return Err(format!(
+                "unpacks to more than the limit of {} bytes",
+                bounds.max_code_bytes
+            ));
+        }
+        total += content.len();
+        files.push((name, content));
+    }
+    Ok(files)
+}
+
+mod bytes {
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(value))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+mod opt_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(v) => super::bytes::serialize(v, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        #[derive(Deserialize)]
+        struct Wrapped(#[serde(with = "super::bytes")] Vec<u8>);
+        Ok(Option::<Wrapped>::deserialize(d)?.map(|w| w.0))
+    }
+}

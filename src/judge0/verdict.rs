@@ -1,0 +1,487 @@
+//! How a run becomes a Judge0 result: the status ids of Judge0 1.13.1
+//! (`app/enumerations/status.rb`), chosen as its worker chooses them
+//! (`app/jobs/isolate_job.rb`), from what the sandbox really reported.
+//!
+//! | ours | Judge0 |
+//! | --- | --- |
+//! | compile failed | 6 Compilation Error (`compile_output`; a compile stopped at its time limit says `Compilation time limit exceeded.`) |
+//! | exit 0, output as expected (Judge0's rule: each line's end and the whole trimmed) or none expected | 3 Accepted |
+//! | exit 0, other output | 4 Wrong Answer |
+//! | exit 0 but past `cpu_time_limit` (within the extra time) | 5 Time Limit Exceeded |
+//! | wall-clock or CPU time limit | 5 Time Limit Exceeded |
+//! | signal 11, 25, 8, 6 | 7, 8, 9, 10 Runtime Error (SIGSEGV, SIGXFSZ, SIGFPE, SIGABRT) |
+//! | another signal | 12 Runtime Error (Other) |
+//! | exit N ≠ 0 | 11 Runtime Error (NZEC) |
+//! | memory limit | 11 Runtime Error (NZEC), exit code 137, signal 9, message `Memory limit exceeded` (Judge0 has no memory status; its users read NZEC with 137 as one, judge0/judge0#298) |
+//! | output limit (`max_file_size`) | 8 Runtime Error (SIGXFSZ), signal 25, message `Output limit exceeded` (what Judge0's file size limit gives) |
+//! | no exit status | 13 Internal Error |
+
+use serde::{Deserialize, Serialize};
+
+use super::request::Submission;
+use crate::checker::{Compare, Verdict};
+use crate::runner::{BatchOutcome, Exit, LimitHit, Outcome, StageResult};
+
+/// Judge0's statuses: id and description.
+pub const STATUSES: [(i64, &str); 14] = [
+    (1, "In Queue"),
+    (2, "Processing"),
+    (3, "Accepted"),
+    (4, "Wrong Answer"),
+    (5, "Time Limit Exceeded"),
+    (6, "Compilation Error"),
+    (7, "Runtime Error (SIGSEGV)"),
+    (8, "Runtime Error (SIGXFSZ)"),
+    (9, "Runtime Error (SIGFPE)"),
+    (10, "Runtime Error (SIGABRT)"),
+    (11, "Runtime Error (NZEC)"),
+    (12, "Runtime Error (Other)"),
+    (13, "Internal Error"),
+    (14, "Exec Format Error"),
+];
+
+pub const ACCEPTED: i64 = 3;
+pub const WRONG_ANSWER: i64 = 4;
+pub const TIME_LIMIT_EXCEEDED: i64 = 5;
+pub const COMPILATION_ERROR: i64 = 6;
+pub const NZEC: i64 = 11;
+pub const INTERNAL_ERROR: i64 = 13;
+
+/// A status's description.
+pub fn description(id: i64) -> &'static str {
+    STATUSES
+        .iter()
+        .find(|(i, _)| *i == id)
+        .map_or("Unknown", |(_, d)| d)
+}
+
+/// A finished submission's result, as stored.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Judged {
+    pub status_id: i64,
+    pub stdout: Option<String>,
+    pub stderr: Option<String>,
+    pub compile_output: Option<String>,
+    pub message: Option<String>,
+    pub exit_code: Option<i64>,
+    pub exit_signal: Option<i64>,
+    /// CPU time, s.
+    pub time: Option<f64>,
+    /// Wall-clock time, s.
+    pub wall_time: Option<f64>,
+    /// Peak memory, KiB.
+    pub memory: Option<i64>,
+}
+
+impl Judged {
+    /// An Internal Error with `message` (the service's trouble).
+    pub fn internal(message: impl Into<String>) -> Judged {
+        Judged {
+            status_id: INTERNAL_ERROR,
+            message: Some(message.into()),
+            ..Judged::default()
+        }
+    }
+}
+
+fn some(text: &str) -> Option<String> {
+    (!text.is_empty()).then(|| text.to_string())
+}
+
+/// The result of a single run.
+pub fn judge(submission: &Submission, outcome: &Outcome) -> Judged {
+    match outcome {
+        Outcome::CompileFailed { compile } => compile_failed(compile),
+        Outcome::Ran { compile, run } => {
+            let mut judged = judge_run(submission, run);
+            judged.compile_output = compile.as_ref().and_then(|c| some(&c.output));
+            judged
+        }
+    }
+}
+
+/// The result of `number_of_runs` runs, as Judge0 gives it: runs count up
+/// to the first that is not Accepted, whose result it is; `time` and
+/// `memory` are their averages.
+pub fn judge_runs(submission: &Submission, outcome: &BatchOutcome) -> Judged {
+    let (compile, tests) = match outcome {
+        BatchOutcome::CompileFailed { compile } => return compile_failed(compile),
+        BatchOutcome::Ran { compile, tests } => (compile, tests),
+    };
+    let mut counted = Vec::new();
+    for test in tests {
+        let judged = judge_run(submission, test);
+        let accepted = judged.status_id == ACCEPTED;
+        counted.push(judged);
+        if !accepted {
+            break;
+        }
+    }
+    let mut last = counted.last().cloned().unwrap_or_default();
+    let average = |values: Vec<f64>| {
+        (values.len() == counted.len() && !values.is_empty())
+            .then(|| values.iter().sum::<f64>() / values.len() as f64)
+    };
+    last.time = average(counted.iter().filter_map(|j| j.time).collect());
+    last.memory = average(
+        counted
+            .iter()
+            .filter_map(|j| j.memory.map(|m| m as f64))
+            .collect(),
+    )
+    .map(|m| m as i64);
+    last.compile_output = compile.as_ref().and_then(|c| some(&c.output));
+    last
+}
+
+fn compile_failed(compile: &StageResult) -> Judged {
+    let compile_output = match compile.limit {
+        Some(LimitHit::WallTime | LimitHit::CpuTime) => "Compilation time limit exceeded.".into(),
+        Some(LimitHit::Memory) => format!("{}\nCompilation memory limit exceeded.", compile.output),
+        Some(LimitHit::Output(_)) => {
+            format!("{}\nCompilation output limit exceeded.", compile.output)
+        }
+        None => compile.output.clone(),
+    };
+    Judged {
+        status_id: COMPILATION_ERROR,
+        compile_output: some(compile_output.trim_start_matches('\n')),
+        ..Judged::default()
+    }
+}
+
+fn judge_run(submission: &Submission, run: &StageResult) -> Judged {
+    let (stdout, stderr) = if submission.redirect_stderr_to_stdout {
+        (some(&run.output), None)
+    } else {
+        (some(&run.stdout), some(&run.stderr))
+    };
+    let time = run.usage.cpu_time.map(|d| d.as_secs_f64());
+    let mut judged = Judged {
+        status_id: ACCEPTED,
+        stdout,
+        stderr,
+        compile_output: None,
+        message: None,
+        exit_code: Some(0),
+        exit_signal: None,
+        time,
+        wall_time: Some(run.duration.as_secs_f64()),
+        memory: run.usage.memory_peak.map(|b| b.div_ceil(1024) as i64),
+    };
+    let (status, message) = match (run.limit, run.exit) {
+        (Some(LimitHit::WallTime), _) => (
+            TIME_LIMIT_EXCEEDED,
+            "Time limit exceeded (wall clock)".into(),
+        ),
+        (Some(LimitHit::CpuTime), _) => (TIME_LIMIT_EXCEEDED, "Time limit exceeded".into()),
+        (Some(LimitHit::Memory), _) => {
+            judged.exit_code = Some(137);
+            judged.exit_signal = Some(9);
+            (NZEC, "Memory limit exceeded".into())
+        }
+        (Some(LimitHit::Output(_)), _) => {
+            judged.exit_signal = Some(25);
+            (8, "Output limit exceeded".into())
+        }
+        (None, Some(Exit::Code(0))) => {
+            if time.is_some_and(|t| t > submission.cpu_time_limit) {
+                (TIME_LIMIT_EXCEEDED, "Time limit exceeded".into())
+            } else {
+                let expected = submission
+                    .expected_output
+                    .as_deref()
+                    .map(String::from_utf8_lossy);
+                let verdict = expected.map(|e| Compare::Trim.judge(&e, &run.stdout));
+                judged.status_id = match verdict {
+                    Some(Verdict::WrongAnswer) => WRONG_ANSWER,
+                    _ => ACCEPTED,
+                };
+                return judged;
+            }
+        }
+        (None, Some(Exit::Code(n))) => {
+            judged.exit_code = Some(i64::from(n));
+            (NZEC, format!("Exited with error status {n}"))
+        }
+        (None, Some(Exit::Signal(s))) => {
+            judged.exit_signal = Some(i64::from(s.0));
+            let status = match s.0 {
+                11 => 7,
+                25 => 8,
+                8 => 9,
+                6 => 10,
+                _ => 12,
+            };
+            (status, format!("Caught fatal signal {}", s.0))
+        }
+        (None, None) => {
+            judged.exit_code = None;
+            (
+                INTERNAL_ERROR,
+                "the sandbox ended without an exit status".into(),
+            )
+        }
+    };
+    judged.status_id = status;
+    judged.message = Some(message);
+    judged
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::executor::verdict::{Signal, Usage};
+    use crate::runner::StreamKind;
+
+    fn submission(expected: Option<&str>) -> Submission {
+        Submission {
+            language_id: 71,
+            source_code: b"x".to_vec(),
+            stdin: None,
+            expected_output: expected.map(|e| e.as_bytes().to_vec()),
+            compiler_options: None,
+            command_line_arguments: None,
+            cpu_time_limit: 2.0,
+            cpu_extra_time: 1.0,
+            wall_time_limit: 5.0,
+            memory_limit: 131_072,
+            stack_limit: 64_000,
+            max_processes_and_or_threads: 64,
+            max_file_size: 64,
+            number_of_runs: 1,
+            redirect_stderr_to_stdout: false,
+            callback_url: None,
+            additional_files: None,
+        }
+    }
+
+    fn stage(exit: Option<Exit>, limit: Option<LimitHit>, cpu_ms: u64) -> StageResult {
+        StageResult {
+            exit,
+            limit,
+            stdout: "4\n".into(),
+            stderr: "warn\n".into(),
+            output: "warn\n4\n".into(),
+            duration: Duration::from_millis(1500),
+            usage: Usage {
+                cpu_time: Some(Duration::from_millis(cpu_ms)),
+                memory_peak: Some(10_000_000),
+            },
+        }
+    }
+
+    fn ran(run: StageResult) -> Outcome {
+        Outcome::Ran { compile: None, run }
+    }
+
+    #[test]
+    fn every_ending_has_judge0s_status_message_and_codes() {
+        let s = submission(Some("4  \n\n"));
+        let cases = [
+            (Some(Exit::Code(0)), None, 100, 3, None, Some(0), None),
+            (
+                Some(Exit::Code(0)),
+                None,
+                2500,
+                5,
+                Some("Time limit exceeded"),
+                Some(0),
+                None,
+            ),
+            (
+                None,
+                Some(LimitHit::CpuTime),
+                3000,
+                5,
+                Some("Time limit exceeded"),
+                Some(0),
+                None,
+            ),
+            (
+                None,
+                Some(LimitHit::WallTime),
+                10,
+                5,
+                Some("Time limit exceeded (wall clock)"),
+                Some(0),
+                None,
+            ),
+            (
+                Some(Exit::Signal(Signal(9))),
+                Some(LimitHit::Memory),
+                10,
+                11,
+                Some("Memory limit exceeded"),
+                Some(137),
+                Some(9),
+            ),
+            (
+                None,
+                Some(LimitHit::Output(StreamKind::Stdout)),
+                10,
+                8,
+                Some("Output limit exceeded"),
+                Some(0),
+                Some(25),
+            ),
+            (
+                Some(Exit::Code(3)),
+                None,
+                10,
+                11,
+                Some("Exited with error status 3"),
+                Some(3),
+                None,
+            ),
+            (
+                Some(Exit::Signal(Signal(11))),
+                None,
+                10,
+                7,
+                Some("Caught fatal signal 11"),
+                Some(0),
+                Some(11),
+            ),
+            (
+                Some(Exit::Signal(Signal(25))),
+                None,
+                10,
+                8,
+                Some("Caught fatal signal 25"),
+                Some(0),
+                Some(25),
+            ),
+            (
+                Some(Exit::Signal(Signal(8))),
+                None,
+                10,
+                9,
+                Some("Caught fatal signal 8"),
+                Some(0),
+                Some(8),
+            ),
+            (
+                Some(Exit::Signal(Signal(6))),
+                None,
+                10,
+                10,
+                Some("Caught fatal signal 6"),
+                Some(0),
+                Some(6),
+            ),
+            (
+                Some(Exit::Signal(Signal(15))),
+                None,
+                10,
+                12,
+                Some("Caught fatal signal 15"),
+                Some(0),
+                Some(15),
+            ),
+            (
+                None,
+                None,
+                10,
+                13,
+                Some("the sandbox ended without an exit status"),
+                None,
+                None,
+            ),
+        ];
+        for (exit, limit, cpu, status, message, code, signal) in cases {
+            let judged = judge(&s, &ran(stage(exit, limit, cpu)));
+            assert_eq!(
+                (
+                    judged.status_id,
+                    judged.message.as_deref(),
+                    judged.exit_code,
+                    judged.exit_signal
+                ),
+                (status, message, code, signal),
+                "{exit:?} {limit:?}"
+            );
+            assert_eq!(judged.stdout.as_deref(), Some("4\n"));
+            assert_eq!(judged.memory, Some(9766));
+            assert_eq!(judged.wall_time, Some(1.5));
+        }
+        let wrong = judge(
+            &submission(Some("5")),
+            &ran(stage(Some(Exit::Code(0)), None, 10)),
+        );
+        assert_eq!(wrong.status_id, WRONG_ANSWER);
+        let none_expected = judge(
+            &submission(None),
+            &ran(stage(Some(Exit::Code(0)), None, 10)),
+        );
+        assert_eq!(none_expected.status_id, ACCEPTED);
+        assert_eq!(none_expected.time, Some(0.01));
+    }
+
+    #[test]
+    fn a_failed_compile_has_its_output_and_nothing_else() {
+        let mut compile = stage(Some(Exit::Code(1)), None, 10);
+        compile.output = "main.c:1: error\n".into();
+        let judged = judge(
+            &submission(None),
+            &Outcome::CompileFailed {
+                compile: compile.clone(),
+            },
+        );
+        assert_eq!(
+            judged,
+            Judged {
+                status_id: COMPILATION_ERROR,
+                compile_output: Some("main.c:1: error\n".into()),
+                ..Judged::default()
+            }
+        );
+        compile.limit = Some(LimitHit::WallTime);
+        let judged = judge(&submission(None), &Outcome::CompileFailed { compile });
+        assert_eq!(
+            judged.compile_output.as_deref(),
+            Some("Compilation time limit exceeded.")
+        );
+    }
+
+    #[test]
+    fn stderr_goes_to_stdout_when_asked_and_empty_output_is_null() {
+        let mut s = submission(None);
+        s.redirect_stderr_to_stdout = true;
+        let judged = judge(&s, &ran(stage(Some(Exit::Code(0)), None, 10)));
+        assert_eq!(
+            (judged.stdout.as_deref(), judged.stderr),
+            (Some("warn\n4\n"), None)
+        );
+        let mut quiet = stage(Some(Exit::Code(0)), None, 10);
+        quiet.stdout.clear();
+        quiet.stderr.clear();
+        let judged = judge(&submission(None), &ran(quiet));
+        assert_eq!((judged.stdout, judged.stderr), (None, None));
+    }
+
+    #[test]
+    fn several_runs_stop_at_the_first_failure_and_average_time_and_memory() {
+        let s = submission(Some("4"));
+        let mut slow = stage(Some(Exit::Code(0)), None, 300);
+        slow.usage.memory_peak = Some(2048 * 1024);
+        let tests = vec![
+            stage(Some(Exit::Code(0)), None, 100),
+            slow,
+            stage(Some(Exit::Code(1)), None, 500),
+            stage(Some(Exit::Code(0)), None, 100),
+        ];
+        let judged = judge_runs(
+            &s,
+            &BatchOutcome::Ran {
+                compile: None,
+                tests,
+            },
+        );
+        assert_eq!(judged.status_id, NZEC);
+        assert_eq!(judged.time, Some(0.3));
+        assert_eq!(judged.memory, Some((9766 * 2 + 2048) / 3));
+    }
+}
