@@ -4,8 +4,9 @@
 //!
 //! # Layout
 //!
-//! Modules depend downwards only: `app` → `api` → `runner` → `executor` →
-//! `engine`, with `job`, `language`, `limits` and `config` below them all.
+//! Modules depend downwards only: `app` → `api` → `judge0` → `runner` →
+//! `executor` → `engine`, with `job`, `language`, `limits` and `config`
+//! below them all.
 //! The public surface is what the binary and the integration tests use:
 //! [`Application`], [`Config`], [`healthcheck`], the [`engine`] and the
 //! executor's [`custody`](executor::custody).
@@ -16,6 +17,9 @@
 //! - `api`: the HTTP API: routes, each dialect's wire types and handler
 //!   (`/run-code`, and Piston's v2 API under `/api/v2`), the probes, and
 //!   every error mapped to JSON in one place.
+//! - `judge0`: Judge0's model over the pipeline: stored submissions
+//!   (SQLite or PostgreSQL), the workers that run them, Judge0's verdicts
+//!   and shapes, callbacks.
 //! - `runner`: the seam the API depends on (`Runner`):
 //!   admission (run slots and a bounded queue), then the executor.
 //! - [`executor`]: runs a job in fresh hardened sandboxes (a compile stage,

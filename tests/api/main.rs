@@ -9,6 +9,7 @@ mod fuzz;
 mod gvisor;
 mod helpers;
 mod isolation;
+mod judge0;
 mod judging;
 mod limits;
 mod piston;
