@@ -82,11 +82,7 @@ impl Application {
         };
         let custody = Custody::new(engine, owner);
         let executor = Executor::new(custody, uids, config.pool_size, config.pool_refills);
-        let admission = Admission::new(
-            config.max_concurrent_runs,
-            config.max_queue,
-            config.queue_timeout(),
-        );
+        let admission = Admission::new(config.shares(), config.queue_timeout());
         let runner = Arc::new(DockerRunner::new(subscribed, admission, executor));
         let store = match config.judge0.database_url() {
             Some(url) => Some(Store::open(url).await?),

@@ -57,6 +57,17 @@ pub struct Config {
     /// Default `32`.
     #[validate(range(max = 100_000))]
     pub max_queue: usize,
+    /// Runs one client (an API key, or a peer address when keys are off)
+    /// may have at once. Default: half of `max_concurrent_runs`, rounded
+    /// up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(range(min = 1, max = 1024))]
+    pub client_max_runs: Option<usize>,
+    /// Requests one client may have waiting for a slot. Default: half of
+    /// `max_queue`, rounded up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(range(max = 100_000))]
+    pub client_max_queue: Option<usize>,
     /// Longest wait for a run slot before the answer is 429, in ms. Default `30000`.
     #[validate(range(min = 1, max = 600_000))]
     pub queue_timeout_ms: u64,
@@ -216,6 +227,8 @@ impl Default for Config {
             instance: "default".to_string(),
             max_concurrent_runs: 4,
             max_queue: 32,
+            client_max_runs: None,
+            client_max_queue: None,
             queue_timeout_ms: 30_000,
             max_connections: 1024,
             header_timeout_ms: 10_000,
@@ -333,6 +346,22 @@ impl Config {
     pub fn sandbox_uids(&self) -> UidRange {
         self.sandbox_uids
             .unwrap_or_else(|| UidRange::for_instance(&self.instance))
+    }
+
+    /// The shares of run slots and queue, in all and per client.
+    pub fn shares(&self) -> crate::runner::admission::Shares {
+        crate::runner::admission::Shares {
+            slots: self.max_concurrent_runs,
+            queue: self.max_queue,
+            client_slots: self
+                .client_max_runs
+                .unwrap_or(self.max_concurrent_runs.div_ceil(2))
+                .min(self.max_concurrent_runs),
+            client_queue: self
+                .client_max_queue
+                .unwrap_or(self.max_queue.div_ceil(2))
+                .min(self.max_queue),
+        }
     }
 
     /// The longest wait for a run slot.

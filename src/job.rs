@@ -33,6 +33,9 @@ pub struct Job {
     /// A batch's tests: each runs the program (compiled once) in a fresh
     /// sandbox with its own stdin and arguments. Empty for a single run.
     pub tests: Vec<TestInput>,
+    /// Who it runs for, for the fair share of run slots (the API sets it:
+    /// an API key's id or the peer's address; empty until then).
+    pub client: crate::runner::admission::Client,
 }
 
 /// What one test of a batch gives the program.
@@ -255,6 +258,7 @@ impl JobRequest {
             stdin: self.stdin,
             limits: JobLimits { run, compile },
             tests: self.tests,
+            client: std::sync::Arc::from(""),
         })
     }
 

@@ -51,6 +51,10 @@ pub enum ApiError {
     BodyTimeout { ms: u64 },
     #[error("every run slot is busy and the queue is full; retry later")]
     Busy,
+    #[error(
+        "this client already has its share of the run slots and of the queue in use; retry later"
+    )]
+    ClientBusy,
     #[error("too many request bodies are being received at once; retry later")]
     BodiesBusy,
     #[error("the service is shutting down")]
@@ -83,7 +87,7 @@ impl ApiError {
             ApiError::UnknownVersion { .. } => "unknown_version",
             ApiError::BodyTooLarge { .. } => "body_too_large",
             ApiError::BodyTimeout { .. } => "body_timeout",
-            ApiError::Busy | ApiError::BodiesBusy => "busy",
+            ApiError::Busy | ApiError::ClientBusy | ApiError::BodiesBusy => "busy",
             ApiError::ShuttingDown => "shutting_down",
             ApiError::DockerUnavailable => "docker_unavailable",
             ApiError::ImageMissing { .. } => "image_missing",
@@ -106,7 +110,9 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            ApiError::Busy | ApiError::BodiesBusy => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Busy | ApiError::ClientBusy | ApiError::BodiesBusy => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::ShuttingDown
             | ApiError::DockerUnavailable
             | ApiError::ImageMissing { .. }
@@ -176,6 +182,7 @@ impl ApiError {
     pub fn from_run(e: RunError, request_id: &str) -> ApiError {
         match e {
             RunError::Busy => ApiError::Busy,
+            RunError::ClientBusy => ApiError::ClientBusy,
             RunError::ShuttingDown => ApiError::ShuttingDown,
             RunError::DockerUnavailable(reason) => {
                 tracing::warn!(%request_id, %reason, "Docker cannot be reached");
@@ -210,7 +217,7 @@ impl Reply for ApiError {
             warp::reply::with_status(warp::reply::json(&body), self.status()).into_response();
         if matches!(
             self,
-            ApiError::Busy | ApiError::BodiesBusy | ApiError::ShuttingDown
+            ApiError::Busy | ApiError::ClientBusy | ApiError::BodiesBusy | ApiError::ShuttingDown
         ) {
             response
                 .headers_mut()

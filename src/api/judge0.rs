@@ -97,7 +97,7 @@ fn trouble(e: Judge0Error) -> Response {
     let status = match &e {
         Judge0Error::QueueFull | Judge0Error::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         Judge0Error::NotStored => StatusCode::BAD_REQUEST,
-        Judge0Error::Run(RunError::Busy) => StatusCode::TOO_MANY_REQUESTS,
+        Judge0Error::Run(RunError::Busy | RunError::ClientBusy) => StatusCode::TOO_MANY_REQUESTS,
         Judge0Error::Run(RunError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
         Judge0Error::Run(_) => StatusCode::SERVICE_UNAVAILABLE,
     };
@@ -107,7 +107,8 @@ fn trouble(e: Judge0Error) -> Response {
     let mut response = error(status, &e.to_string());
     if matches!(
         e,
-        Judge0Error::QueueFull | Judge0Error::Run(RunError::Busy | RunError::ShuttingDown)
+        Judge0Error::QueueFull
+            | Judge0Error::Run(RunError::Busy | RunError::ClientBusy | RunError::ShuttingDown)
     ) {
         response.headers_mut().insert(
             warp::http::header::RETRY_AFTER,

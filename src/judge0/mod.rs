@@ -321,7 +321,9 @@ impl<R: Runner> Judge0<R> {
         let judged = loop {
             match self.execute(&submission).await {
                 Ok(judged) => break judged,
-                Err(RunError::Busy) => tokio::time::sleep(Duration::from_millis(200)).await,
+                Err(RunError::Busy | RunError::ClientBusy) => {
+                    tokio::time::sleep(Duration::from_millis(200)).await
+                }
                 Err(RunError::ShuttingDown) => {
                     if let Err(e) = store.release(claimed.id, &self.worker).await {
                         tracing::warn!(%token, error = %e, "judge0: cannot put a submission back in the queue");

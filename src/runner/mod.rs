@@ -67,6 +67,10 @@ pub enum RunError {
     /// slot passed its bound.
     #[error("every run slot is busy and the queue is full")]
     Busy,
+    /// The client already has its share of the slots running and of the
+    /// queue waiting.
+    #[error("this client already has its share of the run slots and of the queue in use")]
+    ClientBusy,
     #[error("the service is shutting down")]
     ShuttingDown,
     /// The Docker engine cannot be reached.
@@ -156,7 +160,7 @@ impl Runner for DockerRunner {
     }
 
     async fn run(&self, job: Job) -> Result<Report, RunError> {
-        let _slot = self.admission.acquire().await.map_err(refused)?;
+        let _slot = self.admission.acquire(&job.client).await.map_err(refused)?;
         let ran = self
             .executor
             .run(&job)
@@ -171,7 +175,7 @@ impl Runner for DockerRunner {
     }
 
     async fn run_batch(&self, job: Job) -> Result<BatchReport, RunError> {
-        let own = self.admission.acquire().await.map_err(refused)?;
+        let own = self.admission.acquire(&job.client).await.map_err(refused)?;
         let name = job.language.name.clone();
         let built = self
             .executor
@@ -235,7 +239,7 @@ impl DockerRunner {
         let _slot: (Option<tokio::sync::MutexGuard<'_, Slot>>, Option<Slot>) = tokio::select! {
             biased;
             own = own.lock() => (Some(own), None),
-            more = self.admission.acquire_more() => (None, Some(more.map_err(refused)?)),
+            more = self.admission.acquire_more(&job.client) => (None, Some(more.map_err(refused)?)),
         };
         self.executor
             .run_test(job, built, test)
@@ -248,6 +252,7 @@ impl DockerRunner {
 fn refused(refusal: Refusal) -> RunError {
     match refusal {
         Refusal::QueueFull | Refusal::QueueTimeout => RunError::Busy,
+        Refusal::ClientQueueFull => RunError::ClientBusy,
         Refusal::Closed => RunError::ShuttingDown,
     }
 }
