@@ -12,7 +12,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{ApiSettings, routes};
+use crate::api::gate::{Gate, GateSettings};
+use crate::api::{Api, ApiSettings, routes};
 use crate::config::{Config, UidRange};
 use crate::engine::{Engine, EngineError};
 use crate::executor::Executor;
@@ -23,6 +24,7 @@ use crate::judge0::store::{Store, StoreError, Worker};
 use crate::judge0::{Judge0, Judge0Settings};
 use crate::language::reload::{self, Watcher};
 use crate::language::{Registry, RegistryError};
+use crate::metrics::Metrics;
 use crate::runner::DockerRunner;
 use crate::runner::admission::Admission;
 use crate::server::{ConnectionBounds, serve};
@@ -48,6 +50,12 @@ pub enum StartError {
     /// Judge0's submissions database cannot be opened.
     #[error("key `judge0.database`: {0}")]
     Store(#[from] StoreError),
+    /// The API keys file cannot be used.
+    #[error("key `api_keys_file`: {0}")]
+    Keys(String),
+    /// The process may not open enough files for its connections.
+    #[error("{0}")]
+    FileLimit(String),
 }
 
 /// A service bound to its port, ready to run.
@@ -56,7 +64,9 @@ pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
     runner: Arc<DockerRunner>,
+    api: Arc<Api<DockerRunner>>,
     judge0: Arc<Judge0<DockerRunner>>,
+    metrics: Arc<Metrics>,
     /// The languages served: the one place they live.
     languages: watch::Sender<Arc<Registry>>,
     watcher: Watcher,
@@ -71,7 +81,10 @@ impl Application {
         let watcher = Watcher::new(config.languages_dir(), defaults, &registry);
         let uids = Uids::new(sandbox_uids(&config, &registry)?);
         let (languages, subscribed) = watch::channel(Arc::new(registry));
-        let engine = Arc::new(Engine::connect(config.docker_host.as_deref())?);
+        check_file_limit(config.max_connections)?;
+        let metrics = Arc::new(Metrics::new());
+        let engine =
+            Arc::new(Engine::connect(config.docker_host.as_deref())?.with_metrics(metrics.clone()));
         let owner = Owner {
             instance: config.instance.clone(),
             boot: uuid::Uuid::new_v4().simple().to_string(),
@@ -83,7 +96,12 @@ impl Application {
         let custody = Custody::new(engine, owner);
         let executor = Executor::new(custody, uids, config.pool_size, config.pool_refills);
         let admission = Admission::new(config.shares(), config.queue_timeout());
-        let runner = Arc::new(DockerRunner::new(subscribed, admission, executor));
+        let runner = Arc::new(DockerRunner::new(
+            subscribed,
+            admission,
+            executor,
+            metrics.clone(),
+        ));
         let store = match config.judge0.database_url() {
             Some(url) => Some(Store::open(url).await?),
             None => None,
@@ -94,6 +112,21 @@ impl Application {
             judge0_settings(&config),
             api_settings(&config).bounds,
             worker,
+        ));
+        let gate = Gate::new(&GateSettings {
+            api_keys: config.api_keys.iter().map(|k| k.0.clone()).collect(),
+            api_keys_file: config.api_keys_file.clone(),
+            metrics_key: config.metrics_key.as_ref().map(|k| k.0.clone()),
+            rate_limit_per_minute: config.rate_limit_per_minute,
+            rate_limit_burst: config.rate_limit_burst,
+        })
+        .map_err(StartError::Keys)?;
+        let api = Arc::new(Api::new(
+            runner.clone(),
+            judge0.clone(),
+            gate,
+            metrics.clone(),
+            api_settings(&config),
         ));
         let addr = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(addr)
@@ -107,7 +140,9 @@ impl Application {
             listener,
             addr,
             runner,
+            api,
             judge0,
+            metrics,
             languages,
             watcher,
         })
@@ -128,7 +163,9 @@ impl Application {
             listener,
             addr,
             runner,
+            api,
             judge0,
+            metrics,
             languages,
             watcher,
         } = self;
@@ -143,6 +180,7 @@ impl Application {
                 watcher,
                 languages.clone(),
                 every,
+                metrics.clone(),
                 background.clone(),
             ));
         }
@@ -151,6 +189,7 @@ impl Application {
         // Judge0's workers stop taking submissions when shutdown begins;
         // the janitor runs until the end.
         tasks.spawn(judge0.clone().janitor(background.clone()));
+        tasks.spawn(forget_idle_callers(api.clone(), background.clone()));
         for _ in 0..judge0.settings().workers {
             tasks.spawn(judge0.clone().work(stopping.clone()));
         }
@@ -166,7 +205,7 @@ impl Application {
         tracing::info!(%addr, instance = %config.instance, "code-runner listening");
         let server = serve(
             listener,
-            routes(runner.clone(), judge0, api_settings(&config)),
+            routes(api.clone()),
             ConnectionBounds {
                 max_connections: config.max_connections,
                 header_timeout: config.header_timeout(),
@@ -199,6 +238,62 @@ impl Application {
         drop(languages);
         tracing::info!("code-runner stopped");
     }
+}
+
+/// Every minute, forgets the rate-limit state of callers not seen lately.
+async fn forget_idle_callers(api: Arc<Api<DockerRunner>>, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(60)) => api.forget_idle(),
+            () = cancel.cancelled() => return,
+        }
+    }
+}
+
+/// Files the process keeps open besides its connections (the listener,
+/// the engine's socket and its pool, the databases, logs).
+const OTHER_FILES: u64 = 256;
+
+/// Checks that the process may open a file per connection and then some:
+/// raises its soft limit of open files up to the hard limit if need be, or
+/// refuses to start naming both numbers.
+fn check_file_limit(max_connections: usize) -> Result<(), StartError> {
+    let needed = max_connections as u64 + OTHER_FILES;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Ok(());
+    }
+    if limit.rlim_cur >= needed {
+        return Ok(());
+    }
+    if limit.rlim_max < needed {
+        return Err(StartError::FileLimit(format!(
+            "invalid configuration: key `max_connections` ({max_connections}) needs {needed} open files, but the process may open at most {} (its hard limit; its soft limit is {}): lower max_connections or raise the limit (ulimit -n, or the container's nofile ulimit)",
+            limit.rlim_max, limit.rlim_cur
+        )));
+    }
+    let raised = libc::rlimit {
+        rlim_cur: needed,
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: setrlimit reads the struct it is given.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+        return Err(StartError::FileLimit(format!(
+            "invalid configuration: key `max_connections` ({max_connections}) needs {needed} open files; the soft limit is {} and could not be raised: {}",
+            limit.rlim_cur,
+            std::io::Error::last_os_error()
+        )));
+    }
+    tracing::info!(
+        from = limit.rlim_cur,
+        to = needed,
+        "raised the soft limit of open files for max_connections"
+    );
+    Ok(())
 }
 
 /// The uids sandboxes run as, checked: never the service's own, and enough
@@ -284,6 +379,7 @@ async fn follow_languages(
     mut watcher: Watcher,
     languages: Arc<watch::Sender<Arc<Registry>>>,
     every: Duration,
+    metrics: Arc<Metrics>,
     cancel: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(every);
@@ -304,6 +400,11 @@ async fn follow_languages(
         };
         watcher = returned;
         reload::log(&events);
+        let refused = events
+            .iter()
+            .filter(|e| matches!(e, reload::Event::Refused { .. }))
+            .count();
+        metrics.reload_failures.inc_by(refused as u64);
         if let Some(registry) = registry {
             tracing::info!(languages = ?registry.names(), "languages reloaded");
             languages.send_replace(Arc::new(registry));

@@ -132,10 +132,70 @@ pub struct Config {
     /// `memory_mb = 512` and `scratch_mb = 128`.
     #[validate(nested)]
     pub compile_limits: Limits,
+    /// API keys, each allowed every route but `/metrics`; empty (the
+    /// default): no key is needed. From the environment, comma-separated:
+    /// `CODE_RUNNER_API_KEYS=key1,key2`. Never logged.
+    #[serde(
+        default,
+        deserialize_with = "secrets",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub api_keys: Vec<Secret>,
+    /// A file of more keys, one per line: the key, or `sha256:` and its
+    /// SHA-256 in hex (so that the file need not hold it), then optionally
+    /// the routes it may use (`run,piston,judge0,probes,metrics`; default
+    /// all but `metrics`); `#` starts a comment. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_keys_file: Option<PathBuf>,
+    /// The key `/metrics` wants; unset: any API key (or none when keys are
+    /// off). Never logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_key: Option<Secret>,
+    /// Requests that run code one client may send per minute (a token
+    /// bucket per API key, or per peer address when keys are off); `0`
+    /// (the default) turns the rate limit off.
+    #[validate(range(max = 1_000_000))]
+    pub rate_limit_per_minute: u32,
+    /// How many of them may come at once (the bucket's size); `0` (the
+    /// default): a tenth of `rate_limit_per_minute`, at least 1.
+    #[validate(range(max = 1_000_000))]
+    pub rate_limit_burst: u32,
     /// Judge0's API (`/judge0/…`): where its submissions are kept, and its
     /// bounds.
     #[validate(nested)]
     pub judge0: Judge0Config,
+}
+
+/// A secret (an API key): written as itself, shown as `***`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// A list of secrets given as a list or as one comma-separated string (as
+/// an environment variable gives it).
+fn secrets<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Secret>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        List(Vec<String>),
+        One(String),
+    }
+    let keys = match Given::deserialize(d)? {
+        Given::List(keys) => keys,
+        Given::One(text) => text.split(',').map(str::to_string).collect(),
+    };
+    Ok(keys
+        .into_iter()
+        .map(|k| k.trim().to_string())
+        .filter(|k| !k.is_empty())
+        .map(Secret)
+        .collect())
 }
 
 /// The `judge0.*` keys.
@@ -246,6 +306,11 @@ impl Default for Config {
             sandbox_uids: None,
             limits: Limits::default(),
             compile_limits: Limits::compile_default(),
+            api_keys: Vec::new(),
+            api_keys_file: None,
+            metrics_key: None,
+            rate_limit_per_minute: 0,
+            rate_limit_burst: 0,
             judge0: Judge0Config::default(),
         }
     }

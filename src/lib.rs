@@ -47,6 +47,7 @@ mod job;
 mod judge0;
 mod language;
 mod limits;
+mod metrics;
 mod runner;
 mod server;
 mod validation;

@@ -10,10 +10,11 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use warp::{Filter, Reply};
+
+use crate::api::gate::PeerAddr;
 
 /// Bounds on the connections a server keeps.
 #[derive(Debug, Clone, Copy)]
@@ -46,9 +47,9 @@ pub async fn serve<F>(
             permit = slots.clone().acquire_owned() => permit.expect("the connection semaphore is never closed"),
             () = &mut shutdown => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors, say: wait, then go on.
                     tracing::warn!(error = %e, "accept failed");
@@ -59,7 +60,15 @@ pub async fn serve<F>(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(warp::service(routes.clone()));
+        // Each request carries the peer's address (the client, when API
+        // keys are off).
+        let warp_service = warp::service(routes.clone());
+        let service = hyper::service::service_fn(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(PeerAddr(peer));
+                tower_service::Service::call(&mut warp_service.clone(), request)
+            },
+        );
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _permit = permit;

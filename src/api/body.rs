@@ -1,6 +1,8 @@
 //! Request bodies: read a few at a time, bounded in size and time, and
 //! parsed as JSON objects.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes};
@@ -8,9 +10,20 @@ use futures_util::{Stream, StreamExt};
 use tokio::sync::Semaphore;
 
 use super::error::ApiError;
+use crate::runner::admission::Client;
 
 /// Request bodies read at once (each up to `max_body_bytes`).
 pub const BODY_READS: usize = 16;
+/// Request bodies one client may have being read at once: a client with
+/// many slow bodies holds this many of the [`BODY_READS`], not all.
+pub const CLIENT_BODY_READS: usize = 4;
+/// Of a body over the limit, at most this much is read and thrown away
+/// before the 413 is answered, within [`DRAIN_TIME`], so that clients that
+/// send the whole body before reading the answer (Node's `fetch`, Python's
+/// `urllib`) read the 413 instead of a broken pipe, as nginx's lingering
+/// close does.
+pub const DRAIN_BYTES: u64 = 16 * 1024 * 1024;
+pub const DRAIN_TIME: Duration = Duration::from_secs(3);
 
 /// Reads request bodies under the service's bounds.
 #[derive(Debug)]
@@ -20,6 +33,26 @@ pub struct BodyReader {
     /// Longest a body may take to arrive.
     pub timeout: Duration,
     permits: Semaphore,
+    /// Body reads in progress, per client.
+    readers: Mutex<HashMap<Client, usize>>,
+}
+
+/// A client's body read in progress; dropping it ends it.
+struct Reading<'a> {
+    readers: &'a Mutex<HashMap<Client, usize>>,
+    client: Client,
+}
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        let mut readers = self.readers.lock().expect("readers lock");
+        if let Some(n) = readers.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                readers.remove(&self.client);
+            }
+        }
+    }
 }
 
 impl BodyReader {
@@ -28,28 +61,71 @@ impl BodyReader {
             max_bytes,
             timeout,
             permits: Semaphore::new(BODY_READS),
+            readers: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Reads a whole body: [`BODY_READS`] at a time, so that many clients
-    /// cannot make the service hold many large bodies at once; each at most
-    /// `max_bytes` and within `timeout`.
+    /// Reads a whole body for `client`: at most [`CLIENT_BODY_READS`] of
+    /// one client and [`BODY_READS`] in all at once, so that many clients,
+    /// or one with many slow bodies, cannot make the service hold many
+    /// large bodies or starve others; each at most `max_bytes` (declared
+    /// or sent: a body over it is drained, within bounds, then refused)
+    /// and within `timeout`.
     pub async fn read(
         &self,
-        body: impl Stream<Item = Result<impl Buf, warp::Error>> + Send + Unpin,
+        client: &Client,
+        declared: Option<u64>,
+        mut body: impl Stream<Item = Result<impl Buf, warp::Error>> + Send + Unpin,
     ) -> Result<Bytes, ApiError> {
-        let _reading = tokio::time::timeout(self.timeout, self.permits.acquire())
+        let _reading = {
+            let mut readers = self.readers.lock().expect("readers lock");
+            let n = readers.entry(client.clone()).or_default();
+            if *n >= CLIENT_BODY_READS {
+                return Err(ApiError::BodiesBusy);
+            }
+            *n += 1;
+            Reading {
+                readers: &self.readers,
+                client: client.clone(),
+            }
+        };
+        let _permit = tokio::time::timeout(self.timeout, self.permits.acquire())
             .await
             .map_err(|_| ApiError::BodiesBusy)?
             .expect("the body permits are never closed");
-        read_bounded(body, self.max_bytes, self.timeout).await
+        if declared.is_some_and(|n| n > self.max_bytes) {
+            drain(&mut body).await;
+            return Err(ApiError::BodyTooLarge {
+                limit: self.max_bytes,
+            });
+        }
+        let read = read_bounded(&mut body, self.max_bytes, self.timeout).await;
+        if let Err(ApiError::BodyTooLarge { .. }) = read {
+            drain(&mut body).await;
+        }
+        read
     }
+}
+
+/// Reads and throws away what is left of `body`, up to [`DRAIN_BYTES`]
+/// and [`DRAIN_TIME`].
+async fn drain(body: &mut (impl Stream<Item = Result<impl Buf, warp::Error>> + Send + Unpin)) {
+    let discard = async {
+        let mut seen = 0u64;
+        while let Some(Ok(chunk)) = body.next().await {
+            seen += chunk.remaining() as u64;
+            if seen > DRAIN_BYTES {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, discard).await;
 }
 
 /// Reads the whole of `body`, refusing more than `limit` bytes or longer
 /// than `timeout`.
 async fn read_bounded<E: std::fmt::Display>(
-    mut body: impl Stream<Item = Result<impl Buf, E>> + Send + Unpin,
+    body: &mut (impl Stream<Item = Result<impl Buf, E>> + Send + Unpin),
     limit: u64,
     timeout: Duration,
 ) -> Result<Bytes, ApiError> {
@@ -111,11 +187,19 @@ mod tests {
         }))
     }
 
+    fn client() -> Client {
+        std::sync::Arc::from("ip:127.0.0.1")
+    }
+
     #[tokio::test]
     async fn a_body_is_read_whole_within_its_bounds() {
         let reader = BodyReader::new(10, Duration::from_secs(1));
         let body = reader
-            .read(chunks(vec![b"{\"a\"", b":1}"], Duration::ZERO))
+            .read(
+                &client(),
+                None,
+                chunks(vec![b"{\"a\"", b":1}"], Duration::ZERO),
+            )
             .await
             .unwrap();
         assert_eq!(&body[..], b"{\"a\":1}");
@@ -125,16 +209,78 @@ mod tests {
     async fn a_body_over_the_limit_is_413_and_a_slow_one_408() {
         let reader = BodyReader::new(4, Duration::from_secs(1));
         let e = reader
-            .read(chunks(vec![b"123", b"45"], Duration::ZERO))
+            .read(&client(), None, chunks(vec![b"123", b"45"], Duration::ZERO))
             .await
             .unwrap_err();
         assert_eq!((e.code(), e.status().as_u16()), ("body_too_large", 413));
         let reader = BodyReader::new(100, Duration::from_millis(50));
         let e = reader
-            .read(chunks(vec![b"1", b"2", b"3"], Duration::from_millis(30)))
+            .read(
+                &client(),
+                None,
+                chunks(vec![b"1", b"2", b"3"], Duration::from_millis(30)),
+            )
             .await
             .unwrap_err();
         assert_eq!((e.code(), e.status().as_u16()), ("body_timeout", 408));
+    }
+
+    #[tokio::test]
+    async fn a_declared_length_over_the_limit_is_drained_then_413() {
+        let reader = BodyReader::new(4, Duration::from_secs(1));
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = sent.clone();
+        let body = Box::pin(
+            futures_util::stream::iter(vec![b"12345678"; 3]).map(move |p| {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok::<_, warp::Error>(Bytes::from_static(p))
+            }),
+        );
+        let e = reader.read(&client(), Some(24), body).await.unwrap_err();
+        assert_eq!((e.code(), e.status().as_u16()), ("body_too_large", 413));
+        // Every chunk was read (and thrown away) before the answer.
+        assert_eq!(sent.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn one_client_holds_only_its_share_of_the_body_reads() {
+        let reader = std::sync::Arc::new(BodyReader::new(100, Duration::from_secs(5)));
+        let slow = |reader: std::sync::Arc<BodyReader>, who: &'static str| {
+            tokio::spawn(async move {
+                let who: Client = std::sync::Arc::from(who);
+                reader
+                    .read(
+                        &who,
+                        None,
+                        chunks(vec![b"{", b"}"], Duration::from_millis(300)),
+                    )
+                    .await
+                    .map(|_| ())
+            })
+        };
+        let held: Vec<_> = (0..CLIENT_BODY_READS)
+            .map(|_| slow(reader.clone(), "ip:10.0.0.1"))
+            .collect();
+        while reader.readers.lock().unwrap().get("ip:10.0.0.1").copied() != Some(CLIENT_BODY_READS)
+        {
+            tokio::task::yield_now().await;
+        }
+        let refused = slow(reader.clone(), "ip:10.0.0.1")
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!((refused.code(), refused.status().as_u16()), ("busy", 429));
+        // Another client reads at once.
+        let other: Client = std::sync::Arc::from("ip:10.0.0.2");
+        let body = reader
+            .read(&other, None, chunks(vec![b"{}"], Duration::ZERO))
+            .await
+            .unwrap();
+        assert_eq!(&body[..], b"{}");
+        for h in held {
+            assert!(h.await.unwrap().is_ok());
+        }
+        assert!(reader.readers.lock().unwrap().is_empty());
     }
 
     #[tokio::test]
@@ -144,7 +290,7 @@ mod tests {
             .map(|_| reader.permits.try_acquire().unwrap())
             .collect();
         let e = reader
-            .read(chunks(vec![b"{}"], Duration::ZERO))
+            .read(&client(), None, chunks(vec![b"{}"], Duration::ZERO))
             .await
             .unwrap_err();
         assert_eq!((e.code(), e.status().as_u16()), ("busy", 429));
@@ -159,7 +305,7 @@ mod tests {
             Err(std::io::Error::other("connection reset")),
         ];
         let e = read_bounded(
-            futures_util::stream::iter(parts),
+            &mut futures_util::stream::iter(parts),
             100,
             Duration::from_secs(1),
         )

@@ -71,6 +71,30 @@ pub enum ApiError {
     RuntimeMissing { runtime: String, language: String },
     #[error("internal error; quote request id {request_id} when reporting it")]
     Internal { request_id: String },
+    /// No API key, or one not known.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A key that may not use the route.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Past the client's rate.
+    #[error("{message}")]
+    RateLimited { message: String, retry_s: u64 },
+    /// A body with no `Content-Length`.
+    #[error("the request needs a Content-Length header")]
+    LengthRequired,
+}
+
+impl From<super::gate::Refused> for ApiError {
+    fn from(refused: super::gate::Refused) -> ApiError {
+        use super::gate::Refused;
+        let message = refused.to_string();
+        match refused {
+            Refused::NoKey | Refused::BadKey => ApiError::Unauthorized(message),
+            Refused::NotAllowed(_) => ApiError::Forbidden(message),
+            Refused::RateLimited { retry_s, .. } => ApiError::RateLimited { message, retry_s },
+        }
+    }
 }
 
 impl ApiError {
@@ -93,6 +117,10 @@ impl ApiError {
             ApiError::ImageMissing { .. } => "image_missing",
             ApiError::RuntimeMissing { .. } => "runtime_missing",
             ApiError::Internal { .. } => "internal_error",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::LengthRequired => "length_required",
         }
     }
 
@@ -118,6 +146,10 @@ impl ApiError {
             | ApiError::ImageMissing { .. }
             | ApiError::RuntimeMissing { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::LengthRequired => StatusCode::LENGTH_REQUIRED,
         }
     }
 
@@ -228,6 +260,20 @@ impl Reply for ApiError {
         {
             response.headers_mut().insert(REQUEST_ID_HEADER, value);
         }
+        match &self {
+            ApiError::RateLimited { retry_s, .. } => {
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(*retry_s));
+            }
+            ApiError::Unauthorized(_) => {
+                response.headers_mut().insert(
+                    warp::http::header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer"),
+                );
+            }
+            _ => {}
+        }
         response
     }
 }
@@ -246,7 +292,7 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
         Some((
             StatusCode::NOT_FOUND,
             "not_found",
-            "no such path; the paths are POST /run-code, GET /health, GET /ready and GET /languages",
+            "no such path; the paths are POST /run-code, /api/v2/… (Piston), /judge0/… (Judge0), GET /health, /ready, /languages, /metrics and /openapi.json",
         ))
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
         Some((

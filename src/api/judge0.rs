@@ -18,6 +18,7 @@ use warp::http::{Method, StatusCode};
 use warp::reply::{Reply, Response};
 
 use super::Api;
+use super::gate::Caller;
 use crate::judge0::render::{self, View};
 use crate::judge0::request::{Errors, MAX_CPU_EXTRA_TIME, MAX_NUMBER_OF_RUNS, MAX_STACK_LIMIT};
 use crate::judge0::store::{Deleted, now_ms};
@@ -51,12 +52,18 @@ impl Query {
 
 /// `/judge0/<tail>`: the whole of Judge0's API.
 pub async fn handle<R: Runner>(
+    caller: Caller,
     api: Arc<Api<R>>,
     method: Method,
     tail: warp::path::Tail,
     query: String,
+    declared: Option<u64>,
     body: impl Stream<Item = Result<impl Buf, warp::Error>> + Send + Unpin,
 ) -> Response {
+    let request = Request {
+        caller: &caller,
+        declared,
+    };
     let path = tail.as_str().trim_end_matches('/');
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let query = Query(serde_urlencoded::from_str(&query).unwrap_or_default());
@@ -68,8 +75,12 @@ pub async fn handle<R: Runner>(
         (&Method::GET, ["languages"]) => languages(&api, false),
         (&Method::GET, ["languages", "all"]) => languages(&api, true),
         (&Method::GET, ["languages", id]) => language(&api, id),
-        (&Method::POST, ["submissions"]) => create(&api, &query, body).await,
-        (&Method::POST, ["submissions", "batch"]) => create_batch(&api, &query, body).await,
+        (&Method::POST, ["submissions"]) => {
+            caller.decorate(create(&api, &request, &query, body).await)
+        }
+        (&Method::POST, ["submissions", "batch"]) => {
+            caller.decorate(create_batch(&api, &request, &query, body).await)
+        }
         (&Method::GET, ["submissions", "batch"]) => show_batch(&api, &query).await,
         (&Method::GET, ["submissions", token]) => show(&api, &query, token).await,
         (&Method::DELETE, ["submissions", token]) => delete(&api, &query, token).await,
@@ -241,15 +252,26 @@ fn language<R: Runner>(api: &Api<R>, id: &str) -> Response {
     )
 }
 
+/// Who sent a request, and the length its body declared.
+struct Request<'a> {
+    caller: &'a Caller,
+    declared: Option<u64>,
+}
+
 /// The request's body as JSON, or the response refusing it.
 async fn read_json<R: Runner>(
     api: &Api<R>,
+    request: &Request<'_>,
     body: impl Stream<Item = Result<impl Buf, warp::Error>> + Send + Unpin,
 ) -> Result<Value, Response> {
-    let bytes = api.body.read(body).await.map_err(|e| {
-        let status = e.status();
-        error(status, &e.to_string())
-    })?;
+    let bytes = api
+        .body
+        .read(&request.caller.client, request.declared, body)
+        .await
+        .map_err(|e| {
+            let status = e.status();
+            error(status, &e.to_string())
+        })?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
     }
@@ -273,6 +295,7 @@ fn write(
 
 async fn create<R: Runner>(
     api: &Api<R>,
+    request: &Request<'_>,
     query: &Query,
     body: impl Stream<Item = Result<impl Buf, warp::Error>> + Send + Unpin,
 ) -> Response {
@@ -281,7 +304,7 @@ async fn create<R: Runner>(
         Err(text) => return error(StatusCode::BAD_REQUEST, &text),
     };
     let (base64, wait) = (query.flag("base64_encoded"), query.flag("wait"));
-    let body = match read_json(api, body).await {
+    let body = match read_json(api, request, body).await {
         Ok(body) => body,
         Err(response) => return response,
     };
@@ -317,7 +340,7 @@ async fn create<R: Runner>(
     }
     // Nothing is stored: run it now and answer.
     let created_at = now_ms();
-    let judged = match judge0.run_now(&submission).await {
+    let judged = match judge0.run_now(&submission, &request.caller.client).await {
         Ok(judged) => judged,
         Err(e) => return trouble(e),
     };
@@ -354,6 +377,7 @@ fn batch_size(count: usize, max: usize) -> Result<(), String> {
 
 async fn create_batch<R: Runner>(
     api: &Api<R>,
+    request: &Request<'_>,
     query: &Query,
     body: impl Stream<Item = Result<impl Buf, warp::Error>> + Send + Unpin,
 ) -> Response {
@@ -365,7 +389,7 @@ async fn create_batch<R: Runner>(
         );
     }
     let base64 = query.flag("base64_encoded");
-    let body = match read_json(api, body).await {
+    let body = match read_json(api, request, body).await {
         Ok(body) => body,
         Err(response) => return response,
     };

@@ -1,12 +1,13 @@
 //! The HTTP API: its routes ([`routes`]), each dialect's wire types and
 //! handler ([`native`]: `POST /run-code`; [`piston`]: Piston's v2 API under
 //! `/api/v2`), the probes ([`probes`]), request
-//! bodies ([`body`]) and the mapping of every error to a JSON response
-//! ([`error`]). It depends on the pipeline through the [`Runner`] seam
-//! only.
+//! bodies ([`body`]), the front door ([`gate`]: keys, rate limits) and
+//! the mapping of every error to a JSON response ([`error`]). It depends
+//! on the pipeline through the [`Runner`] seam only.
 
 mod body;
 pub mod error;
+pub mod gate;
 pub mod judge0;
 pub mod native;
 pub mod piston;
@@ -20,11 +21,15 @@ use std::time::Duration;
 
 use warp::{Filter, Reply};
 
+use warp::http::Method;
+
 use crate::job::RequestBounds;
 use crate::judge0::Judge0;
 use crate::limits::Limits;
+use crate::metrics::{Metrics, StatusLabel};
 use crate::runner::Runner;
 use body::BodyReader;
+use gate::{Caller, Gate, PeerAddr, Route};
 
 /// Header carrying the id of a request, as written in the logs.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -46,64 +51,131 @@ pub struct ApiSettings {
     pub defaults: Limits,
 }
 
-/// What every handler shares: the runner, Judge0's service and the
-/// request bounds.
+/// What every handler shares: the runner, Judge0's service, the door, the
+/// metrics and the request bounds.
 #[derive(Debug)]
 pub struct Api<R> {
     pub runner: Arc<R>,
     judge0: Arc<Judge0<R>>,
+    gate: Gate,
+    metrics: Arc<Metrics>,
     body: BodyReader,
     bounds: RequestBounds,
     defaults: Limits,
 }
 
-/// Every route of the service, with errors rendered as JSON.
+impl<R: Runner> Api<R> {
+    /// Forgets the rate-limit state of callers not seen lately.
+    pub fn forget_idle(&self) {
+        self.gate.forget_idle();
+    }
+
+    pub fn new(
+        runner: Arc<R>,
+        judge0: Arc<Judge0<R>>,
+        gate: Gate,
+        metrics: Arc<Metrics>,
+        settings: ApiSettings,
+    ) -> Api<R> {
+        Api {
+            runner,
+            judge0,
+            gate,
+            metrics,
+            body: BodyReader::new(settings.max_body_bytes, settings.body_timeout),
+            bounds: settings.bounds,
+            defaults: settings.defaults,
+        }
+    }
+}
+
+/// The door of `route`: lets the request in as a [`Caller`] (counting it
+/// against the rate limit when `runs` says, from its method, that it runs
+/// code) or rejects it (401, 403, 429).
+fn enter<R: Runner>(
+    api: Arc<Api<R>>,
+    route: Route,
+    runs: fn(&Method) -> bool,
+) -> impl Filter<Extract = (Caller,), Error = warp::Rejection> + Clone + Send + Sync + 'static {
+    warp::method()
+        .and(warp::header::headers_cloned())
+        .and(warp::ext::optional::<PeerAddr>())
+        .and_then(move |method: Method, headers, peer| {
+            let api = api.clone();
+            async move {
+                api.gate
+                    .enter(route, runs(&method), &headers, peer)
+                    .map_err(|refused| warp::reject::custom(error::ApiError::from(refused)))
+            }
+        })
+}
+
+fn always(_: &Method) -> bool {
+    true
+}
+
+fn never(_: &Method) -> bool {
+    false
+}
+
+fn posts(method: &Method) -> bool {
+    method == Method::POST
+}
+
+/// Every route of the service, with errors rendered as JSON and every
+/// answer of 400 and above counted.
 pub fn routes<R: Runner>(
-    runner: Arc<R>,
-    judge0: Arc<Judge0<R>>,
-    settings: ApiSettings,
+    api: Arc<Api<R>>,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone + Send + Sync + 'static {
-    let max_body = settings.max_body_bytes;
-    let api = Arc::new(Api {
-        runner,
-        judge0,
-        body: BodyReader::new(settings.max_body_bytes, settings.body_timeout),
-        bounds: settings.bounds,
-        defaults: settings.defaults,
-    });
-    let with_api = warp::any().map(move || api.clone());
+    let with_api = {
+        let api = api.clone();
+        warp::any().map(move || api.clone())
+    };
 
     let run = warp::path!("run-code")
         .and(warp::post())
-        .and(warp::body::content_length_limit(max_body))
+        .and(enter(api.clone(), Route::Run, always))
         .and(with_api.clone())
+        .and(warp::header::optional::<u64>("content-length"))
         .and(warp::body::stream())
         .then(native::run_code::<R>);
     let health = warp::path!("health").and(warp::get()).map(probes::health);
     let ready = warp::path!("ready")
         .and(warp::get())
+        .and(enter(api.clone(), Route::Probes, never))
         .and(with_api.clone())
-        .then(probes::ready::<R>);
+        .then(|_: Caller, api| probes::ready::<R>(api));
     let languages = warp::path!("languages")
         .and(warp::get())
+        .and(enter(api.clone(), Route::Probes, never))
         .and(with_api.clone())
-        .map(probes::languages::<R>);
+        .map(|_: Caller, api| probes::languages::<R>(api));
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(enter(api.clone(), Route::Metrics, never))
+        .and(with_api.clone())
+        .map(|_: Caller, api| probes::metrics::<R>(api));
     let judge0 = warp::path("judge0")
+        .and(enter(api.clone(), Route::Judge0, posts))
         .and(with_api.clone())
         .and(warp::method())
         .and(warp::path::tail())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::header::optional::<u64>("content-length"))
         .and(warp::body::stream())
         .then(judge0::handle::<R>);
     let piston = warp::path("api")
         .and(warp::path("v2"))
+        .and(enter(api.clone(), Route::Piston, posts))
         .and(with_api)
         .and(warp::method())
         .and(warp::path::tail())
         .and(warp::header::optional::<String>("content-type"))
+        .and(warp::header::optional::<u64>("content-length"))
         .and(warp::body::stream())
         .then(piston::handle::<R>);
 
+    let counted = api.metrics.clone();
     judge0
         .or(piston)
         .unify()
@@ -115,8 +187,22 @@ pub fn routes<R: Runner>(
         .unify()
         .or(languages)
         .unify()
+        .or(metrics)
+        .unify()
         .recover(error::recover)
         .unify()
+        .map(move |response: warp::reply::Response| {
+            let status = response.status();
+            if status.as_u16() >= 400 {
+                counted
+                    .rejections
+                    .get_or_create(&StatusLabel {
+                        status: status.as_u16().to_string(),
+                    })
+                    .inc();
+            }
+            response
+        })
 }
 
 /// A fresh id for a request.

@@ -21,6 +21,7 @@ use warp::http::{Method, StatusCode};
 use warp::reply::{Reply, Response};
 
 use super::error::ApiError;
+use super::gate::Caller;
 use super::{Api, new_request_id};
 use crate::job::{Field, JobError, JobRequest, Stage};
 use crate::language::Registry;
@@ -29,10 +30,12 @@ use crate::runner::{Exit, LimitHit, Outcome, Report, Runner, StageResult, Stream
 
 /// `/api/v2/<tail>`: the whole of Piston's API.
 pub async fn handle<R: Runner>(
+    caller: Caller,
     api: Arc<Api<R>>,
     method: Method,
     tail: warp::path::Tail,
     content_type: Option<String>,
+    declared: Option<u64>,
     body: impl Stream<Item = Result<impl Buf, warp::Error>> + Send + Unpin,
 ) -> Response {
     let path = tail.as_str().trim_end_matches('/');
@@ -48,7 +51,10 @@ pub async fn handle<R: Runner>(
                 "requests must be of type application/json",
             )
         }
-        ("execute", Method::POST) => execute(api, body).await,
+        ("execute", Method::POST) => {
+            let response = execute(api, &caller, declared, body).await;
+            caller.decorate(response)
+        }
         _ => message(StatusCode::NOT_FOUND, "Not Found"),
     }
 }
@@ -84,10 +90,12 @@ fn runtimes(registry: &Registry) -> Response {
 
 async fn execute<R: Runner>(
     api: Arc<Api<R>>,
+    caller: &Caller,
+    declared: Option<u64>,
     body: impl Stream<Item = Result<impl Buf, warp::Error>> + Send + Unpin,
 ) -> Response {
     let request_id = new_request_id();
-    let body = match api.body.read(body).await {
+    let body = match api.body.read(&caller.client, declared, body).await {
         Ok(body) => body,
         Err(e) => return refused(e),
     };
@@ -106,13 +114,14 @@ async fn execute<R: Runner>(
         Ok(request) => request.into_job(&registry, &api.bounds).map_err(refusal),
         Err(refused) => Err(refused),
     };
-    let job = match job {
+    let mut job = match job {
         Ok(job) => job,
         Err(text) => {
             tracing::info!(%request_id, dialect = "piston", error = %text, "request refused");
             return message(StatusCode::BAD_REQUEST, &text);
         }
     };
+    job.client = caller.client.clone();
     match api.runner.run(job).await {
         Ok(report) => {
             tracing::info!(

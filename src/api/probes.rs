@@ -1,5 +1,5 @@
 //! The probes and the language list: `GET /health`, `GET /ready`,
-//! `GET /languages`.
+//! `GET /languages`, `GET /metrics`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -76,4 +76,16 @@ pub fn languages<R: Runner>(api: Arc<Api<R>>) -> Response {
         .map(|l| LanguageInfo::from(l.as_ref()))
         .collect();
     warp::reply::json(&json!({ "languages": list })).into_response()
+}
+
+/// `GET /metrics`: the Prometheus metrics (text exposition format 0.0.4),
+/// their gauges brought up to date first.
+pub fn metrics<R: Runner>(api: Arc<Api<R>>) -> Response {
+    api.runner.observe(&api.metrics);
+    let mut response = api.metrics.encode().into_response();
+    response.headers_mut().insert(
+        warp::http::header::CONTENT_TYPE,
+        warp::http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
 }

@@ -203,6 +203,28 @@ impl EngineError {
         }
     }
 
+    /// The call that failed.
+    pub fn step(&self) -> Step {
+        match self {
+            EngineError::Unreachable { step, .. } => *step,
+            EngineError::Ping(_) => Step::Ping,
+            EngineError::ImageInspect(_) => Step::ImageInspect,
+            EngineError::ImagePull(_) => Step::ImagePull,
+            EngineError::Create(_) => Step::Create,
+            EngineError::Attach(_) => Step::Attach,
+            EngineError::Start(_) => Step::Start,
+            EngineError::Wait(_) => Step::Wait,
+            EngineError::Inspect(_) => Step::Inspect,
+            EngineError::Kill(_) => Step::Kill,
+            EngineError::Stats(_) => Step::Stats,
+            EngineError::Remove(_) => Step::Remove,
+            EngineError::Upload(_) => Step::Upload,
+            EngineError::VolumeCreate(_) => Step::VolumeCreate,
+            EngineError::VolumeRemove(_) => Step::VolumeRemove,
+            EngineError::List(_) => Step::List,
+        }
+    }
+
     /// The engine's answer, when it answered with an error.
     pub fn failure(&self) -> Option<&Failure> {
         match self {
@@ -307,6 +329,8 @@ pub struct Engine {
     host: Option<String>,
     /// The client, once connected and with its API version agreed.
     current: Mutex<Option<Docker>>,
+    /// Where failed calls are counted, when metrics are kept.
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 impl Engine {
@@ -318,6 +342,7 @@ impl Engine {
         let engine = Engine {
             host: host.map(str::to_string),
             current: Mutex::new(None),
+            metrics: None,
         };
         match engine.open() {
             Ok(_) | Err(bollard::errors::Error::SocketNotFoundError(_)) => Ok(engine),
@@ -326,6 +351,12 @@ impl Engine {
                 reason: e.to_string(),
             }),
         }
+    }
+
+    /// Counts every failed call in `metrics` (`code_runner_docker_errors_total`).
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Engine {
+        self.metrics = Some(metrics);
+        self
     }
 
     fn open(&self) -> Result<Docker, bollard::errors::Error> {
@@ -367,6 +398,13 @@ impl Engine {
     fn noted(&self, e: EngineError) -> EngineError {
         if e.is_unreachable() {
             *self.current.lock().expect("engine lock") = None;
+        }
+        // A 404 is an answer (no such container or image), not a failure.
+        let not_found = e.failure().is_some_and(|f| f.status == Some(404));
+        if let Some(metrics) = &self.metrics
+            && !not_found
+        {
+            metrics.docker_error(e.step());
         }
         e
     }

@@ -190,6 +190,11 @@ impl Executor {
         self.pool.ready()
     }
 
+    /// Containers and volumes held now (pooled, running, being removed).
+    pub fn held(&self) -> usize {
+        self.custody.held()
+    }
+
     /// Whether runs of `registry`'s languages can be served: the engine
     /// answers and every image is present.
     pub async fn readiness(&self, registry: &Registry) -> Readiness {

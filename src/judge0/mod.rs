@@ -25,6 +25,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::job::RequestBounds;
+use crate::runner::admission::Client;
 use crate::runner::{RunError, Runner};
 use callback::Caller;
 use request::{Allowances, Errors, Submission};
@@ -89,6 +90,9 @@ pub struct Judge0<R> {
     worker: Worker,
     wake: Notify,
     caller: Caller,
+    /// The client its workers' runs count as: stored submissions share
+    /// its fair share of the run slots.
+    client: Client,
 }
 
 impl<R> std::fmt::Debug for Judge0<R> {
@@ -157,6 +161,7 @@ impl<R: Runner> Judge0<R> {
             worker,
             wake: Notify::new(),
             caller,
+            client: Arc::from("judge0-workers"),
         }
     }
 
@@ -246,18 +251,26 @@ impl<R: Runner> Judge0<R> {
         }
     }
 
-    /// Runs a submission at once, storing nothing (storage off).
-    pub async fn run_now(&self, submission: &Submission) -> Result<Judged, Judge0Error> {
-        self.execute(submission).await.map_err(Judge0Error::Run)
+    /// Runs a submission at once for `client`, storing nothing (storage
+    /// off).
+    pub async fn run_now(
+        &self,
+        submission: &Submission,
+        client: &Client,
+    ) -> Result<Judged, Judge0Error> {
+        self.execute(submission, client)
+            .await
+            .map_err(Judge0Error::Run)
     }
 
-    /// Runs a submission and judges it.
-    async fn execute(&self, submission: &Submission) -> Result<Judged, RunError> {
-        let job = match submission.job(&self.runner.registry(), &self.bounds) {
+    /// Runs a submission for `client` and judges it.
+    async fn execute(&self, submission: &Submission, client: &Client) -> Result<Judged, RunError> {
+        let mut job = match submission.job(&self.runner.registry(), &self.bounds) {
             Ok(job) => job,
             // Accepted once, refused now: its language changed meanwhile.
             Err((field, why)) => return Ok(Judged::internal(format!("{field} {why}"))),
         };
+        job.client = client.clone();
         if job.tests.is_empty() {
             let report = self.runner.run(job).await?;
             Ok(verdict::judge(submission, &report.outcome))
@@ -319,7 +332,7 @@ impl<R: Runner> Judge0<R> {
         };
         let began = Instant::now();
         let judged = loop {
-            match self.execute(&submission).await {
+            match self.execute(&submission, &self.client).await {
                 Ok(judged) => break judged,
                 Err(RunError::Busy | RunError::ClientBusy) => {
                     tokio::time::sleep(Duration::from_millis(200)).await

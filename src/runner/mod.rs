@@ -18,7 +18,19 @@ use futures_util::StreamExt;
 use crate::executor::{Built, ExecError, Executor};
 use crate::job::{Job, JobLimits};
 use crate::language::{Language, Registry};
+use crate::metrics::{LanguageLabel, Metrics, ResultLabel, RunLabels};
 use admission::{Admission, Refusal, Slot};
+
+/// A status's name, as `/run-code` and the metrics write it.
+pub fn status_name(status: Status) -> &'static str {
+    match status {
+        Status::Ok => "ok",
+        Status::RuntimeError => "runtime_error",
+        Status::Timeout => "timeout",
+        Status::MemoryLimit => "memory_limit",
+        Status::OutputLimit => "output_limit",
+    }
+}
 
 /// The vocabulary of a report, for the dialects.
 pub use crate::engine::StreamKind;
@@ -114,6 +126,11 @@ pub trait Runner: Send + Sync + 'static {
 
     /// Whether runs can be served now.
     fn readiness(&self) -> impl Future<Output = Readiness> + Send;
+
+    /// Brings the gauges of `metrics` up to date (before a scrape).
+    fn observe(&self, metrics: &Metrics) {
+        let _ = metrics;
+    }
 }
 
 /// The real runner: admission, then fresh Docker sandboxes.
@@ -122,6 +139,15 @@ pub struct DockerRunner {
     registry: watch::Receiver<Arc<Registry>>,
     admission: Admission,
     executor: Executor,
+    metrics: Arc<Metrics>,
+    /// The last readiness probe: when, what it found, for which languages.
+    readiness: tokio::sync::Mutex<
+        Option<(
+            std::time::Instant,
+            crate::executor::Readiness,
+            Arc<Registry>,
+        )>,
+    >,
 }
 
 impl DockerRunner {
@@ -129,12 +155,68 @@ impl DockerRunner {
         registry: watch::Receiver<Arc<Registry>>,
         admission: Admission,
         executor: Executor,
+        metrics: Arc<Metrics>,
     ) -> DockerRunner {
         DockerRunner {
             registry,
             admission,
             executor,
+            metrics,
+            readiness: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// Takes a run slot for `job`, counting the wait.
+    async fn admit(&self, job: &Job) -> Result<Slot, RunError> {
+        let asked = std::time::Instant::now();
+        let slot = self.admission.acquire(&job.client).await.map_err(refused)?;
+        self.metrics
+            .queue_wait_seconds
+            .observe(asked.elapsed().as_secs_f64());
+        Ok(slot)
+    }
+
+    /// Counts a finished stage of `language`.
+    fn count(&self, language: &str, stage: &StageResult, status: &str) {
+        let m = &self.metrics;
+        let language = language.to_string();
+        m.runs
+            .get_or_create(&RunLabels {
+                language: language.clone(),
+                status: status.to_string(),
+            })
+            .inc();
+        let label = LanguageLabel { language };
+        m.run_seconds
+            .get_or_create(&label)
+            .observe(stage.duration.as_secs_f64());
+        if let Some(cpu) = stage.usage.cpu_time {
+            m.cpu_seconds
+                .get_or_create(&label)
+                .observe(cpu.as_secs_f64());
+        }
+        if let Some(peak) = stage.usage.memory_peak {
+            m.memory_bytes.get_or_create(&label).observe(peak as f64);
+        }
+    }
+
+    /// Counts a single run's report.
+    fn count_report(&self, report: &Report) {
+        let language = &report.language.name;
+        match &report.outcome {
+            Outcome::CompileFailed { compile } => self.count(language, compile, "compile_error"),
+            Outcome::Ran { run, .. } => self.count(language, run, status_name(run.status())),
+        }
+        let result = match report.timing.pool {
+            PoolUse::Hit => "hit",
+            PoolUse::Miss => "miss",
+        };
+        self.metrics
+            .pool_claims
+            .get_or_create(&ResultLabel {
+                result: result.to_string(),
+            })
+            .inc();
     }
 
     /// Refuses every waiting and future job; runs holding a slot go on.
@@ -160,22 +242,24 @@ impl Runner for DockerRunner {
     }
 
     async fn run(&self, job: Job) -> Result<Report, RunError> {
-        let _slot = self.admission.acquire(&job.client).await.map_err(refused)?;
+        let _slot = self.admit(&job).await?;
         let ran = self
             .executor
             .run(&job)
             .await
             .map_err(|e| refusal(e, &job.language.name))?;
-        Ok(Report {
+        let report = Report {
             language: job.language,
             limits: job.limits,
             outcome: ran.outcome,
             timing: ran.timing,
-        })
+        };
+        self.count_report(&report);
+        Ok(report)
     }
 
     async fn run_batch(&self, job: Job) -> Result<BatchReport, RunError> {
-        let own = self.admission.acquire(&job.client).await.map_err(refused)?;
+        let own = self.admit(&job).await?;
         let name = job.language.name.clone();
         let built = self
             .executor
@@ -184,6 +268,7 @@ impl Runner for DockerRunner {
             .map_err(|e| refusal(e, &name))?;
         let compile = match &built {
             Built::Failed(compile) => {
+                self.count(&name, compile, "compile_error");
                 return Ok(BatchReport {
                     language: job.language,
                     limits: job.limits,
@@ -206,6 +291,9 @@ impl Runner for DockerRunner {
             .into_iter()
             .collect::<Result<Vec<_>, _>>()?;
         drop(built);
+        for test in &tests {
+            self.count(&name, test, status_name(test.status()));
+        }
         Ok(BatchReport {
             language: job.language.clone(),
             limits: job.limits.clone(),
@@ -213,17 +301,44 @@ impl Runner for DockerRunner {
         })
     }
 
+    /// Probes the engine at most once a second ([`READINESS_EVERY`]);
+    /// callers in between get the last answer (and concurrent callers wait
+    /// for one probe).
     async fn readiness(&self) -> Readiness {
+        let mut last = self.readiness.lock().await;
         let registry = self.registry();
-        let found = self.executor.readiness(&registry).await;
+        let fresh = last.as_ref().is_some_and(|(at, _, of)| {
+            at.elapsed() < READINESS_EVERY && Arc::ptr_eq(of, &registry)
+        });
+        if !fresh {
+            let found = self.executor.readiness(&registry).await;
+            *last = Some((std::time::Instant::now(), found, registry.clone()));
+        }
+        let (_, found, _) = last.as_ref().expect("just probed");
         Readiness {
-            problems: found.problems,
-            missing_images: found.missing_images,
+            problems: found.problems.clone(),
+            missing_images: found.missing_images.clone(),
             languages: registry.names(),
             pool: self.executor.pooled(),
         }
     }
+
+    fn observe(&self, metrics: &Metrics) {
+        let pooled = self.executor.pooled();
+        for name in self.registry().names() {
+            let ready = pooled.get(&name).copied().unwrap_or(0);
+            metrics
+                .pool_ready
+                .get_or_create(&LanguageLabel { language: name })
+                .set(ready as i64);
+        }
+        metrics.containers_alive.set(self.executor.held() as i64);
+        metrics.runs_in_flight.set(self.admission.running() as i64);
+    }
 }
+
+/// How long a readiness probe's answer is reused.
+pub const READINESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl DockerRunner {
     /// Runs one test of a batch in the batch's own slot when it is free,

@@ -14,6 +14,7 @@ use warp::http::header::HeaderValue;
 use warp::reply::{Reply, Response};
 
 use super::error::ApiError;
+use super::gate::Caller;
 use super::{Api, POOL_HEADER, REQUEST_ID_HEADER, new_request_id};
 use crate::runner::{PoolUse, Report, Runner, Timing};
 use request::RunRequest;
@@ -22,15 +23,21 @@ use response::{BatchResponse, RunResponse};
 /// `POST /run-code`: read, parse, check, run (once, or a batch of tests),
 /// render.
 pub async fn run_code<R: Runner>(
+    caller: Caller,
     api: Arc<Api<R>>,
+    declared: Option<u64>,
     body: impl Stream<Item = Result<impl Buf, warp::Error>> + Send + Unpin,
 ) -> Response {
     let request_id = new_request_id();
     let received = Instant::now();
     let answered = async {
-        let body = api.body.read(body).await?;
+        if declared.is_none() {
+            return Err(ApiError::LengthRequired);
+        }
+        let body = api.body.read(&caller.client, declared, body).await?;
         let registry = api.runner.registry();
-        let (job, checks) = RunRequest::parse(&body)?.into_job(&registry, &api.bounds)?;
+        let (mut job, checks) = RunRequest::parse(&body)?.into_job(&registry, &api.bounds)?;
+        job.client = caller.client.clone();
         drop(body);
         let refused = |e| ApiError::from_run(e, &request_id);
         match checks {
@@ -67,7 +74,7 @@ pub async fn run_code<R: Runner>(
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
-    response
+    caller.decorate(response)
 }
 
 fn log_run(request_id: &str, answer: &RunResponse, report: &Report, received: Instant) {

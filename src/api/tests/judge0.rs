@@ -9,7 +9,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::{Double, double, hello, ran, settings, stage};
+use super::{Double, api, double, hello, ran, stage};
 use crate::api::routes;
 use crate::executor::verdict::Exit;
 use crate::judge0::Judge0;
@@ -48,11 +48,7 @@ impl Service {
                 .body(body.to_string());
         }
         let reply = request
-            .reply(&routes(
-                self.runner.clone(),
-                self.judge0.clone(),
-                settings(),
-            ))
+            .reply(&routes(api(&self.runner, self.judge0.clone())))
             .await;
         let body = if reply.body().is_empty() {
             Value::Null

@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{ApiSettings, routes};
+use super::gate::{Gate, GateSettings};
+use super::{Api, ApiSettings, routes};
 use crate::executor::sandbox::Phase;
 use crate::executor::verdict::{Exit, Signal, Usage};
+use crate::metrics::Metrics;
 
 use crate::job::{Job, RequestBounds};
 use crate::judge0::store::{Store, Worker};
@@ -184,6 +186,17 @@ fn judge0(runner: &Arc<Double>, store: Option<Store>) -> Arc<Judge0<Double>> {
     ))
 }
 
+/// The API over `runner` and `judge0`, with no keys and no rate limit.
+fn api(runner: &Arc<Double>, judge0: Arc<Judge0<Double>>) -> Arc<Api<Double>> {
+    Arc::new(Api::new(
+        runner.clone(),
+        judge0,
+        Gate::new(&GateSettings::default()).unwrap(),
+        Arc::new(Metrics::new()),
+        settings(),
+    ))
+}
+
 /// A reply: status, headers and JSON body.
 struct Reply {
     status: u16,
@@ -193,7 +206,7 @@ struct Reply {
 
 async fn send(runner: &Arc<Double>, request: warp::test::RequestBuilder) -> Reply {
     let reply = request
-        .reply(&routes(runner.clone(), judge0(runner, None), settings()))
+        .reply(&routes(api(runner, judge0(runner, None))))
         .await;
     Reply {
         status: reply.status().as_u16(),

@@ -384,11 +384,10 @@ async fn a_stage_has_pistons_ten_keys_in_its_order_and_an_interpreted_language_n
         .header("content-type", "application/json")
         .body(python("print('hi')").to_string());
     let reply = request
-        .reply(&super::routes(
-            runner.clone(),
+        .reply(&super::routes(super::api(
+            &runner,
             super::judge0(&runner, None),
-            super::settings(),
-        ))
+        )))
         .await;
     let text = std::str::from_utf8(reply.body()).unwrap();
     assert_eq!(

@@ -1,0 +1,478 @@
+//! The front door: who is calling ([`Caller`]: an API key's id, or the
+//! peer's address when keys are off), whether that key may use the route
+//! (401 without a key, 403 for a key that may not), and, for the routes
+//! that run code, a token-bucket rate per caller (`governor`) with
+//! `RateLimit-*` headers (draft-ietf-httpapi-ratelimit-headers) and
+//! `Retry-After` when refused.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::sync::Arc;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
+use sha2::{Digest, Sha256};
+use warp::http::{HeaderMap, HeaderValue};
+use warp::reply::Response;
+
+use crate::runner::admission::Client;
+
+/// The peer's address, put on each request by the server.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// The routes a key may be allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// `POST /run-code`.
+    Run,
+    /// Piston's `/api/v2/…`.
+    Piston,
+    /// Judge0's `/judge0/…`.
+    Judge0,
+    /// `/ready`, `/languages`, `/openapi.json`.
+    Probes,
+    /// `/metrics`.
+    Metrics,
+}
+
+impl Route {
+    const ALL: [Route; 5] = [
+        Route::Run,
+        Route::Piston,
+        Route::Judge0,
+        Route::Probes,
+        Route::Metrics,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Route::Run => "run",
+            Route::Piston => "piston",
+            Route::Judge0 => "judge0",
+            Route::Probes => "probes",
+            Route::Metrics => "metrics",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Route> {
+        Route::ALL.into_iter().find(|r| r.name() == name)
+    }
+}
+
+/// Why the door stays shut.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Refused {
+    #[error("an API key is needed: send it as `Authorization: Bearer KEY` or `X-API-Key: KEY`")]
+    NoKey,
+    #[error("this API key is not valid")]
+    BadKey,
+    #[error("this API key may not use the {0} routes")]
+    NotAllowed(&'static str),
+    #[error("too many requests that run code: at most {limit} a minute; retry in {retry_s} s")]
+    RateLimited { limit: u32, retry_s: u64 },
+}
+
+type Limiter =
+    RateLimiter<Client, DefaultKeyedStateStore<Client>, DefaultClock, StateInformationMiddleware>;
+
+/// The key settings, from the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct GateSettings {
+    pub api_keys: Vec<String>,
+    pub api_keys_file: Option<std::path::PathBuf>,
+    pub metrics_key: Option<String>,
+    pub rate_limit_per_minute: u32,
+    pub rate_limit_burst: u32,
+}
+
+/// A key as held: its SHA-256 (the key itself is not kept) and routes.
+#[derive(Debug, Clone)]
+struct Key {
+    routes: Vec<Route>,
+}
+
+/// The door.
+pub struct Gate {
+    /// SHA-256 of each key, with what it may use; empty: keys are off.
+    keys: HashMap<[u8; 32], Key>,
+    metrics_key: Option<[u8; 32]>,
+    limiter: Option<(Limiter, u32)>,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("keys", &self.keys.len())
+            .field("metrics_key", &self.metrics_key.is_some())
+            .field("rate_limit", &self.limiter.as_ref().map(|(_, n)| n))
+            .finish()
+    }
+}
+
+/// Who called, as the door let them in.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The key's id (`key:` and the start of its hash) or the peer's
+    /// address (`ip:…`): the client for fairness and rate limits.
+    pub client: Client,
+    /// The rate limit's state after this request, for its headers.
+    rate: Option<Rate>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Rate {
+    limit: u32,
+    remaining: u32,
+    /// Seconds until the bucket is full again.
+    reset_s: u64,
+}
+
+fn sha256(text: &str) -> [u8; 32] {
+    Sha256::digest(text.as_bytes()).into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A key of a keys file: its SHA-256 and the routes it may use.
+type FileKey = ([u8; 32], Vec<Route>);
+
+/// Reads a keys file (see `api_keys_file`); errors name the line.
+pub fn read_keys_file(path: &Path) -> Result<Vec<FileKey>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{} cannot be read: {e}", path.display()))?;
+    let mut keys = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        let key = words.next().expect("a non-empty line has a word");
+        let hash = match key.strip_prefix("sha256:") {
+            Some(hex) => decode_hex(hex).ok_or_else(|| {
+                format!(
+                    "{} line {}: `sha256:` wants 64 hex digits",
+                    path.display(),
+                    n + 1
+                )
+            })?,
+            None => sha256(key),
+        };
+        let routes = match words.next() {
+            None => default_routes(),
+            Some(list) => list
+                .split(',')
+                .map(|name| {
+                    Route::parse(name).ok_or_else(|| {
+                        format!(
+                            "{} line {}: unknown route `{name}` (run, piston, judge0, probes, metrics)",
+                            path.display(),
+                            n + 1
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        if words.next().is_some() {
+            return Err(format!(
+                "{} line {}: a key, then its routes, and nothing else",
+                path.display(),
+                n + 1
+            ));
+        }
+        keys.push((hash, routes));
+    }
+    Ok(keys)
+}
+
+fn decode_hex(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in text.as_bytes().chunks(2).enumerate() {
+        out[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(out)
+}
+
+fn default_routes() -> Vec<Route> {
+    vec![Route::Run, Route::Piston, Route::Judge0, Route::Probes]
+}
+
+impl Gate {
+    /// The door of `settings`; errors name the keys file and line.
+    pub fn new(settings: &GateSettings) -> Result<Gate, String> {
+        let mut keys = HashMap::new();
+        for key in &settings.api_keys {
+            keys.insert(
+                sha256(key),
+                Key {
+                    routes: default_routes(),
+                },
+            );
+        }
+        if let Some(path) = &settings.api_keys_file {
+            for (hash, routes) in read_keys_file(path)? {
+                keys.insert(hash, Key { routes });
+            }
+        }
+        let limiter = NonZeroU32::new(settings.rate_limit_per_minute).map(|per_minute| {
+            let burst = NonZeroU32::new(settings.rate_limit_burst)
+                .unwrap_or_else(|| NonZeroU32::new((per_minute.get() / 10).max(1)).expect("≥ 1"));
+            let quota = Quota::per_minute(per_minute).allow_burst(burst);
+            (
+                RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>(),
+                per_minute.get(),
+            )
+        });
+        Ok(Gate {
+            keys,
+            metrics_key: settings.metrics_key.as_deref().map(sha256),
+            limiter,
+        })
+    }
+
+    /// Lets a request to `route` in, or says why not; `runs` says whether
+    /// it runs code (and so counts against the rate limit).
+    pub fn enter(
+        &self,
+        route: Route,
+        runs: bool,
+        headers: &HeaderMap,
+        peer: Option<PeerAddr>,
+    ) -> Result<Caller, Refused> {
+        let presented = presented_key(headers);
+        let client: Client = match (route, &self.metrics_key, presented) {
+            (Route::Metrics, Some(wanted), Some(key)) => {
+                if &sha256(key) == wanted {
+                    return Ok(Caller {
+                        client: Arc::from("metrics"),
+                        rate: None,
+                    });
+                }
+                if self.keys.contains_key(&sha256(key)) {
+                    return Err(Refused::NotAllowed(route.name()));
+                }
+                return Err(Refused::BadKey);
+            }
+            (Route::Metrics, Some(_), None) => return Err(Refused::NoKey),
+            _ if self.keys.is_empty() => Arc::from(
+                peer.map_or_else(|| "ip:unknown".to_string(), |p| format!("ip:{}", p.0.ip())),
+            ),
+            (_, _, None) => return Err(Refused::NoKey),
+            (_, _, Some(key)) => {
+                let hash = sha256(key);
+                let known = self.keys.get(&hash).ok_or(Refused::BadKey)?;
+                if !known.routes.contains(&route) {
+                    return Err(Refused::NotAllowed(route.name()));
+                }
+                Arc::from(format!("key:{}", &hex(&hash)[..12]))
+            }
+        };
+        let rate = match (&self.limiter, runs) {
+            (Some((limiter, per_minute)), true) => Some(rate(limiter, *per_minute, &client)?),
+            _ => None,
+        };
+        Ok(Caller { client, rate })
+    }
+
+    /// Forgets the rate state of callers not seen lately (bounds memory).
+    pub fn forget_idle(&self) {
+        if let Some((limiter, _)) = &self.limiter {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+}
+
+fn rate(limiter: &Limiter, per_minute: u32, client: &Client) -> Result<Rate, Refused> {
+    match limiter.check_key(client) {
+        Ok(state) => {
+            let remaining = state.remaining_burst_capacity();
+            let quota = state.quota();
+            let missing = quota.burst_size().get() - remaining;
+            let reset = quota.replenish_interval() * missing;
+            Ok(Rate {
+                limit: per_minute,
+                remaining,
+                reset_s: reset.as_secs_f64().ceil() as u64,
+            })
+        }
+        Err(not_until) => {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            Err(Refused::RateLimited {
+                limit: per_minute,
+                retry_s: wait.as_secs_f64().ceil().max(1.0) as u64,
+            })
+        }
+    }
+}
+
+/// The key a request presents: `Authorization: Bearer KEY` or
+/// `X-API-Key: KEY`.
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    bearer
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .filter(|k| !k.is_empty())
+}
+
+impl Caller {
+    /// Adds the rate limit's headers to `response`.
+    pub fn decorate(&self, mut response: Response) -> Response {
+        if let Some(rate) = self.rate {
+            let headers = response.headers_mut();
+            for (name, value) in [
+                ("ratelimit-limit", rate.limit.to_string()),
+                ("ratelimit-remaining", rate.remaining.to_string()),
+                ("ratelimit-reset", rate.reset_s.to_string()),
+            ] {
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    headers.insert(name, value);
+                }
+            }
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        map
+    }
+
+    fn peer(ip: &str) -> Option<PeerAddr> {
+        Some(PeerAddr(format!("{ip}:1234").parse().unwrap()))
+    }
+
+    #[test]
+    fn without_keys_the_client_is_the_peers_address() {
+        let gate = Gate::new(&GateSettings::default()).unwrap();
+        let caller = gate
+            .enter(Route::Run, true, &headers(&[]), peer("127.0.0.2"))
+            .unwrap();
+        assert_eq!(&*caller.client, "ip:127.0.0.2");
+        assert!(
+            gate.enter(Route::Metrics, false, &headers(&[]), None)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn keys_are_needed_checked_and_held_to_their_routes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keys");
+        let hashed = hex(&sha256("hashed-key"));
+        std::fs::write(
+            &file,
+            format!("# judges\nsha256:{hashed} judge0,probes\nplain-key run # a comment\n"),
+        )
+        .unwrap();
+        let gate = Gate::new(&GateSettings {
+            api_keys: vec!["alpha".into()],
+            api_keys_file: Some(file),
+            metrics_key: Some("scrape".into()),
+            ..GateSettings::default()
+        })
+        .unwrap();
+        let enter =
+            |route, pairs: &[(&'static str, &str)]| gate.enter(route, false, &headers(pairs), None);
+        assert_eq!(enter(Route::Run, &[]).unwrap_err(), Refused::NoKey);
+        assert_eq!(
+            enter(Route::Run, &[("x-api-key", "nope")]).unwrap_err(),
+            Refused::BadKey
+        );
+        let alpha = enter(Route::Run, &[("authorization", "Bearer alpha")]).unwrap();
+        assert!(alpha.client.starts_with("key:"), "{}", alpha.client);
+        assert!(!alpha.client.contains("alpha"));
+        assert!(enter(Route::Judge0, &[("x-api-key", "hashed-key")]).is_ok());
+        assert_eq!(
+            enter(Route::Run, &[("x-api-key", "hashed-key")]).unwrap_err(),
+            Refused::NotAllowed("run")
+        );
+        assert!(enter(Route::Run, &[("x-api-key", "plain-key")]).is_ok());
+        assert_eq!(
+            enter(Route::Piston, &[("x-api-key", "plain-key")]).unwrap_err(),
+            Refused::NotAllowed("piston")
+        );
+        // /metrics: its own key only.
+        assert!(enter(Route::Metrics, &[("x-api-key", "scrape")]).is_ok());
+        assert_eq!(
+            enter(Route::Metrics, &[("x-api-key", "alpha")]).unwrap_err(),
+            Refused::NotAllowed("metrics")
+        );
+        assert_eq!(enter(Route::Metrics, &[]).unwrap_err(), Refused::NoKey);
+        assert!(format!("{gate:?}").contains("keys: 3"));
+    }
+
+    #[test]
+    fn a_bad_keys_file_is_refused_naming_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keys");
+        std::fs::write(&file, "ok\nsha256:xyz\n").unwrap();
+        let err = read_keys_file(&file).unwrap_err();
+        assert!(
+            err.ends_with("line 2: `sha256:` wants 64 hex digits"),
+            "{err}"
+        );
+        std::fs::write(&file, "k run,admin\n").unwrap();
+        let err = read_keys_file(&file).unwrap_err();
+        assert!(err.contains("line 1: unknown route `admin`"), "{err}");
+    }
+
+    #[test]
+    fn the_rate_is_a_bucket_per_client_with_its_state_for_the_headers() {
+        let gate = Gate::new(&GateSettings {
+            rate_limit_per_minute: 60,
+            rate_limit_burst: 2,
+            ..GateSettings::default()
+        })
+        .unwrap();
+        let enter = |ip| gate.enter(Route::Run, true, &headers(&[]), peer(ip));
+        let first = enter("10.0.0.1").unwrap();
+        let response = first.decorate(Response::new("".into()));
+        assert_eq!(response.headers()["ratelimit-limit"], "60");
+        assert_eq!(response.headers()["ratelimit-remaining"], "1");
+        assert!(enter("10.0.0.1").is_ok());
+        let refused = enter("10.0.0.1").unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                Refused::RateLimited {
+                    limit: 60,
+                    retry_s: 1
+                }
+            ),
+            "{refused:?}"
+        );
+        // Another client has its own bucket; requests that do not run code
+        // are not counted.
+        assert!(enter("10.0.0.2").is_ok());
+        assert!(
+            gate.enter(Route::Run, false, &headers(&[]), peer("10.0.0.1"))
+                .is_ok()
+        );
+    }
+}

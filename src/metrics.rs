@@ -1,0 +1,241 @@
+//! The service's Prometheus metrics (`GET /metrics`, the text exposition
+//! format), through `prometheus-client`: one registry per running service.
+//!
+//! | metric | type | labels |
+//! | --- | --- | --- |
+//! | `code_runner_runs_total` | counter | `language`, `status` (`ok`, `runtime_error`, `timeout`, `memory_limit`, `output_limit`, `compile_error`) |
+//! | `code_runner_run_duration_seconds` | histogram | `language`: wall time of the program |
+//! | `code_runner_run_cpu_seconds` | histogram | `language`: CPU time of the program (where the sandbox reports it) |
+//! | `code_runner_run_memory_bytes` | histogram | `language`: peak memory of the sandbox |
+//! | `code_runner_queue_wait_seconds` | histogram | time waited for a run slot |
+//! | `code_runner_pool_claims_total` | counter | `result` (`hit`, `miss`): runs served from the pool, or not |
+//! | `code_runner_pool_ready` | gauge | `language`: sandboxes waiting in the pool |
+//! | `code_runner_containers_alive` | gauge | containers and volumes the service holds |
+//! | `code_runner_runs_in_flight` | gauge | runs holding a slot |
+//! | `code_runner_rejections_total` | counter | `status`: HTTP status of every answer of 400 and above |
+//! | `code_runner_docker_errors_total` | counter | `step` (`container create`, `container start`, …): Engine API calls that failed |
+//! | `code_runner_language_reload_failures_total` | counter | language files refused while the service ran |
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RunLabels {
+    pub language: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LanguageLabel {
+    pub language: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StepLabel {
+    pub step: String,
+}
+
+type Histograms = Family<LanguageLabel, Histogram, fn() -> Histogram>;
+
+/// Every metric of one service.
+pub struct Metrics {
+    registry: Registry,
+    pub runs: Family<RunLabels, Counter>,
+    pub run_seconds: Histograms,
+    pub cpu_seconds: Histograms,
+    pub memory_bytes: Histograms,
+    pub queue_wait_seconds: Histogram,
+    pub pool_claims: Family<ResultLabel, Counter>,
+    pub pool_ready: Family<LanguageLabel, Gauge>,
+    pub containers_alive: Gauge<i64, std::sync::atomic::AtomicI64>,
+    pub runs_in_flight: Gauge<i64, std::sync::atomic::AtomicI64>,
+    pub rejections: Family<StatusLabel, Counter>,
+    pub docker_errors: Family<StepLabel, Counter>,
+    pub reload_failures: Counter<u64, AtomicU64>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+fn seconds() -> Histogram {
+    Histogram::new([
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    ])
+}
+
+fn bytes() -> Histogram {
+    // 1 MiB to 4 GiB, by 4.
+    Histogram::new((0..7).map(|i| (1u64 << (20 + 2 * i)) as f64))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("code_runner");
+        let runs = Family::<RunLabels, Counter>::default();
+        registry.register(
+            "runs",
+            "Runs finished, by language and status",
+            runs.clone(),
+        );
+        let run_seconds = Histograms::new_with_constructor(seconds);
+        registry.register(
+            "run_duration_seconds",
+            "Wall time of the program, by language",
+            run_seconds.clone(),
+        );
+        let cpu_seconds = Histograms::new_with_constructor(seconds);
+        registry.register(
+            "run_cpu_seconds",
+            "CPU time of the program, by language",
+            cpu_seconds.clone(),
+        );
+        let memory_bytes = Histograms::new_with_constructor(bytes);
+        registry.register(
+            "run_memory_bytes",
+            "Peak memory of the sandbox, by language",
+            memory_bytes.clone(),
+        );
+        let queue_wait_seconds = seconds();
+        registry.register(
+            "queue_wait_seconds",
+            "Time waited for a run slot",
+            queue_wait_seconds.clone(),
+        );
+        let pool_claims = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "pool_claims",
+            "Runs served from the pool (hit) or not (miss)",
+            pool_claims.clone(),
+        );
+        let pool_ready = Family::<LanguageLabel, Gauge>::default();
+        registry.register(
+            "pool_ready",
+            "Sandboxes waiting in the pool, by language",
+            pool_ready.clone(),
+        );
+        let containers_alive = Gauge::default();
+        registry.register(
+            "containers_alive",
+            "Containers and volumes the service holds",
+            containers_alive.clone(),
+        );
+        let runs_in_flight = Gauge::default();
+        registry.register(
+            "runs_in_flight",
+            "Runs holding a run slot",
+            runs_in_flight.clone(),
+        );
+        let rejections = Family::<StatusLabel, Counter>::default();
+        registry.register(
+            "rejections",
+            "Answers with an HTTP status of 400 and above, by status",
+            rejections.clone(),
+        );
+        let docker_errors = Family::<StepLabel, Counter>::default();
+        registry.register(
+            "docker_errors",
+            "Engine API calls that failed, by step",
+            docker_errors.clone(),
+        );
+        let reload_failures = Counter::default();
+        registry.register(
+            "language_reload_failures",
+            "Language files refused while the service ran",
+            reload_failures.clone(),
+        );
+        Metrics {
+            registry,
+            runs,
+            run_seconds,
+            cpu_seconds,
+            memory_bytes,
+            queue_wait_seconds,
+            pool_claims,
+            pool_ready,
+            containers_alive,
+            runs_in_flight,
+            rejections,
+            docker_errors,
+            reload_failures,
+        }
+    }
+
+    /// The exposition text.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String does not fail");
+        out
+    }
+
+    /// Counts a failed Engine API call.
+    pub fn docker_error(&self, step: impl ToString) {
+        self.docker_errors
+            .get_or_create(&StepLabel {
+                step: step.to_string(),
+            })
+            .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_is_exposed_under_its_name() {
+        let metrics = Metrics::new();
+        metrics
+            .runs
+            .get_or_create(&RunLabels {
+                language: "python".into(),
+                status: "ok".into(),
+            })
+            .inc();
+        metrics.docker_error("container create");
+        metrics.queue_wait_seconds.observe(0.2);
+        metrics
+            .memory_bytes
+            .get_or_create(&LanguageLabel {
+                language: "python".into(),
+            })
+            .observe(5e6);
+        let text = metrics.encode();
+        for line in [
+            "code_runner_runs_total{language=\"python\",status=\"ok\"} 1",
+            "code_runner_docker_errors_total{step=\"container create\"} 1",
+            "code_runner_queue_wait_seconds_count 1",
+            "# TYPE code_runner_containers_alive gauge",
+            "# TYPE code_runner_language_reload_failures counter",
+            "code_runner_run_memory_bytes_bucket{le=\"16777216.0\",language=\"python\"} 1",
+            "# TYPE code_runner_run_memory_bytes histogram",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+    }
+}
