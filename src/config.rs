@@ -160,10 +160,21 @@ pub struct Config {
     /// default): a tenth of `rate_limit_per_minute`, at least 1.
     #[validate(range(max = 1_000_000))]
     pub rate_limit_burst: u32,
+    /// How logs are written to stderr: `text` (the default), or `json`,
+    /// one JSON object per line (`CODE_RUNNER_LOG_FORMAT=json`).
+    pub log_format: LogFormat,
     /// Judge0's API (`/judge0/…`): where its submissions are kept, and its
     /// bounds.
     #[validate(nested)]
     pub judge0: Judge0Config,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// A secret (an API key): written as itself, shown as `***`.
@@ -311,6 +322,7 @@ impl Default for Config {
             metrics_key: None,
             rate_limit_per_minute: 0,
             rate_limit_burst: 0,
+            log_format: LogFormat::Text,
             judge0: Judge0Config::default(),
         }
     }
@@ -608,6 +620,27 @@ mod tests {
             assert_eq!(python.limits.memory_mb, 300);
             assert_eq!(python.limits.wall_time_ms, 4000);
             assert_eq!(python.limits.pids, Limits::default().pids);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn api_keys_come_from_a_comma_separated_variable_and_are_never_shown() {
+        Jail::expect_with(|jail| {
+            jail.set_env("CODE_RUNNER_API_KEYS", "key-one, key-two,");
+            jail.set_env("CODE_RUNNER_METRICS_KEY", "scrape-key");
+            jail.set_env("CODE_RUNNER_LOG_FORMAT", "json");
+            let config = Config::load().expect("loads");
+            assert_eq!(
+                config.api_keys,
+                [Secret("key-one".into()), Secret("key-two".into())]
+            );
+            assert_eq!(config.log_format, LogFormat::Json);
+            let shown = format!("{config:?}");
+            assert!(
+                !shown.contains("key-one") && !shown.contains("scrape-key"),
+                "{shown}"
+            );
             Ok(())
         });
     }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use crate::language::{Language, Lookup, Registry};
 use crate::limits::{Limit, LimitRaised, Limits, LimitsOverride};
+use crate::text::clip;
 
 /// One run to carry out, already checked.
 #[derive(Debug, Clone)]
@@ -223,8 +224,10 @@ impl JobRequest {
                 return Err(invalid(
                     Field::Files,
                     format!(
-                        "has a file named {name:?}, which collides with `{}`, where the main source is written in language `{}`",
-                        main.name, language.name
+                        "has a file named {:?}, which collides with `{}`, where the main source is written in language `{}`",
+                        clip(&name),
+                        main.name,
+                        language.name
                     ),
                 ));
             }
@@ -376,7 +379,7 @@ impl JobRequest {
             check_file_name(name).map_err(|why| {
                 invalid(
                     Field::Files,
-                    format!("has a file named {name:?}, which {why}"),
+                    format!("has a file named {:?}, which {why}", clip(name)),
                 )
             })?;
             if !seen.insert(name.as_str()) {
@@ -391,7 +394,9 @@ impl JobRequest {
                 return Err(invalid(
                     Field::Files,
                     format!(
-                        "has a file named {name:?} and a file named {folder:?}, which would have to be a folder"
+                        "has a file named {:?} and a file named {:?}, which would have to be a folder",
+                        clip(name),
+                        clip(folder)
                     ),
                 ));
             }

@@ -50,6 +50,7 @@ mod limits;
 mod metrics;
 mod runner;
 mod server;
+mod text;
 mod validation;
 
 /// The sandboxes' supervisor, built apart as a static executable by

@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use code_runner::config::LogFormat;
 use code_runner::{Application, Config, healthcheck};
 use tracing_subscriber::EnvFilter;
 
@@ -46,11 +47,13 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(config: Config) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match config.log_format {
+        LogFormat::Text => logs.init(),
+        // One JSON object per line, the event's fields flattened.
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(e) => {

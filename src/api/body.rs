@@ -11,6 +11,7 @@ use tokio::sync::Semaphore;
 
 use super::error::ApiError;
 use crate::runner::admission::Client;
+use crate::text::clip;
 
 /// Request bodies read at once (each up to `max_body_bytes`).
 pub const BODY_READS: usize = 16;
@@ -166,10 +167,13 @@ pub fn expect_object(body: &[u8]) -> Result<(), ApiError> {
 pub fn json_error(e: serde_json::Error) -> ApiError {
     use serde_json::error::Category;
     match e.classify() {
-        Category::Data => {
-            ApiError::InvalidType(format!("the body does not match the request's shape: {e}"))
+        Category::Data => ApiError::InvalidType(format!(
+            "the body does not match the request's shape: {}",
+            clip(&e.to_string())
+        )),
+        Category::Syntax | Category::Eof | Category::Io => {
+            ApiError::MalformedJson(clip(&e.to_string()).into_owned())
         }
-        Category::Syntax | Category::Eof | Category::Io => ApiError::MalformedJson(e.to_string()),
     }
 }
 

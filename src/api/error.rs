@@ -18,6 +18,7 @@ use super::{REQUEST_ID_HEADER, new_request_id};
 use crate::job::{Field, JobError};
 use crate::language::Lookup;
 use crate::runner::RunError;
+use crate::text::clip;
 
 /// A request the API refuses, or the service's own trouble.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -183,21 +184,22 @@ impl ApiError {
                 field: name(field),
                 message,
             },
-            JobError::Language(Lookup::UnknownLanguage { name }) => {
-                ApiError::UnknownLanguage { name, available }
-            }
+            JobError::Language(Lookup::UnknownLanguage { name }) => ApiError::UnknownLanguage {
+                name: clip(&name).into_owned(),
+                available,
+            },
             JobError::Language(Lookup::UnknownVersion {
                 name,
                 range,
                 available,
             }) => ApiError::UnknownVersion {
                 name,
-                range,
+                range: clip(&range).into_owned(),
                 versions: available,
             },
             JobError::Language(Lookup::BadRange { range, reason }) => ApiError::InvalidField {
                 field: "version".to_string(),
-                message: format!("`{range}` is not a version range: {reason}"),
+                message: format!("`{}` is not a version range: {reason}", clip(&range)),
             },
             JobError::LimitRaised { stage, raised } => ApiError::InvalidField {
                 field: name(crate::job::Field::Limit(stage, raised.limit)),

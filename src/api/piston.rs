@@ -27,6 +27,7 @@ use crate::job::{Field, JobError, JobRequest, Stage};
 use crate::language::Registry;
 use crate::limits::{Limits, LimitsOverride};
 use crate::runner::{Exit, LimitHit, Outcome, Report, Runner, StageResult, StreamKind};
+use crate::text::clip;
 
 /// `/api/v2/<tail>`: the whole of Piston's API.
 pub async fn handle<R: Runner>(
@@ -180,7 +181,7 @@ fn job(body: &Value, registry: &Registry) -> Result<JobRequest, String> {
             return Err(format!("files[{i}].content is required as a string"));
         }
     }
-    let unknown = || format!("{language}-{version} runtime is unknown");
+    let unknown = || format!("{}-{} runtime is unknown", clip(language), clip(version));
     let runtime = registry
         .resolve(language, Some(version))
         .map_err(|_| unknown())?;

@@ -81,7 +81,10 @@ pub fn fields(asked: Option<&str>) -> Result<Vec<&'static str>, String> {
         .filter(|n| !ALL_FIELDS.contains(n))
         .collect();
     if !unknown.is_empty() {
-        return Err(format!("invalid fields: [{}]", unknown.join(", ")));
+        let unknown: Vec<_> = unknown.iter().map(|n| crate::text::clip(n)).collect();
+        return Err(
+            crate::text::clip(&format!("invalid fields: [{}]", unknown.join(", "))).into_owned(),
+        );
     }
     Ok(ALL_FIELDS
         .iter()

@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 use std::fmt;
 
+use crate::text::clip;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::super::body::{expect_object, json_error};
@@ -249,7 +250,7 @@ impl<'a, T> Strict<'a, T> {
     }
 
     fn unknown<E: de::Error>(&self, key: &str) -> E {
-        self.refuse(ApiError::UnknownField(key.to_string()))
+        self.refuse(ApiError::UnknownField(clip(key).into_owned()))
     }
 }
 

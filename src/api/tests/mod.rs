@@ -717,3 +717,46 @@ async fn a_batch_whose_compile_fails_runs_no_test_and_a_test_that_fails_has_its_
         (413, Some("field_too_large"))
     );
 }
+
+#[tokio::test]
+async fn client_text_in_an_error_is_cut_to_a_small_bound() {
+    let runner = hello();
+    let name = "x".repeat(200_000);
+    let body = format!(r#"{{"language": "python", "code": "1", "{name}": 1}}"#);
+    let request = warp::test::request()
+        .method("POST")
+        .path("/run-code")
+        .header("content-type", "application/json")
+        .body(body);
+    let reply = request
+        .reply(&routes(api(&runner, judge0(&runner, None))))
+        .await;
+    // Under the 4096-byte body limit of these settings, the request is
+    // refused for its size; with a larger limit, for its field.
+    assert_eq!(reply.status(), 413);
+    let big = ApiSettings {
+        max_body_bytes: 1 << 20,
+        ..settings()
+    };
+    let api = Arc::new(Api::new(
+        runner.clone(),
+        judge0(&runner, None),
+        Gate::new(&GateSettings::default()).unwrap(),
+        Arc::new(Metrics::new()),
+        big,
+    ));
+    let body = format!(r#"{{"language": "python", "code": "1", "{name}": 1}}"#);
+    let reply = warp::test::request()
+        .method("POST")
+        .path("/run-code")
+        .header("content-type", "application/json")
+        .body(body)
+        .reply(&routes(api))
+        .await;
+    assert_eq!(reply.status(), 400);
+    assert!(reply.body().len() < 1500, "{} bytes", reply.body().len());
+    let answer: Value = serde_json::from_slice(reply.body()).unwrap();
+    assert_eq!(answer["code"], "unknown_field");
+    let message = answer["message"].as_str().unwrap();
+    assert!(message.contains("…[cut: 199744 more bytes]"), "{message}");
+}
