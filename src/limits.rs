@@ -19,7 +19,7 @@ use validator::{Validate, ValidationError, ValidationErrors};
 macro_rules! limits {
     ($( $(#[doc = $doc:literal])+ $name:ident : $ty:ty = $default:expr, $min:literal ..= $max:literal; )+) => {
         /// Every limit a sandbox runs under.
-        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(deny_unknown_fields)]
         pub struct Limits {
             $( $(#[doc = $doc])+ pub $name: $ty, )+

@@ -10,6 +10,7 @@ pub mod error;
 pub mod gate;
 pub mod judge0;
 pub mod native;
+pub mod openapi;
 pub mod piston;
 pub mod probes;
 #[cfg(test)]
@@ -150,6 +151,10 @@ pub fn routes<R: Runner>(
         .and(enter(api.clone(), Route::Probes, never))
         .and(with_api.clone())
         .map(|_: Caller, api| probes::languages::<R>(api));
+    let openapi = warp::path!("openapi.json")
+        .and(warp::get())
+        .and(enter(api.clone(), Route::Probes, never))
+        .map(|_: Caller| probes::openapi());
     let metrics = warp::path!("metrics")
         .and(warp::get())
         .and(enter(api.clone(), Route::Metrics, never))
@@ -188,6 +193,8 @@ pub fn routes<R: Runner>(
         .or(languages)
         .unify()
         .or(metrics)
+        .unify()
+        .or(openapi)
         .unify()
         .recover(error::recover)
         .unify()

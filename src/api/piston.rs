@@ -66,8 +66,8 @@ fn message(status: StatusCode, text: &str) -> Response {
 }
 
 /// One runtime as `GET /api/v2/runtimes` lists it.
-#[derive(Debug, Serialize)]
-struct Runtime<'a> {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Runtime<'a> {
     language: &'a str,
     /// The full semantic version (`3.13.0`), as Piston's packages have.
     version: String,
@@ -319,7 +319,7 @@ fn requested_limits(
 const MIN_MEMORY_MIB: u64 = 16;
 
 /// `POST /api/v2/execute`'s answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Answer {
     /// Compiled languages only.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -331,7 +331,7 @@ pub struct Answer {
 }
 
 /// A stage, as Piston writes it (its key order).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StageAnswer {
     /// The signal that killed it (`SIGKILL` for any stop at a limit).
     signal: Option<String>,

@@ -1,5 +1,5 @@
 //! The probes and the language list: `GET /health`, `GET /ready`,
-//! `GET /languages`, `GET /metrics`.
+//! `GET /languages`, `GET /metrics`, `GET /openapi.json`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,7 +40,7 @@ pub async fn ready<R: Runner>(api: Arc<Api<R>>) -> Response {
 }
 
 /// One language version as `GET /languages` lists it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LanguageInfo {
     pub name: String,
     pub aliases: Vec<String>,
@@ -86,6 +86,20 @@ pub fn metrics<R: Runner>(api: Arc<Api<R>>) -> Response {
     response.headers_mut().insert(
         warp::http::header::CONTENT_TYPE,
         warp::http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+/// `GET /openapi.json`: the OpenAPI 3.1 document of every route.
+pub fn openapi() -> Response {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let mut response = DOCUMENT
+        .get_or_init(super::openapi::document)
+        .clone()
+        .into_response();
+    response.headers_mut().insert(
+        warp::http::header::CONTENT_TYPE,
+        warp::http::HeaderValue::from_static("application/json"),
     );
     response
 }

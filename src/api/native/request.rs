@@ -19,13 +19,15 @@ use crate::limits::{Limit, LimitsOverride};
 const MAX_TEST_NAME: usize = 256;
 
 /// The body of `POST /run-code`, as sent.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, utoipa::ToSchema)]
 pub struct RunRequest {
     /// A language's name or alias (required).
+    #[schema(example = "python")]
     pub language: Option<String>,
     /// A version range; the newest version when absent.
     pub version: Option<String>,
     /// The program, written to the language's source file (required).
+    #[schema(example = "print('hello')")]
     pub code: Option<String>,
     /// Given to the program on its standard input.
     pub stdin: Option<String>,
@@ -45,7 +47,7 @@ pub struct RunRequest {
 }
 
 /// One extra file of a request.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, utoipa::ToSchema)]
 pub struct FileEntry {
     /// A relative path in the working directory (`util.py`, `pkg/util.py`).
     pub name: String,
@@ -53,7 +55,7 @@ pub struct FileEntry {
 }
 
 /// One test of a batch.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, utoipa::ToSchema)]
 pub struct TestEntry {
     /// A name, given back with its result.
     pub name: Option<String>,

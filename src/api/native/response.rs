@@ -8,10 +8,12 @@ use crate::checker::Verdict;
 use crate::job::Stage;
 use crate::limits::Limits;
 use crate::runner::StreamKind;
-use crate::runner::{BatchOutcome, BatchReport, LimitHit, Outcome, Report, StageResult, Status};
+use crate::runner::{
+    BatchOutcome, BatchReport, LimitHit, Outcome, Report, StageResult, Status, status_name,
+};
 
 /// The answer to a run, whatever the program did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RunResponse {
     pub language: String,
     pub version: String,
@@ -31,7 +33,7 @@ pub struct RunResponse {
 }
 
 /// What a stage (the run, or the compile) did, on the wire.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct StageReport {
     /// `ok`, `runtime_error`, `timeout`, `memory_limit`, `output_limit`, or
     /// (a run whose compile failed) `compile_error`.
@@ -56,17 +58,6 @@ pub struct StageReport {
     /// The limit the stage was stopped at: `wall_time`, `cpu_time`,
     /// `memory` or `output`; `null` when none.
     pub limit: Option<&'static str>,
-}
-
-/// A status as this dialect writes it.
-fn status_name(status: Status) -> &'static str {
-    match status {
-        Status::Ok => "ok",
-        Status::RuntimeError => "runtime_error",
-        Status::Timeout => "timeout",
-        Status::MemoryLimit => "memory_limit",
-        Status::OutputLimit => "output_limit",
-    }
 }
 
 fn limit_name(limit: LimitHit) -> &'static str {
@@ -137,7 +128,7 @@ impl RunResponse {
 }
 
 /// The answer to a batch.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BatchResponse {
     pub language: String,
     pub version: String,
@@ -156,7 +147,7 @@ pub struct BatchResponse {
 }
 
 /// One test's result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TestReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -169,7 +160,7 @@ pub struct TestReport {
 }
 
 /// How many tests passed (verdict `accepted`), of how many.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
 pub struct Summary {
     pub passed: usize,
     pub total: usize,
