@@ -15,6 +15,7 @@
 //! | `code_runner_rejections_total` | counter | `status`: HTTP status of every answer of 400 and above |
 //! | `code_runner_docker_errors_total` | counter | `step` (`container create`, `container start`, …): Engine API calls that failed |
 //! | `code_runner_language_reload_failures_total` | counter | language files refused while the service ran |
+//! | `code_runner_readiness_probes_total` | counter | probes of the engine for `/ready` (at most one a second) |
 
 use std::sync::atomic::AtomicU64;
 
@@ -68,6 +69,7 @@ pub struct Metrics {
     pub rejections: Family<StatusLabel, Counter>,
     pub docker_errors: Family<StepLabel, Counter>,
     pub reload_failures: Counter<u64, AtomicU64>,
+    pub readiness_probes: Counter<u64, AtomicU64>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -168,8 +170,15 @@ impl Metrics {
             "Language files refused while the service ran",
             reload_failures.clone(),
         );
+        let readiness_probes = Counter::default();
+        registry.register(
+            "readiness_probes",
+            "Probes of the engine for /ready",
+            readiness_probes.clone(),
+        );
         Metrics {
             registry,
+            readiness_probes,
             runs,
             run_seconds,
             cpu_seconds,

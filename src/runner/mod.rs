@@ -311,6 +311,7 @@ impl Runner for DockerRunner {
             at.elapsed() < READINESS_EVERY && Arc::ptr_eq(of, &registry)
         });
         if !fresh {
+            self.metrics.readiness_probes.inc();
             let found = self.executor.readiness(&registry).await;
             *last = Some((std::time::Instant::now(), found, registry.clone()));
         }

@@ -5,6 +5,7 @@ mod binary;
 mod catalogue;
 mod clients;
 mod faults;
+mod front;
 mod fuzz;
 mod gvisor;
 mod helpers;
