@@ -33,6 +33,10 @@ pub fn test_config() -> Config {
         shutdown_grace_ms: 5_000,
         // Tests count their containers; the pool's own tests turn it on.
         pool_size: 0,
+        // Every test is one client (loopback): it may use every slot; the
+        // fair shares' own tests set them.
+        client_max_runs: Some(1024),
+        client_max_queue: Some(100_000),
         // Judge0's tests give theirs a database.
         judge0: code_runner::config::Judge0Config {
             database: "off".into(),
@@ -112,6 +116,16 @@ pub async fn spawn_app_with(change: impl FnOnce(&mut Config)) -> TestApp {
 /// The text of a shipped language file (`python.toml`, `available/c.toml`).
 pub fn language_file(name: &str) -> String {
     std::fs::read_to_string(languages_dir().join(name)).unwrap()
+}
+
+/// A shipped language file as the start of another language's: without
+/// its Judge0 id and name, which one language holds.
+pub fn language_file_base(name: &str) -> String {
+    language_file(name)
+        .lines()
+        .filter(|l| !l.starts_with("judge0_"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Starts a server whose languages folder is a fresh temporary one holding
@@ -342,6 +356,9 @@ pub fn binary() -> std::process::Command {
     command.env("RUST_LOG", "warn");
     // Judge0's submissions are not kept unless a test says where.
     command.env("CODE_RUNNER_JUDGE0__DATABASE", "off");
+    // One client (loopback) may use every slot, as in test_config.
+    command.env("CODE_RUNNER_CLIENT_MAX_RUNS", "1024");
+    command.env("CODE_RUNNER_CLIENT_MAX_QUEUE", "100000");
     command
 }
 

@@ -77,7 +77,8 @@ async fn a_broken_file_is_refused_and_the_good_languages_stay_served() {
     // A file taking python's alias is refused too.
     std::fs::write(
         folder(&app).join("snake.toml"),
-        language_file("python.toml").replace("name = \"python\"", "name = \"snake\""),
+        crate::helpers::language_file_base("python.toml")
+            .replace("name = \"python\"", "name = \"snake\""),
     )
     .unwrap();
     // A good file written after them: once it is served, the watcher has

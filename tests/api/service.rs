@@ -117,7 +117,7 @@ async fn a_missing_image_makes_ready_503_and_runs_503_image_missing() {
     std::fs::write(dir.path().join("python.toml"), &python).unwrap();
     std::fs::write(
         dir.path().join("ghost.toml"),
-        python
+        crate::helpers::language_file_base("python.toml")
             .replace("name = \"python\"", "name = \"ghost\"")
             .replace("aliases = [\"py\", \"python3\"]", "aliases = []")
             .replace(PYTHON_IMAGE, "code-runner-test/no-such-image:1"),
@@ -325,7 +325,7 @@ async fn an_engine_refusal_is_an_internal_error_with_a_request_id_not_docker_una
     // error, which is the service's fault (its configuration), not Docker
     // being away.
     let host_cpus = std::thread::available_parallelism().unwrap().get();
-    let greedy = crate::helpers::language_file("python.toml")
+    let greedy = crate::helpers::language_file_base("python.toml")
         .replace("name = \"python\"", "name = \"greedy\"")
         .replace("aliases = [\"py\", \"python3\"]", "aliases = []")
         + &format!("\n[limits]\ncpus = {}.0\n", host_cpus * 64);
