@@ -154,9 +154,9 @@ async fn submissions_run_with_judge0s_semantics_on_the_real_engine() {
         run(json!({"source_code": reader, "language_id": 71, "additional_files": b64(&zip)})).await;
     assert_eq!(answer["stdout"], "42\n", "{answer}");
 
-    // stderr into stdout, in order.
-    let both =
-        "import sys\nprint('a', flush=True)\nprint('b', file=sys.stderr, flush=True)\nprint('c')";
+    // stderr into stdout, in the order written (the two streams reach the
+    // service on two pipes: writes a moment apart keep their order).
+    let both = "import sys, time\nprint('a', flush=True)\ntime.sleep(0.05)\nprint('b', file=sys.stderr, flush=True)\ntime.sleep(0.05)\nprint('c')";
     let answer =
         run(json!({"source_code": both, "language_id": 71, "redirect_stderr_to_stdout": true}))
             .await;
