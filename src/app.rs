@@ -16,9 +16,9 @@ use crate::api::gate::{Gate, GateSettings};
 use crate::api::{Api, ApiSettings, routes};
 use crate::config::{Config, UidRange};
 use crate::engine::{Engine, EngineError};
-use crate::executor::Executor;
 use crate::executor::custody::{Custody, Owner};
 use crate::executor::uids::Uids;
+use crate::executor::{Executor, PoolSettings};
 use crate::job::RequestBounds;
 use crate::judge0::store::{Store, StoreError, Worker};
 use crate::judge0::{Judge0, Judge0Settings};
@@ -94,7 +94,16 @@ impl Application {
             boot: owner.boot.clone(),
         };
         let custody = Custody::new(engine, owner);
-        let executor = Executor::new(custody, uids, config.pool_size, config.pool_refills);
+        let executor = Executor::new(
+            custody,
+            uids,
+            PoolSettings {
+                floor: config.pool_size,
+                refills: config.pool_refills,
+                memory_mb: config.pool_memory_mb,
+                prestart: config.prestart,
+            },
+        );
         let admission = Admission::new(config.shares(), config.queue_timeout());
         let runner = Arc::new(DockerRunner::new(
             subscribed,
@@ -297,16 +306,19 @@ fn check_file_limit(max_connections: usize) -> Result<(), StartError> {
 }
 
 /// The uids sandboxes run as, checked: never the service's own, and enough
-/// for every run slot and every pooled sandbox of `registry` at once.
+/// for every run slot and every pooled sandbox of `registry` at once (the
+/// floors, or the memory budget's most, whichever is more).
 fn sandbox_uids(config: &Config, registry: &Registry) -> Result<UidRange, StartError> {
     use std::os::unix::fs::MetadataExt;
     let own = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
-    let pooled: usize = registry
+    let floors: usize = registry
         .languages()
         .iter()
         .filter(|l| l.compile.is_none())
         .map(|l| l.pool_size.unwrap_or(config.pool_size))
         .sum();
+    let budget = (config.pool_memory_mb / crate::executor::pool::IDLE_SANDBOX_MB) as usize;
+    let pooled = floors.max(budget);
     check_uids(
         config.sandbox_uids(),
         own,

@@ -106,6 +106,15 @@ pub struct Config {
     /// turns the pool off. Default `2`.
     #[validate(range(max = 64))]
     pub pool_size: usize,
+    /// The memory the pools' waiting sandboxes may take together, in MiB
+    /// (budgeted at 12 MiB each): the pools grow towards recent demand
+    /// within it. Default `768`.
+    #[validate(range(min = 0, max = 1_048_576))]
+    pub pool_memory_mb: u64,
+    /// Whether pooled sandboxes of a language with a pre-start hook
+    /// (`prestart` in its file) start its interpreter before the program
+    /// arrives. Default `true`.
+    pub prestart: bool,
     /// Pooled containers being started at once, across languages. Default `2`.
     #[validate(range(min = 1, max = 64))]
     pub pool_refills: usize,
@@ -311,6 +320,8 @@ impl Default for Config {
             max_arg_bytes: 4096,
             shutdown_grace_ms: 15_000,
             pool_size: 2,
+            pool_memory_mb: 768,
+            prestart: true,
             pool_refills: 2,
             max_files: 32,
             max_tests: 64,

@@ -10,6 +10,7 @@
 //! | `code_runner_queue_wait_seconds` | histogram | time waited for a run slot |
 //! | `code_runner_pool_claims_total` | counter | `result` (`hit`, `miss`): runs served from the pool, or not |
 //! | `code_runner_pool_ready` | gauge | `language`: sandboxes waiting in the pool |
+//! | `code_runner_pool_target` | gauge | `language`: what the pool aims at now (its floor, or recent demand, within the memory budget) |
 //! | `code_runner_containers_alive` | gauge | containers and volumes the service holds |
 //! | `code_runner_runs_in_flight` | gauge | runs holding a slot |
 //! | `code_runner_rejections_total` | counter | `status`: HTTP status of every answer of 400 and above |
@@ -64,6 +65,7 @@ pub struct Metrics {
     pub queue_wait_seconds: Histogram,
     pub pool_claims: Family<ResultLabel, Counter>,
     pub pool_ready: Family<LanguageLabel, Gauge>,
+    pub pool_target: Family<LanguageLabel, Gauge>,
     pub containers_alive: Gauge<i64, std::sync::atomic::AtomicI64>,
     pub runs_in_flight: Gauge<i64, std::sync::atomic::AtomicI64>,
     pub rejections: Family<StatusLabel, Counter>,
@@ -140,6 +142,12 @@ impl Metrics {
             "Sandboxes waiting in the pool, by language",
             pool_ready.clone(),
         );
+        let pool_target = Family::<LanguageLabel, Gauge>::default();
+        registry.register(
+            "pool_target",
+            "What each language's pool aims at now",
+            pool_target.clone(),
+        );
         let containers_alive = Gauge::default();
         registry.register(
             "containers_alive",
@@ -186,6 +194,7 @@ impl Metrics {
             queue_wait_seconds,
             pool_claims,
             pool_ready,
+            pool_target,
             containers_alive,
             runs_in_flight,
             rejections,

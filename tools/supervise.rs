@@ -49,7 +49,13 @@ unsafe extern "C" {
     fn prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) -> i32;
     fn kill(pid: i32, sig: i32) -> i32;
     fn setrlimit(resource: i32, rlim: *const [u64; 2]) -> i32;
+    fn prlimit64(pid: i32, resource: i32, new: *const [u64; 2], old: *mut [u64; 2]) -> i32;
+    fn pipe2(fds: *mut i32, flags: i32) -> i32;
+    fn dup2(old: i32, new: i32) -> i32;
+    fn close(fd: i32) -> i32;
 }
+
+const O_CLOEXEC: i32 = 0o2_000_000;
 
 const PR_SET_DUMPABLE: i32 = 4;
 const SIGKILL: i32 = 9;
@@ -58,14 +64,17 @@ const POLL: Duration = Duration::from_millis(10);
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let nonce = read_nonce();
     // SAFETY: plain system calls with constant arguments.
     unsafe {
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
+    if args.first().map(String::as_str) == Some("--prestart") {
+        return prestarted(&args[1..]);
+    }
+    let nonce = read_nonce();
     let (Some(limit), Some(build), Some(program)) = (args.first(), args.get(1), args.get(2)) else {
         eprintln!(
-            "supervise: usage: supervise <cpu limit ms> <build dir or -> <command> [args...]"
+            "supervise: usage: supervise <cpu limit ms> <build dir or -> <command> [args...]\n       supervise --prestart <python|node> <command> [args...]"
         );
         return ExitCode::from(2);
     };
@@ -76,16 +85,7 @@ fn main() -> ExitCode {
         return ExitCode::from(126);
     }
     let cpu_limit_us = limit.parse::<u64>().unwrap_or(0) * 1000;
-    let cgroup = Cgroup::find(
-        &fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
-        &fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
-    );
-    let oom_before = cgroup.oom_kills();
-    let cpu_before = cgroup.cpu_us();
-    let mut stdout = std::io::stdout();
-    let _ = writeln!(stdout, "{nonce}:start:{}", figure(cpu_before));
-    let _ = stdout.flush();
-
+    let run = Run::begin(nonce, cpu_limit_us);
     let mut command = Command::new(program);
     command.args(&args[3..]);
     if cpu_limit_us > 0 {
@@ -98,27 +98,8 @@ fn main() -> ExitCode {
             });
         }
     }
-    let status = match command.spawn() {
-        Ok(mut child) => {
-            let stopped = Arc::new(AtomicBool::new(false));
-            let done = Arc::new(AtomicBool::new(false));
-            if let (Some(before), true) = (cpu_before, cpu_limit_us > 0) {
-                let (cgroup, stopped, done) = (cgroup.clone(), stopped.clone(), done.clone());
-                std::thread::spawn(move || {
-                    watch_cpu(&cgroup, before + cpu_limit_us, &stopped, &done)
-                });
-            }
-            let status = child.wait();
-            done.store(true, Ordering::SeqCst);
-            match status {
-                Ok(status) => Ended {
-                    code: status.code(),
-                    signal: status.signal(),
-                    cpu_limit: stopped.load(Ordering::SeqCst),
-                },
-                Err(_) => Ended::failed(),
-            }
-        }
+    match command.spawn() {
+        Ok(child) => run.finish(child),
         Err(e) => {
             // As a shell says it: 127 when the command is not there, 126
             // when it cannot be run.
@@ -128,31 +109,317 @@ fn main() -> ExitCode {
             } else {
                 126
             };
-            Ended {
+            run.end(Ended {
                 code: Some(code),
                 signal: None,
                 cpu_limit: false,
-            }
+            })
+        }
+    }
+}
+
+/// One run under way: the nonce, the CPU-time limit, and the sandbox's
+/// figures when it started.
+struct Run {
+    nonce: String,
+    cpu_limit_us: u64,
+    cgroup: Cgroup,
+    oom_before: Option<u64>,
+    cpu_before: Option<u64>,
+}
+
+impl Run {
+    /// Reads the sandbox's figures and writes the start line: the program
+    /// starts now.
+    fn begin(nonce: String, cpu_limit_us: u64) -> Run {
+        let cgroup = Cgroup::find(
+            &fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
+            &fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
+        );
+        let oom_before = cgroup.oom_kills();
+        let cpu_before = cgroup.cpu_us();
+        let mut stdout = std::io::stdout();
+        let _ = writeln!(stdout, "{nonce}:start:{}", figure(cpu_before));
+        let _ = stdout.flush();
+        Run {
+            nonce,
+            cpu_limit_us,
+            cgroup,
+            oom_before,
+            cpu_before,
+        }
+    }
+
+    /// Waits for `child` (watching the CPU-time limit) and ends the run.
+    fn finish(self, mut child: std::process::Child) -> ExitCode {
+        let stopped = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicBool::new(false));
+        if let (Some(before), true) = (self.cpu_before, self.cpu_limit_us > 0) {
+            let (cgroup, stopped, done) = (self.cgroup.clone(), stopped.clone(), done.clone());
+            let until = before + self.cpu_limit_us;
+            std::thread::spawn(move || watch_cpu(&cgroup, until, &stopped, &done));
+        }
+        let status = child.wait();
+        done.store(true, Ordering::SeqCst);
+        let ended = match status {
+            Ok(status) => Ended {
+                code: status.code(),
+                signal: status.signal(),
+                cpu_limit: stopped.load(Ordering::SeqCst),
+            },
+            Err(_) => Ended::failed(),
+        };
+        self.end(ended)
+    }
+
+    /// Writes the trailer on both streams and exits with the child's
+    /// status.
+    fn end(self, status: Ended) -> ExitCode {
+        let trailer = format!(
+            "{}:{}:{}:{}:{}:{}\n",
+            self.nonce,
+            status.how(),
+            match (self.oom_before, self.cgroup.oom_kills()) {
+                (Some(before), Some(after)) => (after.saturating_sub(before)).to_string(),
+                _ => "-".to_string(),
+            },
+            match (self.cpu_before, self.cgroup.cpu_us()) {
+                (Some(before), Some(after)) => (after.saturating_sub(before)).to_string(),
+                _ => "-".to_string(),
+            },
+            figure(self.cgroup.memory_peak()),
+            if status.cpu_limit { "cpu" } else { "-" },
+        );
+        let mut stdout = std::io::stdout();
+        let _ = stdout.write_all(trailer.as_bytes());
+        let _ = stdout.flush();
+        let _ = std::io::stderr().write_all(trailer.as_bytes());
+        ExitCode::from(status.exit_code())
+    }
+}
+
+/// The line a sandbox writes once it is ready for its payload (as the
+/// bootstrap's warm-up does).
+const READY: &str = "code-runner-ready";
+
+/// Where the hooks are, beside this program on the tools volume.
+fn hooks() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("/.code-runner"))
+        .join("prestart")
+}
+
+/// The pre-started mode: starts the run command at once with the hook of
+/// `kind` (python: `sitecustomize` on PYTHONPATH; node: `-r`), which says
+/// when it is ready and then waits; says the sandbox is ready; reads the
+/// payload from stdin itself (as the bootstrap does), writes the files,
+/// holds the interpreter to the CPU-time limit, writes the start line and
+/// sends the arguments on the go pipe; the interpreter then runs the
+/// program as its run command would have.
+fn prestarted(args: &[String]) -> ExitCode {
+    let (Some(kind), Some(program)) = (args.first(), args.get(1)) else {
+        eprintln!("supervise: usage: supervise --prestart <python|node> <command> [args...]");
+        return ExitCode::from(2);
+    };
+    let rest = &args[2..];
+    let (go, ready) = match (pipe(), pipe()) {
+        (Ok(go), Ok(ready)) => (go, ready),
+        _ => {
+            eprintln!("supervise: cannot make the hook's pipes");
+            return ExitCode::from(125);
         }
     };
-    let trailer = format!(
-        "{nonce}:{}:{}:{}:{}:{}\n",
-        status.how(),
-        match (oom_before, cgroup.oom_kills()) {
-            (Some(before), Some(after)) => (after.saturating_sub(before)).to_string(),
-            _ => "-".to_string(),
-        },
-        match (cpu_before, cgroup.cpu_us()) {
-            (Some(before), Some(after)) => (after.saturating_sub(before)).to_string(),
-            _ => "-".to_string(),
-        },
-        figure(cgroup.memory_peak()),
-        if status.cpu_limit { "cpu" } else { "-" },
-    );
-    let _ = stdout.write_all(trailer.as_bytes());
+    let mut command = Command::new(program);
+    let hooks = hooks();
+    match kind.as_str() {
+        "python" => {
+            let before = std::env::var("PYTHONPATH").unwrap_or_default();
+            let mut path = hooks.join("python").into_os_string();
+            if !before.is_empty() {
+                path.push(":");
+                path.push(&before);
+            }
+            command
+                .args(rest)
+                .env("PYTHONPATH", path)
+                .env("CODE_RUNNER_PRESTART_PYTHONPATH", before);
+        }
+        "node" => {
+            command.arg("-r").arg(hooks.join("node.js")).args(rest);
+        }
+        other => {
+            eprintln!("supervise: no pre-start hook for `{other}`");
+            return ExitCode::from(2);
+        }
+    }
+    command.env("CODE_RUNNER_PRESTART", "3:4");
+    let (go_read, ready_write) = (go[0], ready[1]);
+    // SAFETY: dup2 and close are async-signal-safe, as pre_exec requires.
+    // Through high numbers first, so that a pipe end that is already 3 or
+    // 4 is not closed by the other's dup2.
+    unsafe {
+        command.pre_exec(move || {
+            if dup2(go_read, 100) < 0 || dup2(ready_write, 101) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if dup2(100, 3) < 0 || dup2(101, 4) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            close(100);
+            close(101);
+            Ok(())
+        });
+    }
+    let child = command.spawn();
+    // SAFETY: the child has its own copies; these ends are the parent's.
+    unsafe {
+        close(go[0]);
+        close(ready[1]);
+    }
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) => {
+            eprintln!("{program}: {e}");
+            return ExitCode::from(127);
+        }
+    };
+    // SAFETY: the pipes' remaining ends are this process's own.
+    let mut ready_pipe = unsafe { fs::File::from_raw_fd(ready[0]) };
+    let mut go_pipe = unsafe { fs::File::from_raw_fd(go[1]) };
+    let mut byte = [0u8; 1];
+    if !matches!(ready_pipe.read(&mut byte), Ok(1)) {
+        let _ = child.kill();
+        let _ = child.wait();
+        eprintln!("supervise: the {kind} hook did not start (is it the language's interpreter?)");
+        return ExitCode::from(125);
+    }
+    drop(ready_pipe);
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(stdout, "{READY}");
     let _ = stdout.flush();
-    let _ = std::io::stderr().write_all(trailer.as_bytes());
-    ExitCode::from(status.exit_code())
+
+    let payload = match read_payload() {
+        Ok(payload) => payload,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            eprintln!("supervise: the payload is broken: {e}");
+            return ExitCode::from(125);
+        }
+    };
+    let cpu_limit_us = payload.cpu_ms * 1000;
+    if cpu_limit_us > 0 {
+        // The interpreter's start-up counts against RLIMIT_CPU too.
+        let used = process_cpu_seconds(child.id()).unwrap_or(0);
+        let seconds = used + cpu_limit_us.div_ceil(1_000_000) + 1;
+        // SAFETY: prlimit64 reads the limits it is given.
+        unsafe {
+            prlimit64(
+                child.id() as i32,
+                RLIMIT_CPU,
+                &[seconds, seconds],
+                std::ptr::null_mut(),
+            );
+        }
+    }
+    let run = Run::begin(payload.nonce, cpu_limit_us);
+    let mut message = Vec::new();
+    for arg in &payload.args {
+        message.extend_from_slice(arg);
+        message.push(0);
+    }
+    let _ = go_pipe.write_all(&message);
+    drop(go_pipe);
+    run.finish(child)
+}
+
+/// What the payload carries that the pre-started mode needs.
+struct Payload {
+    nonce: String,
+    cpu_ms: u64,
+    args: Vec<Vec<u8>>,
+}
+
+/// Reads the payload's framing from stdin, byte by byte (the program's
+/// stdin follows it, unread), and writes its files (the stream's format:
+/// `src/executor/protocol.rs`).
+fn read_payload() -> std::io::Result<Payload> {
+    // SAFETY: fd 0 stays open: the File is never dropped.
+    let mut input = std::mem::ManuallyDrop::new(unsafe { fs::File::from_raw_fd(0) });
+    let input: &mut fs::File = &mut input;
+    let nonce = line(input)?;
+    let cpu_ms = number(&line(input)?)?;
+    let _build = line(input)?;
+    for _ in 0..number(&line(input)?)? {
+        let size = number(&line(input)?)?;
+        let name = line(input)?;
+        if let Some((folder, _)) = name.rsplit_once('/') {
+            fs::create_dir_all(folder)?;
+        }
+        let mut content = vec![0u8; size as usize];
+        input.read_exact(&mut content)?;
+        fs::write(&name, content)?;
+    }
+    let mut args = Vec::new();
+    for _ in 0..number(&line(input)?)? {
+        let size = number(&line(input)?)?;
+        let mut arg = vec![0u8; size as usize];
+        input.read_exact(&mut arg)?;
+        args.push(arg);
+    }
+    Ok(Payload {
+        nonce,
+        cpu_ms,
+        args,
+    })
+}
+
+/// One line, without its newline, read a byte at a time.
+fn line(input: &mut fs::File) -> std::io::Result<String> {
+    let mut out = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        if input.read(&mut byte)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        if byte[0] == b'\n' {
+            return String::from_utf8(out).map_err(|_| std::io::ErrorKind::InvalidData.into());
+        }
+        out.push(byte[0]);
+        if out.len() > 65_536 {
+            return Err(std::io::ErrorKind::InvalidData.into());
+        }
+    }
+}
+
+fn number(text: &str) -> std::io::Result<u64> {
+    text.trim()
+        .parse()
+        .map_err(|_| std::io::ErrorKind::InvalidData.into())
+}
+
+/// A pipe (read end, write end), closed in the programs this one starts.
+fn pipe() -> std::io::Result<[i32; 2]> {
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 writes two fds into the array it is given.
+    if unsafe { pipe2(fds.as_mut_ptr(), O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(fds)
+}
+
+/// The CPU seconds (user and system, rounded up) process `pid` has used.
+fn process_cpu_seconds(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command's closing parenthesis: utime and stime
+    // are the 12th and 13th.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // The kernel's USER_HZ is 100 on Linux.
+    Some(ticks.div_ceil(100))
 }
 
 /// Copies the files, folders and links under `from` into `to`, keeping

@@ -56,6 +56,8 @@ pub struct Ready {
     pub languages: Option<Vec<String>>,
     /// Sandboxes waiting in the pool, per language.
     pub pool: Option<BTreeMap<String, u64>>,
+    /// What each language's pool aims at now.
+    pub pool_target: Option<BTreeMap<String, u64>>,
     pub problems: Option<Vec<String>>,
     pub missing_images: Option<Vec<String>>,
 }

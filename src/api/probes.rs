@@ -26,7 +26,13 @@ pub async fn ready<R: Runner>(api: Arc<Api<R>>) -> Response {
     let readiness = api.runner.readiness().await;
     if readiness.problems.is_empty() {
         let pool: BTreeMap<String, usize> = readiness.pool.into_iter().collect();
-        let body = json!({ "status": "ready", "languages": readiness.languages, "pool": pool });
+        let target: BTreeMap<String, usize> = readiness.pool_target.into_iter().collect();
+        let body = json!({
+            "status": "ready",
+            "languages": readiness.languages,
+            "pool": pool,
+            "pool_target": target,
+        });
         warp::reply::json(&body).into_response()
     } else {
         let body = json!({

@@ -189,7 +189,8 @@ pub(super) fn filler_body(
     }
 }
 
-/// A tar archive of `files` (name, mode, content), owned by root.
+/// A tar archive of `files` (name, mode, content; a name ending in `/` is
+/// a folder), owned by root.
 pub(super) fn tar(files: &[(&str, u32, &[u8])]) -> std::io::Result<Vec<u8>> {
     let mut archive = tar::Builder::new(Vec::new());
     for (name, mode, content) in files {
@@ -199,7 +200,12 @@ pub(super) fn tar(files: &[(&str, u32, &[u8])]) -> std::io::Result<Vec<u8>> {
         header.set_uid(0);
         header.set_gid(0);
         header.set_mtime(0);
-        header.set_entry_type(tar::EntryType::Regular);
+        let kind = if name.ends_with('/') {
+            tar::EntryType::Directory
+        } else {
+            tar::EntryType::Regular
+        };
+        header.set_entry_type(kind);
         archive.append_data(&mut header, name, *content)?;
     }
     archive.into_inner()

@@ -180,6 +180,11 @@ impl Custody {
         InFlight(self.runs.clone())
     }
 
+    /// Runs in flight now.
+    pub fn runs(&self) -> usize {
+        self.runs.load(Ordering::Acquire)
+    }
+
     /// Resources held now.
     pub fn held(&self) -> usize {
         self.held.lock().expect("ledger").len()

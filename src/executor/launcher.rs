@@ -24,6 +24,25 @@ use crate::limits::Limits;
 /// The supervisor, built by `build.rs` from `tools/supervise.rs`.
 pub const SUPERVISOR: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/supervise"));
 
+/// What the tools volume holds (path, mode, content; a path ending in `/`
+/// is a folder): the supervisor, and the pre-start hooks it loads
+/// (`tools/prestart/`).
+pub const TOOLS: [(&str, u32, &[u8]); 5] = [
+    ("supervise", 0o555, SUPERVISOR),
+    ("prestart/", 0o555, b""),
+    ("prestart/python/", 0o555, b""),
+    (
+        "prestart/python/sitecustomize.py",
+        0o444,
+        include_bytes!("../../tools/prestart/python/sitecustomize.py"),
+    ),
+    (
+        "prestart/node.js",
+        0o444,
+        include_bytes!("../../tools/prestart/node.js"),
+    ),
+];
+
 /// The seccomp profile every sandbox runs under unless its language names
 /// another: Docker's current default, tightened (`seccomp/generate.py`).
 pub const DEFAULT_SECCOMP: &str = include_str!("../../seccomp/profile.json");
@@ -135,8 +154,7 @@ impl Tools {
             let engine = custody.engine();
             let labels = custody.owner().labels();
             engine.create_volume(&name, None, labels.clone()).await?;
-            let files: [(&str, u32, &[u8]); 1] = [("supervise", 0o555, SUPERVISOR)];
-            match engine.fill_volume(&name, &image, &files, labels).await {
+            match engine.fill_volume(&name, &image, &TOOLS, labels).await {
                 Ok(()) => {}
                 Err(EngineError::Create(failure)) if failure.status == Some(404) => {
                     return Err(ExecError::ImageMissing {

@@ -18,7 +18,7 @@ mod batch;
 pub mod custody;
 mod launcher;
 mod output;
-mod pool;
+pub mod pool;
 mod protocol;
 pub(crate) mod sandbox;
 mod spec;
@@ -40,6 +40,7 @@ pub use batch::Built;
 use custody::{Custody, JANITOR_EVERY, Sweep};
 use launcher::{Launch, Launcher};
 use pool::Pool;
+pub use pool::PoolSettings;
 use sandbox::{Payload, Phases, StageBounds};
 use spec::Start;
 use uids::Uids;
@@ -121,17 +122,11 @@ pub struct Executor {
 
 impl Executor {
     /// An executor whose sandboxes run as `uids`, and whose pool keeps
-    /// `pool_size` sandboxes per language (unless a file says otherwise),
-    /// starting `pool_refills` at once.
-    pub fn new(
-        custody: Arc<Custody>,
-        uids: Arc<Uids>,
-        pool_size: usize,
-        pool_refills: usize,
-    ) -> Executor {
+    /// Pools sized and refilled as `pool` says.
+    pub fn new(custody: Arc<Custody>, uids: Arc<Uids>, pool: PoolSettings) -> Executor {
         let launcher = Arc::new(Launcher::new(custody.clone(), uids));
         Executor {
-            pool: Pool::new(launcher.clone(), pool_refills, pool_size),
+            pool: Pool::new(launcher.clone(), pool),
             launcher,
             custody,
             stop: CancellationToken::new(),
@@ -188,6 +183,11 @@ impl Executor {
     /// Sandboxes waiting in the pool, per language name.
     pub fn pooled(&self) -> std::collections::HashMap<String, usize> {
         self.pool.ready()
+    }
+
+    /// What each language's pool aims at now.
+    pub fn pool_targets(&self) -> std::collections::HashMap<String, usize> {
+        self.pool.targets()
     }
 
     /// Containers and volumes held now (pooled, running, being removed).

@@ -1,16 +1,29 @@
 //! The pool: per language, sandboxes created and started ahead of demand,
 //! with exactly a cold run's hardened configuration, each waiting for its
-//! payload. A run claims one (it is then used by that run alone and
-//! removed), or starts a container the ordinary way when none is ready.
+//! payload (with the interpreter already started, for a language with a
+//! pre-start hook). A run claims one (it is then used by that run alone
+//! and removed), or starts a container the ordinary way when none is ready.
 //!
-//! A background task refills the pools, starting up to `refills`
-//! containers at once so that a burst does not drain them: at once when a
-//! pool is half empty or less, else after a quiet moment, so that a start
-//! does not slow the runs in flight. Repeated start failures back off (0.5
-//! s doubling to 30 s) instead of spinning. A
-//! container that died while waiting is discarded, never handed out. When a
-//! language's file changes, its waiting containers (made for the old file)
-//! are discarded. Only languages without a compile stage are pooled.
+//! **Size.** Each language's pool aims at a target: its floor (`pool_size`,
+//! or the language file's), raised to the most runs of it asked for within
+//! any [`BURST`] of the last [`MEMORY`] (so that a burst like the last one
+//! is served from the pool), within a memory budget shared by every
+//! language (`pool_memory_mb`, at [`IDLE_SANDBOX_MB`] per waiting
+//! sandbox). A pool not asked for over [`MEMORY`] falls back to its floor,
+//! and waiting sandboxes beyond the target are removed. (The target is not
+//! capped by the run slots: a pooled run ends about fifteen times sooner
+//! than a sandbox starts, so a burst at full slots needs many more waiting
+//! sandboxes than slots.)
+//!
+//! **Refills** start up to `refills` containers at once when no run is in
+//! flight, and one at a time while runs are (the engine's work of starting
+//! a container takes the host's CPU, which the runs need), so that refills
+//! never take more than a core from running programs: at once when a pool
+//! is half empty or less, else after a quiet moment. Repeated start failures
+//! back off (0.5 s doubling to 30 s) instead of spinning. A container that
+//! died while waiting is discarded, never handed out. When a language's
+//! file changes, its waiting containers (made for the old file) are
+//! discarded. Only languages without a compile stage are pooled.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -26,6 +39,16 @@ use super::spec::Start;
 use crate::job::Stage;
 use crate::language::{Language, Registry};
 
+/// The span over which runs asked for count as one burst.
+pub const BURST: Duration = Duration::from_secs(10);
+/// How long demand is remembered.
+pub const MEMORY: Duration = Duration::from_secs(600);
+/// The memory one waiting sandbox is budgeted at, in MiB: measured for a
+/// waiting python sandbox with its interpreter started (README,
+/// "Performance").
+pub const IDLE_SANDBOX_MB: u64 = 12;
+/// Most claims remembered per language.
+const MAX_REMEMBERED: usize = 4096;
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// While a pool is more than half full, it is refilled only once no run
 /// has claimed from it for this long, so that starting containers (which
@@ -37,12 +60,30 @@ const WARMUP_LIMIT: Duration = Duration::from_secs(30);
 /// How long shutdown waits for containers still being started.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 
+/// How the pools are sized and refilled (the configuration's).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PoolSettings {
+    /// `pool_size`: each language's floor, unless its file gives one.
+    pub floor: usize,
+    /// `pool_refills`: containers started at once while no run is in flight.
+    pub refills: usize,
+    /// `pool_memory_mb`: the budget of every pool's waiting sandboxes.
+    pub memory_mb: u64,
+    /// `prestart`: whether languages with a pre-start hook use it.
+    pub prestart: bool,
+}
+
+impl PoolSettings {
+    /// The most sandboxes the budget holds.
+    pub fn budget(&self) -> usize {
+        (self.memory_mb / IDLE_SANDBOX_MB) as usize
+    }
+}
+
 /// The pools of every language.
 pub struct Pool {
     launcher: Arc<Launcher>,
-    refills: usize,
-    /// The server's `pool_size`, for languages whose file gives none.
-    default_size: usize,
+    settings: PoolSettings,
     state: Mutex<State>,
     wake: Notify,
 }
@@ -50,7 +91,7 @@ pub struct Pool {
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pool")
-            .field("refills", &self.refills)
+            .field("settings", &self.settings)
             .field("ready", &self.ready())
             .finish()
     }
@@ -68,7 +109,12 @@ struct State {
 
 struct Entry {
     language: Arc<Language>,
+    /// The least it keeps waiting.
+    floor: usize,
+    /// What it aims at now (see the module's docs).
     size: usize,
+    /// When runs of it were asked for, oldest first.
+    demand: VecDeque<Instant>,
     generation: u64,
     ready: VecDeque<Sandbox>,
     starting: usize,
@@ -79,14 +125,67 @@ struct Entry {
 
 impl Pool {
     /// A pool with no languages yet; [`Pool::configure`] gives them.
-    pub fn new(launcher: Arc<Launcher>, refills: usize, default_size: usize) -> Arc<Pool> {
+    pub fn new(launcher: Arc<Launcher>, settings: PoolSettings) -> Arc<Pool> {
         Arc::new(Pool {
             launcher,
-            refills: refills.max(1),
-            default_size,
+            settings: PoolSettings {
+                refills: settings.refills.max(1),
+                ..settings
+            },
             state: Mutex::new(State::default()),
             wake: Notify::new(),
         })
+    }
+
+    /// How a sandbox of `language` starts in the pool: with its
+    /// interpreter pre-started when it has a hook and that is on.
+    fn start_of(&self, language: &Language) -> Start {
+        if self.settings.prestart && language.prestart.is_some() {
+            Start::Prestarted
+        } else {
+            Start::Warm
+        }
+    }
+
+    /// Sets every entry's target from its demand, within the budget, and
+    /// removes waiting sandboxes beyond it (returned, to be dropped outside
+    /// the lock).
+    fn resize(&self, state: &mut State, now: Instant) -> Vec<Sandbox> {
+        let mut wants: Vec<(String, usize, usize)> = state
+            .entries
+            .iter_mut()
+            .map(|(name, entry)| {
+                while entry.demand.front().is_some_and(|at| now - *at > MEMORY) {
+                    entry.demand.pop_front();
+                }
+                let peak = peak(&entry.demand, BURST);
+                (name.clone(), entry.floor, entry.floor.max(peak))
+            })
+            .collect();
+        // Within the budget: floors first, then what demand asks, shared
+        // in proportion.
+        let budget = self.settings.budget();
+        let floors: usize = wants.iter().map(|(_, floor, _)| floor).sum();
+        let asked: usize = wants.iter().map(|(_, floor, want)| want - floor).sum();
+        let room = budget.saturating_sub(floors);
+        for (_, floor, want) in &mut wants {
+            let extra = *want - *floor;
+            let granted = if asked <= room {
+                extra
+            } else {
+                extra * room / asked
+            };
+            *want = *floor + granted;
+        }
+        let mut surplus = Vec::new();
+        for (name, _, want) in wants {
+            let entry = state.entries.get_mut(&name).expect("entry");
+            entry.size = want;
+            while entry.ready.len() > want {
+                surplus.extend(entry.ready.pop_back());
+            }
+        }
+        surplus
     }
 
     /// Sizes the pools for `registry`: each language version without a
@@ -96,13 +195,10 @@ impl Pool {
         let mut state = self.state.lock().expect("pool lock");
         let mut wanted: HashMap<String, (Arc<Language>, usize)> = HashMap::new();
         for language in registry.languages() {
-            let size = if language.compile.is_some() {
-                0
-            } else {
-                language.pool_size.unwrap_or(self.default_size)
-            };
-            if size > 0 {
-                wanted.insert(language.label(), (language.clone(), size));
+            // A language with no floor is still pooled once demand asks.
+            if language.compile.is_none() {
+                let floor = language.pool_size.unwrap_or(self.settings.floor);
+                wanted.insert(language.label(), (language.clone(), floor));
             }
         }
         state.entries.retain(|name, entry| {
@@ -110,10 +206,9 @@ impl Pool {
                 .get(name)
                 .is_some_and(|(language, _)| Arc::ptr_eq(language, &entry.language))
         });
-        for (name, (language, size)) in wanted {
+        for (name, (language, floor)) in wanted {
             if let Some(entry) = state.entries.get_mut(&name) {
-                entry.size = size;
-                entry.ready.truncate(size);
+                entry.floor = floor;
                 continue;
             }
             state.generation += 1;
@@ -122,7 +217,9 @@ impl Pool {
                 name,
                 Entry {
                     language,
-                    size,
+                    floor,
+                    size: floor,
+                    demand: VecDeque::new(),
                     generation,
                     ready: VecDeque::new(),
                     starting: 0,
@@ -132,7 +229,9 @@ impl Pool {
                 },
             );
         }
+        let surplus = self.resize(&mut state, Instant::now());
         drop(state);
+        drop(surplus);
         self.wake.notify_one();
     }
 
@@ -143,7 +242,12 @@ impl Pool {
         if !Arc::ptr_eq(&entry.language, language) {
             return None;
         }
-        entry.last_claim = Some(Instant::now());
+        let now = Instant::now();
+        entry.last_claim = Some(now);
+        entry.demand.push_back(now);
+        if entry.demand.len() > MAX_REMEMBERED {
+            entry.demand.pop_front();
+        }
         let mut claimed = None;
         while let Some(mut sandbox) = entry.ready.pop_front() {
             if sandbox.is_waiting() {
@@ -167,6 +271,16 @@ impl Pool {
             *ready.entry(entry.language.name.clone()).or_default() += entry.ready.len();
         }
         ready
+    }
+
+    /// What each language's pool aims at now, per language name.
+    pub fn targets(&self) -> HashMap<String, usize> {
+        let state = self.state.lock().expect("pool lock");
+        let mut targets = HashMap::new();
+        for entry in state.entries.values() {
+            *targets.entry(entry.language.name.clone()).or_default() += entry.size;
+        }
+        targets
     }
 
     /// Follows `registry` and refills the pools, until [`Pool::close`] or
@@ -197,6 +311,16 @@ impl Pool {
         }
     }
 
+    /// How many containers may be starting at once now: `refills` while
+    /// no run is in flight, else one (see the module's docs).
+    fn parallel_starts(&self) -> usize {
+        if self.launcher.custody.runs() == 0 {
+            self.settings.refills
+        } else {
+            1
+        }
+    }
+
     /// The starts to make now (marked as under way), or `None` once closed.
     fn plan_starts(&self) -> Option<Vec<(String, Arc<Language>, u64)>> {
         let mut state = self.state.lock().expect("pool lock");
@@ -204,6 +328,8 @@ impl Pool {
             return None;
         }
         let now = Instant::now();
+        let surplus = self.resize(&mut state, now);
+        let parallel = self.parallel_starts();
         let mut starts = Vec::new();
         let mut names: Vec<String> = state.entries.keys().cloned().collect();
         names.sort();
@@ -212,7 +338,9 @@ impl Pool {
         loop {
             let mut planned = false;
             for name in &names {
-                if state.starting >= self.refills {
+                if state.starting >= parallel {
+                    drop(state);
+                    drop(surplus);
                     return Some(starts);
                 }
                 let entry = state.entries.get_mut(name).expect("entry");
@@ -230,6 +358,8 @@ impl Pool {
                 planned = true;
             }
             if !planned {
+                drop(state);
+                drop(surplus);
                 return Some(starts);
             }
         }
@@ -240,8 +370,10 @@ impl Pool {
     /// (With every start slot busy, a start's end wakes it instead.)
     fn next_retry(&self) -> Option<Duration> {
         let state = self.state.lock().expect("pool lock");
-        if state.starting >= self.refills {
-            return None;
+        if state.starting >= self.parallel_starts() {
+            // With runs in flight, look again soon: they may end.
+            return Some(Duration::from_millis(100))
+                .filter(|_| state.starting < self.settings.refills);
         }
         let now = Instant::now();
         state
@@ -267,14 +399,15 @@ impl Pool {
             limits: &language.limits,
             volume: None,
             build: None,
-            start: Start::Warm,
+            start: self.start_of(&language),
         };
+        let waits_ready = launch.start == Start::Prestarted || language.warmup.is_some();
         let uid = self.launcher.lease().await;
         let mut started = self.launcher.launch(launch, &uid, None).await;
-        // A container joins the pool once its warm-up is over, so that a run
-        // never spends its own time on it.
-        let cold = match (&mut started, &language.warmup) {
-            (Ok(sandbox), Some(_)) => !sandbox.warmed(WARMUP_LIMIT).await,
+        // A container joins the pool once its warm-up (or its interpreter's
+        // start) is over, so that a run never spends its own time on it.
+        let cold = match &mut started {
+            Ok(sandbox) if waits_ready => !sandbox.warmed(WARMUP_LIMIT).await,
             _ => false,
         };
         if cold {
@@ -282,7 +415,7 @@ impl Pool {
                 sandbox.into_container().remove_now().await;
             }
             started = Err(ExecError::Internal(format!(
-                "the warm-up of `{}` did not end within {} s",
+                "the warm-up of `{}` did not end well within {} s",
                 language.label(),
                 WARMUP_LIMIT.as_secs()
             )));
@@ -355,5 +488,47 @@ impl Pool {
         // Each handle dropped is queued on its own, so that removals run
         // side by side.
         drop(waiting);
+    }
+}
+
+/// The most instants of `times` (sorted) within any span of `width`.
+fn peak(times: &VecDeque<Instant>, width: Duration) -> usize {
+    let mut best = 0;
+    let mut start = 0;
+    for end in 0..times.len() {
+        while times[end] - times[start] > width {
+            start += 1;
+        }
+        best = best.max(end - start + 1);
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_peak_is_the_busiest_span() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let times: VecDeque<Instant> = [0, 100, 200, 20_000, 20_001, 20_002, 20_003, 40_000]
+            .into_iter()
+            .map(at)
+            .collect();
+        assert_eq!(peak(&times, Duration::from_secs(10)), 4);
+        assert_eq!(peak(&times, Duration::from_secs(60)), 8);
+        assert_eq!(peak(&VecDeque::new(), Duration::from_secs(1)), 0);
+    }
+
+    #[test]
+    fn the_budget_holds_the_memory_over_the_cost_of_a_sandbox() {
+        let settings = PoolSettings {
+            floor: 2,
+            refills: 2,
+            memory_mb: 768,
+            prestart: true,
+        };
+        assert_eq!(settings.budget(), 64);
     }
 }

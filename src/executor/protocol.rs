@@ -53,15 +53,23 @@ pub fn supervisor() -> String {
 }
 
 /// The bootstrap, run as
-/// `sh -c BOOTSTRAP code-runner <supervisor> <warm-up> <command...>`: it
-/// runs the warm-up (a shell command, when not empty: a pooled sandbox
-/// loads its interpreter once while it waits, so that the run finds its
-/// files cached) and says so, reads the payload, writes the files, appends
-/// the arguments to the command, and `exec`s the supervisor with it.
+/// `sh -c BOOTSTRAP code-runner <supervisor> <warm-up> <pre-start> <command...>`:
+/// with a pre-start hook (a pooled sandbox of a language that has one),
+/// it `exec`s the supervisor in its pre-started mode at once (which starts
+/// the command, says when it is ready and reads the payload itself);
+/// otherwise it runs the warm-up (a shell command, when not empty: a
+/// pooled sandbox loads its interpreter once while it waits, so that the
+/// run finds its files cached) and says so, reads the payload, writes the
+/// files, appends the arguments to the command, and `exec`s the supervisor
+/// with it.
 pub const BOOTSTRAP: &str = r#"set -eu
 supervisor=$1
 warmup=$2
-shift 2
+prestart=$3
+shift 3
+if [ -n "$prestart" ]; then
+  exec "$supervisor" --prestart "$prestart" "$@"
+fi
 if [ -n "$warmup" ]; then
   sh -c "$warmup" </dev/null >/dev/null 2>&1 || true
   echo code-runner-ready
@@ -362,13 +370,20 @@ mod tests {
     use std::io::Write;
     use std::process::{Command, Stdio};
 
-    /// The supervisor, written into `dir`.
+    /// The supervisor and the pre-start hooks, written into `dir` as on
+    /// the tools volume.
     fn install_supervisor(dir: &std::path::Path) -> std::path::PathBuf {
         use std::os::unix::fs::PermissionsExt;
-        let path = dir.join("supervise");
-        std::fs::write(&path, super::super::launcher::SUPERVISOR).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        path
+        for (name, mode, content) in super::super::launcher::TOOLS {
+            let path = dir.join(name);
+            if name.ends_with('/') {
+                std::fs::create_dir_all(&path).unwrap();
+                continue;
+            }
+            std::fs::write(&path, content).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        dir.join("supervise")
     }
 
     /// Starts the bootstrap with the host's own `sh` and `head` in `dir`,
@@ -379,6 +394,17 @@ mod tests {
         command: &[&str],
         input: &[u8],
     ) -> std::process::Output {
+        bootstrap_with(dir, warmup, "", command, input)
+    }
+
+    /// As [`bootstrap`], with a pre-start hook.
+    fn bootstrap_with(
+        dir: &std::path::Path,
+        warmup: &str,
+        prestart: &str,
+        command: &[&str],
+        input: &[u8],
+    ) -> std::process::Output {
         let tools = tempfile::tempdir().unwrap();
         let supervisor = install_supervisor(tools.path());
         let mut child = Command::new("sh")
@@ -386,6 +412,7 @@ mod tests {
             .args(["-c", BOOTSTRAP, "code-runner"])
             .arg(&supervisor)
             .arg(warmup)
+            .arg(prestart)
             .args(command)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -450,6 +477,93 @@ mod tests {
             out.extend(framing.finish());
         }
         (out, framing.ending(), framing.started())
+    }
+
+    /// Runs `program` as `<interpreter> <main>` with `args` and `stdin`,
+    /// cold and pre-started (with the host's interpreter); returns both
+    /// outputs, trailers and start lines stripped, and the exit codes.
+    fn both_ways(
+        hook: &str,
+        interpreter: &str,
+        main: &str,
+        program: &str,
+        args: &[&str],
+        stdin: &[u8],
+    ) -> [(String, String, Option<i32>); 2] {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        [("", ""), (hook, "")].map(|(prestart, _)| {
+            let dir = tempfile::tempdir().unwrap();
+            let files = [source(main, program.as_bytes())];
+            let input = encode(
+                "NONCE",
+                None,
+                None,
+                &files.iter().collect::<Vec<_>>(),
+                &args,
+                stdin,
+            );
+            let out = bootstrap_with(dir.path(), "", prestart, &[interpreter, main], &input);
+            let folder = dir.path().to_string_lossy().to_string();
+            let strip = |bytes: &[u8]| {
+                String::from_utf8_lossy(bytes)
+                    .replace(&folder, "/work")
+                    .lines()
+                    .filter(|l| !l.starts_with("NONCE:") && *l != READY.trim_end())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            (strip(&out.stdout), strip(&out.stderr), out.status.code())
+        })
+    }
+
+    #[test]
+    fn a_prestarted_python_runs_the_program_as_python3_main_py_does() {
+        let program = "import sys, os\nprint(sys.argv, __file__.endswith('/main.py'), __name__, sys.path[0] == os.getcwd())\nprint(repr(sys.stdin.read()))\nprint('PYTHONPATH' in os.environ, 'CODE_RUNNER_PRESTART' in os.environ, any('prestart' in p for p in sys.path))\nimport subprocess\nprint(subprocess.run([sys.executable, '-c', 'import sys; print(sys.argv)'], capture_output=True, text=True).stdout.strip())\nraise SystemExit(3)";
+        let [cold, warm] = both_ways(
+            "python",
+            "python3",
+            "main.py",
+            program,
+            &["a", "b c", ""],
+            b"in\nput",
+        );
+        assert_eq!(warm, cold);
+        assert!(
+            cold.0
+                .contains("['main.py', 'a', 'b c', ''] True __main__ True"),
+            "{cold:?}"
+        );
+        assert!(cold.0.contains("'in\\nput'"), "{cold:?}");
+        assert!(cold.0.contains("False False False"), "{cold:?}");
+        assert_eq!(cold.2, Some(3));
+        let traceback = "def f():\n    return 1 / 0\nf()\n";
+        let [cold, warm] = both_ways("python", "python3", "main.py", traceback, &[], b"");
+        assert_eq!(warm, cold);
+        assert!(cold.1.contains("ZeroDivisionError"), "{cold:?}");
+        assert_eq!(cold.2, Some(1));
+    }
+
+    #[test]
+    fn a_prestarted_node_runs_the_program_as_node_main_js_does() {
+        let program = "console.log(process.argv.slice(2), require.main === module, __filename.endsWith('/main.js'), process.execArgv, 'CODE_RUNNER_PRESTART' in process.env);\nlet input = ''; process.stdin.on('data', d => input += d); process.stdin.on('end', () => { console.log(JSON.stringify(input)); null.x; });";
+        let [cold, warm] = both_ways(
+            "node",
+            "node",
+            "main.js",
+            program,
+            &["a", "b c"],
+            b"in\nput",
+        );
+        assert_eq!(warm, cold);
+        assert!(
+            cold.0.contains("[ 'a', 'b c' ] true true [] false"),
+            "{cold:?}"
+        );
+        assert!(
+            cold.1.contains("TypeError: Cannot read properties of null"),
+            "{cold:?}"
+        );
+        assert_eq!(cold.2, Some(1));
     }
 
     #[test]

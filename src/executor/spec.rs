@@ -16,6 +16,9 @@ pub enum Start {
     Cold,
     /// Run the language's `warmup` first, then wait for the payload.
     Warm,
+    /// Start the run command at once under the language's pre-start hook,
+    /// which waits for the payload.
+    Prestarted,
 }
 
 /// One sandbox to create: for which stage of which language, under which
@@ -112,6 +115,10 @@ impl Sandbox<'_> {
             (Start::Warm, Some(warmup)) => warmup.clone(),
             _ => String::new(),
         };
+        let prestart = match (self.start, language.prestart) {
+            (Start::Prestarted, Some(hook)) => hook.as_str().to_string(),
+            _ => String::new(),
+        };
         SandboxSpec {
             image: language.image.clone(),
             uid,
@@ -122,6 +129,7 @@ impl Sandbox<'_> {
                 "code-runner".to_string(),
                 supervisor(),
                 warmup,
+                prestart,
             ],
             command,
             env,

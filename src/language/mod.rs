@@ -69,6 +69,31 @@ struct LanguageFile {
     #[serde(default)]
     #[validate(custom(function = "option_patterns"))]
     compiler_options: Vec<String>,
+    #[serde(default)]
+    prestart: Option<Prestart>,
+}
+
+/// How a pooled sandbox of the language pre-starts its interpreter: the
+/// hook (on the tools volume, `tools/prestart/`) that holds the run command
+/// after the interpreter's start-up until the program's files are there
+/// (README: "Pre-started interpreters").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Prestart {
+    /// `sitecustomize` on PYTHONPATH, for `python3 main.py`.
+    Python,
+    /// A `-r` preload, for `node main.js`.
+    Node,
+}
+
+impl Prestart {
+    /// The hook's name, as the supervisor takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Prestart::Python => "python",
+            Prestart::Node => "node",
+        }
+    }
 }
 
 /// A language, validated, with every limit decided.
@@ -117,6 +142,8 @@ pub struct Language {
     /// is one argument appended to the compile command (no shell reads
     /// it); empty: no option is allowed.
     pub compiler_options: Vec<String>,
+    /// Whether (and how) its pooled sandboxes pre-start the interpreter.
+    pub prestart: Option<Prestart>,
     /// Where the language came from.
     pub origin: Origin,
 }
@@ -256,6 +283,14 @@ impl Language {
                 None
             }
         };
+        if file.prestart.is_some() && compile.is_some() {
+            errors.push(FieldError {
+                path: "prestart".to_string(),
+                code: "compile".to_string(),
+                message: "is for interpreted languages, and this one has a `compile` command"
+                    .to_string(),
+            });
+        }
         if !file.compiler_options.is_empty() && compile.is_none() {
             errors.push(FieldError {
                 path: "compiler_options".to_string(),
@@ -276,6 +311,7 @@ impl Language {
                 .unwrap_or_else(|| format!("{} ({})", file.name, file.version)),
             judge0_id: file.judge0_id,
             compiler_options: file.compiler_options,
+            prestart: file.prestart,
             semver: lenient_semver(&file.version).expect("validated"),
             name: file.name,
             aliases: file.aliases,

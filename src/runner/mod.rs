@@ -110,6 +110,8 @@ pub struct Readiness {
     pub languages: Vec<String>,
     /// Sandboxes waiting in the pool, per language name.
     pub pool: HashMap<String, usize>,
+    /// What each pool aims at now, per language name.
+    pub pool_target: HashMap<String, usize>,
 }
 
 /// Runs jobs. The HTTP layer knows nothing else of the pipeline.
@@ -321,17 +323,18 @@ impl Runner for DockerRunner {
             missing_images: found.missing_images.clone(),
             languages: registry.names(),
             pool: self.executor.pooled(),
+            pool_target: self.executor.pool_targets(),
         }
     }
 
     fn observe(&self, metrics: &Metrics) {
-        let pooled = self.executor.pooled();
+        let (pooled, targets) = (self.executor.pooled(), self.executor.pool_targets());
         for name in self.registry().names() {
             let ready = pooled.get(&name).copied().unwrap_or(0);
-            metrics
-                .pool_ready
-                .get_or_create(&LanguageLabel { language: name })
-                .set(ready as i64);
+            let target = targets.get(&name).copied().unwrap_or(0);
+            let label = LanguageLabel { language: name };
+            metrics.pool_ready.get_or_create(&label).set(ready as i64);
+            metrics.pool_target.get_or_create(&label).set(target as i64);
         }
         metrics.containers_alive.set(self.executor.held() as i64);
         metrics.runs_in_flight.set(self.admission.running() as i64);

@@ -185,7 +185,13 @@ async fn a_range_too_small_for_the_run_slots_and_the_pool_stops_start_up() {
 
 #[tokio::test]
 async fn a_pooled_sandbox_killed_right_before_a_request_never_costs_the_request_its_run() {
-    let app = spawn_app_with(|c| c.pool_size = 1).await;
+    // One pooled sandbox, and a budget that holds no more (the pool would
+    // grow with the rounds' demand).
+    let app = spawn_app_with(|c| {
+        c.pool_size = 1;
+        c.pool_memory_mb = code_runner::executor::pool::IDLE_SANDBOX_MB;
+    })
+    .await;
     for round in 0..3 {
         let pooled = wait_for_pooled(&app).await;
         let kill = async {

@@ -15,6 +15,7 @@ mod judging;
 mod limits;
 mod piston;
 mod pool;
+mod prestart;
 mod redteam;
 mod reload;
 mod requests;

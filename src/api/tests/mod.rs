@@ -603,7 +603,7 @@ async fn the_probes_and_the_language_list() {
         (reply.status, reply.body.clone()),
         (
             200,
-            json!({"status": "ready", "languages": ["c", "python"], "pool": {}})
+            json!({"status": "ready", "languages": ["c", "python"], "pool": {}, "pool_target": {}})
         )
     );
     let reply = send(&runner, get("/languages")).await;
