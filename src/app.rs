@@ -314,7 +314,6 @@ fn sandbox_uids(config: &Config, registry: &Registry) -> Result<UidRange, StartE
     let floors: usize = registry
         .languages()
         .iter()
-        .filter(|l| l.compile.is_none())
         .map(|l| l.pool_size.unwrap_or(config.pool_size))
         .sum();
     let budget = (config.pool_memory_mb / crate::executor::pool::IDLE_SANDBOX_MB) as usize;

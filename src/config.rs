@@ -101,9 +101,11 @@ pub struct Config {
     /// containers are removed, in ms. Default `15000`.
     #[validate(range(max = 600_000))]
     pub shutdown_grace_ms: u64,
-    /// Containers each language without a compile stage keeps started
-    /// ahead of demand (a language file's `pool_size` overrides it); `0`
-    /// turns the pool off. Default `2`.
+    /// The least each language's pool keeps started ahead of demand (a
+    /// language file's `pool_size` overrides it; a compiled language's are
+    /// compile-and-run pairs); the pool grows above it with demand, within
+    /// `pool_memory_mb`. `0` with `pool_memory_mb = 0` turns the pool off.
+    /// Default `2`.
     #[validate(range(max = 64))]
     pub pool_size: usize,
     /// The memory the pools' waiting sandboxes may take together, in MiB

@@ -53,6 +53,18 @@ macro_rules! limits {
         }
 
         impl Limits {
+    /// Whether a sandbox made for `other` enforces these limits: the ones
+    /// the container itself holds (memory, CPUs, processes, scratch space,
+    /// open files) are the same. Time, CPU time and output are held by the
+    /// service and the supervisor for each run, whatever the sandbox.
+    pub fn same_sandbox(&self, other: &Limits) -> bool {
+        self.memory_mb == other.memory_mb
+            && self.cpus == other.cpus
+            && self.pids == other.pids
+            && self.scratch_mb == other.scratch_mb
+            && self.open_files == other.open_files
+    }
+
             /// These limits with `replace`'s values instead where it has
             /// them, and then `lower`'s where it has them, each of which
             /// must not be above the value it replaces.

@@ -96,6 +96,7 @@ async fn execute<R: Runner>(
     body: impl Stream<Item = Result<impl Buf, warp::Error>> + Send + Unpin,
 ) -> Response {
     let request_id = new_request_id();
+    let received = std::time::Instant::now();
     let body = match api.body.read(&caller.client, declared, body).await {
         Ok(body) => body,
         Err(e) => return refused(e),
@@ -132,7 +133,9 @@ async fn execute<R: Runner>(
                 status = ?report.outcome.run().map(StageResult::status),
                 "run finished"
             );
-            warp::reply::json(&Answer::new(&report)).into_response()
+            let mut response = warp::reply::json(&Answer::new(&report)).into_response();
+            super::native::add_timing_headers(&mut response, &report.timing, received.elapsed());
+            response
         }
         Err(e) => refused(ApiError::from_run(e, &request_id)),
     }

@@ -18,6 +18,7 @@ mod batch;
 pub mod custody;
 mod launcher;
 mod output;
+mod pair;
 pub mod pool;
 mod protocol;
 pub(crate) mod sandbox;
@@ -32,16 +33,17 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::{EngineError, Kind};
+use crate::engine::EngineError;
 use crate::job::{Job, Stage};
 use crate::language::Registry;
 use crate::limits::Limits;
 pub use batch::Built;
 use custody::{Custody, JANITOR_EVERY, Sweep};
 use launcher::{Launch, Launcher};
+use pair::Pair;
 use pool::Pool;
 pub use pool::PoolSettings;
-use sandbox::{Payload, Phases, StageBounds};
+use sandbox::{Payload, Phase, Phases, StageBounds};
 use spec::Start;
 use uids::Uids;
 use verdict::{Outcome, Status};
@@ -257,7 +259,15 @@ impl Executor {
             )
         };
         let bounds = bounds(&job.limits.run);
-        if let Some(sandbox) = self.pool.claim(&job.language) {
+        // A pooled sandbox holds the language's own limits: a job that
+        // lowers one the container holds gets a sandbox of its own.
+        let pooled = job
+            .limits
+            .run
+            .same_sandbox(&job.language.limits)
+            .then(|| self.pool.claim(&job.language))
+            .flatten();
+        if let Some(sandbox) = pooled {
             let mut phases = sandbox.start_phases.clone();
             match sandbox.execute(Some(payload()), bounds, &self.stop).await {
                 Ok(ran) => {
@@ -283,52 +293,96 @@ impl Executor {
         Ok(ran_alone(ran.result, PoolUse::Miss, phases, began))
     }
 
+    /// A compiled language's run: a pair of sandboxes from the pool when
+    /// one waits (and the job keeps the language's own limits, which the
+    /// pair was made with), else made now; the compile, then the run.
     async fn compiled(&self, job: &Job, compile: &Limits) -> Result<Ran, ExecError> {
-        let language = &job.language;
         let began = Instant::now();
-        // One user for both stages: the compile writes what the run reads.
-        let uid = self.launcher.lease().await;
-        // In custody first: if this run is dropped while the volume is being
-        // created, it is still removed.
-        let name = format!("code-runner-{}", uuid::Uuid::new_v4().simple());
-        let volume = self.custody.hold(Kind::Volume, name, None);
-        self.custody
-            .engine()
-            .create_volume(
-                volume.id(),
-                Some(&spec::volume_options(compile, uid.uid())),
-                spec::labels(self.custody.owner(), language),
-            )
-            .await?;
-        // The run container starts first and waits for its payload: while it
-        // runs, the volume's tmpfs stays mounted with what the compile leaves.
-        let run = self.launch(job, Stage::Run, &job.limits.run, Some(volume.id()));
-        let runner = self.launcher.launch(run, &uid, None).await?;
-        let compiled = self.compile(job, compile, volume.id(), &uid).await?;
-        let mut leftovers = Vec::new();
-        let (outcome, phases) = if compiled.status() == Status::Ok {
+        let language = &job.language;
+        let own_limits = language
+            .compile
+            .as_ref()
+            .is_some_and(|c| c.limits.same_sandbox(compile))
+            && job.limits.run.same_sandbox(&language.limits);
+        let pooled = if own_limits {
+            self.pool.claim_pair(language)
+        } else {
+            None
+        };
+        if let Some(pair) = pooled {
+            match self.run_pair(job, compile, pair, began, PoolUse::Hit).await {
+                // A pooled sandbox died after the claim: the program never
+                // ran, so it runs in a pair of its own.
+                Err(ExecError::NeverStarted(_)) => {
+                    tracing::warn!(language = %language.label(), "a pooled compile sandbox died before its compiler started; compiling cold");
+                }
+                other => return other,
+            }
+        }
+        let pair = Pair::make(&self.launcher, language, compile, &job.limits.run).await?;
+        self.run_pair(job, compile, pair, began, PoolUse::Miss)
+            .await
+    }
+
+    async fn run_pair(
+        &self,
+        job: &Job,
+        compile: &Limits,
+        pair: Pair,
+        began: Instant,
+        pool: PoolUse,
+    ) -> Result<Ran, ExecError> {
+        let (compiler, runner, volume) = pair.take();
+        let files: Vec<_> = job.files.all().collect();
+        let payload = Payload::new(Some(compile.cpu_time()), &files, &job.compile_args, b"");
+        let compiled = match compiler
+            .execute(Some(payload), bounds(compile), &self.stop)
+            .await
+        {
+            Ok(compiled) => compiled,
+            Err(e) => {
+                self.custody.release(vec![runner.into_container(), volume]);
+                return Err(e);
+            }
+        };
+        let mut leftovers = vec![compiled.container];
+        // The compile's own phases, as one: the compiler's time.
+        let compile_time = compiled.phases.iter().map(|(_, d)| *d).sum();
+        let mut phases = vec![(Phase::Compile, compile_time)];
+        let (outcome, run_phases) = if compiled.result.status() == Status::Ok {
             let cpu = Some(job.limits.run.cpu_time());
             let payload = Payload::new(cpu, &[], &job.args, &job.stdin);
-            let ran = runner
+            let ran = match runner
                 .execute(Some(payload), bounds(&job.limits.run), &self.stop)
-                .await?;
+                .await
+            {
+                Ok(ran) => ran,
+                Err(e) => {
+                    leftovers.push(volume);
+                    self.custody.release(leftovers);
+                    return Err(e);
+                }
+            };
             leftovers.push(ran.container);
             let outcome = Outcome::Ran {
-                compile: Some(compiled),
+                compile: Some(compiled.result),
                 run: ran.result,
             };
             (outcome, ran.phases)
         } else {
             leftovers.push(runner.into_container());
-            let outcome = Outcome::CompileFailed { compile: compiled };
+            let outcome = Outcome::CompileFailed {
+                compile: compiled.result,
+            };
             (outcome, Vec::new())
         };
         leftovers.push(volume);
         self.custody.release(leftovers);
+        phases.extend(run_phases);
         Ok(Ran {
             outcome,
             timing: Timing {
-                pool: PoolUse::Miss,
+                pool,
                 phases,
                 docker: began.elapsed(),
             },

@@ -23,7 +23,9 @@
 //! back off (0.5 s doubling to 30 s) instead of spinning. A container that
 //! died while waiting is discarded, never handed out. When a language's
 //! file changes, its waiting containers (made for the old file) are
-//! discarded. Only languages without a compile stage are pooled.
+//! discarded. A compiled language's pool holds pairs: its compile and run
+//! sandboxes started side by side on their shared volume
+//! ([`Pair`](super::pair::Pair)).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -34,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ExecError;
 use super::launcher::{Launch, Launcher};
+use super::pair::Pair;
 use super::sandbox::Sandbox;
 use super::spec::Start;
 use crate::job::Stage;
@@ -107,6 +110,21 @@ struct State {
     generation: u64,
 }
 
+/// What waits in a pool: a sandbox, or a compiled language's pair.
+enum Waiting {
+    One(Sandbox),
+    Pair(Pair),
+}
+
+impl Waiting {
+    fn is_waiting(&mut self) -> bool {
+        match self {
+            Waiting::One(sandbox) => sandbox.is_waiting(),
+            Waiting::Pair(pair) => pair.is_waiting(),
+        }
+    }
+}
+
 struct Entry {
     language: Arc<Language>,
     /// The least it keeps waiting.
@@ -116,7 +134,7 @@ struct Entry {
     /// When runs of it were asked for, oldest first.
     demand: VecDeque<Instant>,
     generation: u64,
-    ready: VecDeque<Sandbox>,
+    ready: VecDeque<Waiting>,
     starting: usize,
     failures: u32,
     retry_at: Option<Instant>,
@@ -150,7 +168,7 @@ impl Pool {
     /// Sets every entry's target from its demand, within the budget, and
     /// removes waiting sandboxes beyond it (returned, to be dropped outside
     /// the lock).
-    fn resize(&self, state: &mut State, now: Instant) -> Vec<Sandbox> {
+    fn resize(&self, state: &mut State, now: Instant) -> Vec<Waiting> {
         let mut wants: Vec<(String, usize, usize)> = state
             .entries
             .iter_mut()
@@ -196,10 +214,8 @@ impl Pool {
         let mut wanted: HashMap<String, (Arc<Language>, usize)> = HashMap::new();
         for language in registry.languages() {
             // A language with no floor is still pooled once demand asks.
-            if language.compile.is_none() {
-                let floor = language.pool_size.unwrap_or(self.settings.floor);
-                wanted.insert(language.label(), (language.clone(), floor));
-            }
+            let floor = language.pool_size.unwrap_or(self.settings.floor);
+            wanted.insert(language.label(), (language.clone(), floor));
         }
         state.entries.retain(|name, entry| {
             wanted
@@ -237,6 +253,23 @@ impl Pool {
 
     /// A waiting sandbox made for exactly `language`, if one is ready.
     pub fn claim(&self, language: &Arc<Language>) -> Option<Sandbox> {
+        match self.take(language)? {
+            Waiting::One(sandbox) => Some(sandbox),
+            Waiting::Pair(_) => None,
+        }
+    }
+
+    /// A waiting pair made for exactly `language` (a compiled one), if one
+    /// is ready.
+    pub fn claim_pair(&self, language: &Arc<Language>) -> Option<Pair> {
+        match self.take(language)? {
+            Waiting::Pair(pair) => Some(pair),
+            Waiting::One(_) => None,
+        }
+    }
+
+    /// Counts a run of `language` asked for, and takes what waits for it.
+    fn take(&self, language: &Arc<Language>) -> Option<Waiting> {
         let mut state = self.state.lock().expect("pool lock");
         let entry = state.entries.get_mut(&language.label())?;
         if !Arc::ptr_eq(&entry.language, language) {
@@ -249,9 +282,9 @@ impl Pool {
             entry.demand.pop_front();
         }
         let mut claimed = None;
-        while let Some(mut sandbox) = entry.ready.pop_front() {
-            if sandbox.is_waiting() {
-                claimed = Some(sandbox);
+        while let Some(mut waiting) = entry.ready.pop_front() {
+            if waiting.is_waiting() {
+                claimed = Some(waiting);
                 break;
             }
             // Died while waiting (killed from outside, say): dropping it
@@ -392,34 +425,40 @@ impl Pool {
             .min()
     }
 
-    async fn start_one(&self, name: String, language: Arc<Language>, generation: u64) {
+    /// Starts what waits for a run of `language`: a pair for a compiled
+    /// one, else a sandbox (its interpreter pre-started, or warmed up).
+    async fn make(&self, language: &Language) -> Result<Waiting, ExecError> {
+        if let Some(compile) = &language.compile {
+            return Pair::make(&self.launcher, language, &compile.limits, &language.limits)
+                .await
+                .map(Waiting::Pair);
+        }
         let launch = Launch {
-            language: &language,
+            language,
             stage: Stage::Run,
             limits: &language.limits,
             volume: None,
             build: None,
-            start: self.start_of(&language),
+            start: self.start_of(language),
         };
         let waits_ready = launch.start == Start::Prestarted || language.warmup.is_some();
         let uid = self.launcher.lease().await;
-        let mut started = self.launcher.launch(launch, &uid, None).await;
+        let mut sandbox = self.launcher.launch(launch, &uid, None).await?;
         // A container joins the pool once its warm-up (or its interpreter's
         // start) is over, so that a run never spends its own time on it.
-        let cold = match &mut started {
-            Ok(sandbox) if waits_ready => !sandbox.warmed(WARMUP_LIMIT).await,
-            _ => false,
-        };
-        if cold {
-            if let Ok(sandbox) = started {
-                sandbox.into_container().remove_now().await;
-            }
-            started = Err(ExecError::Internal(format!(
+        if waits_ready && !sandbox.warmed(WARMUP_LIMIT).await {
+            sandbox.into_container().remove_now().await;
+            return Err(ExecError::Internal(format!(
                 "the warm-up of `{}` did not end well within {} s",
                 language.label(),
                 WARMUP_LIMIT.as_secs()
             )));
         }
+        Ok(Waiting::One(sandbox))
+    }
+
+    async fn start_one(&self, name: String, language: Arc<Language>, generation: u64) {
+        let started = self.make(&language).await;
         let unwanted = {
             let mut state = self.state.lock().expect("pool lock");
             let closed = state.closed;
@@ -428,11 +467,11 @@ impl Pool {
                 .get_mut(&name)
                 .filter(|e| e.generation == generation);
             match (started, entry) {
-                (Ok(sandbox), Some(entry)) if !closed && entry.ready.len() < entry.size => {
+                (Ok(waiting), Some(entry)) if !closed && entry.ready.len() < entry.size => {
                     entry.starting -= 1;
                     entry.failures = 0;
                     entry.retry_at = None;
-                    entry.ready.push_back(sandbox);
+                    entry.ready.push_back(waiting);
                     None
                 }
                 (Err(e), Some(entry)) => {
@@ -445,9 +484,9 @@ impl Pool {
                     tracing::warn!(language = %name, error = %e, ?backoff, "could not start a pooled container");
                     None
                 }
-                (Ok(sandbox), Some(entry)) => {
+                (Ok(waiting), Some(entry)) => {
                     entry.starting -= 1;
-                    Some(sandbox)
+                    Some(waiting)
                 }
                 // The entry was replaced or removed.
                 (started, None) => started.ok(),
@@ -456,8 +495,10 @@ impl Pool {
         // A container nobody wants any more is removed before the start
         // counts as over, so that shutdown, which waits for the starts,
         // finds nothing left behind.
-        if let Some(sandbox) = unwanted {
-            sandbox.into_container().remove_now().await;
+        match unwanted {
+            Some(Waiting::One(sandbox)) => sandbox.into_container().remove_now().await,
+            Some(Waiting::Pair(pair)) => drop(pair),
+            None => {}
         }
         self.state.lock().expect("pool lock").starting -= 1;
         self.wake.notify_one();
@@ -477,7 +518,7 @@ impl Pool {
         while self.state.lock().expect("pool lock").starting > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let waiting: Vec<Sandbox> = {
+        let waiting: Vec<Waiting> = {
             let mut state = self.state.lock().expect("pool lock");
             state
                 .entries

@@ -59,6 +59,8 @@ pub enum Phase {
     Run,
     /// After the program: stopping it if a limit did, reading its state.
     State,
+    /// A compiled language's compile stage, from its feed to its end.
+    Compile,
 }
 
 impl Phase {
@@ -69,6 +71,7 @@ impl Phase {
             Phase::Start => "start",
             Phase::Run => "run",
             Phase::State => "state",
+            Phase::Compile => "compile",
         }
     }
 }

@@ -33,6 +33,7 @@ pub fn test_config() -> Config {
         shutdown_grace_ms: 5_000,
         // Tests count their containers; the pool's own tests turn it on.
         pool_size: 0,
+        pool_memory_mb: 0,
         // Every test is one client (loopback): it may use every slot; the
         // fair shares' own tests set them.
         client_max_runs: Some(1024),
@@ -356,6 +357,8 @@ pub fn binary() -> std::process::Command {
     command.env("RUST_LOG", "warn");
     // Judge0's submissions are not kept unless a test says where.
     command.env("CODE_RUNNER_JUDGE0__DATABASE", "off");
+    // No pool unless a test asks (it counts its containers).
+    command.env("CODE_RUNNER_POOL_MEMORY_MB", "0");
     // One client (loopback) may use every slot, as in test_config.
     command.env("CODE_RUNNER_CLIENT_MAX_RUNS", "1024");
     command.env("CODE_RUNNER_CLIENT_MAX_QUEUE", "100000");

@@ -211,3 +211,83 @@ async fn shutdown_removes_the_pool() {
     // stop() checks that no container of the instance is left.
     app.stop().await;
 }
+
+/// Waits until `/ready` says `language`'s pool holds `size`.
+async fn wait_for_language(app: &TestApp, language: &str, size: u64) {
+    let started = Instant::now();
+    loop {
+        let (_, ready) = app.get("/ready").await;
+        if ready["pool"][language].as_u64() >= Some(size) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the {language} pool did not fill: {ready}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_compiled_language_is_pooled_as_a_pair_that_serves_one_compile_and_run() {
+    let app = crate::helpers::spawn_app_with_languages(
+        vec![(
+            "c.toml".to_string(),
+            crate::helpers::language_file("available/c.toml"),
+        )],
+        |c| c.pool_size = 1,
+    )
+    .await;
+    wait_for_language(&app, "c", 1).await;
+    // A pair is two waiting containers and their volume.
+    assert_eq!(running(&app).await.len(), 2);
+    let hello = json!({
+        "language": "c",
+        "code": "#include <stdio.h>\nint twice(int);\nint main(void) { int x; scanf(\"%d\", &x); printf(\"%d\\n\", twice(x)); return 0; }",
+        "files": [{"name": "util.c", "content": "int twice(int x) { return 2 * x; }"}],
+        "stdin": "21"
+    });
+    let (answer, pool) = run(&app, hello.clone()).await;
+    assert_eq!(pool, "hit");
+    assert_eq!(answer["stdout"], "42\n", "{answer}");
+    assert_eq!(answer["compile"]["status"], "ok");
+    // The next comes from a fresh pair, never the one just used.
+    wait_for_language(&app, "c", 1).await;
+    let (broken, pool) = run(&app, json!({"language": "c", "code": "int main( {"})).await;
+    assert_eq!(pool, "hit");
+    assert_eq!(broken["status"], "compile_error", "{broken}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_run_that_lowers_a_limit_the_container_holds_gets_a_sandbox_of_its_own() {
+    let app = spawn_app_with(|c| c.pool_size = 1).await;
+    wait_for_pool(&app, 1).await;
+    // Piston's run_memory_limit lowers the memory the container holds: a
+    // pooled sandbox (128 MiB) would not hold 48 MiB.
+    let response = app
+        .client
+        .post(app.url("/api/v2/execute"))
+        .json(&json!({
+            "language": "python", "version": "*",
+            "files": [{"content": "x = bytearray(80 << 20)\nprint('fits')"}],
+            "run_memory_limit": 48 << 20
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-code-runner-pool"], "miss");
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(
+        answer["run"]["message"], "Memory limit exceeded",
+        "{answer}"
+    );
+    // A lower wall-clock limit is the service's to hold: the pool serves it.
+    let (answer, pool) = run(
+        &app,
+        json!({"language": "python", "code": "print(1)", "timeout_ms": 2000}),
+    )
+    .await;
+    assert_eq!((pool.as_str(), &answer["stdout"]), ("hit", &json!("1\n")));
+    app.stop().await;
+}

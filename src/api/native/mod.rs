@@ -96,7 +96,8 @@ fn log_run(request_id: &str, answer: &RunResponse, report: &Report, received: In
 
 /// `x-code-runner-pool` and `Server-Timing`: the phases of the run, the
 /// time in Engine API calls and waiting for the program, and in all.
-fn add_timing_headers(response: &mut Response, timing: &Timing, total: Duration) {
+/// (The Piston dialect answers with them too.)
+pub(crate) fn add_timing_headers(response: &mut Response, timing: &Timing, total: Duration) {
     let headers = response.headers_mut();
     let pool = match timing.pool {
         PoolUse::Hit => "hit",

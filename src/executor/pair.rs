@@ -1,0 +1,119 @@
+//! A compiled language's sandboxes: the compile and the run sandbox,
+//! started side by side on one scratch volume (the compile writes the
+//! build there, the run reads it), as one user, each waiting for its
+//! payload. A run makes one, or claims one the pool made ahead of demand.
+
+use std::sync::Arc;
+
+use super::ExecError;
+use super::custody::{Custody, Held};
+use super::launcher::{Launch, Launcher};
+use super::sandbox::Sandbox;
+use super::spec::{self, Start};
+use super::uids::UidLease;
+use crate::engine::Kind;
+use crate::job::Stage;
+use crate::language::Language;
+use crate::limits::Limits;
+
+/// Two started sandboxes and their shared volume. Dropped unused, it is
+/// removed: the containers first, then the volume.
+pub struct Pair {
+    custody: Arc<Custody>,
+    /// The volume (`None` once handed out with the sandboxes).
+    volume: Option<Held>,
+    compile: Option<Sandbox>,
+    run: Option<Sandbox>,
+}
+
+impl std::fmt::Debug for Pair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pair")
+            .field("volume", &self.volume.as_ref().map(Held::id))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pair {
+    /// Makes a pair of `language` under `compile` and `run` limits: the
+    /// volume (sized by the compile's scratch space), then the run sandbox
+    /// and the compile sandbox, both waiting for their payloads.
+    pub async fn make(
+        launcher: &Launcher,
+        language: &Language,
+        compile: &Limits,
+        run: &Limits,
+    ) -> Result<Pair, ExecError> {
+        let custody = launcher.custody.clone();
+        // One user for both stages: the compile writes what the run reads.
+        let uid: Arc<UidLease> = launcher.lease().await;
+        // In custody first: if this is dropped while the volume is being
+        // created, it is still removed.
+        let name = format!("code-runner-{}", uuid::Uuid::new_v4().simple());
+        let volume = custody.hold(Kind::Volume, name, None);
+        let mut pair = Pair {
+            custody: custody.clone(),
+            volume: Some(volume),
+            compile: None,
+            run: None,
+        };
+        let volume_id = pair.volume_id().to_string();
+        custody
+            .engine()
+            .create_volume(
+                &volume_id,
+                Some(&spec::volume_options(compile, uid.uid())),
+                spec::labels(custody.owner(), language),
+            )
+            .await?;
+        let launch = |stage, limits| Launch {
+            language,
+            stage,
+            limits,
+            volume: Some(&volume_id),
+            build: None,
+            start: Start::Cold,
+        };
+        // The run sandbox starts first and waits: while it runs, the
+        // volume's tmpfs stays mounted with what the compile leaves.
+        pair.run = Some(launcher.launch(launch(Stage::Run, run), &uid, None).await?);
+        pair.compile = Some(
+            launcher
+                .launch(launch(Stage::Compile, compile), &uid, None)
+                .await?,
+        );
+        Ok(pair)
+    }
+
+    fn volume_id(&self) -> &str {
+        self.volume.as_ref().map(Held::id).unwrap_or_default()
+    }
+
+    /// Whether both sandboxes still wait for their payloads.
+    pub fn is_waiting(&mut self) -> bool {
+        self.compile.as_mut().is_some_and(Sandbox::is_waiting)
+            && self.run.as_mut().is_some_and(Sandbox::is_waiting)
+    }
+
+    /// The compile sandbox, the run sandbox and the volume, for a run
+    /// (which releases them in that order).
+    pub fn take(mut self) -> (Sandbox, Sandbox, Held) {
+        (
+            self.compile
+                .take()
+                .expect("a made pair has its compile sandbox"),
+            self.run.take().expect("a made pair has its run sandbox"),
+            self.volume.take().expect("a made pair has its volume"),
+        )
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        let mut items: Vec<Held> = Vec::new();
+        items.extend(self.compile.take().map(Sandbox::into_container));
+        items.extend(self.run.take().map(Sandbox::into_container));
+        items.extend(self.volume.take());
+        self.custody.release(items);
+    }
+}
