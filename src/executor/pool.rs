@@ -113,7 +113,7 @@ struct State {
 /// What waits in a pool: a sandbox, or a compiled language's pair.
 enum Waiting {
     One(Sandbox),
-    Pair(Pair),
+    Pair(Box<Pair>),
 }
 
 impl Waiting {
@@ -263,7 +263,7 @@ impl Pool {
     /// is ready.
     pub fn claim_pair(&self, language: &Arc<Language>) -> Option<Pair> {
         match self.take(language)? {
-            Waiting::Pair(pair) => Some(pair),
+            Waiting::Pair(pair) => Some(*pair),
             Waiting::One(_) => None,
         }
     }
@@ -431,7 +431,7 @@ impl Pool {
         if let Some(compile) = &language.compile {
             return Pair::make(&self.launcher, language, &compile.limits, &language.limits)
                 .await
-                .map(Waiting::Pair);
+                .map(|pair| Waiting::Pair(Box::new(pair)));
         }
         let launch = Launch {
             language,
