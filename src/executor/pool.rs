@@ -112,7 +112,7 @@ struct State {
 
 /// What waits in a pool: a sandbox, or a compiled language's pair.
 enum Waiting {
-    One(Sandbox),
+    One(Box<Sandbox>),
     Pair(Box<Pair>),
 }
 
@@ -254,7 +254,7 @@ impl Pool {
     /// A waiting sandbox made for exactly `language`, if one is ready.
     pub fn claim(&self, language: &Arc<Language>) -> Option<Sandbox> {
         match self.take(language)? {
-            Waiting::One(sandbox) => Some(sandbox),
+            Waiting::One(sandbox) => Some(*sandbox),
             Waiting::Pair(_) => None,
         }
     }
@@ -454,7 +454,7 @@ impl Pool {
                 WARMUP_LIMIT.as_secs()
             )));
         }
-        Ok(Waiting::One(sandbox))
+        Ok(Waiting::One(Box::new(sandbox)))
     }
 
     async fn start_one(&self, name: String, language: Arc<Language>, generation: u64) {
