@@ -1,41 +1,47 @@
 //! Benchmark: code-runner against plain `docker run --rm`, side by side.
 //!
-//! `cargo bench --bench compare` (or `scripts/bench`) starts two release
-//! builds of the service on loopback, one with the pool off and one with it
-//! on, and measures in one run, alternating, on the same image, program and
-//! limits:
+//! `cargo bench --bench compare` (or `scripts/bench`) starts release builds
+//! of the service on loopback with the shipped python and the catalogue's
+//! C, C++ and Java (and python under gVisor when the engine knows `runsc`),
+//! and measures in one run, with the default configuration unless a line
+//! says otherwise:
 //!
-//! 1. `docker run --rm` through the CLI (the baseline),
-//! 2. `POST /run-code` with the pool off,
-//! 3. `POST /run-code` with the pool on,
+//! 1. hello world at concurrency 1 (latency p50, p95), alternating between
+//!    the CLI's `docker run --rm` with the same limits, the service with the
+//!    pool off, and the service with its defaults (pool on): for python,
+//!    for C (the CLI compiles and runs in one container, `gcc -O2` then the
+//!    program) and for Java (`javac` then `java`);
+//! 2. bursts of `BENCH_BURST` python runs at concurrency 8 from eight
+//!    clients (each its own loopback address, as the fair shares count
+//!    clients): the CLI's, the pool off's, a fresh service's very first
+//!    burst after start-up, and its burst after an earlier one and 10 s of
+//!    rest (runs per second, errors, runs from the pool);
+//! 3. python cold under runc and under runsc (gVisor);
+//! 4. a C++ batch of 20 tests against the same 20 runs as requests;
+//! 5. the service's RSS idle and under load, and the host memory of the
+//!    idle pool (`docker stats`) against its budget;
+//! 6. a CPU-bound program alone and while the pool refills after a burst
+//!    (do refills take CPU from running programs?).
 //!
-//! at concurrency 1 (latency p50, p95, p99) and at concurrency 8 (runs per
-//! second, errors, runs served from the pool), plus the pooled service's
-//! RSS idle and under load, and the time a request spends outside Docker
-//! calls (from the service's `Server-Timing` header). It prints a table with
-//! the ratios to the baseline.
-//!
-//! Each concurrency-1 round sends a few requests per mode, in a rotating
-//! order, with an idle pause between modes, so that no mode pays for
-//! another's background work (the pool's refills, the CLI's removals).
-//! Environment: `BENCH_ROUNDS` (default 10), `BENCH_PER_ROUND` (5),
-//! `BENCH_BURST` (48), `BENCH_BURSTS` (3), `BENCH_POOL_SIZE` (48: the pool
-//! sized to the burst; with 8, the pool drains, see the README).
+//! Environment: `BENCH_ROUNDS` (8), `BENCH_BURST` (48).
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
-const IMAGE: &str = "python:3.13-slim";
-const CODE: &str = "print('Hello, from the container!')";
-const EXPECTED: &str = "Hello, from the container!\n";
 const CONCURRENCY: usize = 8;
 const PAUSE: Duration = Duration::from_millis(1500);
+
+const PYTHON: &str = "print('Hello, from the container!')";
+const PYTHON_OUT: &str = "Hello, from the container!\n";
+const C: &str =
+    "#include <stdio.h>\nint main(void) { puts(\"Hello, from the container!\"); return 0; }\n";
+const JAVA: &str = "public class Main { public static void main(String[] a) { System.out.println(\"Hello, from the container!\"); } }\n";
 
 fn env_usize(key: &str, default: usize) -> usize {
     std::env::var(key)
@@ -44,24 +50,26 @@ fn env_usize(key: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// The limits of `languages/python.toml`, as `docker run` flags.
-fn cli_args() -> Vec<String> {
-    [
+/// `docker run --rm` with a language file's sandbox limits (memory, CPUs,
+/// processes, read-only root, scratch tmpfs, no capabilities, no network).
+fn cli(image: &str, memory: &str, command: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
         "run",
         "--rm",
+        "-i",
         "--network",
         "none",
         "--memory",
-        "128m",
+        memory,
         "--memory-swap",
-        "128m",
+        memory,
         "--cpus",
         "1",
         "--pids-limit",
         "64",
         "--read-only",
         "--tmpfs",
-        "/tmp:rw,noexec,nosuid,nodev,size=33554432,nr_inodes=4096,mode=1777",
+        "/tmp:rw,exec,nosuid,nodev,size=134217728,mode=1777",
         "--cap-drop",
         "ALL",
         "--security-opt",
@@ -71,47 +79,76 @@ fn cli_args() -> Vec<String> {
         "--init",
         "--log-driver",
         "none",
-        IMAGE,
-        "python3",
-        "-c",
-        CODE,
+        image,
     ]
     .iter()
     .map(|s| s.to_string())
-    .collect()
+    .collect();
+    args.extend(command.iter().map(|s| s.to_string()));
+    args
 }
 
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Mode {
-    Cli,
-    NoPool,
-    Pool,
+/// A hello world of one language, as the CLI and the service run it.
+struct Case {
+    name: &'static str,
+    language: &'static str,
+    code: &'static str,
+    cli: Vec<String>,
 }
 
-impl Mode {
-    fn name(self) -> &'static str {
-        match self {
-            Mode::Cli => "docker run --rm (CLI)",
-            Mode::NoPool => "code-runner, pool off",
-            Mode::Pool => "code-runner, pool on",
-        }
-    }
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "python",
+            language: "python",
+            code: PYTHON,
+            cli: cli("python:3.13-slim", "128m", &["python3", "-c", PYTHON]),
+        },
+        Case {
+            name: "C",
+            language: "c",
+            code: C,
+            cli: cli(
+                "gcc:14",
+                "512m",
+                &[
+                    "sh",
+                    "-c",
+                    "cat > /tmp/main.c && gcc -O2 -o /tmp/m /tmp/main.c && /tmp/m",
+                ],
+            ),
+        },
+        Case {
+            name: "Java",
+            language: "java",
+            code: JAVA,
+            cli: cli(
+                "eclipse-temurin:21-jdk",
+                "512m",
+                &[
+                    "sh",
+                    "-c",
+                    "cd /tmp && cat > Main.java && javac Main.java && java Main",
+                ],
+            ),
+        },
+    ]
 }
 
 /// One run's result.
+#[derive(Debug)]
 struct Sample {
     latency: Duration,
     ok: bool,
     pooled: bool,
-    /// Milliseconds the service spent outside Docker calls.
-    outside_ms: Option<f64>,
-    /// The service's phases (`Server-Timing`), in ms.
     phases: Vec<(String, f64)>,
 }
 
 struct Service {
     child: Child,
     url: String,
+    instance: String,
+    _languages: tempfile::TempDir,
 }
 
 impl Drop for Service {
@@ -123,62 +160,126 @@ impl Drop for Service {
     }
 }
 
-fn start_service(pool_size: usize, instance: &str) -> Service {
+/// The languages the services serve: python and the catalogue's C, C++,
+/// Java, and python under gVisor when `gvisor`.
+fn languages(gvisor: bool) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/languages");
+    let mut files = vec![
+        "python.toml",
+        "available/c.toml",
+        "available/cpp.toml",
+        "available/java.toml",
+    ];
+    if gvisor {
+        files.push("available/python-gvisor.toml");
+    }
+    for file in files {
+        let name = file.rsplit('/').next().unwrap();
+        std::fs::copy(format!("{root}/{file}"), dir.path().join(name)).unwrap();
+    }
+    dir
+}
+
+/// A release build of the service: the defaults, changed by `env`.
+fn start_service(name: &str, env: &[(&str, &str)], gvisor: bool) -> Service {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
+    let instance = format!(
+        "bench-{name}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let languages = languages(gvisor);
     let mut command = Command::new(env!("CARGO_BIN_EXE_code-runner"));
     for (key, _) in std::env::vars() {
         if key.starts_with("CODE_RUNNER_") {
             command.env_remove(key);
         }
     }
-    let child = command
+    command
         .env("CODE_RUNNER_PORT", port.to_string())
-        .env("CODE_RUNNER_INSTANCE", instance)
-        .env(
-            "CODE_RUNNER_LANGUAGES_DIR",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/languages"),
-        )
-        .env("CODE_RUNNER_POOL_SIZE", pool_size.to_string())
-        .env("CODE_RUNNER_POOL_REFILLS", "2")
-        .env("CODE_RUNNER_MAX_CONCURRENT_RUNS", CONCURRENCY.to_string())
-        .env("CODE_RUNNER_MAX_QUEUE", "256")
+        .env("CODE_RUNNER_INSTANCE", &instance)
+        .env("CODE_RUNNER_LANGUAGES_DIR", languages.path())
         .env("CODE_RUNNER_JUDGE0__DATABASE", "off")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the service starts");
+        .stderr(Stdio::inherit());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let child = command.spawn().expect("the service starts");
     Service {
         child,
         url: format!("http://127.0.0.1:{port}"),
+        instance,
+        _languages: languages,
     }
 }
 
-async fn run_cli() -> Sample {
+const POOL_OFF: &[(&str, &str)] = &[
+    ("CODE_RUNNER_POOL_SIZE", "0"),
+    ("CODE_RUNNER_POOL_MEMORY_MB", "0"),
+];
+
+async fn wait_up(client: &reqwest::Client, service: &Service) {
     let started = Instant::now();
-    let out = tokio::process::Command::new("docker")
-        .args(cli_args())
-        .output()
+    while client
+        .get(format!("{}/health", service.url))
+        .send()
         .await
+        .is_err()
+    {
+        assert!(started.elapsed() < Duration::from_secs(20));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until `service`'s pool of `language` holds `n` (at most 60 s).
+async fn wait_pool(client: &reqwest::Client, service: &Service, language: &str, n: u64) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        let ready: Value = match client.get(format!("{}/ready", service.url)).send().await {
+            Ok(r) => r.json().await.unwrap_or(Value::Null),
+            Err(_) => Value::Null,
+        };
+        if ready["pool"][language].as_u64().unwrap_or(0) >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn run_cli(case: &Case) -> Sample {
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new("docker")
+        .args(&case.cli)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
         .expect("docker runs");
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().unwrap();
+        let _ = stdin.write_all(case.code.as_bytes()).await;
+    }
+    let out = child.wait_with_output().await.expect("docker runs");
     Sample {
         latency: started.elapsed(),
-        ok: out.status.success() && String::from_utf8_lossy(&out.stdout) == EXPECTED,
+        ok: out.status.success() && String::from_utf8_lossy(&out.stdout) == PYTHON_OUT,
         pooled: false,
-        outside_ms: None,
         phases: Vec::new(),
     }
 }
 
-async fn run_service(client: &reqwest::Client, url: &str) -> Sample {
+async fn run_service(client: &reqwest::Client, url: &str, body: &Value, expect: &str) -> Sample {
     let started = Instant::now();
     let response = client
         .post(format!("{url}/run-code"))
-        .json(&json!({"language": "python", "code": CODE}))
+        .json(body)
         .send()
         .await;
     let Ok(response) = response else {
@@ -186,7 +287,6 @@ async fn run_service(client: &reqwest::Client, url: &str) -> Sample {
             latency: started.elapsed(),
             ok: false,
             pooled: false,
-            outside_ms: None,
             phases: Vec::new(),
         };
     };
@@ -200,16 +300,13 @@ async fn run_service(client: &reqwest::Client, url: &str) -> Sample {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    let outside_ms = outside_docker_ms(&timing);
-    let phases = server_timing(&timing);
     let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let answer: Value = response.json().await.unwrap_or(Value::Null);
     Sample {
         latency: started.elapsed(),
-        ok: status == 200 && body["output"] == EXPECTED,
+        ok: status == 200 && answer["stdout"] == expect,
         pooled,
-        outside_ms,
-        phases,
+        phases: server_timing(&timing),
     }
 }
 
@@ -222,30 +319,6 @@ fn server_timing(header: &str) -> Vec<(String, f64)> {
             Some((name.to_string(), dur.parse().ok()?))
         })
         .collect()
-}
-
-/// `total - docker` from `docker;dur=X, total;dur=Y`.
-fn outside_docker_ms(header: &str) -> Option<f64> {
-    let mut docker = None;
-    let mut total = None;
-    for part in header.split(',') {
-        let (name, dur) = part.trim().split_once(";dur=")?;
-        let dur: f64 = dur.parse().ok()?;
-        match name {
-            "docker" => docker = Some(dur),
-            "total" => total = Some(dur),
-            _ => {}
-        }
-    }
-    Some(total? - docker?)
-}
-
-async fn one(mode: Mode, client: &reqwest::Client, services: &[Service; 2]) -> Sample {
-    match mode {
-        Mode::Cli => run_cli().await,
-        Mode::NoPool => run_service(client, &services[0].url).await,
-        Mode::Pool => run_service(client, &services[1].url).await,
-    }
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -276,189 +349,368 @@ fn median(values: &mut [f64]) -> f64 {
     values[values.len() / 2]
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let rounds = env_usize("BENCH_ROUNDS", 10);
-    let per_round = env_usize("BENCH_PER_ROUND", 5);
-    let burst = env_usize("BENCH_BURST", 48);
-    let bursts = env_usize("BENCH_BURSTS", 3);
-    let pool_size = env_usize("BENCH_POOL_SIZE", 48);
-
-    let docker_ok = Command::new("docker")
-        .args(["image", "inspect", IMAGE])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        docker_ok,
-        "Docker must answer and hold {IMAGE} (scripts/build-images)"
-    );
-    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
-    let services = [
-        start_service(0, &format!("bench-nopool-{suffix}")),
-        start_service(pool_size, &format!("bench-pool-{suffix}")),
-    ];
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .build()
-        .unwrap();
-    for service in &services {
-        let started = Instant::now();
-        while client
-            .get(format!("{}/health", service.url))
-            .send()
-            .await
-            .is_err()
-        {
-            assert!(started.elapsed() < Duration::from_secs(10));
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    // Warm every path once, and let the pool fill.
-    for mode in [Mode::Cli, Mode::NoPool, Mode::Pool] {
-        one(mode, &client, &services).await;
-    }
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let pooled_pid = services[1].child.id();
-    let rss_idle = rss_kib(pooled_pid);
-
-    let machine = machine();
-    println!("code-runner benchmark on {machine}");
-    println!(
-        "concurrency 1: {rounds} rounds of {per_round} sequential runs per mode, alternating; \
-         concurrency {CONCURRENCY}: {bursts} bursts of {burst} runs per mode; pool size {pool_size}"
-    );
-
-    // Concurrency 1.
-    let modes = [Mode::Cli, Mode::NoPool, Mode::Pool];
-    let mut sequential: [Vec<Sample>; 3] = Default::default();
-    for round in 0..rounds {
-        for k in 0..3 {
-            let index = (round + k) % 3;
-            for _ in 0..per_round {
-                sequential[index].push(one(modes[index], &client, &services).await);
+/// The p50 of each `Server-Timing` phase.
+fn phases(samples: &[Sample]) -> String {
+    let mut names: Vec<String> = Vec::new();
+    for s in samples {
+        for (name, _) in &s.phases {
+            if !names.contains(name) {
+                names.push(name.clone());
             }
-            tokio::time::sleep(PAUSE).await;
         }
     }
-
-    // Concurrency 8.
-    let peak = Arc::new(AtomicU64::new(rss_idle));
-    let sampling = Arc::new(AtomicBool::new(true));
-    let sampler = {
-        let peak = peak.clone();
-        let sampling = sampling.clone();
-        tokio::spawn(async move {
-            while sampling.load(Ordering::Relaxed) {
-                peak.fetch_max(rss_kib(pooled_pid), Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-    };
-    let mut bursts_out: [Vec<(Duration, Vec<Sample>)>; 3] = Default::default();
-    for round in 0..bursts {
-        for k in 0..3 {
-            let index = (round + k) % 3;
-            // Every mode starts its burst from rest (and the pool full).
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            let started = Instant::now();
-            let samples: Vec<Sample> = futures_util::stream::iter(0..burst)
-                .map(|_| one(modes[index], &client, &services))
-                .buffer_unordered(CONCURRENCY)
-                .collect()
-                .await;
-            bursts_out[index].push((started.elapsed(), samples));
-        }
-    }
-    sampling.store(false, Ordering::Relaxed);
-    let _ = sampler.await;
-    let rss_load = peak.load(Ordering::Relaxed);
-
-    // The table.
-    let p50_cli = percentile(&sequential[0], 0.5);
-    let rate = |index: usize| {
-        let runs: usize = bursts_out[index].iter().map(|(_, s)| s.len()).sum();
-        let secs: f64 = bursts_out[index].iter().map(|(d, _)| d.as_secs_f64()).sum();
-        runs as f64 / secs
-    };
-    let rate_cli = rate(0);
-    println!();
-    println!(
-        "| mode | c=1 p50 ms | p95 ms | p99 ms | p50 / CLI | c={CONCURRENCY} runs/s | runs/s / CLI | errors | from pool |"
-    );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
-    for (index, mode) in modes.iter().enumerate() {
-        let seq = &sequential[index];
-        let all_burst: Vec<&Sample> = bursts_out[index].iter().flat_map(|(_, s)| s).collect();
-        let errors =
-            seq.iter().filter(|s| !s.ok).count() + all_burst.iter().filter(|s| !s.ok).count();
-        let pooled = all_burst.iter().filter(|s| s.pooled).count();
-        let from_pool = if *mode == Mode::Cli {
-            "–".to_string()
-        } else {
-            format!(
-                "{pooled}/{} ({:.0} %)",
-                all_burst.len(),
-                100.0 * pooled as f64 / all_burst.len() as f64
-            )
-        };
-        let p50 = percentile(seq, 0.5);
-        println!(
-            "| {} | {:.1} | {:.1} | {:.1} | {:.2}× | {:.2} | {:.2}× | {} | {} |",
-            mode.name(),
-            p50,
-            percentile(seq, 0.95),
-            percentile(seq, 0.99),
-            p50 / p50_cli,
-            rate(index),
-            rate(index) / rate_cli,
-            errors,
-            from_pool
-        );
-    }
-    let mut outside: Vec<f64> = sequential[1..]
+    names
         .iter()
-        .flatten()
-        .chain(bursts_out[1..].iter().flatten().flat_map(|(_, s)| s))
-        .filter_map(|s| s.outside_ms)
-        .collect();
-    println!();
-    println!(
-        "time outside Docker calls per request (service, both modes): p50 {:.3} ms",
-        median(&mut outside)
-    );
-    println!(
-        "service RSS (pool on): idle {:.1} MiB, peak during the concurrency-{CONCURRENCY} bursts {:.1} MiB",
-        rss_idle as f64 / 1024.0,
-        rss_load as f64 / 1024.0
-    );
-    for (index, mode) in modes.iter().enumerate().skip(1) {
-        let mut line = Vec::new();
-        for phase in [
-            "create", "attach", "start", "run", "state", "docker", "total",
-        ] {
-            let mut values: Vec<f64> = sequential[index]
+        .map(|name| {
+            let mut values: Vec<f64> = samples
                 .iter()
                 .flat_map(|s| &s.phases)
-                .filter(|(name, _)| name == phase)
+                .filter(|(n, _)| n == name)
                 .map(|(_, ms)| *ms)
                 .collect();
-            if !values.is_empty() {
-                line.push(format!("{phase} {:.1}", median(&mut values)));
+            format!("{name} {:.1}", median(&mut values))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A client calling from its own loopback address (the fair shares count
+/// clients by address).
+fn client_from(n: usize) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(format!("127.0.0.{}", 2 + n).parse::<IpAddr>().unwrap())
+        .timeout(Duration::from_secs(300))
+        .build()
+        .unwrap()
+}
+
+/// A burst of `runs` python hello worlds at concurrency 8 from 8 clients
+/// (or the CLI when `url` is `None`): its length and samples.
+async fn burst(url: Option<&str>, runs: usize) -> (Duration, Vec<Sample>) {
+    let clients: Vec<reqwest::Client> = (0..CONCURRENCY).map(client_from).collect();
+    let body = json!({"language": "python", "code": PYTHON});
+    let python = &cases()[0];
+    let started = Instant::now();
+    let samples = futures_util::stream::iter(0..runs)
+        .map(|i| {
+            let (client, body) = (clients[i % CONCURRENCY].clone(), body.clone());
+            async move {
+                match url {
+                    Some(url) => run_service(&client, url, &body, PYTHON_OUT).await,
+                    None => run_cli(python).await,
+                }
             }
-        }
-        println!(
-            "{} at concurrency 1, p50 per phase (ms): {}",
-            mode.name(),
-            line.join(", ")
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
+    (started.elapsed(), samples)
+}
+
+/// The memory the containers of `instance` use now, in MiB (`docker
+/// stats`), and how many there are.
+fn containers_memory(instance: &str) -> (f64, usize) {
+    let ids = Command::new("docker")
+        .args([
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=code-runner={instance}"),
+        ])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+        .unwrap_or_default();
+    let ids: Vec<&str> = ids.split_whitespace().collect();
+    if ids.is_empty() {
+        return (0.0, 0);
+    }
+    let out = Command::new("docker")
+        .args(["stats", "--no-stream", "--format", "{{.MemUsage}}"])
+        .args(&ids)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+        .unwrap_or_default();
+    let mib: f64 = out
+        .lines()
+        .filter_map(|l| l.split('/').next())
+        .map(|used| {
+            let used = used.trim();
+            let (number, unit) =
+                used.split_at(used.find(|c: char| c.is_alphabetic()).unwrap_or(used.len()));
+            let n: f64 = number.trim().parse().unwrap_or(0.0);
+            match unit {
+                "GiB" => n * 1024.0,
+                "KiB" => n / 1024.0,
+                "B" => n / 1024.0 / 1024.0,
+                _ => n,
+            }
+        })
+        .sum();
+    (mib, ids.len())
+}
+
+fn runsc_registered() -> bool {
+    Command::new("docker")
+        .args(["info", "--format", "{{json .Runtimes}}"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("runsc"))
+        .unwrap_or(false)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let rounds = env_usize("BENCH_ROUNDS", 8);
+    let burst_size = env_usize("BENCH_BURST", 48);
+    for image in ["python:3.13-slim", "gcc:14", "eclipse-temurin:21-jdk"] {
+        let present = Command::new("docker")
+            .args(["image", "inspect", image])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            present,
+            "Docker must answer and hold {image} (scripts/build-images --all)"
         );
     }
-    let seq_pooled = sequential[2].iter().filter(|s| s.pooled).count();
+    let gvisor = runsc_registered();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(300))
+        .build()
+        .unwrap();
+    println!("code-runner benchmark on {}", machine());
+
+    // 1. Hello worlds at concurrency 1: CLI, pool off, defaults.
+    let off = start_service("off", POOL_OFF, gvisor);
+    let on = start_service("defaults", &[], gvisor);
+    for service in [&off, &on] {
+        wait_up(&client, service).await;
+    }
+    let rss_idle = rss_kib(on.child.id());
+    println!();
+    println!("## Hello world, concurrency 1 ({rounds} rounds, alternating)");
+    println!();
     println!(
-        "concurrency 1, pool on: {seq_pooled}/{} runs from the pool",
-        sequential[2].len()
+        "| language | mode | p50 ms | p95 ms | p50 / CLI | errors | from pool | p50 per phase (Server-Timing, ms) |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    let mut summary = HashMap::new();
+    for case in cases() {
+        let body = json!({"language": case.language, "code": case.code});
+        // Every path once, and the defaults' pool filled.
+        run_cli(&case).await;
+        run_service(&client, &off.url, &body, PYTHON_OUT).await;
+        run_service(&client, &on.url, &body, PYTHON_OUT).await;
+        wait_pool(&client, &on, case.language, 2).await;
+        let per_round = if case.name == "Java" { 1 } else { 3 };
+        let mut samples: [Vec<Sample>; 3] = Default::default();
+        for round in 0..rounds {
+            for k in 0..3 {
+                let mode = (round + k) % 3;
+                for _ in 0..per_round {
+                    let sample = match mode {
+                        0 => run_cli(&case).await,
+                        1 => run_service(&client, &off.url, &body, PYTHON_OUT).await,
+                        _ => run_service(&client, &on.url, &body, PYTHON_OUT).await,
+                    };
+                    samples[mode].push(sample);
+                }
+                tokio::time::sleep(PAUSE).await;
+            }
+        }
+        let p50_cli = percentile(&samples[0], 0.5);
+        for (mode, name) in ["docker run --rm (CLI)", "pool off", "defaults (pool on)"]
+            .iter()
+            .enumerate()
+        {
+            let s = &samples[mode];
+            let p50 = percentile(s, 0.5);
+            let pooled = s.iter().filter(|x| x.pooled).count();
+            println!(
+                "| {} | {name} | {p50:.1} | {:.1} | {:.3}× | {} | {} | {} |",
+                case.name,
+                percentile(s, 0.95),
+                p50 / p50_cli,
+                s.iter().filter(|x| !x.ok).count(),
+                if mode == 0 {
+                    "–".to_string()
+                } else {
+                    format!("{pooled}/{}", s.len())
+                },
+                if mode == 0 {
+                    "–".to_string()
+                } else {
+                    phases(s)
+                },
+            );
+            summary.insert((case.name, mode), p50 / p50_cli);
+        }
+    }
+
+    // 5. The idle pool's host memory, against its budget.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (pool_mib, pooled) = containers_memory(&on.instance);
+    let rss_after = rss_kib(on.child.id());
+
+    // 4. A C++ batch of 20 tests against 20 requests (defaults).
+    let square = "#include <iostream>\nint main(){ long long x; std::cin >> x; std::cout << x * x << \"\\n\"; }\n";
+    let tests: Vec<Value> = (0..20)
+        .map(|i| json!({"stdin": i.to_string(), "expected_output": (i * i).to_string()}))
+        .collect();
+    let started = Instant::now();
+    let batch: Value = client
+        .post(format!("{}/run-code", on.url))
+        .json(&json!({"language": "cpp", "code": square, "tests": tests}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let batch_time = started.elapsed();
+    let passed = batch["summary"]["passed"].as_u64().unwrap_or(0);
+    let started = Instant::now();
+    let mut separate_ok = 0;
+    for i in 0..20 {
+        let answer: Value = client
+            .post(format!("{}/run-code", on.url))
+            .json(&json!({"language": "cpp", "code": square, "stdin": i.to_string()}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if answer["stdout"] == format!("{}\n", i * i) {
+            separate_ok += 1;
+        }
+    }
+    let separate_time = started.elapsed();
+    drop(on);
+    drop(off);
+
+    // 2. Bursts from rest, eight clients at concurrency 8.
+    println!();
+    println!("## Bursts of {burst_size} python runs, 8 clients at concurrency {CONCURRENCY}");
+    println!();
+    println!("| mode | runs/s | / CLI | errors | from pool |");
+    println!("| --- | --- | --- | --- | --- |");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (cli_time, cli_samples) = burst(None, burst_size).await;
+    let cli_rate = burst_size as f64 / cli_time.as_secs_f64();
+    let row = |name: &str, time: Duration, samples: &[Sample]| {
+        let rate = samples.len() as f64 / time.as_secs_f64();
+        println!(
+            "| {name} | {rate:.1} | {:.2}× | {} | {} |",
+            rate / cli_rate,
+            samples.iter().filter(|s| !s.ok).count(),
+            samples.iter().filter(|s| s.pooled).count()
+        );
+        rate / cli_rate
+    };
+    row("docker run --rm (CLI)", cli_time, &cli_samples);
+    let off = start_service("burst-off", POOL_OFF, false);
+    wait_up(&client, &off).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (t, s) = burst(Some(&off.url), burst_size).await;
+    row("pool off", t, &s);
+    drop(off);
+    let fresh = start_service("burst-defaults", &[], false);
+    wait_up(&client, &fresh).await;
+    wait_pool(&client, &fresh, "python", 2).await;
+    let (t, s) = burst(Some(&fresh.url), burst_size).await;
+    let first = row("defaults: the first burst after start-up", t, &s);
+    // 6. A CPU-bound program while the pool refills after the burst, then
+    // alone.
+    let spin = json!({"language": "python", "code": "import time\nt = time.perf_counter()\nx = 0\nfor i in range(3_000_000): x += i\nprint(round((time.perf_counter() - t) * 1000))"});
+    let timed = |answer: Value| {
+        answer["stdout"]
+            .as_str()
+            .and_then(|s| s.trim().parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let during: Value = client
+        .post(format!("{}/run-code", fresh.url))
+        .json(&spin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let spin_during = timed(during);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (t, s) = burst(Some(&fresh.url), burst_size).await;
+    let rested = row(
+        "defaults: a burst after an earlier one and 10 s of rest",
+        t,
+        &s,
+    );
+    let rested_pooled = s.iter().filter(|x| x.pooled).count();
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let alone: Value = client
+        .post(format!("{}/run-code", fresh.url))
+        .json(&spin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let spin_alone = timed(alone);
+    let rss_load = rss_kib(fresh.child.id());
+    drop(fresh);
+
+    // 3. runc against runsc, cold.
+    let mut gvisor_line = "runsc is not registered with the engine: not measured".to_string();
+    if gvisor {
+        let off = start_service("gvisor", POOL_OFF, true);
+        wait_up(&client, &off).await;
+        let mut samples: [Vec<Sample>; 2] = Default::default();
+        for round in 0..rounds {
+            for k in 0..2 {
+                let which = (round + k) % 2;
+                let language = ["python", "python-gvisor"][which];
+                let body = json!({"language": language, "code": PYTHON});
+                samples[which].push(run_service(&client, &off.url, &body, PYTHON_OUT).await);
+            }
+        }
+        gvisor_line = format!(
+            "python cold, p50: runc {:.1} ms, runsc {:.1} ms ({:.2}×); errors {}",
+            percentile(&samples[0], 0.5),
+            percentile(&samples[1], 0.5),
+            percentile(&samples[1], 0.5) / percentile(&samples[0], 0.5),
+            samples.iter().flatten().filter(|s| !s.ok).count()
+        );
+    }
+
+    println!();
+    println!("## The rest");
+    println!();
+    println!("- {gvisor_line}");
+    println!(
+        "- C++, 20 tests: as one batch {:.0} ms ({passed}/20 passed); as 20 requests {:.0} ms ({separate_ok}/20 right): the batch takes {:.0} %",
+        batch_time.as_secs_f64() * 1000.0,
+        separate_time.as_secs_f64() * 1000.0,
+        100.0 * batch_time.as_secs_f64() / separate_time.as_secs_f64()
+    );
+    println!(
+        "- service RSS (defaults): idle at start {:.1} MiB, after the hello worlds {:.1} MiB, after the bursts {:.1} MiB",
+        rss_idle as f64 / 1024.0,
+        rss_after as f64 / 1024.0,
+        rss_load as f64 / 1024.0
+    );
+    println!(
+        "- the idle pool (defaults, after the hello worlds): {pooled} containers, {pool_mib:.1} MiB of host memory (docker stats), against a budget of 768 MiB"
+    );
+    println!(
+        "- a CPU-bound loop (3 M additions): {spin_alone:.0} ms alone, {spin_during:.0} ms while the pool refilled after a burst"
+    );
+    println!(
+        "- ratios: python p50 {:.3}× the CLI; C p50 {:.3}×; Java p50 {:.3}×; first burst {first:.2}× the CLI's runs/s; rested burst {rested:.2}× with {rested_pooled}/{burst_size} from the pool",
+        summary[&("python", 2)],
+        summary[&("C", 2)],
+        summary[&("Java", 2)],
     );
 }
 

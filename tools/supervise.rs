@@ -53,6 +53,7 @@ unsafe extern "C" {
     fn pipe2(fds: *mut i32, flags: i32) -> i32;
     fn dup2(old: i32, new: i32) -> i32;
     fn close(fd: i32) -> i32;
+    fn getuid() -> u32;
 }
 
 const O_CLOEXEC: i32 = 0o2_000_000;
@@ -61,6 +62,8 @@ const PR_SET_DUMPABLE: i32 = 4;
 const SIGKILL: i32 = 9;
 const RLIMIT_CPU: i32 = 0;
 const POLL: Duration = Duration::from_millis(10);
+/// Longest the sandbox outlives its run, waiting to be removed.
+const LINGER: Duration = Duration::from_secs(60);
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -194,6 +197,17 @@ impl Run {
         let _ = stdout.write_all(trailer.as_bytes());
         let _ = stdout.flush();
         let _ = std::io::stderr().write_all(trailer.as_bytes());
+        // The run is over for the service. Every other process of the
+        // sandbox goes now, as it would with the container; the sandbox
+        // itself stays until the service removes it, so that the engine's
+        // work of ending a container comes when the service has a quiet
+        // moment, not while the next run starts. (Where the cgroup gives
+        // no figures, gVisor, the service reads the container's end: it
+        // ends at once.)
+        if self.oom_before.is_some() && self.cpu_before.is_some() && in_sandbox() {
+            kill_the_rest();
+            std::thread::sleep(LINGER);
+        }
         ExitCode::from(status.exit_code())
     }
 }
@@ -455,15 +469,33 @@ fn read_nonce() -> String {
     nonce.trim().to_string()
 }
 
+/// Whether this runs in a sandbox: as a user other than root, under
+/// Docker's init (PID 1 is `docker-init`). Only there may it signal every
+/// process it can (`kill(-1)`): they are the sandbox's alone. (The
+/// supervisor's own tests run it on the host, as root.)
+fn in_sandbox() -> bool {
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { getuid() };
+    let init = fs::read_to_string("/proc/1/comm").unwrap_or_default();
+    uid != 0 && init.trim() == "docker-init"
+}
+
+/// Kills every process of the sandbox but init and this one.
+fn kill_the_rest() {
+    // SAFETY: kill(-1) signals every process this one may, but init and
+    // itself; in a sandbox (checked by the callers), the sandbox's.
+    unsafe {
+        kill(-1, SIGKILL);
+    }
+}
+
 /// Kills every process of the sandbox once its CPU usage passes `until`.
 fn watch_cpu(cgroup: &Cgroup, until: u64, stopped: &AtomicBool, done: &AtomicBool) {
     while !done.load(Ordering::SeqCst) {
         if cgroup.cpu_us().is_some_and(|used| used > until) {
             stopped.store(true, Ordering::SeqCst);
-            // SAFETY: kill(-1) signals every process this one may, but
-            // init and itself: the sandbox's.
-            unsafe {
-                kill(-1, SIGKILL);
+            if in_sandbox() {
+                kill_the_rest();
             }
             return;
         }

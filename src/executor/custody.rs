@@ -42,6 +42,9 @@ pub const STAGE_LABEL: &str = "code-runner.stage";
 
 /// Longest a removal is put off while runs are in flight.
 pub const MAX_DEFER: Duration = Duration::from_secs(2);
+/// How long after the last run ended a removal waits, so that a request
+/// following another at once does not share the engine with it.
+pub const REMOVAL_QUIET: Duration = Duration::from_millis(150);
 /// Removals waiting beyond which they are done at once, runs or not.
 pub const BACKLOG: usize = 32;
 /// Removals under way at once.
@@ -113,6 +116,8 @@ pub struct Custody {
     pending: AtomicUsize,
     /// Runs in flight.
     runs: Arc<AtomicUsize>,
+    /// When the last run in flight ended.
+    last_run: Arc<Mutex<Instant>>,
 }
 
 /// A container or volume in custody: queued for removal when dropped.
@@ -127,10 +132,11 @@ pub struct Held {
 
 /// Counts a run in flight while it lives (removals wait for none).
 #[derive(Debug)]
-pub struct InFlight(Arc<AtomicUsize>);
+pub struct InFlight(Arc<AtomicUsize>, Arc<Mutex<Instant>>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        *self.1.lock().expect("last run") = Instant::now();
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -148,6 +154,7 @@ impl Custody {
             receiver: Mutex::new(Some(receiver)),
             pending: AtomicUsize::new(0),
             runs: Arc::new(AtomicUsize::new(0)),
+            last_run: Arc::new(Mutex::new(Instant::now())),
         })
     }
 
@@ -177,7 +184,7 @@ impl Custody {
     /// Marks a run as in flight until the returned value is dropped.
     pub fn run_in_flight(&self) -> InFlight {
         self.runs.fetch_add(1, Ordering::AcqRel);
-        InFlight(self.runs.clone())
+        InFlight(self.runs.clone(), self.last_run.clone())
     }
 
     /// Runs in flight now.
@@ -222,7 +229,8 @@ impl Custody {
                 },
                 () = cancel.cancelled() => return,
             };
-            while self.runs.load(Ordering::Acquire) > 0
+            while (self.runs.load(Ordering::Acquire) > 0
+                || self.last_run.lock().expect("last run").elapsed() < REMOVAL_QUIET)
                 && self.pending.load(Ordering::Acquire) <= BACKLOG
                 && queued.elapsed() < MAX_DEFER
                 && !cancel.is_cancelled()

@@ -319,7 +319,7 @@ impl Executor {
                 other => return other,
             }
         }
-        let pair = Pair::make(&self.launcher, language, compile, &job.limits.run).await?;
+        let pair = Pair::make(&self.launcher, language, compile, &job.limits.run, false).await?;
         self.run_pair(job, compile, pair, began, PoolUse::Miss)
             .await
     }

@@ -16,6 +16,9 @@ use crate::job::Stage;
 use crate::language::Language;
 use crate::limits::Limits;
 
+/// How long a pooled compile sandbox's warm-up may take.
+const WARMUP_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Two started sandboxes and their shared volume. Dropped unused, it is
 /// removed: the containers first, then the volume.
 pub struct Pair {
@@ -37,12 +40,16 @@ impl std::fmt::Debug for Pair {
 impl Pair {
     /// Makes a pair of `language` under `compile` and `run` limits: the
     /// volume (sized by the compile's scratch space), then the run sandbox
-    /// and the compile sandbox, both waiting for their payloads.
+    /// and the compile sandbox, both waiting for their payloads. A pooled
+    /// pair (`pooled`) runs the language's `warmup` in its compile sandbox
+    /// first (a trivial compile, so that the compiler's files are in the
+    /// caches when the program comes), and is ready once that is over.
     pub async fn make(
         launcher: &Launcher,
         language: &Language,
         compile: &Limits,
         run: &Limits,
+        pooled: bool,
     ) -> Result<Pair, ExecError> {
         let custody = launcher.custody.clone();
         // One user for both stages: the compile writes what the run reads.
@@ -66,22 +73,35 @@ impl Pair {
                 spec::labels(custody.owner(), language),
             )
             .await?;
-        let launch = |stage, limits| Launch {
+        let warm = pooled && language.warmup.is_some();
+        let launch = |stage, limits, start| Launch {
             language,
             stage,
             limits,
             volume: Some(&volume_id),
             build: None,
-            start: Start::Cold,
+            start,
         };
         // The run sandbox starts first and waits: while it runs, the
         // volume's tmpfs stays mounted with what the compile leaves.
-        pair.run = Some(launcher.launch(launch(Stage::Run, run), &uid, None).await?);
-        pair.compile = Some(
+        pair.run = Some(
             launcher
-                .launch(launch(Stage::Compile, compile), &uid, None)
+                .launch(launch(Stage::Run, run, Start::Cold), &uid, None)
                 .await?,
         );
+        let start = if warm { Start::Warm } else { Start::Cold };
+        let mut compiler = launcher
+            .launch(launch(Stage::Compile, compile, start), &uid, None)
+            .await?;
+        if warm && !compiler.warmed(WARMUP_LIMIT).await {
+            pair.compile = Some(compiler);
+            return Err(ExecError::Internal(format!(
+                "the warm-up of `{}`'s compile sandbox did not end well within {} s",
+                language.label(),
+                WARMUP_LIMIT.as_secs()
+            )));
+        }
+        pair.compile = Some(compiler);
         Ok(pair)
     }
 

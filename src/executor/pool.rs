@@ -19,7 +19,9 @@
 //! flight, and one at a time while runs are (the engine's work of starting
 //! a container takes the host's CPU, which the runs need), so that refills
 //! never take more than a core from running programs: at once when a pool
-//! is half empty or less, else after a quiet moment. Repeated start failures
+//! is empty, else once no run has been asked of it for a quiet moment
+//! ([`QUIET`]), so that a request following another does not share the
+//! engine with a refill. Repeated start failures
 //! back off (0.5 s doubling to 30 s) instead of spinning. A container that
 //! died while waiting is discarded, never handed out. When a language's
 //! file changes, its waiting containers (made for the old file) are
@@ -53,10 +55,10 @@ pub const IDLE_SANDBOX_MB: u64 = 12;
 /// Most claims remembered per language.
 const MAX_REMEMBERED: usize = 4096;
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-/// While a pool is more than half full, it is refilled only once no run
-/// has claimed from it for this long, so that starting containers (which
-/// costs the host CPU) does not slow the runs in flight; below half, at once.
-const QUIET: Duration = Duration::from_millis(250);
+/// While a pool is not empty, it is refilled only once no run has claimed
+/// from it for this long, so that starting containers (which costs the
+/// host CPU) does not slow the runs in flight; an empty one, at once.
+pub const QUIET: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long a pooled container's warm-up may take.
 const WARMUP_LIMIT: Duration = Duration::from_secs(30);
@@ -176,27 +178,12 @@ impl Pool {
                 while entry.demand.front().is_some_and(|at| now - *at > MEMORY) {
                     entry.demand.pop_front();
                 }
-                let peak = peak(&entry.demand, BURST);
-                (name.clone(), entry.floor, entry.floor.max(peak))
+                (name.clone(), entry.floor, peak(&entry.demand, BURST))
             })
             .collect();
-        // Within the budget: floors first, then what demand asks, shared
-        // in proportion.
-        let budget = self.settings.budget();
-        let floors: usize = wants.iter().map(|(_, floor, _)| floor).sum();
-        let asked: usize = wants.iter().map(|(_, floor, want)| want - floor).sum();
-        let room = budget.saturating_sub(floors);
-        for (_, floor, want) in &mut wants {
-            let extra = *want - *floor;
-            let granted = if asked <= room {
-                extra
-            } else {
-                extra * room / asked
-            };
-            *want = *floor + granted;
-        }
+        let sizes = share(&mut wants, self.settings.budget());
         let mut surplus = Vec::new();
-        for (name, _, want) in wants {
+        for (name, want) in sizes {
             let entry = state.entries.get_mut(&name).expect("entry");
             entry.size = want;
             while entry.ready.len() > want {
@@ -379,7 +366,7 @@ impl Pool {
                 let entry = state.entries.get_mut(name).expect("entry");
                 let backing_off = entry.retry_at.is_some_and(|at| at > now);
                 let have = entry.ready.len() + entry.starting;
-                let urgent = have * 2 <= entry.size;
+                let urgent = have == 0;
                 let quiet = entry.last_claim.is_none_or(|at| now - at >= QUIET);
                 if backing_off || have >= entry.size || !(urgent || quiet) {
                     continue;
@@ -429,9 +416,15 @@ impl Pool {
     /// one, else a sandbox (its interpreter pre-started, or warmed up).
     async fn make(&self, language: &Language) -> Result<Waiting, ExecError> {
         if let Some(compile) = &language.compile {
-            return Pair::make(&self.launcher, language, &compile.limits, &language.limits)
-                .await
-                .map(|pair| Waiting::Pair(Box::new(pair)));
+            return Pair::make(
+                &self.launcher,
+                language,
+                &compile.limits,
+                &language.limits,
+                true,
+            )
+            .await
+            .map(|pair| Waiting::Pair(Box::new(pair)));
         }
         let launch = Launch {
             language,
@@ -532,6 +525,37 @@ impl Pool {
     }
 }
 
+/// Each pool's size, from its (name, floor, peak demand), within `budget`
+/// sandboxes: the floors first (in proportion when they alone are more
+/// than the budget holds), then what demand asks above them, in proportion
+/// to what each asks.
+fn share(wants: &mut [(String, usize, usize)], budget: usize) -> Vec<(String, usize)> {
+    let floors: usize = wants.iter().map(|(_, floor, _)| floor).sum();
+    if floors > budget {
+        for (_, floor, _) in wants.iter_mut() {
+            *floor = *floor * budget / floors;
+        }
+    }
+    let floors: usize = wants.iter().map(|(_, floor, _)| floor).sum();
+    let room = budget.saturating_sub(floors);
+    let asked: usize = wants
+        .iter()
+        .map(|(_, floor, peak)| peak.saturating_sub(*floor))
+        .sum();
+    wants
+        .iter()
+        .map(|(name, floor, peak)| {
+            let extra = peak.saturating_sub(*floor);
+            let granted = if asked <= room {
+                extra
+            } else {
+                extra * room / asked
+            };
+            (name.clone(), floor + granted)
+        })
+        .collect()
+}
+
 /// The most instants of `times` (sorted) within any span of `width`.
 fn peak(times: &VecDeque<Instant>, width: Duration) -> usize {
     let mut best = 0;
@@ -560,6 +584,30 @@ mod tests {
         assert_eq!(peak(&times, Duration::from_secs(10)), 4);
         assert_eq!(peak(&times, Duration::from_secs(60)), 8);
         assert_eq!(peak(&VecDeque::new(), Duration::from_secs(1)), 0);
+    }
+
+    #[test]
+    fn floors_then_demand_share_the_budget() {
+        let mut wants = vec![("a".to_string(), 32, 48), ("b".to_string(), 32, 0)];
+        assert_eq!(share(&mut wants, 100), [("a".into(), 48), ("b".into(), 32)]);
+        let mut wants = vec![("a".to_string(), 32, 48), ("b".to_string(), 32, 0)];
+        // The floors alone fill 64: demand gets nothing more.
+        assert_eq!(share(&mut wants, 64), [("a".into(), 32), ("b".into(), 32)]);
+        let mut wants = vec![
+            ("a".to_string(), 32, 0),
+            ("b".to_string(), 32, 0),
+            ("c".to_string(), 32, 0),
+            ("d".to_string(), 32, 0),
+        ];
+        // Four floors of 32 in a budget of 64: 16 each.
+        let sizes: Vec<usize> = share(&mut wants, 64).into_iter().map(|(_, n)| n).collect();
+        assert_eq!(sizes, [16, 16, 16, 16]);
+        let mut wants = vec![("a".to_string(), 2, 40), ("b".to_string(), 2, 20)];
+        // 56 asked above the floors, 36 of room: in proportion, rounded
+        // down (never over the budget).
+        assert_eq!(share(&mut wants, 40), [("a".into(), 26), ("b".into(), 13)]);
+        let mut off = vec![("a".to_string(), 0, 10)];
+        assert_eq!(share(&mut off, 0), [("a".into(), 0)]);
     }
 
     #[test]

@@ -122,11 +122,13 @@ pub struct Language {
     pub limits: Limits,
     /// OCI runtime to use instead of the engine's default (e.g. `runsc`).
     pub runtime: Option<String>,
-    /// Sandboxes kept started ahead of demand; unset: the server's
-    /// `pool_size`. Languages with a compile stage are not pooled.
+    /// The least its pool keeps started ahead of demand (for a compiled
+    /// language, compile-and-run pairs); unset: the server's `pool_size`.
     pub pool_size: Option<usize>,
     /// A shell command a pooled sandbox runs once, output discarded, before
-    /// it waits for its run (to load the interpreter into the caches).
+    /// it waits for its run (to load the interpreter, or for a compiled
+    /// language the compiler, into the caches; a pooled pair runs it in its
+    /// compile sandbox).
     pub warmup: Option<String>,
     /// A seccomp profile of its own, instead of the service's.
     pub seccomp: Option<SeccompProfile>,
