@@ -47,6 +47,14 @@ pub fn test_config() -> Config {
     }
 }
 
+/// Turns the pool on in `config` with `size` sandboxes per language, and a
+/// memory budget that holds exactly those (so the pool does not grow with
+/// a test's demand and the counts stay exact).
+pub fn pooled(config: &mut Config, size: usize) {
+    config.pool_size = size;
+    config.pool_memory_mb = size as u64 * code_runner::executor::pool::IDLE_SANDBOX_MB;
+}
+
 /// A client of the engine the tests run against. Fails the test, loudly,
 /// when Docker cannot be reached or the python image is missing: these
 /// tests never skip.

@@ -114,7 +114,7 @@ async fn the_exit_status_is_the_programs_own_and_a_signal_only_when_one_killed_i
 #[tokio::test]
 async fn concurrent_and_pooled_sandboxes_never_share_a_uid() {
     let app = spawn_app_with(|c| {
-        c.pool_size = 3;
+        crate::helpers::pooled(c, 3);
         c.max_concurrent_runs = 6;
     })
     .await;

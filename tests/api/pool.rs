@@ -72,7 +72,7 @@ const CONTAINER_ID: &str = "import re\nprint(re.search(r'containers/([0-9a-f]{64
 
 #[tokio::test]
 async fn the_pool_fills_and_a_pooled_container_serves_exactly_one_run() {
-    let app = spawn_app_with(|c| c.pool_size = 2).await;
+    let app = spawn_app_with(|c| crate::helpers::pooled(c, 2)).await;
     let pooled = wait_for_pool(&app, 2).await;
     let mut seen = HashSet::new();
     let mut hits = 0;
@@ -104,7 +104,7 @@ async fn the_pool_fills_and_a_pooled_container_serves_exactly_one_run() {
 
 #[tokio::test]
 async fn a_pooled_run_has_the_isolation_of_a_cold_one() {
-    let app = spawn_app_with(|c| c.pool_size = 1).await;
+    let app = spawn_app_with(|c| crate::helpers::pooled(c, 1)).await;
     wait_for_pool(&app, 1).await;
     let (answer, pool) = run(
         &app,
@@ -138,7 +138,7 @@ async fn a_pooled_run_has_the_isolation_of_a_cold_one() {
 
 #[tokio::test]
 async fn a_pooled_run_keeps_the_limits_and_statuses() {
-    let app = spawn_app_with(|c| c.pool_size = 2).await;
+    let app = spawn_app_with(|c| crate::helpers::pooled(c, 2)).await;
     wait_for_pool(&app, 2).await;
     let (answer, pool) = run(
         &app,
@@ -165,7 +165,7 @@ async fn a_pooled_run_keeps_the_limits_and_statuses() {
 
 #[tokio::test]
 async fn the_deadline_counts_from_the_claim_not_the_containers_start() {
-    let app = spawn_app_with(|c| c.pool_size = 1).await;
+    let app = spawn_app_with(|c| crate::helpers::pooled(c, 1)).await;
     wait_for_pool(&app, 1).await;
     // The pooled container has now been up well over the run's limit.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -184,7 +184,7 @@ async fn the_deadline_counts_from_the_claim_not_the_containers_start() {
 
 #[tokio::test]
 async fn a_pooled_container_killed_from_outside_is_not_handed_out() {
-    let app = spawn_app_with(|c| c.pool_size = 1).await;
+    let app = spawn_app_with(|c| crate::helpers::pooled(c, 1)).await;
     let pooled = wait_for_pool(&app, 1).await;
     let kill = KillContainerOptionsBuilder::default()
         .signal("SIGKILL")
@@ -206,7 +206,7 @@ async fn a_pooled_container_killed_from_outside_is_not_handed_out() {
 
 #[tokio::test]
 async fn shutdown_removes_the_pool() {
-    let app = spawn_app_with(|c| c.pool_size = 3).await;
+    let app = spawn_app_with(|c| crate::helpers::pooled(c, 3)).await;
     wait_for_pool(&app, 3).await;
     // stop() checks that no container of the instance is left.
     app.stop().await;
@@ -235,7 +235,7 @@ async fn a_compiled_language_is_pooled_as_a_pair_that_serves_one_compile_and_run
             "c.toml".to_string(),
             crate::helpers::language_file("available/c.toml"),
         )],
-        |c| c.pool_size = 1,
+        |c| crate::helpers::pooled(c, 1),
     )
     .await;
     wait_for_language(&app, "c", 1).await;
@@ -261,7 +261,7 @@ async fn a_compiled_language_is_pooled_as_a_pair_that_serves_one_compile_and_run
 
 #[tokio::test]
 async fn a_run_that_lowers_a_limit_the_container_holds_gets_a_sandbox_of_its_own() {
-    let app = spawn_app_with(|c| c.pool_size = 1).await;
+    let app = spawn_app_with(|c| crate::helpers::pooled(c, 1)).await;
     wait_for_pool(&app, 1).await;
     // Piston's run_memory_limit lowers the memory the container holds: a
     // pooled sandbox (128 MiB) would not hold 48 MiB.
