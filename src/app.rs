@@ -14,9 +14,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::gate::{Gate, GateSettings};
 use crate::api::{Api, ApiSettings, routes};
-use crate::config::{Config, UidRange};
+use crate::config::Config;
 use crate::engine::{Engine, EngineError};
 use crate::executor::custody::{Custody, Owner};
+use crate::executor::uids::UidRange;
 use crate::executor::uids::Uids;
 use crate::executor::{Executor, PoolSettings};
 use crate::job::RequestBounds;
@@ -26,7 +27,7 @@ use crate::language::reload::{self, Watcher};
 use crate::language::{Registry, RegistryError};
 use crate::metrics::Metrics;
 use crate::runner::DockerRunner;
-use crate::runner::admission::Admission;
+use crate::runner::admission::{Admission, Shares};
 use crate::server::{ConnectionBounds, serve};
 
 /// How long answers still in flight get after runs are stopped at shutdown.
@@ -93,18 +94,14 @@ impl Application {
             instance: owner.instance.clone(),
             boot: owner.boot.clone(),
         };
-        let custody = Custody::new(engine, owner);
-        let executor = Executor::new(
-            custody,
-            uids,
-            PoolSettings {
-                floor: config.pool_size,
-                refills: config.pool_refills,
-                memory_mb: config.pool_memory_mb,
-                prestart: config.prestart,
-            },
-        );
-        let admission = Admission::new(config.shares(), config.queue_timeout());
+        let settings = PoolSettings {
+            floor: config.pool_size,
+            refills: config.pool_refills,
+            memory_mb: config.pool_memory_mb,
+            prestart: config.prestart,
+        };
+        let executor = Executor::new(Custody::new(engine, owner), uids, settings);
+        let admission = Admission::new(shares(&config), config.queue_timeout());
         let runner = Arc::new(DockerRunner::new(
             subscribed,
             admission,
@@ -122,14 +119,7 @@ impl Application {
             api_settings(&config).bounds,
             worker,
         ));
-        let gate = Gate::new(&GateSettings {
-            api_keys: config.api_keys.iter().map(|k| k.0.clone()).collect(),
-            api_keys_file: config.api_keys_file.clone(),
-            metrics_key: config.metrics_key.as_ref().map(|k| k.0.clone()),
-            rate_limit_per_minute: config.rate_limit_per_minute,
-            rate_limit_burst: config.rate_limit_burst,
-        })
-        .map_err(StartError::Keys)?;
+        let gate = gate(&config)?;
         let api = Arc::new(Api::new(
             runner.clone(),
             judge0.clone(),
@@ -137,13 +127,7 @@ impl Application {
             metrics.clone(),
             api_settings(&config),
         ));
-        let addr = SocketAddr::new(config.host, config.port);
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| StartError::Bind { addr, source })?;
+        let (listener, addr) = listen(&config).await?;
         Ok(Application {
             config,
             listener,
@@ -221,31 +205,43 @@ impl Application {
             },
             signal,
         );
-        tokio::pin!(server);
-        let grace = config.shutdown_grace();
-        let finished = tokio::select! {
-            () = &mut server => true,
-            () = async { stopping.cancelled().await; tokio::time::sleep(grace).await } => false,
-        };
-        if !finished {
-            tracing::warn!(
-                ?grace,
-                running = runner.running(),
-                "grace period over: stopping the runs still in flight"
-            );
-            runner.executor().stop_runs();
-            if tokio::time::timeout(FINAL_ANSWERS, &mut server)
-                .await
-                .is_err()
-            {
-                tracing::warn!("connections still open after the runs were stopped; closing them");
-            }
-        }
+        drain(server, &stopping, config.shutdown_grace(), &runner).await;
         background.cancel();
         runner.executor().shutdown().await;
         while tasks.join_next().await.is_some() {}
         drop(languages);
         tracing::info!("code-runner stopped");
+    }
+}
+
+/// Serves until `server` ends; once `stopping`, for at most `grace`: then
+/// the runs still in flight are stopped and their answers get
+/// [`FINAL_ANSWERS`] to go out before the connections close.
+async fn drain(
+    server: impl Future<Output = ()>,
+    stopping: &CancellationToken,
+    grace: Duration,
+    runner: &DockerRunner,
+) {
+    tokio::pin!(server);
+    let finished = tokio::select! {
+        () = &mut server => true,
+        () = async { stopping.cancelled().await; tokio::time::sleep(grace).await } => false,
+    };
+    if finished {
+        return;
+    }
+    tracing::warn!(
+        ?grace,
+        running = runner.running(),
+        "grace period over: stopping the runs still in flight"
+    );
+    runner.executor().stop_runs();
+    if tokio::time::timeout(FINAL_ANSWERS, &mut server)
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the runs were stopped; closing them");
     }
 }
 
@@ -303,6 +299,48 @@ fn check_file_limit(max_connections: usize) -> Result<(), StartError> {
         "raised the soft limit of open files for max_connections"
     );
     Ok(())
+}
+
+/// The shares of run slots and queue, in all and per client
+/// (`client_max_runs` and `client_max_queue`, half of each by default).
+fn shares(config: &Config) -> Shares {
+    Shares {
+        slots: config.max_concurrent_runs,
+        queue: config.max_queue,
+        client_slots: config
+            .client_max_runs
+            .unwrap_or(config.max_concurrent_runs.div_ceil(2))
+            .min(config.max_concurrent_runs),
+        client_queue: config
+            .client_max_queue
+            .unwrap_or(config.max_queue.div_ceil(2))
+            .min(config.max_queue),
+    }
+}
+
+/// The front door's keys and rates, from `config`.
+fn gate(config: &Config) -> Result<Gate, StartError> {
+    Gate::new(&GateSettings {
+        api_keys: config.api_keys.iter().map(|k| k.0.clone()).collect(),
+        api_keys_file: config.api_keys_file.clone(),
+        metrics_key: config.metrics_key.as_ref().map(|k| k.0.clone()),
+        rate_limit_per_minute: config.rate_limit_per_minute,
+        rate_limit_burst: config.rate_limit_burst,
+    })
+    .map_err(StartError::Keys)
+}
+
+/// The listener on `host:port`, and the address it got (its real port
+/// when the configuration asked for port 0).
+async fn listen(config: &Config) -> Result<(TcpListener, SocketAddr), StartError> {
+    let addr = SocketAddr::new(config.host, config.port);
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| StartError::Bind { addr, source })?;
+    Ok((listener, addr))
 }
 
 /// The uids sandboxes run as, checked: never the service's own, and enough

@@ -36,8 +36,12 @@ pub struct Job {
     pub tests: Vec<TestInput>,
     /// Who it runs for, for the fair share of run slots (the API sets it:
     /// an API key's id or the peer's address; empty until then).
-    pub client: crate::runner::admission::Client,
+    pub client: Client,
 }
+
+/// Who a run is for: the API key's id, or the peer's address when keys
+/// are off (see `api::gate`).
+pub type Client = std::sync::Arc<str>;
 
 /// What one test of a batch gives the program.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -268,87 +272,78 @@ impl JobRequest {
     /// Checks the size bounds alone (a dialect checks these before its own
     /// rules, so that a request too large in any way is answered as such).
     pub fn check_sizes(&self, bounds: &RequestBounds) -> Result<(), JobError> {
-        let too_large = |field, what: &str, got: usize, limit: usize, unit: &str| {
-            Err(JobError::TooLarge {
-                field,
-                message: format!("{what} {got}{unit}, more than the limit of {limit}{unit}"),
-            })
-        };
-        if self.main.len() > bounds.max_code_bytes {
-            return too_large(
-                Field::Main,
-                "is",
-                self.main.len(),
-                bounds.max_code_bytes,
-                " bytes",
-            );
-        }
-        if self.stdin.len() > bounds.max_stdin_bytes {
-            let got = self.stdin.len();
-            return too_large(Field::Stdin, "is", got, bounds.max_stdin_bytes, " bytes");
-        }
-        if self.args.len() > bounds.max_args {
-            let got = self.args.len();
-            return too_large(Field::Args, "has", got, bounds.max_args, " arguments");
-        }
-        if let Some((i, a)) = self
-            .args
-            .iter()
-            .enumerate()
-            .find(|(_, a)| a.len() > bounds.max_arg_bytes)
-        {
-            let what = format!("argument {i} is");
-            return too_large(Field::Args, &what, a.len(), bounds.max_arg_bytes, " bytes");
-        }
-        if self.compile_args.len() > bounds.max_args {
-            let got = self.compile_args.len();
-            return too_large(Field::CompileArgs, "has", got, bounds.max_args, " options");
-        }
-        if let Some(a) = self
-            .compile_args
-            .iter()
-            .find(|a| a.len() > bounds.max_arg_bytes)
-        {
-            let what = "has an option of";
-            return too_large(
-                Field::CompileArgs,
-                what,
+        let (bytes, args) = (bounds.max_arg_bytes, bounds.max_args);
+        let code = bounds.max_code_bytes;
+        at_most(Field::Main, "is", self.main.len(), code, " bytes")?;
+        at_most(
+            Field::Stdin,
+            "is",
+            self.stdin.len(),
+            bounds.max_stdin_bytes,
+            " bytes",
+        )?;
+        at_most(Field::Args, "has", self.args.len(), args, " arguments")?;
+        if let Some((i, a)) = self.args.iter().enumerate().find(|(_, a)| a.len() > bytes) {
+            at_most(
+                Field::Args,
+                &format!("argument {i} is"),
                 a.len(),
-                bounds.max_arg_bytes,
+                bytes,
                 " bytes",
-            );
+            )?;
         }
-        if self.extra.len() > bounds.max_files {
-            let got = self.extra.len();
-            return too_large(Field::Files, "has", got, bounds.max_files, " files");
+        at_most(
+            Field::CompileArgs,
+            "has",
+            self.compile_args.len(),
+            args,
+            " options",
+        )?;
+        if let Some(a) = self.compile_args.iter().find(|a| a.len() > bytes) {
+            at_most(
+                Field::CompileArgs,
+                "has an option of",
+                a.len(),
+                bytes,
+                " bytes",
+            )?;
         }
-        if self.tests.len() > bounds.max_tests {
-            let got = self.tests.len();
-            return too_large(Field::Tests, "has", got, bounds.max_tests, " tests");
-        }
+        at_most(
+            Field::Files,
+            "has",
+            self.extra.len(),
+            bounds.max_files,
+            " files",
+        )?;
+        at_most(
+            Field::Tests,
+            "has",
+            self.tests.len(),
+            bounds.max_tests,
+            " tests",
+        )?;
         for (i, test) in self.tests.iter().enumerate() {
             let what = format!("test {i}'s stdin is");
-            if test.stdin.len() > bounds.max_stdin_bytes {
-                let got = test.stdin.len();
-                return too_large(Field::Tests, &what, got, bounds.max_stdin_bytes, " bytes");
-            }
-            if test.args.len() > bounds.max_args {
-                let what = format!("test {i} has");
-                let got = test.args.len();
-                return too_large(Field::Tests, &what, got, bounds.max_args, " arguments");
-            }
-            if let Some(a) = test.args.iter().find(|a| a.len() > bounds.max_arg_bytes) {
+            at_most(
+                Field::Tests,
+                &what,
+                test.stdin.len(),
+                bounds.max_stdin_bytes,
+                " bytes",
+            )?;
+            let what = format!("test {i} has");
+            at_most(Field::Tests, &what, test.args.len(), args, " arguments")?;
+            if let Some(a) = test.args.iter().find(|a| a.len() > bytes) {
                 let what = format!("an argument of test {i} is");
-                return too_large(Field::Tests, &what, a.len(), bounds.max_arg_bytes, " bytes");
+                at_most(Field::Tests, &what, a.len(), bytes, " bytes")?;
             }
         }
         let total = self.main.len() + self.extra.iter().map(|(_, c)| c.len()).sum::<usize>();
-        if total > bounds.max_code_bytes {
+        if total > code {
             return Err(JobError::TooLarge {
                 field: Field::Files,
                 message: format!(
-                    "and the main source together are {total} bytes, more than the limit of {} bytes",
-                    bounds.max_code_bytes
+                    "and the main source together are {total} bytes, more than the limit of {code} bytes"
                 ),
             });
         }
@@ -403,6 +398,18 @@ impl JobRequest {
         }
         Ok(())
     }
+}
+
+/// `got` within `limit`, or a [`JobError::TooLarge`] for `field` saying
+/// `what {got}{unit}, more than the limit of {limit}{unit}`.
+fn at_most(field: Field, what: &str, got: usize, limit: usize, unit: &str) -> Result<(), JobError> {
+    if got <= limit {
+        return Ok(());
+    }
+    Err(JobError::TooLarge {
+        field,
+        message: format!("{what} {got}{unit}, more than the limit of {limit}{unit}"),
+    })
 }
 
 fn invalid(field: Field, message: String) -> JobError {

@@ -98,109 +98,103 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Every metric at zero, registered under the `code_runner_` prefix
+    /// (the names the README's "Metrics" table gives).
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("code_runner");
-        let runs = Family::<RunLabels, Counter>::default();
-        registry.register(
+        let mut metrics = Metrics {
+            registry: Registry::with_prefix("code_runner"),
+            runs: Family::default(),
+            run_seconds: Histograms::new_with_constructor(seconds),
+            cpu_seconds: Histograms::new_with_constructor(seconds),
+            memory_bytes: Histograms::new_with_constructor(bytes),
+            queue_wait_seconds: seconds(),
+            pool_claims: Family::default(),
+            pool_ready: Family::default(),
+            pool_target: Family::default(),
+            containers_alive: Gauge::default(),
+            runs_in_flight: Gauge::default(),
+            rejections: Family::default(),
+            docker_errors: Family::default(),
+            reload_failures: Counter::default(),
+            readiness_probes: Counter::default(),
+        };
+        metrics.describe();
+        metrics
+    }
+
+    /// Registers every metric under its name and help text.
+    fn describe(&mut self) {
+        let r = &mut self.registry;
+        r.register(
             "runs",
             "Runs finished, by language and status",
-            runs.clone(),
+            self.runs.clone(),
         );
-        let run_seconds = Histograms::new_with_constructor(seconds);
-        registry.register(
+        r.register(
             "run_duration_seconds",
             "Wall time of the program, by language",
-            run_seconds.clone(),
+            self.run_seconds.clone(),
         );
-        let cpu_seconds = Histograms::new_with_constructor(seconds);
-        registry.register(
+        r.register(
             "run_cpu_seconds",
             "CPU time of the program, by language",
-            cpu_seconds.clone(),
+            self.cpu_seconds.clone(),
         );
-        let memory_bytes = Histograms::new_with_constructor(bytes);
-        registry.register(
+        r.register(
             "run_memory_bytes",
             "Peak memory of the sandbox, by language",
-            memory_bytes.clone(),
+            self.memory_bytes.clone(),
         );
-        let queue_wait_seconds = seconds();
-        registry.register(
+        r.register(
             "queue_wait_seconds",
             "Time waited for a run slot",
-            queue_wait_seconds.clone(),
+            self.queue_wait_seconds.clone(),
         );
-        let pool_claims = Family::<ResultLabel, Counter>::default();
-        registry.register(
+        r.register(
             "pool_claims",
             "Runs served from the pool (hit) or not (miss)",
-            pool_claims.clone(),
+            self.pool_claims.clone(),
         );
-        let pool_ready = Family::<LanguageLabel, Gauge>::default();
-        registry.register(
+        r.register(
             "pool_ready",
             "Sandboxes waiting in the pool, by language",
-            pool_ready.clone(),
+            self.pool_ready.clone(),
         );
-        let pool_target = Family::<LanguageLabel, Gauge>::default();
-        registry.register(
+        r.register(
             "pool_target",
             "What each language's pool aims at now",
-            pool_target.clone(),
+            self.pool_target.clone(),
         );
-        let containers_alive = Gauge::default();
-        registry.register(
+        r.register(
             "containers_alive",
             "Containers and volumes the service holds",
-            containers_alive.clone(),
+            self.containers_alive.clone(),
         );
-        let runs_in_flight = Gauge::default();
-        registry.register(
+        r.register(
             "runs_in_flight",
             "Runs holding a run slot",
-            runs_in_flight.clone(),
+            self.runs_in_flight.clone(),
         );
-        let rejections = Family::<StatusLabel, Counter>::default();
-        registry.register(
+        r.register(
             "rejections",
             "Answers with an HTTP status of 400 and above, by status",
-            rejections.clone(),
+            self.rejections.clone(),
         );
-        let docker_errors = Family::<StepLabel, Counter>::default();
-        registry.register(
+        r.register(
             "docker_errors",
             "Engine API calls that failed, by step",
-            docker_errors.clone(),
+            self.docker_errors.clone(),
         );
-        let reload_failures = Counter::default();
-        registry.register(
+        r.register(
             "language_reload_failures",
             "Language files refused while the service ran",
-            reload_failures.clone(),
+            self.reload_failures.clone(),
         );
-        let readiness_probes = Counter::default();
-        registry.register(
+        r.register(
             "readiness_probes",
             "Probes of the engine for /ready",
-            readiness_probes.clone(),
+            self.readiness_probes.clone(),
         );
-        Metrics {
-            registry,
-            readiness_probes,
-            runs,
-            run_seconds,
-            cpu_seconds,
-            memory_bytes,
-            queue_wait_seconds,
-            pool_claims,
-            pool_ready,
-            pool_target,
-            containers_alive,
-            runs_in_flight,
-            rejections,
-            docker_errors,
-            reload_failures,
-        }
     }
 
     /// The exposition text.

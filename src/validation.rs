@@ -14,6 +14,17 @@ pub struct FieldError {
     pub message: String,
 }
 
+impl FieldError {
+    /// The error of the field at `path`, with our own `code`.
+    pub fn new(path: &str, code: &str, message: impl Into<String>) -> FieldError {
+        FieldError {
+            path: path.to_string(),
+            code: code.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
 /// Flattens validator's nested errors into sorted `(path, message)` pairs.
 pub fn field_errors(errors: &ValidationErrors) -> Vec<FieldError> {
     let mut out = Vec::new();

@@ -10,7 +10,7 @@ use futures_util::{Stream, StreamExt};
 use tokio::sync::Semaphore;
 
 use super::error::ApiError;
-use crate::runner::admission::Client;
+use crate::job::Client;
 use crate::text::clip;
 
 /// Request bodies read at once (each up to `max_body_bytes`).

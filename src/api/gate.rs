@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use warp::http::{HeaderMap, HeaderValue};
 use warp::reply::Response;
 
-use crate::runner::admission::Client;
+use crate::job::Client;
 
 /// The peer's address, put on each request by the server.
 #[derive(Debug, Clone, Copy)]

@@ -140,26 +140,6 @@ pub fn routes<R: Runner>(
         .and(warp::header::optional::<u64>("content-length"))
         .and(warp::body::stream())
         .then(native::run_code::<R>);
-    let health = warp::path!("health").and(warp::get()).map(probes::health);
-    let ready = warp::path!("ready")
-        .and(warp::get())
-        .and(enter(api.clone(), Route::Probes, never))
-        .and(with_api.clone())
-        .then(|_: Caller, api| probes::ready::<R>(api));
-    let languages = warp::path!("languages")
-        .and(warp::get())
-        .and(enter(api.clone(), Route::Probes, never))
-        .and(with_api.clone())
-        .map(|_: Caller, api| probes::languages::<R>(api));
-    let openapi = warp::path!("openapi.json")
-        .and(warp::get())
-        .and(enter(api.clone(), Route::Probes, never))
-        .map(|_: Caller| probes::openapi());
-    let metrics = warp::path!("metrics")
-        .and(warp::get())
-        .and(enter(api.clone(), Route::Metrics, never))
-        .and(with_api.clone())
-        .map(|_: Caller, api| probes::metrics::<R>(api));
     let judge0 = warp::path("judge0")
         .and(enter(api.clone(), Route::Judge0, posts))
         .and(with_api.clone())
@@ -186,15 +166,7 @@ pub fn routes<R: Runner>(
         .unify()
         .or(run)
         .unify()
-        .or(health)
-        .unify()
-        .or(ready)
-        .unify()
-        .or(languages)
-        .unify()
-        .or(metrics)
-        .unify()
-        .or(openapi)
+        .or(probe_routes(api.clone()))
         .unify()
         .recover(error::recover)
         .unify()
@@ -210,6 +182,50 @@ pub fn routes<R: Runner>(
             }
             response
         })
+}
+
+/// The probes and documents: `/health`, `/ready`, `/languages`,
+/// `/openapi.json` and `/metrics`.
+fn probe_routes<R: Runner>(
+    api: Arc<Api<R>>,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection>
++ Clone
++ Send
++ Sync
++ 'static {
+    let with_api = {
+        let api = api.clone();
+        warp::any().map(move || api.clone())
+    };
+    let health = warp::path!("health").and(warp::get()).map(probes::health);
+    let ready = warp::path!("ready")
+        .and(warp::get())
+        .and(enter(api.clone(), Route::Probes, never))
+        .and(with_api.clone())
+        .then(|_: Caller, api| probes::ready::<R>(api));
+    let languages = warp::path!("languages")
+        .and(warp::get())
+        .and(enter(api.clone(), Route::Probes, never))
+        .and(with_api.clone())
+        .map(|_: Caller, api| probes::languages::<R>(api));
+    let openapi = warp::path!("openapi.json")
+        .and(warp::get())
+        .and(enter(api.clone(), Route::Probes, never))
+        .map(|_: Caller| probes::openapi());
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(enter(api.clone(), Route::Metrics, never))
+        .and(with_api.clone())
+        .map(|_: Caller, api| probes::metrics::<R>(api));
+    health
+        .or(ready)
+        .unify()
+        .or(languages)
+        .unify()
+        .or(metrics)
+        .unify()
+        .or(openapi)
+        .unify()
 }
 
 /// A fresh id for a request.

@@ -302,13 +302,25 @@ mod tests {
         }
     }
 
+    /// Each row: (observed, exit, limit, status) — the verdict of what was
+    /// observed, and the status and truncation the stage reports from it.
+    fn check(rows: Vec<(Observed, Option<Exit>, Option<LimitHit>, Status)>) {
+        for (i, (observed, exit, limit, status)) in rows.into_iter().enumerate() {
+            assert_eq!(verdict(&observed), (exit, limit), "row {i}: {observed:?}");
+            let result = stage(exit, limit);
+            assert_eq!(result.status(), status, "row {i}");
+            assert_eq!(
+                result.truncated(),
+                matches!(limit, Some(LimitHit::Output(_))),
+                "row {i}"
+            );
+        }
+    }
+
     #[test]
-    fn every_row_of_the_verdict_table() {
-        use LimitHit::*;
-        use StreamKind::*;
+    fn the_trailer_reports_how_a_program_ended() {
         let kill = Exit::Signal(Signal::KILL);
-        // (observed, exit, limit, status)
-        let rows: Vec<(Observed, Option<Exit>, Option<LimitHit>, Status)> = vec![
+        check(vec![
             // Ended on its own, reported by the trailer.
             (
                 Observed {
@@ -337,6 +349,14 @@ mod tests {
                 None,
                 Status::RuntimeError,
             ),
+        ]);
+    }
+
+    #[test]
+    fn the_trailers_count_of_out_of_memory_kills_decides() {
+        use LimitHit::*;
+        let kill = Exit::Signal(Signal::KILL);
+        check(vec![
             // The trailer's own count of out-of-memory kills decides, even
             // when the engine says otherwise.
             (
@@ -367,6 +387,14 @@ mod tests {
                 None,
                 Status::RuntimeError,
             ),
+        ]);
+    }
+
+    #[test]
+    fn without_a_count_the_engines_out_of_memory_flag_decides() {
+        use LimitHit::*;
+        let kill = Exit::Signal(Signal::KILL);
+        check(vec![
             // No count in the trailer: the engine's flag decides.
             (
                 Observed {
@@ -387,6 +415,14 @@ mod tests {
                 None,
                 Status::RuntimeError,
             ),
+        ]);
+    }
+
+    #[test]
+    fn without_a_trailer_the_engines_exit_decides() {
+        use LimitHit::*;
+        let kill = Exit::Signal(Signal::KILL);
+        check(vec![
             // No trailer (the bootstrap was killed): the engine's exit.
             (
                 Observed {
@@ -417,6 +453,14 @@ mod tests {
                 Status::RuntimeError,
             ),
             (Observed::default(), None, None, Status::RuntimeError),
+        ]);
+    }
+
+    #[test]
+    fn a_stop_at_the_cpu_time_limit_is_a_timeout_unless_memory_ran_out() {
+        use LimitHit::*;
+        let kill = Exit::Signal(Signal::KILL);
+        check(vec![
             // Stopped by the supervisor at the CPU-time limit; memory wins.
             (
                 Observed {
@@ -446,6 +490,14 @@ mod tests {
                 Some(CpuTime),
                 Status::Timeout,
             ),
+        ]);
+    }
+
+    #[test]
+    fn a_stop_at_the_deadline_is_a_timeout() {
+        use LimitHit::*;
+        let kill = Exit::Signal(Signal::KILL);
+        check(vec![
             // Stopped at the deadline.
             (
                 Observed {
@@ -466,6 +518,14 @@ mod tests {
                 Some(WallTime),
                 Status::Timeout,
             ),
+        ]);
+    }
+
+    #[test]
+    fn out_of_memory_at_the_deadline_is_a_memory_limit() {
+        use LimitHit::*;
+        let kill = Exit::Signal(Signal::KILL);
+        check(vec![
             // Out of memory at the deadline: memory wins.
             (
                 Observed {
@@ -478,6 +538,15 @@ mod tests {
                 Some(Memory),
                 Status::MemoryLimit,
             ),
+        ]);
+    }
+
+    #[test]
+    fn an_output_cap_wins_over_everything() {
+        use LimitHit::*;
+        use StreamKind::*;
+        let kill = Exit::Signal(Signal::KILL);
+        check(vec![
             // Over an output cap: the cap wins over everything.
             (
                 Observed {
@@ -511,17 +580,7 @@ mod tests {
                 Some(Output(Stdout)),
                 Status::OutputLimit,
             ),
-        ];
-        for (i, (observed, exit, limit, status)) in rows.into_iter().enumerate() {
-            assert_eq!(verdict(&observed), (exit, limit), "row {i}: {observed:?}");
-            let result = stage(exit, limit);
-            assert_eq!(result.status(), status, "row {i}");
-            assert_eq!(
-                result.truncated(),
-                matches!(limit, Some(Output(_))),
-                "row {i}"
-            );
-        }
+        ]);
     }
 
     #[test]

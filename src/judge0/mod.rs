@@ -24,8 +24,8 @@ use serde_json::Value;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::job::Client;
 use crate::job::RequestBounds;
-use crate::runner::admission::Client;
 use crate::runner::{RunError, Runner};
 use callback::Caller;
 use request::{Allowances, Errors, Submission};

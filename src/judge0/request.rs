@@ -182,6 +182,122 @@ impl Checker {
         }
     }
 
+    /// `language_id`: present and a number.
+    fn language_id(&mut self, body: &Value) -> Option<i64> {
+        match &body["language_id"] {
+            Value::Null => {
+                self.add("language_id", "can't be blank");
+                None
+            }
+            value => number(value).map(|n| n as i64).or_else(|| {
+                self.add("language_id", "is not a number");
+                None
+            }),
+        }
+    }
+
+    /// The limits asked, each within Judge0's bounds and the language's
+    /// `ceilings`; the per-process options, refused when enabled.
+    fn limits(&mut self, body: &Value, ceilings: &Ceilings) -> Asked {
+        let max_runs = MAX_NUMBER_OF_RUNS as f64;
+        let max_stack = MAX_STACK_LIMIT as f64;
+        let asked = Asked {
+            runs: self.number(body, "number_of_runs", (0.0, false), max_runs, integer),
+            cpu: self.number(body, "cpu_time_limit", (0.0, true), ceilings.cpu, decimal),
+            extra: self.number(
+                body,
+                "cpu_extra_time",
+                (0.0, true),
+                MAX_CPU_EXTRA_TIME,
+                decimal,
+            ),
+            wall: self.number(body, "wall_time_limit", (1.0, true), ceilings.wall, decimal),
+            memory: self.number(
+                body,
+                "memory_limit",
+                (16.0 * 1024.0, true),
+                ceilings.memory,
+                integer,
+            ),
+            stack: self.number(body, "stack_limit", (0.0, true), max_stack, integer),
+            pids: self.number(
+                body,
+                "max_processes_and_or_threads",
+                (8.0, true),
+                ceilings.pids,
+                integer,
+            ),
+            file_size: None,
+        };
+        for field in [
+            "enable_per_process_and_thread_time_limit",
+            "enable_per_process_and_thread_memory_limit",
+        ] {
+            if self.flag(body, field) {
+                self.add(field, "this option cannot be enabled");
+            }
+        }
+        let file_size = self.number(body, "max_file_size", (1.0, true), ceilings.file, integer);
+        Asked { file_size, ..asked }
+    }
+
+    /// The options and extras: their lengths, the language they need, the
+    /// callback's host.
+    fn options(
+        &mut self,
+        body: &Value,
+        language_id: Option<i64>,
+        language: Option<&Language>,
+        allow: &Allowances,
+    ) -> Options {
+        let compiler_options = self
+            .text(body, "compiler_options")
+            .filter(|s| !s.trim().is_empty());
+        let command_line_arguments = self
+            .text(body, "command_line_arguments")
+            .filter(|s| !s.is_empty());
+        for (field, value) in [
+            ("compiler_options", &compiler_options),
+            ("command_line_arguments", &command_line_arguments),
+        ] {
+            if value
+                .as_ref()
+                .is_some_and(|v| v.chars().count() > MAX_OPTIONS_CHARS)
+            {
+                self.add(field, "is too long (maximum is 512 characters)");
+            }
+        }
+        match (language_id, language) {
+            (Some(id), None) => self.add(
+                "language_id",
+                format!("language with id {id} doesn't exist"),
+            ),
+            (_, Some(l)) if compiler_options.is_some() && l.compile.is_none() => self.add(
+                "compiler_options",
+                "setting compiler options is only allowed for compiled languages",
+            ),
+            _ => {}
+        }
+        let callback_url = self
+            .text(body, "callback_url")
+            .filter(|s| !s.trim().is_empty());
+        if let Some(url) = &callback_url
+            && let Err(why) = crate::judge0::callback::allowed(url, allow.callback_hosts)
+        {
+            self.add("callback_url", why);
+        }
+        let additional_files = self
+            .text(body, "additional_files")
+            .filter(|s| !s.is_empty())
+            .map(|s| decode_lenient(&s));
+        Options {
+            compiler_options,
+            command_line_arguments,
+            callback_url,
+            additional_files,
+        }
+    }
+
     fn flag(&mut self, body: &Value, field: &str) -> bool {
         match &body[field] {
             Value::Null => false,
@@ -215,6 +331,50 @@ fn integer(n: f64) -> String {
     format!("{}", n as i64)
 }
 
+/// A language's own limits in Judge0's units (seconds, KB, KB of file),
+/// the most a submission may ask (the defaults of a language not found do
+/// not matter: it is refused).
+struct Ceilings {
+    cpu: f64,
+    wall: f64,
+    memory: f64,
+    pids: f64,
+    file: f64,
+}
+
+impl Ceilings {
+    fn of(language: Option<&Language>) -> Ceilings {
+        let limits = language.map(|l| l.limits.clone()).unwrap_or_default();
+        Ceilings {
+            cpu: limits.cpu_time_ms as f64 / 1000.0,
+            wall: limits.wall_time_ms as f64 / 1000.0,
+            memory: (limits.memory_mb * 1024) as f64,
+            pids: limits.pids as f64,
+            file: (limits.scratch_mb * 1024).min(limits.output_bytes.div_ceil(1024)) as f64,
+        }
+    }
+}
+
+/// The limits a submission asks for, checked (`None`: not given).
+struct Asked {
+    runs: Option<f64>,
+    cpu: Option<f64>,
+    extra: Option<f64>,
+    wall: Option<f64>,
+    memory: Option<f64>,
+    stack: Option<f64>,
+    pids: Option<f64>,
+    file_size: Option<f64>,
+}
+
+/// A submission's options and extras, checked.
+struct Options {
+    compiler_options: Option<String>,
+    command_line_arguments: Option<String>,
+    callback_url: Option<String>,
+    additional_files: Option<Vec<u8>>,
+}
+
 impl Submission {
     /// Reads and checks one submission (a JSON object) against the
     /// languages of `registry`; byte fields are base64 when `base64` says
@@ -245,118 +405,11 @@ impl Submission {
         if source_code.is_none() {
             c.add("source_code", "can't be blank");
         }
-        let language_id = match &body["language_id"] {
-            Value::Null => {
-                c.add("language_id", "can't be blank");
-                None
-            }
-            value => match number(value) {
-                Some(n) => Some(n as i64),
-                None => {
-                    c.add("language_id", "is not a number");
-                    None
-                }
-            },
-        };
+        let language_id = c.language_id(body);
         let language = language_id.and_then(|id| registry.by_judge0_id(id));
-        // The language's own limits bound the request's (the defaults of a
-        // language not found do not matter: it is refused below).
-        let limits = language
-            .as_ref()
-            .map(|l| l.limits.clone())
-            .unwrap_or_default();
-        let lang_cpu = limits.cpu_time_ms as f64 / 1000.0;
-        let lang_wall = limits.wall_time_ms as f64 / 1000.0;
-        let lang_memory = (limits.memory_mb * 1024) as f64;
-        let lang_pids = limits.pids as f64;
-        let lang_file = (limits.scratch_mb * 1024).min(limits.output_bytes.div_ceil(1024)) as f64;
-
-        let runs = c.number(
-            body,
-            "number_of_runs",
-            (0.0, false),
-            MAX_NUMBER_OF_RUNS as f64,
-            integer,
-        );
-        let cpu = c.number(body, "cpu_time_limit", (0.0, true), lang_cpu, decimal);
-        let extra = c.number(
-            body,
-            "cpu_extra_time",
-            (0.0, true),
-            MAX_CPU_EXTRA_TIME,
-            decimal,
-        );
-        let wall = c.number(body, "wall_time_limit", (1.0, true), lang_wall, decimal);
-        let memory = c.number(
-            body,
-            "memory_limit",
-            (16.0 * 1024.0, true),
-            lang_memory,
-            integer,
-        );
-        let stack = c.number(
-            body,
-            "stack_limit",
-            (0.0, true),
-            MAX_STACK_LIMIT as f64,
-            integer,
-        );
-        let pids = c.number(
-            body,
-            "max_processes_and_or_threads",
-            (8.0, true),
-            lang_pids,
-            integer,
-        );
-        for field in [
-            "enable_per_process_and_thread_time_limit",
-            "enable_per_process_and_thread_memory_limit",
-        ] {
-            if c.flag(body, field) {
-                c.add(field, "this option cannot be enabled");
-            }
-        }
-        let file_size = c.number(body, "max_file_size", (1.0, true), lang_file, integer);
-        let compiler_options = c
-            .text(body, "compiler_options")
-            .filter(|s| !s.trim().is_empty());
-        let command_line_arguments = c
-            .text(body, "command_line_arguments")
-            .filter(|s| !s.is_empty());
-        for (field, value) in [
-            ("compiler_options", &compiler_options),
-            ("command_line_arguments", &command_line_arguments),
-        ] {
-            if value
-                .as_ref()
-                .is_some_and(|v| v.chars().count() > MAX_OPTIONS_CHARS)
-            {
-                c.add(field, "is too long (maximum is 512 characters)");
-            }
-        }
-        match (language_id, &language) {
-            (Some(id), None) => c.add(
-                "language_id",
-                format!("language with id {id} doesn't exist"),
-            ),
-            (_, Some(l)) if compiler_options.is_some() && l.compile.is_none() => c.add(
-                "compiler_options",
-                "setting compiler options is only allowed for compiled languages",
-            ),
-            _ => {}
-        }
-        let callback_url = c
-            .text(body, "callback_url")
-            .filter(|s| !s.trim().is_empty());
-        if let Some(url) = &callback_url
-            && let Err(why) = crate::judge0::callback::allowed(url, allow.callback_hosts)
-        {
-            c.add("callback_url", why);
-        }
-        let additional_files = c
-            .text(body, "additional_files")
-            .filter(|s| !s.is_empty())
-            .map(|s| decode_lenient(&s));
+        let ceilings = Ceilings::of(language.as_deref());
+        let asked = c.limits(body, &ceilings);
+        let options = c.options(body, language_id, language.as_deref(), allow);
         if c.flag(body, "enable_network") {
             c.add("enable_network", "enabling network is not allowed");
         }
@@ -366,28 +419,29 @@ impl Submission {
         if !c.errors.is_empty() {
             return Err(c.errors);
         }
-        let cpu_time_limit = cpu.unwrap_or(lang_cpu);
+        let cpu_time_limit = asked.cpu.unwrap_or(ceilings.cpu);
         let submission = Submission {
             language_id: language_id.expect("checked"),
             source_code: source_code.expect("checked"),
             stdin,
             expected_output,
-            compiler_options,
-            command_line_arguments,
+            compiler_options: options.compiler_options,
+            command_line_arguments: options.command_line_arguments,
             cpu_time_limit,
             // Within the language's CPU limit, whatever is asked.
-            cpu_extra_time: extra
+            cpu_extra_time: asked
+                .extra
                 .unwrap_or(CPU_EXTRA_TIME)
-                .min((lang_cpu - cpu_time_limit).max(0.0)),
-            wall_time_limit: wall.unwrap_or(lang_wall),
-            memory_limit: memory.map_or(lang_memory as i64, |m| m as i64),
-            stack_limit: stack.map_or(STACK_LIMIT, |s| s as i64),
-            max_processes_and_or_threads: pids.map_or(lang_pids as i64, |p| p as i64),
-            max_file_size: file_size.map_or(lang_file as i64, |f| f as i64),
-            number_of_runs: runs.map_or(1, |r| r as i64),
+                .min((ceilings.cpu - cpu_time_limit).max(0.0)),
+            wall_time_limit: asked.wall.unwrap_or(ceilings.wall),
+            memory_limit: asked.memory.map_or(ceilings.memory as i64, |m| m as i64),
+            stack_limit: asked.stack.map_or(STACK_LIMIT, |s| s as i64),
+            max_processes_and_or_threads: asked.pids.map_or(ceilings.pids as i64, |p| p as i64),
+            max_file_size: asked.file_size.map_or(ceilings.file as i64, |f| f as i64),
+            number_of_runs: asked.runs.map_or(1, |r| r as i64),
             redirect_stderr_to_stdout: redirect,
-            callback_url,
-            additional_files,
+            callback_url: options.callback_url,
+            additional_files: options.additional_files,
         };
         // What the pipeline refuses (sizes, file names, options) is
         // refused now, not when a worker takes it.

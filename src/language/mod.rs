@@ -247,28 +247,8 @@ impl Language {
             Ok(()) => Vec::new(),
             Err(e) => field_errors(&e),
         };
-        let none = LimitsOverride::default();
         let limits = resolved(&defaults.run, &file.limits, "limits", &mut errors);
-        let compile = match (file.compile, file.compile_limits) {
-            (Some(command), compile_limits) => Some(Compile {
-                command,
-                limits: resolved(
-                    &defaults.compile,
-                    compile_limits.as_ref().unwrap_or(&none),
-                    "compile_limits",
-                    &mut errors,
-                ),
-            }),
-            (None, Some(_)) => {
-                errors.push(FieldError {
-                    path: "compile_limits".to_string(),
-                    code: "compile".to_string(),
-                    message: "is given, but there is no `compile` command".to_string(),
-                });
-                None
-            }
-            (None, None) => None,
-        };
+        let compile = compile_stage(&file, defaults, &mut errors);
         let seccomp = match file
             .seccomp
             .as_deref()
@@ -277,28 +257,23 @@ impl Language {
             None => None,
             Some(Ok(profile)) => Some(profile),
             Some(Err(message)) => {
-                errors.push(FieldError {
-                    path: "seccomp".to_string(),
-                    code: "seccomp".to_string(),
-                    message,
-                });
+                errors.push(FieldError::new("seccomp", "seccomp", message));
                 None
             }
         };
         if file.prestart.is_some() && compile.is_some() {
-            errors.push(FieldError {
-                path: "prestart".to_string(),
-                code: "compile".to_string(),
-                message: "is for interpreted languages, and this one has a `compile` command"
-                    .to_string(),
-            });
+            errors.push(FieldError::new(
+                "prestart",
+                "compile",
+                "is for interpreted languages, and this one has a `compile` command",
+            ));
         }
         if !file.compiler_options.is_empty() && compile.is_none() {
-            errors.push(FieldError {
-                path: "compiler_options".to_string(),
-                code: "compile".to_string(),
-                message: "is given, but there is no `compile` command".to_string(),
-            });
+            errors.push(FieldError::new(
+                "compiler_options",
+                "compile",
+                "is given, but there is no `compile` command",
+            ));
         }
         if !errors.is_empty() {
             return Err(LanguageError::Fields {
@@ -339,6 +314,36 @@ impl Language {
     /// `name-version`, as logs and errors name one language version.
     pub fn label(&self) -> String {
         format!("{}-{}", self.name, self.version)
+    }
+}
+
+/// The file's compile stage, its limits resolved against `defaults`; a
+/// `compile_limits` table without a `compile` command is an error.
+fn compile_stage(
+    file: &LanguageFile,
+    defaults: &DefaultLimits,
+    errors: &mut Vec<FieldError>,
+) -> Option<Compile> {
+    let none = LimitsOverride::default();
+    match (&file.compile, &file.compile_limits) {
+        (Some(command), compile_limits) => Some(Compile {
+            command: command.clone(),
+            limits: resolved(
+                &defaults.compile,
+                compile_limits.as_ref().unwrap_or(&none),
+                "compile_limits",
+                errors,
+            ),
+        }),
+        (None, Some(_)) => {
+            errors.push(FieldError::new(
+                "compile_limits",
+                "compile",
+                "is given, but there is no `compile` command",
+            ));
+            None
+        }
+        (None, None) => None,
     }
 }
 

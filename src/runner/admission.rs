@@ -11,9 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-/// Who a run is for: the API key's id, or the peer's address when keys
-/// are off (see `api::client`).
-pub type Client = Arc<str>;
+pub use crate::job::Client;
 
 /// Why a run was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -48,6 +48,16 @@ async fn wait_for_pool(app: &TestApp, size: usize) -> Vec<String> {
     }
 }
 
+/// A test server whose pools keep `size` sandboxes per language, with
+/// interpreters pre-started (`prestart`) or not.
+async fn spawn_pool(size: usize, prestart: bool) -> TestApp {
+    spawn_app_with(move |c| {
+        crate::helpers::pooled(c, size);
+        c.prestart = prestart;
+    })
+    .await
+}
+
 /// Runs python; returns the answer and whether it came from the pool.
 async fn run(app: &TestApp, body: Value) -> (Value, String) {
     let response = app
@@ -104,7 +114,14 @@ async fn the_pool_fills_and_a_pooled_container_serves_exactly_one_run() {
 
 #[tokio::test]
 async fn a_pooled_run_has_the_isolation_of_a_cold_one() {
-    let app = spawn_app_with(|c| crate::helpers::pooled(c, 1)).await;
+    for prestart in [true, false] {
+        pooled_isolation(prestart).await;
+    }
+}
+
+/// The isolation test, with python's interpreter pre-started or not.
+async fn pooled_isolation(prestart: bool) {
+    let app = spawn_pool(1, prestart).await;
     wait_for_pool(&app, 1).await;
     let (answer, pool) = run(
         &app,
@@ -138,7 +155,14 @@ async fn a_pooled_run_has_the_isolation_of_a_cold_one() {
 
 #[tokio::test]
 async fn a_pooled_run_keeps_the_limits_and_statuses() {
-    let app = spawn_app_with(|c| crate::helpers::pooled(c, 2)).await;
+    for prestart in [true, false] {
+        pooled_limits(prestart).await;
+    }
+}
+
+/// The limits test, with python's interpreter pre-started or not.
+async fn pooled_limits(prestart: bool) {
+    let app = spawn_pool(2, prestart).await;
     wait_for_pool(&app, 2).await;
     let (answer, pool) = run(
         &app,
@@ -165,7 +189,14 @@ async fn a_pooled_run_keeps_the_limits_and_statuses() {
 
 #[tokio::test]
 async fn the_deadline_counts_from_the_claim_not_the_containers_start() {
-    let app = spawn_app_with(|c| crate::helpers::pooled(c, 1)).await;
+    for prestart in [true, false] {
+        pooled_deadline(prestart).await;
+    }
+}
+
+/// The deadline test, with python's interpreter pre-started or not.
+async fn pooled_deadline(prestart: bool) {
+    let app = spawn_pool(1, prestart).await;
     wait_for_pool(&app, 1).await;
     // The pooled container has now been up well over the run's limit.
     tokio::time::sleep(Duration::from_secs(2)).await;

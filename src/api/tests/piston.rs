@@ -85,16 +85,8 @@ async fn runtimes_lists_every_version_newest_first_with_full_semver_and_aliases(
 }
 
 #[tokio::test]
-async fn every_refusal_in_pistons_order_with_pistons_message_runs_nothing() {
-    let runner = hello();
+async fn every_refusal_of_the_request_shape_in_pistons_order_with_pistons_message() {
     let file = json!([{"content": "print(1)"}]);
-    let with = |extra: Value| {
-        let mut body = json!({"language": "python", "version": "3", "files": file});
-        for (k, v) in extra.as_object().unwrap() {
-            body[k] = v.clone();
-        }
-        body
-    };
     let cases = [
         (json!({}), "language is required as a string"),
         (
@@ -138,6 +130,23 @@ async fn every_refusal_in_pistons_order_with_pistons_message_runs_nothing() {
             json!({"language": "python", "version": "*", "files": [{"content": "eA==", "encoding": "base64"}]}),
             "files must include at least one utf8 encoded file",
         ),
+    ];
+    assert_refusals(&cases).await;
+}
+
+/// `{"language": "python", "version": "3"}`, one file, and `extra`'s keys.
+fn with(extra: Value) -> Value {
+    let mut body =
+        json!({"language": "python", "version": "3", "files": [{"content": "print(1)"}]});
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    body
+}
+
+#[tokio::test]
+async fn every_refusal_of_a_limit_or_value_in_pistons_order_with_pistons_message() {
+    let cases = [
         (
             with(json!({"run_timeout": "3000"})),
             "If specified, run_timeout must be a number",
@@ -194,8 +203,15 @@ async fn every_refusal_in_pistons_order_with_pistons_message_runs_nothing() {
             "stdin is 101 bytes, more than the limit of 100 bytes",
         ),
     ];
+    assert_refusals(&cases).await;
+}
+
+/// Each body of `cases` is a 400 with its message in Piston's shape, and
+/// none runs anything.
+async fn assert_refusals(cases: &[(Value, &str)]) {
+    let runner = hello();
     for (body, message) in cases {
-        let reply = execute(&runner, &body).await;
+        let reply = execute(&runner, body).await;
         assert_eq!(
             (reply.status, reply.body),
             (400, json!({ "message": message })),
