@@ -14,10 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::gate::{Gate, GateSettings};
 use crate::api::{Api, ApiSettings, routes};
-use crate::config::Config;
+use crate::config::{Config, UidRange};
 use crate::engine::{Engine, EngineError};
 use crate::executor::custody::{Custody, Owner};
-use crate::executor::uids::UidRange;
 use crate::executor::uids::Uids;
 use crate::executor::{Executor, PoolSettings};
 use crate::job::RequestBounds;

@@ -440,8 +440,7 @@ mod tests {
         let custody = custody();
         let cancel = CancellationToken::new();
         let worker = tokio::spawn(custody.clone().run(cancel.clone()));
-        let uids =
-            super::super::uids::Uids::new(super::super::uids::UidRange { first: 7, last: 8 });
+        let uids = super::super::uids::Uids::new(crate::config::UidRange { first: 7, last: 8 });
         let run = custody.run_in_flight();
         let lease = Arc::new(uids.try_lease().unwrap());
         drop(custody.hold(Kind::Container, "c1".into(), Some(lease)));

@@ -268,7 +268,8 @@ impl Executor {
             .then(|| self.pool.claim(&job.language))
             .flatten();
         if let Some(sandbox) = pooled {
-            let mut phases = sandbox.start_phases.clone();
+            // Its creation and start were the pool's, before this request.
+            let mut phases = Phases::new();
             match sandbox.execute(Some(payload()), bounds, &self.stop).await {
                 Ok(ran) => {
                     phases.extend(ran.phases);

@@ -75,6 +75,15 @@ async fn run(app: &TestApp, body: Value) -> (Value, String) {
         .to_str()
         .unwrap()
         .to_string();
+    // A pooled run's Server-Timing holds only what the request spent: the
+    // sandbox's creation and start were the pool's, earlier.
+    let timing = response.headers()["server-timing"].to_str().unwrap();
+    if pool == "hit" {
+        assert!(
+            !timing.contains("create;") && !timing.contains("start;"),
+            "{timing}"
+        );
+    }
     (response.json().await.unwrap(), pool)
 }
 
