@@ -14,8 +14,9 @@
 //! 2. bursts of `BENCH_BURST` python runs at concurrency 8 from eight
 //!    clients (each its own loopback address, as the fair shares count
 //!    clients): the CLI's, the pool off's, a fresh service's very first
-//!    burst after start-up, and its burst after an earlier one and 10 s of
-//!    rest (runs per second, errors, runs from the pool);
+//!    burst after start-up (once python's pool has reached its floor; the
+//!    time that took is printed), and its burst after an earlier one and
+//!    10 s of rest (runs per second, errors, runs from the pool);
 //! 3. python cold under runc and under runsc (gVisor);
 //! 4. a C++ batch of 20 tests against the same 20 runs as requests;
 //! 5. the service's RSS idle and under load, and the host memory of the
