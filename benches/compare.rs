@@ -647,22 +647,23 @@ async fn main() {
     // 6. A CPU-bound program while the pool refills after the burst, then
     // alone.
     let spin = json!({"language": "python", "code": "import time\nt = time.perf_counter()\nx = 0\nfor i in range(3_000_000): x += i\nprint(round((time.perf_counter() - t) * 1000))"});
-    let timed = |answer: Value| {
+    // The loop's own time, in ms, as the program prints it.
+    let timed = || async {
+        let answer: Value = client
+            .post(format!("{}/run-code", fresh.url))
+            .json(&spin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         answer["stdout"]
             .as_str()
             .and_then(|s| s.trim().parse::<f64>().ok())
             .unwrap_or(f64::NAN)
     };
-    let during: Value = client
-        .post(format!("{}/run-code", fresh.url))
-        .json(&spin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let spin_during = timed(during);
+    let spin_during = timed().await;
     tokio::time::sleep(Duration::from_secs(10)).await;
     let (t, s) = burst(Some(&fresh.url), burst_size).await;
     let rested = row(
@@ -672,16 +673,7 @@ async fn main() {
     );
     let rested_pooled = s.iter().filter(|x| x.pooled).count();
     tokio::time::sleep(Duration::from_secs(15)).await;
-    let alone: Value = client
-        .post(format!("{}/run-code", fresh.url))
-        .json(&spin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let spin_alone = timed(alone);
+    let spin_alone = timed().await;
     let rss_load = rss_kib(fresh.child.id());
     drop(fresh);
 

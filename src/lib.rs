@@ -5,8 +5,9 @@
 //! # Layout
 //!
 //! Modules depend downwards only: `app` → `api` → `judge0` → `runner` →
-//! `executor` → `engine`, with `job`, `language`, `limits` and `config`
-//! below them all.
+//! `executor` → `engine` → `metrics`, with `job`, `language`, `limits`,
+//! `config` and `text` below them all (`tests/architecture.rs` checks that
+//! no import closes a cycle).
 //! The public surface is what the binary and the integration tests use:
 //! [`Application`], [`Config`], [`healthcheck`], the [`engine`] and the
 //! executor's [`custody`](executor::custody).
@@ -15,8 +16,9 @@
 //!   shutdown.
 //! - `server`: the HTTP accept loop, with connection bounds.
 //! - `api`: the HTTP API: routes, each dialect's wire types and handler
-//!   (`/run-code`, and Piston's v2 API under `/api/v2`), the probes, and
-//!   every error mapped to JSON in one place.
+//!   (`/run-code`, Piston's v2 API under `/api/v2`, Judge0's under
+//!   `/judge0`), the front door (keys, rates), the probes, `/metrics`, the
+//!   OpenAPI document, and every error mapped to JSON in one place.
 //! - `judge0`: Judge0's model over the pipeline: stored submissions
 //!   (SQLite or PostgreSQL), the workers that run them, Judge0's verdicts
 //!   and shapes, callbacks.
@@ -33,6 +35,8 @@
 //! - `limits`: the resource limits of a stage and the rule that merges
 //!   them.
 //! - [`config`]: server settings (defaults, TOML file, `CODE_RUNNER_*`).
+//! - `metrics`: the Prometheus metrics.
+//! - `text`: client text cut before it reaches an error or a log.
 //! - [`healthcheck`]: the binary's `healthcheck` command.
 //! - `validation`: readable messages from `validator`'s errors.
 

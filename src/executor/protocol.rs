@@ -491,7 +491,7 @@ mod tests {
         stdin: &[u8],
     ) -> [(String, String, Option<i32>); 2] {
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        [("", ""), (hook, "")].map(|(prestart, _)| {
+        ["", hook].map(|prestart| {
             let dir = tempfile::tempdir().unwrap();
             let files = [source(main, program.as_bytes())];
             let input = encode(
