@@ -289,7 +289,13 @@ impl Drop for TestApp {
 
 /// The ids of the containers labelled `code-runner=<instance>`.
 pub async fn containers_of(docker: &Docker, instance: &str) -> Vec<String> {
-    let filters = HashMap::from([("label".to_string(), vec![format!("code-runner={instance}")])]);
+    ids_with_labels(docker, vec![format!("code-runner={instance}")]).await
+}
+
+/// The ids of every container (running or not) that carries all `labels`
+/// (`key` or `key=value`).
+async fn ids_with_labels(docker: &Docker, labels: Vec<String>) -> Vec<String> {
+    let filters = HashMap::from([("label".to_string(), labels)]);
     let options = ListContainersOptionsBuilder::default()
         .all(true)
         .filters(&filters)
@@ -320,24 +326,11 @@ pub async fn assert_no_containers_of(docker: &Docker, instance: &str, within: Du
 
 /// The ids of the sandbox containers (those of a stage) of `instance`.
 pub async fn sandboxes_of(docker: &Docker, instance: &str) -> Vec<String> {
-    let filters = HashMap::from([(
-        "label".to_string(),
-        vec![
-            format!("code-runner={instance}"),
-            "code-runner.stage".to_string(),
-        ],
-    )]);
-    let options = ListContainersOptionsBuilder::default()
-        .all(true)
-        .filters(&filters)
-        .build();
-    docker
-        .list_containers(Some(options))
-        .await
-        .expect("containers can be listed")
-        .into_iter()
-        .filter_map(|c| c.id)
-        .collect()
+    let labels = vec![
+        format!("code-runner={instance}"),
+        "code-runner.stage".to_string(),
+    ];
+    ids_with_labels(docker, labels).await
 }
 
 /// Waits until `instance` has at least one sandbox container (a run has
