@@ -172,7 +172,7 @@ impl Pool {
     /// removes waiting sandboxes beyond it (returned, to be dropped outside
     /// the lock).
     fn resize(&self, state: &mut State, now: Instant) -> Vec<Waiting> {
-        let mut wants: Vec<(String, usize, usize)> = state
+        let wants: Vec<(String, usize, usize)> = state
             .entries
             .iter_mut()
             .map(|(name, entry)| {
@@ -182,7 +182,7 @@ impl Pool {
                 (name.clone(), entry.floor, peak(&entry.demand, BURST))
             })
             .collect();
-        let sizes = share(&mut wants, self.settings.budget());
+        let sizes = share(&wants, self.settings.budget());
         let mut surplus = Vec::new();
         for (name, want) in sizes {
             let entry = state.entries.get_mut(&name).expect("entry");
@@ -530,23 +530,26 @@ impl Pool {
 /// sandboxes: the floors first (in proportion when they alone are more
 /// than the budget holds), then what demand asks above them, in proportion
 /// to what each asks.
-fn share(wants: &mut [(String, usize, usize)], budget: usize) -> Vec<(String, usize)> {
-    let floors: usize = wants.iter().map(|(_, floor, _)| floor).sum();
-    if floors > budget {
-        for (_, floor, _) in wants.iter_mut() {
-            *floor = *floor * budget / floors;
+fn share(wants: &[(String, usize, usize)], budget: usize) -> Vec<(String, usize)> {
+    let total: usize = wants.iter().map(|(_, floor, _)| floor).sum();
+    let floor_of = |floor: usize| {
+        if total > budget {
+            floor * budget / total
+        } else {
+            floor
         }
-    }
-    let floors: usize = wants.iter().map(|(_, floor, _)| floor).sum();
+    };
+    let floors: usize = wants.iter().map(|(_, floor, _)| floor_of(*floor)).sum();
     let room = budget.saturating_sub(floors);
     let asked: usize = wants
         .iter()
-        .map(|(_, floor, peak)| peak.saturating_sub(*floor))
+        .map(|(_, floor, peak)| peak.saturating_sub(floor_of(*floor)))
         .sum();
     wants
         .iter()
         .map(|(name, floor, peak)| {
-            let extra = peak.saturating_sub(*floor);
+            let floor = floor_of(*floor);
+            let extra = peak.saturating_sub(floor);
             let granted = if asked <= room {
                 extra
             } else {
@@ -589,26 +592,26 @@ mod tests {
 
     #[test]
     fn floors_then_demand_share_the_budget() {
-        let mut wants = vec![("a".to_string(), 32, 48), ("b".to_string(), 32, 0)];
-        assert_eq!(share(&mut wants, 100), [("a".into(), 48), ("b".into(), 32)]);
-        let mut wants = vec![("a".to_string(), 32, 48), ("b".to_string(), 32, 0)];
+        let wants = vec![("a".to_string(), 32, 48), ("b".to_string(), 32, 0)];
+        assert_eq!(share(&wants, 100), [("a".into(), 48), ("b".into(), 32)]);
+        let wants = vec![("a".to_string(), 32, 48), ("b".to_string(), 32, 0)];
         // The floors alone fill 64: demand gets nothing more.
-        assert_eq!(share(&mut wants, 64), [("a".into(), 32), ("b".into(), 32)]);
-        let mut wants = vec![
+        assert_eq!(share(&wants, 64), [("a".into(), 32), ("b".into(), 32)]);
+        let wants = vec![
             ("a".to_string(), 32, 0),
             ("b".to_string(), 32, 0),
             ("c".to_string(), 32, 0),
             ("d".to_string(), 32, 0),
         ];
         // Four floors of 32 in a budget of 64: 16 each.
-        let sizes: Vec<usize> = share(&mut wants, 64).into_iter().map(|(_, n)| n).collect();
+        let sizes: Vec<usize> = share(&wants, 64).into_iter().map(|(_, n)| n).collect();
         assert_eq!(sizes, [16, 16, 16, 16]);
-        let mut wants = vec![("a".to_string(), 2, 40), ("b".to_string(), 2, 20)];
+        let wants = vec![("a".to_string(), 2, 40), ("b".to_string(), 2, 20)];
         // 56 asked above the floors, 36 of room: in proportion, rounded
         // down (never over the budget).
-        assert_eq!(share(&mut wants, 40), [("a".into(), 26), ("b".into(), 13)]);
-        let mut off = vec![("a".to_string(), 0, 10)];
-        assert_eq!(share(&mut off, 0), [("a".into(), 0)]);
+        assert_eq!(share(&wants, 40), [("a".into(), 26), ("b".into(), 13)]);
+        let off = vec![("a".to_string(), 0, 10)];
+        assert_eq!(share(&off, 0), [("a".into(), 0)]);
     }
 
     #[test]
