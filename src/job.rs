@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use crate::language::{Language, Lookup, Registry};
 use crate::limits::{Limit, LimitRaised, Limits, LimitsOverride};
+use crate::nonempty::NonEmpty;
 use crate::text::clip;
 
 /// One run to carry out, already checked.
@@ -22,20 +23,17 @@ use crate::text::clip;
 pub struct Job {
     pub language: Arc<Language>,
     pub files: Files,
-    /// Appended to the language's run command.
-    pub args: Vec<String>,
     /// Appended to the language's compile command (compiler options the
     /// language allows); empty when it has no compile stage.
     pub compile_args: Vec<String>,
-    /// The program's standard input.
-    pub stdin: Vec<u8>,
     /// The effective limits of each stage.
     pub limits: JobLimits,
-    /// A batch's tests: each runs the program (compiled once) in a fresh
-    /// sandbox with its own stdin and arguments. Empty for a single run.
-    pub tests: Vec<TestInput>,
-    /// Who it runs for, for the fair share of run slots (the API sets it:
-    /// an API key's id or the peer's address; empty until then).
+    /// What each run of the program gets: one input for a single run, one
+    /// per test of a batch (the program is compiled once, and each input
+    /// runs in a fresh sandbox).
+    pub inputs: NonEmpty<RunInput>,
+    /// Who it runs for, for the fair share of run slots: an API key's id or
+    /// the peer's address.
     pub client: Client,
 }
 
@@ -43,9 +41,10 @@ pub struct Job {
 /// are off (see `api::gate`).
 pub type Client = std::sync::Arc<str>;
 
-/// What one test of a batch gives the program.
+/// What one run of the program gets: its stdin and the arguments appended
+/// to the language's run command.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct TestInput {
+pub struct RunInput {
     pub stdin: Vec<u8>,
     pub args: Vec<String>,
 }
@@ -121,8 +120,9 @@ pub struct JobRequest {
     /// Compile limits the request asks for (likewise; ignored when the
     /// language does not compile).
     pub compile_limits: LimitsOverride,
-    /// A batch's tests (none for a single run).
-    pub tests: Vec<TestInput>,
+    /// A batch's tests (none for a single run, which runs with `stdin`
+    /// and `args`).
+    pub tests: Vec<RunInput>,
 }
 
 /// A part of a request, as the domain knows it; each dialect has its own
@@ -184,105 +184,78 @@ pub enum JobError {
 }
 
 impl JobRequest {
-    /// Checks the request against `bounds` and `registry`: size bounds
-    /// first (so that a request too large in any way is answered as such),
-    /// then the values, the language, file names against the language's
-    /// source file, and the limits.
-    pub fn into_job(self, registry: &Registry, bounds: &RequestBounds) -> Result<Job, JobError> {
+    /// Checks the request against `bounds` and `registry`, for `client`:
+    /// size bounds first (so that a request too large in any way is
+    /// answered as such), then the values, the language, the compiler
+    /// options, file names against the language's source file, and the
+    /// limits.
+    pub fn into_job(
+        self,
+        registry: &Registry,
+        bounds: &RequestBounds,
+        client: Client,
+    ) -> Result<Job, JobError> {
         self.check_sizes(bounds)?;
         self.check_values()?;
         let language = registry.resolve(&self.language, self.version.as_deref())?;
-        if !self.compile_args.is_empty() && language.compile.is_none() {
-            return Err(invalid(
-                Field::CompileArgs,
-                format!(
-                    "cannot be given: language `{}` has no compile stage",
-                    language.name
-                ),
-            ));
-        }
-        if let Some(option) = self
-            .compile_args
-            .iter()
-            .find(|o| !crate::language::option_allowed(&language.compiler_options, o))
-        {
-            let allowed = match language.compiler_options.as_slice() {
-                [] => "none is".to_string(),
-                patterns => format!("these are: {}", patterns.join(" ")),
-            };
-            return Err(invalid(
-                Field::CompileArgs,
-                format!(
-                    "has `{option}`, which language `{}` does not allow ({allowed})",
-                    language.name
-                ),
-            ));
-        }
-        let main = SourceFile {
-            name: language.source_file.clone(),
-            content: self.main,
-        };
-        let mut extra = Vec::with_capacity(self.extra.len());
-        for (name, content) in self.extra {
-            if name == main.name || folders_of(&name).any(|f| f == main.name) {
-                return Err(invalid(
-                    Field::Files,
-                    format!(
-                        "has a file named {:?}, which collides with `{}`, where the main source is written in language `{}`",
-                        clip(&name),
-                        main.name,
-                        language.name
-                    ),
-                ));
-            }
-            extra.push(SourceFile { name, content });
-        }
-        let none = LimitsOverride::default();
-        let run = language
-            .limits
-            .resolve(&none, &self.run_limits)
-            .map_err(|raised| JobError::LimitRaised {
-                stage: Stage::Run,
-                raised,
-            })?;
-        let compile = match &language.compile {
-            None => None,
-            Some(compile) => Some(
-                compile
-                    .limits
-                    .resolve(&none, &self.compile_limits)
-                    .map_err(|raised| JobError::LimitRaised {
-                        stage: Stage::Compile,
-                        raised,
-                    })?,
-            ),
+        check_compile_args(&language, &self.compile_args)?;
+        let files = files(&language, self.main, self.extra)?;
+        let limits = limits(&language, &self.run_limits, &self.compile_limits)?;
+        let single = RunInput {
+            stdin: self.stdin,
+            args: self.args,
         };
         Ok(Job {
             language,
-            files: Files { main, extra },
-            args: self.args,
+            files,
             compile_args: self.compile_args,
-            stdin: self.stdin,
-            limits: JobLimits { run, compile },
-            tests: self.tests,
-            client: std::sync::Arc::from(""),
+            limits,
+            inputs: NonEmpty::from_vec(self.tests).unwrap_or_else(|| NonEmpty::one(single)),
+            client,
         })
     }
 
     /// Checks the size bounds alone (a dialect checks these before its own
     /// rules, so that a request too large in any way is answered as such).
     pub fn check_sizes(&self, bounds: &RequestBounds) -> Result<(), JobError> {
-        let (bytes, args) = (bounds.max_arg_bytes, bounds.max_args);
-        let code = bounds.max_code_bytes;
-        at_most(Field::Main, "is", self.main.len(), code, " bytes")?;
-        at_most(
-            Field::Stdin,
-            "is",
-            self.stdin.len(),
-            bounds.max_stdin_bytes,
-            " bytes",
-        )?;
-        at_most(Field::Args, "has", self.args.len(), args, " arguments")?;
+        let b = bounds;
+        let files: usize = self.extra.iter().map(|(_, c)| c.len()).sum();
+        let rows = [
+            (
+                Field::Main,
+                "is",
+                self.main.len(),
+                b.max_code_bytes,
+                " bytes",
+            ),
+            (
+                Field::Stdin,
+                "is",
+                self.stdin.len(),
+                b.max_stdin_bytes,
+                " bytes",
+            ),
+            (
+                Field::Args,
+                "has",
+                self.args.len(),
+                b.max_args,
+                " arguments",
+            ),
+            (
+                Field::CompileArgs,
+                "has",
+                self.compile_args.len(),
+                b.max_args,
+                " options",
+            ),
+            (Field::Files, "has", self.extra.len(), b.max_files, " files"),
+            (Field::Tests, "has", self.tests.len(), b.max_tests, " tests"),
+        ];
+        for (field, what, got, limit, unit) in rows {
+            at_most(field, what, got, limit, unit)?;
+        }
+        let bytes = b.max_arg_bytes;
         if let Some((i, a)) = self.args.iter().enumerate().find(|(_, a)| a.len() > bytes) {
             at_most(
                 Field::Args,
@@ -292,13 +265,6 @@ impl JobRequest {
                 " bytes",
             )?;
         }
-        at_most(
-            Field::CompileArgs,
-            "has",
-            self.compile_args.len(),
-            args,
-            " options",
-        )?;
         if let Some(a) = self.compile_args.iter().find(|a| a.len() > bytes) {
             at_most(
                 Field::CompileArgs,
@@ -308,37 +274,10 @@ impl JobRequest {
                 " bytes",
             )?;
         }
-        at_most(
-            Field::Files,
-            "has",
-            self.extra.len(),
-            bounds.max_files,
-            " files",
-        )?;
-        at_most(
-            Field::Tests,
-            "has",
-            self.tests.len(),
-            bounds.max_tests,
-            " tests",
-        )?;
         for (i, test) in self.tests.iter().enumerate() {
-            let what = format!("test {i}'s stdin is");
-            at_most(
-                Field::Tests,
-                &what,
-                test.stdin.len(),
-                bounds.max_stdin_bytes,
-                " bytes",
-            )?;
-            let what = format!("test {i} has");
-            at_most(Field::Tests, &what, test.args.len(), args, " arguments")?;
-            if let Some(a) = test.args.iter().find(|a| a.len() > bytes) {
-                let what = format!("an argument of test {i} is");
-                at_most(Field::Tests, &what, a.len(), bytes, " bytes")?;
-            }
+            test_sizes(i, test, bounds)?;
         }
-        let total = self.main.len() + self.extra.iter().map(|(_, c)| c.len()).sum::<usize>();
+        let (total, code) = (self.main.len() + files, b.max_code_bytes);
         if total > code {
             return Err(JobError::TooLarge {
                 field: Field::Files,
@@ -410,6 +349,116 @@ fn at_most(field: Field, what: &str, got: usize, limit: usize, unit: &str) -> Re
         field,
         message: format!("{what} {got}{unit}, more than the limit of {limit}{unit}"),
     })
+}
+
+/// The size bounds of test `i` of a batch: its stdin and its arguments.
+fn test_sizes(i: usize, test: &RunInput, bounds: &RequestBounds) -> Result<(), JobError> {
+    let (bytes, args) = (bounds.max_arg_bytes, bounds.max_args);
+    let stdin = (test.stdin.len(), bounds.max_stdin_bytes);
+    at_most(
+        Field::Tests,
+        &format!("test {i}'s stdin is"),
+        stdin.0,
+        stdin.1,
+        " bytes",
+    )?;
+    at_most(
+        Field::Tests,
+        &format!("test {i} has"),
+        test.args.len(),
+        args,
+        " arguments",
+    )?;
+    if let Some(a) = test.args.iter().find(|a| a.len() > bytes) {
+        let what = format!("an argument of test {i} is");
+        at_most(Field::Tests, &what, a.len(), bytes, " bytes")?;
+    }
+    Ok(())
+}
+
+/// Compiler options are for a language with a compile stage, and each
+/// must match one of its `compiler_options` patterns.
+fn check_compile_args(language: &Language, options: &[String]) -> Result<(), JobError> {
+    if !options.is_empty() && language.compile.is_none() {
+        return Err(invalid(
+            Field::CompileArgs,
+            format!(
+                "cannot be given: language `{}` has no compile stage",
+                language.name
+            ),
+        ));
+    }
+    let Some(option) = options
+        .iter()
+        .find(|o| !crate::language::option_allowed(&language.compiler_options, o))
+    else {
+        return Ok(());
+    };
+    let allowed = match language.compiler_options.as_slice() {
+        [] => "none is".to_string(),
+        patterns => format!("these are: {}", patterns.join(" ")),
+    };
+    Err(invalid(
+        Field::CompileArgs,
+        format!(
+            "has `{option}`, which language `{}` does not allow ({allowed})",
+            language.name
+        ),
+    ))
+}
+
+/// The job's files: the main source under the language's source file, and
+/// the extra files, none of which may collide with it.
+fn files(
+    language: &Language,
+    main: Vec<u8>,
+    extra: Vec<(String, Vec<u8>)>,
+) -> Result<Files, JobError> {
+    let main = SourceFile {
+        name: language.source_file.clone(),
+        content: main,
+    };
+    let mut files = Vec::with_capacity(extra.len());
+    for (name, content) in extra {
+        if name == main.name || folders_of(&name).any(|f| f == main.name) {
+            return Err(invalid(
+                Field::Files,
+                format!(
+                    "has a file named {:?}, which collides with `{}`, where the main source is written in language `{}`",
+                    clip(&name),
+                    main.name,
+                    language.name
+                ),
+            ));
+        }
+        files.push(SourceFile { name, content });
+    }
+    Ok(Files { main, extra: files })
+}
+
+/// The effective limits of each stage: the language's, lowered by what the
+/// request asks (never raised).
+fn limits(
+    language: &Language,
+    run: &LimitsOverride,
+    compile: &LimitsOverride,
+) -> Result<JobLimits, JobError> {
+    let none = LimitsOverride::default();
+    let raised = |stage| move |raised| JobError::LimitRaised { stage, raised };
+    let run = language
+        .limits
+        .resolve(&none, run)
+        .map_err(raised(Stage::Run))?;
+    let compile = match &language.compile {
+        None => None,
+        Some(stage) => Some(
+            stage
+                .limits
+                .resolve(&none, compile)
+                .map_err(raised(Stage::Compile))?,
+        ),
+    };
+    Ok(JobLimits { run, compile })
 }
 
 fn invalid(field: Field, message: String) -> JobError {
@@ -485,6 +534,10 @@ mod tests {
         Registry::from_languages(languages).unwrap()
     }
 
+    fn client() -> Client {
+        Arc::from("a client")
+    }
+
     fn request(language: &str, main: &str) -> JobRequest {
         JobRequest {
             language: language.to_string(),
@@ -501,7 +554,7 @@ mod tests {
     }
 
     fn refusal(r: JobRequest) -> JobError {
-        r.into_job(&registry(), &bounds()).unwrap_err()
+        r.into_job(&registry(), &bounds(), client()).unwrap_err()
     }
 
     #[test]
@@ -512,7 +565,7 @@ mod tests {
             extra: vec![("util.c".into(), b"1".to_vec())],
             ..request("gcc", "int")
         }
-        .into_job(&registry(), &bounds())
+        .into_job(&registry(), &bounds(), client())
         .unwrap();
         assert_eq!(job.language.name, "c");
         assert_eq!(job.files.main.name, "main.c");
@@ -523,9 +576,43 @@ mod tests {
             Some(&job.language.compile.as_ref().unwrap().limits)
         );
         let python = request("python", "1")
-            .into_job(&registry(), &bounds())
+            .into_job(&registry(), &bounds(), client())
             .unwrap();
         assert_eq!(python.limits.compile, None);
+    }
+
+    #[test]
+    fn a_single_run_is_one_input_and_a_batch_one_input_per_test_for_its_client() {
+        let single = JobRequest {
+            args: vec!["x".into()],
+            stdin: b"ab".to_vec(),
+            ..request("python", "1")
+        }
+        .into_job(&registry(), &bounds(), client())
+        .unwrap();
+        assert_eq!(&*single.client, "a client");
+        let only = RunInput {
+            stdin: b"ab".to_vec(),
+            args: vec!["x".into()],
+        };
+        assert_eq!(single.inputs, NonEmpty::one(only));
+        let tests = vec![
+            RunInput {
+                stdin: b"1".to_vec(),
+                args: Vec::new(),
+            },
+            RunInput {
+                stdin: b"2".to_vec(),
+                args: vec!["y".into()],
+            },
+        ];
+        let batch = JobRequest {
+            tests: tests.clone(),
+            ..request("python", "1")
+        }
+        .into_job(&registry(), &bounds(), client())
+        .unwrap();
+        assert_eq!(batch.inputs.iter().cloned().collect::<Vec<_>>(), tests);
     }
 
     #[test]
@@ -626,7 +713,7 @@ mod tests {
             compile_limits: lower(2000),
             ..request("c", "x")
         }
-        .into_job(&registry(), &bounds())
+        .into_job(&registry(), &bounds(), client())
         .unwrap();
         assert_eq!(job.limits.run.wall_time_ms, 1500);
         assert_eq!(job.limits.compile.unwrap().wall_time_ms, 2000);
@@ -647,7 +734,7 @@ mod tests {
                 compile_limits: lower(999_999),
                 ..request("python", "x")
             }
-            .into_job(&registry(), &bounds())
+            .into_job(&registry(), &bounds(), client())
             .is_ok()
         );
     }

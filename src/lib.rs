@@ -52,6 +52,8 @@ mod judge0;
 mod language;
 mod limits;
 mod metrics;
+mod nonempty;
+mod outcome;
 mod runner;
 mod server;
 mod text;

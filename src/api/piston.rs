@@ -26,7 +26,8 @@ use super::{Api, new_request_id};
 use crate::job::{Field, JobError, JobRequest, Stage};
 use crate::language::Registry;
 use crate::limits::{Limits, LimitsOverride};
-use crate::runner::{Exit, LimitHit, Outcome, Report, Runner, StageResult, StreamKind};
+use crate::outcome::{Exit, LimitHit, Outcome, StageResult, StreamKind};
+use crate::runner::{Report, Runner};
 use crate::text::clip;
 
 /// `/api/v2/<tail>`: the whole of Piston's API.
@@ -113,17 +114,18 @@ async fn execute<R: Runner>(
     drop(body);
     let registry = api.runner.registry();
     let job = match job(&request, &registry) {
-        Ok(request) => request.into_job(&registry, &api.bounds).map_err(refusal),
+        Ok(request) => {
+            (request.into_job(&registry, &api.bounds, caller.client.clone())).map_err(refusal)
+        }
         Err(refused) => Err(refused),
     };
-    let mut job = match job {
+    let job = match job {
         Ok(job) => job,
         Err(text) => {
             tracing::info!(%request_id, dialect = "piston", error = %text, "request refused");
             return message(StatusCode::BAD_REQUEST, &text);
         }
     };
-    job.client = caller.client.clone();
     match api.runner.run(job).await {
         Ok(report) => {
             tracing::info!(
@@ -359,7 +361,7 @@ pub struct StageAnswer {
 impl Answer {
     pub fn new(report: &Report) -> Answer {
         let (compile, run) = match &report.outcome {
-            Outcome::Ran { compile, run } => (compile.as_ref().map(stage), stage(run)),
+            Outcome::Ran { compile, runs } => (compile.as_ref().map(stage), stage(runs.first())),
             Outcome::CompileFailed { compile } => {
                 let compile = stage(compile);
                 (Some(compile.clone()), compile)

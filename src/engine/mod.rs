@@ -33,6 +33,8 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncWrite;
 
+use crate::outcome::StreamKind;
+
 pub use body::{BUILD_POINT, SandboxSpec, TOOLS_POINT, Work};
 
 /// How long one Engine API request may take to answer (headers only:
@@ -266,13 +268,6 @@ impl EngineError {
     pub fn is_unreachable(&self) -> bool {
         matches!(self, EngineError::Unreachable { .. })
     }
-}
-
-/// Which of a container's output streams a chunk came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StreamKind {
-    Stdout,
-    Stderr,
 }
 
 /// A chunk of a container's output.

@@ -14,39 +14,33 @@
 //! background once the answer is known, and on every other path. The
 //! `pool` keeps sandboxes started ahead of demand.
 
-mod batch;
 pub mod custody;
 mod launcher;
 mod output;
 mod pair;
 pub mod pool;
 mod protocol;
+mod runs;
 pub(crate) mod sandbox;
 mod spec;
 pub(crate) mod uids;
 pub(crate) mod verdict;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::EngineError;
-use crate::job::{Job, Stage};
 use crate::language::Registry;
-use crate::limits::Limits;
-pub use batch::Built;
 use custody::{Custody, JANITOR_EVERY, Sweep};
-use launcher::{Launch, Launcher};
-use pair::Pair;
+use launcher::Launcher;
 use pool::Pool;
 pub use pool::PoolSettings;
-use sandbox::{Payload, Phase, Phases, StageBounds};
-use spec::Start;
+pub use runs::{Ran, Turns};
 use uids::Uids;
-use verdict::{Outcome, Status};
 
 /// How often the start-up sweep retries while Docker cannot be reached.
 const SWEEP_RETRY: Duration = Duration::from_secs(2);
@@ -72,34 +66,6 @@ pub enum ExecError {
     /// A fault of the service's own.
     #[error("{0}")]
     Internal(String),
-}
-
-/// Whether a run's sandbox came from the pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PoolUse {
-    /// A sandbox that was waiting.
-    Hit,
-    /// Started for the run (none was waiting, or the language has no pool).
-    Miss,
-}
-
-/// How a run was served, for response headers and logs.
-#[derive(Debug, Clone)]
-pub struct Timing {
-    pub pool: PoolUse,
-    /// Where the run's time went (the run stage's, for a compiled
-    /// language).
-    pub phases: Phases,
-    /// Everything from the claim (or the create) to the outcome: Engine API
-    /// calls and waiting for the program.
-    pub docker: Duration,
-}
-
-/// What [`Executor::run`] gives.
-#[derive(Debug, Clone)]
-pub struct Ran {
-    pub outcome: Outcome,
-    pub timing: Timing,
 }
 
 /// Where a run's problems with the engine stand, for `/ready`.
@@ -232,202 +198,6 @@ impl Executor {
             }
         }
         readiness
-    }
-
-    /// Runs one job (compiling it first if its language compiles); what it
-    /// made is removed in the background.
-    pub async fn run(&self, job: &Job) -> Result<Ran, ExecError> {
-        if self.stop.is_cancelled() {
-            return Err(ExecError::Stopped);
-        }
-        let _in_flight = self.custody.run_in_flight();
-        match &job.limits.compile {
-            Some(compile) => self.compiled(job, compile).await,
-            None => self.interpreted(job).await,
-        }
-    }
-
-    async fn interpreted(&self, job: &Job) -> Result<Ran, ExecError> {
-        let began = Instant::now();
-        let payload = || {
-            let files: Vec<_> = job.files.all().collect();
-            Payload::new(
-                Some(job.limits.run.cpu_time()),
-                &files,
-                &job.args,
-                &job.stdin,
-            )
-        };
-        let bounds = bounds(&job.limits.run);
-        // A pooled sandbox holds the language's own limits: a job that
-        // lowers one the container holds gets a sandbox of its own.
-        let pooled = job
-            .limits
-            .run
-            .same_sandbox(&job.language.limits)
-            .then(|| self.pool.claim(&job.language))
-            .flatten();
-        if let Some(sandbox) = pooled {
-            // Its creation and start were the pool's, before this request.
-            let mut phases = Phases::new();
-            match sandbox.execute(Some(payload()), bounds, &self.stop).await {
-                Ok(ran) => {
-                    phases.extend(ran.phases);
-                    return Ok(ran_alone(ran.result, PoolUse::Hit, phases, began));
-                }
-                // It died while waiting, after the claim: the program never
-                // ran, so it runs in a sandbox of its own.
-                Err(ExecError::NeverStarted(_)) => {
-                    tracing::warn!(language = %job.language.label(), "a pooled sandbox died before its program started; running it cold");
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        // A cold sandbox gets its payload before it starts, so that the
-        // program starts with its process.
-        let uid = self.launcher.lease().await;
-        let launch = self.launch(job, Stage::Run, &job.limits.run, None);
-        let sandbox = self.launcher.launch(launch, &uid, Some(payload())).await?;
-        let mut phases = sandbox.start_phases.clone();
-        let ran = sandbox.execute(None, bounds, &self.stop).await?;
-        phases.extend(ran.phases);
-        Ok(ran_alone(ran.result, PoolUse::Miss, phases, began))
-    }
-
-    /// A compiled language's run: a pair of sandboxes from the pool when
-    /// one waits (and the job keeps the language's own limits, which the
-    /// pair was made with), else made now; the compile, then the run.
-    async fn compiled(&self, job: &Job, compile: &Limits) -> Result<Ran, ExecError> {
-        let began = Instant::now();
-        let language = &job.language;
-        let own_limits = language
-            .compile
-            .as_ref()
-            .is_some_and(|c| c.limits.same_sandbox(compile))
-            && job.limits.run.same_sandbox(&language.limits);
-        let pooled = if own_limits {
-            self.pool.claim_pair(language)
-        } else {
-            None
-        };
-        if let Some(pair) = pooled {
-            match self.run_pair(job, compile, pair, began, PoolUse::Hit).await {
-                // A pooled sandbox died after the claim: the program never
-                // ran, so it runs in a pair of its own.
-                Err(ExecError::NeverStarted(_)) => {
-                    tracing::warn!(language = %language.label(), "a pooled compile sandbox died before its compiler started; compiling cold");
-                }
-                other => return other,
-            }
-        }
-        let pair = Pair::make(&self.launcher, language, compile, &job.limits.run, false).await?;
-        self.run_pair(job, compile, pair, began, PoolUse::Miss)
-            .await
-    }
-
-    async fn run_pair(
-        &self,
-        job: &Job,
-        compile: &Limits,
-        pair: Pair,
-        began: Instant,
-        pool: PoolUse,
-    ) -> Result<Ran, ExecError> {
-        let (compiler, runner, volume) = pair.take();
-        let files: Vec<_> = job.files.all().collect();
-        let payload = Payload::new(Some(compile.cpu_time()), &files, &job.compile_args, b"");
-        let compiled = match compiler
-            .execute(Some(payload), bounds(compile), &self.stop)
-            .await
-        {
-            Ok(compiled) => compiled,
-            Err(e) => {
-                self.custody.release(vec![runner.into_container(), volume]);
-                return Err(e);
-            }
-        };
-        let mut leftovers = vec![compiled.container];
-        // The compile's own phases, as one: the compiler's time.
-        let compile_time = compiled.phases.iter().map(|(_, d)| *d).sum();
-        let mut phases = vec![(Phase::Compile, compile_time)];
-        let (outcome, run_phases) = if compiled.result.status() == Status::Ok {
-            let cpu = Some(job.limits.run.cpu_time());
-            let payload = Payload::new(cpu, &[], &job.args, &job.stdin);
-            let ran = match runner
-                .execute(Some(payload), bounds(&job.limits.run), &self.stop)
-                .await
-            {
-                Ok(ran) => ran,
-                Err(e) => {
-                    leftovers.push(volume);
-                    self.custody.release(leftovers);
-                    return Err(e);
-                }
-            };
-            leftovers.push(ran.container);
-            let outcome = Outcome::Ran {
-                compile: Some(compiled.result),
-                run: ran.result,
-            };
-            (outcome, ran.phases)
-        } else {
-            leftovers.push(runner.into_container());
-            let outcome = Outcome::CompileFailed {
-                compile: compiled.result,
-            };
-            (outcome, Vec::new())
-        };
-        leftovers.push(volume);
-        self.custody.release(leftovers);
-        phases.extend(run_phases);
-        Ok(Ran {
-            outcome,
-            timing: Timing {
-                pool,
-                phases,
-                docker: began.elapsed(),
-            },
-        })
-    }
-
-    /// A sandbox of `job` for `stage`.
-    fn launch<'a>(
-        &self,
-        job: &'a Job,
-        stage: Stage,
-        limits: &'a Limits,
-        volume: Option<&'a str>,
-    ) -> Launch<'a> {
-        Launch {
-            language: &job.language,
-            stage,
-            limits,
-            volume,
-            build: None,
-            start: Start::Cold,
-        }
-    }
-}
-
-/// What an interpreted language's run gives.
-fn ran_alone(result: verdict::StageResult, pool: PoolUse, phases: Phases, began: Instant) -> Ran {
-    Ran {
-        outcome: Outcome::Ran {
-            compile: None,
-            run: result,
-        },
-        timing: Timing {
-            pool,
-            phases,
-            docker: began.elapsed(),
-        },
-    }
-}
-
-fn bounds(limits: &Limits) -> StageBounds {
-    StageBounds {
-        wall_time: limits.wall_time(),
-        output_bytes: limits.output_cap(),
     }
 }
 

@@ -40,9 +40,10 @@
 
 use std::time::Duration;
 
-use super::verdict::{Exit, Reported, Signal};
+use super::verdict::Reported;
 use crate::engine::TOOLS_POINT;
 use crate::job::SourceFile;
+use crate::outcome::{Exit, Signal};
 
 /// The sandbox's working directory, where the files are written.
 pub const WORK_DIR: &str = "/work";

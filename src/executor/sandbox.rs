@@ -15,11 +15,12 @@
 //! [`verdict`].
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::ExecError;
@@ -27,10 +28,9 @@ use super::custody::{Custody, Held};
 use super::output::CappedBuffer;
 use super::protocol::{self, Framing, READY};
 use super::uids::UidLease;
-use super::verdict::{Observed, Reported, StageResult, Usage, verdict};
-use crate::engine::{
-    self, Chunk, Engine, EngineError, Input, Kind, Output, SandboxSpec, StreamKind,
-};
+use super::verdict::{Observed, Reported, verdict};
+use crate::engine::{self, Chunk, Engine, EngineError, Input, Kind, Output, SandboxSpec};
+use crate::outcome::{Phase, Phases, StageResult, StreamKind, Usage};
 
 /// How long to wait for a killed container to stop, and for the rest of its
 /// output once it has stopped.
@@ -45,39 +45,6 @@ const OOM_RECHECK_PAUSE: Duration = Duration::from_millis(60);
 /// How long the sample of a stage's usage, taken before it is killed at a
 /// limit, may delay the kill.
 const SAMPLE_WITHIN: Duration = Duration::from_millis(250);
-
-/// One step of a run's time, for the `Server-Timing` header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// The Engine API's create.
-    Create,
-    /// Its attach.
-    Attach,
-    /// Its start.
-    Start,
-    /// From the feed to the end of the program.
-    Run,
-    /// After the program: stopping it if a limit did, reading its state.
-    State,
-    /// A compiled language's compile stage, from its feed to its end.
-    Compile,
-}
-
-impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Create => "create",
-            Phase::Attach => "attach",
-            Phase::Start => "start",
-            Phase::Run => "run",
-            Phase::State => "state",
-            Phase::Compile => "compile",
-        }
-    }
-}
-
-/// Where the time of a stage went.
-pub type Phases = Vec<(Phase, Duration)>;
 
 /// What a sandbox is fed: the encoded files, arguments and stdin, with the
 /// nonce of its trailers.
@@ -251,7 +218,7 @@ impl Sandbox {
                 ));
             }
         };
-        let deadline = tokio::time::Instant::from_std(fed.at + bounds.wall_time);
+        let deadline = fed.at + bounds.wall_time;
         let mut transcript = Transcript::new(&fed.nonce, bounds.output_bytes);
         let ending = self
             .read_until_ending(&mut transcript, deadline, stop)
@@ -715,7 +682,7 @@ mod tests {
     #[test]
     fn usage_comes_from_the_trailer_else_from_a_sample_counted_from_the_start() {
         let reported = Reported {
-            exit: crate::executor::verdict::Exit::Code(0),
+            exit: crate::outcome::Exit::Code(0),
             oom_kills: Some(0),
             cpu_time: Some(Duration::from_millis(3)),
             memory_peak: Some(10),

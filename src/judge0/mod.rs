@@ -179,6 +179,7 @@ impl<R: Runner> Judge0<R> {
         let allow = Allowances {
             bounds: &self.bounds,
             callback_hosts: &self.settings.callback_hosts,
+            client: &self.client,
         };
         Submission::parse(body, base64, &self.runner.registry(), &allow)
     }
@@ -265,19 +266,14 @@ impl<R: Runner> Judge0<R> {
 
     /// Runs a submission for `client` and judges it.
     async fn execute(&self, submission: &Submission, client: &Client) -> Result<Judged, RunError> {
-        let mut job = match submission.job(&self.runner.registry(), &self.bounds) {
+        let registry = self.runner.registry();
+        let job = match submission.job(&registry, &self.bounds, client.clone()) {
             Ok(job) => job,
             // Accepted once, refused now: its language changed meanwhile.
             Err((field, why)) => return Ok(Judged::internal(format!("{field} {why}"))),
         };
-        job.client = client.clone();
-        if job.tests.is_empty() {
-            let report = self.runner.run(job).await?;
-            Ok(verdict::judge(submission, &report.outcome))
-        } else {
-            let report = self.runner.run_batch(job).await?;
-            Ok(verdict::judge_runs(submission, &report.outcome))
-        }
+        let report = self.runner.run(job).await?;
+        Ok(verdict::judge(submission, &report.outcome))
     }
 
     /// One worker: takes queued submissions one at a time until `stop`.

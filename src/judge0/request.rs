@@ -12,7 +12,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::job::{Field, Job, JobError, JobRequest, RequestBounds, Stage, TestInput};
+use crate::job::{Client, Field, Job, JobError, JobRequest, RequestBounds, RunInput, Stage};
 use crate::language::{Language, Registry};
 use crate::limits::{Limit, LimitsOverride};
 
@@ -75,6 +75,8 @@ pub struct Allowances<'a> {
     pub bounds: &'a RequestBounds,
     /// Hosts (`host` or `host:port`) a `callback_url` may name.
     pub callback_hosts: &'a [String],
+    /// Who stored submissions run as (the check builds their job).
+    pub client: &'a Client,
 }
 
 /// A value of the request, read the way Rails casts it.
@@ -446,7 +448,7 @@ impl Submission {
         // What the pipeline refuses (sizes, file names, options) is
         // refused now, not when a worker takes it.
         submission
-            .job(registry, allow.bounds)
+            .job(registry, allow.bounds, allow.client.clone())
             .map_err(|(field, message)| {
                 let mut errors = Errors::new();
                 errors.insert(field, vec![message]);
@@ -461,6 +463,7 @@ impl Submission {
         &self,
         registry: &Registry,
         bounds: &RequestBounds,
+        client: Client,
     ) -> Result<Job, (String, String)> {
         let language = registry.by_judge0_id(self.language_id).ok_or_else(|| {
             (
@@ -489,7 +492,7 @@ impl Submission {
         let stdin = self.stdin.clone().unwrap_or_default();
         let tests = if self.number_of_runs > 1 {
             vec![
-                TestInput {
+                RunInput {
                     stdin: stdin.clone(),
                     args: args.clone(),
                 };
@@ -528,7 +531,7 @@ impl Submission {
             tests,
         };
         request
-            .into_job(registry, bounds)
+            .into_job(registry, bounds, client)
             .map_err(|e| refusal(e, &language))
     }
 }

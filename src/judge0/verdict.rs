@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::request::Submission;
 use crate::checker::{Compare, Verdict};
-use crate::runner::{BatchOutcome, Exit, LimitHit, Outcome, StageResult};
+use crate::outcome::{Exit, LimitHit, Outcome, StageResult};
 
 /// Judge0's statuses: id and description.
 pub const STATUSES: [(i64, &str); 14] = [
@@ -88,29 +88,17 @@ fn some(text: &str) -> Option<String> {
     (!text.is_empty()).then(|| text.to_string())
 }
 
-/// The result of a single run.
+/// The result of a submission's `number_of_runs` runs (one, usually), as
+/// Judge0 gives it: runs count up to the first that is not Accepted, whose
+/// result it is; `time` and `memory` are their averages.
 pub fn judge(submission: &Submission, outcome: &Outcome) -> Judged {
-    match outcome {
-        Outcome::CompileFailed { compile } => compile_failed(compile),
-        Outcome::Ran { compile, run } => {
-            let mut judged = judge_run(submission, run);
-            judged.compile_output = compile.as_ref().and_then(|c| some(&c.output));
-            judged
-        }
-    }
-}
-
-/// The result of `number_of_runs` runs, as Judge0 gives it: runs count up
-/// to the first that is not Accepted, whose result it is; `time` and
-/// `memory` are their averages.
-pub fn judge_runs(submission: &Submission, outcome: &BatchOutcome) -> Judged {
-    let (compile, tests) = match outcome {
-        BatchOutcome::CompileFailed { compile } => return compile_failed(compile),
-        BatchOutcome::Ran { compile, tests } => (compile, tests),
+    let (compile, runs) = match outcome {
+        Outcome::CompileFailed { compile } => return compile_failed(compile),
+        Outcome::Ran { compile, runs } => (compile, runs),
     };
     let mut counted = Vec::new();
-    for test in tests {
-        let judged = judge_run(submission, test);
+    for run in runs.iter() {
+        let judged = judge_run(submission, run);
         let accepted = judged.status_id == ACCEPTED;
         counted.push(judged);
         if !accepted {
@@ -233,8 +221,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::executor::verdict::{Signal, Usage};
-    use crate::runner::StreamKind;
+    use crate::nonempty::NonEmpty;
+    use crate::outcome::{Signal, StreamKind, Usage};
 
     fn submission(expected: Option<&str>) -> Submission {
         Submission {
@@ -274,7 +262,10 @@ mod tests {
     }
 
     fn ran(run: StageResult) -> Outcome {
-        Outcome::Ran { compile: None, run }
+        Outcome::Ran {
+            compile: None,
+            runs: NonEmpty::one(run),
+        }
     }
 
     #[test]
@@ -379,11 +370,11 @@ mod tests {
             stage(Some(Exit::Code(1)), None, 500),
             stage(Some(Exit::Code(0)), None, 100),
         ];
-        let judged = judge_runs(
+        let judged = judge(
             &s,
-            &BatchOutcome::Ran {
+            &Outcome::Ran {
                 compile: None,
-                tests,
+                runs: NonEmpty::from_vec(tests).unwrap(),
             },
         );
         assert_eq!(judged.status_id, NZEC);

@@ -13,31 +13,15 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use futures_util::StreamExt;
-
-use crate::executor::{Built, ExecError, Executor};
-use crate::job::{Job, JobLimits};
+use crate::executor::{ExecError, Executor, Turns};
+use crate::job::{Client, Job, JobLimits};
 use crate::language::{Language, Registry};
 use crate::metrics::{LanguageLabel, Metrics, ResultLabel, RunLabels};
+use crate::outcome::{Outcome, StageResult, Timing};
 use admission::{Admission, Refusal, Slot};
 
-/// A status's name, as `/run-code` and the metrics write it.
-pub fn status_name(status: Status) -> &'static str {
-    match status {
-        Status::Ok => "ok",
-        Status::RuntimeError => "runtime_error",
-        Status::Timeout => "timeout",
-        Status::MemoryLimit => "memory_limit",
-        Status::OutputLimit => "output_limit",
-    }
-}
-
-/// The vocabulary of a report, for the dialects.
-pub use crate::engine::StreamKind;
-pub use crate::executor::verdict::{Exit, LimitHit, Outcome, StageResult, Status};
-pub use crate::executor::{PoolUse, Timing};
-
-/// What a [`Runner`] answers for a job that ran (whatever the program did).
+/// What a [`Runner`] answers for a job that ran (whatever the program did):
+/// its compile stage, if any, and one run per input.
 #[derive(Debug, Clone)]
 pub struct Report {
     /// The language version that ran.
@@ -47,29 +31,6 @@ pub struct Report {
     pub outcome: Outcome,
     /// How it was served (for response headers and the log).
     pub timing: Timing,
-}
-
-/// What a [`Runner`] answers for a batch (a job with tests).
-#[derive(Debug, Clone)]
-pub struct BatchReport {
-    /// The language version that ran.
-    pub language: Arc<Language>,
-    /// The limits each test ran under.
-    pub limits: JobLimits,
-    pub outcome: BatchOutcome,
-}
-
-/// How a batch went.
-#[derive(Debug, Clone, PartialEq)]
-pub enum BatchOutcome {
-    /// Compiled once (compiled languages), then every test ran; the
-    /// results are in the tests' order.
-    Ran {
-        compile: Option<StageResult>,
-        tests: Vec<StageResult>,
-    },
-    /// The compile did not end `ok`: no test ran.
-    CompileFailed { compile: StageResult },
 }
 
 /// Why a job did not run: the service's trouble, never the program's.
@@ -119,12 +80,11 @@ pub trait Runner: Send + Sync + 'static {
     /// The languages served now.
     fn registry(&self) -> Arc<Registry>;
 
-    /// Admits `job` (waiting in the queue if need be) and runs it.
+    /// Admits `job` (waiting in the queue if need be) and runs it:
+    /// compiled once if its language compiles, then each input in a fresh
+    /// sandbox (a batch's several at once, within a fair share of the run
+    /// slots).
     fn run(&self, job: Job) -> impl Future<Output = Result<Report, RunError>> + Send;
-
-    /// Admits `job` and runs its tests: compiled once, each test in a
-    /// fresh sandbox, several at once within a fair share of the run slots.
-    fn run_batch(&self, job: Job) -> impl Future<Output = Result<BatchReport, RunError>> + Send;
 
     /// Whether runs can be served now.
     fn readiness(&self) -> impl Future<Output = Readiness> + Send;
@@ -202,22 +162,21 @@ impl DockerRunner {
         }
     }
 
-    /// Counts a single run's report.
+    /// Counts a job's stages, and whether its sandbox came from the pool.
     fn count_report(&self, report: &Report) {
         let language = &report.language.name;
         match &report.outcome {
             Outcome::CompileFailed { compile } => self.count(language, compile, "compile_error"),
-            Outcome::Ran { run, .. } => self.count(language, run, status_name(run.status())),
+            Outcome::Ran { runs, .. } => {
+                for run in runs.iter() {
+                    self.count(language, run, run.status().as_str());
+                }
+            }
         }
-        let result = match report.timing.pool {
-            PoolUse::Hit => "hit",
-            PoolUse::Miss => "miss",
-        };
+        let result = report.timing.pool.as_str().to_string();
         self.metrics
             .pool_claims
-            .get_or_create(&ResultLabel {
-                result: result.to_string(),
-            })
+            .get_or_create(&ResultLabel { result })
             .inc();
     }
 
@@ -244,10 +203,20 @@ impl Runner for DockerRunner {
     }
 
     async fn run(&self, job: Job) -> Result<Report, RunError> {
-        let _slot = self.admit(&job).await?;
+        let own = self.admit(&job).await?;
+        let width = match job.inputs.len() {
+            1 => 1,
+            _ => self.admission.batch_share(),
+        };
+        let turns = JobTurns {
+            admission: &self.admission,
+            client: job.client.clone(),
+            own: Arc::new(tokio::sync::Mutex::new(own)),
+            width,
+        };
         let ran = self
             .executor
-            .run(&job)
+            .run(&job, &turns)
             .await
             .map_err(|e| refusal(e, &job.language.name))?;
         let report = Report {
@@ -258,49 +227,6 @@ impl Runner for DockerRunner {
         };
         self.count_report(&report);
         Ok(report)
-    }
-
-    async fn run_batch(&self, job: Job) -> Result<BatchReport, RunError> {
-        let own = self.admit(&job).await?;
-        let name = job.language.name.clone();
-        let built = self
-            .executor
-            .build(&job)
-            .await
-            .map_err(|e| refusal(e, &name))?;
-        let compile = match &built {
-            Built::Failed(compile) => {
-                self.count(&name, compile, "compile_error");
-                return Ok(BatchReport {
-                    language: job.language,
-                    limits: job.limits,
-                    outcome: BatchOutcome::CompileFailed {
-                        compile: compile.clone(),
-                    },
-                });
-            }
-            Built::Compiled { compile, .. } => Some(compile.clone()),
-            Built::Sources => None,
-        };
-        let own = tokio::sync::Mutex::new(own);
-        let runs: Vec<_> = (job.tests.iter())
-            .map(|test| self.run_test(&job, &built, &own, test))
-            .collect();
-        let tests = futures_util::stream::iter(runs)
-            .buffered(self.admission.batch_share())
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()?;
-        drop(built);
-        for test in &tests {
-            self.count(&name, test, status_name(test.status()));
-        }
-        Ok(BatchReport {
-            language: job.language.clone(),
-            limits: job.limits.clone(),
-            outcome: BatchOutcome::Ran { compile, tests },
-        })
     }
 
     /// Probes the engine at most once a second ([`READINESS_EVERY`]);
@@ -344,26 +270,39 @@ impl Runner for DockerRunner {
 /// How long a readiness probe's answer is reused.
 pub const READINESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
-impl DockerRunner {
-    /// Runs one test of a batch in the batch's own slot when it is free,
-    /// else in one more, taken in turn with other clients' requests.
-    async fn run_test(
-        &self,
-        job: &Job,
-        built: &Built,
-        own: &tokio::sync::Mutex<Slot>,
-        test: &crate::job::TestInput,
-    ) -> Result<StageResult, RunError> {
-        // The batch's own slot, or one more.
-        let _slot: (Option<tokio::sync::MutexGuard<'_, Slot>>, Option<Slot>) = tokio::select! {
+/// The turns of one job's runs: the slot the job was admitted with when
+/// it is free, else one more, taken in turn with other clients' requests
+/// (so that they come between a batch's runs).
+struct JobTurns<'a> {
+    admission: &'a Admission,
+    client: Client,
+    own: Arc<tokio::sync::Mutex<Slot>>,
+    width: usize,
+}
+
+/// A held turn: the job's own slot, or one more (held, never read).
+struct Turn {
+    _own: Option<tokio::sync::OwnedMutexGuard<Slot>>,
+    _more: Option<Slot>,
+}
+
+impl Turns for JobTurns<'_> {
+    type Turn = Turn;
+
+    fn width(&self) -> usize {
+        self.width
+    }
+
+    async fn take(&self) -> Result<Turn, ExecError> {
+        tokio::select! {
             biased;
-            own = own.lock() => (Some(own), None),
-            more = self.admission.acquire_more(&job.client) => (None, Some(more.map_err(refused)?)),
-        };
-        self.executor
-            .run_test(job, built, test)
-            .await
-            .map_err(|e| refusal(e, &job.language.name))
+            own = self.own.clone().lock_owned() => Ok(Turn { _own: Some(own), _more: None }),
+            more = self.admission.acquire_more(&self.client) => match more {
+                Ok(slot) => Ok(Turn { _own: None, _more: Some(slot) }),
+                // Only a closed admission refuses one more.
+                Err(_) => Err(ExecError::Stopped),
+            },
+        }
     }
 }
 

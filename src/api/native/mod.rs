@@ -16,7 +16,8 @@ use warp::reply::{Reply, Response};
 use super::error::ApiError;
 use super::gate::Caller;
 use super::{Api, POOL_HEADER, REQUEST_ID_HEADER, new_request_id};
-use crate::runner::{PoolUse, Report, Runner, Timing};
+use crate::outcome::{PoolUse, Timing};
+use crate::runner::{Report, Runner};
 use request::RunRequest;
 use response::{BatchResponse, RunResponse};
 
@@ -36,13 +37,12 @@ pub async fn run_code<R: Runner>(
         }
         let body = api.body.read(&caller.client, declared, body).await?;
         let registry = api.runner.registry();
-        let (mut job, checks) = RunRequest::parse(&body)?.into_job(&registry, &api.bounds)?;
-        job.client = caller.client.clone();
+        let request = RunRequest::parse(&body)?;
+        let (job, checks) = request.into_job(&registry, &api.bounds, caller.client.clone())?;
         drop(body);
-        let refused = |e| ApiError::from_run(e, &request_id);
+        let report = (api.runner.run(job).await).map_err(|e| ApiError::from_run(e, &request_id))?;
         match checks {
             None => {
-                let report = api.runner.run(job).await.map_err(refused)?;
                 let answer = RunResponse::new(&report);
                 log_run(&request_id, &answer, &report, received);
                 let mut response = warp::reply::json(&answer).into_response();
@@ -50,7 +50,6 @@ pub async fn run_code<R: Runner>(
                 Ok(response)
             }
             Some(checks) => {
-                let report = api.runner.run_batch(job).await.map_err(refused)?;
                 let answer = BatchResponse::new(&report, &checks);
                 tracing::info!(
                     %request_id,
@@ -99,11 +98,7 @@ fn log_run(request_id: &str, answer: &RunResponse, report: &Report, received: In
 /// (The Piston dialect answers with them too.)
 pub(crate) fn add_timing_headers(response: &mut Response, timing: &Timing, total: Duration) {
     let headers = response.headers_mut();
-    let pool = match timing.pool {
-        PoolUse::Hit => "hit",
-        PoolUse::Miss => "miss",
-    };
-    headers.insert(POOL_HEADER, HeaderValue::from_static(pool));
+    headers.insert(POOL_HEADER, HeaderValue::from_static(timing.pool.as_str()));
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let mut value: String = timing
         .phases

@@ -11,7 +11,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use super::super::body::{expect_object, json_error};
 use super::super::error::ApiError;
 use crate::checker::Compare;
-use crate::job::{Field, Job, JobRequest, RequestBounds, Stage, TestInput};
+use crate::job::{Client, Field, Job, JobRequest, RequestBounds, RunInput, Stage};
 use crate::language::Registry;
 use crate::limits::{Limit, LimitsOverride};
 
@@ -99,6 +99,7 @@ impl RunRequest {
         self,
         registry: &Registry,
         bounds: &RequestBounds,
+        client: Client,
     ) -> Result<(Job, Option<Checks>), ApiError> {
         let refuse = |e| ApiError::from_job(e, registry.names(), field_name);
         let language = self.language.clone().ok_or_else(|| required("language"))?;
@@ -119,7 +120,7 @@ impl RunRequest {
                 .collect(),
             tests: tests
                 .iter()
-                .map(|t| TestInput {
+                .map(|t| RunInput {
                     stdin: t
                         .stdin
                         .clone()
@@ -140,7 +141,8 @@ impl RunRequest {
         };
         request.check_sizes(bounds).map_err(refuse)?;
         let checks = self.check_values(&request, tests)?;
-        Ok((request.into_job(registry, bounds).map_err(refuse)?, checks))
+        let job = request.into_job(registry, bounds, client).map_err(refuse)?;
+        Ok((job, checks))
     }
 
     /// The rules of this dialect's own fields; a batch's checks.
@@ -416,6 +418,10 @@ mod tests {
         RunRequest::parse(body.as_bytes())
     }
 
+    fn client() -> crate::job::Client {
+        std::sync::Arc::from("a client")
+    }
+
     fn bounds() -> RequestBounds {
         RequestBounds {
             max_code_bytes: 1000,
@@ -482,7 +488,7 @@ mod tests {
         fn a_request_shaped_body_becomes_a_job_within_every_bound_or_a_4xx(value in request_like()) {
             let registry = Registry::builtin(&DefaultLimits::default()).unwrap();
             let body = serde_json::to_vec(&value).unwrap();
-            let job = RunRequest::parse(&body).and_then(|r| r.into_job(&registry, &bounds()));
+            let job = RunRequest::parse(&body).and_then(|r| r.into_job(&registry, &bounds(), client()));
             match job {
                 Ok((job, checks)) => {
                     let b = bounds();
@@ -494,16 +500,18 @@ mod tests {
                         prop_assert!(check_file_name(&f.name).is_ok(), "{}", f.name);
                         prop_assert!(f.name != job.files.main.name);
                     }
-                    prop_assert!(job.args.len() <= b.max_args);
-                    prop_assert!(job.args.iter().all(|a| a.len() <= b.max_arg_bytes && !a.contains('\0')));
-                    prop_assert!(job.stdin.len() <= b.max_stdin_bytes);
+                    for input in job.inputs.iter() {
+                        prop_assert!(input.args.len() <= b.max_args);
+                        prop_assert!(input.args.iter().all(|a| a.len() <= b.max_arg_bytes && !a.contains('\0')));
+                        prop_assert!(input.stdin.len() <= b.max_stdin_bytes);
+                    }
                     prop_assert!(job.limits.run.wall_time_ms >= 1);
                     prop_assert!(job.limits.run.wall_time_ms <= job.language.limits.wall_time_ms);
                     prop_assert!(job.limits.run.cpu_time_ms <= job.language.limits.cpu_time_ms);
-                    prop_assert!(job.tests.len() <= b.max_tests);
-                    prop_assert_eq!(checks.is_some(), !job.tests.is_empty());
-                    if let Some(checks) = checks {
-                        prop_assert_eq!(checks.expected.len(), job.tests.len());
+                    prop_assert!(job.inputs.len() <= b.max_tests.max(1));
+                    match checks {
+                        Some(checks) => prop_assert_eq!(checks.expected.len(), job.inputs.len()),
+                        None => prop_assert_eq!(job.inputs.len(), 1),
                     }
                 }
                 Err(e) => prop_assert!(matches!(e.status().as_u16(), 400 | 413), "{e:?}"),
@@ -591,17 +599,21 @@ mod tests {
         let registry = Registry::builtin(&DefaultLimits::default()).unwrap();
         let body = r#"{"language":"python","code":"x","stdin":"shared","args":["a"],"compare":"exact",
             "tests":[{"name":"first","expected_output":"1"},{"stdin":"own","args":[]}]}"#;
-        let (job, checks) = parse(body).unwrap().into_job(&registry, &bounds()).unwrap();
+        let (job, checks) = parse(body)
+            .unwrap()
+            .into_job(&registry, &bounds(), client())
+            .unwrap();
+        let inputs: Vec<&RunInput> = job.inputs.iter().collect();
         assert_eq!(
-            job.tests[0],
-            TestInput {
+            *inputs[0],
+            RunInput {
                 stdin: b"shared".to_vec(),
                 args: vec!["a".into()]
             }
         );
         assert_eq!(
-            job.tests[1],
-            TestInput {
+            *inputs[1],
+            RunInput {
                 stdin: b"own".to_vec(),
                 args: vec![]
             }
@@ -612,7 +624,7 @@ mod tests {
         assert_eq!(checks.compare, Compare::Exact);
         let (_, none) = parse(r#"{"language":"python","code":"x"}"#)
             .unwrap()
-            .into_job(&registry, &bounds())
+            .into_job(&registry, &bounds(), client())
             .unwrap();
         assert_eq!(none, None);
     }
@@ -623,7 +635,7 @@ mod tests {
         let refuse = |body: &str| {
             let e = parse(body)
                 .unwrap()
-                .into_job(&registry, &bounds())
+                .into_job(&registry, &bounds(), client())
                 .unwrap_err();
             (
                 e.code(),

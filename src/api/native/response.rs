@@ -7,10 +7,8 @@ use super::request::Checks;
 use crate::checker::Verdict;
 use crate::job::Stage;
 use crate::limits::Limits;
-use crate::runner::StreamKind;
-use crate::runner::{
-    BatchOutcome, BatchReport, LimitHit, Outcome, Report, StageResult, Status, status_name,
-};
+use crate::outcome::{LimitHit, Outcome, StageResult, Status, StreamKind};
+use crate::runner::Report;
 
 /// The answer to a run, whatever the program did.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -72,7 +70,7 @@ fn limit_name(limit: LimitHit) -> &'static str {
 impl From<&StageResult> for StageReport {
     fn from(stage: &StageResult) -> Self {
         StageReport {
-            status: status_name(stage.status()),
+            status: stage.status().as_str(),
             exit_code: stage.exit.map(|e| e.status()),
             signal: stage.exit.and_then(|e| e.signal()).map(|s| s.to_string()),
             stdout: stage.stdout.clone(),
@@ -91,7 +89,7 @@ impl From<&StageResult> for StageReport {
 fn compile_failure(compile: &StageResult) -> &'static str {
     match compile.status() {
         Status::RuntimeError | Status::Ok => "compile_error",
-        limit => status_name(limit),
+        limit => limit.as_str(),
     }
 }
 
@@ -99,7 +97,8 @@ impl RunResponse {
     pub fn new(report: &Report) -> Self {
         let limits = &report.limits;
         let (run, compile, output, error) = match &report.outcome {
-            Outcome::Ran { compile, run } => {
+            Outcome::Ran { compile, runs } => {
+                let run = runs.first();
                 let (output, error) = match run.status() {
                     Status::Ok => (Some(run.stdout.clone()), None),
                     _ => (None, Some(run_error(run, &limits.run))),
@@ -167,19 +166,19 @@ pub struct Summary {
 }
 
 impl BatchResponse {
-    pub fn new(report: &BatchReport, checks: &Checks) -> Self {
+    pub fn new(report: &Report, checks: &Checks) -> Self {
         let limits = &report.limits;
         let compile_limits = limits.compile.as_ref().unwrap_or(&limits.run);
         let (status, compile, tests, error) = match &report.outcome {
-            BatchOutcome::Ran { compile, tests } => {
-                let tests: Vec<TestReport> = tests
+            Outcome::Ran { compile, runs } => {
+                let tests: Vec<TestReport> = runs
                     .iter()
                     .enumerate()
                     .map(|(i, result)| test_report(result, i, checks))
                     .collect();
                 ("ok", compile.as_ref(), tests, None)
             }
-            BatchOutcome::CompileFailed { compile } => {
+            Outcome::CompileFailed { compile } => {
                 let error = compile_error(compile, compile_limits);
                 (
                     compile_failure(compile),

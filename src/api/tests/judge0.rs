@@ -11,9 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Double, api, double, hello, ran, stage};
 use crate::api::routes;
-use crate::executor::verdict::Exit;
 use crate::judge0::Judge0;
 use crate::judge0::store::Store;
+use crate::outcome::Exit;
 use crate::runner::RunError;
 
 /// A service over `runner` with a fresh SQLite store (or none).
@@ -266,8 +266,8 @@ async fn a_submission_is_queued_then_run_by_a_worker_and_read_back_in_judge0s_sh
     assert_eq!(created_at.len(), 24, "{created_at}");
     assert!(created_at.ends_with('Z'));
     let job = s.runner.jobs.lock().unwrap()[0].clone();
-    assert_eq!(job.stdin, b"Judge0");
-    assert_eq!(job.args, ["a", "b c"]);
+    assert_eq!(job.inputs.first().stdin, b"Judge0");
+    assert_eq!(job.inputs.first().args, ["a", "b c"]);
     assert_eq!(job.limits.run.memory_mb, 64);
     // 2 s and Judge0's 1 s of extra time.
     assert_eq!(job.limits.run.cpu_time_ms, 3000);

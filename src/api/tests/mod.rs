@@ -10,19 +10,18 @@ use serde_json::{Value, json};
 
 use super::gate::{Gate, GateSettings};
 use super::{Api, ApiSettings, routes};
-use crate::executor::sandbox::Phase;
-use crate::executor::verdict::{Exit, Signal, Usage};
 use crate::metrics::Metrics;
+use crate::nonempty::NonEmpty;
+use crate::outcome::{
+    Exit, LimitHit, Outcome, Phase, PoolUse, Signal, StageResult, StreamKind, Timing, Usage,
+};
 
 use crate::job::{Job, RequestBounds};
 use crate::judge0::store::{Store, Worker};
 use crate::judge0::{Judge0, Judge0Settings};
 use crate::language::{Language, Origin, Registry};
 use crate::limits::DefaultLimits;
-use crate::runner::{
-    BatchOutcome, BatchReport, LimitHit, Outcome, PoolUse, Readiness, Report, RunError, Runner,
-    StageResult, StreamKind, Timing,
-};
+use crate::runner::{Readiness, Report, RunError, Runner};
 
 mod judge0;
 mod piston;
@@ -42,9 +41,24 @@ impl Runner for Double {
         self.registry.clone()
     }
 
+    /// A job with several inputs (a batch) gets the answer's run once
+    /// per input, with the input's stdin as its output (so that verdicts
+    /// can be told apart).
     async fn run(&self, job: Job) -> Result<Report, RunError> {
         self.jobs.lock().unwrap().push(job.clone());
-        let outcome = (self.answer)(&job)?;
+        let outcome = match (self.answer)(&job)? {
+            Outcome::Ran { compile, runs } if job.inputs.len() > 1 => {
+                let each = job.inputs.iter().map(|input| StageResult {
+                    stdout: String::from_utf8_lossy(&input.stdin).into_owned(),
+                    ..runs.first().clone()
+                });
+                Outcome::Ran {
+                    compile,
+                    runs: NonEmpty::from_vec(each.collect()).expect("inputs"),
+                }
+            }
+            outcome => outcome,
+        };
         Ok(Report {
             language: job.language,
             limits: job.limits,
@@ -54,32 +68,6 @@ impl Runner for Double {
                 phases: vec![(Phase::Run, Duration::from_millis(30))],
                 docker: Duration::from_millis(31),
             },
-        })
-    }
-
-    async fn run_batch(&self, job: Job) -> Result<BatchReport, RunError> {
-        self.jobs.lock().unwrap().push(job.clone());
-        let outcome = (self.answer)(&job)?;
-        let outcome = match outcome {
-            Outcome::CompileFailed { compile } => BatchOutcome::CompileFailed { compile },
-            // Each test gets the answer's run, with the test's stdin as its
-            // output (so that verdicts can be told apart).
-            Outcome::Ran { compile, run } => BatchOutcome::Ran {
-                compile,
-                tests: job
-                    .tests
-                    .iter()
-                    .map(|t| StageResult {
-                        stdout: String::from_utf8_lossy(&t.stdin).into_owned(),
-                        ..run.clone()
-                    })
-                    .collect(),
-            },
-        };
-        Ok(BatchReport {
-            language: job.language,
-            limits: job.limits,
-            outcome,
         })
     }
 
@@ -126,7 +114,10 @@ fn stage(exit: Option<Exit>, limit: Option<LimitHit>, stdout: &str, stderr: &str
 }
 
 fn ran(run: StageResult) -> Outcome {
-    Outcome::Ran { compile: None, run }
+    Outcome::Ran {
+        compile: None,
+        runs: NonEmpty::one(run),
+    }
 }
 
 fn double(
@@ -364,7 +355,10 @@ async fn what_the_request_asks_reaches_the_runner_as_a_checked_job() {
     assert_eq!(job.files.main.content, b"int");
     assert_eq!(job.files.extra[0].name, "util.c");
     assert_eq!(
-        (job.args.clone(), job.stdin.clone()),
+        (
+            job.inputs.first().args.clone(),
+            job.inputs.first().stdin.clone()
+        ),
         (vec!["a b".to_string()], b"in".to_vec())
     );
     // The request lowers the wall time; everything else is the language's.
@@ -665,8 +659,8 @@ async fn a_batch_answers_each_test_with_its_verdict_in_order_and_a_summary() {
     assert_eq!(tests[2]["status"], "ok");
     assert_eq!(tests[2]["cpu_time_ms"], 21);
     let job = &runner.jobs.lock().unwrap()[0];
-    assert_eq!(job.tests.len(), 3);
-    assert_eq!(job.tests[1].stdin, b"3");
+    assert_eq!(job.inputs.len(), 3);
+    assert_eq!(job.inputs.iter().nth(1).unwrap().stdin, b"3");
 }
 
 #[tokio::test]

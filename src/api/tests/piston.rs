@@ -7,8 +7,10 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::{Double, Reply, double, hello, ran, send, stage};
-use crate::executor::verdict::{Exit, Signal};
-use crate::runner::{LimitHit, Outcome, RunError, StreamKind};
+use crate::nonempty::NonEmpty;
+use crate::outcome::{Exit, Signal};
+use crate::outcome::{LimitHit, Outcome, StreamKind};
+use crate::runner::RunError;
 
 async fn execute(runner: &Arc<Double>, body: &Value) -> Reply {
     let request = warp::test::request()
@@ -315,8 +317,8 @@ async fn a_request_becomes_the_job_piston_would_run() {
         [("data.bin", &[0u8, 1, 2][..]), ("file2.code", b"hi")]
     );
     // Piston ends stdin with a newline.
-    assert_eq!(job.stdin, b"abc\n");
-    assert_eq!(job.args, ["x", "y"]);
+    assert_eq!(job.inputs.first().stdin, b"abc\n");
+    assert_eq!(job.inputs.first().args, ["x", "y"]);
     assert_eq!(job.limits.run.wall_time_ms, 3000);
     assert_eq!(job.limits.run.cpu_time_ms, 2501);
     // Bytes become whole MiB, rounded up.
@@ -329,7 +331,7 @@ async fn a_request_becomes_the_job_piston_would_run() {
     let jobs = runner.jobs.lock().unwrap();
     let job = &jobs[1];
     assert_eq!(job.language.label(), "python-3.13");
-    assert_eq!(job.stdin, b"\n");
+    assert_eq!(job.inputs.first().stdin, b"\n");
     assert_eq!(job.limits.run.wall_time_ms, 10_000);
 }
 
@@ -434,7 +436,7 @@ async fn a_failed_compile_is_both_compile_and_run_as_piston_gives_it() {
     let runner = double(|_| {
         Ok(Outcome::Ran {
             compile: Some(stage(Some(Exit::Code(0)), None, "", "")),
-            run: stage(Some(Exit::Code(0)), None, "ok\n", ""),
+            runs: NonEmpty::one(stage(Some(Exit::Code(0)), None, "ok\n", "")),
         })
     });
     let body = json!({"language": "c", "version": "*", "files": [{"content": "int"}],

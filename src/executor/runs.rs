@@ -1,0 +1,373 @@
+//! One path for one run or many: a job is compiled once (for a compiled
+//! language), then each of its inputs runs in a fresh sandbox of its own,
+//! so that one run cannot see another's files or processes. A single run is
+//! a batch of one.
+//!
+//! An interpreted language's run is one sandbox, pooled when one waits
+//! with the job's limits, else started for it. A compiled language's
+//! compile runs in the compile sandbox of a pair (pooled or made now),
+//! whose run sandbox waits beside it on their shared volume, holding it
+//! mounted (a tmpfs volume empties when its last container stops). For one
+//! input, the program then runs in that run sandbox, on the volume the
+//! compile wrote: the fast case. For several, the run sandbox stays unfed
+//! as the build's keeper, and each input runs in a fresh sandbox that
+//! mounts the volume read-only and has the supervisor copy the build into
+//! its own working directory before the program starts.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures_util::{StreamExt, TryStreamExt};
+use tokio::time::Instant;
+
+use super::custody::Held;
+use super::launcher::Launch;
+use super::pair::Pair;
+use super::sandbox::{Payload, Sandbox, StageBounds};
+use super::spec::Start;
+use super::{ExecError, Executor};
+use crate::engine::BUILD_POINT;
+use crate::job::{Job, RunInput, Stage};
+use crate::limits::Limits;
+use crate::nonempty::NonEmpty;
+use crate::outcome::{Outcome, Phase, Phases, PoolUse, StageResult, Status, Timing};
+
+/// Where each run of a job gets its turn (the run slots of the layer
+/// above): a job's runs go as their turns come, at most [`Turns::width`]
+/// at once.
+pub trait Turns: Sync {
+    /// Held while one run runs.
+    type Turn: Send;
+
+    /// How many of the job's runs may run at once.
+    fn width(&self) -> usize;
+
+    /// Waits for the turn of one more run; [`ExecError::Stopped`] when no
+    /// more may start.
+    fn take(&self) -> impl Future<Output = Result<Self::Turn, ExecError>> + Send;
+}
+
+/// What [`Executor::run`] gives.
+#[derive(Debug, Clone)]
+pub struct Ran {
+    pub outcome: Outcome,
+    pub timing: Timing,
+}
+
+/// A job made ready for its runs.
+enum Ready {
+    /// Nothing to compile: each run is from the sources.
+    Sources,
+    /// Compiled, for its one run: the pair's run sandbox, on the volume the
+    /// compile wrote.
+    Alone { pair: Leftovers, runner: Sandbox },
+    /// Compiled, for several runs: the pair's run sandbox, never fed, is
+    /// the keeper that holds the volume mounted while each run copies the
+    /// build from it.
+    Shared { pair: Leftovers, keeper: Sandbox },
+}
+
+/// What a compile leaves to remove once the runs are over: its container
+/// and the volume (released with the run sandbox, in that order, so that
+/// the volume goes once no container uses it).
+struct Leftovers {
+    compiler: Held,
+    volume: Held,
+}
+
+/// One run's result, and how it was served.
+struct Served {
+    result: StageResult,
+    pool: PoolUse,
+    phases: Phases,
+}
+
+/// A compile's result, with the pair it left and how the pair was had.
+struct Compiled {
+    result: StageResult,
+    pair: Leftovers,
+    runner: Sandbox,
+    pool: PoolUse,
+    took: Duration,
+}
+
+impl Executor {
+    /// Runs `job`: compiles it once if its language compiles, then runs
+    /// each of its inputs in a fresh sandbox as `turns` allows; what it made
+    /// is removed in the background.
+    pub async fn run(&self, job: &Job, turns: &impl Turns) -> Result<Ran, ExecError> {
+        if self.stop.is_cancelled() {
+            return Err(ExecError::Stopped);
+        }
+        let _in_flight = self.custody.run_in_flight();
+        let began = Instant::now();
+        let (ready, compile, pool, mut phases) = match &job.limits.compile {
+            None => (Ready::Sources, None, None, Phases::new()),
+            Some(limits) => {
+                let compiled = self.compile(job, limits).await?;
+                let phases = vec![(Phase::Compile, compiled.took)];
+                if compiled.result.status() != Status::Ok {
+                    self.release(compiled.pair, compiled.runner.into_container());
+                    let timing = Timing {
+                        pool: compiled.pool,
+                        phases,
+                        docker: began.elapsed(),
+                    };
+                    let outcome = Outcome::CompileFailed {
+                        compile: compiled.result,
+                    };
+                    return Ok(Ran { outcome, timing });
+                }
+                let (pair, runner) = (compiled.pair, compiled.runner);
+                let ready = if job.inputs.len() == 1 {
+                    Ready::Alone { pair, runner }
+                } else {
+                    Ready::Shared {
+                        pair,
+                        keeper: runner,
+                    }
+                };
+                (ready, Some(compiled.result), Some(compiled.pool), phases)
+            }
+        };
+        let runs = self.run_inputs(job, ready, turns).await?;
+        let (first, rest) = runs.into_parts();
+        phases.extend(first.phases);
+        let timing = Timing {
+            pool: pool.unwrap_or(first.pool),
+            phases,
+            docker: began.elapsed(),
+        };
+        let runs = NonEmpty::from_vec(
+            std::iter::once(first.result)
+                .chain(rest.into_iter().map(|r| r.result))
+                .collect(),
+        )
+        .expect("the first run is there");
+        let outcome = Outcome::Ran { compile, runs };
+        Ok(Ran { outcome, timing })
+    }
+
+    /// Runs every input of `job` from `ready`, in the inputs' order.
+    async fn run_inputs(
+        &self,
+        job: &Job,
+        ready: Ready,
+        turns: &impl Turns,
+    ) -> Result<NonEmpty<Served>, ExecError> {
+        let (pair, keeper) = match ready {
+            Ready::Alone { pair, runner } => {
+                let _turn = turns.take().await?;
+                let (served, runner) = self.in_pair(job, job.inputs.first(), runner).await?;
+                self.release(pair, runner);
+                return Ok(NonEmpty::one(served));
+            }
+            Ready::Sources => (None, None),
+            Ready::Shared { pair, keeper } => (Some(pair), Some(keeper)),
+        };
+        let build = pair.as_ref().map(|p| p.volume.id());
+        let runs: Vec<_> = (job.inputs.iter())
+            .map(|input| self.in_turn(job, build, input, turns))
+            .collect();
+        let runs = futures_util::stream::iter(runs)
+            .buffered(turns.width().max(1))
+            .try_collect::<Vec<_>>()
+            .await;
+        if let (Some(pair), Some(keeper)) = (pair, keeper) {
+            self.release(pair, keeper.into_container());
+        }
+        Ok(NonEmpty::from_vec(runs?).expect("a job has an input"))
+    }
+
+    /// One run of `job` once its turn comes: from the sources, or from the
+    /// `build` volume.
+    async fn in_turn(
+        &self,
+        job: &Job,
+        build: Option<&str>,
+        input: &RunInput,
+        turns: &impl Turns,
+    ) -> Result<Served, ExecError> {
+        let _turn = turns.take().await?;
+        match build {
+            None => self.run_sources(job, input).await,
+            Some(build) => self.run_build(job, build, input).await,
+        }
+    }
+
+    /// One run of an interpreted language, from its sources: in a pooled
+    /// sandbox when one waits with the job's limits (a job that lowers a
+    /// limit the container holds gets a sandbox of its own), else in one
+    /// started for it, which gets its payload before it starts so that the
+    /// program starts with its process.
+    async fn run_sources(&self, job: &Job, input: &RunInput) -> Result<Served, ExecError> {
+        let payload = || {
+            let files: Vec<_> = job.files.all().collect();
+            let cpu = Some(job.limits.run.cpu_time());
+            Payload::new(cpu, &files, &input.args, &input.stdin)
+        };
+        let bounds = bounds(&job.limits.run);
+        let pooled = job
+            .limits
+            .run
+            .same_sandbox(&job.language.limits)
+            .then(|| self.pool.claim(&job.language))
+            .flatten();
+        if let Some(sandbox) = pooled {
+            // Its creation and start were the pool's, before this request.
+            match sandbox.execute(Some(payload()), bounds, &self.stop).await {
+                Ok(ran) => return Ok(served(ran.result, PoolUse::Hit, ran.phases)),
+                // It died while waiting, after the claim: the program never
+                // ran, so it runs in a sandbox of its own.
+                Err(ExecError::NeverStarted(_)) => {
+                    tracing::warn!(language = %job.language.label(), "a pooled sandbox died before its program started; running it cold");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let uid = self.launcher.lease().await;
+        let launch = Launch::cold(job, Stage::Run, &job.limits.run, None, None);
+        let sandbox = self.launcher.launch(launch, &uid, Some(payload())).await?;
+        let mut phases = sandbox.start_phases.clone();
+        let ran = sandbox.execute(None, bounds, &self.stop).await?;
+        phases.extend(ran.phases);
+        Ok(served(ran.result, PoolUse::Miss, phases))
+    }
+
+    /// The one run of a compiled job, in its pair's run sandbox (handed
+    /// back, to go with the pair's leftovers).
+    async fn in_pair(
+        &self,
+        job: &Job,
+        input: &RunInput,
+        runner: Sandbox,
+    ) -> Result<(Served, Held), ExecError> {
+        let cpu = Some(job.limits.run.cpu_time());
+        let payload = Payload::new(cpu, &[], &input.args, &input.stdin);
+        let ran = runner
+            .execute(Some(payload), bounds(&job.limits.run), &self.stop)
+            .await?;
+        Ok((served(ran.result, PoolUse::Hit, ran.phases), ran.container))
+    }
+
+    /// Queues a pair's containers, then its volume, for removal.
+    fn release(&self, pair: Leftovers, runner: Held) {
+        self.custody
+            .release(vec![pair.compiler, runner, pair.volume]);
+    }
+
+    /// One run of a compiled job with several, in a fresh sandbox that
+    /// copies the build from its volume.
+    async fn run_build(
+        &self,
+        job: &Job,
+        build: &str,
+        input: &RunInput,
+    ) -> Result<Served, ExecError> {
+        let uid = self.launcher.lease().await;
+        let run = &job.limits.run;
+        let launch = Launch::cold(job, Stage::Run, run, None, Some(build));
+        let payload = Payload::with_build(run.cpu_time(), BUILD_POINT, &input.args, &input.stdin);
+        let sandbox = self.launcher.launch(launch, &uid, Some(payload)).await?;
+        let mut phases = sandbox.start_phases.clone();
+        let ran = sandbox.execute(None, bounds(run), &self.stop).await?;
+        phases.extend(ran.phases);
+        Ok(served(ran.result, PoolUse::Miss, phases))
+    }
+
+    /// Compiles `job` in a pair from the pool when one waits (and the job
+    /// keeps the language's own limits, which the pair was made with), else
+    /// in one made now.
+    async fn compile(&self, job: &Job, limits: &Limits) -> Result<Compiled, ExecError> {
+        let language = &job.language;
+        let own_limits = language
+            .compile
+            .as_ref()
+            .is_some_and(|c| c.limits.same_sandbox(limits))
+            && job.limits.run.same_sandbox(&language.limits);
+        if let Some(pair) = own_limits.then(|| self.pool.claim_pair(language)).flatten() {
+            match self.compile_in(job, limits, pair, PoolUse::Hit).await {
+                // A pooled sandbox died after the claim: the compiler never
+                // ran, so it runs in a pair of its own.
+                Err(ExecError::NeverStarted(_)) => {
+                    tracing::warn!(language = %language.label(), "a pooled compile sandbox died before its compiler started; compiling cold");
+                }
+                other => return other,
+            }
+        }
+        let pair = Pair::make(&self.launcher, language, limits, &job.limits.run, false).await?;
+        self.compile_in(job, limits, pair, PoolUse::Miss).await
+    }
+
+    /// Runs the compile of `job` in `pair`'s compile sandbox.
+    async fn compile_in(
+        &self,
+        job: &Job,
+        limits: &Limits,
+        pair: Pair,
+        pool: PoolUse,
+    ) -> Result<Compiled, ExecError> {
+        let (compiler, runner, volume) = pair.take();
+        let files: Vec<_> = job.files.all().collect();
+        let payload = Payload::new(Some(limits.cpu_time()), &files, &job.compile_args, b"");
+        match compiler
+            .execute(Some(payload), bounds(limits), &self.stop)
+            .await
+        {
+            Ok(compiled) => {
+                let pair = Leftovers {
+                    compiler: compiled.container,
+                    volume,
+                };
+                Ok(Compiled {
+                    result: compiled.result,
+                    pair,
+                    runner,
+                    pool,
+                    // The compile's own phases, as one: the compiler's time.
+                    took: compiled.phases.iter().map(|(_, d)| *d).sum(),
+                })
+            }
+            Err(e) => {
+                self.custody.release(vec![runner.into_container(), volume]);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl<'a> Launch<'a> {
+    /// A sandbox of `job` for `stage` that starts its program when fed.
+    pub(super) fn cold(
+        job: &'a Job,
+        stage: Stage,
+        limits: &'a Limits,
+        volume: Option<&'a str>,
+        build: Option<&'a str>,
+    ) -> Launch<'a> {
+        Launch {
+            language: &job.language,
+            stage,
+            limits,
+            volume,
+            build,
+            start: Start::Cold,
+        }
+    }
+}
+
+fn served(result: StageResult, pool: PoolUse, phases: Phases) -> Served {
+    Served {
+        result,
+        pool,
+        phases,
+    }
+}
+
+/// The bounds a stage under `limits` is read within.
+pub(super) fn bounds(limits: &Limits) -> StageBounds {
+    StageBounds {
+        wall_time: limits.wall_time(),
+        output_bytes: limits.output_cap(),
+    }
+}
