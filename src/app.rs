@@ -15,9 +15,9 @@ use tokio_util::sync::CancellationToken;
 use crate::api::gate::{Gate, GateSettings};
 use crate::api::{Api, ApiSettings, routes};
 use crate::config::{Config, UidRange};
+use crate::custody::uids::Uids;
+use crate::custody::{Custody, Owner};
 use crate::engine::{Engine, EngineError};
-use crate::executor::custody::{Custody, Owner};
-use crate::executor::uids::Uids;
 use crate::executor::{Executor, PoolSettings};
 use crate::job::RequestBounds;
 use crate::judge0::store::{Store, StoreError, Worker};
@@ -79,7 +79,13 @@ impl Application {
         let defaults = config.default_limits();
         let registry = Registry::load(config.languages_dir(), &defaults)?;
         let watcher = Watcher::new(config.languages_dir(), defaults, &registry);
-        let uids = Uids::new(sandbox_uids(&config, &registry)?);
+        let settings = PoolSettings {
+            floor: config.pool_size,
+            refills: config.pool_refills,
+            memory_mb: config.pool_memory_mb,
+            prestart: config.prestart,
+        };
+        let uids = Uids::new(sandbox_uids(&config, settings.most_waiting(&registry))?);
         let (languages, subscribed) = watch::channel(Arc::new(registry));
         check_file_limit(config.max_connections)?;
         let metrics = Arc::new(Metrics::new());
@@ -92,12 +98,6 @@ impl Application {
         let worker = Worker {
             instance: owner.instance.clone(),
             boot: owner.boot.clone(),
-        };
-        let settings = PoolSettings {
-            floor: config.pool_size,
-            refills: config.pool_refills,
-            memory_mb: config.pool_memory_mb,
-            prestart: config.prestart,
         };
         let executor = Executor::new(Custody::new(engine, owner), uids, settings);
         let admission = Admission::new(shares(&config), config.queue_timeout());
@@ -343,18 +343,10 @@ async fn listen(config: &Config) -> Result<(TcpListener, SocketAddr), StartError
 }
 
 /// The uids sandboxes run as, checked: never the service's own, and enough
-/// for every run slot and every pooled sandbox of `registry` at once (the
-/// floors, or the memory budget's most, whichever is more).
-fn sandbox_uids(config: &Config, registry: &Registry) -> Result<UidRange, StartError> {
+/// for every run slot and `pooled` waiting sandboxes at once.
+fn sandbox_uids(config: &Config, pooled: usize) -> Result<UidRange, StartError> {
     use std::os::unix::fs::MetadataExt;
     let own = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
-    let floors: usize = registry
-        .languages()
-        .iter()
-        .map(|l| l.pool_size.unwrap_or(config.pool_size))
-        .sum();
-    let budget = (config.pool_memory_mb / crate::executor::pool::IDLE_SANDBOX_MB) as usize;
-    let pooled = floors.max(budget);
     check_uids(
         config.sandbox_uids(),
         own,

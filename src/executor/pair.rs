@@ -5,16 +5,12 @@
 
 use std::sync::Arc;
 
-use super::ExecError;
-use super::custody::{Custody, Held};
-use super::launcher::{Launch, Launcher};
-use super::sandbox::Sandbox;
-use super::spec::{self, Start};
-use super::uids::UidLease;
-use crate::engine::Kind;
+use crate::custody::uids::UidLease;
+use crate::custody::{Custody, Held};
 use crate::job::Stage;
 use crate::language::Language;
 use crate::limits::Limits;
+use crate::sandbox::{Launch, Launcher, Sandbox, SandboxError, Start};
 
 /// How long a pooled compile sandbox's warm-up may take.
 const WARMUP_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -50,29 +46,17 @@ impl Pair {
         compile: &Limits,
         run: &Limits,
         pooled: bool,
-    ) -> Result<Pair, ExecError> {
-        let custody = launcher.custody.clone();
+    ) -> Result<Pair, SandboxError> {
         // One user for both stages: the compile writes what the run reads.
         let uid: Arc<UidLease> = launcher.lease().await;
-        // In custody first: if this is dropped while the volume is being
-        // created, it is still removed.
-        let name = format!("code-runner-{}", uuid::Uuid::new_v4().simple());
-        let volume = custody.hold(Kind::Volume, name, None);
+        let volume = launcher.new_volume(language, compile, uid.uid()).await?;
         let mut pair = Pair {
-            custody: custody.clone(),
+            custody: launcher.custody().clone(),
             volume: Some(volume),
             compile: None,
             run: None,
         };
         let volume_id = pair.volume_id().to_string();
-        custody
-            .engine()
-            .create_volume(
-                &volume_id,
-                Some(&spec::volume_options(compile, uid.uid())),
-                spec::labels(custody.owner(), language),
-            )
-            .await?;
         let warm = pooled && language.warmup.is_some();
         let launch = |stage, limits, start| Launch {
             language,
@@ -95,7 +79,7 @@ impl Pair {
             .await?;
         if warm && !compiler.warmed(WARMUP_LIMIT).await {
             pair.compile = Some(compiler);
-            return Err(ExecError::Internal(format!(
+            return Err(SandboxError::Internal(format!(
                 "the warm-up of `{}`'s compile sandbox did not end well within {} s",
                 language.label(),
                 WARMUP_LIMIT.as_secs()

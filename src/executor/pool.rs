@@ -27,7 +27,7 @@
 //! file changes, its waiting containers (made for the old file) are
 //! discarded. A compiled language's pool holds pairs: its compile and run
 //! sandboxes started side by side on their shared volume
-//! ([`Pair`](super::pair::Pair)).
+//! ([`Pair`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -38,13 +38,10 @@ use tokio::time::Instant;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::ExecError;
-use super::launcher::{Launch, Launcher};
 use super::pair::Pair;
-use super::sandbox::Sandbox;
-use super::spec::Start;
 use crate::job::Stage;
 use crate::language::{Language, Registry};
+use crate::sandbox::{Launch, Launcher, Sandbox, SandboxError, Start};
 
 /// The span over which runs asked for count as one burst.
 pub const BURST: Duration = Duration::from_secs(10);
@@ -85,6 +82,16 @@ impl PoolSettings {
     /// The most sandboxes the budget holds.
     pub fn budget(&self) -> usize {
         (self.memory_mb / IDLE_SANDBOX_MB) as usize
+    }
+
+    /// The most sandboxes (or pairs, which share one uid) that may wait in
+    /// the pools of `registry` at once: the floors, or what the budget
+    /// holds, whichever is more.
+    pub fn most_waiting(&self, registry: &Registry) -> usize {
+        let floors: usize = (registry.languages().iter())
+            .map(|l| l.pool_size.unwrap_or(self.floor))
+            .sum();
+        floors.max(self.budget())
     }
 }
 
@@ -337,7 +344,7 @@ impl Pool {
     /// How many containers may be starting at once now: `refills` while
     /// no run is in flight, else one (see the module's docs).
     fn parallel_starts(&self) -> usize {
-        if self.launcher.custody.runs() == 0 {
+        if self.launcher.runs() == 0 {
             self.settings.refills
         } else {
             1
@@ -417,7 +424,7 @@ impl Pool {
 
     /// Starts what waits for a run of `language`: a pair for a compiled
     /// one, else a sandbox (its interpreter pre-started, or warmed up).
-    async fn make(&self, language: &Language) -> Result<Waiting, ExecError> {
+    async fn make(&self, language: &Language) -> Result<Waiting, SandboxError> {
         if let Some(compile) = &language.compile {
             return Pair::make(
                 &self.launcher,
@@ -444,7 +451,7 @@ impl Pool {
         // start) is over, so that a run never spends its own time on it.
         if waits_ready && !sandbox.warmed(WARMUP_LIMIT).await {
             sandbox.into_container().remove_now().await;
-            return Err(ExecError::Internal(format!(
+            return Err(SandboxError::Internal(format!(
                 "the warm-up of `{}` did not end well within {} s",
                 language.label(),
                 WARMUP_LIMIT.as_secs()

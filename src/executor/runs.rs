@@ -20,17 +20,15 @@ use std::time::Duration;
 use futures_util::{StreamExt, TryStreamExt};
 use tokio::time::Instant;
 
-use super::custody::Held;
-use super::launcher::Launch;
+use super::Executor;
 use super::pair::Pair;
-use super::sandbox::{Payload, Sandbox, StageBounds};
-use super::spec::Start;
-use super::{ExecError, Executor};
+use crate::custody::Held;
 use crate::engine::BUILD_POINT;
 use crate::job::{Job, RunInput, Stage};
 use crate::limits::Limits;
 use crate::nonempty::NonEmpty;
 use crate::outcome::{Outcome, Phase, Phases, PoolUse, StageResult, Status, Timing};
+use crate::sandbox::{Launch, Payload, Sandbox, SandboxError, StageBounds, Start};
 
 /// Where each run of a job gets its turn (the run slots of the layer
 /// above): a job's runs go as their turns come, at most [`Turns::width`]
@@ -42,9 +40,9 @@ pub trait Turns: Sync {
     /// How many of the job's runs may run at once.
     fn width(&self) -> usize;
 
-    /// Waits for the turn of one more run; [`ExecError::Stopped`] when no
+    /// Waits for the turn of one more run; [`SandboxError::Stopped`] when no
     /// more may start.
-    fn take(&self) -> impl Future<Output = Result<Self::Turn, ExecError>> + Send;
+    fn take(&self) -> impl Future<Output = Result<Self::Turn, SandboxError>> + Send;
 }
 
 /// What [`Executor::run`] gives.
@@ -95,9 +93,9 @@ impl Executor {
     /// Runs `job`: compiles it once if its language compiles, then runs
     /// each of its inputs in a fresh sandbox as `turns` allows; what it made
     /// is removed in the background.
-    pub async fn run(&self, job: &Job, turns: &impl Turns) -> Result<Ran, ExecError> {
+    pub async fn run(&self, job: &Job, turns: &impl Turns) -> Result<Ran, SandboxError> {
         if self.stop.is_cancelled() {
-            return Err(ExecError::Stopped);
+            return Err(SandboxError::Stopped);
         }
         let _in_flight = self.custody.run_in_flight();
         let began = Instant::now();
@@ -154,7 +152,7 @@ impl Executor {
         job: &Job,
         ready: Ready,
         turns: &impl Turns,
-    ) -> Result<NonEmpty<Served>, ExecError> {
+    ) -> Result<NonEmpty<Served>, SandboxError> {
         let (pair, keeper) = match ready {
             Ready::Alone { pair, runner } => {
                 let _turn = turns.take().await?;
@@ -187,7 +185,7 @@ impl Executor {
         build: Option<&str>,
         input: &RunInput,
         turns: &impl Turns,
-    ) -> Result<Served, ExecError> {
+    ) -> Result<Served, SandboxError> {
         let _turn = turns.take().await?;
         match build {
             None => self.run_sources(job, input).await,
@@ -200,7 +198,7 @@ impl Executor {
     /// limit the container holds gets a sandbox of its own), else in one
     /// started for it, which gets its payload before it starts so that the
     /// program starts with its process.
-    async fn run_sources(&self, job: &Job, input: &RunInput) -> Result<Served, ExecError> {
+    async fn run_sources(&self, job: &Job, input: &RunInput) -> Result<Served, SandboxError> {
         let payload = || {
             let files: Vec<_> = job.files.all().collect();
             let cpu = Some(job.limits.run.cpu_time());
@@ -219,7 +217,7 @@ impl Executor {
                 Ok(ran) => return Ok(served(ran.result, PoolUse::Hit, ran.phases)),
                 // It died while waiting, after the claim: the program never
                 // ran, so it runs in a sandbox of its own.
-                Err(ExecError::NeverStarted(_)) => {
+                Err(SandboxError::NeverStarted(_)) => {
                     tracing::warn!(language = %job.language.label(), "a pooled sandbox died before its program started; running it cold");
                 }
                 Err(e) => return Err(e),
@@ -241,7 +239,7 @@ impl Executor {
         job: &Job,
         input: &RunInput,
         runner: Sandbox,
-    ) -> Result<(Served, Held), ExecError> {
+    ) -> Result<(Served, Held), SandboxError> {
         let cpu = Some(job.limits.run.cpu_time());
         let payload = Payload::new(cpu, &[], &input.args, &input.stdin);
         let ran = runner
@@ -263,7 +261,7 @@ impl Executor {
         job: &Job,
         build: &str,
         input: &RunInput,
-    ) -> Result<Served, ExecError> {
+    ) -> Result<Served, SandboxError> {
         let uid = self.launcher.lease().await;
         let run = &job.limits.run;
         let launch = Launch::cold(job, Stage::Run, run, None, Some(build));
@@ -278,7 +276,7 @@ impl Executor {
     /// Compiles `job` in a pair from the pool when one waits (and the job
     /// keeps the language's own limits, which the pair was made with), else
     /// in one made now.
-    async fn compile(&self, job: &Job, limits: &Limits) -> Result<Compiled, ExecError> {
+    async fn compile(&self, job: &Job, limits: &Limits) -> Result<Compiled, SandboxError> {
         let language = &job.language;
         let own_limits = language
             .compile
@@ -289,7 +287,7 @@ impl Executor {
             match self.compile_in(job, limits, pair, PoolUse::Hit).await {
                 // A pooled sandbox died after the claim: the compiler never
                 // ran, so it runs in a pair of its own.
-                Err(ExecError::NeverStarted(_)) => {
+                Err(SandboxError::NeverStarted(_)) => {
                     tracing::warn!(language = %language.label(), "a pooled compile sandbox died before its compiler started; compiling cold");
                 }
                 other => return other,
@@ -306,7 +304,7 @@ impl Executor {
         limits: &Limits,
         pair: Pair,
         pool: PoolUse,
-    ) -> Result<Compiled, ExecError> {
+    ) -> Result<Compiled, SandboxError> {
         let (compiler, runner, volume) = pair.take();
         let files: Vec<_> = job.files.all().collect();
         let payload = Payload::new(Some(limits.cpu_time()), &files, &job.compile_args, b"");

@@ -13,11 +13,12 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::executor::{ExecError, Executor, Turns};
+use crate::executor::{Executor, Turns};
 use crate::job::{Client, Job, JobLimits};
 use crate::language::{Language, Registry};
 use crate::metrics::{LanguageLabel, Metrics, ResultLabel, RunLabels};
 use crate::outcome::{Outcome, StageResult, Timing};
+use crate::sandbox::SandboxError;
 use admission::{Admission, Refusal, Slot};
 
 /// What a [`Runner`] answers for a job that ran (whatever the program did):
@@ -293,14 +294,14 @@ impl Turns for JobTurns<'_> {
         self.width
     }
 
-    async fn take(&self) -> Result<Turn, ExecError> {
+    async fn take(&self) -> Result<Turn, SandboxError> {
         tokio::select! {
             biased;
             own = self.own.clone().lock_owned() => Ok(Turn { _own: Some(own), _more: None }),
             more = self.admission.acquire_more(&self.client) => match more {
                 Ok(slot) => Ok(Turn { _own: None, _more: Some(slot) }),
                 // Only a closed admission refuses one more.
-                Err(_) => Err(ExecError::Stopped),
+                Err(_) => Err(SandboxError::Stopped),
             },
         }
     }
@@ -319,47 +320,45 @@ fn refused(refusal: Refusal) -> RunError {
 /// an engine that cannot be reached is "Docker unavailable"; any other
 /// failure (an engine answer not expected, a fault of the service's own)
 /// is internal.
-fn refusal(e: ExecError, language: &str) -> RunError {
+fn refusal(e: SandboxError, language: &str) -> RunError {
     match e {
-        ExecError::Engine(e) if e.is_unreachable() => RunError::DockerUnavailable(e.to_string()),
-        ExecError::ImageMissing { image } => RunError::ImageMissing {
+        SandboxError::Engine(e) if e.is_unreachable() => RunError::DockerUnavailable(e.to_string()),
+        SandboxError::ImageMissing { image } => RunError::ImageMissing {
             image,
             language: language.to_string(),
         },
-        ExecError::RuntimeMissing { runtime } => RunError::RuntimeMissing {
+        SandboxError::RuntimeMissing { runtime } => RunError::RuntimeMissing {
             runtime,
             language: language.to_string(),
         },
-        ExecError::Stopped => RunError::ShuttingDown,
+        SandboxError::Stopped => RunError::ShuttingDown,
 
-        e @ (ExecError::Engine(_)
-        | ExecError::Weakened(_)
-        | ExecError::NeverStarted(_)
-        | ExecError::Internal(_)) => RunError::Internal(e.to_string()),
+        e @ (SandboxError::Engine(_)
+        | SandboxError::Weakened(_)
+        | SandboxError::NeverStarted(_)
+        | SandboxError::Internal(_)) => RunError::Internal(e.to_string()),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{EngineError, Failure, Step};
+    use crate::engine::{EngineError, Step};
 
     #[test]
     fn only_an_unreachable_engine_is_docker_unavailable() {
-        let unreachable = EngineError::Unreachable {
-            step: Step::Start,
-            reason: "connection refused".into(),
-        };
+        let unreachable = EngineError::unreachable(Step::Start, "connection refused");
         assert!(matches!(
-            refusal(ExecError::Engine(unreachable), "python"),
+            refusal(SandboxError::Engine(unreachable), "python"),
             RunError::DockerUnavailable(_)
         ));
-        let refused = EngineError::Create(Failure {
-            target: "python:3.13-slim".into(),
-            status: Some(400),
-            message: "Range of CPUs is from 0.01 to 2.00".into(),
-        });
-        match refusal(ExecError::Engine(refused), "python") {
+        let refused = EngineError::answered(
+            Step::Create,
+            "python:3.13-slim",
+            Some(400),
+            "Range of CPUs is from 0.01 to 2.00",
+        );
+        match refusal(SandboxError::Engine(refused), "python") {
             RunError::Internal(cause) => {
                 assert!(
                     cause.starts_with("container create python:3.13-slim"),
@@ -369,20 +368,20 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            refusal(ExecError::Internal("a bug".into()), "python"),
+            refusal(SandboxError::Internal("a bug".into()), "python"),
             RunError::Internal(_)
         ));
         assert!(matches!(
-            refusal(ExecError::Weakened("memory".into()), "python"),
+            refusal(SandboxError::Weakened("memory".into()), "python"),
             RunError::Internal(_)
         ));
         assert_eq!(
-            refusal(ExecError::Stopped, "python"),
+            refusal(SandboxError::Stopped, "python"),
             RunError::ShuttingDown
         );
         assert_eq!(
             refusal(
-                ExecError::ImageMissing {
+                SandboxError::ImageMissing {
                     image: "x:1".into()
                 },
                 "lua"

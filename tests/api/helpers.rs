@@ -52,7 +52,7 @@ pub fn test_config() -> Config {
 /// a test's demand and the counts stay exact).
 pub fn pooled(config: &mut Config, size: usize) {
     config.pool_size = size;
-    config.pool_memory_mb = size as u64 * code_runner::executor::pool::IDLE_SANDBOX_MB;
+    config.pool_memory_mb = size as u64 * code_runner::executor::IDLE_SANDBOX_MB;
 }
 
 /// A client of the engine the tests run against. Fails the test, loudly,

@@ -189,7 +189,7 @@ async fn a_pooled_sandbox_killed_right_before_a_request_never_costs_the_request_
     // grow with the rounds' demand).
     let app = spawn_app_with(|c| {
         c.pool_size = 1;
-        c.pool_memory_mb = code_runner::executor::pool::IDLE_SANDBOX_MB;
+        c.pool_memory_mb = code_runner::executor::IDLE_SANDBOX_MB;
     })
     .await;
     for round in 0..3 {

@@ -268,8 +268,8 @@ async fn shutdown_stops_runs_that_outlast_the_grace_period_and_removes_them() {
 
 #[tokio::test]
 async fn the_janitor_removes_what_this_process_made_and_no_longer_holds() {
+    use code_runner::custody::{Custody, Owner, Sweep};
     use code_runner::engine::{Engine, Kind};
-    use code_runner::executor::custody::{Custody, Owner, Sweep};
     use std::sync::Arc;
     use tokio_util::sync::CancellationToken;
     let docker = docker().await;

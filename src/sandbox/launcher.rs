@@ -1,6 +1,7 @@
 //! What every sandbox needs before it starts: a uid of its own, the tools
 //! volume (the supervisor), and a seccomp profile; [`Launcher`] gathers
-//! them and starts sandboxes.
+//! them, starts sandboxes, and makes the scratch volume a compiled
+//! language's pair shares.
 //!
 //! The tools volume is made once per process, on first use: a volume on
 //! the engine's disk, filled through the archive upload API of a container
@@ -11,13 +12,12 @@
 
 use std::sync::Arc;
 
-use super::ExecError;
-use super::custody::{Custody, Held};
-use super::sandbox::{Payload, Sandbox};
-use super::spec::{self, Start};
-use super::uids::{UidLease, Uids};
-use crate::engine::{EngineError, Kind};
-use crate::job::Stage;
+use super::container::{Payload, Sandbox};
+use super::error::SandboxError;
+use super::spec::{Launch, Provisions, labels, volume_options};
+use crate::custody::uids::{UidLease, Uids};
+use crate::custody::{Custody, Held};
+use crate::engine::{Kind, Step};
 use crate::language::Language;
 use crate::limits::Limits;
 
@@ -50,24 +50,11 @@ pub const DEFAULT_SECCOMP: &str = include_str!("../../seccomp/profile.json");
 /// Starts sandboxes with what each needs.
 #[derive(Debug)]
 pub struct Launcher {
-    pub custody: Arc<Custody>,
-    pub uids: Arc<Uids>,
+    custody: Arc<Custody>,
+    uids: Arc<Uids>,
     tools: Tools,
     /// [`DEFAULT_SECCOMP`], compacted.
     seccomp: String,
-}
-
-/// One sandbox to start.
-#[derive(Debug, Clone, Copy)]
-pub struct Launch<'a> {
-    pub language: &'a Language,
-    pub stage: Stage,
-    pub limits: &'a Limits,
-    /// A shared working-directory volume (a compiled language's).
-    pub volume: Option<&'a str>,
-    /// A compiled build's volume to copy from (a test of a batch).
-    pub build: Option<&'a str>,
-    pub start: Start,
 }
 
 impl Launcher {
@@ -98,7 +85,7 @@ impl Launcher {
         launch: Launch<'_>,
         uid: &Arc<UidLease>,
         payload: Option<Payload>,
-    ) -> Result<Sandbox, ExecError> {
+    ) -> Result<Sandbox, SandboxError> {
         self.tools
             .ready(&self.custody, &launch.language.image)
             .await?;
@@ -107,20 +94,42 @@ impl Launcher {
             .seccomp
             .as_ref()
             .map_or(self.seccomp.as_str(), |p| p.json.as_str());
-        let spec = spec::Sandbox {
-            language: launch.language,
-            stage: launch.stage,
-            limits: launch.limits,
+        let spec = launch.spec(&Provisions {
             owner: self.custody.owner(),
             uid: uid.uid(),
-            volume: launch.volume,
-            build: launch.build,
-            start: launch.start,
             tools: &self.tools.name,
             seccomp,
-        }
-        .spec();
+        });
         Sandbox::start(&self.custody, spec, uid.clone(), payload).await
+    }
+
+    /// A scratch volume for a compiled language's pair, in custody from
+    /// before its create: a tmpfs sized by the `compile` stage's scratch
+    /// space, owned by `uid` (the pair's), labelled as `language`'s.
+    pub async fn new_volume(
+        &self,
+        language: &Language,
+        compile: &Limits,
+        uid: u32,
+    ) -> Result<Held, SandboxError> {
+        let name = format!("code-runner-{}", uuid::Uuid::new_v4().simple());
+        let volume = self.custody.hold(Kind::Volume, name, None);
+        let options = volume_options(compile, uid);
+        let labels = labels(self.custody.owner(), language);
+        (self.custody.engine())
+            .create_volume(volume.id(), Some(&options), labels)
+            .await?;
+        Ok(volume)
+    }
+
+    /// The custody every sandbox it starts is in.
+    pub fn custody(&self) -> &Arc<Custody> {
+        &self.custody
+    }
+
+    /// Runs in flight now (see [`Custody::runs`]).
+    pub fn runs(&self) -> usize {
+        self.custody.runs()
     }
 
     /// Lets go of the tools volume (shutdown): custody removes it once the
@@ -143,7 +152,7 @@ impl Tools {
     /// `image` the first time (or after a failed try). The filling runs in
     /// a task of its own, which a dropped request does not cut short (it
     /// would leave its container behind).
-    async fn ready(&self, custody: &Arc<Custody>, image: &str) -> Result<(), ExecError> {
+    async fn ready(&self, custody: &Arc<Custody>, image: &str) -> Result<(), SandboxError> {
         let mut volume = self.volume.clone().lock_owned().await;
         if volume.is_some() {
             return Ok(());
@@ -156,10 +165,8 @@ impl Tools {
             engine.create_volume(&name, None, labels.clone()).await?;
             match engine.fill_volume(&name, &image, &TOOLS, labels).await {
                 Ok(()) => {}
-                Err(EngineError::Create(failure)) if failure.status == Some(404) => {
-                    return Err(ExecError::ImageMissing {
-                        image: failure.target,
-                    });
+                Err(e) if e.step == Step::Create && e.is_not_found() => {
+                    return Err(SandboxError::ImageMissing { image: e.target });
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -168,6 +175,6 @@ impl Tools {
         });
         filling
             .await
-            .map_err(|e| ExecError::Internal(format!("filling the tools volume failed: {e}")))?
+            .map_err(|e| SandboxError::Internal(format!("filling the tools volume failed: {e}")))?
     }
 }

@@ -54,11 +54,6 @@ impl Uids {
         })
     }
 
-    /// The range handed out.
-    pub fn range(&self) -> UidRange {
-        self.range
-    }
-
     /// Uids leased now.
     pub fn in_use(&self) -> usize {
         self.state.lock().expect("uids").in_use

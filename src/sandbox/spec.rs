@@ -1,9 +1,11 @@
-//! What a sandbox is: a pure function from a language, a stage and its
-//! limits to the [`SandboxSpec`] the engine creates (which adds the fixed
-//! hardening), and the numeric users sandboxes run as.
+//! What a sandbox is: one description ([`Launch`]: a language's stage,
+//! its limits, what is on its working directory, how it starts), and a pure
+//! function from it and what the launcher provides every sandbox
+//! ([`Provisions`]: its owner, uid, tools volume and seccomp profile) to
+//! the [`SandboxSpec`] the engine creates (which adds the fixed hardening).
 
-use super::custody::{LANGUAGE_LABEL, Owner, STAGE_LABEL};
 use super::protocol::{BOOTSTRAP, WORK_DIR, supervisor};
+use crate::custody::{LANGUAGE_LABEL, Owner, STAGE_LABEL};
 use crate::engine::{SandboxSpec, Work};
 use crate::job::Stage;
 use crate::language::Language;
@@ -21,24 +23,29 @@ pub enum Start {
     Prestarted,
 }
 
-/// One sandbox to create: for which stage of which language, under which
-/// limits, as which user (and group: a numeric id from the instance's
-/// range, whatever the image's passwd says), with what on its working
-/// directory, its tools volume and its seccomp profile.
+/// One sandbox to start: for which stage of which language, under which
+/// limits, with what on its working directory, and how it starts.
 #[derive(Debug, Clone, Copy)]
-pub struct Sandbox<'a> {
+pub struct Launch<'a> {
     pub language: &'a Language,
     pub stage: Stage,
     pub limits: &'a Limits,
-    pub owner: &'a Owner,
-    pub uid: u32,
-    /// A shared volume's name (a compiled language's), or `None` for a
+    /// A shared volume's name (a compiled language's pair), or `None` for a
     /// tmpfs of the sandbox's own.
     pub volume: Option<&'a str>,
-    /// A compiled build to copy into its own working directory (a test of a
-    /// batch), which is then executable.
+    /// A compiled build to copy into its own working directory (one run of
+    /// several), which is then executable.
     pub build: Option<&'a str>,
     pub start: Start,
+}
+
+/// What the launcher provides every sandbox: whose it is, the user (and
+/// group: a numeric id from the instance's range, whatever the image's
+/// passwd says) it runs as, the tools volume and the seccomp profile.
+#[derive(Debug, Clone, Copy)]
+pub struct Provisions<'a> {
+    pub owner: &'a Owner,
+    pub uid: u32,
     /// The tools volume's name.
     pub tools: &'a str,
     /// The seccomp profile, as JSON.
@@ -82,10 +89,10 @@ pub fn volume_options(compile: &Limits, uid: u32) -> String {
     )
 }
 
-impl Sandbox<'_> {
-    /// The sandbox as the engine should create it.
-    pub fn spec(&self) -> SandboxSpec {
-        let (language, limits, uid) = (self.language, self.limits, self.uid);
+impl Launch<'_> {
+    /// The sandbox as the engine should create it, with `with`.
+    pub fn spec(&self, with: &Provisions) -> SandboxSpec {
+        let (language, limits, uid) = (self.language, self.limits, with.uid);
         let command = match self.stage {
             Stage::Compile => language
                 .compile
@@ -109,7 +116,7 @@ impl Sandbox<'_> {
         };
         let mut env = vec!["HOME=/tmp".to_string(), "LANG=C.UTF-8".to_string()];
         env.extend(language.env.iter().map(|(k, v)| format!("{k}={v}")));
-        let mut labels = labels(self.owner, language);
+        let mut labels = labels(with.owner, language);
         labels.insert(STAGE_LABEL.to_string(), self.stage.as_str().to_string());
         let warmup = match (self.start, &language.warmup) {
             (Start::Warm, Some(warmup)) => warmup.clone(),
@@ -152,8 +159,8 @@ impl Sandbox<'_> {
             open_files: limits.open_files,
             file_size: scratch,
             runtime: language.runtime.clone(),
-            security_opt: vec![format!("seccomp={}", self.seccomp)],
-            tools: self.tools.to_string(),
+            security_opt: vec![format!("seccomp={}", with.seccomp)],
+            tools: with.tools.to_string(),
             build: self.build.map(str::to_string),
         }
     }
@@ -193,21 +200,26 @@ mod tests {
         .unwrap()
     }
 
-    fn python_spec(start: Start) -> SandboxSpec {
-        let python = python();
-        Sandbox {
-            language: &python,
-            stage: Stage::Run,
-            limits: &python.limits,
-            owner: &owner(),
-            uid: 65_001,
-            volume: None,
-            build: None,
-            start,
+    fn provisions(owner: &Owner, uid: u32) -> Provisions<'_> {
+        Provisions {
+            owner,
+            uid,
             tools: "tools",
             seccomp: "{}",
         }
-        .spec()
+    }
+
+    fn python_spec(start: Start) -> SandboxSpec {
+        let python = python();
+        Launch {
+            language: &python,
+            stage: Stage::Run,
+            limits: &python.limits,
+            volume: None,
+            build: None,
+            start,
+        }
+        .spec(&provisions(&owner(), 65_001))
     }
 
     #[test]
@@ -246,20 +258,17 @@ mod tests {
     fn a_compile_stage_has_its_command_and_limits_and_shares_the_volume() {
         let c = c_language();
         let compile_limits = &c.compile.as_ref().unwrap().limits;
+        let owner = owner();
         let sandbox = |stage, limits| {
-            Sandbox {
+            Launch {
                 language: &c,
                 stage,
                 limits,
-                owner: &owner(),
-                uid: 65_002,
                 volume: Some("vol1"),
                 build: None,
                 start: Start::Cold,
-                tools: "tools",
-                seccomp: "{}",
             }
-            .spec()
+            .spec(&provisions(&owner, 65_002))
         };
         let compile = sandbox(Stage::Compile, compile_limits);
         let run = sandbox(Stage::Run, &c.limits);
@@ -284,19 +293,15 @@ mod tests {
         let runc = python_spec(Start::Cold);
         assert_eq!((runc.pids, runc.nproc), (64, None));
         python.runtime = Some("runsc".into());
-        let gvisor = Sandbox {
+        let gvisor = Launch {
             language: &python,
             stage: Stage::Run,
             limits: &python.limits,
-            owner: &owner(),
-            uid: 65_001,
             volume: None,
             build: None,
             start: Start::Cold,
-            tools: "tools",
-            seccomp: "{}",
         }
-        .spec();
+        .spec(&provisions(&owner(), 65_001));
         assert_eq!((gvisor.pids, gvisor.nproc), (64 + GVISOR_THREADS, Some(64)));
         assert_eq!(gvisor.runtime.as_deref(), Some("runsc"));
     }

@@ -18,6 +18,10 @@
 //! this process made and no longer holds, seen twice (a removal that
 //! failed; [`Sweep::Unheld`]); and at shutdown, everything of this process
 //! ([`Sweep::ThisBoot`]).
+//!
+//! Each sandbox's uid comes from [`uids`], leased before its container is
+//! created and held by its [`Held`] handle until the container is gone, so
+//! that no two live sandboxes share one.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,8 +33,10 @@ use tokio::time::Instant;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::uids::UidLease;
-use crate::engine::{Engine, EngineError, Kind};
+use crate::engine::{Containers, EngineError, Kind};
+use uids::UidLease;
+
+pub mod uids;
 
 /// Label key carried by every container and volume; its value is the
 /// service's instance name.
@@ -103,7 +109,7 @@ type Batch = Vec<Removal>;
 /// The ledger and the removal queue.
 #[derive(Debug)]
 pub struct Custody {
-    engine: Arc<Engine>,
+    engine: Arc<dyn Containers>,
     owner: Owner,
     /// What this process holds now.
     held: Mutex<HashSet<String>>,
@@ -144,7 +150,7 @@ impl Drop for InFlight {
 }
 
 impl Custody {
-    pub fn new(engine: Arc<Engine>, owner: Owner) -> Arc<Custody> {
+    pub fn new(engine: Arc<dyn Containers>, owner: Owner) -> Arc<Custody> {
         let (queue, receiver) = mpsc::unbounded_channel();
         Arc::new(Custody {
             engine,
@@ -166,7 +172,7 @@ impl Custody {
     }
 
     /// The engine the resources live on.
-    pub fn engine(&self) -> &Arc<Engine> {
+    pub fn engine(&self) -> &Arc<dyn Containers> {
         &self.engine
     }
 
@@ -266,11 +272,7 @@ impl Custody {
     /// passes find it unheld.
     async fn remove(&self, removal: Removal) {
         let Removal { kind, id, uid } = removal;
-        let result = match kind {
-            Kind::Container => self.engine.remove_container(&id).await,
-            Kind::Volume => self.remove_volume(&id).await,
-        };
-        match result {
+        match self.remove_any(kind, &id).await {
             Ok(()) => {}
             Err(e) if e.is_not_found() => {}
             Err(e) => {
@@ -289,12 +291,15 @@ impl Custody {
         self.held.lock().expect("ledger").remove(&id);
     }
 
-    /// Removes a volume, retrying while a container being removed still
-    /// uses it (the engine answers 409).
-    async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+    /// Removes a container, or a volume (retrying while a container being
+    /// removed still uses it: the engine answers 409).
+    async fn remove_any(&self, kind: Kind, id: &str) -> Result<(), EngineError> {
+        if kind == Kind::Container {
+            return self.engine.remove_container(id).await;
+        }
         let deadline = Instant::now() + VOLUME_PATIENCE;
         loop {
-            match self.engine.remove_volume(name).await {
+            match self.engine.remove_volume(id).await {
                 Err(e) if e.is_conflict() && Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
@@ -341,11 +346,7 @@ impl Custody {
         };
         let mut removed = 0;
         for (kind, id) in chosen {
-            let result = match kind {
-                Kind::Container => self.engine.remove_container(&id).await,
-                Kind::Volume => self.remove_volume(&id).await,
-            };
-            match result {
+            match self.remove_any(kind, &id).await {
                 Ok(()) => removed += 1,
                 // Gone already, or its removal is under way.
                 Err(e) if e.is_not_found() || e.is_conflict() => {}
@@ -393,7 +394,9 @@ mod tests {
     use super::*;
 
     fn custody() -> Arc<Custody> {
-        let engine = Arc::new(Engine::connect(Some("unix:///nonexistent/docker.sock")).unwrap());
+        let engine = Arc::new(
+            crate::engine::Engine::connect(Some("unix:///nonexistent/docker.sock")).unwrap(),
+        );
         Custody::new(
             engine,
             Owner {
@@ -442,7 +445,7 @@ mod tests {
         let custody = custody();
         let cancel = CancellationToken::new();
         let worker = tokio::spawn(custody.clone().run(cancel.clone()));
-        let uids = super::super::uids::Uids::new(crate::config::UidRange { first: 7, last: 8 });
+        let uids = uids::Uids::new(crate::config::UidRange { first: 7, last: 8 });
         let run = custody.run_in_flight();
         let lease = Arc::new(uids.try_lease().unwrap());
         drop(custody.hold(Kind::Container, "c1".into(), Some(lease)));

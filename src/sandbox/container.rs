@@ -23,13 +23,13 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::ExecError;
-use super::custody::{Custody, Held};
+use super::error::SandboxError;
 use super::output::CappedBuffer;
 use super::protocol::{self, Framing, READY};
-use super::uids::UidLease;
 use super::verdict::{Observed, Reported, verdict};
-use crate::engine::{self, Chunk, Engine, EngineError, Input, Kind, Output, SandboxSpec};
+use crate::custody::uids::UidLease;
+use crate::custody::{Custody, Held};
+use crate::engine::{self, Chunk, Containers, EngineError, Input, Kind, Output, SandboxSpec};
 use crate::outcome::{Phase, Phases, StageResult, StreamKind, Usage};
 
 /// How long to wait for a killed container to stop, and for the rest of its
@@ -87,7 +87,7 @@ pub struct StageBounds {
 
 /// A started container waiting for its payload.
 pub struct Sandbox {
-    engine: Arc<Engine>,
+    engine: Arc<dyn Containers>,
     container: Held,
     /// The stdin to write the payload to, until it is written.
     input: Option<Input>,
@@ -140,7 +140,7 @@ impl Sandbox {
         spec: SandboxSpec,
         uid: Arc<UidLease>,
         payload: Option<Payload>,
-    ) -> Result<Sandbox, ExecError> {
+    ) -> Result<Sandbox, SandboxError> {
         let began = Instant::now();
         let engine = custody.engine().clone();
         let container = create(custody, spec, uid).await?;
@@ -204,7 +204,7 @@ impl Sandbox {
         payload: Option<Payload>,
         bounds: StageBounds,
         stop: &CancellationToken,
-    ) -> Result<Executed, ExecError> {
+    ) -> Result<Executed, SandboxError> {
         let fed = match (self.fed.take(), self.input.take(), payload) {
             (Some(fed), _, _) => fed,
             (None, Some(input), Some(payload)) => Fed {
@@ -213,7 +213,7 @@ impl Sandbox {
                 at: Instant::now(),
             },
             _ => {
-                return Err(ExecError::Internal(
+                return Err(SandboxError::Internal(
                     "a sandbox was run with no payload".into(),
                 ));
             }
@@ -227,11 +227,11 @@ impl Sandbox {
         let sampled = self.halt(ending, &mut transcript).await?;
         if ending == Ending::Stopped {
             self.container.remove_now().await;
-            return Err(ExecError::Stopped);
+            return Err(SandboxError::Stopped);
         }
         if ending == Ending::Exited && !transcript.started() {
             let (_, stderr, _) = transcript.into_texts();
-            return Err(ExecError::NeverStarted(stderr));
+            return Err(SandboxError::NeverStarted(stderr));
         }
         let observed = self.observe(ending, &transcript).await?;
         let (exit, limit) = verdict(&observed);
@@ -264,7 +264,7 @@ impl Sandbox {
         transcript: &mut Transcript,
         deadline: tokio::time::Instant,
         stop: &CancellationToken,
-    ) -> Result<Ending, ExecError> {
+    ) -> Result<Ending, SandboxError> {
         let mut output_open = true;
         loop {
             tokio::select! {
@@ -302,7 +302,7 @@ impl Sandbox {
         &mut self,
         ending: Ending,
         transcript: &mut Transcript,
-    ) -> Result<Option<engine::Usage>, ExecError> {
+    ) -> Result<Option<engine::Usage>, SandboxError> {
         if let Ending::Finished(_) = ending {
             let engine = self.engine.clone();
             let id = self.container.id().to_string();
@@ -353,7 +353,7 @@ impl Sandbox {
         &mut self,
         ending: Ending,
         transcript: &Transcript,
-    ) -> Result<Observed, ExecError> {
+    ) -> Result<Observed, SandboxError> {
         let mut observed = Observed {
             capped: transcript.capped(),
             deadline_passed: ending == Ending::Deadline,
@@ -424,30 +424,24 @@ async fn create(
     custody: &Arc<Custody>,
     spec: SandboxSpec,
     uid: Arc<UidLease>,
-) -> Result<Held, ExecError> {
+) -> Result<Held, SandboxError> {
     let runtime = spec.runtime.clone();
     let task = {
         let custody = custody.clone();
 
         tokio::spawn(async move {
-            let (id, warnings) = custody.engine().create(&spec).await?;
-            let held = custody.hold(Kind::Container, id, Some(uid));
-            Ok::<_, EngineError>((held, warnings, spec.image))
+            let created = custody.engine().create(&spec).await?;
+            let held = custody.hold(Kind::Container, created.id, Some(uid));
+            Ok::<_, EngineError>((held, created.warnings))
         })
     };
     let created = task
         .await
-        .map_err(|e| ExecError::Internal(format!("the create task failed: {e}")))?;
-    let (container, warnings, _) = match created {
-        Err(EngineError::Create(failure)) if failure.status == Some(404) => {
-            return Err(ExecError::ImageMissing {
-                image: failure.target,
-            });
-        }
-        Err(EngineError::Create(failure))
-            if failure.message.starts_with("Unknown runtime specified") =>
-        {
-            return Err(ExecError::RuntimeMissing {
+        .map_err(|e| SandboxError::Internal(format!("the create task failed: {e}")))?;
+    let (container, warnings) = match created {
+        Err(e) if e.is_not_found() => return Err(SandboxError::ImageMissing { image: e.target }),
+        Err(e) if e.message().starts_with("Unknown runtime specified") => {
+            return Err(SandboxError::RuntimeMissing {
                 runtime: runtime.unwrap_or_default(),
             });
         }
@@ -456,7 +450,7 @@ async fn create(
     if !warnings.is_empty() {
         // A warning can mean a limit was silently dropped: fail closed
         // (the container is removed with its handle).
-        return Err(ExecError::Weakened(warnings.join("; ")));
+        return Err(SandboxError::Weakened(warnings.join("; ")));
     }
     Ok(container)
 }
@@ -562,7 +556,7 @@ struct Stop {
 
 impl Stop {
     /// Sends the wait request now, so that it is ready before any payload.
-    fn watch(engine: Arc<Engine>, id: String) -> Stop {
+    fn watch(engine: Arc<dyn Containers>, id: String) -> Stop {
         let (tx, receiver) = oneshot::channel();
         tokio::spawn(async move {
             let _ = tx.send(engine.wait(&id).await);
@@ -628,11 +622,8 @@ impl Stop {
 }
 
 fn lost_wait() -> EngineError {
-    EngineError::Wait(crate::engine::Failure {
-        target: String::new(),
-        status: None,
-        message: "the wait task ended without an exit".to_string(),
-    })
+    let message = "the wait task ended without an exit";
+    EngineError::answered(crate::engine::Step::Wait, "", None, message)
 }
 
 /// Aborts a task when dropped.

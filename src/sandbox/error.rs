@@ -1,0 +1,25 @@
+//! Why a sandbox could not carry out its stage (the service's trouble,
+//! never the program's: how a program ended is a result).
+
+use crate::engine::EngineError;
+
+/// A stage that could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("the image `{image}` is not on the Docker engine")]
+    ImageMissing { image: String },
+    #[error("the OCI runtime `{runtime}` is not registered with the Docker engine")]
+    RuntimeMissing { runtime: String },
+    #[error("the engine weakened the sandbox, so the run was refused: {0}")]
+    Weakened(String),
+    #[error("the service is shutting down; the run was stopped")]
+    Stopped,
+    /// The sandbox ended before it started the program (its stderr).
+    #[error("the sandbox ended before it started the program: {0}")]
+    NeverStarted(String),
+    /// A fault of the service's own.
+    #[error("{0}")]
+    Internal(String),
+}
