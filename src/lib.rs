@@ -58,6 +58,8 @@ mod outcome;
 mod runner;
 mod sandbox;
 mod server;
+#[cfg(test)]
+mod testing;
 mod text;
 mod validation;
 

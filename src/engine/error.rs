@@ -5,7 +5,7 @@
 use std::fmt;
 
 /// One kind of Engine API call, as errors, logs and metrics name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Step {
     Connect,
     Ping,

@@ -15,6 +15,8 @@
 mod pair;
 mod pool;
 mod runs;
+#[cfg(test)]
+mod tests;
 mod upkeep;
 
 use std::collections::HashMap;

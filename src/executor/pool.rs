@@ -480,9 +480,7 @@ impl Pool {
                 (Err(e), Some(entry)) => {
                     entry.starting -= 1;
                     entry.failures += 1;
-                    let backoff = FIRST_BACKOFF
-                        .saturating_mul(1 << entry.failures.min(8))
-                        .min(MAX_BACKOFF);
+                    let backoff = backoff(entry.failures);
                     entry.retry_at = Some(Instant::now() + backoff);
                     tracing::warn!(language = %name, error = %e, ?backoff, "could not start a pooled container");
                     None
@@ -533,6 +531,15 @@ impl Pool {
         // side by side.
         drop(waiting);
     }
+}
+
+/// How long to wait after the `failures`-th start failure in a row: 0.5 s,
+/// doubling, at most [`MAX_BACKOFF`].
+fn backoff(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    FIRST_BACKOFF
+        .saturating_mul(1 << doublings)
+        .min(MAX_BACKOFF)
 }
 
 /// Each pool's size, from its (name, floor, peak demand), within `budget`
@@ -621,6 +628,15 @@ mod tests {
         assert_eq!(share(&wants, 40), [("a".into(), 26), ("b".into(), 13)]);
         let off = vec![("a".to_string(), 0, 10)];
         assert_eq!(share(&off, 0), [("a".into(), 0)]);
+    }
+
+    #[test]
+    fn start_failures_back_off_from_half_a_second_doubling_to_thirty() {
+        let waits: Vec<u64> = (1..=9).map(|n| backoff(n).as_millis() as u64).collect();
+        assert_eq!(
+            waits,
+            [500, 1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000]
+        );
     }
 
     #[test]

@@ -160,7 +160,8 @@ impl Sandbox {
             container,
             input,
             fed,
-            output,
+            // Read again after it ended (the rest of a killed stage's output).
+            output: Box::pin(output.fuse()),
             exited,
             start_phases: vec![
                 (Phase::Create, created),

@@ -162,16 +162,27 @@ impl Tools {
             let held = custody.hold(Kind::Volume, name.clone(), None);
             let engine = custody.engine();
             let labels = custody.owner().labels();
-            engine.create_volume(&name, None, labels.clone()).await?;
-            match engine.fill_volume(&name, &image, &TOOLS, labels).await {
-                Ok(()) => {}
-                Err(e) if e.step == Step::Create && e.is_not_found() => {
-                    return Err(SandboxError::ImageMissing { image: e.target });
+            let filled = match engine.create_volume(&name, None, labels.clone()).await {
+                Ok(()) => engine.fill_volume(&name, &image, &TOOLS, labels).await,
+                Err(e) => Err(e),
+            };
+            match filled {
+                Ok(()) => {
+                    *volume = Some(held);
+                    Ok(())
                 }
-                Err(e) => return Err(e.into()),
+                // Removed now, not queued: the next try makes it again under
+                // the same name, which a late removal would take away.
+                Err(e) => {
+                    held.remove_now().await;
+                    match e {
+                        e if e.step == Step::Create && e.is_not_found() => {
+                            Err(SandboxError::ImageMissing { image: e.target })
+                        }
+                        e => Err(e.into()),
+                    }
+                }
             }
-            *volume = Some(held);
-            Ok(())
         });
         filling
             .await

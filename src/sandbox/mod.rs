@@ -19,6 +19,8 @@ mod launcher;
 mod output;
 mod protocol;
 mod spec;
+#[cfg(test)]
+mod tests;
 mod verdict;
 
 pub use container::{Payload, Sandbox, StageBounds};
