@@ -21,8 +21,8 @@ use super::Api;
 use super::gate::Caller;
 use crate::judge0::render::{self, View};
 use crate::judge0::request::{Errors, MAX_CPU_EXTRA_TIME, MAX_NUMBER_OF_RUNS, MAX_STACK_LIMIT};
+use crate::judge0::status::Judge0Status;
 use crate::judge0::store::{Deleted, now_ms};
-use crate::judge0::verdict::STATUSES;
 use crate::judge0::{Found, Judge0Error};
 use crate::runner::{RunError, Runner};
 
@@ -142,9 +142,9 @@ fn about() -> Response {
 }
 
 fn statuses() -> Response {
-    let list: Vec<Value> = STATUSES
+    let list: Vec<Value> = Judge0Status::ALL
         .iter()
-        .map(|(id, description)| json!({"id": id, "description": description}))
+        .map(|s| json!({"id": s.id(), "description": s.description()}))
         .collect();
     json(StatusCode::OK, &json!(list))
 }
@@ -347,7 +347,7 @@ async fn create<R: Runner>(
     let token = uuid::Uuid::new_v4().to_string();
     let view = View {
         token: &token,
-        status_id: judged.status_id,
+        status_id: judged.status_id.id(),
         submission: &submission,
         judged: Some(&judged),
         created_at,
@@ -503,7 +503,7 @@ async fn delete<R: Runner>(api: &Api<R>, query: &Query, token: &str) -> Response
             StatusCode::BAD_REQUEST,
             &format!(
                 "submission cannot be deleted because its status is {status} ({})",
-                crate::judge0::verdict::description(status)
+                Judge0Status::from_id(status).map_or("Unknown", Judge0Status::description)
             ),
         ),
         Ok(Err(_)) | Err(Judge0Error::NotStored) => error(StatusCode::NOT_FOUND, "Not Found"),

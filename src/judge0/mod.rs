@@ -14,6 +14,7 @@
 pub mod callback;
 pub mod render;
 pub mod request;
+pub mod status;
 pub mod store;
 pub mod verdict;
 
@@ -29,6 +30,7 @@ use crate::job::RequestBounds;
 use crate::runner::{RunError, Runner};
 use callback::Caller;
 use request::{Allowances, Errors, Submission};
+use status::Judge0Status;
 use store::{Claimed, Deleted, Store, StoreError, Stored, Worker, now_ms};
 use verdict::Judged;
 
@@ -243,7 +245,7 @@ impl<R: Runner> Judge0<R> {
             let found = self.find(token).await?;
             let done = found
                 .as_ref()
-                .is_none_or(|f| f.stored.status_id > store::PROCESSING);
+                .is_none_or(|f| f.stored.status_id > Judge0Status::Processing.id());
             if done || Instant::now() >= deadline {
                 return Ok(found);
             }
@@ -368,7 +370,7 @@ impl<R: Runner> Judge0<R> {
             .await
         {
             Ok(true) => {
-                tracing::info!(token = %claimed.token, status = judged.status_id, "judge0: submission finished");
+                tracing::info!(token = %claimed.token, status = judged.status_id.id(), "judge0: submission finished");
             }
             Ok(false) => {
                 tracing::warn!(token = %claimed.token, "judge0: the claim was lost before the result was stored; it is another's now");
@@ -385,7 +387,7 @@ impl<R: Runner> Judge0<R> {
         };
         let view = render::View {
             token: &claimed.token,
-            status_id: judged.status_id,
+            status_id: judged.status_id.id(),
             submission,
             judged: Some(judged),
             created_at: 0,

@@ -10,7 +10,8 @@ use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
 use super::request::{Submission, decimal};
-use super::verdict::{Judged, description};
+use super::status::Judge0Status;
+use super::verdict::Judged;
 use crate::language::Registry;
 
 /// Every field, in Judge0's order (`fields=*`).
@@ -184,7 +185,11 @@ pub fn render(
             "redirect_stderr_to_stdout" => json!(s.redirect_stderr_to_stdout),
             "callback_url" => json!(s.callback_url),
             "additional_files" => json!(s.additional_files.as_deref().map(encode64)),
-            "status" => json!({"id": view.status_id, "description": description(view.status_id)}),
+            "status" => {
+                let description = Judge0Status::from_id(view.status_id)
+                    .map_or("Unknown", Judge0Status::description);
+                json!({"id": view.status_id, "description": description})
+            }
             "language" => {
                 let name = registry
                     .by_judge0_id(s.language_id)
