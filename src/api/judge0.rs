@@ -17,14 +17,16 @@ use serde_json::{Value, json};
 use warp::http::{Method, StatusCode};
 use warp::reply::{Reply, Response};
 
-use super::Api;
+use super::error::ApiError;
 use super::gate::Caller;
+use super::{Api, new_request_id};
+use crate::judge0::Judge0Error;
 use crate::judge0::render::{self, View};
 use crate::judge0::request::{Errors, MAX_CPU_EXTRA_TIME, MAX_NUMBER_OF_RUNS, MAX_STACK_LIMIT};
 use crate::judge0::status::Judge0Status;
+use crate::judge0::store::Found;
 use crate::judge0::store::{Deleted, now_ms};
-use crate::judge0::{Found, Judge0Error};
-use crate::runner::{RunError, Runner};
+use crate::runner::Runner;
 
 /// The Judge0 version this API answers as (`GET /about`): the Python
 /// SDK maps its language names to ids by it.
@@ -101,32 +103,17 @@ fn unprocessable(errors: &Errors) -> Response {
     json(StatusCode::UNPROCESSABLE_ENTITY, &json!(errors))
 }
 
-/// The service's trouble: a full queue (503, Judge0's `queue is full`),
-/// the database (503), no storage (400), a run refused (429 or 503 with
-/// `Retry-After`, or 500).
+/// The service's trouble, or a refused body: the status and headers
+/// [`ApiError`] gives it, in Judge0's `{"error"}`.
+fn refused(e: ApiError) -> Response {
+    e.respond(&json!({ "error": e.to_string() }))
+}
+
+/// A call Judge0's service could not serve (a full queue, the database,
+/// no storage, a run refused, an internal fault: logged with a request
+/// id).
 fn trouble(e: Judge0Error) -> Response {
-    let status = match &e {
-        Judge0Error::QueueFull | Judge0Error::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-        Judge0Error::NotStored => StatusCode::BAD_REQUEST,
-        Judge0Error::Run(RunError::Busy | RunError::ClientBusy) => StatusCode::TOO_MANY_REQUESTS,
-        Judge0Error::Run(RunError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
-        Judge0Error::Run(_) => StatusCode::SERVICE_UNAVAILABLE,
-    };
-    if let Judge0Error::Store(e) = &e {
-        tracing::error!(error = %e, "judge0: the submissions database failed");
-    }
-    let mut response = error(status, &e.to_string());
-    if matches!(
-        e,
-        Judge0Error::QueueFull
-            | Judge0Error::Run(RunError::Busy | RunError::ClientBusy | RunError::ShuttingDown)
-    ) {
-        response.headers_mut().insert(
-            warp::http::header::RETRY_AFTER,
-            warp::http::HeaderValue::from_static("1"),
-        );
-    }
-    response
+    refused(ApiError::from_judge0(e, &new_request_id()))
 }
 
 fn about() -> Response {
@@ -268,19 +255,11 @@ async fn read_json<R: Runner>(
         .body
         .read(&request.caller.client, request.declared, body)
         .await
-        .map_err(|e| {
-            let status = e.status();
-            error(status, &e.to_string())
-        })?;
+        .map_err(refused)?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
     }
-    serde_json::from_slice(&bytes).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            &format!("the body is not valid JSON: {e}"),
-        )
-    })
+    serde_json::from_slice(&bytes).map_err(|e| refused(ApiError::MalformedJson(e.to_string())))
 }
 
 /// A submission written with `fields`, or Judge0's conversion error.
@@ -290,7 +269,15 @@ fn write(
     fields: &[&str],
     base64: bool,
 ) -> Option<Value> {
-    render::render(&found.view(), fields, base64, api_registry).ok()
+    let view = View {
+        token: &found.stored.token,
+        status_id: found.status.id(),
+        submission: &found.submission,
+        judged: found.judged.as_ref(),
+        created_at: found.stored.created_at,
+        finished_at: found.stored.finished_at,
+    };
+    render::render(&view, fields, base64, api_registry).ok()
 }
 
 async fn create<R: Runner>(

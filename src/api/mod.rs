@@ -5,6 +5,7 @@
 //! the mapping of every error to a JSON response ([`error`]). It depends
 //! on the pipeline through the [`Runner`] seam only.
 
+mod answer;
 mod body;
 pub mod error;
 pub mod gate;

@@ -146,10 +146,7 @@ async fn execute<R: Runner>(
 /// status and headers `/run-code` gives it (413, 408, 429 or 503 with
 /// `Retry-After`, 500 with the request's id), in Piston's `{"message"}`.
 fn refused(e: ApiError) -> Response {
-    let body = json!({ "message": e.to_string() }).to_string();
-    let mut response = e.into_response();
-    *response.body_mut() = body.into();
-    response
+    e.respond(&json!({ "message": e.to_string() }))
 }
 
 /// A job refused by the domain's rules, as one Piston-style sentence.

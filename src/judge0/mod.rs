@@ -30,8 +30,7 @@ use crate::job::RequestBounds;
 use crate::runner::{RunError, Runner};
 use callback::Caller;
 use request::{Allowances, Errors, Submission};
-use status::Judge0Status;
-use store::{Claimed, Deleted, Store, StoreError, Stored, Worker, now_ms};
+use store::{Claimed, Deleted, Found, Store, StoreError, Unreadable, Worker, now_ms};
 use verdict::Judged;
 
 /// How long a claim holds unless renewed.
@@ -74,6 +73,10 @@ pub enum Judge0Error {
     QueueFull,
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A stored submission cannot be decoded: the service's fault, not
+    /// the database's.
+    #[error(transparent)]
+    Unreadable(#[from] Unreadable),
     /// Submissions are not stored here (`judge0.database = "off"`).
     #[error(
         "submissions are not stored on this server (judge0.database is off): only wait=true is served"
@@ -104,43 +107,6 @@ impl<R> std::fmt::Debug for Judge0<R> {
             .field("settings", &self.settings)
             .field("worker", &self.worker)
             .finish_non_exhaustive()
-    }
-}
-
-/// A stored submission, read back.
-pub struct Found {
-    pub stored: Stored,
-    pub submission: Submission,
-    pub judged: Option<Judged>,
-}
-
-impl Found {
-    fn read(stored: Stored) -> Result<Found, StoreError> {
-        let submission = serde_json::from_str(&stored.request)
-            .map_err(|e| StoreError(format!("submission {} cannot be read: {e}", stored.token)))?;
-        let judged = match &stored.result {
-            Some(result) => Some(serde_json::from_str(result).map_err(|e| {
-                StoreError(format!("result of {} cannot be read: {e}", stored.token))
-            })?),
-            None => None,
-        };
-        Ok(Found {
-            stored,
-            submission,
-            judged,
-        })
-    }
-
-    /// The view [`render::render`] writes.
-    pub fn view(&self) -> render::View<'_> {
-        render::View {
-            token: &self.stored.token,
-            status_id: self.stored.status_id,
-            submission: &self.submission,
-            judged: self.judged.as_ref(),
-            created_at: self.stored.created_at,
-            finished_at: self.stored.finished_at,
-        }
     }
 }
 
@@ -243,9 +209,7 @@ impl<R: Runner> Judge0<R> {
         let deadline = Instant::now() + self.settings.wait_timeout;
         loop {
             let found = self.find(token).await?;
-            let done = found
-                .as_ref()
-                .is_none_or(|f| f.stored.status_id > Judge0Status::Processing.id());
+            let done = found.as_ref().is_none_or(|f| f.status.finished());
             if done || Instant::now() >= deadline {
                 return Ok(found);
             }

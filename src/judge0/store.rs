@@ -8,14 +8,17 @@
 //! write of its result is fenced by the claim, so a worker that lost its
 //! claim cannot overwrite another's result. In PostgreSQL, workers of
 //! several services claim with `FOR UPDATE SKIP LOCKED`; SQLite serialises
-//! writers itself.
+//! writers itself. A row read back is decoded into a [`Found`]; one that
+//! cannot be is [`Unreadable`], a data error rather than the database's.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
+use super::request::Submission;
 use super::status::Judge0Status;
+use super::verdict::Judged;
 
 /// A failure of the database, described.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -87,6 +90,46 @@ pub enum Deleted {
     /// It is queued or running (its status), and stays.
     Busy(i64),
     Missing,
+}
+
+/// A stored submission, decoded: the request as accepted, its status and,
+/// once finished, its result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    pub stored: Stored,
+    pub status: Judge0Status,
+    pub submission: Submission,
+    pub judged: Option<Judged>,
+}
+
+/// A stored row that cannot be decoded: a data error (a corrupt row, or
+/// one an incompatible version wrote), not an outage of the database.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unreadable(pub String);
+
+impl Found {
+    /// Decodes a row.
+    pub fn read(stored: Stored) -> Result<Found, Unreadable> {
+        let token = &stored.token;
+        let status = Judge0Status::try_from(stored.status_id)
+            .map_err(|e| Unreadable(format!("submission {token} has no status: {e}")))?;
+        let submission = serde_json::from_str(&stored.request)
+            .map_err(|e| Unreadable(format!("submission {token} cannot be read: {e}")))?;
+        let judged = match &stored.result {
+            Some(result) => Some(
+                serde_json::from_str(result)
+                    .map_err(|e| Unreadable(format!("result of {token} cannot be read: {e}")))?,
+            ),
+            None => None,
+        };
+        Ok(Found {
+            stored,
+            status,
+            submission,
+            judged,
+        })
+    }
 }
 
 /// Milliseconds since the Unix epoch, now.
