@@ -21,10 +21,9 @@ use super::error::ApiError;
 use super::gate::Caller;
 use super::{Api, new_request_id};
 use crate::judge0::Judge0Error;
-use crate::judge0::render::{self, View};
+use crate::judge0::render::{Fields, Record, SubmissionView};
 use crate::judge0::request::{Errors, MAX_CPU_EXTRA_TIME, MAX_NUMBER_OF_RUNS, MAX_STACK_LIMIT};
 use crate::judge0::status::Judge0Status;
-use crate::judge0::store::Found;
 use crate::judge0::store::{Deleted, now_ms};
 use crate::runner::Runner;
 
@@ -262,22 +261,15 @@ async fn read_json<R: Runner>(
     serde_json::from_slice(&bytes).map_err(|e| refused(ApiError::MalformedJson(e.to_string())))
 }
 
-/// A submission written with `fields`, or Judge0's conversion error.
+/// A submission written with `fields`, or `None` when a text of it
+/// cannot be written (Judge0's conversion error).
 fn write(
-    api_registry: &crate::language::Registry,
-    found: &Found,
-    fields: &[&str],
+    registry: &crate::language::Registry,
+    record: &Record,
+    fields: &Fields,
     base64: bool,
 ) -> Option<Value> {
-    let view = View {
-        token: &found.stored.token,
-        status_id: found.status.id(),
-        submission: &found.submission,
-        judged: found.judged.as_ref(),
-        created_at: found.stored.created_at,
-        finished_at: found.stored.finished_at,
-    };
-    render::render(&view, fields, base64, api_registry).ok()
+    serde_json::to_value(SubmissionView::new(record, base64, registry).select(fields)).ok()
 }
 
 async fn create<R: Runner>(
@@ -286,7 +278,7 @@ async fn create<R: Runner>(
     query: &Query,
     body: impl Stream<Item = Result<impl Buf, warp::Error>> + Send + Unpin,
 ) -> Response {
-    let fields = match render::fields(query.get("fields")) {
+    let fields = match Fields::parse(query.get("fields")) {
         Ok(fields) => fields,
         Err(text) => return error(StatusCode::BAD_REQUEST, &text),
     };
@@ -313,7 +305,7 @@ async fn create<R: Runner>(
             Err(e) => return trouble(e),
         };
         return match judge0.wait(&token).await {
-            Ok(Some(found)) => match write(&registry, &found, &fields, base64) {
+            Ok(Some(found)) => match write(&registry, &Record::from(&found), &fields, base64) {
                 Some(value) => json(StatusCode::CREATED, &value),
                 None => json(
                     StatusCode::CREATED,
@@ -332,17 +324,17 @@ async fn create<R: Runner>(
         Err(e) => return trouble(e),
     };
     let token = uuid::Uuid::new_v4().to_string();
-    let view = View {
+    let record = Record {
         token: &token,
-        status_id: judged.status_id.id(),
+        status: judged.status_id,
         submission: &submission,
         judged: Some(&judged),
         created_at,
         finished_at: Some(now_ms()),
     };
-    match render::render(&view, &fields, base64, &registry) {
-        Ok(value) => json(StatusCode::CREATED, &value),
-        Err(()) => json(
+    match write(&registry, &record, &fields, base64) {
+        Some(value) => json(StatusCode::CREATED, &value),
+        None => json(
             StatusCode::CREATED,
             &json!({"error": CONVERSION_ONE, "token": token}),
         ),
@@ -416,7 +408,7 @@ async fn create_batch<R: Runner>(
 }
 
 async fn show<R: Runner>(api: &Api<R>, query: &Query, token: &str) -> Response {
-    let fields = match render::fields(query.get("fields")) {
+    let fields = match Fields::parse(query.get("fields")) {
         Ok(fields) => fields,
         Err(text) => return error(StatusCode::BAD_REQUEST, &text),
     };
@@ -424,7 +416,7 @@ async fn show<R: Runner>(api: &Api<R>, query: &Query, token: &str) -> Response {
         Ok(Some(found)) => {
             match write(
                 &api.runner.registry(),
-                &found,
+                &Record::from(&found),
                 &fields,
                 query.flag("base64_encoded"),
             ) {
@@ -438,7 +430,7 @@ async fn show<R: Runner>(api: &Api<R>, query: &Query, token: &str) -> Response {
 }
 
 async fn show_batch<R: Runner>(api: &Api<R>, query: &Query) -> Response {
-    let fields = match render::fields(query.get("fields")) {
+    let fields = match Fields::parse(query.get("fields")) {
         Ok(fields) => fields,
         Err(text) => return error(StatusCode::BAD_REQUEST, &text),
     };
@@ -462,7 +454,7 @@ async fn show_batch<R: Runner>(api: &Api<R>, query: &Query) -> Response {
     let mut submissions = Vec::with_capacity(found.len());
     for found in &found {
         match found {
-            Some(found) => match write(&registry, found, &fields, base64) {
+            Some(found) => match write(&registry, &Record::from(found), &fields, base64) {
                 Some(value) => submissions.push(value),
                 None => return error(StatusCode::BAD_REQUEST, CONVERSION_MANY),
             },
@@ -473,19 +465,21 @@ async fn show_batch<R: Runner>(api: &Api<R>, query: &Query) -> Response {
 }
 
 async fn delete<R: Runner>(api: &Api<R>, query: &Query, token: &str) -> Response {
-    let fields = match render::fields(query.get("fields")) {
+    let fields = match Fields::parse(query.get("fields")) {
         Ok(fields) => fields,
         Err(text) => return error(StatusCode::BAD_REQUEST, &text),
     };
     match api.judge0.delete(token).await {
         // Judge0 answers a deleted submission in base64 whatever was asked.
-        Ok(Ok(found)) => match write(&api.runner.registry(), &found, &fields, true) {
-            Some(value) => json(StatusCode::OK, &value),
-            None => error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the submission cannot be written",
-            ),
-        },
+        Ok(Ok(found)) => {
+            match write(&api.runner.registry(), &Record::from(&found), &fields, true) {
+                Some(value) => json(StatusCode::OK, &value),
+                None => error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the submission cannot be written",
+                ),
+            }
+        }
         Ok(Err(Deleted::Busy(status))) => error(
             StatusCode::BAD_REQUEST,
             &format!(

@@ -3,7 +3,8 @@
 //! queued; this service's workers take it within the run slots, run it
 //! through the [`Runner`], judge the result as Judge0 does ([`verdict`]),
 //! store it once, and call its `callback_url` back ([`callback`]). The
-//! HTTP side (`api::judge0`) reads it back with [`render`].
+//! HTTP side (`api::judge0`) reads it back and writes it with [`render`];
+//! its statuses are [`status`]'s.
 //!
 //! A claim is a lease the worker renews; when its holder dies (`kill -9`)
 //! the claim is taken back: at once by the same instance's next life, or
@@ -29,6 +30,7 @@ use crate::job::Client;
 use crate::job::RequestBounds;
 use crate::runner::{RunError, Runner};
 use callback::Caller;
+use render::{Fields, Record, SubmissionView};
 use request::{Allowances, Errors, Submission};
 use store::{Claimed, Deleted, Found, Store, StoreError, Unreadable, Worker, now_ms};
 use verdict::Judged;
@@ -349,22 +351,17 @@ impl<R: Runner> Judge0<R> {
         let Some(url) = submission.callback_url.as_deref() else {
             return;
         };
-        let view = render::View {
+        let record = Record {
             token: &claimed.token,
-            status_id: judged.status_id.id(),
+            status: judged.status_id,
             submission,
             judged: Some(judged),
             created_at: 0,
             finished_at: Some(now_ms()),
         };
-        let body = render::render(
-            &view,
-            &render::DEFAULT_FIELDS,
-            true,
-            &self.runner.registry(),
-        )
-        .expect("base64 always renders")
-        .to_string();
+        let registry = self.runner.registry();
+        let view = SubmissionView::new(&record, true, &registry).select(&Fields::default());
+        let body = serde_json::to_string(&view).expect("a view in base64 is always written");
         if !self.caller.call(url, body).await {
             tracing::warn!(token = %claimed.token, %url, "judge0: callback failed after every try");
         }
