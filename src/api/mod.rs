@@ -35,9 +35,6 @@ use gate::{Caller, Gate, PeerAddr, Route};
 
 /// Header carrying the id of a request, as written in the logs.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
-/// Header saying whether a run's sandbox came from the pool (`hit`) or was
-/// started for it (`miss`).
-pub const POOL_HEADER: &str = "x-code-runner-pool";
 
 /// The HTTP settings of the API, from the configuration.
 #[derive(Debug, Clone)]
@@ -212,7 +209,7 @@ fn probe_routes<R: Runner>(
     let openapi = warp::path!("openapi.json")
         .and(warp::get())
         .and(enter(api.clone(), Route::Probes, never))
-        .map(|_: Caller| probes::openapi());
+        .map(|_: Caller| openapi::serve());
     let metrics = warp::path!("metrics")
         .and(warp::get())
         .and(enter(api.clone(), Route::Metrics, never))

@@ -11,11 +11,12 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
+use warp::reply::{Reply, Response};
 
 use super::native::request::{FileEntry, RunRequest, TestEntry};
 use super::native::response::{BatchResponse, RunResponse, StageReport, Summary, TestReport};
 use super::piston::{Answer, Runtime, StageAnswer};
-use super::probes::LanguageInfo;
+use super::probes;
 use crate::limits::Limits;
 
 /// The document, as JSON.
@@ -23,6 +24,19 @@ pub fn document() -> String {
     ApiDoc::openapi()
         .to_json()
         .expect("the OpenAPI document serialises")
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "probes", operation_id = "openapi",
+    responses((status = 200, description = "This document", body = Object)))]
+pub fn serve() -> Response {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let mut response = DOCUMENT.get_or_init(document).clone().into_response();
+    response.headers_mut().insert(
+        warp::http::header::CONTENT_TYPE,
+        warp::http::HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 /// An error of the native dialect (and of the front door, for every
@@ -40,32 +54,6 @@ pub struct ErrorBody {
     pub image: Option<String>,
     pub runtime: Option<String>,
     pub request_id: Option<String>,
-}
-
-/// `GET /health`.
-#[derive(Serialize, ToSchema)]
-pub struct Health {
-    /// `ok`.
-    pub status: String,
-}
-
-/// `GET /ready`: `ready` (200), or `not_ready` (503) with the problems.
-#[derive(Serialize, ToSchema)]
-pub struct Ready {
-    pub status: String,
-    pub languages: Option<Vec<String>>,
-    /// Sandboxes waiting in the pool, per language.
-    pub pool: Option<BTreeMap<String, u64>>,
-    /// What each language's pool aims at now.
-    pub pool_target: Option<BTreeMap<String, u64>>,
-    pub problems: Option<Vec<String>>,
-    pub missing_images: Option<Vec<String>>,
-}
-
-/// `GET /languages`.
-#[derive(Serialize, ToSchema)]
-pub struct LanguageList {
-    pub languages: Vec<LanguageInfo>,
 }
 
 /// The answer of `POST /run-code`: a run, or (with `tests`) a batch.
@@ -276,29 +264,6 @@ const NATIVE_ERRORS: &str = "a refused request, or the service's trouble";
     ))]
 fn run_code() {}
 
-#[utoipa::path(get, path = "/health", tag = "probes",
-    responses((status = 200, description = "The process serves", body = Health)))]
-fn health() {}
-
-#[utoipa::path(get, path = "/ready", tag = "probes",
-    responses(
-        (status = 200, description = "Runs can be served", body = Ready),
-        (status = 503, description = "Runs cannot be served now", body = Ready),
-    ))]
-fn ready() {}
-
-#[utoipa::path(get, path = "/languages", tag = "probes",
-    responses((status = 200, description = "Every language version served", body = LanguageList)))]
-fn languages() {}
-
-#[utoipa::path(get, path = "/metrics", tag = "probes",
-    responses((status = 200, description = "Prometheus metrics (text format 0.0.4)", body = String, content_type = "text/plain")))]
-fn metrics() {}
-
-#[utoipa::path(get, path = "/openapi.json", tag = "probes",
-    responses((status = 200, description = "This document", body = Object)))]
-fn openapi() {}
-
 #[utoipa::path(get, path = "/api/v2/runtimes", tag = "piston",
     responses((status = 200, description = "Every language version", body = Vec<Runtime>)))]
 fn piston_runtimes() {}
@@ -406,11 +371,11 @@ fn judge0_version() {}
     ),
     paths(
         run_code,
-        health,
-        ready,
-        languages,
-        metrics,
-        openapi,
+        probes::health,
+        probes::ready,
+        probes::languages,
+        probes::metrics,
+        serve,
         piston_runtimes,
         piston_execute,
         judge0_create,
@@ -437,10 +402,6 @@ fn judge0_version() {}
         Summary,
         RunAnswer,
         ErrorBody,
-        Health,
-        Ready,
-        LanguageList,
-        LanguageInfo,
         Limits,
         Runtime,
         Answer,

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use warp::http::{Method, StatusCode};
 use warp::reply::{Reply, Response};
 
+use super::answer::add_timing_headers;
 use super::error::ApiError;
 use super::gate::Caller;
 use super::{Api, new_request_id};
@@ -134,7 +135,7 @@ async fn execute<R: Runner>(
                 "run finished"
             );
             let mut response = warp::reply::json(&Answer::new(&report)).into_response();
-            super::native::add_timing_headers(&mut response, &report.timing, received.elapsed());
+            add_timing_headers(&mut response, &report.timing, received.elapsed());
             response
         }
         Err(e) => refused(ApiError::from_run(e, &request_id)),

@@ -6,17 +6,18 @@ pub mod request;
 pub mod response;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Buf;
 use futures_util::Stream;
 use warp::http::header::HeaderValue;
 use warp::reply::{Reply, Response};
 
+use super::answer::add_timing_headers;
 use super::error::ApiError;
 use super::gate::Caller;
-use super::{Api, POOL_HEADER, REQUEST_ID_HEADER, new_request_id};
-use crate::runner::{PoolUse, Report, Runner, Timing};
+use super::{Api, REQUEST_ID_HEADER, new_request_id};
+use crate::runner::{PoolUse, Report, Runner};
 use request::RunRequest;
 use response::{BatchResponse, RunResponse};
 
@@ -92,30 +93,4 @@ fn log_run(request_id: &str, answer: &RunResponse, report: &Report, received: In
         pooled = report.timing.pool == PoolUse::Hit,
         "run finished"
     );
-}
-
-/// `x-code-runner-pool` and `Server-Timing`: the phases of the run, the
-/// time in Engine API calls and waiting for the program, and in all.
-/// (The Piston dialect answers with them too.)
-pub(crate) fn add_timing_headers(response: &mut Response, timing: &Timing, total: Duration) {
-    let headers = response.headers_mut();
-    let pool = match timing.pool {
-        PoolUse::Hit => "hit",
-        PoolUse::Miss => "miss",
-    };
-    headers.insert(POOL_HEADER, HeaderValue::from_static(pool));
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let mut value: String = timing
-        .phases
-        .iter()
-        .map(|(phase, d)| format!("{};dur={:.3}, ", phase.as_str(), ms(*d)))
-        .collect();
-    value.push_str(&format!(
-        "docker;dur={:.3}, total;dur={:.3}",
-        ms(timing.docker),
-        ms(total)
-    ));
-    if let Ok(value) = HeaderValue::from_str(&value) {
-        headers.insert("server-timing", value);
-    }
 }
