@@ -1,10 +1,13 @@
 //! What the dialects' answers share: a typed body written as JSON with its
-//! status, and the headers of a run that was served (`x-code-runner-pool`,
-//! `Server-Timing`), which `/run-code` and Piston's `execute` both send.
+//! status; the headers of a run that was served (`x-code-runner-pool`,
+//! `Server-Timing`), which `/run-code` and Piston's `execute` both send;
+//! and the schema helpers of an answer that is one of several types.
 
 use std::time::Duration;
 
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa::openapi::{Ref, RefOr, Schema};
 use warp::http::StatusCode;
 use warp::http::header::HeaderValue;
 use warp::reply::{Reply, Response};
@@ -47,4 +50,17 @@ pub fn add_timing_headers(response: &mut Response, timing: &Timing, total: Durat
     if let Ok(value) = HeaderValue::from_str(&value) {
         headers.insert("server-timing", value);
     }
+}
+
+/// A reference to `T`'s schema in the document's components: how an
+/// answer that is one of several types (`oneOf`, `anyOf`) names each.
+pub fn reference<T: ToSchema>() -> RefOr<Schema> {
+    Ref::from_schema_name(T::name()).into()
+}
+
+/// Adds `T`'s schema, and those it refers to, to the document's
+/// components.
+pub fn collect<T: ToSchema>(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+    schemas.push((T::name().into_owned(), T::schema()));
+    T::schemas(schemas);
 }

@@ -13,11 +13,8 @@ use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 use warp::reply::{Reply, Response};
 
-use super::native::request::{FileEntry, RunRequest, TestEntry};
-use super::native::response::{BatchResponse, RunResponse, StageReport, Summary, TestReport};
-use super::piston::{Answer, Runtime, StageAnswer};
-use super::probes;
-use crate::limits::Limits;
+use super::piston::PistonApi;
+use super::{native, probes};
 
 /// The document, as JSON.
 pub fn document() -> String {
@@ -37,70 +34,6 @@ pub fn serve() -> Response {
         warp::http::HeaderValue::from_static("application/json"),
     );
     response
-}
-
-/// An error of the native dialect (and of the front door, for every
-/// route): a stable `code` and a sentence, with details where they help.
-#[derive(Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// `malformed_json`, `invalid_field`, `unknown_language`, `busy`,
-    /// `unauthorized`, `rate_limited`, …
-    pub code: String,
-    pub message: String,
-    pub field: Option<String>,
-    pub languages: Option<Vec<String>>,
-    pub versions: Option<Vec<String>>,
-    pub limit: Option<u64>,
-    pub image: Option<String>,
-    pub runtime: Option<String>,
-    pub request_id: Option<String>,
-}
-
-/// The answer of `POST /run-code`: a run, or (with `tests`) a batch.
-#[derive(Serialize, ToSchema)]
-#[serde(untagged)]
-pub enum RunAnswer {
-    Run(RunResponse),
-    Batch(BatchResponse),
-}
-
-/// A file of Piston's request.
-#[derive(Serialize, ToSchema)]
-pub struct PistonFile {
-    /// Default `file<i>.code`.
-    pub name: Option<String>,
-    #[schema(example = "print(1)")]
-    pub content: String,
-    /// `utf8` (default), `base64` or `hex`.
-    pub encoding: Option<String>,
-}
-
-/// `POST /api/v2/execute`'s request (Piston v2).
-#[derive(Serialize, ToSchema)]
-pub struct PistonRequest {
-    #[schema(example = "python")]
-    pub language: String,
-    /// A semver range (`*`, `3.13`, `>=3.11`).
-    #[schema(example = "*")]
-    pub version: String,
-    /// The first utf8 file runs.
-    pub files: Vec<PistonFile>,
-    pub stdin: Option<String>,
-    pub args: Option<Vec<String>>,
-    /// Each limit may only lower the language's (ms; memory in bytes, -1:
-    /// the language's).
-    pub compile_timeout: Option<f64>,
-    pub run_timeout: Option<f64>,
-    pub compile_cpu_time: Option<f64>,
-    pub run_cpu_time: Option<f64>,
-    pub compile_memory_limit: Option<f64>,
-    pub run_memory_limit: Option<f64>,
-}
-
-/// Piston's errors.
-#[derive(Serialize, ToSchema)]
-pub struct PistonError {
-    pub message: String,
 }
 
 /// A Judge0 submission as sent (Judge0 CE 1.13.1).
@@ -246,42 +179,6 @@ pub struct Judge0Query {
     pub fields: Option<String>,
 }
 
-const NATIVE_ERRORS: &str = "a refused request, or the service's trouble";
-
-#[utoipa::path(post, path = "/run-code", tag = "native",
-    request_body = RunRequest,
-    responses(
-        (status = 200, description = "The program ran (whatever it did), or the batch did", body = RunAnswer),
-        (status = 400, description = NATIVE_ERRORS, body = ErrorBody),
-        (status = 401, description = NATIVE_ERRORS, body = ErrorBody),
-        (status = 403, description = NATIVE_ERRORS, body = ErrorBody),
-        (status = 408, description = NATIVE_ERRORS, body = ErrorBody),
-        (status = 411, description = NATIVE_ERRORS, body = ErrorBody),
-        (status = 413, description = NATIVE_ERRORS, body = ErrorBody),
-        (status = 429, description = NATIVE_ERRORS, body = ErrorBody),
-        (status = 500, description = NATIVE_ERRORS, body = ErrorBody),
-        (status = 503, description = NATIVE_ERRORS, body = ErrorBody),
-    ))]
-fn run_code() {}
-
-#[utoipa::path(get, path = "/api/v2/runtimes", tag = "piston",
-    responses((status = 200, description = "Every language version", body = Vec<Runtime>)))]
-fn piston_runtimes() {}
-
-#[utoipa::path(post, path = "/api/v2/execute", tag = "piston",
-    request_body = PistonRequest,
-    responses(
-        (status = 200, description = "The program ran", body = Answer),
-        (status = 400, description = "Refused", body = PistonError),
-        (status = 404, description = "Not a route", body = PistonError),
-        (status = 413, description = "Body too large", body = PistonError),
-        (status = 415, description = "Not JSON", body = PistonError),
-        (status = 429, description = "Busy", body = PistonError),
-        (status = 500, description = "The service's fault", body = PistonError),
-        (status = 503, description = "Cannot run now", body = PistonError),
-    ))]
-fn piston_execute() {}
-
 #[utoipa::path(post, path = "/judge0/submissions", tag = "judge0",
     params(Judge0Query),
     request_body = Judge0Request,
@@ -370,14 +267,12 @@ fn judge0_version() {}
         description = "Runs untrusted code in locked-down Docker sandboxes. Three dialects: its own (`/run-code`), Piston v2 (`/api/v2`) and Judge0 CE 1.13.1 (`/judge0`). With API keys on, send `Authorization: Bearer KEY` or `X-API-Key: KEY` (every route but `/health`)."
     ),
     paths(
-        run_code,
+        native::run_code,
         probes::health,
         probes::ready,
         probes::languages,
         probes::metrics,
         serve,
-        piston_runtimes,
-        piston_execute,
         judge0_create,
         judge0_create_batch,
         judge0_show_batch,
@@ -392,23 +287,6 @@ fn judge0_version() {}
         judge0_version,
     ),
     components(schemas(
-        RunRequest,
-        FileEntry,
-        TestEntry,
-        RunResponse,
-        StageReport,
-        BatchResponse,
-        TestReport,
-        Summary,
-        RunAnswer,
-        ErrorBody,
-        Limits,
-        Runtime,
-        Answer,
-        StageAnswer,
-        PistonRequest,
-        PistonFile,
-        PistonError,
         Judge0Request,
         Judge0Batch,
         Judge0Status,
@@ -419,7 +297,8 @@ fn judge0_version() {}
         Judge0Errors,
         Judge0Error,
         Judge0About,
-    ))
+    )),
+    nest((path = "/api/v2", api = PistonApi))
 )]
 struct ApiDoc;
 

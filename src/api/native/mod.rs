@@ -14,15 +14,31 @@ use warp::http::header::HeaderValue;
 use warp::reply::{Reply, Response};
 
 use super::answer::add_timing_headers;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::gate::Caller;
 use super::{Api, REQUEST_ID_HEADER, new_request_id};
 use crate::runner::{PoolUse, Report, Runner};
 use request::RunRequest;
-use response::{BatchResponse, RunResponse};
+use response::{BatchResponse, RunAnswer, RunResponse};
 
-/// `POST /run-code`: read, parse, check, run (once, or a batch of tests),
-/// render.
+const REFUSED: &str = "a refused request, or the service's trouble";
+
+/// Runs a program (once, or with `tests` against each test) in a fresh
+/// sandbox and answers what it did: read, parse, check, run, render.
+#[utoipa::path(post, path = "/run-code", tag = "native", operation_id = "run_code",
+    request_body = RunRequest,
+    responses(
+        (status = 200, description = "The program ran (whatever it did), or the batch did", body = RunAnswer),
+        (status = 400, description = REFUSED, body = ErrorBody),
+        (status = 401, description = REFUSED, body = ErrorBody),
+        (status = 403, description = REFUSED, body = ErrorBody),
+        (status = 408, description = REFUSED, body = ErrorBody),
+        (status = 411, description = REFUSED, body = ErrorBody),
+        (status = 413, description = REFUSED, body = ErrorBody),
+        (status = 429, description = REFUSED, body = ErrorBody),
+        (status = 500, description = REFUSED, body = ErrorBody),
+        (status = 503, description = REFUSED, body = ErrorBody),
+    ))]
 pub async fn run_code<R: Runner>(
     caller: Caller,
     api: Arc<Api<R>>,
