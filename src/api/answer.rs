@@ -9,7 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa::openapi::{Ref, RefOr, Schema};
 use warp::http::StatusCode;
-use warp::http::header::HeaderValue;
+use warp::http::header::{CONTENT_TYPE, HeaderValue};
 use warp::reply::{Reply, Response};
 
 use crate::runner::{PoolUse, Timing};
@@ -21,6 +21,17 @@ pub const POOL_HEADER: &str = "x-code-runner-pool";
 /// `body`, as JSON, answered with `status`.
 pub fn json(status: StatusCode, body: &impl Serialize) -> Response {
     warp::reply::with_status(warp::reply::json(body), status).into_response()
+}
+
+/// `body`, as JSON, answered with `status`; `Err` when `body` cannot be
+/// written (a Judge0 view whose text is not UTF-8, base64 not asked).
+pub fn try_json(status: StatusCode, body: &impl Serialize) -> Result<Response, serde_json::Error> {
+    let mut response = Response::new(serde_json::to_vec(body)?.into());
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(response)
 }
 
 /// How [`POOL_HEADER`] names a run's use of the pool.

@@ -1,9 +1,14 @@
-//! The HTTP API: its routes ([`routes`]), each dialect's wire types and
-//! handler ([`native`]: `POST /run-code`; [`piston`]: Piston's v2 API under
-//! `/api/v2`), the probes ([`probes`]), request
-//! bodies ([`body`]), the front door ([`gate`]: keys, rate limits) and
-//! the mapping of every error to a JSON response ([`error`]). It depends
-//! on the pipeline through the [`Runner`] seam only.
+//! The HTTP API: its routes ([`routes`]); each dialect's wire types and
+//! handlers ([`native`]: `POST /run-code`; [`piston`]: Piston's v2 API
+//! under `/api/v2`; [`judge0`]: Judge0 CE 1.13.1's under `/judge0`); the
+//! probes ([`probes`]); the OpenAPI document of every route, generated
+//! from the handlers and their types ([`openapi`]); request bodies
+//! ([`body`]); the front door ([`gate`]: keys, rate limits); what answers
+//! share ([`answer`]: typed JSON, a run's headers); and the one mapping
+//! of every error to its HTTP status and headers ([`error`]). Every
+//! answer is a typed value that serialises itself and describes itself
+//! in the document. It depends on the pipeline through the [`Runner`]
+//! seam only.
 
 mod answer;
 mod body;
