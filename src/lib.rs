@@ -15,13 +15,14 @@
 //! - [`app`]: wiring, serving, supervised background work, graceful
 //!   shutdown.
 //! - `server`: the HTTP accept loop, with connection bounds.
-//! - `api`: the HTTP API: routes, each dialect's wire types and handler
-//!   (`/run-code`, Piston's v2 API under `/api/v2`, Judge0's under
+//! - `api`: the HTTP API: routes, each dialect's typed answers and
+//!   handlers (`/run-code`, Piston's v2 API under `/api/v2`, Judge0's under
 //!   `/judge0`), the front door (keys, rates), the probes, `/metrics`, the
-//!   OpenAPI document, and every error mapped to JSON in one place.
+//!   OpenAPI document generated from the handlers, and every error mapped
+//!   to its HTTP status and headers in one place.
 //! - `judge0`: Judge0's model over the pipeline: stored submissions
-//!   (SQLite or PostgreSQL), the workers that run them, Judge0's verdicts
-//!   and shapes, callbacks.
+//!   (SQLite or PostgreSQL), the workers that run them, Judge0's statuses,
+//!   verdicts and shapes, callbacks.
 //! - `runner`: the seam the API depends on (`Runner`):
 //!   admission (run slots and a bounded queue), then the executor.
 //! - [`executor`]: runs a job in fresh hardened sandboxes (a compile stage,

@@ -1,21 +1,26 @@
 //! The API's errors, each with a stable machine code, and the one place
-//! where they, the domain's refusals ([`JobError`], [`RunError`]) and
-//! warp's own rejections become HTTP responses.
-//!
-//! Every error body is JSON: `{"code": "...", "message": "..."}`, plus
-//! details where they help (`field`, `languages`, `versions`, `limit`,
-//! `image`, `request_id`).
+//! where they, the domain's refusals ([`JobError`], [`RunError`],
+//! [`Judge0Error`]), the front door's and warp's own rejections get their
+//! HTTP status and headers ([`ApiError::respond`]). A dialect chooses
+//! only the body's shape: the native one is [`ErrorBody`],
+//! `{"code": "...", "message": "..."}` plus details where they help
+//! (`field`, `languages`, `versions`, `limit`, `image`, `runtime`,
+//! `request_id`); Piston's is `{"message"}` and Judge0's `{"error"}`,
+//! with the same sentence. An internal fault is logged here, with its
+//! request id, and answered without its cause.
 
 use std::convert::Infallible;
 
-use serde_json::{Value, json};
+use serde::Serialize;
 use warp::http::StatusCode;
-use warp::http::header::{HeaderValue, RETRY_AFTER};
+use warp::http::header::{HeaderMap, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use warp::reject::Rejection;
 use warp::reply::{Reply, Response};
 
+use super::answer;
 use super::{REQUEST_ID_HEADER, new_request_id};
 use crate::job::{Field, JobError};
+use crate::judge0::Judge0Error;
 use crate::language::Lookup;
 use crate::runner::RunError;
 use crate::text::clip;
@@ -84,6 +89,17 @@ pub enum ApiError {
     /// A body with no `Content-Length`.
     #[error("the request needs a Content-Length header")]
     LengthRequired,
+    /// Judge0's queue of stored submissions is full (Judge0's words).
+    #[error("queue is full")]
+    QueueFull,
+    /// Judge0's submissions database failed.
+    #[error("the submissions database failed: {0}")]
+    StoreFailed(String),
+    /// Judge0's submissions are not stored (`judge0.database = "off"`).
+    #[error(
+        "submissions are not stored on this server (judge0.database is off): only wait=true is served"
+    )]
+    NotStored,
 }
 
 impl From<super::gate::Refused> for ApiError {
@@ -122,6 +138,9 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::LengthRequired => "length_required",
+            ApiError::QueueFull => "queue_full",
+            ApiError::StoreFailed(_) => "store_failed",
+            ApiError::NotStored => "not_stored",
         }
     }
 
@@ -134,7 +153,8 @@ impl ApiError {
             | ApiError::UnknownField(_)
             | ApiError::InvalidField { .. }
             | ApiError::UnknownLanguage { .. }
-            | ApiError::UnknownVersion { .. } => StatusCode::BAD_REQUEST,
+            | ApiError::UnknownVersion { .. }
+            | ApiError::NotStored => StatusCode::BAD_REQUEST,
             ApiError::FieldTooLarge { .. } | ApiError::BodyTooLarge { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
@@ -145,7 +165,9 @@ impl ApiError {
             ApiError::ShuttingDown
             | ApiError::DockerUnavailable
             | ApiError::ImageMissing { .. }
-            | ApiError::RuntimeMissing { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            | ApiError::RuntimeMissing { .. }
+            | ApiError::QueueFull
+            | ApiError::StoreFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -154,19 +176,38 @@ impl ApiError {
         }
     }
 
-    fn details(&self) -> Value {
+    /// Its headers: `Retry-After` when a retry may succeed, the request id
+    /// of an internal fault, the scheme a missing key needs.
+    fn add_headers(&self, headers: &mut HeaderMap) {
         match self {
-            ApiError::UnknownField(field)
-            | ApiError::InvalidField { field, .. }
-            | ApiError::FieldTooLarge { field, .. } => json!({ "field": field }),
-            ApiError::UnknownLanguage { available, .. } => json!({ "languages": available }),
-            ApiError::UnknownVersion { versions, .. } => json!({ "versions": versions }),
-            ApiError::BodyTooLarge { limit } => json!({ "limit": limit }),
-            ApiError::ImageMissing { image, .. } => json!({ "image": image }),
-            ApiError::RuntimeMissing { runtime, .. } => json!({ "runtime": runtime }),
-            ApiError::Internal { request_id } => json!({ "request_id": request_id }),
-            _ => json!({}),
+            ApiError::Busy
+            | ApiError::ClientBusy
+            | ApiError::BodiesBusy
+            | ApiError::ShuttingDown
+            | ApiError::QueueFull => {
+                headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::RateLimited { retry_s, .. } => {
+                headers.insert(RETRY_AFTER, HeaderValue::from(*retry_s));
+            }
+            ApiError::Internal { request_id } => {
+                if let Ok(value) = HeaderValue::from_str(request_id) {
+                    headers.insert(REQUEST_ID_HEADER, value);
+                }
+            }
+            ApiError::Unauthorized(_) => {
+                headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
         }
+    }
+
+    /// The answer to this error with `body`, the dialect's shape for it:
+    /// its status and headers are this error's, whatever the dialect.
+    pub fn respond(&self, body: &impl Serialize) -> Response {
+        let mut response = answer::json(self.status(), body);
+        self.add_headers(response.headers_mut());
+        response
     }
 
     /// A refused job, with `name` giving the dialect's name of a field.
@@ -237,52 +278,101 @@ impl ApiError {
             }
         }
     }
+
+    /// A Judge0 call that could not be served; the database's failures
+    /// and an internal fault are logged here, with `request_id`.
+    pub fn from_judge0(e: Judge0Error, request_id: &str) -> ApiError {
+        match e {
+            Judge0Error::QueueFull => ApiError::QueueFull,
+            Judge0Error::NotStored => ApiError::NotStored,
+            Judge0Error::Store(e) => {
+                tracing::error!(%request_id, error = %e, "judge0: the submissions database failed");
+                ApiError::StoreFailed(e.0)
+            }
+            Judge0Error::Unreadable(cause) => {
+                tracing::error!(%request_id, %cause, "judge0: a stored submission cannot be read");
+                ApiError::Internal {
+                    request_id: request_id.to_string(),
+                }
+            }
+            Judge0Error::Run(e) => ApiError::from_run(e, request_id),
+        }
+    }
+}
+
+/// The native dialect's error (and the front door's and warp's, on every
+/// route): a stable `code` and a sentence, with details where they help.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// `malformed_json`, `invalid_field`, `unknown_language`, `busy`,
+    /// `unauthorized`, `rate_limited`, `internal_error`, …
+    code: &'static str,
+    message: String,
+    /// The field at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+    /// The languages served (`unknown_language`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    languages: Option<Vec<String>>,
+    /// The language's versions (`unknown_version`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    versions: Option<Vec<String>>,
+    /// The largest body, in bytes (`body_too_large`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<u64>,
+    /// The image that is missing (`image_missing`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<String>,
+    /// The OCI runtime that is missing (`runtime_missing`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    runtime: Option<String>,
+    /// The id to quote (`internal_error`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
+}
+
+impl ErrorBody {
+    /// A code and a message, without details.
+    fn plain(code: &'static str, message: impl Into<String>) -> ErrorBody {
+        ErrorBody {
+            code,
+            message: message.into(),
+            field: None,
+            languages: None,
+            versions: None,
+            limit: None,
+            image: None,
+            runtime: None,
+            request_id: None,
+        }
+    }
+}
+
+impl From<&ApiError> for ErrorBody {
+    fn from(e: &ApiError) -> ErrorBody {
+        let mut body = ErrorBody::plain(e.code(), e.to_string());
+        match e {
+            ApiError::UnknownField(field)
+            | ApiError::InvalidField { field, .. }
+            | ApiError::FieldTooLarge { field, .. } => body.field = Some(field.clone()),
+            ApiError::UnknownLanguage { available, .. } => body.languages = Some(available.clone()),
+            ApiError::UnknownVersion { versions, .. } => body.versions = Some(versions.clone()),
+            ApiError::BodyTooLarge { limit } => body.limit = Some(*limit),
+            ApiError::ImageMissing { image, .. } => body.image = Some(image.clone()),
+            ApiError::RuntimeMissing { runtime, .. } => body.runtime = Some(runtime.clone()),
+            ApiError::Internal { request_id } => body.request_id = Some(request_id.clone()),
+            _ => {}
+        }
+        body
+    }
 }
 
 impl warp::reject::Reject for ApiError {}
 
 impl Reply for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({ "code": self.code(), "message": self.to_string() });
-        if let (Value::Object(body), Value::Object(details)) = (&mut body, self.details()) {
-            body.extend(details);
-        }
-        let mut response =
-            warp::reply::with_status(warp::reply::json(&body), self.status()).into_response();
-        if matches!(
-            self,
-            ApiError::Busy | ApiError::ClientBusy | ApiError::BodiesBusy | ApiError::ShuttingDown
-        ) {
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        if let ApiError::Internal { request_id } = &self
-            && let Ok(value) = HeaderValue::from_str(request_id)
-        {
-            response.headers_mut().insert(REQUEST_ID_HEADER, value);
-        }
-        match &self {
-            ApiError::RateLimited { retry_s, .. } => {
-                response
-                    .headers_mut()
-                    .insert(RETRY_AFTER, HeaderValue::from(*retry_s));
-            }
-            ApiError::Unauthorized(_) => {
-                response.headers_mut().insert(
-                    warp::http::header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer"),
-                );
-            }
-            _ => {}
-        }
-        response
+        self.respond(&ErrorBody::from(&self))
     }
-}
-
-fn plain(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = json!({ "code": code, "message": message });
-    warp::reply::with_status(warp::reply::json(&body), status).into_response()
 }
 
 /// Turns every rejection, ours or warp's, into a JSON error response.
@@ -318,7 +408,7 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
         None
     };
     if let Some((status, code, message)) = known {
-        return Ok(plain(status, code, message));
+        return Ok(answer::json(status, &ErrorBody::plain(code, message)));
     }
     let request_id = new_request_id();
     tracing::error!(%request_id, ?rejection, "unhandled rejection");

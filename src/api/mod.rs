@@ -1,10 +1,16 @@
-//! The HTTP API: its routes ([`routes`]), each dialect's wire types and
-//! handler ([`native`]: `POST /run-code`; [`piston`]: Piston's v2 API under
-//! `/api/v2`), the probes ([`probes`]), request
-//! bodies ([`body`]), the front door ([`gate`]: keys, rate limits) and
-//! the mapping of every error to a JSON response ([`error`]). It depends
-//! on the pipeline through the [`Runner`] seam only.
+//! The HTTP API: its routes ([`routes`]); each dialect's wire types and
+//! handlers ([`native`]: `POST /run-code`; [`piston`]: Piston's v2 API
+//! under `/api/v2`; [`judge0`]: Judge0 CE 1.13.1's under `/judge0`); the
+//! probes ([`probes`]); the OpenAPI document of every route, generated
+//! from the handlers and their types ([`openapi`]); request bodies
+//! ([`body`]); the front door ([`gate`]: keys, rate limits); what answers
+//! share ([`answer`]: typed JSON, a run's headers); and the one mapping
+//! of every error to its HTTP status and headers ([`error`]). Every
+//! answer is a typed value that serialises itself and describes itself
+//! in the document. It depends on the pipeline through the [`Runner`]
+//! seam only.
 
+mod answer;
 mod body;
 pub mod error;
 pub mod gate;
@@ -34,9 +40,6 @@ use gate::{Caller, Gate, PeerAddr, Route};
 
 /// Header carrying the id of a request, as written in the logs.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
-/// Header saying whether a run's sandbox came from the pool (`hit`) or was
-/// started for it (`miss`).
-pub const POOL_HEADER: &str = "x-code-runner-pool";
 
 /// The HTTP settings of the API, from the configuration.
 #[derive(Debug, Clone)]
@@ -211,7 +214,7 @@ fn probe_routes<R: Runner>(
     let openapi = warp::path!("openapi.json")
         .and(warp::get())
         .and(enter(api.clone(), Route::Probes, never))
-        .map(|_: Caller| probes::openapi());
+        .map(|_: Caller| openapi::serve());
     let metrics = warp::path!("metrics")
         .and(warp::get())
         .and(enter(api.clone(), Route::Metrics, never))

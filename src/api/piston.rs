@@ -16,10 +16,11 @@ use base64::Engine as _;
 use bytes::Buf;
 use futures_util::Stream;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use warp::http::{Method, StatusCode};
-use warp::reply::{Reply, Response};
+use warp::reply::Response;
 
+use super::answer::{self, add_timing_headers};
 use super::error::ApiError;
 use super::gate::Caller;
 use super::{Api, new_request_id};
@@ -30,7 +31,13 @@ use crate::outcome::{Exit, LimitHit, Outcome, StageResult, StreamKind};
 use crate::runner::{Report, Runner};
 use crate::text::clip;
 
-/// `/api/v2/<tail>`: the whole of Piston's API.
+/// Piston's part of the API's document: the routes [`handle`] serves,
+/// relative to `/api/v2` (`/api/v2/piston/…` are their aliases).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(runtimes, execute))]
+pub(super) struct PistonApi;
+
+/// `/api/v2/<tail>`: Piston's routes, each to its handler.
 pub async fn handle<R: Runner>(
     caller: Caller,
     api: Arc<Api<R>>,
@@ -61,9 +68,18 @@ pub async fn handle<R: Runner>(
     }
 }
 
+/// Piston's error: `{"message": text}`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+struct PistonErrorBody {
+    message: String,
+}
+
 /// `{"message": text}` with `status`, as Piston answers.
 fn message(status: StatusCode, text: &str) -> Response {
-    warp::reply::with_status(warp::reply::json(&json!({ "message": text })), status).into_response()
+    let body = PistonErrorBody {
+        message: text.to_string(),
+    };
+    answer::json(status, &body)
 }
 
 /// One runtime as `GET /api/v2/runtimes` lists it.
@@ -77,6 +93,8 @@ pub struct Runtime<'a> {
 
 /// Every language version, newest first within a language (Piston's
 /// clients that take the first match get the newest).
+#[utoipa::path(get, path = "/runtimes", tag = "piston", operation_id = "piston_runtimes",
+    responses((status = 200, description = "Every language version", body = Vec<Runtime>)))]
 fn runtimes(registry: &Registry) -> Response {
     let list: Vec<Runtime> = registry
         .languages()
@@ -87,9 +105,24 @@ fn runtimes(registry: &Registry) -> Response {
             aliases: &l.aliases,
         })
         .collect();
-    warp::reply::json(&list).into_response()
+    answer::json(StatusCode::OK, &list)
 }
 
+/// Runs a program (Piston v2's `execute`): checked in Piston's order with
+/// Piston's messages, then run as `/run-code` runs it.
+#[utoipa::path(post, path = "/execute", tag = "piston", operation_id = "piston_execute",
+    request_body = ExecuteRequest,
+    responses(
+        (status = 200, description = "The program ran", body = Answer),
+        (status = 400, description = "Refused", body = PistonErrorBody),
+        (status = 404, description = "Not a route", body = PistonErrorBody),
+        (status = 408, description = "The body was too slow", body = PistonErrorBody),
+        (status = 413, description = "Body too large", body = PistonErrorBody),
+        (status = 415, description = "Not JSON", body = PistonErrorBody),
+        (status = 429, description = "Busy", body = PistonErrorBody),
+        (status = 500, description = "The service's fault", body = PistonErrorBody),
+        (status = 503, description = "Cannot run now", body = PistonErrorBody),
+    ))]
 async fn execute<R: Runner>(
     api: Arc<Api<R>>,
     caller: &Caller,
@@ -104,16 +137,11 @@ async fn execute<R: Runner>(
     };
     let request: Value = match serde_json::from_slice(&body) {
         Ok(value) => value,
-        Err(e) => {
-            return message(
-                StatusCode::BAD_REQUEST,
-                &format!("the body is not valid JSON: {e}"),
-            );
-        }
+        Err(e) => return refused(ApiError::MalformedJson(e.to_string())),
     };
     drop(body);
     let registry = api.runner.registry();
-    let job = match job(&request, &registry) {
+    let job = match job(&ExecuteRequest::of(&request), &registry) {
         Ok(request) => {
             (request.into_job(&registry, &api.bounds, caller.client.clone())).map_err(refusal)
         }
@@ -135,8 +163,8 @@ async fn execute<R: Runner>(
                 status = ?report.outcome.run().map(StageResult::status),
                 "run finished"
             );
-            let mut response = warp::reply::json(&Answer::new(&report)).into_response();
-            super::native::add_timing_headers(&mut response, &report.timing, received.elapsed());
+            let mut response = answer::json(StatusCode::OK, &Answer::new(&report));
+            add_timing_headers(&mut response, &report.timing, received.elapsed());
             response
         }
         Err(e) => refused(ApiError::from_run(e, &request_id)),
@@ -148,10 +176,9 @@ async fn execute<R: Runner>(
 /// status and headers `/run-code` gives it (413, 408, 429 or 503 with
 /// `Retry-After`, 500 with the request's id), in Piston's `{"message"}`.
 fn refused(e: ApiError) -> Response {
-    let body = json!({ "message": e.to_string() }).to_string();
-    let mut response = e.into_response();
-    *response.body_mut() = body.into();
-    response
+    e.respond(&PistonErrorBody {
+        message: e.to_string(),
+    })
 }
 
 /// A job refused by the domain's rules, as one Piston-style sentence.
@@ -172,28 +199,125 @@ fn refusal(e: JobError) -> String {
     }
 }
 
+/// `POST /api/v2/execute`'s body (Piston v2), as Piston takes it apart
+/// (`const { language, version, files, ... } = req.body`): each field as
+/// sent, whatever its type, checked in Piston's order with Piston's
+/// messages.
+#[derive(Debug, Clone, Copy, utoipa::ToSchema)]
+struct ExecuteRequest<'a> {
+    #[schema(value_type = String, example = "python")]
+    language: &'a Value,
+    /// A semver range (`*`, `3.13`, `>=3.11`).
+    #[schema(value_type = String, example = "*")]
+    version: &'a Value,
+    /// The first utf8 file runs.
+    #[schema(value_type = Vec<PistonFile>)]
+    files: &'a Value,
+    #[schema(value_type = Option<String>)]
+    stdin: &'a Value,
+    #[schema(value_type = Option<Vec<String>>)]
+    args: &'a Value,
+    /// Each limit may only lower the language's (ms; memory in bytes, -1:
+    /// the language's).
+    #[schema(value_type = Option<f64>)]
+    compile_timeout: &'a Value,
+    #[schema(value_type = Option<f64>)]
+    run_timeout: &'a Value,
+    #[schema(value_type = Option<f64>)]
+    compile_cpu_time: &'a Value,
+    #[schema(value_type = Option<f64>)]
+    run_cpu_time: &'a Value,
+    #[schema(value_type = Option<f64>)]
+    compile_memory_limit: &'a Value,
+    #[schema(value_type = Option<f64>)]
+    run_memory_limit: &'a Value,
+}
+
+impl ExecuteRequest<'_> {
+    /// The fields of `body` (`null` for those absent, or when `body` is
+    /// not an object).
+    fn of(body: &Value) -> ExecuteRequest<'_> {
+        ExecuteRequest {
+            language: &body["language"],
+            version: &body["version"],
+            files: &body["files"],
+            stdin: &body["stdin"],
+            args: &body["args"],
+            compile_timeout: &body["compile_timeout"],
+            run_timeout: &body["run_timeout"],
+            compile_cpu_time: &body["compile_cpu_time"],
+            run_cpu_time: &body["run_cpu_time"],
+            compile_memory_limit: &body["compile_memory_limit"],
+            run_memory_limit: &body["run_memory_limit"],
+        }
+    }
+
+    /// The limit `{stage}_{constraint}` asks for.
+    fn limit(&self, stage: Stage, constraint: &str) -> &Value {
+        match (stage, constraint) {
+            (Stage::Compile, "memory_limit") => self.compile_memory_limit,
+            (Stage::Compile, "timeout") => self.compile_timeout,
+            (Stage::Compile, _) => self.compile_cpu_time,
+            (Stage::Run, "memory_limit") => self.run_memory_limit,
+            (Stage::Run, "timeout") => self.run_timeout,
+            (Stage::Run, _) => self.run_cpu_time,
+        }
+    }
+}
+
+/// A file of Piston's request, as sent.
+#[derive(Debug, Clone, Copy, utoipa::ToSchema)]
+struct PistonFile<'a> {
+    /// Default `file<i>.code`.
+    #[schema(value_type = Option<String>)]
+    name: &'a Value,
+    #[schema(value_type = String, example = "print(1)")]
+    content: &'a Value,
+    /// `utf8` (default), `base64` or `hex`.
+    #[schema(value_type = Option<String>)]
+    encoding: &'a Value,
+}
+
+impl PistonFile<'_> {
+    fn of(file: &Value) -> PistonFile<'_> {
+        PistonFile {
+            name: &file["name"],
+            content: &file["content"],
+            encoding: &file["encoding"],
+        }
+    }
+
+    /// Whether it is the text that runs (`utf8`, or no encoding).
+    fn utf8(&self) -> bool {
+        matches!(self.encoding.as_str(), None | Some("utf8"))
+    }
+}
+
 /// A Piston request, checked in Piston's order with Piston's messages
 /// (`api/src/api/v2.js`, `get_job`), into the domain's request.
-fn job(body: &Value, registry: &Registry) -> Result<JobRequest, String> {
-    let text = |key: &str| body[key].as_str().filter(|s| !s.is_empty());
-    let language = text("language").ok_or("language is required as a string")?;
-    let version = text("version").ok_or("version is required as a string")?;
-    let files = body["files"]
+fn job(body: &ExecuteRequest, registry: &Registry) -> Result<JobRequest, String> {
+    let text = |value: &Value| value.as_str().filter(|s| !s.is_empty()).map(str::to_string);
+    let language = text(body.language).ok_or("language is required as a string")?;
+    let version = text(body.version).ok_or("version is required as a string")?;
+    let files: Vec<PistonFile> = body
+        .files
         .as_array()
-        .ok_or("files is required as an array")?;
+        .ok_or("files is required as an array")?
+        .iter()
+        .map(PistonFile::of)
+        .collect();
     for (i, file) in files.iter().enumerate() {
-        if !file["content"].is_string() {
+        if !file.content.is_string() {
             return Err(format!("files[{i}].content is required as a string"));
         }
     }
-    let unknown = || format!("{}-{} runtime is unknown", clip(language), clip(version));
+    let unknown = || format!("{}-{} runtime is unknown", clip(&language), clip(&version));
     let runtime = registry
-        .resolve(language, Some(version))
+        .resolve(&language, Some(&version))
         .map_err(|_| unknown())?;
-    let utf8 = |file: &Value| matches!(file["encoding"].as_str(), None | Some("utf8"));
     let main = files
         .iter()
-        .position(utf8)
+        .position(PistonFile::utf8)
         .ok_or("files must include at least one utf8 encoded file")?;
     let (run_limits, compile_limits) = requested_limits(
         body,
@@ -202,13 +326,13 @@ fn job(body: &Value, registry: &Registry) -> Result<JobRequest, String> {
     )?;
     let mut extra = Vec::new();
     for (i, file) in files.iter().enumerate().filter(|(i, _)| *i != main) {
-        let name = match file["name"].as_str().filter(|n| !n.is_empty()) {
+        let name = match file.name.as_str().filter(|n| !n.is_empty()) {
             Some(name) => name.to_string(),
             None => format!("file{i}.code"),
         };
         extra.push((name, decoded(file, i)?));
     }
-    let args = match &body["args"] {
+    let args = match body.args {
         Value::Null => Vec::new(),
         Value::Array(items) => items
             .iter()
@@ -217,7 +341,7 @@ fn job(body: &Value, registry: &Registry) -> Result<JobRequest, String> {
             .ok_or("args must be an array of strings")?,
         _ => return Err("args must be an array of strings".into()),
     };
-    let mut stdin = match &body["stdin"] {
+    let mut stdin = match body.stdin {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
         _ => return Err("stdin must be a string".into()),
@@ -227,8 +351,8 @@ fn job(body: &Value, registry: &Registry) -> Result<JobRequest, String> {
         stdin.push('\n');
     }
     Ok(JobRequest {
-        language: language.to_string(),
-        version: Some(version.to_string()),
+        language,
+        version: Some(version),
         main: decoded(&files[main], main)?,
         extra,
         args,
@@ -242,9 +366,9 @@ fn job(body: &Value, registry: &Registry) -> Result<JobRequest, String> {
 
 /// A file's content, decoded as its `encoding` says (`utf8`, `base64` or
 /// `hex`; any other is taken as utf8, as Piston does).
-fn decoded(file: &Value, i: usize) -> Result<Vec<u8>, String> {
-    let content = file["content"].as_str().unwrap_or_default();
-    let encoding = file["encoding"].as_str().unwrap_or("utf8");
+fn decoded(file: &PistonFile, i: usize) -> Result<Vec<u8>, String> {
+    let content = file.content.as_str().unwrap_or_default();
+    let encoding = file.encoding.as_str().unwrap_or("utf8");
     let bad =
         |e: &dyn std::fmt::Display| format!("files[{i}].content is not valid {encoding}: {e}");
     match encoding {
@@ -263,7 +387,7 @@ fn decoded(file: &Value, i: usize) -> Result<Vec<u8>, String> {
 /// by default) asks nothing either; a compile limit of a language without
 /// a compile stage is ignored.
 fn requested_limits(
-    body: &Value,
+    body: &ExecuteRequest,
     run: &Limits,
     compile: Option<&Limits>,
 ) -> Result<(LimitsOverride, LimitsOverride), String> {
@@ -274,7 +398,7 @@ fn requested_limits(
             .enumerate()
         {
             let name = format!("{stage}_{constraint}");
-            let value = &body[name.as_str()];
+            let value = body.limit(stage, constraint);
             let falsy = matches!(value, Value::Null | Value::Bool(false))
                 || value.as_f64() == Some(0.0)
                 || value.as_str() == Some("");

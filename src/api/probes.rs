@@ -1,62 +1,99 @@
 //! The probes and the language list: `GET /health`, `GET /ready`,
-//! `GET /languages`, `GET /metrics`, `GET /openapi.json`.
+//! `GET /languages`, `GET /metrics`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Serialize;
-use serde_json::json;
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 
 use super::Api;
+use super::answer;
 use crate::language::Language;
 use crate::limits::Limits;
 use crate::runner::Runner;
 
-/// `GET /health`: the process serves (liveness).
-pub fn health() -> Response {
-    warp::reply::json(&json!({ "status": "ok" })).into_response()
+/// `GET /health`'s answer.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+struct Health {
+    /// `ok`.
+    status: &'static str,
 }
 
-/// `GET /ready`: 200 when Docker answers and every image is present, with
-/// the languages and the sandboxes waiting in the pool; else 503 with the
-/// problems (sentences) and the missing images.
+/// The process serves (liveness).
+#[utoipa::path(get, path = "/health", tag = "probes", operation_id = "health",
+    responses((status = 200, description = "The process serves", body = Health)))]
+pub fn health() -> Response {
+    answer::json(StatusCode::OK, &Health { status: "ok" })
+}
+
+/// `GET /ready`'s answer: whether runs can be served.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(tag = "status", rename_all = "snake_case")]
+enum Ready {
+    /// Docker answers and every image is present (200).
+    Ready {
+        languages: Vec<String>,
+        /// Sandboxes waiting in the pool, per language.
+        pool: BTreeMap<String, usize>,
+        /// What each language's pool aims at now.
+        pool_target: BTreeMap<String, usize>,
+    },
+    /// Runs cannot be served now (503).
+    NotReady {
+        /// What is wrong, in sentences.
+        problems: Vec<String>,
+        missing_images: Vec<String>,
+    },
+}
+
+impl Ready {
+    fn status(&self) -> StatusCode {
+        match self {
+            Ready::Ready { .. } => StatusCode::OK,
+            Ready::NotReady { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// Whether runs can be served: 200 when Docker answers and every image is
+/// present, with the languages and the sandboxes waiting in the pool; else
+/// 503 with the problems and the missing images.
+#[utoipa::path(get, path = "/ready", tag = "probes", operation_id = "ready",
+    responses(
+        (status = 200, description = "Runs can be served", body = Ready),
+        (status = 503, description = "Runs cannot be served now", body = Ready),
+    ))]
 pub async fn ready<R: Runner>(api: Arc<Api<R>>) -> Response {
     let readiness = api.runner.readiness().await;
-    if readiness.problems.is_empty() {
-        let pool: BTreeMap<String, usize> = readiness.pool.into_iter().collect();
-        let target: BTreeMap<String, usize> = readiness.pool_target.into_iter().collect();
-        let body = json!({
-            "status": "ready",
-            "languages": readiness.languages,
-            "pool": pool,
-            "pool_target": target,
-        });
-        warp::reply::json(&body).into_response()
+    let ready = if readiness.problems.is_empty() {
+        Ready::Ready {
+            languages: readiness.languages,
+            pool: readiness.pool.into_iter().collect(),
+            pool_target: readiness.pool_target.into_iter().collect(),
+        }
     } else {
-        let body = json!({
-            "status": "not_ready",
-            "problems": readiness.problems,
-            "missing_images": readiness.missing_images,
-        });
-        warp::reply::with_status(warp::reply::json(&body), StatusCode::SERVICE_UNAVAILABLE)
-            .into_response()
-    }
+        Ready::NotReady {
+            problems: readiness.problems,
+            missing_images: readiness.missing_images,
+        }
+    };
+    answer::json(ready.status(), &ready)
 }
 
 /// One language version as `GET /languages` lists it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct LanguageInfo {
-    pub name: String,
-    pub aliases: Vec<String>,
-    pub version: String,
-    pub image: String,
+struct LanguageInfo {
+    name: String,
+    aliases: Vec<String>,
+    version: String,
+    image: String,
     /// The run's limits, with the keys of a language file's `[limits]`.
-    pub limits: Limits,
+    limits: Limits,
     /// The compile stage's limits, for compiled languages.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub compile_limits: Option<Limits>,
+    compile_limits: Option<Limits>,
 }
 
 impl From<&Language> for LanguageInfo {
@@ -72,40 +109,38 @@ impl From<&Language> for LanguageInfo {
     }
 }
 
-/// `GET /languages`: every language version (sorted by name, newest
-/// first), with its limits.
-pub fn languages<R: Runner>(api: Arc<Api<R>>) -> Response {
-    let registry = api.runner.registry();
-    let list: Vec<LanguageInfo> = registry
-        .languages()
-        .iter()
-        .map(|l| LanguageInfo::from(l.as_ref()))
-        .collect();
-    warp::reply::json(&json!({ "languages": list })).into_response()
+/// `GET /languages`'s answer.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+struct LanguageList {
+    languages: Vec<LanguageInfo>,
 }
 
-/// `GET /metrics`: the Prometheus metrics (text exposition format 0.0.4),
-/// their gauges brought up to date first.
+/// Every language version served (sorted by name, newest first), with its
+/// limits.
+#[utoipa::path(get, path = "/languages", tag = "probes", operation_id = "languages",
+    responses((status = 200, description = "Every language version served", body = LanguageList)))]
+pub fn languages<R: Runner>(api: Arc<Api<R>>) -> Response {
+    let registry = api.runner.registry();
+    let list = LanguageList {
+        languages: registry
+            .languages()
+            .iter()
+            .map(|l| LanguageInfo::from(l.as_ref()))
+            .collect(),
+    };
+    answer::json(StatusCode::OK, &list)
+}
+
+/// The Prometheus metrics (text exposition format 0.0.4), their gauges
+/// brought up to date first.
+#[utoipa::path(get, path = "/metrics", tag = "probes", operation_id = "metrics",
+    responses((status = 200, description = "Prometheus metrics (text format 0.0.4)", body = String, content_type = "text/plain")))]
 pub fn metrics<R: Runner>(api: Arc<Api<R>>) -> Response {
     api.runner.observe(&api.metrics);
     let mut response = api.metrics.encode().into_response();
     response.headers_mut().insert(
         warp::http::header::CONTENT_TYPE,
         warp::http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    response
-}
-
-/// `GET /openapi.json`: the OpenAPI 3.1 document of every route.
-pub fn openapi() -> Response {
-    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let mut response = DOCUMENT
-        .get_or_init(super::openapi::document)
-        .clone()
-        .into_response();
-    response.headers_mut().insert(
-        warp::http::header::CONTENT_TYPE,
-        warp::http::HeaderValue::from_static("application/json"),
     );
     response
 }

@@ -3,7 +3,8 @@
 //! queued; this service's workers take it within the run slots, run it
 //! through the [`Runner`], judge the result as Judge0 does ([`verdict`]),
 //! store it once, and call its `callback_url` back ([`callback`]). The
-//! HTTP side (`api::judge0`) reads it back with [`render`].
+//! HTTP side (`api::judge0`) reads it back and writes it with [`render`];
+//! its statuses are [`status`]'s.
 //!
 //! A claim is a lease the worker renews; when its holder dies (`kill -9`)
 //! the claim is taken back: at once by the same instance's next life, or
@@ -14,6 +15,7 @@
 pub mod callback;
 pub mod render;
 pub mod request;
+pub mod status;
 pub mod store;
 pub mod verdict;
 
@@ -28,8 +30,9 @@ use crate::job::Client;
 use crate::job::RequestBounds;
 use crate::runner::{RunError, Runner};
 use callback::Caller;
+use render::{Fields, Record, SubmissionView};
 use request::{Allowances, Errors, Submission};
-use store::{Claimed, Deleted, Store, StoreError, Stored, Worker, now_ms};
+use store::{Claimed, Deleted, Found, Store, StoreError, Unreadable, Worker, now_ms};
 use verdict::Judged;
 
 /// How long a claim holds unless renewed.
@@ -72,6 +75,10 @@ pub enum Judge0Error {
     QueueFull,
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A stored submission cannot be decoded: the service's fault, not
+    /// the database's.
+    #[error(transparent)]
+    Unreadable(#[from] Unreadable),
     /// Submissions are not stored here (`judge0.database = "off"`).
     #[error(
         "submissions are not stored on this server (judge0.database is off): only wait=true is served"
@@ -102,43 +109,6 @@ impl<R> std::fmt::Debug for Judge0<R> {
             .field("settings", &self.settings)
             .field("worker", &self.worker)
             .finish_non_exhaustive()
-    }
-}
-
-/// A stored submission, read back.
-pub struct Found {
-    pub stored: Stored,
-    pub submission: Submission,
-    pub judged: Option<Judged>,
-}
-
-impl Found {
-    fn read(stored: Stored) -> Result<Found, StoreError> {
-        let submission = serde_json::from_str(&stored.request)
-            .map_err(|e| StoreError(format!("submission {} cannot be read: {e}", stored.token)))?;
-        let judged = match &stored.result {
-            Some(result) => Some(serde_json::from_str(result).map_err(|e| {
-                StoreError(format!("result of {} cannot be read: {e}", stored.token))
-            })?),
-            None => None,
-        };
-        Ok(Found {
-            stored,
-            submission,
-            judged,
-        })
-    }
-
-    /// The view [`render::render`] writes.
-    pub fn view(&self) -> render::View<'_> {
-        render::View {
-            token: &self.stored.token,
-            status_id: self.stored.status_id,
-            submission: &self.submission,
-            judged: self.judged.as_ref(),
-            created_at: self.stored.created_at,
-            finished_at: self.stored.finished_at,
-        }
     }
 }
 
@@ -242,9 +212,7 @@ impl<R: Runner> Judge0<R> {
         let deadline = Instant::now() + self.settings.wait_timeout;
         loop {
             let found = self.find(token).await?;
-            let done = found
-                .as_ref()
-                .is_none_or(|f| f.stored.status_id > store::PROCESSING);
+            let done = found.as_ref().is_none_or(|f| f.status.finished());
             if done || Instant::now() >= deadline {
                 return Ok(found);
             }
@@ -364,7 +332,7 @@ impl<R: Runner> Judge0<R> {
             .await
         {
             Ok(true) => {
-                tracing::info!(token = %claimed.token, status = judged.status_id, "judge0: submission finished");
+                tracing::info!(token = %claimed.token, status = judged.status_id.id(), "judge0: submission finished");
             }
             Ok(false) => {
                 tracing::warn!(token = %claimed.token, "judge0: the claim was lost before the result was stored; it is another's now");
@@ -379,22 +347,17 @@ impl<R: Runner> Judge0<R> {
         let Some(url) = submission.callback_url.as_deref() else {
             return;
         };
-        let view = render::View {
+        let record = Record {
             token: &claimed.token,
-            status_id: judged.status_id,
+            status: judged.status_id,
             submission,
             judged: Some(judged),
             created_at: 0,
             finished_at: Some(now_ms()),
         };
-        let body = render::render(
-            &view,
-            &render::DEFAULT_FIELDS,
-            true,
-            &self.runner.registry(),
-        )
-        .expect("base64 always renders")
-        .to_string();
+        let registry = self.runner.registry();
+        let view = SubmissionView::new(&record, true, &registry).select(&Fields::default());
+        let body = serde_json::to_string(&view).expect("a view in base64 is always written");
         if !self.caller.call(url, body).await {
             tracing::warn!(token = %claimed.token, %url, "judge0: callback failed after every try");
         }

@@ -29,42 +29,59 @@ pub const MAX_CPU_EXTRA_TIME: f64 = 5.0;
 pub const MAX_STACK_LIMIT: i64 = 128_000;
 pub const MAX_NUMBER_OF_RUNS: i64 = 20;
 /// Judge0's defaults for `cpu_extra_time` (s) and `stack_limit` (KiB).
-const CPU_EXTRA_TIME: f64 = 1.0;
-const STACK_LIMIT: i64 = 64_000;
+pub const CPU_EXTRA_TIME: f64 = 1.0;
+pub const STACK_LIMIT: i64 = 64_000;
 
-/// A submission as accepted: what was sent, checked, with every limit
-/// decided (the language's own where the request left one out). Stored as
-/// JSON (byte fields in base64) until a worker runs it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A submission: what a client sends (`POST /judge0/submissions`), and,
+/// checked, with every limit decided (the language's own where the
+/// request left one out; a request may only lower them), what is stored
+/// as JSON (byte fields in base64) until a worker runs it. Numbers may be
+/// sent as numeric strings, and text fields are base64 with
+/// `base64_encoded=true` (`additional_files` always is).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Submission {
+    #[schema(example = 71)]
     pub language_id: i64,
     #[serde(with = "bytes")]
+    #[schema(value_type = String, example = "print(1)")]
     pub source_code: Vec<u8>,
     #[serde(with = "opt_bytes")]
+    #[schema(value_type = Option<String>)]
     pub stdin: Option<Vec<u8>>,
     #[serde(with = "opt_bytes")]
+    #[schema(value_type = Option<String>)]
     pub expected_output: Option<Vec<u8>>,
     pub compiler_options: Option<String>,
     pub command_line_arguments: Option<String>,
     /// CPU time, s: past it the verdict is Time Limit Exceeded.
+    #[schema(required = false)]
     pub cpu_time_limit: f64,
     /// CPU time past `cpu_time_limit` the program may run before it is
     /// stopped (still Time Limit Exceeded), s.
+    #[schema(required = false)]
     pub cpu_extra_time: f64,
     /// Wall-clock time, s.
+    #[schema(required = false)]
     pub wall_time_limit: f64,
     /// Memory, KiB.
+    #[schema(required = false)]
     pub memory_limit: i64,
     /// Stack, KiB: accepted and bounded, counted within `memory_limit`.
+    #[schema(required = false)]
     pub stack_limit: i64,
+    #[schema(required = false)]
     pub max_processes_and_or_threads: i64,
     /// Largest file the program may write, and largest output, KiB.
+    #[schema(required = false)]
     pub max_file_size: i64,
+    #[schema(required = false)]
     pub number_of_runs: i64,
+    #[schema(required = false)]
     pub redirect_stderr_to_stdout: bool,
     pub callback_url: Option<String>,
-    /// A zip of files written beside the source.
+    /// A zip of files written beside the source, in base64.
     #[serde(with = "opt_bytes")]
+    #[schema(value_type = Option<String>)]
     pub additional_files: Option<Vec<u8>>,
 }
 

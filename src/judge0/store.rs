@@ -8,17 +8,17 @@
 //! write of its result is fenced by the claim, so a worker that lost its
 //! claim cannot overwrite another's result. In PostgreSQL, workers of
 //! several services claim with `FOR UPDATE SKIP LOCKED`; SQLite serialises
-//! writers itself.
+//! writers itself. A row read back is decoded into a [`Found`]; one that
+//! cannot be is [`Unreadable`], a data error rather than the database's.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
-/// Statuses the store itself knows (Judge0's ids).
-pub const IN_QUEUE: i64 = 1;
-pub const PROCESSING: i64 = 2;
-pub const INTERNAL_ERROR: i64 = 13;
+use super::request::Submission;
+use super::status::Judge0Status;
+use super::verdict::Judged;
 
 /// A failure of the database, described.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -92,6 +92,46 @@ pub enum Deleted {
     Missing,
 }
 
+/// A stored submission, decoded: the request as accepted, its status and,
+/// once finished, its result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    pub stored: Stored,
+    pub status: Judge0Status,
+    pub submission: Submission,
+    pub judged: Option<Judged>,
+}
+
+/// A stored row that cannot be decoded: a data error (a corrupt row, or
+/// one an incompatible version wrote), not an outage of the database.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unreadable(pub String);
+
+impl Found {
+    /// Decodes a row.
+    pub fn read(stored: Stored) -> Result<Found, Unreadable> {
+        let token = &stored.token;
+        let status = Judge0Status::try_from(stored.status_id)
+            .map_err(|e| Unreadable(format!("submission {token} has no status: {e}")))?;
+        let submission = serde_json::from_str(&stored.request)
+            .map_err(|e| Unreadable(format!("submission {token} cannot be read: {e}")))?;
+        let judged = match &stored.result {
+            Some(result) => Some(
+                serde_json::from_str(result)
+                    .map_err(|e| Unreadable(format!("result of {token} cannot be read: {e}")))?,
+            ),
+            None => None,
+        };
+        Ok(Found {
+            stored,
+            status,
+            submission,
+            judged,
+        })
+    }
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -158,7 +198,7 @@ impl Store {
                 "INSERT INTO judge0_submissions (token, status_id, request, created_at) VALUES ($1, $2, $3, $4)",
             )
             .bind(token)
-            .bind(IN_QUEUE)
+            .bind(Judge0Status::InQueue.id())
             .bind(request)
             .bind(now)
             .execute(&mut *tx)
@@ -171,7 +211,7 @@ impl Store {
     /// How many submissions wait in the queue.
     pub async fn queued(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM judge0_submissions WHERE status_id = $1")
-            .bind(IN_QUEUE)
+            .bind(Judge0Status::InQueue.id())
             .fetch_one(&self.pool)
             .await?;
         Ok(row.try_get("n")?)
@@ -196,11 +236,11 @@ impl Store {
              RETURNING id, token, request, attempts"
         );
         let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(PROCESSING)
+            .bind(Judge0Status::Processing.id())
             .bind(&worker.instance)
             .bind(&worker.boot)
             .bind(now_ms() + lease.as_millis() as i64)
-            .bind(IN_QUEUE)
+            .bind(Judge0Status::InQueue.id())
             .fetch_optional(&self.pool)
             .await?;
         let Some(row) = row else { return Ok(None) };
@@ -226,7 +266,7 @@ impl Store {
         )
         .bind(now_ms() + lease.as_millis() as i64)
         .bind(id)
-        .bind(PROCESSING)
+        .bind(Judge0Status::Processing.id())
         .bind(&worker.instance)
         .bind(&worker.boot)
         .execute(&self.pool)
@@ -240,18 +280,18 @@ impl Store {
         &self,
         id: i64,
         worker: &Worker,
-        status_id: i64,
+        status: Judge0Status,
         result: &str,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE judge0_submissions SET status_id = $1, result = $2, finished_at = $3, lease_until = NULL \
              WHERE id = $4 AND status_id = $5 AND instance = $6 AND boot = $7",
         )
-        .bind(status_id)
+        .bind(status.id())
         .bind(result)
         .bind(now_ms())
         .bind(id)
-        .bind(PROCESSING)
+        .bind(Judge0Status::Processing.id())
         .bind(&worker.instance)
         .bind(&worker.boot)
         .execute(&self.pool)
@@ -267,9 +307,9 @@ impl Store {
              SET status_id = $1, instance = NULL, boot = NULL, lease_until = NULL, attempts = attempts - 1 \
              WHERE id = $2 AND status_id = $3 AND instance = $4 AND boot = $5",
         )
-        .bind(IN_QUEUE)
+        .bind(Judge0Status::InQueue.id())
         .bind(id)
-        .bind(PROCESSING)
+        .bind(Judge0Status::Processing.id())
         .bind(&worker.instance)
         .bind(&worker.boot)
         .execute(&self.pool)
@@ -295,11 +335,11 @@ impl Store {
              SET status_id = $5, instance = NULL, boot = NULL, lease_until = NULL \
              WHERE {orphaned} AND attempts < $6"
         )))
-        .bind(PROCESSING)
+        .bind(Judge0Status::Processing.id())
         .bind(now)
         .bind(&worker.instance)
         .bind(&worker.boot)
-        .bind(IN_QUEUE)
+        .bind(Judge0Status::InQueue.id())
         .bind(max_attempts)
         .execute(&self.pool)
         .await?;
@@ -308,11 +348,11 @@ impl Store {
              SET status_id = $5, result = $6, finished_at = $2, lease_until = NULL \
              WHERE {orphaned} AND attempts >= $7"
         )))
-        .bind(PROCESSING)
+        .bind(Judge0Status::Processing.id())
         .bind(now)
         .bind(&worker.instance)
         .bind(&worker.boot)
-        .bind(INTERNAL_ERROR)
+        .bind(Judge0Status::InternalError.id())
         .bind(failed)
         .bind(max_attempts)
         .execute(&self.pool)
@@ -365,7 +405,7 @@ impl Store {
             "DELETE FROM judge0_submissions WHERE token = $1 AND status_id > $2 RETURNING {STORED_COLUMNS}"
         )))
         .bind(token)
-        .bind(PROCESSING)
+        .bind(Judge0Status::Processing.id())
         .fetch_optional(&self.pool)
         .await?;
         if let Some(row) = row {
@@ -417,12 +457,22 @@ mod tests {
         // Only the holder finishes it, once.
         assert!(
             !store
-                .finish(first.id, &worker("b", "1"), 3, "{}")
+                .finish(first.id, &worker("b", "1"), Judge0Status::Accepted, "{}")
                 .await
                 .unwrap()
         );
-        assert!(store.finish(first.id, &a, 3, "{\"r\":1}").await.unwrap());
-        assert!(!store.finish(first.id, &a, 4, "{}").await.unwrap());
+        assert!(
+            store
+                .finish(first.id, &a, Judge0Status::Accepted, "{\"r\":1}")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .finish(first.id, &a, Judge0Status::WrongAnswer, "{}")
+                .await
+                .unwrap()
+        );
         let got = store.get("t1").await.unwrap().unwrap();
         assert_eq!(
             (got.status_id, got.result.as_deref()),
@@ -460,7 +510,7 @@ mod tests {
         let got = store.get("t").await.unwrap().unwrap();
         assert_eq!(
             (got.status_id, got.result.as_deref()),
-            (INTERNAL_ERROR, Some("{\"gave\":1}"))
+            (Judge0Status::InternalError.id(), Some("{\"gave\":1}"))
         );
         assert_eq!(store.claim(&third, LEASE).await.unwrap(), None);
     }
@@ -481,8 +531,18 @@ mod tests {
         assert_eq!(store.recover(&b, 2, "{}").await.unwrap(), (1, 0));
         // a lost the first: it can neither renew nor finish it.
         assert!(!store.renew(short.id, &a, LEASE).await.unwrap());
-        assert!(!store.finish(short.id, &a, 3, "{}").await.unwrap());
-        assert!(store.finish(long.id, &a, 3, "{}").await.unwrap());
+        assert!(
+            !store
+                .finish(short.id, &a, Judge0Status::Accepted, "{}")
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .finish(long.id, &a, Judge0Status::Accepted, "{}")
+                .await
+                .unwrap()
+        );
         assert_eq!(store.claim(&b, LEASE).await.unwrap().unwrap().token, "t1");
     }
 
@@ -493,17 +553,26 @@ mod tests {
             .insert(&[("t1".into(), "{}".into()), ("t2".into(), "{}".into())])
             .await
             .unwrap();
-        assert_eq!(store.delete("t1").await.unwrap(), Deleted::Busy(IN_QUEUE));
+        assert_eq!(
+            store.delete("t1").await.unwrap(),
+            Deleted::Busy(Judge0Status::InQueue.id())
+        );
         let a = worker("a", "1");
         let claimed = store.claim(&a, LEASE).await.unwrap().unwrap();
-        store.finish(claimed.id, &a, 3, "{}").await.unwrap();
+        store
+            .finish(claimed.id, &a, Judge0Status::Accepted, "{}")
+            .await
+            .unwrap();
         assert!(matches!(store.delete("t1").await.unwrap(), Deleted::Gone(s) if s.token == "t1"));
         assert_eq!(store.delete("t1").await.unwrap(), Deleted::Missing);
         let claimed = store.claim(&a, LEASE).await.unwrap().unwrap();
         store.release(claimed.id, &a).await.unwrap();
         let claimed = store.claim(&a, LEASE).await.unwrap().unwrap();
         assert_eq!(claimed.attempts, 1);
-        store.finish(claimed.id, &a, 3, "{}").await.unwrap();
+        store
+            .finish(claimed.id, &a, Judge0Status::Accepted, "{}")
+            .await
+            .unwrap();
         assert_eq!(store.purge(now_ms() - 60_000).await.unwrap(), 0);
         assert_eq!(store.purge(now_ms() + 1).await.unwrap(), 1);
         assert_eq!(store.get("t2").await.unwrap(), None);

@@ -1,6 +1,6 @@
-//! How a run becomes a Judge0 result: the status ids of Judge0 1.13.1
-//! (`app/enumerations/status.rb`), chosen as its worker chooses them
-//! (`app/jobs/isolate_job.rb`), from what the sandbox really reported.
+//! How a run becomes a Judge0 result: its [`Judge0Status`] chosen as
+//! Judge0 1.13.1's worker chooses it (`app/jobs/isolate_job.rb`), from
+//! what the sandbox really reported.
 //!
 //! | ours | Judge0 |
 //! | --- | --- |
@@ -19,46 +19,18 @@
 use serde::{Deserialize, Serialize};
 
 use super::request::Submission;
+use super::status::Judge0Status;
 use crate::checker::{Compare, Verdict};
 use crate::outcome::{Exit, LimitHit, Outcome, StageResult};
 
-/// Judge0's statuses: id and description.
-pub const STATUSES: [(i64, &str); 14] = [
-    (1, "In Queue"),
-    (2, "Processing"),
-    (3, "Accepted"),
-    (4, "Wrong Answer"),
-    (5, "Time Limit Exceeded"),
-    (6, "Compilation Error"),
-    (7, "Runtime Error (SIGSEGV)"),
-    (8, "Runtime Error (SIGXFSZ)"),
-    (9, "Runtime Error (SIGFPE)"),
-    (10, "Runtime Error (SIGABRT)"),
-    (11, "Runtime Error (NZEC)"),
-    (12, "Runtime Error (Other)"),
-    (13, "Internal Error"),
-    (14, "Exec Format Error"),
-];
-
-pub const ACCEPTED: i64 = 3;
-pub const WRONG_ANSWER: i64 = 4;
-pub const TIME_LIMIT_EXCEEDED: i64 = 5;
-pub const COMPILATION_ERROR: i64 = 6;
-pub const NZEC: i64 = 11;
-pub const INTERNAL_ERROR: i64 = 13;
-
-/// A status's description.
-pub fn description(id: i64) -> &'static str {
-    STATUSES
-        .iter()
-        .find(|(i, _)| *i == id)
-        .map_or("Unknown", |(_, d)| d)
-}
+/// The status that lets [`judge`] count on to the next run.
+const ACCEPTED: Judge0Status = Judge0Status::Accepted;
 
 /// A finished submission's result, as stored.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Judged {
-    pub status_id: i64,
+    /// Stored as its id.
+    pub status_id: Judge0Status,
     pub stdout: Option<String>,
     pub stderr: Option<String>,
     pub compile_output: Option<String>,
@@ -77,7 +49,7 @@ impl Judged {
     /// An Internal Error with `message` (the service's trouble).
     pub fn internal(message: impl Into<String>) -> Judged {
         Judged {
-            status_id: INTERNAL_ERROR,
+            status_id: Judge0Status::InternalError,
             message: Some(message.into()),
             ..Judged::default()
         }
@@ -132,7 +104,7 @@ fn compile_failed(compile: &StageResult) -> Judged {
         None => compile.output.clone(),
     };
     Judged {
-        status_id: COMPILATION_ERROR,
+        status_id: Judge0Status::CompilationError,
         compile_output: some(compile_output.trim_start_matches('\n')),
         ..Judged::default()
     }
@@ -146,7 +118,7 @@ fn judge_run(submission: &Submission, run: &StageResult) -> Judged {
     };
     let time = run.usage.cpu_time.map(|d| d.as_secs_f64());
     let mut judged = Judged {
-        status_id: ACCEPTED,
+        status_id: Judge0Status::Accepted,
         stdout,
         stderr,
         compile_output: None,
@@ -159,22 +131,28 @@ fn judge_run(submission: &Submission, run: &StageResult) -> Judged {
     };
     let (status, message) = match (run.limit, run.exit) {
         (Some(LimitHit::WallTime), _) => (
-            TIME_LIMIT_EXCEEDED,
+            Judge0Status::TimeLimitExceeded,
             "Time limit exceeded (wall clock)".into(),
         ),
-        (Some(LimitHit::CpuTime), _) => (TIME_LIMIT_EXCEEDED, "Time limit exceeded".into()),
+        (Some(LimitHit::CpuTime), _) => (
+            Judge0Status::TimeLimitExceeded,
+            "Time limit exceeded".into(),
+        ),
         (Some(LimitHit::Memory), _) => {
             judged.exit_code = Some(137);
             judged.exit_signal = Some(9);
-            (NZEC, "Memory limit exceeded".into())
+            (Judge0Status::Nzec, "Memory limit exceeded".into())
         }
         (Some(LimitHit::Output(_)), _) => {
             judged.exit_signal = Some(25);
-            (8, "Output limit exceeded".into())
+            (Judge0Status::SigXfsz, "Output limit exceeded".into())
         }
         (None, Some(Exit::Code(0))) => {
             if time.is_some_and(|t| t > submission.cpu_time_limit) {
-                (TIME_LIMIT_EXCEEDED, "Time limit exceeded".into())
+                (
+                    Judge0Status::TimeLimitExceeded,
+                    "Time limit exceeded".into(),
+                )
             } else {
                 let expected = submission
                     .expected_output
@@ -182,31 +160,27 @@ fn judge_run(submission: &Submission, run: &StageResult) -> Judged {
                     .map(String::from_utf8_lossy);
                 let verdict = expected.map(|e| Compare::Trim.judge(&e, &run.stdout));
                 judged.status_id = match verdict {
-                    Some(Verdict::WrongAnswer) => WRONG_ANSWER,
-                    _ => ACCEPTED,
+                    Some(Verdict::WrongAnswer) => Judge0Status::WrongAnswer,
+                    _ => Judge0Status::Accepted,
                 };
                 return judged;
             }
         }
         (None, Some(Exit::Code(n))) => {
             judged.exit_code = Some(i64::from(n));
-            (NZEC, format!("Exited with error status {n}"))
+            (Judge0Status::Nzec, format!("Exited with error status {n}"))
         }
         (None, Some(Exit::Signal(s))) => {
             judged.exit_signal = Some(i64::from(s.0));
-            let status = match s.0 {
-                11 => 7,
-                25 => 8,
-                8 => 9,
-                6 => 10,
-                _ => 12,
-            };
-            (status, format!("Caught fatal signal {}", s.0))
+            (
+                Judge0Status::of_signal(s.0),
+                format!("Caught fatal signal {}", s.0),
+            )
         }
         (None, None) => {
             judged.exit_code = None;
             (
-                INTERNAL_ERROR,
+                Judge0Status::InternalError,
                 "the sandbox ended without an exit status".into(),
             )
         }
@@ -292,7 +266,7 @@ mod tests {
             let judged = judge(&s, &ran(stage(exit, limit, cpu)));
             assert_eq!(
                 (
-                    judged.status_id,
+                    judged.status_id.id(),
                     judged.message.as_deref(),
                     judged.exit_code,
                     judged.exit_signal
@@ -308,12 +282,12 @@ mod tests {
             &submission(Some("5")),
             &ran(stage(Some(Exit::Code(0)), None, 10)),
         );
-        assert_eq!(wrong.status_id, WRONG_ANSWER);
+        assert_eq!(wrong.status_id, Judge0Status::WrongAnswer);
         let none_expected = judge(
             &submission(None),
             &ran(stage(Some(Exit::Code(0)), None, 10)),
         );
-        assert_eq!(none_expected.status_id, ACCEPTED);
+        assert_eq!(none_expected.status_id, Judge0Status::Accepted);
         assert_eq!(none_expected.time, Some(0.01));
     }
 
@@ -330,7 +304,7 @@ mod tests {
         assert_eq!(
             judged,
             Judged {
-                status_id: COMPILATION_ERROR,
+                status_id: Judge0Status::CompilationError,
                 compile_output: Some("main.c:1: error\n".into()),
                 ..Judged::default()
             }
@@ -377,7 +351,7 @@ mod tests {
                 runs: NonEmpty::from_vec(tests).unwrap(),
             },
         );
-        assert_eq!(judged.status_id, NZEC);
+        assert_eq!(judged.status_id, Judge0Status::Nzec);
         assert_eq!(judged.time, Some(0.3));
         assert_eq!(judged.memory, Some((9766 * 2 + 2048) / 3));
     }

@@ -6,23 +6,40 @@ pub mod request;
 pub mod response;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Buf;
 use futures_util::Stream;
 use warp::http::header::HeaderValue;
 use warp::reply::{Reply, Response};
 
-use super::error::ApiError;
+use super::answer::add_timing_headers;
+use super::error::{ApiError, ErrorBody};
 use super::gate::Caller;
-use super::{Api, POOL_HEADER, REQUEST_ID_HEADER, new_request_id};
-use crate::outcome::{PoolUse, Timing};
+use super::{Api, REQUEST_ID_HEADER, new_request_id};
+use crate::outcome::PoolUse;
 use crate::runner::{Report, Runner};
 use request::RunRequest;
-use response::{BatchResponse, RunResponse};
+use response::{BatchResponse, RunAnswer, RunResponse};
 
-/// `POST /run-code`: read, parse, check, run (once, or a batch of tests),
-/// render.
+const REFUSED: &str = "a refused request, or the service's trouble";
+
+/// Runs a program (once, or with `tests` against each test) in a fresh
+/// sandbox and answers what it did: read, parse, check, run, render.
+#[utoipa::path(post, path = "/run-code", tag = "native", operation_id = "run_code",
+    request_body = RunRequest,
+    responses(
+        (status = 200, description = "The program ran (whatever it did), or the batch did", body = RunAnswer),
+        (status = 400, description = REFUSED, body = ErrorBody),
+        (status = 401, description = REFUSED, body = ErrorBody),
+        (status = 403, description = REFUSED, body = ErrorBody),
+        (status = 408, description = REFUSED, body = ErrorBody),
+        (status = 411, description = REFUSED, body = ErrorBody),
+        (status = 413, description = REFUSED, body = ErrorBody),
+        (status = 429, description = REFUSED, body = ErrorBody),
+        (status = 500, description = REFUSED, body = ErrorBody),
+        (status = 503, description = REFUSED, body = ErrorBody),
+    ))]
 pub async fn run_code<R: Runner>(
     caller: Caller,
     api: Arc<Api<R>>,
@@ -91,26 +108,4 @@ fn log_run(request_id: &str, answer: &RunResponse, report: &Report, received: In
         pooled = report.timing.pool == PoolUse::Hit,
         "run finished"
     );
-}
-
-/// `x-code-runner-pool` and `Server-Timing`: the phases of the run, the
-/// time in Engine API calls and waiting for the program, and in all.
-/// (The Piston dialect answers with them too.)
-pub(crate) fn add_timing_headers(response: &mut Response, timing: &Timing, total: Duration) {
-    let headers = response.headers_mut();
-    headers.insert(POOL_HEADER, HeaderValue::from_static(timing.pool.as_str()));
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let mut value: String = timing
-        .phases
-        .iter()
-        .map(|(phase, d)| format!("{};dur={:.3}, ", phase.as_str(), ms(*d)))
-        .collect();
-    value.push_str(&format!(
-        "docker;dur={:.3}, total;dur={:.3}",
-        ms(timing.docker),
-        ms(total)
-    ));
-    if let Ok(value) = HeaderValue::from_str(&value) {
-        headers.insert("server-timing", value);
-    }
 }

@@ -2,13 +2,39 @@
 //! batch's ([`BatchResponse`]), each stage as a [`StageReport`].
 
 use serde::Serialize;
+use utoipa::openapi::schema::OneOfBuilder;
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
 
+use super::super::answer::{collect, reference};
 use super::request::Checks;
 use crate::checker::Verdict;
 use crate::job::Stage;
 use crate::limits::Limits;
 use crate::outcome::{LimitHit, Outcome, StageResult, Status, StreamKind};
 use crate::runner::Report;
+
+/// `POST /run-code`'s answer in the API's document: a [`RunResponse`] or,
+/// for a request with `tests`, a [`BatchResponse`]. The handler writes
+/// each as itself; this names their union (`oneOf`: a run's answer has no
+/// `tests`, a batch's no `exit_code`).
+pub struct RunAnswer;
+
+impl PartialSchema for RunAnswer {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(reference::<RunResponse>())
+            .item(reference::<BatchResponse>())
+            .into()
+    }
+}
+
+impl ToSchema for RunAnswer {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        collect::<RunResponse>(schemas);
+        collect::<BatchResponse>(schemas);
+    }
+}
 
 /// The answer to a run, whatever the program did.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

@@ -26,12 +26,18 @@ struct Service {
 async fn service(runner: Arc<Double>, stored: bool) -> Service {
     let dir = tempfile::tempdir().unwrap();
     let store = match stored {
-        true => {
-            let url = format!("sqlite://{}", dir.path().join("j.sqlite").display());
-            Some(Store::open(&url).await.unwrap())
-        }
+        true => Some(store(&dir).await),
         false => None,
     };
+    service_over(runner, store, dir)
+}
+
+async fn store(dir: &tempfile::TempDir) -> Store {
+    let url = format!("sqlite://{}", dir.path().join("j.sqlite").display());
+    Store::open(&url).await.unwrap()
+}
+
+fn service_over(runner: Arc<Double>, store: Option<Store>, dir: tempfile::TempDir) -> Service {
     Service {
         judge0: super::judge0(&runner, store),
         runner,
@@ -40,16 +46,25 @@ async fn service(runner: Arc<Double>, stored: bool) -> Service {
 }
 
 impl Service {
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    async fn reply(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> warp::http::Response<bytes::Bytes> {
         let mut request = warp::test::request().method(method).path(path);
         if let Some(body) = body {
             request = request
                 .header("content-type", "application/json")
                 .body(body.to_string());
         }
-        let reply = request
+        request
             .reply(&routes(api(&self.runner, self.judge0.clone())))
-            .await;
+            .await
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let reply = self.reply(method, path, body).await;
         let body = if reply.body().is_empty() {
             Value::Null
         } else {
@@ -427,4 +442,81 @@ async fn non_utf8_output_needs_base64_as_in_judge0() {
         ))
         .await;
     assert_eq!((status, answer), (200, json!({"stdin": "/w==\n"})));
+}
+
+#[tokio::test]
+async fn the_services_trouble_has_the_status_and_headers_of_every_dialect_in_judge0s_body() {
+    let one = json!({"source_code": "print(1)", "language_id": 71});
+    let body = |reply: &warp::http::Response<bytes::Bytes>| -> Value {
+        serde_json::from_slice(reply.body()).unwrap()
+    };
+    // An internal fault: logged with a request id, which the client gets
+    // instead of the cause.
+    let failing = double(|_| Err(RunError::Internal("engine said: secret".into())));
+    let s = service(failing, false).await;
+    let reply = s
+        .reply("POST", "/judge0/submissions?wait=true", Some(one.clone()))
+        .await;
+    assert_eq!(reply.status(), 500);
+    let id = reply.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        body(&reply),
+        json!({"error": format!("internal error; quote request id {id} when reporting it")})
+    );
+    // Busy and a full queue may be retried.
+    let s = service(double(|_| Err(RunError::ClientBusy)), false).await;
+    let reply = s
+        .reply("POST", "/judge0/submissions?wait=true", Some(one.clone()))
+        .await;
+    assert_eq!(
+        (
+            reply.status().as_u16(),
+            reply.headers()["retry-after"].to_str().unwrap()
+        ),
+        (429, "1")
+    );
+    let s = service(hello(), true).await;
+    for _ in 0..5 {
+        s.reply("POST", "/judge0/submissions", Some(one.clone()))
+            .await;
+    }
+    let reply = s
+        .reply("POST", "/judge0/submissions", Some(one.clone()))
+        .await;
+    assert_eq!(
+        (
+            reply.status().as_u16(),
+            reply.headers()["retry-after"].to_str().unwrap()
+        ),
+        (503, "1")
+    );
+    assert_eq!(body(&reply), json!({"error": "queue is full"}));
+}
+
+#[tokio::test]
+async fn a_stored_row_that_cannot_be_read_is_an_internal_error_not_the_databases() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    store
+        .insert(&[("corrupt".into(), "{\"not\": \"a submission\"}".into())])
+        .await
+        .unwrap();
+    let s = service_over(hello(), Some(store), dir);
+    for path in [
+        "/judge0/submissions/corrupt",
+        "/judge0/submissions/batch?tokens=corrupt",
+    ] {
+        let reply = s.reply("GET", path, None).await;
+        assert_eq!(reply.status(), 500, "{path}");
+        let id = reply.headers()["x-request-id"].to_str().unwrap();
+        let answer: Value = serde_json::from_slice(reply.body()).unwrap();
+        assert_eq!(
+            answer["error"],
+            format!("internal error; quote request id {id} when reporting it"),
+            "{path}"
+        );
+    }
 }

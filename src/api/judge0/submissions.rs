@@ -1,0 +1,392 @@
+//! Judge0's submissions: `POST /judge0/submissions` (queued, or with
+//! `wait=true` run and answered), `POST /submissions/batch`,
+//! `GET /submissions/{token}`, `GET /submissions/batch` and
+//! `DELETE /submissions/{token}`, each written as a
+//! [`SubmissionView`] with the fields `?fields=` selects.
+
+use bytes::Buf;
+use futures_util::Stream;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::openapi::schema::AnyOfBuilder;
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+use super::super::Api;
+use super::super::answer::{self, collect, reference};
+use super::{Judge0ErrorBody, Params, Refused, Request, read_json};
+use crate::judge0::Judge0Error;
+use crate::judge0::render::{Fields, Record, SubmissionView};
+use crate::judge0::request::{Errors, Submission};
+use crate::judge0::status::Judge0Status;
+use crate::judge0::store::{Deleted, now_ms};
+use crate::language::Registry;
+use crate::runner::Runner;
+
+const CONVERSION_ONE: &str = "some attributes for this submission cannot be converted to UTF-8, use base64_encoded=true query parameter";
+const CONVERSION_MANY: &str = "some attributes for one or more submissions cannot be converted to UTF-8, use base64_encoded=true query parameter";
+
+/// A queued submission's token.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+struct Token {
+    token: String,
+}
+
+/// Judge0's refusals of a submission: each field with its messages, in
+/// the order the checks ran.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(value_type = BTreeMap<String, Vec<String>>)]
+struct FieldErrors<'a>(&'a Errors);
+
+/// `POST /judge0/submissions`'s answer (201).
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+enum Created<'a> {
+    /// Queued.
+    Queued(&'a Token),
+    /// With `wait=true`: the submission, with the fields asked for.
+    Finished(&'a SubmissionView<'a>),
+    /// With `wait=true`, when a text cannot be written.
+    Unconvertible(&'a Unconvertible),
+}
+
+/// Judge0's conversion error, and the token: the answer to `wait=true`
+/// when a text of the submission is not UTF-8 and base64 was not asked.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+struct Unconvertible {
+    error: &'static str,
+    token: String,
+}
+
+/// `anyOf`, not `oneOf`: every field of a view is optional, so a token
+/// alone is also a view.
+impl PartialSchema for Created<'_> {
+    fn schema() -> RefOr<Schema> {
+        AnyOfBuilder::new()
+            .item(reference::<Token>())
+            .item(reference::<SubmissionView>())
+            .item(reference::<Unconvertible>())
+            .into()
+    }
+}
+
+impl ToSchema for Created<'_> {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        collect::<Token>(schemas);
+        collect::<SubmissionView>(schemas);
+        collect::<Unconvertible>(schemas);
+    }
+}
+
+/// One entry of a batch's answer, in the order sent.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(untagged)]
+enum BatchEntry<'a> {
+    /// Queued.
+    Queued(Token),
+    /// Refused.
+    Refused(FieldErrors<'a>),
+}
+
+/// `POST /judge0/submissions/batch`'s body, as it is read: its
+/// submissions, each checked as `POST /submissions` checks one (none when
+/// `submissions` is not an array).
+#[derive(Debug, Clone, Copy, ToSchema)]
+struct BatchRequest<'a> {
+    #[schema(value_type = Vec<Submission>)]
+    submissions: &'a [Value],
+}
+
+impl BatchRequest<'_> {
+    fn of(body: &Value) -> BatchRequest<'_> {
+        BatchRequest {
+            submissions: body["submissions"].as_array().map_or(&[], Vec::as_slice),
+        }
+    }
+}
+
+/// `GET /judge0/submissions/batch`'s answer.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+struct BatchShow<'a> {
+    /// In the order of the tokens; `null` for an unknown one.
+    submissions: Vec<Option<SubmissionView<'a>>>,
+}
+
+/// A finished submission's 201 with the fields asked for, or, when a text
+/// of it cannot be written, Judge0's conversion error with its token.
+fn finished(record: &Record, fields: &Fields, base64: bool, registry: &Registry) -> Response {
+    let view = SubmissionView::new(record, base64, registry).select(fields);
+    answer::try_json(StatusCode::CREATED, &Created::Finished(&view)).unwrap_or_else(|_| {
+        let unconvertible = Unconvertible {
+            error: CONVERSION_ONE,
+            token: record.token.to_string(),
+        };
+        answer::json(StatusCode::CREATED, &Created::Unconvertible(&unconvertible))
+    })
+}
+
+/// A refused submission: 422 with each field's messages.
+fn refused(errors: &Errors) -> Response {
+    answer::json(StatusCode::UNPROCESSABLE_ENTITY, &FieldErrors(errors))
+}
+
+/// Creates a submission: queued (its token), or with `wait=true` run and
+/// answered with the fields asked for. (`enable_network` and the
+/// per-process limits are refused when asked.)
+#[utoipa::path(post, path = "/submissions", tag = "judge0", operation_id = "judge0_create",
+    params(Params),
+    request_body = Submission,
+    responses(
+        (status = 201, description = "Queued (its token), or with wait=true its result", body = Created),
+        (status = 400, description = "Bad fields or body, or storage off", body = Judge0ErrorBody),
+        (status = 404, description = "Deleted while waited for", body = Judge0ErrorBody),
+        (status = 408, description = "The body was too slow", body = Judge0ErrorBody),
+        (status = 413, description = "Body too large", body = Judge0ErrorBody),
+        (status = 422, description = "Refused: each field with its messages", body = FieldErrors),
+        (status = 429, description = "Busy", body = Judge0ErrorBody),
+        (status = 500, description = "The service's fault", body = Judge0ErrorBody),
+        (status = 503, description = "Queue full, or cannot run now", body = Judge0ErrorBody),
+    ))]
+pub(super) async fn create<R: Runner>(
+    api: &Api<R>,
+    request: &Request<'_>,
+    params: &Params,
+    body: impl Stream<Item = Result<impl Buf, warp::Error>> + Send + Unpin,
+) -> Result<Response, Refused> {
+    let fields = params.fields()?;
+    let base64 = params.base64_encoded;
+    let body = read_json(api, request, body).await?;
+    let judge0 = &api.judge0;
+    let submission = match judge0.accept(&body, base64) {
+        Ok(submission) => submission,
+        Err(errors) => return Ok(refused(&errors)),
+    };
+    if !params.wait {
+        let tokens = judge0
+            .enqueue(std::slice::from_ref(&submission))
+            .await
+            .map_err(Refused::failed)?;
+        let token = Token {
+            token: tokens.into_iter().next().expect("one token"),
+        };
+        return Ok(answer::json(StatusCode::CREATED, &Created::Queued(&token)));
+    }
+    let registry = api.runner.registry();
+    if judge0.stores() {
+        let tokens = judge0
+            .enqueue(std::slice::from_ref(&submission))
+            .await
+            .map_err(Refused::failed)?;
+        let token = tokens.into_iter().next().expect("one token");
+        return match judge0.wait(&token).await.map_err(Refused::failed)? {
+            Some(found) => Ok(finished(&Record::from(&found), &fields, base64, &registry)),
+            // Removed meanwhile (DELETE): gone.
+            None => Err(Refused::not_found()),
+        };
+    }
+    // Nothing is stored: run it now and answer.
+    let created_at = now_ms();
+    let judged = judge0
+        .run_now(&submission, &request.caller.client)
+        .await
+        .map_err(Refused::failed)?;
+    let token = uuid::Uuid::new_v4().to_string();
+    let record = Record {
+        token: &token,
+        status: judged.status_id,
+        submission: &submission,
+        judged: Some(&judged),
+        created_at,
+        finished_at: Some(now_ms()),
+    };
+    Ok(finished(&record, &fields, base64, &registry))
+}
+
+/// The count rule of a batch (Judge0's messages).
+fn batch_size(count: usize, max: usize) -> Result<(), Refused> {
+    let text = if count == 0 {
+        "there should be at least one submission in a batch".to_string()
+    } else if count > max {
+        format!("number of submissions in a batch should be less than or equal to {max}")
+    } else {
+        return Ok(());
+    };
+    Err(Refused::Judge0(StatusCode::BAD_REQUEST, text))
+}
+
+/// Creates a batch of submissions, each checked as one is; the valid
+/// ones are queued, all or none.
+#[utoipa::path(post, path = "/submissions/batch", tag = "judge0", operation_id = "judge0_create_batch",
+    params(Params),
+    request_body = BatchRequest,
+    responses(
+        (status = 201, description = "A token or the errors of each, in order", body = Vec<BatchEntry>),
+        (status = 400, description = "Batch size or body, or storage off", body = Judge0ErrorBody),
+        (status = 408, description = "The body was too slow", body = Judge0ErrorBody),
+        (status = 413, description = "Body too large", body = Judge0ErrorBody),
+        (status = 422, description = "None was valid", body = Vec<BatchEntry>),
+        (status = 429, description = "Too many bodies at once", body = Judge0ErrorBody),
+        (status = 500, description = "The service's fault", body = Judge0ErrorBody),
+        (status = 503, description = "Queue full", body = Judge0ErrorBody),
+    ))]
+pub(super) async fn create_batch<R: Runner>(
+    api: &Api<R>,
+    request: &Request<'_>,
+    params: &Params,
+    body: impl Stream<Item = Result<impl Buf, warp::Error>> + Send + Unpin,
+) -> Result<Response, Refused> {
+    let judge0 = &api.judge0;
+    if !judge0.stores() {
+        return Err(Refused::Judge0(
+            StatusCode::BAD_REQUEST,
+            "batched submissions are not allowed".into(),
+        ));
+    }
+    let body = read_json(api, request, body).await?;
+    let batch = BatchRequest::of(&body);
+    batch_size(batch.submissions.len(), judge0.settings().max_batch)?;
+    let checked: Vec<Result<Submission, Errors>> = batch
+        .submissions
+        .iter()
+        .map(|item| judge0.accept(item, params.base64_encoded))
+        .collect();
+    let valid: Vec<Submission> = checked
+        .iter()
+        .filter_map(|c| c.as_ref().ok())
+        .cloned()
+        .collect();
+    if valid.is_empty() {
+        let refused: Vec<BatchEntry> = checked
+            .iter()
+            .filter_map(|c| c.as_ref().err())
+            .map(|errors| BatchEntry::Refused(FieldErrors(errors)))
+            .collect();
+        return Ok(answer::json(StatusCode::UNPROCESSABLE_ENTITY, &refused));
+    }
+    let mut tokens = judge0
+        .enqueue(&valid)
+        .await
+        .map_err(Refused::failed)?
+        .into_iter();
+    let entries: Vec<BatchEntry> = checked
+        .iter()
+        .map(|c| match c {
+            Ok(_) => BatchEntry::Queued(Token {
+                token: tokens.next().expect("a token per valid submission"),
+            }),
+            Err(errors) => BatchEntry::Refused(FieldErrors(errors)),
+        })
+        .collect();
+    Ok(answer::json(StatusCode::CREATED, &entries))
+}
+
+/// A submission, with the fields asked for.
+#[utoipa::path(get, path = "/submissions/{token}", tag = "judge0", operation_id = "judge0_show",
+    params(("token" = String, Path, description = "The submission's token"), Params),
+    responses(
+        (status = 200, description = "The submission", body = SubmissionView),
+        (status = 400, description = "Fields, or not UTF-8 without base64, or storage off", body = Judge0ErrorBody),
+        (status = 404, description = "No such submission", body = Judge0ErrorBody),
+        (status = 500, description = "The service's fault", body = Judge0ErrorBody),
+        (status = 503, description = "The database failed", body = Judge0ErrorBody),
+    ))]
+pub(super) async fn show<R: Runner>(
+    api: &Api<R>,
+    params: &Params,
+    token: &str,
+) -> Result<Response, Refused> {
+    let fields = params.fields()?;
+    let found = match api.judge0.find(token).await {
+        Ok(Some(found)) => found,
+        Ok(None) | Err(Judge0Error::NotStored) => return Err(Refused::not_found()),
+        Err(e) => return Err(Refused::failed(e)),
+    };
+    let registry = api.runner.registry();
+    let view = SubmissionView::new(&Record::from(&found), params.base64_encoded, &registry)
+        .select(&fields);
+    answer::try_json(StatusCode::OK, &view)
+        .map_err(|_| Refused::Judge0(StatusCode::BAD_REQUEST, CONVERSION_ONE.into()))
+}
+
+/// Several submissions, with the fields asked for.
+#[utoipa::path(get, path = "/submissions/batch", tag = "judge0", operation_id = "judge0_show_batch",
+    params(("tokens" = String, Query, description = "Tokens, comma-separated"), Params),
+    responses(
+        (status = 200, description = "Each submission, null when unknown", body = BatchShow),
+        (status = 400, description = "Batch size, fields, or not UTF-8 without base64, or storage off", body = Judge0ErrorBody),
+        (status = 500, description = "The service's fault", body = Judge0ErrorBody),
+        (status = 503, description = "The database failed", body = Judge0ErrorBody),
+    ))]
+pub(super) async fn show_batch<R: Runner>(
+    api: &Api<R>,
+    params: &Params,
+) -> Result<Response, Refused> {
+    let fields = params.fields()?;
+    let tokens: Vec<String> = params
+        .tokens
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect();
+    batch_size(tokens.len(), api.judge0.settings().max_batch)?;
+    let found = api
+        .judge0
+        .find_many(&tokens)
+        .await
+        .map_err(Refused::failed)?;
+    let registry = api.runner.registry();
+    let shown = BatchShow {
+        submissions: found
+            .iter()
+            .map(|found| {
+                let record = Record::from(found.as_ref()?);
+                Some(SubmissionView::new(&record, params.base64_encoded, &registry).select(&fields))
+            })
+            .collect(),
+    };
+    answer::try_json(StatusCode::OK, &shown)
+        .map_err(|_| Refused::Judge0(StatusCode::BAD_REQUEST, CONVERSION_MANY.into()))
+}
+
+/// Deletes a finished submission, and answers it (in base64, whatever
+/// was asked, as Judge0 does).
+#[utoipa::path(delete, path = "/submissions/{token}", tag = "judge0", operation_id = "judge0_delete",
+    params(("token" = String, Path, description = "The submission's token"), Params),
+    responses(
+        (status = 200, description = "Deleted (answered in base64)", body = SubmissionView),
+        (status = 400, description = "Fields, or still queued or running, or storage off", body = Judge0ErrorBody),
+        (status = 404, description = "No such submission", body = Judge0ErrorBody),
+        (status = 500, description = "The service's fault", body = Judge0ErrorBody),
+        (status = 503, description = "The database failed", body = Judge0ErrorBody),
+    ))]
+pub(super) async fn delete<R: Runner>(
+    api: &Api<R>,
+    params: &Params,
+    token: &str,
+) -> Result<Response, Refused> {
+    let fields = params.fields()?;
+    match api.judge0.delete(token).await {
+        Ok(Ok(found)) => {
+            let registry = api.runner.registry();
+            let view = SubmissionView::new(&Record::from(&found), true, &registry).select(&fields);
+            Ok(answer::json(StatusCode::OK, &view))
+        }
+        Ok(Err(Deleted::Busy(status))) => {
+            let description =
+                Judge0Status::from_id(status).map_or("Unknown", Judge0Status::description);
+            Err(Refused::Judge0(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "submission cannot be deleted because its status is {status} ({description})"
+                ),
+            ))
+        }
+        Ok(Err(_)) | Err(Judge0Error::NotStored) => Err(Refused::not_found()),
+        Err(e) => Err(Refused::failed(e)),
+    }
+}
