@@ -1,6 +1,9 @@
-//! The shape of `src/`, checked without Docker (issue 9's rules): only the
-//! engine module names bollard; no function is over 80 lines; the
-//! top-level modules import each other without a cycle.
+//! The shape of `src/`, checked without Docker: only the engine module
+//! names bollard; no function is over 80 lines; no folder (a room) holds
+//! over 2,700 lines of production code; the top-level modules import each
+//! other without a cycle, and so do the files of each folder. Test code
+//! (`#[cfg(test)]` items, and the files and folders only tests declare) is
+//! left out of the sizes and the imports.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -8,6 +11,11 @@ use std::path::{Path, PathBuf};
 /// The longest a function in `src/` may be, in lines from its `fn` to its
 /// closing brace.
 const MAX_FUNCTION_LINES: usize = 80;
+/// The most lines of production code one folder of `src/` may hold (its own
+/// files; a subfolder is a room of its own).
+const MAX_ROOM_LINES: usize = 2700;
+/// Functions this long are listed (not failed) for a reviewer's eye.
+const REVIEW_FUNCTION_LINES: usize = 60;
 
 /// Every `.rs` file under `src/`, with its text.
 fn sources() -> Vec<(PathBuf, String)> {
@@ -193,57 +201,335 @@ fn no_function_in_src_is_over_80_lines() {
     );
 }
 
-#[test]
-fn the_top_level_modules_import_each_other_without_a_cycle() {
-    // Each module's imports of the others (`crate::name`), outside tests.
-    let mut imports: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (path, text) in sources() {
-        let relative = relative(&path);
-        let module = module_of(&relative);
-        if matches!(module.as_str(), "lib" | "main") || relative.contains("/tests/") {
-            continue;
+/// The byte ranges of `code`'s `#[cfg(test)]` items (code with comments
+/// and literals blanked): from the attribute to the item's closing brace
+/// or semicolon.
+fn test_spans(code: &str) -> Vec<std::ops::Range<usize>> {
+    let mut spans = Vec::new();
+    let mut from = 0;
+    while let Some(at) = code[from..].find("#[cfg(test)]").map(|i| i + from) {
+        let rest = &code[at..];
+        let end = match (rest.find('{'), rest.find(';')) {
+            (Some(b), Some(s)) if s < b => at + s + 1,
+            (None, Some(s)) => at + s + 1,
+            (Some(b), _) => {
+                let mut depth = 0;
+                let mut end = code.len();
+                for (i, c) in code[at + b..].char_indices() {
+                    match c {
+                        '{' => depth += 1,
+                        '}' => depth -= 1,
+                        _ => {}
+                    }
+                    if depth == 0 {
+                        end = at + b + i + 1;
+                        break;
+                    }
+                }
+                end
+            }
+            (None, None) => code.len(),
+        };
+        spans.push(at..end);
+        from = end;
+    }
+    spans
+}
+
+/// `code` with every `#[cfg(test)]` item blanked (newlines kept).
+fn without_tests(code: &str) -> String {
+    let mut out = code.to_string();
+    for span in test_spans(code) {
+        let blanked: String = code[span.clone()]
+            .chars()
+            .map(|c| if c == '\n' { '\n' } else { ' ' })
+            .collect();
+        out.replace_range(span, &blanked);
+    }
+    out
+}
+
+/// The lines of `text` outside its test items.
+fn production_lines(text: &str) -> usize {
+    let code = code_only(text);
+    let spans = test_spans(&code);
+    let mut at = 0;
+    let mut kept = 0;
+    for line in code.split_inclusive('\n') {
+        if !spans.iter().any(|s| s.contains(&at)) {
+            kept += 1;
         }
-        let code = code_only(&text);
-        // An inline test module ends the file, by our convention.
-        let code = code.split("#[cfg(test)]\nmod tests {").next().unwrap();
-        for (at, _) in code.match_indices("crate::") {
-            let name: String = code[at + 7..]
+        at += line.len();
+    }
+    kept
+}
+
+/// The folder a file of `src/` is a room of (`executor` for
+/// `executor/pool.rs` and `executor/mod.rs`, `` for `job.rs`).
+fn folder_of(relative: &str) -> String {
+    relative
+        .rsplit_once('/')
+        .map_or("", |(dir, _)| dir)
+        .to_string()
+}
+
+/// Files of `src/` that only tests declare (`#[cfg(test)] mod name;`), and
+/// every file inside a folder only tests declare.
+fn test_only(sources: &[(PathBuf, String)]) -> BTreeSet<String> {
+    let mut declared = BTreeSet::new();
+    for (path, text) in sources {
+        let relative = relative(path);
+        let code = code_only(text);
+        let dir = match relative.rsplit_once('/') {
+            Some((dir, file)) if file == "mod.rs" => format!("{dir}/"),
+            Some((dir, _)) => format!("{dir}/"),
+            None => String::new(),
+        };
+        for (at, _) in code.match_indices("#[cfg(test)]") {
+            let rest = code[at + 12..].trim_start();
+            let rest = rest
+                .strip_prefix("pub(crate) ")
+                .or(rest.strip_prefix("pub "))
+                .unwrap_or(rest);
+            let Some(rest) = rest.strip_prefix("mod ") else {
+                continue;
+            };
+            let name: String = rest
                 .chars()
                 .take_while(|c| c.is_alphanumeric() || *c == '_')
                 .collect();
-            assert!(
-                !name.is_empty(),
-                "{relative}: a grouped `crate::{{…}}` import"
+            if rest[name.len()..].trim_start().starts_with(';') {
+                declared.insert(format!("{dir}{name}"));
+            }
+        }
+    }
+    (sources.iter())
+        .map(|(path, _)| relative(path))
+        .filter(|r| {
+            declared
+                .iter()
+                .any(|d| r == &format!("{d}.rs") || r.starts_with(&format!("{d}/")))
+        })
+        .collect()
+}
+
+/// Every production file of `src/` (test-only files left out), as
+/// (relative path, code with comments, literals and test items blanked).
+fn production() -> Vec<(String, String)> {
+    let sources = sources();
+    let tests = test_only(&sources);
+    (sources.iter())
+        .map(|(path, text)| (relative(path), text))
+        .filter(|(relative, _)| !tests.contains(relative))
+        .map(|(relative, text)| (relative, without_tests(&code_only(text))))
+        .collect()
+}
+
+/// Depth-first over `imports`: panics naming the first cycle it meets.
+fn assert_no_cycle(what: &str, imports: &BTreeMap<String, BTreeSet<String>>) {
+    fn visit(
+        what: &str,
+        node: &str,
+        imports: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) {
+        if let Some(at) = path.iter().position(|m| m == node) {
+            panic!(
+                "{what}: import cycle: {} -> {node}",
+                path[at..].join(" -> ")
             );
+        }
+        if !done.insert(node.to_string()) {
+            return;
+        }
+        path.push(node.to_string());
+        for next in imports.get(node).into_iter().flatten() {
+            visit(what, next, imports, path, done);
+        }
+        path.pop();
+    }
+    let mut done = BTreeSet::new();
+    for node in imports.keys() {
+        visit(what, node, imports, &mut Vec::new(), &mut done);
+    }
+}
+
+/// The first names of the paths that follow `prefix` in `code`:
+/// `super::a::B` gives `a`; `super::{a, b::C}` gives `a` and `b`.
+fn names_after(code: &str, prefix: &str) -> Vec<String> {
+    let ident = |s: &str| -> String {
+        s.chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut names = Vec::new();
+    for (at, _) in code.match_indices(prefix) {
+        let before = code[..at].chars().next_back();
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
+            continue;
+        }
+        let rest = &code[at + prefix.len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let (mut depth, mut item) = (0, String::new());
+            for c in group.chars() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        names.push(ident(item.trim()));
+                        item.clear();
+                        continue;
+                    }
+                    _ => {}
+                }
+                item.push(c);
+            }
+            names.push(ident(item.trim()));
+        } else {
+            names.push(ident(rest));
+        }
+    }
+    names.retain(|n| !n.is_empty());
+    names
+}
+
+#[test]
+fn the_top_level_modules_import_each_other_without_a_cycle() {
+    let mut imports: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (relative, code) in production() {
+        let module = module_of(&relative);
+        if matches!(module.as_str(), "lib" | "main") {
+            continue;
+        }
+        for name in names_after(&code, "crate::") {
             if name != module {
                 imports.entry(module.clone()).or_default().insert(name);
             }
         }
     }
     assert!(imports.len() > 5, "{imports:?}");
-    // Depth-first: a module met again while still on the path closes a cycle.
-    fn visit(
-        module: &str,
-        imports: &BTreeMap<String, BTreeSet<String>>,
-        path: &mut Vec<String>,
-        done: &mut BTreeSet<String>,
-    ) {
-        if let Some(at) = path.iter().position(|m| m == module) {
-            panic!("import cycle: {} -> {module}", path[at..].join(" -> "));
+    assert_no_cycle("the top-level modules", &imports);
+}
+
+#[test]
+fn the_files_of_each_folder_import_each_other_without_a_cycle() {
+    let files = production();
+    let mut folders: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    let children = |folder: &str| -> BTreeSet<String> {
+        (files.iter())
+            .filter(|(r, _)| folder_of(r) == folder && !r.ends_with("mod.rs"))
+            .map(|(r, _)| {
+                r.rsplit('/')
+                    .next()
+                    .unwrap()
+                    .trim_end_matches(".rs")
+                    .to_string()
+            })
+            .chain(
+                (files.iter())
+                    .filter(|(r, _)| r.ends_with("/mod.rs") && folder_of(&folder_of(r)) == folder)
+                    .map(|(r, _)| folder_of(r).rsplit('/').next().unwrap().to_string()),
+            )
+            .collect()
+    };
+    for (relative, code) in &files {
+        let folder = folder_of(relative);
+        if folder.is_empty() {
+            continue;
         }
-        if !done.insert(module.to_string()) {
-            return;
+        let siblings = children(&folder);
+        let file = relative
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .trim_end_matches(".rs")
+            .to_string();
+        let node = if file == "mod" {
+            "mod".to_string()
+        } else {
+            file.clone()
+        };
+        let mut edges = BTreeSet::new();
+        let crate_path = format!("crate::{}::", folder.replace('/', "::"));
+        if node == "mod" {
+            // The folder's face: its `use child::…` and `child::…` paths.
+            for child in &siblings {
+                if names_after(code, &format!("{child}::"))
+                    .iter()
+                    .any(|_| true)
+                {
+                    edges.insert(child.clone());
+                }
+            }
+        } else {
+            // Inline modules of the file reach it through `super::` too.
+            let inline: BTreeSet<String> = names_after(code, "mod ")
+                .into_iter()
+                .filter(|m| code.contains(&format!("mod {m} {{")))
+                .collect();
+            for name in names_after(code, "super::")
+                .into_iter()
+                .chain(names_after(code, &crate_path))
+            {
+                match name.as_str() {
+                    "super" => {}
+                    n if inline.contains(n) => {}
+                    n if siblings.contains(n) && n != file => {
+                        edges.insert(n.to_string());
+                    }
+                    n if n == file => {}
+                    _ => {
+                        edges.insert("mod".to_string());
+                    }
+                }
+            }
         }
-        path.push(module.to_string());
-        for next in imports.get(module).into_iter().flatten() {
-            visit(next, imports, path, done);
-        }
-        path.pop();
+        folders.entry(folder).or_default().insert(node, edges);
     }
-    let mut done = BTreeSet::new();
-    for module in imports.keys() {
-        visit(module, &imports, &mut Vec::new(), &mut done);
+    assert!(folders.len() > 5, "{:?}", folders.keys());
+    for (folder, imports) in &folders {
+        assert_no_cycle(&format!("src/{folder}/"), imports);
     }
+}
+
+#[test]
+fn no_folder_of_src_holds_more_than_its_share_of_production_code() {
+    let sources = sources();
+    let tests = test_only(&sources);
+    let mut rooms: BTreeMap<String, usize> = BTreeMap::new();
+    for (path, text) in &sources {
+        let relative = relative(path);
+        if !tests.contains(&relative) {
+            *rooms.entry(folder_of(&relative)).or_default() += production_lines(text);
+        }
+    }
+    let mut table = String::new();
+    for (room, lines) in &rooms {
+        table.push_str(&format!("{lines:6}  src/{room}\n"));
+    }
+    eprintln!("production lines per folder:\n{table}");
+    let over: Vec<_> = rooms.iter().filter(|(_, n)| **n > MAX_ROOM_LINES).collect();
+    assert!(over.is_empty(), "over {MAX_ROOM_LINES} lines: {over:?}");
+}
+
+#[test]
+fn long_functions_are_listed_for_review() {
+    let mut long = Vec::new();
+    for (relative, code) in production() {
+        for (name, line, length) in functions(&code) {
+            if length > REVIEW_FUNCTION_LINES {
+                long.push(format!("{length:4}  src/{relative}:{line} {name}"));
+            }
+        }
+    }
+    long.sort();
+    long.reverse();
+    eprintln!(
+        "functions over {REVIEW_FUNCTION_LINES} lines (a smell, not a rule):\n{}",
+        long.join("\n")
+    );
 }
 
 #[test]
@@ -260,4 +546,15 @@ fn the_checks_see_what_they_look_for() {
         Some("go".into())
     );
     assert_eq!(fn_name("let f = |x| x; // fn"), None);
+    let code = "fn a() {}\n#[cfg(test)]\nmod tests {\n    fn b() {}\n}\nfn c() {}\n";
+    let kept = without_tests(code);
+    assert!(kept.contains("fn a") && kept.contains("fn c") && !kept.contains("fn b"));
+    assert_eq!(kept.lines().count(), code.lines().count());
+    assert_eq!(
+        names_after(
+            "use super::{a::X, b, c::{D, E}};\nsuper::f::g();",
+            "super::"
+        ),
+        ["a", "b", "c", "f"]
+    );
 }

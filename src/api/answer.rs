@@ -1,5 +1,5 @@
 //! What the dialects' answers share: a typed body written as JSON with its
-//! status; the headers of a run that was served (`x-code-runner-pool`,
+//! status; the id every answer and log line carries; the headers of a run that was served (`x-code-runner-pool`,
 //! `Server-Timing`), which `/run-code` and Piston's `execute` both send;
 //! and the schema helpers of an answer that is one of several types.
 
@@ -13,6 +13,14 @@ use warp::http::header::{CONTENT_TYPE, HeaderValue};
 use warp::reply::{Reply, Response};
 
 use crate::outcome::{PoolUse, Timing};
+
+/// Header carrying the id of a request, as written in the logs.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// A fresh id for a request.
+pub fn new_request_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
 
 /// Header saying whether a run's sandbox came from the pool (`hit`) or was
 /// started for it (`miss`).

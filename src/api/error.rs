@@ -18,7 +18,7 @@ use warp::reject::Rejection;
 use warp::reply::{Reply, Response};
 
 use super::answer;
-use super::{REQUEST_ID_HEADER, new_request_id};
+use super::answer::{REQUEST_ID_HEADER, new_request_id};
 use crate::job::{Field, JobError};
 use crate::judge0::Judge0Error;
 use crate::language::Lookup;

@@ -19,79 +19,21 @@ pub mod native;
 pub mod openapi;
 pub mod piston;
 pub mod probes;
+mod state;
 #[cfg(test)]
 mod tests;
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use warp::{Filter, Reply};
 
 use warp::http::Method;
 
-use crate::job::RequestBounds;
-use crate::judge0::Judge0;
-use crate::limits::Limits;
-use crate::metrics::{Metrics, StatusLabel};
+use crate::metrics::StatusLabel;
 use crate::runner::Runner;
-use body::BodyReader;
-use gate::{Caller, Gate, PeerAddr, Route};
-
-/// Header carrying the id of a request, as written in the logs.
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
-
-/// The HTTP settings of the API, from the configuration.
-#[derive(Debug, Clone)]
-pub struct ApiSettings {
-    /// Largest request body, in bytes.
-    pub max_body_bytes: u64,
-    /// Longest a request body may take to arrive.
-    pub body_timeout: Duration,
-    /// The size bounds of a request's parts.
-    pub bounds: RequestBounds,
-    /// The server's default run limits (Judge0's `/config_info` reports
-    /// them).
-    pub defaults: Limits,
-}
-
-/// What every handler shares: the runner, Judge0's service, the door, the
-/// metrics and the request bounds.
-#[derive(Debug)]
-pub struct Api<R> {
-    pub runner: Arc<R>,
-    judge0: Arc<Judge0<R>>,
-    gate: Gate,
-    metrics: Arc<Metrics>,
-    body: BodyReader,
-    bounds: RequestBounds,
-    defaults: Limits,
-}
-
-impl<R: Runner> Api<R> {
-    /// Forgets the rate-limit state of callers not seen lately.
-    pub fn forget_idle(&self) {
-        self.gate.forget_idle();
-    }
-
-    pub fn new(
-        runner: Arc<R>,
-        judge0: Arc<Judge0<R>>,
-        gate: Gate,
-        metrics: Arc<Metrics>,
-        settings: ApiSettings,
-    ) -> Api<R> {
-        Api {
-            runner,
-            judge0,
-            gate,
-            metrics,
-            body: BodyReader::new(settings.max_body_bytes, settings.body_timeout),
-            bounds: settings.bounds,
-            defaults: settings.defaults,
-        }
-    }
-}
+use gate::{Caller, PeerAddr, Route};
+pub use state::{Api, ApiSettings};
 
 /// The door of `route`: lets the request in as a [`Caller`] (counting it
 /// against the rate limit when `runs` says, from its method, that it runs
@@ -229,9 +171,4 @@ fn probe_routes<R: Runner>(
         .unify()
         .or(openapi)
         .unify()
-}
-
-/// A fresh id for a request.
-pub fn new_request_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
 }

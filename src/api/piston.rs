@@ -20,10 +20,11 @@ use serde_json::Value;
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
+use super::answer::new_request_id;
 use super::answer::{self, add_timing_headers};
 use super::error::ApiError;
 use super::gate::Caller;
-use super::{Api, new_request_id};
+use super::state::Api;
 use crate::job::{Field, JobError, JobRequest, Stage};
 use crate::language::Registry;
 use crate::limits::{Limits, LimitsOverride};

@@ -8,8 +8,8 @@ use serde::Serialize;
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 
-use super::Api;
 use super::answer;
+use super::state::Api;
 use crate::language::Language;
 use crate::limits::Limits;
 use crate::runner::Runner;

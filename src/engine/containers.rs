@@ -13,7 +13,8 @@ use futures_util::Stream;
 use futures_util::future::BoxFuture;
 use tokio::io::AsyncWrite;
 
-use super::{EngineError, SandboxSpec};
+use super::body::SandboxSpec;
+use super::error::EngineError;
 use crate::outcome::StreamKind;
 
 /// A chunk of a container's output.

@@ -29,10 +29,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::custody::uids::Uids;
 use crate::custody::{Custody, Sweep};
+use crate::job::Job;
 use crate::language::Registry;
-use crate::sandbox::Launcher;
+use crate::sandbox::{Launcher, SandboxError};
 use pool::Pool;
 pub use pool::{IDLE_SANDBOX_MB, PoolSettings};
+use runs::Runs;
 pub use runs::{Ran, Turns};
 pub use upkeep::Readiness;
 
@@ -42,11 +44,7 @@ const FINAL_REMOVALS: Duration = Duration::from_secs(5);
 /// Runs jobs in fresh sandboxes on one engine.
 #[derive(Debug, Clone)]
 pub struct Executor {
-    custody: Arc<Custody>,
-    launcher: Arc<Launcher>,
-    pool: Arc<Pool>,
-    /// Cancelled at shutdown, when the grace period is over.
-    stop: CancellationToken,
+    runs: Runs,
     /// Cancelled at the very end of shutdown, once removals are flushed.
     removals: CancellationToken,
 }
@@ -56,13 +54,23 @@ impl Executor {
     /// refilled as `pool` says.
     pub fn new(custody: Arc<Custody>, uids: Arc<Uids>, pool: PoolSettings) -> Executor {
         let launcher = Arc::new(Launcher::new(custody.clone(), uids));
-        Executor {
+        let runs = Runs {
             pool: Pool::new(launcher.clone(), pool),
             launcher,
             custody,
             stop: CancellationToken::new(),
+        };
+        Executor {
+            runs,
             removals: CancellationToken::new(),
         }
+    }
+
+    /// Runs `job`: compiles it once if its language compiles, then runs
+    /// each of its inputs in a fresh sandbox as `turns` allows (see
+    /// [`runs`]); what it made is removed in the background.
+    pub async fn run(&self, job: &Job, turns: &impl Turns) -> Result<Ran, SandboxError> {
+        self.runs.run(job, turns).await
     }
 
     /// Starts the background work in `tasks`: the janitor, the start-up
@@ -75,35 +83,35 @@ impl Executor {
         registry: watch::Receiver<Arc<Registry>>,
         cancel: &CancellationToken,
     ) {
-        tasks.spawn(self.custody.clone().run(self.removals.clone()));
-        tasks.spawn(upkeep::janitor(self.custody.clone(), cancel.clone()));
+        tasks.spawn(self.runs.custody.clone().run(self.removals.clone()));
+        tasks.spawn(upkeep::janitor(self.runs.custody.clone(), cancel.clone()));
         tasks.spawn(upkeep::prepare(
-            self.custody.clone(),
+            self.runs.custody.clone(),
             registry.clone(),
             cancel.clone(),
         ));
-        tasks.spawn(self.pool.clone().run(registry, cancel.clone()));
+        tasks.spawn(self.runs.pool.clone().run(registry, cancel.clone()));
     }
 
     /// Stops refilling the pool (shutdown begins).
     pub fn close(&self) {
-        self.pool.close();
+        self.runs.pool.close();
     }
 
     /// Stops the runs in flight (the grace period is over): each answers
     /// `SandboxError::Stopped` and removes its sandboxes.
     pub fn stop_runs(&self) {
-        self.stop.cancel();
+        self.runs.stop.cancel();
     }
 
     /// Ends the executor's work: the pool's sandboxes and every queued
     /// removal go, and then whatever this process made that is left.
     pub async fn shutdown(&self) {
-        self.pool.shutdown().await;
-        self.custody.flush(FINAL_REMOVALS).await;
-        self.launcher.release_tools().await;
-        self.custody.flush(FINAL_REMOVALS).await;
-        match self.custody.reconcile(Sweep::ThisBoot).await {
+        self.runs.pool.shutdown().await;
+        self.runs.custody.flush(FINAL_REMOVALS).await;
+        self.runs.launcher.release_tools().await;
+        self.runs.custody.flush(FINAL_REMOVALS).await;
+        match self.runs.custody.reconcile(Sweep::ThisBoot).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "removed this process's remaining containers"),
             Err(e) => tracing::warn!(error = %e, "could not sweep this process's containers"),
@@ -113,22 +121,22 @@ impl Executor {
 
     /// Sandboxes waiting in the pool, per language name.
     pub fn pooled(&self) -> HashMap<String, usize> {
-        self.pool.ready()
+        self.runs.pool.ready()
     }
 
     /// What each language's pool aims at now.
     pub fn pool_targets(&self) -> HashMap<String, usize> {
-        self.pool.targets()
+        self.runs.pool.targets()
     }
 
     /// Containers and volumes held now (pooled, running, being removed).
     pub fn held(&self) -> usize {
-        self.custody.held()
+        self.runs.custody.held()
     }
 
     /// Whether runs of `registry`'s languages can be served: the engine
     /// answers, every image is present and every runtime registered.
     pub async fn readiness(&self, registry: &Registry) -> Readiness {
-        upkeep::readiness(self.custody.engine().as_ref(), registry).await
+        upkeep::readiness(self.runs.custody.engine().as_ref(), registry).await
     }
 }

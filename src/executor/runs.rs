@@ -15,20 +15,22 @@
 //! its own working directory before the program starts.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{StreamExt, TryStreamExt};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
-use super::Executor;
 use super::pair::Pair;
-use crate::custody::Held;
+use super::pool::Pool;
+use crate::custody::{Custody, Held};
 use crate::engine::BUILD_POINT;
 use crate::job::{Job, RunInput, Stage};
 use crate::limits::Limits;
 use crate::nonempty::NonEmpty;
 use crate::outcome::{Outcome, Phase, Phases, PoolUse, StageResult, Status, Timing};
-use crate::sandbox::{Launch, Payload, Sandbox, SandboxError, StageBounds, Start};
+use crate::sandbox::{Launch, Launcher, Payload, Sandbox, SandboxError, StageBounds, Start};
 
 /// Where each run of a job gets its turn (the run slots of the layer
 /// above): a job's runs go as their turns come, at most [`Turns::width`]
@@ -50,6 +52,17 @@ pub trait Turns: Sync {
 pub struct Ran {
     pub outcome: Outcome,
     pub timing: Timing,
+}
+
+/// The run path: what a job's runs need (custody, the launcher, the pool)
+/// and the token that stops them at shutdown.
+#[derive(Debug, Clone)]
+pub(super) struct Runs {
+    pub(super) custody: Arc<Custody>,
+    pub(super) launcher: Arc<Launcher>,
+    pub(super) pool: Arc<Pool>,
+    /// Cancelled at shutdown, when the grace period is over.
+    pub(super) stop: CancellationToken,
 }
 
 /// A job made ready for its runs.
@@ -89,11 +102,9 @@ struct Compiled {
     took: Duration,
 }
 
-impl Executor {
-    /// Runs `job`: compiles it once if its language compiles, then runs
-    /// each of its inputs in a fresh sandbox as `turns` allows; what it made
-    /// is removed in the background.
-    pub async fn run(&self, job: &Job, turns: &impl Turns) -> Result<Ran, SandboxError> {
+impl Runs {
+    /// Runs `job` (see [`super::Executor::run`]).
+    pub(super) async fn run(&self, job: &Job, turns: &impl Turns) -> Result<Ran, SandboxError> {
         if self.stop.is_cancelled() {
             return Err(SandboxError::Stopped);
         }

@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{BUILTIN_PYTHON, Language, LanguageError, Origin};
+use super::file::{BUILTIN_PYTHON, Language, LanguageError, Origin};
 use crate::limits::DefaultLimits;
 
 /// The languages served. Several versions of one name may be served side

@@ -13,8 +13,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::file::{Language, LanguageError, Origin};
 use super::registry::FileText;
-use super::{Language, LanguageError, Origin, Registry, read_language_files};
+use super::registry::{Registry, read_language_files};
 use crate::limits::DefaultLimits;
 
 /// What the folder holds, as read once.

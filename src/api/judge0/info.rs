@@ -6,8 +6,9 @@ use serde::Serialize;
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 
-use super::super::{Api, answer};
-use super::{Judge0ErrorBody, Refused};
+use super::super::answer;
+use super::super::state::Api;
+use super::request::{Judge0ErrorBody, Refused};
 use crate::judge0::render::StatusView;
 use crate::judge0::request::{
     CPU_EXTRA_TIME, MAX_CPU_EXTRA_TIME, MAX_NUMBER_OF_RUNS, MAX_STACK_LIMIT, STACK_LIMIT,

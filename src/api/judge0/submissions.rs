@@ -14,9 +14,9 @@ use utoipa::{PartialSchema, ToSchema};
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use super::super::Api;
 use super::super::answer::{self, collect, reference};
-use super::{Judge0ErrorBody, Params, Refused, Request, read_json};
+use super::super::state::Api;
+use super::request::{Judge0ErrorBody, Params, Refused, Request, read_json};
 use crate::judge0::Judge0Error;
 use crate::judge0::render::{Fields, Record, SubmissionView};
 use crate::judge0::request::{Errors, Submission};

@@ -14,9 +14,10 @@ use warp::http::header::HeaderValue;
 use warp::reply::{Reply, Response};
 
 use super::answer::add_timing_headers;
+use super::answer::{REQUEST_ID_HEADER, new_request_id};
 use super::error::{ApiError, ErrorBody};
 use super::gate::Caller;
-use super::{Api, REQUEST_ID_HEADER, new_request_id};
+use super::state::Api;
 use crate::outcome::PoolUse;
 use crate::runner::{Report, Runner};
 use request::RunRequest;

@@ -59,7 +59,7 @@ async fn a_pool_that_is_not_empty_waits_for_a_quiet_moment_before_it_refills() {
     let python = language(&languages.borrow(), "python");
     pooled(&rig, "python", 3).await;
     let created = rig.fake.calls(Step::Create);
-    let claimed = rig.executor.pool.claim(&python);
+    let claimed = rig.executor.runs.pool.claim(&python);
     assert!(claimed.is_some());
     tokio::time::sleep(QUIET / 2).await;
     assert_eq!(
@@ -80,7 +80,7 @@ async fn an_empty_pool_is_refilled_at_once() {
     let python = language(&languages.borrow(), "python");
     pooled(&rig, "python", 1).await;
     let created = rig.fake.calls(Step::Create);
-    let claimed = rig.executor.pool.claim(&python);
+    let claimed = rig.executor.runs.pool.claim(&python);
     tokio::time::sleep(QUIET / 10).await;
     assert_eq!(rig.fake.calls(Step::Create), created + 1);
     drop(claimed);
@@ -138,7 +138,12 @@ async fn a_pooled_sandbox_killed_from_outside_is_never_handed_out() {
     pooled(&rig, "python", 2).await;
     let ids = rig.fake.ids();
     rig.fake.kill_from_outside(&ids[0]);
-    let mut claimed = rig.executor.pool.claim(&python).expect("the other one");
+    let mut claimed = rig
+        .executor
+        .runs
+        .pool
+        .claim(&python)
+        .expect("the other one");
     assert!(claimed.is_waiting());
     drop(claimed);
     rig.finish().await;
@@ -192,7 +197,7 @@ async fn demand_raises_a_pool_within_the_budget_and_it_falls_back_when_demand_go
     pooled(&rig, "python", 2).await;
     let mut claimed = Vec::new();
     for _ in 0..14 {
-        claimed.extend(rig.executor.pool.claim(&python));
+        claimed.extend(rig.executor.runs.pool.claim(&python));
         tokio::time::sleep(BURST / 20).await;
     }
     // Fourteen asked for within a burst; the budget holds ten.
@@ -252,7 +257,7 @@ async fn a_closed_pool_refills_no_more() {
     pooled(&rig, "python", 1).await;
     rig.executor.close();
     let created = rig.fake.calls(Step::Create);
-    let claimed = rig.executor.pool.claim(&python);
+    let claimed = rig.executor.runs.pool.claim(&python);
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(rig.fake.calls(Step::Create), created);
     drop(claimed);
