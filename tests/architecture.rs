@@ -281,7 +281,6 @@ fn test_only(sources: &[(PathBuf, String)]) -> BTreeSet<String> {
         let relative = relative(path);
         let code = code_only(text);
         let dir = match relative.rsplit_once('/') {
-            Some((dir, file)) if file == "mod.rs" => format!("{dir}/"),
             Some((dir, _)) => format!("{dir}/"),
             None => String::new(),
         };
