@@ -12,22 +12,21 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::gate::{Gate, GateSettings};
-use crate::api::{Api, ApiSettings, routes};
+use crate::api::gate::Gate;
+use crate::api::{Api, routes};
 use crate::config::{Config, UidRange};
 use crate::custody::uids::Uids;
 use crate::custody::{Custody, Owner};
 use crate::engine::{Engine, EngineError};
-use crate::executor::{Executor, PoolSettings};
-use crate::job::RequestBounds;
+use crate::executor::{Executor, most_waiting};
 use crate::judge0::store::{Store, StoreError, Worker};
-use crate::judge0::{Judge0, Judge0Settings};
+use crate::judge0::Judge0;
 use crate::language::reload::{self, Watcher};
 use crate::language::{Registry, RegistryError};
 use crate::metrics::Metrics;
 use crate::runner::DockerRunner;
-use crate::runner::admission::{Admission, Shares};
-use crate::server::{ConnectionBounds, serve};
+use crate::runner::admission::Admission;
+use crate::server::serve;
 
 /// How long answers still in flight get after runs are stopped at shutdown.
 const FINAL_ANSWERS: Duration = Duration::from_secs(5);
@@ -79,15 +78,10 @@ impl Application {
         let defaults = config.default_limits();
         let registry = Registry::load(config.languages_dir(), &defaults)?;
         let watcher = Watcher::new(config.languages_dir(), defaults, &registry);
-        let settings = PoolSettings {
-            floor: config.pool_size,
-            refills: config.pool_refills,
-            memory_mb: config.pool_memory_mb,
-            prestart: config.prestart,
-        };
-        let uids = Uids::new(sandbox_uids(&config, settings.most_waiting(&registry))?);
+        let pooled = most_waiting(&config.pool, &registry);
+        let uids = Uids::new(sandbox_uids(&config, pooled)?);
         let (languages, subscribed) = watch::channel(Arc::new(registry));
-        check_file_limit(config.max_connections)?;
+        check_file_limit(config.server.max_connections)?;
         let metrics = Arc::new(Metrics::new());
         let engine =
             Arc::new(Engine::connect(config.docker_host.as_deref())?.with_metrics(metrics.clone()));
@@ -99,8 +93,8 @@ impl Application {
             instance: owner.instance.clone(),
             boot: owner.boot.clone(),
         };
-        let executor = Executor::new(Custody::new(engine, owner), uids, settings);
-        let admission = Admission::new(shares(&config), config.queue_timeout());
+        let executor = Executor::new(Custody::new(engine, owner), uids, config.pool);
+        let admission = Admission::new(&config.runs);
         let runner = Arc::new(DockerRunner::new(
             subscribed,
             admission,
@@ -114,17 +108,17 @@ impl Application {
         let judge0 = Arc::new(Judge0::new(
             runner.clone(),
             store,
-            judge0_settings(&config),
-            api_settings(&config).bounds,
+            config.judge0.clone(),
+            config.requests.clone(),
             worker,
         ));
-        let gate = gate(&config)?;
+        let gate = Gate::new(&config.front_door).map_err(StartError::Keys)?;
         let api = Arc::new(Api::new(
             runner.clone(),
             judge0.clone(),
             gate,
             metrics.clone(),
-            api_settings(&config),
+            &config,
         ));
         let (listener, addr) = listen(&config).await?;
         Ok(Application {
@@ -163,9 +157,7 @@ impl Application {
         } = self;
         let background = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        runner
-            .executor()
-            .start(&mut tasks, languages.subscribe(), &background);
+        runner.start(&mut tasks, languages.subscribe(), &background);
         let languages = Arc::new(languages);
         if let Some(every) = config.reload_interval() {
             tasks.spawn(follow_languages(
@@ -182,7 +174,7 @@ impl Application {
         // the janitor runs until the end.
         tasks.spawn(judge0.clone().janitor(background.clone()));
         tasks.spawn(forget_idle_callers(api.clone(), background.clone()));
-        for _ in 0..judge0.settings().workers {
+        for _ in 0..judge0.settings().workers(config.runs.max_concurrent) {
             tasks.spawn(judge0.clone().work(stopping.clone()));
         }
         let signal = {
@@ -198,15 +190,12 @@ impl Application {
         let server = serve(
             listener,
             routes(api.clone()),
-            ConnectionBounds {
-                max_connections: config.max_connections,
-                header_timeout: config.header_timeout(),
-            },
+            &config.server,
             signal,
         );
-        drain(server, &stopping, config.shutdown_grace(), &runner).await;
+        drain(server, &stopping, config.server.shutdown_grace(), &runner).await;
         background.cancel();
-        runner.executor().shutdown().await;
+        runner.shutdown().await;
         while tasks.join_next().await.is_some() {}
         drop(languages);
         tracing::info!("code-runner stopped");
@@ -235,7 +224,7 @@ async fn drain(
         running = runner.running(),
         "grace period over: stopping the runs still in flight"
     );
-    runner.executor().stop_runs();
+    runner.stop_runs();
     if tokio::time::timeout(FINAL_ANSWERS, &mut server)
         .await
         .is_err()
@@ -300,39 +289,12 @@ fn check_file_limit(max_connections: usize) -> Result<(), StartError> {
     Ok(())
 }
 
-/// The shares of run slots and queue, in all and per client
-/// (`client_max_runs` and `client_max_queue`, half of each by default).
-fn shares(config: &Config) -> Shares {
-    Shares {
-        slots: config.max_concurrent_runs,
-        queue: config.max_queue,
-        client_slots: config
-            .client_max_runs
-            .unwrap_or(config.max_concurrent_runs.div_ceil(2))
-            .min(config.max_concurrent_runs),
-        client_queue: config
-            .client_max_queue
-            .unwrap_or(config.max_queue.div_ceil(2))
-            .min(config.max_queue),
-    }
-}
 
-/// The front door's keys and rates, from `config`.
-fn gate(config: &Config) -> Result<Gate, StartError> {
-    Gate::new(&GateSettings {
-        api_keys: config.api_keys.iter().map(|k| k.0.clone()).collect(),
-        api_keys_file: config.api_keys_file.clone(),
-        metrics_key: config.metrics_key.as_ref().map(|k| k.0.clone()),
-        rate_limit_per_minute: config.rate_limit_per_minute,
-        rate_limit_burst: config.rate_limit_burst,
-    })
-    .map_err(StartError::Keys)
-}
 
 /// The listener on `host:port`, and the address it got (its real port
 /// when the configuration asked for port 0).
 async fn listen(config: &Config) -> Result<(TcpListener, SocketAddr), StartError> {
-    let addr = SocketAddr::new(config.host, config.port);
+    let addr = SocketAddr::new(config.server.host, config.server.port);
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind { addr, source })?;
@@ -350,7 +312,7 @@ fn sandbox_uids(config: &Config, pooled: usize) -> Result<UidRange, StartError> 
     check_uids(
         config.sandbox_uids(),
         own,
-        config.max_concurrent_runs,
+        config.runs.max_concurrent,
         pooled,
     )
 }
@@ -378,40 +340,7 @@ fn check_uids(
     Ok(range)
 }
 
-/// Judge0's settings, from the configuration.
-fn judge0_settings(config: &Config) -> Judge0Settings {
-    let judge0 = &config.judge0;
-    Judge0Settings {
-        max_queue: judge0.max_queue,
-        max_batch: judge0.max_batch,
-        callback_hosts: judge0.callback_hosts.clone(),
-        callback_tries: judge0.callback_tries,
-        callback_timeout: Duration::from_millis(judge0.callback_timeout_ms),
-        wait_timeout: Duration::from_millis(judge0.wait_timeout_ms),
-        keep_results: Duration::from_secs(judge0.keep_results_s),
-        workers: match judge0.workers {
-            0 => config.max_concurrent_runs,
-            n => n,
-        },
-    }
-}
 
-/// The API's settings, from the configuration.
-fn api_settings(config: &Config) -> ApiSettings {
-    ApiSettings {
-        max_body_bytes: config.max_body_bytes,
-        body_timeout: config.body_timeout(),
-        bounds: RequestBounds {
-            max_code_bytes: config.max_code_bytes,
-            max_files: config.max_files,
-            max_stdin_bytes: config.max_stdin_bytes,
-            max_args: config.max_args,
-            max_arg_bytes: config.max_arg_bytes,
-            max_tests: config.max_tests,
-        },
-        defaults: config.limits.clone(),
-    }
-}
 
 /// Polls the languages folder every `every` and publishes the next
 /// registry when it changes, until `cancel`.

@@ -16,12 +16,12 @@ const TIMEOUT: Duration = Duration::from_secs(3);
 /// The address to ask: the configured one, or loopback when the service
 /// listens on every address.
 pub fn target(config: &Config) -> SocketAddr {
-    let host = match config.host {
+    let host = match config.server.host {
         IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
         IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1]),
         ip => ip,
     };
-    SocketAddr::new(host, config.port)
+    SocketAddr::new(host, config.server.port)
 }
 
 /// Checks `GET /health` at `addr`; the error says what went wrong.

@@ -13,6 +13,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::config::RequestBounds;
 use crate::language::{Language, Lookup, Registry};
 use crate::limits::{Limit, LimitRaised, Limits, LimitsOverride};
 use crate::nonempty::NonEmpty;
@@ -80,23 +81,6 @@ pub struct SourceFile {
     /// [`check_file_name`]).
     pub name: String,
     pub content: Vec<u8>,
-}
-
-/// The size bounds of a request (from the configuration).
-#[derive(Debug, Clone, PartialEq)]
-pub struct RequestBounds {
-    /// Largest main source and extra files together, in bytes.
-    pub max_code_bytes: usize,
-    /// Most extra files.
-    pub max_files: usize,
-    /// Largest stdin, in bytes.
-    pub max_stdin_bytes: usize,
-    /// Most arguments.
-    pub max_args: usize,
-    /// Largest argument, in bytes.
-    pub max_arg_bytes: usize,
-    /// Most tests in a batch.
-    pub max_tests: usize,
 }
 
 /// What any API dialect asks for, before it is checked.

@@ -15,31 +15,26 @@ use tokio::sync::Semaphore;
 use warp::{Filter, Reply};
 
 use crate::api::gate::PeerAddr;
+use crate::config::ServerSettings;
 
-/// Bounds on the connections a server keeps.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnectionBounds {
-    /// Connections open at once; more wait in the kernel's accept queue.
-    pub max_connections: usize,
-    /// How long a client may take to send a request's headers, counted from
-    /// the connection's start or the end of its previous answer (so that an
-    /// idle connection is closed after it).
-    pub header_timeout: Duration,
-}
-
-/// Serves `routes` on `listener` until `shutdown` resolves; then stops
+/// Serves `routes` on `listener` within the `[server]` bounds (connections
+/// open at once, beyond which they wait in the kernel's accept queue; how
+/// long a client may take to send a request's headers, counted from the
+/// connection's start or the end of its previous answer, so that an idle
+/// connection is closed after it) until `shutdown` resolves; then stops
 /// accepting, lets every open connection finish its request in flight (idle
 /// ones are closed), and returns once they are all done.
 pub async fn serve<F>(
     listener: TcpListener,
     routes: F,
-    bounds: ConnectionBounds,
+    bounds: &ServerSettings,
     shutdown: impl Future<Output = ()> + Send,
 ) where
     F: Filter<Error = Infallible> + Clone + Send + Sync + 'static,
     F::Extract: Reply,
 {
     let slots = Arc::new(Semaphore::new(bounds.max_connections));
+    let header_timeout = bounds.header_timeout();
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -79,7 +74,7 @@ pub async fn serve<F>(
             builder
                 .http1()
                 .timer(TokioTimer::new())
-                .header_read_timeout(bounds.header_timeout);
+                .header_read_timeout(header_timeout);
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             if let Err(e) = watcher.watch(connection).await {
                 tracing::debug!(error = %e, "connection ended with an error");

@@ -12,8 +12,10 @@ use crate::custody::uids::Uids;
 use crate::custody::{Custody, Owner};
 use crate::engine::Containers;
 use crate::engine::fake::FakeEngine;
-use crate::executor::{Executor, PoolSettings};
-use crate::job::{Client, Job, JobRequest, RequestBounds, RunInput};
+use crate::config::{IDLE_SANDBOX_MB, PoolSettings};
+use crate::executor::Executor;
+use crate::config::RequestBounds;
+use crate::job::{Client, Job, JobRequest, RunInput};
 use crate::language::{Language, Origin, Registry};
 use crate::limits::{DefaultLimits, LimitsOverride};
 use crate::sandbox::{Launcher, SandboxError};
@@ -106,9 +108,9 @@ pub fn job_with(
 /// once, a budget of `budget` sandboxes, pre-start on.
 pub fn pool(floor: usize, refills: usize, budget: u64) -> PoolSettings {
     PoolSettings {
-        floor,
+        size: floor,
         refills,
-        memory_mb: budget * crate::executor::IDLE_SANDBOX_MB,
+        memory_mb: budget * IDLE_SANDBOX_MB,
         prestart: true,
     }
 }

@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use warp::http::{HeaderMap, HeaderValue};
 use warp::reply::Response;
 
+use crate::config::{FrontDoor, Secret};
 use crate::job::Client;
 
 /// The peer's address, put on each request by the server.
@@ -79,16 +80,6 @@ pub enum Refused {
 
 type Limiter =
     RateLimiter<Client, DefaultKeyedStateStore<Client>, DefaultClock, StateInformationMiddleware>;
-
-/// The key settings, from the configuration.
-#[derive(Debug, Clone, Default)]
-pub struct GateSettings {
-    pub api_keys: Vec<String>,
-    pub api_keys_file: Option<std::path::PathBuf>,
-    pub metrics_key: Option<String>,
-    pub rate_limit_per_minute: u32,
-    pub rate_limit_burst: u32,
-}
 
 /// A key as held: its SHA-256 (the key itself is not kept) and routes.
 #[derive(Debug, Clone)]
@@ -208,10 +199,11 @@ fn default_routes() -> Vec<Route> {
 }
 
 impl Gate {
-    /// The door of `settings`; errors name the keys file and line.
-    pub fn new(settings: &GateSettings) -> Result<Gate, String> {
+    /// The door of the `[front_door]` settings; errors name the keys file
+    /// and line.
+    pub fn new(settings: &FrontDoor) -> Result<Gate, String> {
         let mut keys = HashMap::new();
-        for key in &settings.api_keys {
+        for Secret(key) in &settings.api_keys {
             keys.insert(
                 sha256(key),
                 Key {
@@ -235,7 +227,7 @@ impl Gate {
         });
         Ok(Gate {
             keys,
-            metrics_key: settings.metrics_key.as_deref().map(sha256),
+            metrics_key: settings.metrics_key.as_ref().map(|Secret(key)| sha256(key)),
             limiter,
         })
     }
@@ -369,7 +361,7 @@ mod tests {
 
     #[test]
     fn without_keys_the_client_is_the_peers_address() {
-        let gate = Gate::new(&GateSettings::default()).unwrap();
+        let gate = Gate::new(&FrontDoor::default()).unwrap();
         let caller = gate
             .enter(Route::Run, true, &headers(&[]), peer("127.0.0.2"))
             .unwrap();
@@ -390,11 +382,11 @@ mod tests {
             format!("# judges\nsha256:{hashed} judge0,probes\nplain-key run # a comment\n"),
         )
         .unwrap();
-        let gate = Gate::new(&GateSettings {
-            api_keys: vec!["alpha".into()],
+        let gate = Gate::new(&FrontDoor {
+            api_keys: vec![Secret("alpha".into())],
             api_keys_file: Some(file),
-            metrics_key: Some("scrape".into()),
-            ..GateSettings::default()
+            metrics_key: Some(Secret("scrape".into())),
+            ..FrontDoor::default()
         })
         .unwrap();
         let enter =
@@ -444,10 +436,10 @@ mod tests {
 
     #[test]
     fn the_rate_is_a_bucket_per_client_with_its_state_for_the_headers() {
-        let gate = Gate::new(&GateSettings {
+        let gate = Gate::new(&FrontDoor {
             rate_limit_per_minute: 60,
             rate_limit_burst: 2,
-            ..GateSettings::default()
+            ..FrontDoor::default()
         })
         .unwrap();
         let enter = |ip| gate.enter(Route::Run, true, &headers(&[]), peer(ip));

@@ -33,7 +33,7 @@ use warp::http::Method;
 use crate::metrics::StatusLabel;
 use crate::runner::Runner;
 use gate::{Caller, PeerAddr, Route};
-pub use state::{Api, ApiSettings};
+pub use state::Api;
 
 /// The door of `route`: lets the request in as a [`Caller`] (counting it
 /// against the rate limit when `runs` says, from its method, that it runs

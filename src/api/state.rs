@@ -1,31 +1,15 @@
 //! What every handler of the API shares: the [`Api`] state (the runner,
-//! Judge0's service, the door, the metrics, the request bounds), its
-//! settings.
+//! Judge0's service, the door, the metrics, the request bounds).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::body::BodyReader;
 use super::gate::Gate;
-use crate::job::RequestBounds;
+use crate::config::{Config, RequestBounds};
 use crate::judge0::Judge0;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::runner::Runner;
-
-/// The HTTP settings of the API, from the configuration.
-#[derive(Debug, Clone)]
-pub struct ApiSettings {
-    /// Largest request body, in bytes.
-    pub max_body_bytes: u64,
-    /// Longest a request body may take to arrive.
-    pub body_timeout: Duration,
-    /// The size bounds of a request's parts.
-    pub bounds: RequestBounds,
-    /// The server's default run limits (Judge0's `/config_info` reports
-    /// them).
-    pub defaults: Limits,
-}
 
 /// What every handler shares: the runner, Judge0's service, the door, the
 /// metrics and the request bounds.
@@ -46,21 +30,25 @@ impl<R: Runner> Api<R> {
         self.gate.forget_idle();
     }
 
+    /// The API of `config`: its body bounds (`[server]`), request bounds
+    /// (`[requests]`) and default limits (Judge0's `/config_info` reports
+    /// them).
     pub fn new(
         runner: Arc<R>,
         judge0: Arc<Judge0<R>>,
         gate: Gate,
         metrics: Arc<Metrics>,
-        settings: ApiSettings,
+        config: &Config,
     ) -> Api<R> {
+        let server = &config.server;
         Api {
             runner,
             judge0,
             gate,
             metrics,
-            body: BodyReader::new(settings.max_body_bytes, settings.body_timeout),
-            bounds: settings.bounds,
-            defaults: settings.defaults,
+            body: BodyReader::new(server.max_body_bytes, server.body_timeout()),
+            bounds: config.requests.clone(),
+            defaults: config.limits.clone(),
         }
     }
 }

@@ -27,13 +27,14 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::PoolSettings;
 use crate::custody::uids::Uids;
 use crate::custody::{Custody, Sweep};
 use crate::job::Job;
 use crate::language::Registry;
 use crate::sandbox::{Launcher, SandboxError};
 use pool::Pool;
-pub use pool::{IDLE_SANDBOX_MB, PoolSettings};
+pub use pool::most_waiting;
 use runs::Runs;
 pub use runs::{Ran, Turns};
 pub use upkeep::Readiness;

@@ -4,18 +4,18 @@
 //! pre-start hook). A run claims one (it is then used by that run alone
 //! and removed), or starts a container the ordinary way when none is ready.
 //!
-//! **Size.** Each language's pool aims at a target: its floor (`pool_size`,
-//! or the language file's), raised to the most runs of it asked for within
+//! **Size.** Each language's pool aims at a target: its floor (`pool.size`,
+//! or the language file's `pool_size`), raised to the most runs of it asked for within
 //! any [`BURST`] of the last [`MEMORY`] (so that a burst like the last one
 //! is served from the pool), within a memory budget shared by every
-//! language (`pool_memory_mb`, at [`IDLE_SANDBOX_MB`] per waiting
-//! sandbox). A pool not asked for over [`MEMORY`] falls back to its floor,
+//! language (`pool.memory_mb`, at
+//! [`IDLE_SANDBOX_MB`](crate::config::IDLE_SANDBOX_MB) per waiting sandbox). A pool not asked for over [`MEMORY`] falls back to its floor,
 //! and waiting sandboxes beyond the target are removed. (The target is not
 //! capped by the run slots: a pooled run ends about fifteen times sooner
 //! than a sandbox starts, so a burst at full slots needs many more waiting
 //! sandboxes than slots.)
 //!
-//! **Refills** start up to `refills` containers at once when no run is in
+//! **Refills** start up to `pool.refills` containers at once when no run is in
 //! flight, and one at a time while runs are (the engine's work of starting
 //! a container takes the host's CPU, which the runs need), so that refills
 //! never take more than a core from running programs: at once when a pool
@@ -39,6 +39,7 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::pair::Pair;
+use crate::config::PoolSettings;
 use crate::job::Stage;
 use crate::language::{Language, Registry};
 use crate::sandbox::{Launch, Launcher, Sandbox, SandboxError, Start};
@@ -47,11 +48,6 @@ use crate::sandbox::{Launch, Launcher, Sandbox, SandboxError, Start};
 pub const BURST: Duration = Duration::from_secs(10);
 /// How long demand is remembered.
 pub const MEMORY: Duration = Duration::from_secs(600);
-/// The memory one waiting sandbox is budgeted at, in MiB: well above what
-/// one takes here (`docker stats` gave 220 MiB for 62 waiting sandboxes of
-/// the catalogue, 3.5 MiB each; README, "Performance"), leaving room for
-/// a language whose waiting interpreter holds more.
-pub const IDLE_SANDBOX_MB: u64 = 12;
 /// Most claims remembered per language.
 const MAX_REMEMBERED: usize = 4096;
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
@@ -65,34 +61,14 @@ const WARMUP_LIMIT: Duration = Duration::from_secs(30);
 /// How long shutdown waits for containers still being started.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 
-/// How the pools are sized and refilled (the configuration's).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PoolSettings {
-    /// `pool_size`: each language's floor, unless its file gives one.
-    pub floor: usize,
-    /// `pool_refills`: containers started at once while no run is in flight.
-    pub refills: usize,
-    /// `pool_memory_mb`: the budget of every pool's waiting sandboxes.
-    pub memory_mb: u64,
-    /// `prestart`: whether languages with a pre-start hook use it.
-    pub prestart: bool,
-}
-
-impl PoolSettings {
-    /// The most sandboxes the budget holds.
-    pub fn budget(&self) -> usize {
-        (self.memory_mb / IDLE_SANDBOX_MB) as usize
-    }
-
-    /// The most sandboxes (or pairs, which share one uid) that may wait in
-    /// the pools of `registry` at once: the floors, or what the budget
-    /// holds, whichever is more.
-    pub fn most_waiting(&self, registry: &Registry) -> usize {
-        let floors: usize = (registry.languages().iter())
-            .map(|l| l.pool_size.unwrap_or(self.floor))
-            .sum();
-        floors.max(self.budget())
-    }
+/// The most sandboxes (or pairs, which share one uid) that may wait in the
+/// pools of `registry` at once under `settings`: the floors, or what the
+/// budget holds, whichever is more.
+pub fn most_waiting(settings: &PoolSettings, registry: &Registry) -> usize {
+    let floors: usize = (registry.languages().iter())
+        .map(|l| l.pool_size.unwrap_or(settings.size))
+        .sum();
+    floors.max(settings.budget())
 }
 
 /// The pools of every language.
@@ -211,7 +187,7 @@ impl Pool {
         let mut wanted: HashMap<String, (Arc<Language>, usize)> = HashMap::new();
         for language in registry.languages() {
             // A language with no floor is still pooled once demand asks.
-            let floor = language.pool_size.unwrap_or(self.settings.floor);
+            let floor = language.pool_size.unwrap_or(self.settings.size);
             wanted.insert(language.label(), (language.clone(), floor));
         }
         state.entries.retain(|name, entry| {
@@ -642,7 +618,7 @@ mod tests {
     #[test]
     fn the_budget_holds_the_memory_over_the_cost_of_a_sandbox() {
         let settings = PoolSettings {
-            floor: 2,
+            size: 2,
             refills: 2,
             memory_mb: 768,
             prestart: true,

@@ -27,7 +27,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::job::Client;
-use crate::job::RequestBounds;
+use crate::config::{Judge0Config, RequestBounds};
 use crate::runner::{RunError, Runner};
 use callback::Caller;
 use render::{Fields, Record, SubmissionView};
@@ -48,25 +48,6 @@ const IDLE_POLL: Duration = Duration::from_millis(250);
 pub const MAX_ATTEMPTS: i64 = 2;
 /// How long a worker keeps retrying while Docker cannot be reached.
 const DOCKER_PATIENCE: Duration = Duration::from_secs(60);
-
-/// The Judge0 settings of the configuration (`judge0.*`).
-#[derive(Debug, Clone)]
-pub struct Judge0Settings {
-    /// Most submissions waiting in the queue; beyond it, 503 `queue is full`.
-    pub max_queue: usize,
-    /// Most submissions in one batch.
-    pub max_batch: usize,
-    /// Hosts callbacks may go to.
-    pub callback_hosts: Vec<String>,
-    pub callback_tries: u32,
-    pub callback_timeout: Duration,
-    /// Longest a `wait=true` request waits for its result.
-    pub wait_timeout: Duration,
-    /// How long finished submissions are kept.
-    pub keep_results: Duration,
-    /// Workers taking queued submissions.
-    pub workers: usize,
-}
 
 /// Why a Judge0 call could not be served (the service's trouble).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -92,7 +73,7 @@ pub enum Judge0Error {
 pub struct Judge0<R> {
     runner: Arc<R>,
     store: Option<Store>,
-    settings: Judge0Settings,
+    settings: Judge0Config,
     bounds: RequestBounds,
     worker: Worker,
     wake: Notify,
@@ -118,11 +99,11 @@ impl<R: Runner> Judge0<R> {
     pub fn new(
         runner: Arc<R>,
         store: Option<Store>,
-        settings: Judge0Settings,
+        settings: Judge0Config,
         bounds: RequestBounds,
         worker: Worker,
     ) -> Judge0<R> {
-        let caller = Caller::new(settings.callback_tries, settings.callback_timeout);
+        let caller = Caller::new(settings.callback_tries, settings.callback_timeout());
         Judge0 {
             runner,
             store,
@@ -135,7 +116,8 @@ impl<R: Runner> Judge0<R> {
         }
     }
 
-    pub fn settings(&self) -> &Judge0Settings {
+    /// The `[judge0]` settings it was made with.
+    pub fn settings(&self) -> &Judge0Config {
         &self.settings
     }
 
@@ -209,7 +191,7 @@ impl<R: Runner> Judge0<R> {
     /// Waits (polling) until `token` has finished, for at most the
     /// configured `wait_timeout`; its state then, finished or not.
     pub async fn wait(&self, token: &str) -> Result<Option<Found>, Judge0Error> {
-        let deadline = Instant::now() + self.settings.wait_timeout;
+        let deadline = Instant::now() + self.settings.wait_timeout();
         loop {
             let found = self.find(token).await?;
             let done = found.as_ref().is_none_or(|f| f.status.finished());
@@ -386,7 +368,7 @@ impl<R: Runner> Judge0<R> {
                 }
                 Err(e) => tracing::warn!(error = %e, "judge0: cannot take back lost claims"),
             }
-            let before = now_ms() - self.settings.keep_results.as_millis() as i64;
+            let before = now_ms() - self.settings.keep_results().as_millis() as i64;
             match store.purge(before).await {
                 Ok(0) => {}
                 Ok(removed) => tracing::info!(removed, "judge0: removed old results"),

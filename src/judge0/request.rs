@@ -12,7 +12,8 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::job::{Client, Field, Job, JobError, JobRequest, RequestBounds, RunInput, Stage};
+use crate::config::RequestBounds;
+use crate::job::{Client, Field, Job, JobError, JobRequest, RunInput, Stage};
 use crate::language::{Language, Registry};
 use crate::limits::{Limit, LimitsOverride};
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use crate::config::RunSettings;
 pub use crate::job::Client;
 
 /// Why a run was not admitted.
@@ -27,17 +28,17 @@ pub enum Refusal {
     Closed,
 }
 
-/// The sizes of admission.
+/// The sizes of admission, from the `[runs]` settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shares {
+struct Shares {
     /// Runs at once, in all.
-    pub slots: usize,
+    slots: usize,
     /// Requests waiting, in all.
-    pub queue: usize,
+    queue: usize,
     /// Runs one client may have at once.
-    pub client_slots: usize,
+    client_slots: usize,
     /// Requests one client may have waiting.
-    pub client_queue: usize,
+    client_queue: usize,
 }
 
 /// Run slots plus a bounded wait queue, shared between clients.
@@ -178,14 +179,21 @@ impl Drop for Waiting<'_> {
 }
 
 impl Admission {
-    /// Admission of `shares`, each wait at most `queue_timeout`.
-    pub fn new(shares: Shares, queue_timeout: Duration) -> Self {
+    /// Admission of the `[runs]` settings: its slots and queue, in all and
+    /// per client, each wait at most `queue_timeout_ms`.
+    pub fn new(settings: &RunSettings) -> Self {
+        let shares = Shares {
+            slots: settings.max_concurrent,
+            queue: settings.max_queue,
+            client_slots: settings.client_slots(),
+            client_queue: settings.client_queue(),
+        };
         Admission {
             inner: Arc::new(Inner {
                 shares,
                 state: Mutex::new(State::default()),
             }),
-            queue_timeout,
+            queue_timeout: settings.queue_timeout(),
         }
     }
 
@@ -291,12 +299,13 @@ impl Admission {
 mod tests {
     use super::*;
 
-    fn shares(slots: usize, queue: usize, client_slots: usize, client_queue: usize) -> Shares {
-        Shares {
-            slots,
-            queue,
-            client_slots,
-            client_queue,
+    fn shares(slots: usize, queue: usize, client_slots: usize, client_queue: usize) -> RunSettings {
+        RunSettings {
+            max_concurrent: slots,
+            max_queue: queue,
+            client_max_concurrent: Some(client_slots),
+            client_max_queue: Some(client_queue),
+            queue_timeout_ms: 5000,
         }
     }
 
@@ -312,7 +321,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_is_refused_at_once() {
-        let limiter = Arc::new(Admission::new(shares(1, 1, 1, 1), Duration::from_secs(5)));
+        let limiter = Arc::new(Admission::new(&shares(1, 1, 1, 1)));
         let a = client("a");
         let first = limiter.acquire(&a).await.unwrap();
         let waiter = {
@@ -331,7 +340,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_wait_longer_than_the_queue_timeout_is_refused() {
-        let limiter = Admission::new(shares(1, 4, 1, 4), Duration::from_millis(50));
+        let limiter = Admission::new(&RunSettings { queue_timeout_ms: 50, ..shares(1, 4, 1, 4) });
         let _first = limiter.acquire(&client("a")).await.unwrap();
         assert_eq!(
             limiter.acquire(&client("a")).await.unwrap_err(),
@@ -342,7 +351,7 @@ mod tests {
 
     #[tokio::test]
     async fn closing_refuses_waiters_and_newcomers() {
-        let limiter = Arc::new(Admission::new(shares(1, 4, 1, 4), Duration::from_secs(5)));
+        let limiter = Arc::new(Admission::new(&shares(1, 4, 1, 4)));
         let first = limiter.acquire(&client("a")).await.unwrap();
         let waiter = {
             let limiter = limiter.clone();
@@ -360,7 +369,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_client_holds_only_its_share_and_another_runs_at_once() {
-        let limiter = Arc::new(Admission::new(shares(4, 8, 2, 3), Duration::from_secs(5)));
+        let limiter = Arc::new(Admission::new(&shares(4, 8, 2, 3)));
         let greedy = client("greedy");
         let held = [
             limiter.acquire(&greedy).await.unwrap(),
@@ -396,7 +405,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_freed_slot_goes_to_the_oldest_waiter_under_its_share() {
-        let limiter = Arc::new(Admission::new(shares(2, 8, 2, 8), Duration::from_secs(5)));
+        let limiter = Arc::new(Admission::new(&shares(2, 8, 2, 8)));
         let (a, b) = (client("a"), client("b"));
         let a1 = limiter.acquire(&a).await.unwrap();
         let a2 = limiter.acquire(&a).await.unwrap();
@@ -422,7 +431,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiter_that_gives_up_leaves_no_trace() {
-        let limiter = Arc::new(Admission::new(shares(1, 2, 1, 1), Duration::from_secs(5)));
+        let limiter = Arc::new(Admission::new(&shares(1, 2, 1, 1)));
         let first = limiter.acquire(&client("a")).await.unwrap();
         let gone = {
             let limiter = limiter.clone();

@@ -192,9 +192,25 @@ impl DockerRunner {
         self.admission.running()
     }
 
-    /// The executor, for the application's start and shutdown.
-    pub fn executor(&self) -> &Executor {
-        &self.executor
+    /// Starts the executor's background work in `tasks` (see
+    /// [`Executor::start`]), following `registry`, until `cancel`.
+    pub fn start(
+        &self,
+        tasks: &mut tokio::task::JoinSet<()>,
+        registry: watch::Receiver<Arc<Registry>>,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) {
+        self.executor.start(tasks, registry, cancel);
+    }
+
+    /// Stops the runs in flight (the grace period is over).
+    pub fn stop_runs(&self) {
+        self.executor.stop_runs();
+    }
+
+    /// Removes everything the executor holds (the last step of shutdown).
+    pub async fn shutdown(&self) {
+        self.executor.shutdown().await;
     }
 }
 

@@ -145,7 +145,7 @@ pub(super) fn config_info<R: Runner>(api: &Api<R>) -> Response {
         enable_submission_delete: judge0.stores(),
         enable_callbacks: !settings.callback_hosts.is_empty(),
         callbacks_max_tries: settings.callback_tries,
-        callbacks_timeout: settings.callback_timeout.as_secs_f64(),
+        callbacks_timeout: settings.callback_timeout().as_secs_f64(),
         enable_additional_files: true,
         max_queue_size: settings.max_queue,
         cpu_time_limit: cpu,

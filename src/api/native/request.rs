@@ -11,7 +11,8 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use super::super::body::{expect_object, json_error};
 use super::super::error::ApiError;
 use crate::checker::Compare;
-use crate::job::{Client, Field, Job, JobRequest, RequestBounds, RunInput, Stage};
+use crate::config::RequestBounds;
+use crate::job::{Client, Field, Job, JobRequest, RunInput, Stage};
 use crate::language::Registry;
 use crate::limits::{Limit, LimitsOverride};
 

@@ -8,17 +8,19 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::gate::{Gate, GateSettings};
-use super::{Api, ApiSettings, routes};
+use super::gate::Gate;
+use super::{Api, routes};
+use crate::config::{Config, FrontDoor, Judge0Config};
 use crate::metrics::Metrics;
 use crate::nonempty::NonEmpty;
 use crate::outcome::{
     Exit, LimitHit, Outcome, Phase, PoolUse, Signal, StageResult, StreamKind, Timing, Usage,
 };
 
-use crate::job::{Job, RequestBounds};
+use crate::config::RequestBounds;
+use crate::job::Job;
 use crate::judge0::store::{Store, Worker};
-use crate::judge0::{Judge0, Judge0Settings};
+use crate::judge0::Judge0;
 use crate::language::{Language, Origin, Registry};
 use crate::limits::DefaultLimits;
 use crate::runner::{Readiness, Report, RunError, Runner};
@@ -134,32 +136,32 @@ fn double(
     })
 }
 
-fn settings() -> ApiSettings {
-    ApiSettings {
-        max_body_bytes: 4096,
-        body_timeout: Duration::from_secs(1),
-        bounds: RequestBounds {
-            max_code_bytes: 1000,
-            max_files: 2,
-            max_stdin_bytes: 100,
-            max_args: 3,
-            max_arg_bytes: 10,
-            max_tests: 3,
-        },
-        defaults: crate::limits::Limits::default(),
-    }
+fn settings() -> Config {
+    let mut config = Config::default();
+    config.server.max_body_bytes = 4096;
+    config.server.body_timeout_ms = 1000;
+    config.requests = RequestBounds {
+        max_code_bytes: 1000,
+        max_files: 2,
+        max_stdin_bytes: 100,
+        max_args: 3,
+        max_arg_bytes: 10,
+        max_tests: 3,
+    };
+    config
 }
 
-fn judge0_settings() -> Judge0Settings {
-    Judge0Settings {
+fn judge0_settings() -> Judge0Config {
+    Judge0Config {
         max_queue: 5,
         max_batch: 3,
         callback_hosts: vec!["127.0.0.1:9".into()],
         callback_tries: 1,
-        callback_timeout: Duration::from_millis(100),
-        wait_timeout: Duration::from_secs(2),
-        keep_results: Duration::from_secs(3600),
+        callback_timeout_ms: 100,
+        wait_timeout_ms: 2000,
+        keep_results_s: 3600,
         workers: 1,
+        ..Judge0Config::default()
     }
 }
 
@@ -169,7 +171,7 @@ fn judge0(runner: &Arc<Double>, store: Option<Store>) -> Arc<Judge0<Double>> {
         runner.clone(),
         store,
         judge0_settings(),
-        settings().bounds,
+        settings().requests,
         Worker {
             instance: "test".into(),
             boot: "1".into(),
@@ -182,9 +184,9 @@ fn api(runner: &Arc<Double>, judge0: Arc<Judge0<Double>>) -> Arc<Api<Double>> {
     Arc::new(Api::new(
         runner.clone(),
         judge0,
-        Gate::new(&GateSettings::default()).unwrap(),
+        Gate::new(&FrontDoor::default()).unwrap(),
         Arc::new(Metrics::new()),
-        settings(),
+        &settings(),
     ))
 }
 
@@ -728,16 +730,14 @@ async fn client_text_in_an_error_is_cut_to_a_small_bound() {
     // Under the 4096-byte body limit of these settings, the request is
     // refused for its size; with a larger limit, for its field.
     assert_eq!(reply.status(), 413);
-    let big = ApiSettings {
-        max_body_bytes: 1 << 20,
-        ..settings()
-    };
+    let mut big = settings();
+    big.server.max_body_bytes = 1 << 20;
     let api = Arc::new(Api::new(
         runner.clone(),
         judge0(&runner, None),
-        Gate::new(&GateSettings::default()).unwrap(),
+        Gate::new(&FrontDoor::default()).unwrap(),
         Arc::new(Metrics::new()),
-        big,
+        &big,
     ));
     let body = format!(r#"{{"language": "python", "code": "1", "{name}": 1}}"#);
     let reply = warp::test::request()
