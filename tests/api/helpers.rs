@@ -1,6 +1,7 @@
 //! The test harness: a real server on port 0 against the real Docker
 //! engine, one per test, each with its own instance name so that tests can
-//! count their own containers.
+//! count their own containers. With `TEST_LOG` set, the servers' logs go
+//! to the tests' output ([`install_test_log`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use code_runner::{Application, Config};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tracing_subscriber::EnvFilter;
 
 /// The image of the shipped python language.
 pub const PYTHON_IMAGE: &str = "python:3.13-slim";
@@ -22,9 +24,30 @@ pub fn languages_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("languages")
 }
 
+/// With `TEST_LOG` set (to any value), sends the `tracing` output of the
+/// servers the tests run in this process to the test writer (shown for a
+/// failing test, or for all with `--nocapture`), filtered by `RUST_LOG`
+/// (default `info`); without it, installs nothing and the tests are
+/// silent. The first call decides; later ones do nothing.
+fn install_test_log() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_none() {
+            return;
+        }
+        let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .init();
+    });
+}
+
 /// A configuration for tests: loopback, port 0, the shipped languages, a
-/// fresh instance name.
+/// fresh instance name. Every server a test starts in this process starts
+/// from it, so it also installs [`install_test_log`]'s subscriber.
 pub fn test_config() -> Config {
+    install_test_log();
     Config {
         host: [127, 0, 0, 1].into(),
         port: 0,
