@@ -19,6 +19,24 @@ use tracing_subscriber::EnvFilter;
 /// The image of the shipped python language.
 pub const PYTHON_IMAGE: &str = "python:3.13-slim";
 
+/// Python that defines `memory_mb()` (the sandbox's memory limit, in MiB)
+/// and `pids_max()` (its process limit, as the file says it): read from
+/// cgroup v1's controller folders (`/sys/fs/cgroup/memory/`,
+/// `/sys/fs/cgroup/pids/`), or, where v1's file is absent, from cgroup v2's
+/// unified folder, which under the container's own cgroup namespace is
+/// `/sys/fs/cgroup/` itself (`memory.max`, `pids.max`), the order
+/// `tools/supervise.rs` finds them in. A limit of `max` (none) fails the
+/// program. Put it before a program that prints them.
+pub const CGROUP_LIMITS_PY: &str = "\
+def _cgroup(v1, v2):
+    import os
+    return open(v1 if os.path.exists(v1) else v2).read().strip()
+def memory_mb():
+    return int(_cgroup('/sys/fs/cgroup/memory/memory.limit_in_bytes', '/sys/fs/cgroup/memory.max')) >> 20
+def pids_max():
+    return _cgroup('/sys/fs/cgroup/pids/pids.max', '/sys/fs/cgroup/pids.max')
+";
+
 /// The repository's `languages/` folder.
 pub fn languages_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("languages")
