@@ -214,23 +214,25 @@ impl TestApp {
         format!("http://{}{}", self.addr, path)
     }
 
-    /// POSTs a JSON body to `/run-code`; returns the status and the JSON.
-    pub async fn run(&self, body: Value) -> (u16, Value) {
-        let response = self
-            .client
-            .post(self.url("/run-code"))
-            .json(&body)
-            .send()
-            .await
-            .expect("the request is answered");
-        let status = response.status().as_u16();
-        (status, response.json().await.expect("the answer is JSON"))
+    /// POSTs JSON `body` to `path`; returns the status and the JSON answer.
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        post_json(&self.client, &self.url(path), body).await
     }
 
-    /// Runs python `code` and expects HTTP 200.
-    pub async fn python(&self, code: &str) -> Value {
-        self.run_ok(json!({ "language": "python", "code": code }))
-            .await
+    /// POSTs `body` to `path` as `application/json`, whatever the bytes
+    /// hold; returns the status and the JSON answer.
+    pub async fn post_bytes(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        let request = self
+            .client
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body);
+        status_and_json(request).await
+    }
+
+    /// POSTs a JSON body to `/run-code`; returns the status and the JSON.
+    pub async fn run(&self, body: Value) -> (u16, Value) {
+        self.post("/run-code", &body).await
     }
 
     /// POSTs a run and expects HTTP 200.
@@ -240,11 +242,20 @@ impl TestApp {
         answer
     }
 
+    /// Runs `code` in `language` (a name or alias) and expects HTTP 200.
+    pub async fn run_in(&self, language: &str, code: &str) -> Value {
+        self.run_ok(json!({ "language": language, "code": code }))
+            .await
+    }
+
+    /// Runs python `code` and expects HTTP 200.
+    pub async fn python(&self, code: &str) -> Value {
+        self.run_in("python", code).await
+    }
+
     /// GETs a path; returns the status and the JSON.
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self.client.get(self.url(path)).send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.expect("the answer is JSON"))
+        status_and_json(self.client.get(self.url(path))).await
     }
 
     /// The ids of the containers carrying this server's label.
@@ -326,6 +337,20 @@ impl Drop for TestApp {
             }
         }
     }
+}
+
+/// POSTs JSON `body` to `url` as `client` (for a server that is not a
+/// [`TestApp`], such as the binary's); returns the status and the JSON
+/// answer.
+pub async fn post_json(client: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
+    status_and_json(client.post(url).json(body)).await
+}
+
+/// Sends `request`; returns the answer's status and JSON body.
+async fn status_and_json(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.expect("the request is answered");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("the answer is JSON"))
 }
 
 /// The ids of the containers labelled `code-runner=<instance>`.

@@ -11,22 +11,8 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, spawn_app_with, wait_for_a_container};
 
-/// POSTs raw bytes to a path.
-async fn post_raw(app: &TestApp, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
-    let response = app
-        .client
-        .post(app.url(path))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.expect("a JSON error"))
-}
-
 async fn assert_error(app: &TestApp, body: &str, status: u16, code: &str) -> Value {
-    let (got, answer) = post_raw(app, "/run-code", body.to_string()).await;
+    let (got, answer) = app.post_bytes("/run-code", body.to_string()).await;
     assert_eq!(
         (got, answer["code"].as_str().unwrap()),
         (status, code),
