@@ -36,8 +36,8 @@ COPY languages /etc/code-runner/languages
 # Judge0's submissions: an SQLite file in a folder the service's user owns
 # (mount a volume there to keep them; or point the key at PostgreSQL).
 COPY --from=build --chown=65532:65532 /data /var/lib/code-runner
-ENV CODE_RUNNER_HOST=0.0.0.0 \
-    CODE_RUNNER_PORT=8001 \
+ENV CODE_RUNNER_SERVER__HOST=0.0.0.0 \
+    CODE_RUNNER_SERVER__PORT=8001 \
     CODE_RUNNER_LANGUAGES_DIR=/etc/code-runner/languages \
     CODE_RUNNER_JUDGE0__DATABASE=sqlite:///var/lib/code-runner/judge0.sqlite \
     RUST_LOG=info

@@ -7,10 +7,12 @@
 //! says otherwise:
 //!
 //! 1. hello world at concurrency 1 (latency p50, p95), alternating between
-//!    the CLI's `docker run --rm` with the same limits, the service with the
-//!    pool off, and the service with its defaults (pool on): for python,
-//!    for C (the CLI compiles and runs in one container, `gcc -O2` then the
-//!    program) and for Java (`javac` then `java`);
+//!    the CLI's `docker run --rm` of the same program, hardened as the
+//!    service's sandbox as far as the CLI allows ([`cli_args`] says what is
+//!    and is not the same), the service with the pool off, and the service
+//!    with its defaults (pool on): for python, for C (the CLI compiles and
+//!    runs in one container, the language file's `gcc` then the program) and
+//!    for Java (`javac` then `java`);
 //! 2. bursts of `BENCH_BURST` python runs at concurrency 8 from eight
 //!    clients (each its own loopback address, as the fair shares count
 //!    clients): the CLI's, the pool off's, a fresh service's very first
@@ -29,6 +31,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -51,41 +54,141 @@ fn env_usize(key: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// `docker run --rm` with a language file's sandbox limits (memory, CPUs,
-/// processes, read-only root, scratch tmpfs, no capabilities, no network).
-fn cli(image: &str, memory: &str, command: &[&str]) -> Vec<String> {
+/// The limits of the sandbox the CLI's container gets, as the language
+/// files and the default configuration give them: a language's run stage,
+/// or, for a compiled one, its compile stage (the CLI compiles and runs in
+/// one container, and the compile stage's limits are the larger).
+struct Limits {
+    memory_mb: u64,
+    pids: u64,
+    /// Each scratch space (`/tmp` and `/work`), the largest file and
+    /// `/dev/shm`.
+    scratch_mb: u64,
+    /// Whether `/work` is where a program is built (executable, mode 0755,
+    /// as a compiled language's shared working directory) or a run's own
+    /// (`noexec`, 0700).
+    compiled: bool,
+}
+
+/// The default configuration's limits both stages share: one CPU and 256
+/// open files per process.
+const CPUS: &str = "1";
+const OPEN_FILES: u64 = 256;
+
+/// The profile the service loads into every sandbox.
+const SECCOMP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/seccomp/profile.json");
+
+/// The uids the CLI's containers run as: 65536 from the start of systemd's
+/// range for containers (524288 up), where the service's sandboxes' uids
+/// are, never root, `nobody` or a user of the image; each run takes the
+/// next one, as no two live sandboxes of the service share one.
+const CLI_FIRST_UID: u32 = 524_288;
+const CLI_UIDS: u32 = 65_536;
+static CLI_RUNS: AtomicU32 = AtomicU32::new(0);
+
+fn next_cli_uid() -> u32 {
+    CLI_FIRST_UID + CLI_RUNS.fetch_add(1, Ordering::Relaxed) % CLI_UIDS
+}
+
+/// The arguments of `docker run --rm` for one run of `case` as `uid`:
+/// the CLI's nearest to the sandbox the service creates for the language
+/// (`src/engine/body.rs` `create_body`, filled by `src/executor/spec.rs`).
+///
+/// The same: the image; the language file's commands (`script` is its
+/// compile command, if any, then its run command) on the same program;
+/// a numeric uid and gid from systemd's container range, unknown to the
+/// image; `HOME=/tmp`, `LANG=C.UTF-8` and the file's `[env]`; hostname
+/// `sandbox`; working directory `/work`; a read-only root; `/tmp` and
+/// `/work` as tmpfs with the service's options (size, `nr_inodes`, `noexec`
+/// or not, mode, owner); `/dev/shm` of the scratch size; memory, and memory
+/// plus swap, the same; one CPU; the process limit; ulimits `nofile`,
+/// `fsize` (the scratch size) and `core` (0); every capability dropped;
+/// `no-new-privileges`; the repository's seccomp profile
+/// (`seccomp/profile.json`, which the service compiles in); network `none`;
+/// OOM score adjustment 1000; docker-init as PID 1; log driver `none`.
+///
+/// Not the same:
+/// - one container per run: a compiled language's compile and run share it,
+///   under the compile stage's limits, where the service makes two sandboxes
+///   on a shared volume, the run under its own (smaller) limits;
+/// - no supervisor: the commands run under docker-init with no wall-time or
+///   CPU-time deadline, no output cap and no result trailer, where the
+///   service's entrypoint is its bootstrap and supervisor from a read-only
+///   tools volume (not mounted here);
+/// - the source arrives on stdin, written to `/work` by `cat`, where the
+///   service writes the files through its stdin protocol;
+/// - `--network none` only: the CLI cannot set the API's `NetworkDisabled`;
+/// - `--rm` removes the container (the engine's `AutoRemove`), where the
+///   service removes its own; no labels.
+fn cli_args(image: &str, limits: &Limits, env: &[&str], script: &str, uid: u32) -> Vec<String> {
+    let scratch = limits.scratch_mb << 20;
+    let inodes = (scratch / 8192).max(1024);
+    let work = if limits.compiled {
+        format!(
+            "/work:rw,exec,nosuid,nodev,size={scratch},nr_inodes={inodes},uid={uid},gid={uid},mode=0755"
+        )
+    } else {
+        format!(
+            "/work:rw,noexec,nosuid,nodev,size={scratch},nr_inodes={inodes},uid={uid},gid={uid},mode=0700"
+        )
+    };
+    let memory = format!("{}m", limits.memory_mb);
     let mut args: Vec<String> = [
         "run",
         "--rm",
         "-i",
         "--network",
         "none",
-        "--memory",
-        memory,
-        "--memory-swap",
-        memory,
-        "--cpus",
-        "1",
-        "--pids-limit",
-        "64",
+        "--hostname",
+        "sandbox",
+        "--user",
+        &format!("{uid}:{uid}"),
+        "--workdir",
+        "/work",
         "--read-only",
         "--tmpfs",
-        "/tmp:rw,exec,nosuid,nodev,size=134217728,mode=1777",
+        &format!("/tmp:rw,noexec,nosuid,nodev,size={scratch},nr_inodes={inodes},mode=1777"),
+        "--tmpfs",
+        &work,
+        "--shm-size",
+        &scratch.to_string(),
+        "--memory",
+        &memory,
+        "--memory-swap",
+        &memory,
+        "--cpus",
+        CPUS,
+        "--pids-limit",
+        &limits.pids.to_string(),
+        "--ulimit",
+        &format!("nofile={OPEN_FILES}:{OPEN_FILES}"),
+        "--ulimit",
+        &format!("fsize={scratch}:{scratch}"),
+        "--ulimit",
+        "core=0:0",
         "--cap-drop",
         "ALL",
         "--security-opt",
         "no-new-privileges:true",
-        "--user",
-        "65534:65534",
+        "--security-opt",
+        &format!("seccomp={SECCOMP}"),
+        "--oom-score-adj",
+        "1000",
         "--init",
         "--log-driver",
         "none",
-        image,
+        "--env",
+        "HOME=/tmp",
+        "--env",
+        "LANG=C.UTF-8",
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
-    args.extend(command.iter().map(|s| s.to_string()));
+    for var in env {
+        args.extend(["--env".to_string(), var.to_string()]);
+    }
+    args.extend([image, "sh", "-c", script].map(str::to_string));
     args
 }
 
@@ -94,43 +197,79 @@ struct Case {
     name: &'static str,
     language: &'static str,
     code: &'static str,
-    cli: Vec<String>,
+    /// The CLI's container: its image, limits, environment and script.
+    image: &'static str,
+    limits: Limits,
+    env: &'static [&'static str],
+    script: &'static str,
 }
 
+impl Case {
+    /// The CLI's arguments for one run, as the next uid.
+    fn cli(&self) -> Vec<String> {
+        cli_args(
+            self.image,
+            &self.limits,
+            self.env,
+            self.script,
+            next_cli_uid(),
+        )
+    }
+}
+
+/// The three hello worlds; each CLI script is its language file's commands
+/// (`languages/python.toml`, `languages/available/{c,java}.toml`), the
+/// source first written from stdin.
 fn cases() -> Vec<Case> {
     vec![
         Case {
             name: "python",
             language: "python",
             code: PYTHON,
-            cli: cli("python:3.13-slim", "128m", &["python3", "-c", PYTHON]),
+            image: "python:3.13-slim",
+            // The server's default limits (python's file sets none).
+            limits: Limits {
+                memory_mb: 128,
+                pids: 64,
+                scratch_mb: 32,
+                compiled: false,
+            },
+            env: &["PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1"],
+            script: "cat > main.py && exec python3 main.py",
         },
         Case {
             name: "C",
             language: "c",
             code: C,
-            cli: cli(
-                "gcc:14",
-                "512m",
-                &[
-                    "sh",
-                    "-c",
-                    "cat > /tmp/main.c && gcc -O2 -o /tmp/m /tmp/main.c && /tmp/m",
-                ],
-            ),
+            image: "gcc:14",
+            // `[compile_limits]`, over the default compile limits (128 MiB
+            // of scratch).
+            limits: Limits {
+                memory_mb: 512,
+                pids: 64,
+                scratch_mb: 128,
+                compiled: true,
+            },
+            env: &[],
+            script: "cat > main.c && gcc -std=gnu17 -O2 -Wall -o main *.c -lm && exec ./main",
         },
         Case {
             name: "Java",
             language: "java",
             code: JAVA,
-            cli: cli(
-                "eclipse-temurin:21-jdk",
-                "512m",
-                &[
-                    "sh",
-                    "-c",
-                    "cd /tmp && cat > Main.java && javac Main.java && java Main",
-                ],
+            image: "eclipse-temurin:21-jdk",
+            limits: Limits {
+                memory_mb: 768,
+                pids: 128,
+                scratch_mb: 128,
+                compiled: true,
+            },
+            env: &[],
+            script: concat!(
+                "cat > Main.java",
+                " && javac -J-XX:+UseSerialGC -J-XX:TieredStopAtLevel=1 -d . *.java",
+                " && exec java -XX:+UseSerialGC -XX:MaxRAMPercentage=100",
+                " -XX:TieredStopAtLevel=1 -Xshare:auto -cp . Main"
             ),
         },
     ]
@@ -264,7 +403,7 @@ async fn wait_pool(
 async fn run_cli(case: &Case) -> Sample {
     let started = Instant::now();
     let mut child = tokio::process::Command::new("docker")
-        .args(&case.cli)
+        .args(case.cli())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

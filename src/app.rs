@@ -19,8 +19,8 @@ use crate::custody::uids::Uids;
 use crate::custody::{Custody, Owner};
 use crate::engine::{Engine, EngineError};
 use crate::executor::{Executor, most_waiting};
-use crate::judge0::store::{Store, StoreError, Worker};
 use crate::judge0::Judge0;
+use crate::judge0::store::{Store, StoreError, Worker};
 use crate::language::reload::{self, Watcher};
 use crate::language::{Registry, RegistryError};
 use crate::metrics::Metrics;
@@ -187,12 +187,7 @@ impl Application {
             }
         };
         tracing::info!(%addr, instance = %config.instance, "code-runner listening");
-        let server = serve(
-            listener,
-            routes(api.clone()),
-            &config.server,
-            signal,
-        );
+        let server = serve(listener, routes(api.clone()), &config.server, signal);
         drain(server, &stopping, config.server.shutdown_grace(), &runner).await;
         background.cancel();
         runner.shutdown().await;
@@ -289,8 +284,6 @@ fn check_file_limit(max_connections: usize) -> Result<(), StartError> {
     Ok(())
 }
 
-
-
 /// The listener on `host:port`, and the address it got (its real port
 /// when the configuration asked for port 0).
 async fn listen(config: &Config) -> Result<(TcpListener, SocketAddr), StartError> {
@@ -339,8 +332,6 @@ fn check_uids(
     }
     Ok(range)
 }
-
-
 
 /// Polls the languages folder every `every` and publishes the next
 /// registry when it changes, until `cancel`.

@@ -7,14 +7,14 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::RequestBounds;
 use crate::config::UidRange;
+use crate::config::{IDLE_SANDBOX_MB, PoolSettings};
 use crate::custody::uids::Uids;
 use crate::custody::{Custody, Owner};
 use crate::engine::Containers;
 use crate::engine::fake::FakeEngine;
-use crate::config::{IDLE_SANDBOX_MB, PoolSettings};
 use crate::executor::Executor;
-use crate::config::RequestBounds;
 use crate::job::{Client, Job, JobRequest, RunInput};
 use crate::language::{Language, Origin, Registry};
 use crate::limits::{DefaultLimits, LimitsOverride};

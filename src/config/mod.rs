@@ -75,7 +75,8 @@ pub const ALIASES: [(&str, &str); 27] = [
 /// The nested key a flat key (of an environment variable, after the
 /// prefix) stands for, if it is an alias.
 fn alias(flat: &str) -> Option<&'static str> {
-    ALIASES.iter()
+    ALIASES
+        .iter()
         .find(|(old, _)| old.eq_ignore_ascii_case(flat))
         .map(|(_, nested)| *nested)
 }
@@ -93,7 +94,8 @@ fn env_name(keys: &[String]) -> String {
         return nested;
     }
     let path = keys.join(".");
-    ALIASES.iter()
+    ALIASES
+        .iter()
         .find(|(_, to)| *to == path)
         .map(|(flat, _)| format!("{ENV_PREFIX}{}", flat.to_uppercase()))
         .filter(|flat| std::env::var_os(flat).is_some())
@@ -234,7 +236,10 @@ impl Config {
                     if path.is_empty() {
                         format!("invalid configuration{source}: {}{hint}", e.kind)
                     } else {
-                        format!("invalid configuration: key `{path}`{source}: {}{hint}", e.kind)
+                        format!(
+                            "invalid configuration: key `{path}`{source}: {}{hint}",
+                            e.kind
+                        )
                     }
                 })
                 .collect();

@@ -4,8 +4,8 @@
 #![allow(clippy::result_large_err)]
 
 use super::*;
-use std::path::PathBuf;
 use figment::Jail;
+use std::path::PathBuf;
 
 fn load_err() -> String {
     Config::load().unwrap_err().to_string()
@@ -16,7 +16,11 @@ fn leaves(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, String
     match value {
         serde_json::Value::Object(map) => {
             for (key, value) in map {
-                let key = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                let key = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
                 leaves(&key, value, out);
             }
         }
@@ -49,7 +53,11 @@ fn every_key_and_its_default_are_what_the_docs_document() {
         Ok(())
     });
     let mut defaults = Vec::new();
-    leaves("", &serde_json::to_value(Config::default()).unwrap(), &mut defaults);
+    leaves(
+        "",
+        &serde_json::to_value(Config::default()).unwrap(),
+        &mut defaults,
+    );
     let documented = documented();
     for (key, default) in &defaults {
         let row = documented.iter().find(|(k, _)| k == key);
@@ -76,9 +84,15 @@ fn every_key_and_its_default_are_what_the_docs_document() {
         );
     }
     // And nothing else: every documented key is one.
-    for (key, _) in documented.iter().filter(|(k, _)| !k.starts_with(ENV_PREFIX)) {
+    for (key, _) in documented
+        .iter()
+        .filter(|(k, _)| !k.starts_with(ENV_PREFIX))
+    {
         let known = defaults.iter().any(|(k, _)| k == key) || unset.contains(&key.as_str());
-        assert!(known, "docs/configuration.md documents `{key}`, which is no key");
+        assert!(
+            known,
+            "docs/configuration.md documents `{key}`, which is no key"
+        );
     }
     let docs = include_str!("../../docs/configuration.md");
     for (flat, nested) in ALIASES {
@@ -114,13 +128,19 @@ fn an_error_names_the_variable_that_was_set_alias_or_not() {
     Jail::expect_with(|jail| {
         jail.set_env("CODE_RUNNER_POOL__SIZE", "999");
         let err = load_err();
-        assert!(err.contains("`pool.size`") && err.contains("CODE_RUNNER_POOL__SIZE"), "{err}");
+        assert!(
+            err.contains("`pool.size`") && err.contains("CODE_RUNNER_POOL__SIZE"),
+            "{err}"
+        );
         Ok(())
     });
     Jail::expect_with(|jail| {
         jail.set_env("CODE_RUNNER_POOL_SIZE", "999");
         let err = load_err();
-        assert!(err.contains("`pool.size`") && err.contains("CODE_RUNNER_POOL_SIZE"), "{err}");
+        assert!(
+            err.contains("`pool.size`") && err.contains("CODE_RUNNER_POOL_SIZE"),
+            "{err}"
+        );
         Ok(())
     });
 }
@@ -131,7 +151,10 @@ fn a_flat_key_in_a_file_is_refused_with_its_new_name() {
         jail.create_file("cr.toml", "pool_size = 4\n")?;
         jail.set_env("CODE_RUNNER_CONFIG", "cr.toml");
         let err = load_err();
-        assert!(err.contains("pool_size") && err.contains("`pool.size` now"), "{err}");
+        assert!(
+            err.contains("pool_size") && err.contains("`pool.size` now"),
+            "{err}"
+        );
         Ok(())
     });
 }

@@ -26,8 +26,8 @@ use serde_json::Value;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::job::Client;
 use crate::config::{Judge0Config, RequestBounds};
+use crate::job::Client;
 use crate::runner::{RunError, Runner};
 use callback::Caller;
 use render::{Fields, Record, SubmissionView};

@@ -340,7 +340,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_wait_longer_than_the_queue_timeout_is_refused() {
-        let limiter = Admission::new(&RunSettings { queue_timeout_ms: 50, ..shares(1, 4, 1, 4) });
+        let limiter = Admission::new(&RunSettings {
+            queue_timeout_ms: 50,
+            ..shares(1, 4, 1, 4)
+        });
         let _first = limiter.acquire(&client("a")).await.unwrap();
         assert_eq!(
             limiter.acquire(&client("a")).await.unwrap_err(),

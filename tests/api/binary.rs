@@ -93,7 +93,7 @@ async fn the_healthcheck_command_passes_against_a_live_service_and_fails_without
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot connect"));
 
-    let app = crate::helpers::spawn_app_with(|c| c.port = port).await;
+    let app = crate::helpers::spawn_app_with(|c| c.server.port = port).await;
     let out = tokio::task::spawn_blocking(healthcheck).await.unwrap();
     assert_eq!(
         out.status.code(),

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_catalogue_app};
+use crate::helpers::spawn_catalogue_app;
 
 /// What to run in one language, and what it must print.
 struct Case {
@@ -24,20 +24,18 @@ async fn check(case: Case) {
     let app = spawn_catalogue_app().await;
     let compiled = case.compile_error.is_some();
     let (hello, echo, failure, two) = tokio::join!(
-        run(&app, case.language, case.hello, json!({})),
-        run(
-            &app,
-            case.language,
-            case.echo,
-            json!({"stdin": "line one\nline two\n"})
-        ),
-        run(&app, case.language, case.runtime_error.0, json!({})),
-        run(
-            &app,
-            case.language,
-            case.two_files.0,
-            json!({"files": [{"name": case.two_files.1, "content": case.two_files.2}]})
-        ),
+        app.run_in(case.language, case.hello),
+        app.run_ok(json!({
+            "language": case.language,
+            "code": case.echo,
+            "stdin": "line one\nline two\n",
+        })),
+        app.run_in(case.language, case.runtime_error.0),
+        app.run_ok(json!({
+            "language": case.language,
+            "code": case.two_files.0,
+            "files": [{"name": case.two_files.1, "content": case.two_files.2}],
+        })),
     );
     let language = case.language;
     assert_eq!(hello["status"], "ok", "{language} hello: {hello}");
@@ -73,7 +71,7 @@ async fn check(case: Case) {
     assert_eq!(two["stdout"], "42\n", "{language} two files: {two}");
 
     if let Some((code, message)) = case.compile_error {
-        let broken = run(&app, language, code, json!({})).await;
+        let broken = app.run_in(language, code).await;
         assert_eq!(broken["status"], "compile_error", "{language}: {broken}");
         assert_eq!(broken["compile"]["status"], "runtime_error");
         assert_ne!(broken["compile"]["exit_code"], 0);
@@ -83,14 +81,6 @@ async fn check(case: Case) {
         assert_eq!(broken["exit_code"], Value::Null);
     }
     app.stop().await;
-}
-
-async fn run(app: &TestApp, language: &str, code: &str, extra: Value) -> Value {
-    let mut body = json!({"language": language, "code": code});
-    body.as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
-    app.run_ok(body).await
 }
 
 #[tokio::test]
@@ -253,16 +243,16 @@ async fn rust() {
 #[tokio::test]
 async fn python_two_files_and_a_package() {
     let app = spawn_catalogue_app().await;
-    let answer = run(
-        &app,
-        "python",
-        "import util\nfrom pkg.deep import three\nprint(util.twice(21), three())",
-        json!({"files": [
-            {"name": "util.py", "content": "def twice(x):\n    return 2 * x\n"},
-            {"name": "pkg/deep.py", "content": "def three():\n    return 3\n"},
-        ]}),
-    )
-    .await;
+    let answer = app
+        .run_ok(json!({
+            "language": "python",
+            "code": "import util\nfrom pkg.deep import three\nprint(util.twice(21), three())",
+            "files": [
+                {"name": "util.py", "content": "def twice(x):\n    return 2 * x\n"},
+                {"name": "pkg/deep.py", "content": "def three():\n    return 3\n"},
+            ],
+        }))
+        .await;
     assert_eq!(answer["stdout"], "42 3\n", "{answer}");
     app.stop().await;
 }
@@ -270,13 +260,12 @@ async fn python_two_files_and_a_package() {
 #[tokio::test]
 async fn a_java_memory_bomb_ends_as_memory_limit() {
     let app = spawn_catalogue_app().await;
-    let answer = run(
-        &app,
-        "java",
-        "import java.util.*;\npublic class Main { public static void main(String[] a) { List<byte[]> l = new ArrayList<>(); while (true) l.add(new byte[1 << 20]); } }",
-        json!({}),
-    )
-    .await;
+    let answer = app
+        .run_in(
+            "java",
+            "import java.util.*;\npublic class Main { public static void main(String[] a) { List<byte[]> l = new ArrayList<>(); while (true) l.add(new byte[1 << 20]); } }",
+        )
+        .await;
     assert_eq!(answer["status"], "memory_limit", "{answer}");
     assert_eq!(answer["compile"]["status"], "ok");
     app.stop().await;
@@ -285,13 +274,13 @@ async fn a_java_memory_bomb_ends_as_memory_limit() {
 #[tokio::test]
 async fn a_c_busy_loop_ends_as_timeout() {
     let app = spawn_catalogue_app().await;
-    let answer = run(
-        &app,
-        "c",
-        "#include <stdio.h>\nint main(void) { volatile unsigned long n = 0; puts(\"spinning\"); fflush(stdout); for (;;) n++; }",
-        json!({"timeout_ms": 1000}),
-    )
-    .await;
+    let answer = app
+        .run_ok(json!({
+            "language": "c",
+            "code": "#include <stdio.h>\nint main(void) { volatile unsigned long n = 0; puts(\"spinning\"); fflush(stdout); for (;;) n++; }",
+            "timeout_ms": 1000,
+        }))
+        .await;
     assert_eq!(answer["status"], "timeout", "{answer}");
     assert_eq!(answer["stdout"], "spinning\n");
     let ms = answer["duration_ms"].as_u64().unwrap();
@@ -302,21 +291,20 @@ async fn a_c_busy_loop_ends_as_timeout() {
 #[tokio::test]
 async fn a_c_fork_bomb_is_contained() {
     let app = spawn_catalogue_app().await;
-    let answer = run(
-        &app,
-        "c",
-        "#include <unistd.h>\nint main(void) { for (;;) fork(); }",
-        json!({"timeout_ms": 2000}),
-    )
-    .await;
+    let answer = app
+        .run_ok(json!({
+            "language": "c",
+            "code": "#include <unistd.h>\nint main(void) { for (;;) fork(); }",
+            "timeout_ms": 2000,
+        }))
+        .await;
     assert_eq!(answer["status"], "timeout", "{answer}");
-    let benign = run(
-        &app,
-        "c",
-        "#include <stdio.h>\nint main(void) { puts(\"fine\"); }",
-        json!({}),
-    )
-    .await;
+    let benign = app
+        .run_in(
+            "c",
+            "#include <stdio.h>\nint main(void) { puts(\"fine\"); }",
+        )
+        .await;
     assert_eq!(benign["stdout"], "fine\n");
     app.stop().await;
 }

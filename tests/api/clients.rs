@@ -210,8 +210,8 @@ async fn a_body_over_the_limit_is_refused_from_its_length_alone() {
 #[tokio::test]
 async fn a_slow_body_is_408_and_a_slow_header_is_cut_off() {
     let app = spawn_app_with(|c| {
-        c.body_timeout_ms = 500;
-        c.header_timeout_ms = 500;
+        c.server.body_timeout_ms = 500;
+        c.server.header_timeout_ms = 500;
     })
     .await;
     let started = Instant::now();
@@ -249,8 +249,8 @@ async fn a_slow_body_is_408_and_a_slow_header_is_cut_off() {
 #[tokio::test]
 async fn idle_connections_beyond_the_cap_are_cut_off_and_a_real_request_gets_through() {
     let app = spawn_app_with(|c| {
-        c.max_connections = 8;
-        c.header_timeout_ms = 500;
+        c.server.max_connections = 8;
+        c.server.header_timeout_ms = 500;
     })
     .await;
     // Thirty clients connect and send nothing, holding their connections.

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::Value;
 
-use crate::helpers::{TestApp, spawn_app_with};
+use crate::helpers::spawn_app_with;
 
 fn body() -> impl Strategy<Value = Vec<u8>> {
     let value = prop_oneof![
@@ -51,29 +51,13 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
-async fn post(app: &TestApp, body: Vec<u8>) -> (u16, Value) {
-    let response = tokio::time::timeout(
-        Duration::from_secs(20),
-        app.client
-            .post(app.url("/run-code"))
-            .header("content-type", "application/json")
-            .body(body)
-            .send(),
-    )
-    .await
-    .expect("answered in time")
-    .expect("answered");
-    let status = response.status().as_u16();
-    (status, response.json().await.expect("a JSON body"))
-}
-
 #[test]
 fn arbitrary_bodies_always_get_a_json_answer() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let app = runtime.block_on(spawn_app_with(|c| {
         // Anything that does run is short.
         c.limits.wall_time_ms = 2000;
-        c.max_concurrent_runs = 2;
+        c.runs.max_concurrent = 2;
     }));
     let mut runner = TestRunner::new(Config {
         cases: 200,
@@ -82,7 +66,11 @@ fn arbitrary_bodies_always_get_a_json_answer() {
     });
     runner
         .run(&body(), |body| {
-            let (status, answer) = runtime.block_on(post(&app, body));
+            let (status, answer) = runtime.block_on(async {
+                tokio::time::timeout(Duration::from_secs(20), app.post_bytes("/run-code", body))
+                    .await
+                    .expect("answered within 20 s")
+            });
             prop_assert!(
                 status == 200 || (400..500).contains(&status),
                 "{status}: {answer}"

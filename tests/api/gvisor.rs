@@ -22,11 +22,6 @@ async fn gvisor_app() -> TestApp {
     .await
 }
 
-async fn gvisor(app: &TestApp, code: &str, timeout_ms: u64) -> serde_json::Value {
-    app.run_ok(json!({"language": "python-gvisor", "code": code, "timeout_ms": timeout_ms}))
-        .await
-}
-
 #[tokio::test]
 async fn a_gvisor_language_runs_on_gvisors_kernel_and_runc_languages_on_the_hosts() {
     let app = gvisor_app().await;
@@ -36,7 +31,7 @@ async fn a_gvisor_language_runs_on_gvisors_kernel_and_runc_languages_on_the_host
         "runsc is not registered with the engine: {ready}"
     );
     let code = "import os\nprint(os.uname().release)";
-    let under_gvisor = gvisor(&app, code, 10_000).await;
+    let under_gvisor = app.run_in("python-gvisor", code).await;
     assert_eq!(under_gvisor["stdout"], "4.4.0\n", "{under_gvisor}");
     let host = app.python(code).await;
     assert_ne!(host["stdout"], "4.4.0\n", "{host}");
@@ -46,69 +41,78 @@ async fn a_gvisor_language_runs_on_gvisors_kernel_and_runc_languages_on_the_host
 #[tokio::test]
 async fn under_gvisor_every_limit_holds() {
     let app = gvisor_app().await;
-    let busy = gvisor(&app, "print('busy', flush=True)\nwhile True: pass", 1500).await;
+    let busy = app
+        .run_ok(json!({
+            "language": "python-gvisor",
+            "code": "print('busy', flush=True)\nwhile True: pass",
+            "timeout_ms": 1500,
+        }))
+        .await;
     assert_eq!(busy["status"], "timeout", "{busy}");
     assert_eq!(busy["stdout"], "busy\n");
-    let bomb = gvisor(
-        &app,
-        "a = []\nwhile True:\n    a.append(bytearray(16 << 20))",
-        10_000,
-    )
-    .await;
+    let bomb = app
+        .run_in(
+            "python-gvisor",
+            "a = []\nwhile True:\n    a.append(bytearray(16 << 20))",
+        )
+        .await;
     assert_eq!(bomb["status"], "memory_limit", "{bomb}");
-    let flood = gvisor(&app, "while True:\n    print('x' * 999)", 10_000).await;
+    let flood = app
+        .run_in("python-gvisor", "while True:\n    print('x' * 999)")
+        .await;
     assert_eq!(flood["status"], "output_limit", "{flood}");
     assert_eq!(flood["stdout"].as_str().unwrap().len(), 65536);
     // A fork bomb is contained: under gVisor, the copies' memory counts
     // towards the sandbox's cgroup, so it may end at either limit.
-    let forks = gvisor(
-        &app,
-        "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass",
-        2000,
-    )
-    .await;
+    let forks = app
+        .run_ok(json!({
+            "language": "python-gvisor",
+            "code": "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass",
+            "timeout_ms": 2000,
+        }))
+        .await;
     let status = forks["status"].as_str().unwrap();
     assert!(matches!(status, "timeout" | "memory_limit"), "{forks}");
     assert!(forks["duration_ms"].as_u64().unwrap() < 3000, "{forks}");
     // And the process limit holds: threads stop short of 64 tasks (gVisor
     // counts RLIMIT_NPROC in the sandbox's own kernel).
-    let counted = gvisor(
-        &app,
-        concat!(
-            "import threading, time\n",
-            "n = 0\n",
-            "try:\n",
-            "    while n < 500:\n",
-            "        threading.Thread(target=time.sleep, args=(5,), daemon=True).start()\n",
-            "        n += 1\n",
-            "except RuntimeError:\n",
-            "    print('stopped at', n < 64)\n",
-        ),
-        10_000,
-    )
-    .await;
+    let counted = app
+        .run_in(
+            "python-gvisor",
+            concat!(
+                "import threading, time\n",
+                "n = 0\n",
+                "try:\n",
+                "    while n < 500:\n",
+                "        threading.Thread(target=time.sleep, args=(5,), daemon=True).start()\n",
+                "        n += 1\n",
+                "except RuntimeError:\n",
+                "    print('stopped at', n < 64)\n",
+            ),
+        )
+        .await;
     assert_eq!(counted["stdout"], "stopped at True\n", "{counted}");
 
-    let inside = gvisor(
-        &app,
-        concat!(
-            "import os, socket\n",
-            "try:\n",
-            "    open('/etc/x', 'w')\n",
-            "    print('root writable')\n",
-            "except OSError as e:\n",
-            "    print('root', e.strerror)\n",
-            "print('uid', os.getuid(), os.getgid())\n",
-            "try:\n",
-            "    socket.getaddrinfo('example.com', 80)\n",
-            "    print('resolved')\n",
-            "except OSError:\n",
-            "    print('no resolver')\n",
-            "print('interfaces', sorted(i[1] for i in socket.if_nameindex()))\n",
-        ),
-        10_000,
-    )
-    .await;
+    let inside = app
+        .run_in(
+            "python-gvisor",
+            concat!(
+                "import os, socket\n",
+                "try:\n",
+                "    open('/etc/x', 'w')\n",
+                "    print('root writable')\n",
+                "except OSError as e:\n",
+                "    print('root', e.strerror)\n",
+                "print('uid', os.getuid(), os.getgid())\n",
+                "try:\n",
+                "    socket.getaddrinfo('example.com', 80)\n",
+                "    print('resolved')\n",
+                "except OSError:\n",
+                "    print('no resolver')\n",
+                "print('interfaces', sorted(i[1] for i in socket.if_nameindex()))\n",
+            ),
+        )
+        .await;
     let stdout = inside["stdout"].as_str().unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
     // gVisor checks the permission before the read-only mount.

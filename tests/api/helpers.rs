@@ -1,6 +1,7 @@
 //! The test harness: a real server on port 0 against the real Docker
 //! engine, one per test, each with its own instance name so that tests can
-//! count their own containers.
+//! count their own containers. With `TEST_LOG` set, the servers' logs go
+//! to the tests' output ([`install_test_log`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,46 +14,87 @@ use code_runner::{Application, Config};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tracing_subscriber::EnvFilter;
 
 /// The image of the shipped python language.
 pub const PYTHON_IMAGE: &str = "python:3.13-slim";
+
+/// Python that defines `memory_mb()` (the sandbox's memory limit, in MiB)
+/// and `pids_max()` (its process limit, as the file says it): read from
+/// cgroup v1's controller folders (`/sys/fs/cgroup/memory/`,
+/// `/sys/fs/cgroup/pids/`), or, where v1's file is absent, from cgroup v2's
+/// unified folder, which under the container's own cgroup namespace is
+/// `/sys/fs/cgroup/` itself (`memory.max`, `pids.max`), the order
+/// `tools/supervise.rs` finds them in. A limit of `max` (none) fails the
+/// program. Put it before a program that prints them.
+pub const CGROUP_LIMITS_PY: &str = "\
+def _cgroup(v1, v2):
+    import os
+    return open(v1 if os.path.exists(v1) else v2).read().strip()
+def memory_mb():
+    return int(_cgroup('/sys/fs/cgroup/memory/memory.limit_in_bytes', '/sys/fs/cgroup/memory.max')) >> 20
+def pids_max():
+    return _cgroup('/sys/fs/cgroup/pids/pids.max', '/sys/fs/cgroup/pids.max')
+";
 
 /// The repository's `languages/` folder.
 pub fn languages_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("languages")
 }
 
+/// With `TEST_LOG` set (to any value), sends the `tracing` output of the
+/// servers the tests run in this process to the test writer (shown for a
+/// failing test, or for all with `--nocapture`), filtered by `RUST_LOG`
+/// (default `info`); without it, installs nothing and the tests are
+/// silent. The first call decides; later ones do nothing.
+fn install_test_log() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_none() {
+            return;
+        }
+        let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .init();
+    });
+}
+
 /// A configuration for tests: loopback, port 0, the shipped languages, a
-/// fresh instance name.
+/// fresh instance name. Every server a test starts in this process starts
+/// from it, so it also installs [`install_test_log`]'s subscriber.
 pub fn test_config() -> Config {
-    Config {
-        host: [127, 0, 0, 1].into(),
-        port: 0,
+    install_test_log();
+    let mut config = Config {
         languages_dir: languages_dir(),
         instance: format!("test-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
-        shutdown_grace_ms: 5_000,
-        // Tests count their containers; the pool's own tests turn it on.
-        pool_size: 0,
-        pool_memory_mb: 0,
-        // Every test is one client (loopback): it may use every slot; the
-        // fair shares' own tests set them.
-        client_max_runs: Some(1024),
-        client_max_queue: Some(100_000),
         // Judge0's tests give theirs a database.
         judge0: code_runner::config::Judge0Config {
             database: "off".into(),
             ..Default::default()
         },
         ..Config::default()
-    }
+    };
+    config.server.host = [127, 0, 0, 1].into();
+    config.server.port = 0;
+    config.server.shutdown_grace_ms = 5_000;
+    // Tests count their containers; the pool's own tests turn it on.
+    config.pool.size = 0;
+    config.pool.memory_mb = 0;
+    // Every test is one client (loopback): it may use every slot; the fair
+    // shares' own tests set them.
+    config.runs.client_max_concurrent = Some(1024);
+    config.runs.client_max_queue = Some(100_000);
+    config
 }
 
 /// Turns the pool on in `config` with `size` sandboxes per language, and a
 /// memory budget that holds exactly those (so the pool does not grow with
 /// a test's demand and the counts stay exact).
 pub fn pooled(config: &mut Config, size: usize) {
-    config.pool_size = size;
-    config.pool_memory_mb = size as u64 * code_runner::executor::IDLE_SANDBOX_MB;
+    config.pool.size = size;
+    config.pool.memory_mb = size as u64 * code_runner::config::IDLE_SANDBOX_MB;
 }
 
 /// A client of the engine the tests run against. Fails the test, loudly,
@@ -173,23 +215,25 @@ impl TestApp {
         format!("http://{}{}", self.addr, path)
     }
 
-    /// POSTs a JSON body to `/run-code`; returns the status and the JSON.
-    pub async fn run(&self, body: Value) -> (u16, Value) {
-        let response = self
-            .client
-            .post(self.url("/run-code"))
-            .json(&body)
-            .send()
-            .await
-            .expect("the request is answered");
-        let status = response.status().as_u16();
-        (status, response.json().await.expect("the answer is JSON"))
+    /// POSTs JSON `body` to `path`; returns the status and the JSON answer.
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        post_json(&self.client, &self.url(path), body).await
     }
 
-    /// Runs python `code` and expects HTTP 200.
-    pub async fn python(&self, code: &str) -> Value {
-        self.run_ok(json!({ "language": "python", "code": code }))
-            .await
+    /// POSTs `body` to `path` as `application/json`, whatever the bytes
+    /// hold; returns the status and the JSON answer.
+    pub async fn post_bytes(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        let request = self
+            .client
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body);
+        status_and_json(request).await
+    }
+
+    /// POSTs a JSON body to `/run-code`; returns the status and the JSON.
+    pub async fn run(&self, body: Value) -> (u16, Value) {
+        self.post("/run-code", &body).await
     }
 
     /// POSTs a run and expects HTTP 200.
@@ -199,11 +243,20 @@ impl TestApp {
         answer
     }
 
+    /// Runs `code` in `language` (a name or alias) and expects HTTP 200.
+    pub async fn run_in(&self, language: &str, code: &str) -> Value {
+        self.run_ok(json!({ "language": language, "code": code }))
+            .await
+    }
+
+    /// Runs python `code` and expects HTTP 200.
+    pub async fn python(&self, code: &str) -> Value {
+        self.run_in("python", code).await
+    }
+
     /// GETs a path; returns the status and the JSON.
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self.client.get(self.url(path)).send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.expect("the answer is JSON"))
+        status_and_json(self.client.get(self.url(path))).await
     }
 
     /// The ids of the containers carrying this server's label.
@@ -285,6 +338,20 @@ impl Drop for TestApp {
             }
         }
     }
+}
+
+/// POSTs JSON `body` to `url` as `client` (for a server that is not a
+/// [`TestApp`], such as the binary's); returns the status and the JSON
+/// answer.
+pub async fn post_json(client: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
+    status_and_json(client.post(url).json(body)).await
+}
+
+/// Sends `request`; returns the answer's status and JSON body.
+async fn status_and_json(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.expect("the request is answered");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("the answer is JSON"))
 }
 
 /// The ids of the containers labelled `code-runner=<instance>`.

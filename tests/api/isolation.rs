@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use bollard::query_parameters::KillContainerOptionsBuilder;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_with, spawn_catalogue_app};
 
@@ -66,15 +66,12 @@ async fn the_services_seccomp_profile_refuses_what_current_docker_refuses_and_mo
     app.stop().await;
 }
 
-async fn run(app: &TestApp, language: &str, code: &str) -> Value {
-    app.run_ok(json!({"language": language, "code": code}))
-        .await
-}
-
 #[tokio::test]
 async fn the_exit_status_is_the_programs_own_and_a_signal_only_when_one_killed_it() {
     let app = spawn_catalogue_app().await;
-    let exited = run(&app, "python", "import sys\nprint('x')\nsys.exit(139)").await;
+    let exited = app
+        .run_in("python", "import sys\nprint('x')\nsys.exit(139)")
+        .await;
     assert_eq!(
         (&exited["status"], &exited["exit_code"], &exited["signal"]),
         (&json!("runtime_error"), &json!(139), &json!(null)),
@@ -82,7 +79,9 @@ async fn the_exit_status_is_the_programs_own_and_a_signal_only_when_one_killed_i
     );
     assert_eq!(exited["stdout"], "x\n");
     assert_eq!(exited["error"], "The program exited with code 139.");
-    let segfault = run(&app, "python", "import ctypes\nctypes.string_at(0)").await;
+    let segfault = app
+        .run_in("python", "import ctypes\nctypes.string_at(0)")
+        .await;
     assert_eq!(
         (
             &segfault["status"],
@@ -92,21 +91,18 @@ async fn the_exit_status_is_the_programs_own_and_a_signal_only_when_one_killed_i
         (&json!("runtime_error"), &json!("SIGSEGV"), &json!(139)),
         "{segfault}"
     );
-    let c = run(
-        &app,
-        "c",
-        "int main(void) { volatile int *p = 0; return *p; }",
-    )
-    .await;
+    let c = app
+        .run_in("c", "int main(void) { volatile int *p = 0; return *p; }")
+        .await;
     assert_eq!(c["signal"], "SIGSEGV", "{c}");
     assert_eq!(c["error"], "The program was killed by SIGSEGV.");
-    let shell = run(&app, "bash", "echo bye\nexit 130").await;
+    let shell = app.run_in("bash", "echo bye\nexit 130").await;
     assert_eq!(
         (&shell["exit_code"], &shell["signal"]),
         (&json!(130), &json!(null)),
         "{shell}"
     );
-    let killed = run(&app, "bash", "kill -INT $$").await;
+    let killed = app.run_in("bash", "kill -INT $$").await;
     assert_eq!(killed["signal"], "SIGINT", "{killed}");
     app.stop().await;
 }
@@ -115,7 +111,7 @@ async fn the_exit_status_is_the_programs_own_and_a_signal_only_when_one_killed_i
 async fn concurrent_and_pooled_sandboxes_never_share_a_uid() {
     let app = spawn_app_with(|c| {
         crate::helpers::pooled(c, 3);
-        c.max_concurrent_runs = 6;
+        c.runs.max_concurrent = 6;
     })
     .await;
     // Let the pool fill, then run six at once (three pooled, three cold)
@@ -171,8 +167,8 @@ async fn live_users(app: &TestApp) -> Vec<u32> {
 #[tokio::test]
 async fn a_range_too_small_for_the_run_slots_and_the_pool_stops_start_up() {
     let mut config = crate::helpers::test_config();
-    config.max_concurrent_runs = 4;
-    config.pool_size = 2;
+    config.runs.max_concurrent = 4;
+    config.pool.size = 2;
     config.sandbox_uids = Some("700000-700004".parse().unwrap());
     let err = code_runner::Application::build(config)
         .await
@@ -188,8 +184,8 @@ async fn a_pooled_sandbox_killed_right_before_a_request_never_costs_the_request_
     // One pooled sandbox, and a budget that holds no more (the pool would
     // grow with the rounds' demand).
     let app = spawn_app_with(|c| {
-        c.pool_size = 1;
-        c.pool_memory_mb = code_runner::executor::IDLE_SANDBOX_MB;
+        c.pool.size = 1;
+        c.pool.memory_mb = code_runner::config::IDLE_SANDBOX_MB;
     })
     .await;
     for round in 0..3 {

@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 use sqlx::Connection;
 
 use crate::helpers::{
-    TestApp, assert_no_containers_of, binary, docker, free_port, language_file, python_client,
-    spawn_app_with_languages,
+    TestApp, assert_no_containers_of, binary, docker, free_port, language_file, post_json,
+    python_client, spawn_app_with_languages,
 };
 
 /// A server with python and the catalogue's C and C++, storing its
@@ -59,17 +59,6 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-async fn submit(app_url: &str, client: &reqwest::Client, query: &str, body: Value) -> (u16, Value) {
-    let response = client
-        .post(format!("{app_url}/judge0/submissions{query}"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
-}
-
 /// Polls `token` until it is finished, for at most `within`.
 async fn finished(app_url: &str, client: &reqwest::Client, token: &str, within: Duration) -> Value {
     let start = Instant::now();
@@ -106,11 +95,12 @@ async fn judge0s_python_sdk_works_unchanged_but_for_the_url() {
 #[tokio::test]
 async fn submissions_run_with_judge0s_semantics_on_the_real_engine() {
     let app = judge0_app(None, |_| {}).await;
-    let url = app.url("");
     let run = |body: Value| {
-        let (url, client) = (url.clone(), app.client.clone());
+        let app = &app;
         async move {
-            let (status, answer) = submit(&url, &client, "?wait=true&fields=*", body).await;
+            let (status, answer) = app
+                .post("/judge0/submissions?wait=true&fields=*", &body)
+                .await;
             assert_eq!(status, 201, "{answer}");
             answer
         }
@@ -275,11 +265,10 @@ async fn survives_kill_9(database: String) {
     let mut tokens = Vec::new();
     for i in 0..3 {
         let code = format!("import time\ntime.sleep(1.5)\nprint({i})");
-        let (status, answer) = submit(
-            &first.url,
+        let (status, answer) = post_json(
             &client,
-            "",
-            json!({"source_code": code, "language_id": 71}),
+            &format!("{}/judge0/submissions", first.url),
+            &json!({"source_code": code, "language_id": 71}),
         )
         .await;
         assert_eq!(status, 201, "{answer}");
@@ -357,19 +346,18 @@ async fn with_postgresql_every_accepted_submission_survives_kill_9_and_finishes_
 #[tokio::test]
 async fn two_replicas_on_one_postgresql_share_submissions_and_run_each_once() {
     let database = postgres_database().await;
-    let one_slot = |c: &mut code_runner::Config| c.max_concurrent_runs = 1;
+    let one_slot = |c: &mut code_runner::Config| c.runs.max_concurrent = 1;
     let a = judge0_app(Some(database.clone()), one_slot).await;
     let b = judge0_app(Some(database.clone()), one_slot).await;
     let mut tokens = Vec::new();
     for i in 0..6 {
         let code = format!("import time\ntime.sleep(0.5)\nprint({i})");
-        let (status, answer) = submit(
-            &a.url(""),
-            &a.client,
-            "",
-            json!({"source_code": code, "language_id": 71}),
-        )
-        .await;
+        let (status, answer) = a
+            .post(
+                "/judge0/submissions",
+                &json!({"source_code": code, "language_id": 71}),
+            )
+            .await;
         assert_eq!(status, 201, "{answer}");
         tokens.push(answer["token"].as_str().unwrap().to_string());
     }
@@ -458,13 +446,9 @@ async fn a_finished_submission_is_put_to_its_callback_with_retries() {
     })
     .await;
     let callback = format!("http://{addr}/done");
-    let (status, answer) = submit(
-        &app.url(""),
-        &app.client,
-        "",
-        json!({"source_code": "print('called back')", "language_id": 71, "callback_url": callback}),
-    )
-    .await;
+    let body =
+        json!({"source_code": "print('called back')", "language_id": 71, "callback_url": callback});
+    let (status, answer) = app.post("/judge0/submissions", &body).await;
     assert_eq!(status, 201, "{answer}");
     let token = answer["token"].as_str().unwrap().to_string();
     let start = Instant::now();
@@ -497,13 +481,12 @@ async fn a_finished_submission_is_put_to_its_callback_with_retries() {
     assert_eq!(*connections.lock().unwrap(), 2);
 
     // A host not listed is refused when submitted.
-    let (status, answer) = submit(
-        &app.url(""),
-        &app.client,
-        "",
-        json!({"source_code": "1", "language_id": 71, "callback_url": "http://127.0.0.1:1/x"}),
-    )
-    .await;
+    let (status, answer) = app
+        .post(
+            "/judge0/submissions",
+            &json!({"source_code": "1", "language_id": 71, "callback_url": "http://127.0.0.1:1/x"}),
+        )
+        .await;
     assert_eq!(status, 422, "{answer}");
     assert!(
         answer["callback_url"][0]
@@ -532,13 +515,8 @@ async fn a_callback_that_never_answers_is_tried_then_given_up_and_the_result_sta
         c.judge0.callback_timeout_ms = 300;
     })
     .await;
-    let (_, answer) = submit(
-        &app.url(""),
-        &app.client,
-        "?wait=true",
-        json!({"source_code": "print(1)", "language_id": 71, "callback_url": format!("http://{addr}/x")}),
-    )
-    .await;
+    let body = json!({"source_code": "print(1)", "language_id": 71, "callback_url": format!("http://{addr}/x")});
+    let (_, answer) = app.post("/judge0/submissions?wait=true", &body).await;
     assert_eq!(answer["status"]["id"], 3, "{answer}");
     let start = Instant::now();
     while held.lock().unwrap().len() < 2 {

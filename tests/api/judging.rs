@@ -369,8 +369,8 @@ async fn a_test_that_times_out_sits_beside_tests_that_pass() {
 #[tokio::test]
 async fn a_64_test_batch_leaves_room_for_another_client() {
     let app = spawn_app_with(|c| {
-        c.max_concurrent_runs = 4;
-        c.max_queue = 8;
+        c.runs.max_concurrent = 4;
+        c.runs.max_queue = 8;
     })
     .await;
     let tests: Vec<Value> = (0..64).map(|i| json!({"stdin": i.to_string()})).collect();

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bollard::query_parameters::{KillContainerOptionsBuilder, ListContainersOptionsBuilder};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app_with};
+use crate::helpers::{CGROUP_LIMITS_PY, TestApp, spawn_app_with};
 
 /// The running containers of `app`'s instance (the pool's, between runs).
 async fn running(app: &TestApp) -> Vec<String> {
@@ -53,7 +53,7 @@ async fn wait_for_pool(app: &TestApp, size: usize) -> Vec<String> {
 async fn spawn_pool(size: usize, prestart: bool) -> TestApp {
     spawn_app_with(move |c| {
         crate::helpers::pooled(c, size);
-        c.prestart = prestart;
+        c.pool.prestart = prestart;
     })
     .await
 }
@@ -132,22 +132,23 @@ async fn a_pooled_run_has_the_isolation_of_a_cold_one() {
 async fn pooled_isolation(prestart: bool) {
     let app = spawn_pool(1, prestart).await;
     wait_for_pool(&app, 1).await;
-    let (answer, pool) = run(
-        &app,
-        json!({"language": "python", "code": concat!(
+    let code = [
+        CGROUP_LIMITS_PY,
+        concat!(
             "import os, socket\n",
             "print(sorted(os.listdir('/sys/class/net')), len(open('/proc/net/route').read().splitlines()) - 1)\n",
             "print(os.getuid(), os.getgid())\n",
             "status = dict(l.split(':\\t', 1) for l in open('/proc/self/status').read().splitlines() if ':\\t' in l)\n",
             "print(status['CapEff'].strip(), status['NoNewPrivs'].strip(), status['Seccomp'].strip())\n",
-            "print(int(open('/sys/fs/cgroup/memory/memory.limit_in_bytes').read()) >> 20, open('/sys/fs/cgroup/pids/pids.max').read().strip())\n",
+            "print(memory_mb(), pids_max())\n",
             "try:\n",
             "    open('/etc/x', 'w')\n",
             "except OSError as e:\n",
             "    print(e.strerror)\n",
-        )}),
-    )
-    .await;
+        ),
+    ]
+    .concat();
+    let (answer, pool) = run(&app, json!({"language": "python", "code": code})).await;
     assert_eq!(pool, "hit");
     let stdout = answer["stdout"].as_str().unwrap();
     let lines: Vec<&str> = stdout.lines().collect();

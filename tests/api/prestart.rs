@@ -23,9 +23,9 @@ async fn app(prestarted: bool) -> TestApp {
             ),
         ],
         move |c| {
-            c.pool_size = if prestarted { 1 } else { 0 };
-            c.pool_memory_mb = if prestarted { 64 } else { 0 };
-            c.prestart = prestarted;
+            c.pool.size = if prestarted { 1 } else { 0 };
+            c.pool.memory_mb = if prestarted { 64 } else { 0 };
+            c.pool.prestart = prestarted;
         },
     )
     .await

@@ -10,8 +10,8 @@ use code_runner::Application;
 use serde_json::json;
 
 use crate::helpers::{
-    PYTHON_IMAGE, assert_no_containers_of, containers_of, docker, spawn_app, spawn_app_with,
-    test_config, wait_for_a_container,
+    CGROUP_LIMITS_PY, PYTHON_IMAGE, assert_no_containers_of, containers_of, docker, spawn_app,
+    spawn_app_with, test_config, wait_for_a_container,
 };
 
 #[tokio::test]
@@ -248,7 +248,7 @@ async fn shutdown_lets_a_run_in_flight_finish_and_refuses_new_connections() {
 
 #[tokio::test]
 async fn shutdown_stops_runs_that_outlast_the_grace_period_and_removes_them() {
-    let mut app = spawn_app_with(|c| c.shutdown_grace_ms = 500).await;
+    let mut app = spawn_app_with(|c| c.server.shutdown_grace_ms = 500).await;
     let run = app.run(json!({"language": "python", "code": "import time\ntime.sleep(30)"}));
     let stop = async {
         wait_for_a_container(&app.docker, &app.instance).await;
@@ -373,9 +373,8 @@ async fn the_server_default_limits_reach_a_language_whose_file_leaves_them_out()
     })
     .await;
     let answer = app
-        .python(concat!(
-            "print(int(open('/sys/fs/cgroup/memory/memory.limit_in_bytes').read()) >> 20)\n",
-            "print(open('/sys/fs/cgroup/pids/pids.max').read().strip())\n",
+        .python(&format!(
+            "{CGROUP_LIMITS_PY}print(memory_mb())\nprint(pids_max())\n"
         ))
         .await;
     assert_eq!(answer["stdout"], "96\n40\n", "{answer}");

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{TestApp, language_file, spawn_app_with_languages};
+use crate::helpers::{CGROUP_LIMITS_PY, TestApp, language_file, spawn_app_with_languages};
 
 /// A test-only compiled language on the python image: `compile` is the
 /// compile command given, then `main.py` runs.
@@ -103,7 +103,7 @@ async fn the_run_sees_what_the_compile_wrote_and_runs_under_its_own_limits() {
     let answer = app
         .run_ok(json!({
             "language": "pyc",
-            "code": "import os\nprint(os.sysconf('SC_PAGE_SIZE') > 0)\nprint(int(open('/sys/fs/cgroup/memory/memory.limit_in_bytes').read()) >> 20)\n",
+            "code": format!("{CGROUP_LIMITS_PY}import os\nprint(os.sysconf('SC_PAGE_SIZE') > 0)\nprint(memory_mb())\n"),
         }))
         .await;
     assert_eq!(answer["stdout"], "True\n128\nartefact\n", "{answer}");

@@ -19,8 +19,8 @@ use crate::outcome::{
 
 use crate::config::RequestBounds;
 use crate::job::Job;
-use crate::judge0::store::{Store, Worker};
 use crate::judge0::Judge0;
+use crate::judge0::store::{Store, Worker};
 use crate::language::{Language, Origin, Registry};
 use crate::limits::DefaultLimits;
 use crate::runner::{Readiness, Report, RunError, Runner};
