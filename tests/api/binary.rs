@@ -15,7 +15,7 @@ fn a_bad_setting_stops_start_up_naming_the_variable() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("CODE_RUNNER_PORT"), "{stderr}");
-    assert!(stderr.contains("`port`"), "{stderr}");
+    assert!(stderr.contains("`server.port`"), "{stderr}");
 }
 
 #[test]
