@@ -6,7 +6,7 @@ use serde::Deserialize;
 /// How output is compared with the expected output.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Compare {
+pub(crate) enum Compare {
     /// Byte for byte.
     Exact,
     /// Trailing whitespace on each line, and trailing blank lines, ignored
@@ -19,14 +19,14 @@ pub enum Compare {
 
 /// The verdict of an output compared with the expected one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Accepted,
     WrongAnswer,
 }
 
 impl Compare {
     /// `actual` judged against `expected`.
-    pub fn judge(self, expected: &str, actual: &str) -> Verdict {
+    pub(crate) fn judge(self, expected: &str, actual: &str) -> Verdict {
         let same = match self {
             Compare::Exact => expected == actual,
             Compare::Trim => trimmed(expected).eq(trimmed(actual)),

@@ -21,98 +21,98 @@ use crate::text::clip;
 
 /// One run to carry out, already checked.
 #[derive(Debug, Clone)]
-pub struct Job {
-    pub language: Arc<Language>,
-    pub files: Files,
+pub(crate) struct Job {
+    pub(crate) language: Arc<Language>,
+    pub(crate) files: Files,
     /// Appended to the language's compile command (compiler options the
     /// language allows); empty when it has no compile stage.
-    pub compile_args: Vec<String>,
+    pub(crate) compile_args: Vec<String>,
     /// The effective limits of each stage.
-    pub limits: JobLimits,
+    pub(crate) limits: JobLimits,
     /// What each run of the program gets: one input for a single run, one
     /// per test of a batch (the program is compiled once, and each input
     /// runs in a fresh sandbox).
-    pub inputs: NonEmpty<RunInput>,
+    pub(crate) inputs: NonEmpty<RunInput>,
     /// Who it runs for, for the fair share of run slots: an API key's id or
     /// the peer's address.
-    pub client: Client,
+    pub(crate) client: Client,
 }
 
 /// Who a run is for: the API key's id, or the peer's address when keys
 /// are off (see `api::gate`).
-pub type Client = std::sync::Arc<str>;
+pub(crate) type Client = std::sync::Arc<str>;
 
 /// What one run of the program gets: its stdin and the arguments appended
 /// to the language's run command.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct RunInput {
-    pub stdin: Vec<u8>,
-    pub args: Vec<String>,
+pub(crate) struct RunInput {
+    pub(crate) stdin: Vec<u8>,
+    pub(crate) args: Vec<String>,
 }
 
 /// The effective limits of a job's stages.
 #[derive(Debug, Clone, PartialEq)]
-pub struct JobLimits {
-    pub run: Limits,
+pub(crate) struct JobLimits {
+    pub(crate) run: Limits,
     /// Present exactly when the language compiles.
-    pub compile: Option<Limits>,
+    pub(crate) compile: Option<Limits>,
 }
 
 /// The files written into the working directory before any compile.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Files {
+pub(crate) struct Files {
     /// The main source, written to the language's `source_file`.
-    pub main: SourceFile,
+    pub(crate) main: SourceFile,
     /// Other files, with names that are safe and collide with nothing.
-    pub extra: Vec<SourceFile>,
+    pub(crate) extra: Vec<SourceFile>,
 }
 
 impl Files {
     /// Every file, the main source first.
-    pub fn all(&self) -> impl Iterator<Item = &SourceFile> {
+    pub(crate) fn all(&self) -> impl Iterator<Item = &SourceFile> {
         std::iter::once(&self.main).chain(&self.extra)
     }
 }
 
 /// One file for the working directory.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SourceFile {
+pub(crate) struct SourceFile {
     /// A relative path: no `..`, no leading `/`, no newline (see
     /// [`check_file_name`]).
-    pub name: String,
-    pub content: Vec<u8>,
+    pub(crate) name: String,
+    pub(crate) content: Vec<u8>,
 }
 
 /// What any API dialect asks for, before it is checked.
 #[derive(Debug, Clone, Default)]
-pub struct JobRequest {
+pub(crate) struct JobRequest {
     /// A language's name or alias.
-    pub language: String,
+    pub(crate) language: String,
     /// A version range (see [`Registry::resolve`]); the newest when `None`.
-    pub version: Option<String>,
+    pub(crate) version: Option<String>,
     /// The main source.
-    pub main: Vec<u8>,
+    pub(crate) main: Vec<u8>,
     /// Other files: (name, content).
-    pub extra: Vec<(String, Vec<u8>)>,
-    pub args: Vec<String>,
+    pub(crate) extra: Vec<(String, Vec<u8>)>,
+    pub(crate) args: Vec<String>,
     /// Compiler options, each one argument (checked against the
     /// language's `compiler_options`).
-    pub compile_args: Vec<String>,
-    pub stdin: Vec<u8>,
+    pub(crate) compile_args: Vec<String>,
+    pub(crate) stdin: Vec<u8>,
     /// Run limits the request asks for (each may only lower the language's).
-    pub run_limits: LimitsOverride,
+    pub(crate) run_limits: LimitsOverride,
     /// Compile limits the request asks for (likewise; ignored when the
     /// language does not compile).
-    pub compile_limits: LimitsOverride,
+    pub(crate) compile_limits: LimitsOverride,
     /// A batch's tests (none for a single run, which runs with `stdin`
     /// and `args`).
-    pub tests: Vec<RunInput>,
+    pub(crate) tests: Vec<RunInput>,
 }
 
 /// A part of a request, as the domain knows it; each dialect has its own
 /// name for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Field {
+pub(crate) enum Field {
     /// The main source.
     Main,
     /// The extra files.
@@ -130,13 +130,13 @@ pub enum Field {
 
 /// A stage of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Stage {
+pub(crate) enum Stage {
     Compile,
     Run,
 }
 
 impl Stage {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Stage::Compile => "compile",
             Stage::Run => "run",
@@ -152,7 +152,7 @@ impl fmt::Display for Stage {
 
 /// Why a request cannot become a job.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum JobError {
+pub(crate) enum JobError {
     /// Over a size bound (HTTP 413 in every dialect that has it).
     #[error("{message}")]
     TooLarge { field: Field, message: String },
@@ -173,7 +173,7 @@ impl JobRequest {
     /// answered as such), then the values, the language, the compiler
     /// options, file names against the language's source file, and the
     /// limits.
-    pub fn into_job(
+    pub(crate) fn into_job(
         self,
         registry: &Registry,
         bounds: &RequestBounds,
@@ -201,7 +201,7 @@ impl JobRequest {
 
     /// Checks the size bounds alone (a dialect checks these before its own
     /// rules, so that a request too large in any way is answered as such).
-    pub fn check_sizes(&self, bounds: &RequestBounds) -> Result<(), JobError> {
+    pub(crate) fn check_sizes(&self, bounds: &RequestBounds) -> Result<(), JobError> {
         let b = bounds;
         let files: usize = self.extra.iter().map(|(_, c)| c.len()).sum();
         let rows = [
@@ -450,14 +450,14 @@ fn invalid(field: Field, message: String) -> JobError {
 }
 
 /// The folders a relative path lies in: `a/b/c` gives `a` and `a/b`.
-pub fn folders_of(name: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn folders_of(name: &str) -> impl Iterator<Item = &str> {
     name.match_indices('/').map(move |(at, _)| &name[..at])
 }
 
 /// Why `name` is not a plain relative path of safe characters, if it is
 /// not: 1 to 255 bytes, at most 8 folders deep, of `A-Za-z0-9._+-` and `/`,
 /// no empty, `.` or `..` component, none starting with `-`.
-pub fn check_file_name(name: &str) -> Result<(), &'static str> {
+pub(crate) fn check_file_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() || name.len() > 255 {
         return Err("must be 1 to 255 bytes long");
     }

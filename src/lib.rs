@@ -4,13 +4,15 @@
 //!
 //! # Layout
 //!
-//! Modules depend downwards only: `app` → `api` → `judge0` → `runner` →
-//! `executor` → `engine` → `metrics`, with `job`, `language`, `limits`,
-//! `config` and `text` below them all (`tests/architecture.rs` checks that
-//! no import closes a cycle).
+//! A `Job` goes in, an `Outcome` comes out. Modules depend downwards only:
+//! `app` → `api` → `judge0` → `runner` → `executor` → `sandbox` →
+//! `custody` → `engine`, with `job`, `outcome`, `language`, `limits` and
+//! `config` below them all; `tests/architecture.rs` checks that no import
+//! closes a cycle, between modules or between the files of one folder, and
+//! that no folder holds over 2,700 lines of production code.
 //! The public surface is what the binary and the integration tests use:
-//! [`Application`], [`Config`], [`healthcheck`], the [`engine`] and the
-//! executor's [`custody`](executor::custody).
+//! [`Application`] (and [`StartError`]), [`Config`] and its sections, and
+//! [`healthcheck`]; everything else is the crate's own.
 //!
 //! - [`app`]: wiring, serving, supervised background work, graceful
 //!   shutdown.
@@ -23,31 +25,41 @@
 //! - `judge0`: Judge0's model over the pipeline: stored submissions
 //!   (SQLite or PostgreSQL), the workers that run them, Judge0's statuses,
 //!   verdicts and shapes, callbacks.
-//! - `runner`: the seam the API depends on (`Runner`):
-//!   admission (run slots and a bounded queue), then the executor.
-//! - [`executor`]: runs a job in fresh hardened sandboxes (a compile stage,
-//!   a pool of pre-started ones), decides how each stage ended (a pure
-//!   verdict), and keeps custody of everything it makes until it is removed.
-//! - [`engine`]: the Docker engine: the one module that calls its API.
-//! - `job`: a request parsed and checked into a job that cannot be wrong.
+//! - `runner`: the seam the API depends on (`Runner`): admission (run
+//!   slots and a bounded queue, shared fairly), then the executor.
+//! - `executor`: one path for one run or many (compile once in a pair,
+//!   then each input in a fresh sandbox), the pool of sandboxes started
+//!   ahead of demand, and the upkeep (janitor, start-up sweep, pulls,
+//!   readiness).
+//! - `sandbox`: one sandbox's life: its spec, what it needs before it
+//!   starts, the stream protocol, its output under caps, and the pure
+//!   verdict of how it ended.
+//! - `custody`: the ledger of every container and volume this process
+//!   makes, until each is removed, and the uids the sandboxes run as.
+//! - `engine`: the Docker engine behind the `Containers` trait, the one
+//!   module that names bollard (and, for tests, a scripted fake).
+//! - `job` and `outcome`: a request checked into a job that cannot be
+//!   wrong, and the domain's answer: how each stage ended.
 //! - `checker`: judging output against the expected output.
 //! - `language`: language files, the registry of languages and versions,
 //!   and its reload.
 //! - `limits`: the resource limits of a stage and the rule that merges
 //!   them.
-//! - [`config`]: server settings (defaults, TOML file, `CODE_RUNNER_*`).
+//! - [`config`]: server settings (defaults, TOML file, `CODE_RUNNER_*`), in
+//!   sections that are the settings of the parts they configure.
 //! - `metrics`: the Prometheus metrics.
-//! - `text`: client text cut before it reaches an error or a log.
+//! - `nonempty`, `text`, `validation`: a list of at least one; client text
+//!   cut before it reaches an error or a log; readable messages from
+//!   `validator`'s errors.
 //! - [`healthcheck`]: the binary's `healthcheck` command.
-//! - `validation`: readable messages from `validator`'s errors.
 
 mod api;
 pub mod app;
 mod checker;
 pub mod config;
-pub mod custody;
-pub mod engine;
-pub mod executor;
+mod custody;
+mod engine;
+mod executor;
 pub mod healthcheck;
 mod job;
 mod judge0;
@@ -67,7 +79,6 @@ mod validation;
 /// The sandboxes' supervisor, built apart as a static executable by
 /// `build.rs`; compiled here too for its unit tests.
 #[cfg(test)]
-#[allow(dead_code)]
 #[path = "../tools/supervise.rs"]
 mod supervise;
 

@@ -3,7 +3,7 @@
 //! file (which may set any limit within its range), then the request
 //! (which may only lower one).
 //!
-//! Every limit is declared once, in the [`limits!`] table below: its name,
+//! Every limit is declared once, in the `limits!` table below: its name,
 //! type, default, range and meaning. The table gives [`Limits`] (every
 //! limit set), [`LimitsOverride`] (any may be left out: a language file's
 //! `[limits]`, or what a request asks), [`Limit`] (a limit's name, for

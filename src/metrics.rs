@@ -28,50 +28,50 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RunLabels {
-    pub language: String,
-    pub status: String,
+pub(crate) struct RunLabels {
+    pub(crate) language: String,
+    pub(crate) status: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct LanguageLabel {
-    pub language: String,
+pub(crate) struct LanguageLabel {
+    pub(crate) language: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ResultLabel {
-    pub result: String,
+pub(crate) struct ResultLabel {
+    pub(crate) result: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StatusLabel {
-    pub status: String,
+pub(crate) struct StatusLabel {
+    pub(crate) status: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StepLabel {
-    pub step: String,
+pub(crate) struct StepLabel {
+    pub(crate) step: String,
 }
 
 type Histograms = Family<LanguageLabel, Histogram, fn() -> Histogram>;
 
 /// Every metric of one service.
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
-    pub runs: Family<RunLabels, Counter>,
-    pub run_seconds: Histograms,
-    pub cpu_seconds: Histograms,
-    pub memory_bytes: Histograms,
-    pub queue_wait_seconds: Histogram,
-    pub pool_claims: Family<ResultLabel, Counter>,
-    pub pool_ready: Family<LanguageLabel, Gauge>,
-    pub pool_target: Family<LanguageLabel, Gauge>,
-    pub containers_alive: Gauge<i64, std::sync::atomic::AtomicI64>,
-    pub runs_in_flight: Gauge<i64, std::sync::atomic::AtomicI64>,
-    pub rejections: Family<StatusLabel, Counter>,
-    pub docker_errors: Family<StepLabel, Counter>,
-    pub reload_failures: Counter<u64, AtomicU64>,
-    pub readiness_probes: Counter<u64, AtomicU64>,
+    pub(crate) runs: Family<RunLabels, Counter>,
+    pub(crate) run_seconds: Histograms,
+    pub(crate) cpu_seconds: Histograms,
+    pub(crate) memory_bytes: Histograms,
+    pub(crate) queue_wait_seconds: Histogram,
+    pub(crate) pool_claims: Family<ResultLabel, Counter>,
+    pub(crate) pool_ready: Family<LanguageLabel, Gauge>,
+    pub(crate) pool_target: Family<LanguageLabel, Gauge>,
+    pub(crate) containers_alive: Gauge<i64, std::sync::atomic::AtomicI64>,
+    pub(crate) runs_in_flight: Gauge<i64, std::sync::atomic::AtomicI64>,
+    pub(crate) rejections: Family<StatusLabel, Counter>,
+    pub(crate) docker_errors: Family<StepLabel, Counter>,
+    pub(crate) reload_failures: Counter<u64, AtomicU64>,
+    pub(crate) readiness_probes: Counter<u64, AtomicU64>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -100,7 +100,7 @@ impl Default for Metrics {
 impl Metrics {
     /// Every metric at zero, registered under the `code_runner_` prefix
     /// (the names the README's "Metrics" table gives).
-    pub fn new() -> Metrics {
+    pub(crate) fn new() -> Metrics {
         let mut metrics = Metrics {
             registry: Registry::with_prefix("code_runner"),
             runs: Family::default(),
@@ -198,7 +198,7 @@ impl Metrics {
     }
 
     /// The exposition text.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String does not fail");
@@ -206,7 +206,7 @@ impl Metrics {
     }
 
     /// Counts a failed Engine API call.
-    pub fn docker_error(&self, step: impl ToString) {
+    pub(crate) fn docker_error(&self, step: impl ToString) {
         self.docker_errors
             .get_or_create(&StepLabel {
                 step: step.to_string(),

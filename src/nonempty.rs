@@ -4,14 +4,14 @@
 
 /// At least one `T`, in order.
 #[derive(Debug, Clone, PartialEq)]
-pub struct NonEmpty<T> {
+pub(crate) struct NonEmpty<T> {
     first: T,
     rest: Vec<T>,
 }
 
 impl<T> NonEmpty<T> {
     /// A list of one.
-    pub fn one(first: T) -> NonEmpty<T> {
+    pub(crate) fn one(first: T) -> NonEmpty<T> {
         NonEmpty {
             first,
             rest: Vec::new(),
@@ -19,7 +19,7 @@ impl<T> NonEmpty<T> {
     }
 
     /// `items` as a non-empty list, or `None` when it has none.
-    pub fn from_vec(items: Vec<T>) -> Option<NonEmpty<T>> {
+    pub(crate) fn from_vec(items: Vec<T>) -> Option<NonEmpty<T>> {
         let mut items = items.into_iter();
         let first = items.next()?;
         Some(NonEmpty {
@@ -28,20 +28,20 @@ impl<T> NonEmpty<T> {
         })
     }
 
-    pub fn first(&self) -> &T {
+    pub(crate) fn first(&self) -> &T {
         &self.first
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         1 + self.rest.len()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &T> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
         std::iter::once(&self.first).chain(&self.rest)
     }
 
     /// The first item, and the rest.
-    pub fn into_parts(self) -> (T, Vec<T>) {
+    pub(crate) fn into_parts(self) -> (T, Vec<T>) {
         (self.first, self.rest)
     }
 }

@@ -12,13 +12,13 @@ use crate::nonempty::NonEmpty;
 
 /// Which of a program's output streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StreamKind {
+pub(crate) enum StreamKind {
     Stdout,
     Stderr,
 }
 /// A signal number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Signal(pub i32);
+pub(crate) struct Signal(pub(crate) i32);
 
 /// Linux's signal names, from 1.
 const SIGNALS: [&str; 31] = [
@@ -56,10 +56,11 @@ const SIGNALS: [&str; 31] = [
 ];
 
 impl Signal {
-    pub const KILL: Signal = Signal(9);
+    #[cfg(test)]
+    pub(crate) const KILL: Signal = Signal(9);
 
     /// Its name (`SIGKILL`), if it is one of Linux's standard signals.
-    pub fn name(self) -> Option<&'static str> {
+    pub(crate) fn name(self) -> Option<&'static str> {
         usize::try_from(self.0 - 1)
             .ok()
             .and_then(|i| SIGNALS.get(i).copied())
@@ -77,7 +78,7 @@ impl fmt::Display for Signal {
 
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
+pub(crate) enum Exit {
     /// It exited with this status.
     Code(i32),
     /// A signal killed it.
@@ -87,7 +88,7 @@ pub enum Exit {
 impl Exit {
     /// From an exit status as a shell or an init process reports it, where
     /// 128+N stands for death by signal N.
-    pub fn from_shell_status(status: i64) -> Exit {
+    pub(crate) fn from_shell_status(status: i64) -> Exit {
         match status {
             129..=159 => Exit::Signal(Signal((status - 128) as i32)),
             other => Exit::Code(i32::try_from(other).unwrap_or(i32::MAX)),
@@ -96,7 +97,7 @@ impl Exit {
 
     /// The exit status as the API reports it: the code, or 128+N for
     /// signal N.
-    pub fn status(self) -> i64 {
+    pub(crate) fn status(self) -> i64 {
         match self {
             Exit::Code(code) => i64::from(code),
             Exit::Signal(Signal(n)) => 128 + i64::from(n),
@@ -104,7 +105,7 @@ impl Exit {
     }
 
     /// The signal that killed it, if one did.
-    pub fn signal(self) -> Option<Signal> {
+    pub(crate) fn signal(self) -> Option<Signal> {
         match self {
             Exit::Signal(signal) => Some(signal),
             Exit::Code(_) => None,
@@ -114,7 +115,7 @@ impl Exit {
 
 /// The limit a stage was stopped at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LimitHit {
+pub(crate) enum LimitHit {
     /// Still running at the wall-clock deadline.
     WallTime,
     /// Its processes together used more CPU time than allowed.
@@ -127,7 +128,7 @@ pub enum LimitHit {
 
 /// How a stage ended, in one word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
+pub(crate) enum Status {
     /// Exited with code 0.
     Ok,
     /// Exited with another code, or was killed by a signal not of a limit.
@@ -142,7 +143,7 @@ pub enum Status {
 
 impl Status {
     /// Its name, as `/run-code` and the metrics write it.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Status::Ok => "ok",
             Status::RuntimeError => "runtime_error",
@@ -155,36 +156,36 @@ impl Status {
 
 /// What one stage (compile or run) did.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StageResult {
+pub(crate) struct StageResult {
     /// How its process ended, when known.
-    pub exit: Option<Exit>,
+    pub(crate) exit: Option<Exit>,
     /// The limit it was stopped at, if one.
-    pub limit: Option<LimitHit>,
-    pub stdout: String,
-    pub stderr: String,
+    pub(crate) limit: Option<LimitHit>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
     /// What the two streams kept, interleaved in the order it came (as the
     /// engine received it).
-    pub output: String,
+    pub(crate) output: String,
     /// From the moment the stage was fed to the end of its program.
-    pub duration: Duration,
+    pub(crate) duration: Duration,
     /// Figures read from the sandbox's cgroup.
-    pub usage: Usage,
+    pub(crate) usage: Usage,
 }
 
 /// What a stage used, from the sandbox's own cgroup: `None` where the
 /// kernel (or the runtime) does not give a figure.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
+pub(crate) struct Usage {
     /// User and system CPU time of all the stage's processes.
-    pub cpu_time: Option<Duration>,
+    pub(crate) cpu_time: Option<Duration>,
     /// Peak memory of the sandbox's memory cgroup (what the limit counts,
     /// page cache of its own scratch space included), in bytes. A pooled
     /// sandbox's includes its warm-up.
-    pub memory_peak: Option<u64>,
+    pub(crate) memory_peak: Option<u64>,
 }
 
 impl StageResult {
-    pub fn status(&self) -> Status {
+    pub(crate) fn status(&self) -> Status {
         match (self.limit, self.exit) {
             (Some(LimitHit::Output(_)), _) => Status::OutputLimit,
             (Some(LimitHit::Memory), _) => Status::MemoryLimit,
@@ -195,7 +196,7 @@ impl StageResult {
     }
 
     /// Whether a stream was cut at its cap.
-    pub fn truncated(&self) -> bool {
+    pub(crate) fn truncated(&self) -> bool {
         matches!(self.limit, Some(LimitHit::Output(_)))
     }
 }
@@ -203,7 +204,7 @@ impl StageResult {
 /// What a run did: a job's program ran once per input (a single run is a
 /// batch of one), or its compile stage failed and nothing ran.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// The program ran, once per input, in the inputs' order (after its
     /// compile stage, for compiled languages).
     Ran {
@@ -216,7 +217,8 @@ pub enum Outcome {
 
 impl Outcome {
     /// The compile stage, if there was one.
-    pub fn compile(&self) -> Option<&StageResult> {
+    #[cfg(test)]
+    pub(crate) fn compile(&self) -> Option<&StageResult> {
         match self {
             Outcome::Ran { compile, .. } => compile.as_ref(),
             Outcome::CompileFailed { compile } => Some(compile),
@@ -224,7 +226,7 @@ impl Outcome {
     }
 
     /// The runs, if the program ran.
-    pub fn runs(&self) -> Option<&NonEmpty<StageResult>> {
+    pub(crate) fn runs(&self) -> Option<&NonEmpty<StageResult>> {
         match self {
             Outcome::Ran { runs, .. } => Some(runs),
             Outcome::CompileFailed { .. } => None,
@@ -232,14 +234,14 @@ impl Outcome {
     }
 
     /// The first (for a single run, the only) run, if the program ran.
-    pub fn run(&self) -> Option<&StageResult> {
+    pub(crate) fn run(&self) -> Option<&StageResult> {
         self.runs().map(NonEmpty::first)
     }
 }
 
 /// Whether a run's sandbox came from the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PoolUse {
+pub(crate) enum PoolUse {
     /// A sandbox (or a compile and run pair) that was waiting.
     Hit,
     /// Started for the run (none was waiting, or the language has no pool).
@@ -248,7 +250,7 @@ pub enum PoolUse {
 
 impl PoolUse {
     /// `hit` or `miss`, as headers and metrics write it.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             PoolUse::Hit => "hit",
             PoolUse::Miss => "miss",
@@ -258,7 +260,7 @@ impl PoolUse {
 
 /// One step of a run's time, for the `Server-Timing` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub(crate) enum Phase {
     /// The Engine API's create.
     Create,
     /// Its attach.
@@ -274,7 +276,7 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Phase::Create => "create",
             Phase::Attach => "attach",
@@ -287,18 +289,18 @@ impl Phase {
 }
 
 /// Where the time of a stage went.
-pub type Phases = Vec<(Phase, Duration)>;
+pub(crate) type Phases = Vec<(Phase, Duration)>;
 
 /// How a run was served, for response headers and logs: its compile stage
 /// and its first run (a batch's other runs are in its results).
 #[derive(Debug, Clone)]
-pub struct Timing {
-    pub pool: PoolUse,
+pub(crate) struct Timing {
+    pub(crate) pool: PoolUse,
     /// Where the time went: the compile, as one phase, then the run's.
-    pub phases: Phases,
+    pub(crate) phases: Phases,
     /// Everything from the claim (or the create) to the outcome: Engine API
     /// calls and waiting for the program.
-    pub docker: Duration,
+    pub(crate) docker: Duration,
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use crate::config::ServerSettings;
 /// connection is closed after it) until `shutdown` resolves; then stops
 /// accepting, lets every open connection finish its request in flight (idle
 /// ones are closed), and returns once they are all done.
-pub async fn serve<F>(
+pub(crate) async fn serve<F>(
     listener: TcpListener,
     routes: F,
     bounds: &ServerSettings,

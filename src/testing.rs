@@ -20,11 +20,11 @@ use crate::language::{Language, Origin, Registry};
 use crate::limits::{DefaultLimits, LimitsOverride};
 use crate::sandbox::{Launcher, SandboxError};
 
-pub const PYTHON_IMAGE: &str = "python:3.13-slim";
-pub const C_IMAGE: &str = "gcc:14";
+pub(crate) const PYTHON_IMAGE: &str = "python:3.13-slim";
+pub(crate) const C_IMAGE: &str = "gcc:14";
 
 /// The owner of everything a rig makes.
-pub fn owner() -> Owner {
+pub(crate) fn owner() -> Owner {
     Owner {
         instance: "test".into(),
         boot: "b1".into(),
@@ -32,7 +32,7 @@ pub fn owner() -> Owner {
 }
 
 /// A language file of the catalogue (`languages/available/NAME.toml`).
-pub fn catalogue(name: &str) -> Arc<Language> {
+pub(crate) fn catalogue(name: &str) -> Arc<Language> {
     let path = format!(
         "{}/languages/available/{name}.toml",
         env!("CARGO_MANIFEST_DIR")
@@ -44,7 +44,7 @@ pub fn catalogue(name: &str) -> Arc<Language> {
 
 /// The shipped python (with a warm-up and a pre-start hook) and C (a
 /// compiled language).
-pub fn registry() -> Registry {
+pub(crate) fn registry() -> Registry {
     let mut languages = Registry::builtin(&DefaultLimits::default())
         .unwrap()
         .languages()
@@ -53,7 +53,7 @@ pub fn registry() -> Registry {
     Registry::from_languages(languages).unwrap()
 }
 
-pub fn bounds() -> RequestBounds {
+pub(crate) fn bounds() -> RequestBounds {
     RequestBounds {
         max_code_bytes: 1 << 16,
         max_files: 8,
@@ -66,12 +66,12 @@ pub fn bounds() -> RequestBounds {
 
 /// A job of `language` (a name of [`registry`]) with `code`, one run per
 /// stdin of `inputs` (a single run for one).
-pub fn job(registry: &Registry, language: &str, code: &str, inputs: &[&str]) -> Job {
+pub(crate) fn job(registry: &Registry, language: &str, code: &str, inputs: &[&str]) -> Job {
     job_with(registry, language, code, inputs, LimitsOverride::default())
 }
 
 /// [`job`] with the run limits lowered by `run_limits`.
-pub fn job_with(
+pub(crate) fn job_with(
     registry: &Registry,
     language: &str,
     code: &str,
@@ -106,7 +106,7 @@ pub fn job_with(
 
 /// Pool settings with `floor` waiting sandboxes per language, `refills` at
 /// once, a budget of `budget` sandboxes, pre-start on.
-pub fn pool(floor: usize, refills: usize, budget: u64) -> PoolSettings {
+pub(crate) fn pool(floor: usize, refills: usize, budget: u64) -> PoolSettings {
     PoolSettings {
         size: floor,
         refills,
@@ -117,23 +117,23 @@ pub fn pool(floor: usize, refills: usize, budget: u64) -> PoolSettings {
 
 /// Custody, uids, a launcher and an executor on a fake engine, with the
 /// removal queue running; `stop` ends it.
-pub struct Rig {
-    pub fake: Arc<FakeEngine>,
-    pub custody: Arc<Custody>,
-    pub uids: Arc<Uids>,
-    pub launcher: Launcher,
-    pub executor: Executor,
-    pub tasks: JoinSet<()>,
-    pub cancel: CancellationToken,
+pub(crate) struct Rig {
+    pub(crate) fake: Arc<FakeEngine>,
+    pub(crate) custody: Arc<Custody>,
+    pub(crate) uids: Arc<Uids>,
+    pub(crate) launcher: Launcher,
+    pub(crate) executor: Executor,
+    pub(crate) tasks: JoinSet<()>,
+    pub(crate) cancel: CancellationToken,
 }
 
 impl Rig {
     /// A rig on an engine holding python's and C's images, with `pool`.
-    pub fn new(pool: PoolSettings) -> Rig {
+    pub(crate) fn new(pool: PoolSettings) -> Rig {
         Rig::on(FakeEngine::new(&[PYTHON_IMAGE, C_IMAGE]), pool)
     }
 
-    pub fn on(fake: Arc<FakeEngine>, pool: PoolSettings) -> Rig {
+    pub(crate) fn on(fake: Arc<FakeEngine>, pool: PoolSettings) -> Rig {
         let engine: Arc<dyn Containers> = Arc::new(fake.clone());
         let custody = Custody::new(engine, owner());
         let uids = Uids::new(UidRange {
@@ -158,7 +158,10 @@ impl Rig {
 
     /// Starts the executor's background work (pool, janitor, sweep) over
     /// `registry`.
-    pub fn start(&mut self, registry: Registry) -> tokio::sync::watch::Sender<Arc<Registry>> {
+    pub(crate) fn start(
+        &mut self,
+        registry: Registry,
+    ) -> tokio::sync::watch::Sender<Arc<Registry>> {
         let (languages, subscribed) = tokio::sync::watch::channel(Arc::new(registry));
         self.executor
             .start(&mut self.tasks, subscribed, &self.cancel);
@@ -166,13 +169,13 @@ impl Rig {
     }
 
     /// Waits until every queued removal is done.
-    pub async fn settle(&self) {
+    pub(crate) async fn settle(&self) {
         self.custody.flush(std::time::Duration::from_secs(30)).await;
     }
 
     /// Shuts the executor down and checks that nothing is left on the
     /// engine and no uid is leased.
-    pub async fn finish(mut self) {
+    pub(crate) async fn finish(mut self) {
         self.executor.shutdown().await;
         self.launcher.release_tools().await;
         self.settle().await;
@@ -186,14 +189,14 @@ impl Rig {
 
 /// Turns for a job's runs: `width` at once, each taken at once, or refused
 /// when `refuse` says.
-pub struct Width {
-    pub width: usize,
-    pub refuse: bool,
-    pub taken: std::sync::atomic::AtomicUsize,
+pub(crate) struct Width {
+    pub(crate) width: usize,
+    pub(crate) refuse: bool,
+    pub(crate) taken: std::sync::atomic::AtomicUsize,
 }
 
 impl Width {
-    pub fn new(width: usize) -> Width {
+    pub(crate) fn new(width: usize) -> Width {
         Width {
             width,
             refuse: false,

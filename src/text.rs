@@ -5,12 +5,12 @@ use std::borrow::Cow;
 
 /// The most bytes of client-supplied text an error body or a log line
 /// repeats.
-pub const CLIP_BYTES: usize = 256;
+pub(crate) const CLIP_BYTES: usize = 256;
 
 /// `text`, or its first [`CLIP_BYTES`] bytes (cut at a character
 /// boundary) followed by a mark saying how much was cut:
 /// `…[cut: 199744 more bytes]`.
-pub fn clip(text: &str) -> Cow<'_, str> {
+pub(crate) fn clip(text: &str) -> Cow<'_, str> {
     if text.len() <= CLIP_BYTES {
         return Cow::Borrowed(text);
     }

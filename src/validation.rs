@@ -7,16 +7,16 @@ use validator::{ValidationError, ValidationErrors, ValidationErrorsKind};
 
 /// One refused field: its dotted path and why.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FieldError {
-    pub path: String,
+pub(crate) struct FieldError {
+    pub(crate) path: String,
     /// The validator's code (`range`, `length`, or one of ours).
-    pub code: String,
-    pub message: String,
+    pub(crate) code: String,
+    pub(crate) message: String,
 }
 
 impl FieldError {
     /// The error of the field at `path`, with our own `code`.
-    pub fn new(path: &str, code: &str, message: impl Into<String>) -> FieldError {
+    pub(crate) fn new(path: &str, code: &str, message: impl Into<String>) -> FieldError {
         FieldError {
             path: path.to_string(),
             code: code.to_string(),
@@ -26,7 +26,7 @@ impl FieldError {
 }
 
 /// Flattens validator's nested errors into sorted `(path, message)` pairs.
-pub fn field_errors(errors: &ValidationErrors) -> Vec<FieldError> {
+pub(crate) fn field_errors(errors: &ValidationErrors) -> Vec<FieldError> {
     let mut out = Vec::new();
     collect(errors, "", &mut out);
     out.sort_by(|a, b| a.path.cmp(&b.path));
@@ -62,7 +62,7 @@ fn collect(errors: &ValidationErrors, prefix: &str, out: &mut Vec<FieldError>) {
 
 /// A sentence for one validation error: its own message, or one built from
 /// the standard validators' parameters.
-pub fn describe(e: &ValidationError) -> String {
+pub(crate) fn describe(e: &ValidationError) -> String {
     if let Some(m) = &e.message {
         return m.to_string();
     }
@@ -88,13 +88,13 @@ pub fn describe(e: &ValidationError) -> String {
 }
 
 /// A validation error with a message of our own.
-pub fn error(code: &'static str, message: impl Into<Cow<'static, str>>) -> ValidationError {
+pub(crate) fn error(code: &'static str, message: impl Into<Cow<'static, str>>) -> ValidationError {
     ValidationError::new(code).with_message(message.into())
 }
 
 /// A value usable as a Docker label value and a name in logs: 1 to 63
 /// characters of `[A-Za-z0-9_.-]`.
-pub fn label_value(value: &str) -> Result<(), ValidationError> {
+pub(crate) fn label_value(value: &str) -> Result<(), ValidationError> {
     let ok = !value.is_empty()
         && value.len() <= 63
         && value

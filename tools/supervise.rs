@@ -35,6 +35,10 @@
 //! `RLIMIT_CPU` just above the limit, so that a program that stops this
 //! supervisor still cannot run past it alone.
 
+// The service compiles this file into its unit tests only to run the
+// tests below; there the executable's entry points have no caller.
+#![cfg_attr(test, allow(dead_code))]
+
 use std::fs;
 use std::io::{Read, Write};
 use std::os::fd::FromRawFd;

@@ -15,25 +15,28 @@ use warp::reply::{Reply, Response};
 use crate::outcome::{PoolUse, Timing};
 
 /// Header carrying the id of a request, as written in the logs.
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
+pub(crate) const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// A fresh id for a request.
-pub fn new_request_id() -> String {
+pub(crate) fn new_request_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
 /// Header saying whether a run's sandbox came from the pool (`hit`) or was
 /// started for it (`miss`).
-pub const POOL_HEADER: &str = "x-code-runner-pool";
+pub(crate) const POOL_HEADER: &str = "x-code-runner-pool";
 
 /// `body`, as JSON, answered with `status`.
-pub fn json(status: StatusCode, body: &impl Serialize) -> Response {
+pub(crate) fn json(status: StatusCode, body: &impl Serialize) -> Response {
     warp::reply::with_status(warp::reply::json(body), status).into_response()
 }
 
 /// `body`, as JSON, answered with `status`; `Err` when `body` cannot be
 /// written (a Judge0 view whose text is not UTF-8, base64 not asked).
-pub fn try_json(status: StatusCode, body: &impl Serialize) -> Result<Response, serde_json::Error> {
+pub(crate) fn try_json(
+    status: StatusCode,
+    body: &impl Serialize,
+) -> Result<Response, serde_json::Error> {
     let mut response = Response::new(serde_json::to_vec(body)?.into());
     *response.status_mut() = status;
     response
@@ -52,7 +55,7 @@ fn pool_use(pool: PoolUse) -> &'static str {
 
 /// `x-code-runner-pool` and `Server-Timing`: the phases of the run, the
 /// time in Engine API calls and waiting for the program, and in all.
-pub fn add_timing_headers(response: &mut Response, timing: &Timing, total: Duration) {
+pub(crate) fn add_timing_headers(response: &mut Response, timing: &Timing, total: Duration) {
     let headers = response.headers_mut();
     headers.insert(POOL_HEADER, HeaderValue::from_static(pool_use(timing.pool)));
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
@@ -73,13 +76,13 @@ pub fn add_timing_headers(response: &mut Response, timing: &Timing, total: Durat
 
 /// A reference to `T`'s schema in the document's components: how an
 /// answer that is one of several types (`oneOf`, `anyOf`) names each.
-pub fn reference<T: ToSchema>() -> RefOr<Schema> {
+pub(crate) fn reference<T: ToSchema>() -> RefOr<Schema> {
     Ref::from_schema_name(T::name()).into()
 }
 
 /// Adds `T`'s schema, and those it refers to, to the document's
 /// components.
-pub fn collect<T: ToSchema>(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+pub(crate) fn collect<T: ToSchema>(schemas: &mut Vec<(String, RefOr<Schema>)>) {
     schemas.push((T::name().into_owned(), T::schema()));
     T::schemas(schemas);
 }

@@ -14,25 +14,25 @@ use crate::job::Client;
 use crate::text::clip;
 
 /// Request bodies read at once (each up to `max_body_bytes`).
-pub const BODY_READS: usize = 16;
+pub(crate) const BODY_READS: usize = 16;
 /// Request bodies one client may have being read at once: a client with
 /// many slow bodies holds this many of the [`BODY_READS`], not all.
-pub const CLIENT_BODY_READS: usize = 4;
+pub(crate) const CLIENT_BODY_READS: usize = 4;
 /// Of a body over the limit, at most this much is read and thrown away
 /// before the 413 is answered, within [`DRAIN_TIME`], so that clients that
 /// send the whole body before reading the answer (Node's `fetch`, Python's
 /// `urllib`) read the 413 instead of a broken pipe, as nginx's lingering
 /// close does.
-pub const DRAIN_BYTES: u64 = 16 * 1024 * 1024;
-pub const DRAIN_TIME: Duration = Duration::from_secs(3);
+pub(crate) const DRAIN_BYTES: u64 = 16 * 1024 * 1024;
+pub(crate) const DRAIN_TIME: Duration = Duration::from_secs(3);
 
 /// Reads request bodies under the service's bounds.
 #[derive(Debug)]
-pub struct BodyReader {
+pub(crate) struct BodyReader {
     /// Largest body, in bytes.
-    pub max_bytes: u64,
+    pub(crate) max_bytes: u64,
     /// Longest a body may take to arrive.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     permits: Semaphore,
     /// Body reads in progress, per client.
     readers: Mutex<HashMap<Client, usize>>,
@@ -57,7 +57,7 @@ impl Drop for Reading<'_> {
 }
 
 impl BodyReader {
-    pub fn new(max_bytes: u64, timeout: Duration) -> BodyReader {
+    pub(crate) fn new(max_bytes: u64, timeout: Duration) -> BodyReader {
         BodyReader {
             max_bytes,
             timeout,
@@ -72,7 +72,7 @@ impl BodyReader {
     /// large bodies or starve others; each at most `max_bytes` (declared
     /// or sent: a body over it is drained, within bounds, then refused)
     /// and within `timeout`.
-    pub async fn read(
+    pub(crate) async fn read(
         &self,
         client: &Client,
         declared: Option<u64>,
@@ -150,7 +150,7 @@ async fn read_bounded<E: std::fmt::Display>(
 
 /// Checks that `body` holds a JSON object (serde would also take a struct
 /// from an array); the parse itself is the caller's.
-pub fn expect_object(body: &[u8]) -> Result<(), ApiError> {
+pub(crate) fn expect_object(body: &[u8]) -> Result<(), ApiError> {
     match body.iter().find(|b| !b.is_ascii_whitespace()) {
         None => Err(ApiError::MalformedJson("the body is empty".to_string())),
         Some(b'{') => Ok(()),
@@ -164,7 +164,7 @@ pub fn expect_object(body: &[u8]) -> Result<(), ApiError> {
 }
 
 /// Names what is wrong with a body that does not parse.
-pub fn json_error(e: serde_json::Error) -> ApiError {
+pub(crate) fn json_error(e: serde_json::Error) -> ApiError {
     use serde_json::error::Category;
     match e.classify() {
         Category::Data => ApiError::InvalidType(format!(

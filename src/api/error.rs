@@ -27,7 +27,7 @@ use crate::text::clip;
 
 /// A request the API refuses, or the service's own trouble.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     #[error("the body is not valid JSON: {0}")]
     MalformedJson(String),
     #[error("the body could not be read: {0}")]
@@ -116,7 +116,7 @@ impl From<super::gate::Refused> for ApiError {
 
 impl ApiError {
     /// The stable machine code clients can branch on.
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             ApiError::MalformedJson(_) => "malformed_json",
             ApiError::BodyUnreadable(_) => "body_unreadable",
@@ -145,7 +145,7 @@ impl ApiError {
     }
 
     /// The HTTP status it is answered with.
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             ApiError::MalformedJson(_)
             | ApiError::BodyUnreadable(_)
@@ -204,14 +204,14 @@ impl ApiError {
 
     /// The answer to this error with `body`, the dialect's shape for it:
     /// its status and headers are this error's, whatever the dialect.
-    pub fn respond(&self, body: &impl Serialize) -> Response {
+    pub(crate) fn respond(&self, body: &impl Serialize) -> Response {
         let mut response = answer::json(self.status(), body);
         self.add_headers(response.headers_mut());
         response
     }
 
     /// A refused job, with `name` giving the dialect's name of a field.
-    pub fn from_job(
+    pub(crate) fn from_job(
         e: JobError,
         available: Vec<String>,
         name: impl Fn(Field) -> String,
@@ -254,7 +254,7 @@ impl ApiError {
 
     /// A job that did not run; an internal error is logged here, with
     /// `request_id`, and answered without its cause.
-    pub fn from_run(e: RunError, request_id: &str) -> ApiError {
+    pub(crate) fn from_run(e: RunError, request_id: &str) -> ApiError {
         match e {
             RunError::Busy => ApiError::Busy,
             RunError::ClientBusy => ApiError::ClientBusy,
@@ -281,7 +281,7 @@ impl ApiError {
 
     /// A Judge0 call that could not be served; the database's failures
     /// and an internal fault are logged here, with `request_id`.
-    pub fn from_judge0(e: Judge0Error, request_id: &str) -> ApiError {
+    pub(crate) fn from_judge0(e: Judge0Error, request_id: &str) -> ApiError {
         match e {
             Judge0Error::QueueFull => ApiError::QueueFull,
             Judge0Error::NotStored => ApiError::NotStored,
@@ -303,7 +303,7 @@ impl ApiError {
 /// The native dialect's error (and the front door's and warp's, on every
 /// route): a stable `code` and a sentence, with details where they help.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     /// `malformed_json`, `invalid_field`, `unknown_language`, `busy`,
     /// `unauthorized`, `rate_limited`, `internal_error`, …
     code: &'static str,
@@ -376,7 +376,7 @@ impl Reply for ApiError {
 }
 
 /// Turns every rejection, ours or warp's, into a JSON error response.
-pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
+pub(crate) async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     if let Some(e) = rejection.find::<ApiError>() {
         return Ok(e.clone().into_response());
     }

@@ -24,11 +24,11 @@ use crate::job::Client;
 
 /// The peer's address, put on each request by the server.
 #[derive(Debug, Clone, Copy)]
-pub struct PeerAddr(pub SocketAddr);
+pub(crate) struct PeerAddr(pub(crate) SocketAddr);
 
 /// The routes a key may be allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Route {
+pub(crate) enum Route {
     /// `POST /run-code`.
     Run,
     /// Piston's `/api/v2/…`.
@@ -67,7 +67,7 @@ impl Route {
 
 /// Why the door stays shut.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum Refused {
+pub(crate) enum Refused {
     #[error("an API key is needed: send it as `Authorization: Bearer KEY` or `X-API-Key: KEY`")]
     NoKey,
     #[error("this API key is not valid")]
@@ -88,7 +88,7 @@ struct Key {
 }
 
 /// The door.
-pub struct Gate {
+pub(crate) struct Gate {
     /// SHA-256 of each key, with what it may use; empty: keys are off.
     keys: HashMap<[u8; 32], Key>,
     metrics_key: Option<[u8; 32]>,
@@ -107,10 +107,10 @@ impl std::fmt::Debug for Gate {
 
 /// Who called, as the door let them in.
 #[derive(Debug, Clone)]
-pub struct Caller {
+pub(crate) struct Caller {
     /// The key's id (`key:` and the start of its hash) or the peer's
     /// address (`ip:…`): the client for fairness and rate limits.
-    pub client: Client,
+    pub(crate) client: Client,
     /// The rate limit's state after this request, for its headers.
     rate: Option<Rate>,
 }
@@ -135,7 +135,7 @@ fn hex(bytes: &[u8]) -> String {
 type FileKey = ([u8; 32], Vec<Route>);
 
 /// Reads a keys file (see `api_keys_file`); errors name the line.
-pub fn read_keys_file(path: &Path) -> Result<Vec<FileKey>, String> {
+pub(crate) fn read_keys_file(path: &Path) -> Result<Vec<FileKey>, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("{} cannot be read: {e}", path.display()))?;
     let mut keys = Vec::new();
@@ -201,7 +201,7 @@ fn default_routes() -> Vec<Route> {
 impl Gate {
     /// The door of the `[front_door]` settings; errors name the keys file
     /// and line.
-    pub fn new(settings: &FrontDoor) -> Result<Gate, String> {
+    pub(crate) fn new(settings: &FrontDoor) -> Result<Gate, String> {
         let mut keys = HashMap::new();
         for Secret(key) in &settings.api_keys {
             keys.insert(
@@ -234,7 +234,7 @@ impl Gate {
 
     /// Lets a request to `route` in, or says why not; `runs` says whether
     /// it runs code (and so counts against the rate limit).
-    pub fn enter(
+    pub(crate) fn enter(
         &self,
         route: Route,
         runs: bool,
@@ -277,7 +277,7 @@ impl Gate {
     }
 
     /// Forgets the rate state of callers not seen lately (bounds memory).
-    pub fn forget_idle(&self) {
+    pub(crate) fn forget_idle(&self) {
         if let Some((limiter, _)) = &self.limiter {
             limiter.retain_recent();
             limiter.shrink_to_fit();
@@ -326,7 +326,7 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
 
 impl Caller {
     /// Adds the rate limit's headers to `response`.
-    pub fn decorate(&self, mut response: Response) -> Response {
+    pub(crate) fn decorate(&self, mut response: Response) -> Response {
         if let Some(rate) = self.rate {
             let headers = response.headers_mut();
             for (name, value) in [

@@ -12,13 +12,13 @@
 
 mod answer;
 mod body;
-pub mod error;
-pub mod gate;
-pub mod judge0;
-pub mod native;
-pub mod openapi;
-pub mod piston;
-pub mod probes;
+pub(crate) mod error;
+pub(crate) mod gate;
+pub(crate) mod judge0;
+pub(crate) mod native;
+pub(crate) mod openapi;
+pub(crate) mod piston;
+pub(crate) mod probes;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -33,7 +33,7 @@ use warp::http::Method;
 use crate::metrics::StatusLabel;
 use crate::runner::Runner;
 use gate::{Caller, PeerAddr, Route};
-pub use state::Api;
+pub(crate) use state::Api;
 
 /// The door of `route`: lets the request in as a [`Caller`] (counting it
 /// against the rate limit when `runs` says, from its method, that it runs
@@ -70,7 +70,7 @@ fn posts(method: &Method) -> bool {
 
 /// Every route of the service, with errors rendered as JSON and every
 /// answer of 400 and above counted.
-pub fn routes<R: Runner>(
+pub(crate) fn routes<R: Runner>(
     api: Arc<Api<R>>,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone + Send + Sync + 'static {
     let with_api = {

@@ -34,7 +34,7 @@ use super::{native, probes};
 struct ApiDoc;
 
 /// The document, as JSON.
-pub fn document() -> String {
+pub(crate) fn document() -> String {
     ApiDoc::openapi()
         .to_json()
         .expect("the OpenAPI document serialises")
@@ -43,7 +43,7 @@ pub fn document() -> String {
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", tag = "probes", operation_id = "openapi",
     responses((status = 200, description = "This document", body = Object)))]
-pub fn serve() -> Response {
+pub(crate) fn serve() -> Response {
     static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let mut response = DOCUMENT.get_or_init(document).clone().into_response();
     response.headers_mut().insert(

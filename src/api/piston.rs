@@ -5,7 +5,7 @@
 //! hard-code; a trailing `/` is fine).
 //!
 //! A thin translation over the same pipeline as `/run-code`: a request is
-//! checked in Piston's order with Piston's messages, becomes a [`Job`],
+//! checked in Piston's order with Piston's messages, becomes a [`Job`](crate::job::Job),
 //! runs through the [`Runner`], and the [`Report`] is written in Piston's
 //! shape. Where this service differs from Piston, the README ("Piston
 //! clients") says so and why.
@@ -39,7 +39,7 @@ use crate::text::clip;
 pub(super) struct PistonApi;
 
 /// `/api/v2/<tail>`: Piston's routes, each to its handler.
-pub async fn handle<R: Runner>(
+pub(crate) async fn handle<R: Runner>(
     caller: Caller,
     api: Arc<Api<R>>,
     method: Method,
@@ -85,7 +85,7 @@ fn message(status: StatusCode, text: &str) -> Response {
 
 /// One runtime as `GET /api/v2/runtimes` lists it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Runtime<'a> {
+pub(crate) struct Runtime<'a> {
     language: &'a str,
     /// The full semantic version (`3.13.0`), as Piston's packages have.
     version: String,
@@ -450,7 +450,7 @@ const MIN_MEMORY_MIB: u64 = 16;
 
 /// `POST /api/v2/execute`'s answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Answer {
+pub(crate) struct Answer {
     /// Compiled languages only.
     #[serde(skip_serializing_if = "Option::is_none")]
     compile: Option<StageAnswer>,
@@ -462,7 +462,7 @@ pub struct Answer {
 
 /// A stage, as Piston writes it (its key order).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct StageAnswer {
+pub(crate) struct StageAnswer {
     /// The signal that killed it (`SIGKILL` for any stop at a limit).
     signal: Option<String>,
     stdout: String,
@@ -484,7 +484,7 @@ pub struct StageAnswer {
 }
 
 impl Answer {
-    pub fn new(report: &Report) -> Answer {
+    pub(crate) fn new(report: &Report) -> Answer {
         let (compile, run) = match &report.outcome {
             Outcome::Ran { compile, runs } => (compile.as_ref().map(stage), stage(runs.first())),
             Outcome::CompileFailed { compile } => {
@@ -505,7 +505,7 @@ impl Answer {
 /// Memory exhaustion, which Piston reports as isolate does (`SG`, "Caught
 /// fatal signal 9"), is `SG` with `SIGKILL` and the message "Memory limit
 /// exceeded".
-pub fn stage(result: &StageResult) -> StageAnswer {
+pub(crate) fn stage(result: &StageResult) -> StageAnswer {
     let killed = Some("SIGKILL".to_string());
     let (code, signal, status, message) = match (result.limit, result.exit) {
         (Some(LimitHit::Output(StreamKind::Stdout)), _) => (

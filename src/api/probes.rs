@@ -24,7 +24,7 @@ struct Health {
 /// The process serves (liveness).
 #[utoipa::path(get, path = "/health", tag = "probes", operation_id = "health",
     responses((status = 200, description = "The process serves", body = Health)))]
-pub fn health() -> Response {
+pub(crate) fn health() -> Response {
     answer::json(StatusCode::OK, &Health { status: "ok" })
 }
 
@@ -65,7 +65,7 @@ impl Ready {
         (status = 200, description = "Runs can be served", body = Ready),
         (status = 503, description = "Runs cannot be served now", body = Ready),
     ))]
-pub async fn ready<R: Runner>(api: Arc<Api<R>>) -> Response {
+pub(crate) async fn ready<R: Runner>(api: Arc<Api<R>>) -> Response {
     let readiness = api.runner.readiness().await;
     let ready = if readiness.problems.is_empty() {
         Ready::Ready {
@@ -119,7 +119,7 @@ struct LanguageList {
 /// limits.
 #[utoipa::path(get, path = "/languages", tag = "probes", operation_id = "languages",
     responses((status = 200, description = "Every language version served", body = LanguageList)))]
-pub fn languages<R: Runner>(api: Arc<Api<R>>) -> Response {
+pub(crate) fn languages<R: Runner>(api: Arc<Api<R>>) -> Response {
     let registry = api.runner.registry();
     let list = LanguageList {
         languages: registry
@@ -135,7 +135,7 @@ pub fn languages<R: Runner>(api: Arc<Api<R>>) -> Response {
 /// brought up to date first.
 #[utoipa::path(get, path = "/metrics", tag = "probes", operation_id = "metrics",
     responses((status = 200, description = "Prometheus metrics (text format 0.0.4)", body = String, content_type = "text/plain")))]
-pub fn metrics<R: Runner>(api: Arc<Api<R>>) -> Response {
+pub(crate) fn metrics<R: Runner>(api: Arc<Api<R>>) -> Response {
     api.runner.observe(&api.metrics);
     let mut response = api.metrics.encode().into_response();
     response.headers_mut().insert(

@@ -14,8 +14,8 @@ use crate::runner::Runner;
 /// What every handler shares: the runner, Judge0's service, the door, the
 /// metrics and the request bounds.
 #[derive(Debug)]
-pub struct Api<R> {
-    pub runner: Arc<R>,
+pub(crate) struct Api<R> {
+    pub(crate) runner: Arc<R>,
     pub(super) judge0: Arc<Judge0<R>>,
     pub(super) gate: Gate,
     pub(super) metrics: Arc<Metrics>,
@@ -26,14 +26,14 @@ pub struct Api<R> {
 
 impl<R: Runner> Api<R> {
     /// Forgets the rate-limit state of callers not seen lately.
-    pub fn forget_idle(&self) {
+    pub(crate) fn forget_idle(&self) {
         self.gate.forget_idle();
     }
 
     /// The API of `config`: its body bounds (`[server]`), request bounds
     /// (`[requests]`) and default limits (Judge0's `/config_info` reports
     /// them).
-    pub fn new(
+    pub(crate) fn new(
         runner: Arc<R>,
         judge0: Arc<Judge0<R>>,
         gate: Gate,

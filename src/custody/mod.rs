@@ -36,29 +36,29 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::{Containers, EngineError, Kind};
 use uids::UidLease;
 
-pub mod uids;
+pub(crate) mod uids;
 
 /// Label key carried by every container and volume; its value is the
 /// service's instance name.
-pub const LABEL: &str = "code-runner";
+pub(crate) const LABEL: &str = "code-runner";
 /// Label naming the process (boot) that made a container or volume.
-pub const BOOT_LABEL: &str = "code-runner.boot";
+pub(crate) const BOOT_LABEL: &str = "code-runner.boot";
 /// Label naming the language of a container or volume.
-pub const LANGUAGE_LABEL: &str = "code-runner.language";
+pub(crate) const LANGUAGE_LABEL: &str = "code-runner.language";
 /// Label naming the stage (`compile` or `run`) of a container.
-pub const STAGE_LABEL: &str = "code-runner.stage";
+pub(crate) const STAGE_LABEL: &str = "code-runner.stage";
 
 /// Longest a removal is put off while runs are in flight.
-pub const MAX_DEFER: Duration = Duration::from_secs(2);
+pub(crate) const MAX_DEFER: Duration = Duration::from_secs(2);
 /// How long after the last run ended a removal waits, so that a request
 /// following another at once does not share the engine with it.
-pub const REMOVAL_QUIET: Duration = Duration::from_millis(150);
+pub(crate) const REMOVAL_QUIET: Duration = Duration::from_millis(150);
 /// Removals waiting beyond which they are done at once, runs or not.
-pub const BACKLOG: usize = 32;
+pub(crate) const BACKLOG: usize = 32;
 /// Removals under way at once.
-pub const PARALLEL: usize = 4;
+pub(crate) const PARALLEL: usize = 4;
 /// How often the janitor reconciles what this process holds.
-pub const JANITOR_EVERY: Duration = Duration::from_secs(30);
+pub(crate) const JANITOR_EVERY: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(20);
 /// How long a volume's removal is retried while a container being removed
 /// still uses it.
@@ -66,16 +66,16 @@ const VOLUME_PATIENCE: Duration = Duration::from_secs(5);
 
 /// Who the resources belong to: the deployment and the process.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Owner {
+pub(crate) struct Owner {
     /// The deployment's instance name (value of [`LABEL`]).
-    pub instance: String,
+    pub(crate) instance: String,
     /// This process's id, different on every start (value of [`BOOT_LABEL`]).
-    pub boot: String,
+    pub(crate) boot: String,
 }
 
 impl Owner {
     /// The labels that mark a resource as this process's.
-    pub fn labels(&self) -> HashMap<String, String> {
+    pub(crate) fn labels(&self) -> HashMap<String, String> {
         HashMap::from([
             (LABEL.to_string(), self.instance.clone()),
             (BOOT_LABEL.to_string(), self.boot.clone()),
@@ -85,7 +85,7 @@ impl Owner {
 
 /// Which resources [`Custody::reconcile`] removes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sweep {
+pub(crate) enum Sweep {
     /// Those of the instance made by earlier processes (at start-up).
     EarlierBoots,
     /// Those of this process it no longer holds, seen so twice in a row
@@ -108,7 +108,7 @@ type Batch = Vec<Removal>;
 
 /// The ledger and the removal queue.
 #[derive(Debug)]
-pub struct Custody {
+pub(crate) struct Custody {
     engine: Arc<dyn Containers>,
     owner: Owner,
     /// What this process holds now.
@@ -130,7 +130,7 @@ pub struct Custody {
 
 /// A container or volume in custody: queued for removal when dropped.
 #[derive(Debug)]
-pub struct Held {
+pub(crate) struct Held {
     custody: Arc<Custody>,
     kind: Kind,
     id: Option<String>,
@@ -140,7 +140,7 @@ pub struct Held {
 
 /// Counts a run in flight while it lives (removals wait for none).
 #[derive(Debug)]
-pub struct InFlight(Arc<AtomicUsize>, Arc<Mutex<Instant>>);
+pub(crate) struct InFlight(Arc<AtomicUsize>, Arc<Mutex<Instant>>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -150,7 +150,7 @@ impl Drop for InFlight {
 }
 
 impl Custody {
-    pub fn new(engine: Arc<dyn Containers>, owner: Owner) -> Arc<Custody> {
+    pub(crate) fn new(engine: Arc<dyn Containers>, owner: Owner) -> Arc<Custody> {
         let (queue, receiver) = mpsc::unbounded_channel();
         Arc::new(Custody {
             engine,
@@ -167,19 +167,24 @@ impl Custody {
     }
 
     /// Whose resources these are.
-    pub fn owner(&self) -> &Owner {
+    pub(crate) fn owner(&self) -> &Owner {
         &self.owner
     }
 
     /// The engine the resources live on.
-    pub fn engine(&self) -> &Arc<dyn Containers> {
+    pub(crate) fn engine(&self) -> &Arc<dyn Containers> {
         &self.engine
     }
 
     /// Takes `id` into custody (call it before its create can finish, so
     /// that it is never without an owner), with the uid its sandbox runs
     /// as, if it is a container.
-    pub fn hold(self: &Arc<Self>, kind: Kind, id: String, uid: Option<Arc<UidLease>>) -> Held {
+    pub(crate) fn hold(
+        self: &Arc<Self>,
+        kind: Kind,
+        id: String,
+        uid: Option<Arc<UidLease>>,
+    ) -> Held {
         self.held.lock().expect("ledger").insert(id.clone());
         Held {
             custody: self.clone(),
@@ -190,23 +195,23 @@ impl Custody {
     }
 
     /// Marks a run as in flight until the returned value is dropped.
-    pub fn run_in_flight(&self) -> InFlight {
+    pub(crate) fn run_in_flight(&self) -> InFlight {
         self.runs.fetch_add(1, Ordering::AcqRel);
         InFlight(self.runs.clone(), self.last_run.clone())
     }
 
     /// Runs in flight now.
-    pub fn runs(&self) -> usize {
+    pub(crate) fn runs(&self) -> usize {
         self.runs.load(Ordering::Acquire)
     }
 
     /// Resources held now.
-    pub fn held(&self) -> usize {
+    pub(crate) fn held(&self) -> usize {
         self.held.lock().expect("ledger").len()
     }
 
     /// Queues `items` for removal, in order, as one batch.
-    pub fn release(&self, items: Vec<Held>) {
+    pub(crate) fn release(&self, items: Vec<Held>) {
         let batch: Batch = items.into_iter().filter_map(|mut h| h.removal()).collect();
         self.enqueue(batch);
     }
@@ -224,7 +229,7 @@ impl Custody {
     }
 
     /// The removal worker: removes queued batches until `cancel`.
-    pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
+    pub(crate) async fn run(self: Arc<Self>, cancel: CancellationToken) {
         let Some(mut receiver) = self.receiver.lock().expect("receiver").take() else {
             return;
         };
@@ -260,7 +265,7 @@ impl Custody {
     }
 
     /// Waits (up to `within`) until every queued removal is done.
-    pub async fn flush(&self, within: Duration) {
+    pub(crate) async fn flush(&self, within: Duration) {
         let deadline = Instant::now() + within;
         while self.pending.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
             tokio::time::sleep(POLL).await;
@@ -310,7 +315,7 @@ impl Custody {
 
     /// Removes what `sweep` selects of this instance's resources
     /// (containers first: a volume in use cannot go); returns how many.
-    pub async fn reconcile(&self, sweep: Sweep) -> Result<usize, EngineError> {
+    pub(crate) async fn reconcile(&self, sweep: Sweep) -> Result<usize, EngineError> {
         let found = self
             .engine
             .list(&[format!("{LABEL}={}", self.owner.instance)])
@@ -360,12 +365,12 @@ impl Custody {
 
 impl Held {
     /// The container's id, or the volume's name.
-    pub fn id(&self) -> &str {
+    pub(crate) fn id(&self) -> &str {
         self.id.as_deref().unwrap_or_default()
     }
 
     /// Removes it now, not in the background (a run stopped at shutdown).
-    pub async fn remove_now(mut self) {
+    pub(crate) async fn remove_now(mut self) {
         if let Some(removal) = self.removal() {
             self.custody.remove(removal).await;
         }

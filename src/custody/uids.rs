@@ -18,7 +18,7 @@ use crate::config::UidRange;
 
 /// The allocator of one instance's uids.
 #[derive(Debug)]
-pub struct Uids {
+pub(crate) struct Uids {
     range: UidRange,
     state: Mutex<State>,
     released: Notify,
@@ -36,13 +36,13 @@ struct State {
 /// A uid held by a sandbox (or a compile and run pair); given back when
 /// dropped.
 #[derive(Debug)]
-pub struct UidLease {
+pub(crate) struct UidLease {
     uids: Arc<Uids>,
     uid: u32,
 }
 
 impl Uids {
-    pub fn new(range: UidRange) -> Arc<Uids> {
+    pub(crate) fn new(range: UidRange) -> Arc<Uids> {
         Arc::new(Uids {
             state: Mutex::new(State {
                 leased: vec![false; range.count() as usize],
@@ -55,12 +55,13 @@ impl Uids {
     }
 
     /// Uids leased now.
-    pub fn in_use(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn in_use(&self) -> usize {
         self.state.lock().expect("uids").in_use
     }
 
     /// The next free uid, at once if there is one.
-    pub fn try_lease(self: &Arc<Self>) -> Option<UidLease> {
+    pub(crate) fn try_lease(self: &Arc<Self>) -> Option<UidLease> {
         let mut state = self.state.lock().expect("uids");
         let count = state.leased.len();
         let at = (0..count)
@@ -77,7 +78,7 @@ impl Uids {
 
     /// The next free uid, waiting for one to be given back if every one
     /// is leased.
-    pub async fn lease(self: &Arc<Self>) -> UidLease {
+    pub(crate) async fn lease(self: &Arc<Self>) -> UidLease {
         loop {
             let released = self.released.notified();
             if let Some(lease) = self.try_lease() {
@@ -99,7 +100,7 @@ impl Uids {
 }
 
 impl UidLease {
-    pub fn uid(&self) -> u32 {
+    pub(crate) fn uid(&self) -> u32 {
         self.uid
     }
 }

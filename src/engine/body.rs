@@ -10,9 +10,9 @@ use bollard::models::{
 };
 
 /// Where a sandbox finds the tools volume (read-only).
-pub const TOOLS_POINT: &str = "/.code-runner";
+pub(crate) const TOOLS_POINT: &str = "/.code-runner";
 /// Where a test of a batch finds its compiled build (read-only).
-pub const BUILD_POINT: &str = "/.code-runner-build";
+pub(crate) const BUILD_POINT: &str = "/.code-runner-build";
 /// Where the container that fills a volume mounts it.
 pub(super) const FILL_POINT: &str = "/fill";
 
@@ -22,47 +22,47 @@ pub(super) const FILL_POINT: &str = "/fill";
 /// driver, swap equal to memory, `oom_score_adj` 1000, no core dumps, no
 /// automatic removal, and stdin, stdout and stderr attached.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SandboxSpec {
-    pub image: String,
+pub(crate) struct SandboxSpec {
+    pub(crate) image: String,
     /// The numeric user and group the sandbox runs as.
-    pub uid: u32,
-    pub entrypoint: Vec<String>,
-    pub command: Vec<String>,
+    pub(crate) uid: u32,
+    pub(crate) entrypoint: Vec<String>,
+    pub(crate) command: Vec<String>,
     /// `KEY=value` each.
-    pub env: Vec<String>,
-    pub labels: HashMap<String, String>,
+    pub(crate) env: Vec<String>,
+    pub(crate) labels: HashMap<String, String>,
     /// The working directory, and what is mounted there.
-    pub working_dir: String,
-    pub work: Work,
+    pub(crate) working_dir: String,
+    pub(crate) work: Work,
     /// Other tmpfs mounts: (path, mount options).
-    pub tmpfs: Vec<(String, String)>,
+    pub(crate) tmpfs: Vec<(String, String)>,
     /// Memory, in bytes; swap is the same, so none.
-    pub memory_bytes: u64,
+    pub(crate) memory_bytes: u64,
     /// CPUs, fractional allowed.
-    pub cpus: f64,
+    pub(crate) cpus: f64,
     /// Processes and threads at once (the pids cgroup).
-    pub pids: u64,
+    pub(crate) pids: u64,
     /// `RLIMIT_NPROC`, when set (for a runtime with a kernel of its own,
     /// which counts it per sandbox).
-    pub nproc: Option<u64>,
+    pub(crate) nproc: Option<u64>,
     /// `RLIMIT_NOFILE`.
-    pub open_files: u64,
+    pub(crate) open_files: u64,
     /// `RLIMIT_FSIZE`, in bytes (also the size of `/dev/shm`).
-    pub file_size: u64,
+    pub(crate) file_size: u64,
     /// The OCI runtime, when not the engine's default.
-    pub runtime: Option<String>,
+    pub(crate) runtime: Option<String>,
     /// Security options beyond `no-new-privileges` (`seccomp=<profile>`).
-    pub security_opt: Vec<String>,
+    pub(crate) security_opt: Vec<String>,
     /// The volume of tools (the supervisor), mounted read-only at
     /// [`TOOLS_POINT`].
-    pub tools: String,
+    pub(crate) tools: String,
     /// A compiled build's volume, mounted read-only at [`BUILD_POINT`].
-    pub build: Option<String>,
+    pub(crate) build: Option<String>,
 }
 
 /// What is mounted on the working directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Work {
+pub(crate) enum Work {
     /// A tmpfs of the container's own, with these mount options.
     Tmpfs(String),
     /// A volume, shared with another sandbox of the same run.
@@ -74,7 +74,7 @@ fn clamp(value: u64) -> i64 {
 }
 
 /// The Engine API's create body for `spec`, hardened.
-pub fn create_body(spec: &SandboxSpec) -> ContainerCreateBody {
+pub(crate) fn create_body(spec: &SandboxSpec) -> ContainerCreateBody {
     let mut tmpfs: HashMap<String, String> = spec.tmpfs.iter().cloned().collect();
     let mut mounts = vec![volume_mount(&spec.tools, TOOLS_POINT, true)];
     if let Some(build) = &spec.build {

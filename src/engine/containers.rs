@@ -19,67 +19,67 @@ use crate::outcome::StreamKind;
 
 /// A chunk of a container's output.
 #[derive(Debug, Clone)]
-pub struct Chunk {
-    pub stream: StreamKind,
-    pub bytes: Bytes,
+pub(crate) struct Chunk {
+    pub(crate) stream: StreamKind,
+    pub(crate) bytes: Bytes,
 }
 
 /// A container's output, as attached.
-pub type Output = Pin<Box<dyn Stream<Item = Result<Chunk, EngineError>> + Send>>;
+pub(crate) type Output = Pin<Box<dyn Stream<Item = Result<Chunk, EngineError>> + Send>>;
 /// A container's stdin, as attached.
-pub type Input = Pin<Box<dyn AsyncWrite + Send>>;
+pub(crate) type Input = Pin<Box<dyn AsyncWrite + Send>>;
 
 /// A created container: its id, and the engine's warnings (a warning can
 /// mean a limit was not applied).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Created {
-    pub id: String,
-    pub warnings: Vec<String>,
+pub(crate) struct Created {
+    pub(crate) id: String,
+    pub(crate) warnings: Vec<String>,
 }
 
 /// How a stopped container ended, as the engine saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ExitState {
+pub(crate) struct ExitState {
     /// Its init process's exit status (128+N for signal N); `None` while it
     /// runs.
-    pub exit_code: Option<i64>,
+    pub(crate) exit_code: Option<i64>,
     /// Whether the engine saw the kernel kill a process of it for memory.
-    pub oom_killed: bool,
+    pub(crate) oom_killed: bool,
 }
 
 /// What a running container has used so far, by its cgroup: `None` where
 /// the engine gives no figure (a peak under cgroup v2, say).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Usage {
+pub(crate) struct Usage {
     /// CPU time of all its processes, in ns.
-    pub cpu_ns: Option<u64>,
+    pub(crate) cpu_ns: Option<u64>,
     /// Peak memory, in bytes.
-    pub memory_peak: Option<u64>,
+    pub(crate) memory_peak: Option<u64>,
 }
 
 /// What a resource of the engine is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
+pub(crate) enum Kind {
     Container,
     Volume,
 }
 
 /// A container or volume found by [`Containers::list`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct Listed {
-    pub kind: Kind,
+pub(crate) struct Listed {
+    pub(crate) kind: Kind,
     /// A container's id, or a volume's name.
-    pub id: String,
-    pub labels: HashMap<String, String>,
+    pub(crate) id: String,
+    pub(crate) labels: HashMap<String, String>,
 }
 
 /// A file to write into a volume: its path (a folder when it ends in `/`),
 /// mode and content.
-pub type ToolFile<'a> = (&'a str, u32, &'a [u8]);
+pub(crate) type ToolFile<'a> = (&'a str, u32, &'a [u8]);
 
 /// The engine operations sandboxes and custody call. Each failure is an
 /// [`EngineError`] naming its step and target.
-pub trait Containers: Send + Sync + std::fmt::Debug {
+pub(crate) trait Containers: Send + Sync + std::fmt::Debug {
     /// The OCI runtimes the engine knows (`runc`, `runsc`, ...): an answer
     /// means the engine is there.
     fn runtimes(&self) -> BoxFuture<'_, Result<Vec<String>, EngineError>>;

@@ -6,7 +6,7 @@ use std::fmt;
 
 /// One kind of Engine API call, as errors, logs and metrics name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Step {
+pub(crate) enum Step {
     Connect,
     Ping,
     ImageInspect,
@@ -26,7 +26,7 @@ pub enum Step {
 }
 
 impl Step {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Step::Connect => "connect",
             Step::Ping => "ping",
@@ -56,7 +56,7 @@ impl fmt::Display for Step {
 
 /// Why a call failed.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Cause {
+pub(crate) enum Cause {
     /// The engine could not be reached (no socket, a refused or broken
     /// connection, no answer in time).
     Unreachable(String),
@@ -71,10 +71,10 @@ pub enum Cause {
 /// A failed Engine API call.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub struct EngineError {
-    pub step: Step,
+    pub(crate) step: Step,
     /// The container, volume or image the call was about.
-    pub target: String,
-    pub cause: Cause,
+    pub(crate) target: String,
+    pub(crate) cause: Cause,
 }
 
 impl fmt::Display for EngineError {
@@ -101,7 +101,7 @@ impl fmt::Display for EngineError {
 
 impl EngineError {
     /// The engine could not be reached for `step`.
-    pub fn unreachable(step: Step, reason: impl Into<String>) -> EngineError {
+    pub(crate) fn unreachable(step: Step, reason: impl Into<String>) -> EngineError {
         EngineError {
             step,
             target: String::new(),
@@ -110,7 +110,7 @@ impl EngineError {
     }
 
     /// The engine answered `step` about `target` with an error.
-    pub fn answered(
+    pub(crate) fn answered(
         step: Step,
         target: impl Into<String>,
         status: Option<u16>,
@@ -146,7 +146,7 @@ impl EngineError {
     }
 
     /// The HTTP status the engine answered, if it answered one.
-    pub fn status(&self) -> Option<u16> {
+    pub(crate) fn status(&self) -> Option<u16> {
         match &self.cause {
             Cause::Answered { status, .. } => *status,
             Cause::Unreachable(_) => None,
@@ -154,25 +154,25 @@ impl EngineError {
     }
 
     /// What the engine said, or why it could not be reached.
-    pub fn message(&self) -> &str {
+    pub(crate) fn message(&self) -> &str {
         match &self.cause {
             Cause::Answered { message, .. } | Cause::Unreachable(message) => message,
         }
     }
 
     /// Whether the engine answered 404 (no such container, volume or image).
-    pub fn is_not_found(&self) -> bool {
+    pub(crate) fn is_not_found(&self) -> bool {
         self.status() == Some(404)
     }
 
     /// Whether the engine answered 409 (a state that conflicts: a volume in
     /// use, a removal already under way).
-    pub fn is_conflict(&self) -> bool {
+    pub(crate) fn is_conflict(&self) -> bool {
         self.status() == Some(409)
     }
 
     /// Whether the engine could not be reached at all.
-    pub fn is_unreachable(&self) -> bool {
+    pub(crate) fn is_unreachable(&self) -> bool {
         matches!(self.cause, Cause::Unreachable(_))
     }
 }

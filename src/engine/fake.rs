@@ -29,24 +29,24 @@ use crate::outcome::{Exit, StreamKind};
 
 /// What one program is, as its container received it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Run {
-    pub id: String,
-    pub image: String,
+pub(crate) struct Run {
+    pub(crate) id: String,
+    pub(crate) image: String,
     /// `compile` or `run` (the stage label).
-    pub stage: String,
-    pub command: Vec<String>,
-    pub uid: u32,
-    pub cpu_ms: u64,
+    pub(crate) stage: String,
+    pub(crate) command: Vec<String>,
+    pub(crate) uid: u32,
+    pub(crate) cpu_ms: u64,
     /// The build folder to copy first, if any.
-    pub build: Option<String>,
-    pub files: Vec<(String, Vec<u8>)>,
-    pub args: Vec<String>,
-    pub stdin: Vec<u8>,
+    pub(crate) build: Option<String>,
+    pub(crate) files: Vec<(String, Vec<u8>)>,
+    pub(crate) args: Vec<String>,
+    pub(crate) stdin: Vec<u8>,
 }
 
 /// How a program's container ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ending {
+pub(crate) enum Ending {
     /// The supervisor writes its trailers, then the container exits.
     Trailers,
     /// The container exits with the program's status and no trailers (the
@@ -63,26 +63,26 @@ pub enum Ending {
 
 /// What the test says a program does.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Act {
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
-    pub exit: Exit,
+pub(crate) struct Act {
+    pub(crate) stdout: Vec<u8>,
+    pub(crate) stderr: Vec<u8>,
+    pub(crate) exit: Exit,
     /// How long it runs before it ends (or before it hangs).
-    pub took: Duration,
-    pub ending: Ending,
+    pub(crate) took: Duration,
+    pub(crate) ending: Ending,
     /// The trailer's count of out-of-memory kills.
-    pub oom_kills: u64,
+    pub(crate) oom_kills: u64,
     /// The engine's out-of-memory flag.
-    pub oom_flag: bool,
-    pub cpu: Duration,
-    pub peak: u64,
+    pub(crate) oom_flag: bool,
+    pub(crate) cpu: Duration,
+    pub(crate) peak: u64,
     /// The supervisor stopped it at the CPU-time limit.
-    pub cpu_limit: bool,
+    pub(crate) cpu_limit: bool,
 }
 
 impl Act {
     /// Prints `stdout`, exits 0 after 5 ms.
-    pub fn prints(stdout: &str) -> Act {
+    pub(crate) fn prints(stdout: &str) -> Act {
         Act {
             stdout: stdout.as_bytes().to_vec(),
             stderr: Vec::new(),
@@ -97,25 +97,25 @@ impl Act {
         }
     }
 
-    pub fn exit(self, exit: Exit) -> Act {
+    pub(crate) fn exit(self, exit: Exit) -> Act {
         Act { exit, ..self }
     }
 
-    pub fn took(self, took: Duration) -> Act {
+    pub(crate) fn took(self, took: Duration) -> Act {
         Act { took, ..self }
     }
 
-    pub fn ending(self, ending: Ending) -> Act {
+    pub(crate) fn ending(self, ending: Ending) -> Act {
         Act { ending, ..self }
     }
 }
 
 /// The test's script: what each program does.
-pub type Script = Arc<dyn Fn(&Run) -> Act + Send + Sync>;
+pub(crate) type Script = Arc<dyn Fn(&Run) -> Act + Send + Sync>;
 
 /// How the fake's containers warm up before they say they are ready.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Warmup {
+pub(crate) enum Warmup {
     /// Ready after this long.
     After(Duration),
     /// Never ready (a warm-up that hangs).
@@ -165,7 +165,7 @@ struct Volume {
 }
 
 /// The scripted engine.
-pub struct FakeEngine {
+pub(crate) struct FakeEngine {
     state: Mutex<State>,
     script: Mutex<Script>,
     warmup: Mutex<Warmup>,
@@ -182,7 +182,7 @@ impl std::fmt::Debug for FakeEngine {
 impl FakeEngine {
     /// An engine that holds `images`, knows `runc`, and whose programs
     /// print their stdin.
-    pub fn new(images: &[&str]) -> Arc<FakeEngine> {
+    pub(crate) fn new(images: &[&str]) -> Arc<FakeEngine> {
         let state = State {
             images: images.iter().map(|i| i.to_string()).collect(),
             runtimes: vec!["runc".to_string()],
@@ -200,47 +200,47 @@ impl FakeEngine {
     }
 
     /// What the programs do from now on.
-    pub fn script(&self, script: impl Fn(&Run) -> Act + Send + Sync + 'static) {
+    pub(crate) fn script(&self, script: impl Fn(&Run) -> Act + Send + Sync + 'static) {
         *self.script.lock().unwrap() = Arc::new(script);
     }
 
-    pub fn set_warmup(&self, warmup: Warmup) {
+    pub(crate) fn set_warmup(&self, warmup: Warmup) {
         *self.warmup.lock().unwrap() = warmup;
     }
 
     /// How long each create takes from now on.
-    pub fn set_create_took(&self, took: Duration) {
+    pub(crate) fn set_create_took(&self, took: Duration) {
         *self.create_took.lock().unwrap() = took;
     }
 
     /// How long each container removal takes from now on.
-    pub fn set_remove_took(&self, took: Duration) {
+    pub(crate) fn set_remove_took(&self, took: Duration) {
         *self.remove_took.lock().unwrap() = took;
     }
 
     /// The most container removals that were under way at once.
-    pub fn most_removing(&self) -> usize {
+    pub(crate) fn most_removing(&self) -> usize {
         self.state.lock().unwrap().most_removing
     }
 
     /// The next `times` calls of `step` fail with `error`.
-    pub fn fail(&self, step: Step, times: usize, error: EngineError) {
+    pub(crate) fn fail(&self, step: Step, times: usize, error: EngineError) {
         let mut state = self.state.lock().unwrap();
         let queue = state.failures.entry(step).or_default();
         queue.extend(std::iter::repeat_n(error, times));
     }
 
     /// Every call fails as unreachable (or works again).
-    pub fn set_unreachable(&self, unreachable: bool) {
+    pub(crate) fn set_unreachable(&self, unreachable: bool) {
         self.state.lock().unwrap().unreachable = unreachable;
     }
 
     /// The warnings every create answers from now on.
-    pub fn set_warnings(&self, warnings: &[&str]) {
+    pub(crate) fn set_warnings(&self, warnings: &[&str]) {
         self.state.lock().unwrap().warnings = warnings.iter().map(|w| w.to_string()).collect();
     }
 
-    pub fn add_runtime(&self, runtime: &str) {
+    pub(crate) fn add_runtime(&self, runtime: &str) {
         self.state
             .lock()
             .unwrap()
@@ -249,12 +249,12 @@ impl FakeEngine {
     }
 
     /// Containers not removed yet.
-    pub fn containers(&self) -> usize {
+    pub(crate) fn containers(&self) -> usize {
         self.state.lock().unwrap().containers.len()
     }
 
     /// Containers running now.
-    pub fn running(&self) -> usize {
+    pub(crate) fn running(&self) -> usize {
         let state = self.state.lock().unwrap();
         (state.containers.values())
             .filter(|c| c.started && c.exit.is_none())
@@ -262,12 +262,12 @@ impl FakeEngine {
     }
 
     /// Volumes not removed yet.
-    pub fn volumes(&self) -> usize {
+    pub(crate) fn volumes(&self) -> usize {
         self.state.lock().unwrap().volumes.len()
     }
 
     /// The files written into volume `name`.
-    pub fn volume_files(&self, name: &str) -> Vec<String> {
+    pub(crate) fn volume_files(&self, name: &str) -> Vec<String> {
         let state = self.state.lock().unwrap();
         state
             .volumes
@@ -277,18 +277,18 @@ impl FakeEngine {
     }
 
     /// Containers and volumes left: none after a test that cleaned up.
-    pub fn left(&self) -> usize {
+    pub(crate) fn left(&self) -> usize {
         self.containers() + self.volumes()
     }
 
     /// How many calls of `step` were made.
-    pub fn calls(&self, step: Step) -> usize {
+    pub(crate) fn calls(&self, step: Step) -> usize {
         let state = self.state.lock().unwrap();
         state.calls.iter().filter(|(s, _)| *s == step).count()
     }
 
     /// The targets of the calls of `step`, in order.
-    pub fn targets(&self, step: Step) -> Vec<String> {
+    pub(crate) fn targets(&self, step: Step) -> Vec<String> {
         let state = self.state.lock().unwrap();
         (state.calls.iter())
             .filter(|(s, _)| *s == step)
@@ -297,30 +297,24 @@ impl FakeEngine {
     }
 
     /// The most creates that were under way at once.
-    pub fn most_creating(&self) -> usize {
+    pub(crate) fn most_creating(&self) -> usize {
         self.state.lock().unwrap().most_creating
     }
 
     /// Every program that ran, in the order they were fed.
-    pub fn runs(&self) -> Vec<Run> {
+    pub(crate) fn runs(&self) -> Vec<Run> {
         self.state.lock().unwrap().runs.clone()
     }
 
-    /// The spec of container `id`, while it exists.
-    pub fn spec(&self, id: &str) -> Option<SandboxSpec> {
-        let state = self.state.lock().unwrap();
-        state.containers.get(id).map(|c| c.spec.clone())
-    }
-
     /// The specs of the containers alive now.
-    pub fn specs(&self) -> Vec<SandboxSpec> {
+    pub(crate) fn specs(&self) -> Vec<SandboxSpec> {
         let state = self.state.lock().unwrap();
         state.containers.values().map(|c| c.spec.clone()).collect()
     }
 
     /// Puts a container or volume of the engine's own there, as another
     /// process would have left it.
-    pub fn plant(&self, kind: Kind, id: &str, labels: HashMap<String, String>) {
+    pub(crate) fn plant(&self, kind: Kind, id: &str, labels: HashMap<String, String>) {
         let mut state = self.state.lock().unwrap();
         match kind {
             Kind::Volume => {
@@ -342,12 +336,12 @@ impl FakeEngine {
     }
 
     /// Stops a running container from outside (as `docker kill` would).
-    pub fn kill_from_outside(&self, id: &str) {
+    pub(crate) fn kill_from_outside(&self, id: &str) {
         self.stop(id, 137);
     }
 
     /// The ids of the containers alive now.
-    pub fn ids(&self) -> Vec<String> {
+    pub(crate) fn ids(&self) -> Vec<String> {
         self.state
             .lock()
             .unwrap()

@@ -16,7 +16,7 @@ mod body;
 mod containers;
 mod error;
 #[cfg(test)]
-pub mod fake;
+pub(crate) mod fake;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -35,11 +35,11 @@ use futures_util::StreamExt;
 use futures_util::future::{BoxFuture, FutureExt};
 
 use crate::outcome::StreamKind;
-pub use body::{BUILD_POINT, SandboxSpec, TOOLS_POINT, Work};
-pub use containers::{
+pub(crate) use body::{BUILD_POINT, SandboxSpec, TOOLS_POINT, Work};
+pub(crate) use containers::{
     Chunk, Containers, Created, ExitState, Input, Kind, Listed, Output, ToolFile, Usage,
 };
-pub use error::{Cause, EngineError, Step};
+pub(crate) use error::{EngineError, Step};
 
 /// How long one Engine API request may take to answer (headers only:
 /// attach and wait streams are bounded by the run's own deadline).
@@ -49,7 +49,7 @@ const NEGOTIATE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A handle on the Docker engine. Cheap to share behind an `Arc`.
 #[derive(Debug)]
-pub struct Engine {
+pub(crate) struct Engine {
     /// The address given in the configuration, if any.
     host: Option<String>,
     /// The client, once connected and with its API version agreed.
@@ -63,7 +63,7 @@ impl Engine {
     /// or else the one `DOCKER_HOST` names, or else the local socket.
     /// Nothing is sent until the first call, and a socket that does not
     /// exist yet is fine. Fails only on an address it can never use.
-    pub fn connect(host: Option<&str>) -> Result<Engine, EngineError> {
+    pub(crate) fn connect(host: Option<&str>) -> Result<Engine, EngineError> {
         let engine = Engine {
             host: host.map(str::to_string),
             current: Mutex::new(None),
@@ -76,7 +76,10 @@ impl Engine {
     }
 
     /// Counts every failed call in `metrics` (`code_runner_docker_errors_total`).
-    pub fn with_metrics(mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Engine {
+    pub(crate) fn with_metrics(
+        mut self,
+        metrics: std::sync::Arc<crate::metrics::Metrics>,
+    ) -> Engine {
         self.metrics = Some(metrics);
         self
     }
@@ -143,7 +146,7 @@ impl Engine {
     }
 
     /// The OCI runtimes the engine knows (`runc`, `runsc`, ...).
-    pub async fn runtimes(&self) -> Result<Vec<String>, EngineError> {
+    pub(crate) async fn runtimes(&self) -> Result<Vec<String>, EngineError> {
         let info = self
             .call(Step::Ping, "engine", |d| async move { d.info().await })
             .await?;
@@ -153,7 +156,7 @@ impl Engine {
     }
 
     /// Whether the engine holds `image`.
-    pub async fn image_present(&self, image: &str) -> Result<bool, EngineError> {
+    pub(crate) async fn image_present(&self, image: &str) -> Result<bool, EngineError> {
         let inspect = |d: Docker| async move { d.inspect_image(image).await };
         match self.call(Step::ImageInspect, image, inspect).await {
             Ok(_) => Ok(true),
@@ -163,7 +166,7 @@ impl Engine {
     }
 
     /// Pulls `image` from its registry, to the end of the stream.
-    pub async fn pull(&self, image: &str) -> Result<(), EngineError> {
+    pub(crate) async fn pull(&self, image: &str) -> Result<(), EngineError> {
         let docker = self
             .client(Step::ImagePull)
             .await
@@ -179,7 +182,7 @@ impl Engine {
     }
 
     /// Creates a sandbox container from `spec`.
-    pub async fn create(&self, spec: &SandboxSpec) -> Result<Created, EngineError> {
+    pub(crate) async fn create(&self, spec: &SandboxSpec) -> Result<Created, EngineError> {
         let body = body::create_body(spec);
         let create = |d: Docker| async move { d.create_container(None, body).await };
         let created = self.call(Step::Create, &spec.image, create).await?;
@@ -190,7 +193,7 @@ impl Engine {
     }
 
     /// Attaches to a created container's stdin, stdout and stderr.
-    pub async fn attach(&self, id: &str) -> Result<(Input, Output), EngineError> {
+    pub(crate) async fn attach(&self, id: &str) -> Result<(Input, Output), EngineError> {
         let options = AttachContainerOptionsBuilder::default()
             .stdin(true)
             .stdout(true)
@@ -219,13 +222,13 @@ impl Engine {
     }
 
     /// Starts a created container.
-    pub async fn start(&self, id: &str) -> Result<(), EngineError> {
+    pub(crate) async fn start(&self, id: &str) -> Result<(), EngineError> {
         let start = |d: Docker| async move { d.start_container(id, None).await };
         self.call(Step::Start, id, start).await
     }
 
     /// Resolves when the container has stopped (whatever its exit code).
-    pub async fn wait(&self, id: &str) -> Result<(), EngineError> {
+    pub(crate) async fn wait(&self, id: &str) -> Result<(), EngineError> {
         let docker = self.client(Step::Wait).await.map_err(|e| self.noted(e))?;
         let mut wait = std::pin::pin!(docker.wait_container(id, None));
         match wait.next().await {
@@ -242,7 +245,7 @@ impl Engine {
     }
 
     /// How a container ended (or `exit_code: None` while it runs).
-    pub async fn inspect(&self, id: &str) -> Result<ExitState, EngineError> {
+    pub(crate) async fn inspect(&self, id: &str) -> Result<ExitState, EngineError> {
         let inspect = |d: Docker| async move { d.inspect_container(id, None).await };
         let inspected = self.call(Step::Inspect, id, inspect).await?;
         let state = inspected.state.unwrap_or_default();
@@ -253,7 +256,7 @@ impl Engine {
     }
 
     /// What a running container has used so far (one sample).
-    pub async fn usage(&self, id: &str) -> Result<Usage, EngineError> {
+    pub(crate) async fn usage(&self, id: &str) -> Result<Usage, EngineError> {
         let docker = self.client(Step::Stats).await.map_err(|e| self.noted(e))?;
         let options = bollard::query_parameters::StatsOptionsBuilder::default()
             .stream(false)
@@ -278,7 +281,7 @@ impl Engine {
     }
 
     /// Kills a container with SIGKILL; one that already stopped is fine.
-    pub async fn kill(&self, id: &str) -> Result<(), EngineError> {
+    pub(crate) async fn kill(&self, id: &str) -> Result<(), EngineError> {
         let options = KillContainerOptionsBuilder::default()
             .signal("SIGKILL")
             .build();
@@ -292,7 +295,7 @@ impl Engine {
 
     /// Force-removes a container (killing it if it runs), with its
     /// anonymous volumes.
-    pub async fn remove_container(&self, id: &str) -> Result<(), EngineError> {
+    pub(crate) async fn remove_container(&self, id: &str) -> Result<(), EngineError> {
         let options = RemoveContainerOptionsBuilder::default()
             .force(true)
             .v(true)
@@ -304,7 +307,7 @@ impl Engine {
     /// Creates a volume carrying `labels`: tmpfs-backed when `tmpfs` gives
     /// its mount options (size, inodes, owner, mode), else on the engine's
     /// disk.
-    pub async fn create_volume(
+    pub(crate) async fn create_volume(
         &self,
         name: &str,
         tmpfs: Option<&str>,
@@ -331,7 +334,7 @@ impl Engine {
     /// by root: through a container of `image` that mounts it and is never
     /// started (the archive upload API writes into a created container's
     /// volumes), removed after.
-    pub async fn fill_volume(
+    pub(crate) async fn fill_volume(
         &self,
         volume: &str,
         image: &str,
@@ -359,7 +362,7 @@ impl Engine {
     }
 
     /// Removes a volume (the engine answers 409 while a container uses it).
-    pub async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+    pub(crate) async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
         let options = RemoveVolumeOptionsBuilder::default().force(true).build();
         let remove = |d: Docker| async move { d.remove_volume(name, Some(options)).await };
         self.call(Step::VolumeRemove, name, remove).await
@@ -367,7 +370,7 @@ impl Engine {
 
     /// The containers (running or not), then the volumes, carrying every
     /// label of `labels` (`key=value` each).
-    pub async fn list(&self, labels: &[String]) -> Result<Vec<Listed>, EngineError> {
+    pub(crate) async fn list(&self, labels: &[String]) -> Result<Vec<Listed>, EngineError> {
         let filters = HashMap::from([("label".to_string(), labels.to_vec())]);
         let options = ListContainersOptionsBuilder::default()
             .all(true)

@@ -34,17 +34,17 @@ use crate::job::Job;
 use crate::language::Registry;
 use crate::sandbox::{Launcher, SandboxError};
 use pool::Pool;
-pub use pool::most_waiting;
+pub(crate) use pool::most_waiting;
 use runs::Runs;
-pub use runs::{Ran, Turns};
-pub use upkeep::Readiness;
+pub(crate) use runs::{Ran, Turns};
+pub(crate) use upkeep::Readiness;
 
 /// How long shutdown waits for removals still queued.
 const FINAL_REMOVALS: Duration = Duration::from_secs(5);
 
 /// Runs jobs in fresh sandboxes on one engine.
 #[derive(Debug, Clone)]
-pub struct Executor {
+pub(crate) struct Executor {
     runs: Runs,
     /// Cancelled at the very end of shutdown, once removals are flushed.
     removals: CancellationToken,
@@ -53,7 +53,7 @@ pub struct Executor {
 impl Executor {
     /// An executor whose sandboxes run as `uids`, with pools sized and
     /// refilled as `pool` says.
-    pub fn new(custody: Arc<Custody>, uids: Arc<Uids>, pool: PoolSettings) -> Executor {
+    pub(crate) fn new(custody: Arc<Custody>, uids: Arc<Uids>, pool: PoolSettings) -> Executor {
         let launcher = Arc::new(Launcher::new(custody.clone(), uids));
         let runs = Runs {
             pool: Pool::new(launcher.clone(), pool),
@@ -70,7 +70,7 @@ impl Executor {
     /// Runs `job`: compiles it once if its language compiles, then runs
     /// each of its inputs in a fresh sandbox as `turns` allows (see
     /// [`runs`]); what it made is removed in the background.
-    pub async fn run(&self, job: &Job, turns: &impl Turns) -> Result<Ran, SandboxError> {
+    pub(crate) async fn run(&self, job: &Job, turns: &impl Turns) -> Result<Ran, SandboxError> {
         self.runs.run(job, turns).await
     }
 
@@ -78,7 +78,7 @@ impl Executor {
     /// sweep, the pool's refills and the pulls of missing images (both
     /// following `registry`), until `cancel`; and the removal queue, until
     /// [`Executor::shutdown`] has flushed it.
-    pub fn start(
+    pub(crate) fn start(
         &self,
         tasks: &mut JoinSet<()>,
         registry: watch::Receiver<Arc<Registry>>,
@@ -95,19 +95,19 @@ impl Executor {
     }
 
     /// Stops refilling the pool (shutdown begins).
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.runs.pool.close();
     }
 
     /// Stops the runs in flight (the grace period is over): each answers
     /// `SandboxError::Stopped` and removes its sandboxes.
-    pub fn stop_runs(&self) {
+    pub(crate) fn stop_runs(&self) {
         self.runs.stop.cancel();
     }
 
     /// Ends the executor's work: the pool's sandboxes and every queued
     /// removal go, and then whatever this process made that is left.
-    pub async fn shutdown(&self) {
+    pub(crate) async fn shutdown(&self) {
         self.runs.pool.shutdown().await;
         self.runs.custody.flush(FINAL_REMOVALS).await;
         self.runs.launcher.release_tools().await;
@@ -121,23 +121,23 @@ impl Executor {
     }
 
     /// Sandboxes waiting in the pool, per language name.
-    pub fn pooled(&self) -> HashMap<String, usize> {
+    pub(crate) fn pooled(&self) -> HashMap<String, usize> {
         self.runs.pool.ready()
     }
 
     /// What each language's pool aims at now.
-    pub fn pool_targets(&self) -> HashMap<String, usize> {
+    pub(crate) fn pool_targets(&self) -> HashMap<String, usize> {
         self.runs.pool.targets()
     }
 
     /// Containers and volumes held now (pooled, running, being removed).
-    pub fn held(&self) -> usize {
+    pub(crate) fn held(&self) -> usize {
         self.runs.custody.held()
     }
 
     /// Whether runs of `registry`'s languages can be served: the engine
     /// answers, every image is present and every runtime registered.
-    pub async fn readiness(&self, registry: &Registry) -> Readiness {
+    pub(crate) async fn readiness(&self, registry: &Registry) -> Readiness {
         upkeep::readiness(self.runs.custody.engine().as_ref(), registry).await
     }
 }

@@ -17,7 +17,7 @@ const WARMUP_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Two started sandboxes and their shared volume. Dropped unused, it is
 /// removed: the containers first, then the volume.
-pub struct Pair {
+pub(crate) struct Pair {
     custody: Arc<Custody>,
     /// The volume (`None` once handed out with the sandboxes).
     volume: Option<Held>,
@@ -40,7 +40,7 @@ impl Pair {
     /// pair (`pooled`) runs the language's `warmup` in its compile sandbox
     /// first (a trivial compile, so that the compiler's files are in the
     /// caches when the program comes), and is ready once that is over.
-    pub async fn make(
+    pub(crate) async fn make(
         launcher: &Launcher,
         language: &Language,
         compile: &Limits,
@@ -94,14 +94,14 @@ impl Pair {
     }
 
     /// Whether both sandboxes still wait for their payloads.
-    pub fn is_waiting(&mut self) -> bool {
+    pub(crate) fn is_waiting(&mut self) -> bool {
         self.compile.as_mut().is_some_and(Sandbox::is_waiting)
             && self.run.as_mut().is_some_and(Sandbox::is_waiting)
     }
 
     /// The compile sandbox, the run sandbox and the volume, for a run
     /// (which releases them in that order).
-    pub fn take(mut self) -> (Sandbox, Sandbox, Held) {
+    pub(crate) fn take(mut self) -> (Sandbox, Sandbox, Held) {
         (
             self.compile
                 .take()

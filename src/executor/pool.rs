@@ -45,16 +45,16 @@ use crate::language::{Language, Registry};
 use crate::sandbox::{Launch, Launcher, Sandbox, SandboxError, Start};
 
 /// The span over which runs asked for count as one burst.
-pub const BURST: Duration = Duration::from_secs(10);
+pub(crate) const BURST: Duration = Duration::from_secs(10);
 /// How long demand is remembered.
-pub const MEMORY: Duration = Duration::from_secs(600);
+pub(crate) const MEMORY: Duration = Duration::from_secs(600);
 /// Most claims remembered per language.
 const MAX_REMEMBERED: usize = 4096;
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// While a pool is not empty, it is refilled only once no run has claimed
 /// from it for this long, so that starting containers (which costs the
 /// host CPU) does not slow the runs in flight; an empty one, at once.
-pub const QUIET: Duration = Duration::from_millis(250);
+pub(crate) const QUIET: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long a pooled container's warm-up may take.
 const WARMUP_LIMIT: Duration = Duration::from_secs(30);
@@ -64,7 +64,7 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 /// The most sandboxes (or pairs, which share one uid) that may wait in the
 /// pools of `registry` at once under `settings`: the floors, or what the
 /// budget holds, whichever is more.
-pub fn most_waiting(settings: &PoolSettings, registry: &Registry) -> usize {
+pub(crate) fn most_waiting(settings: &PoolSettings, registry: &Registry) -> usize {
     let floors: usize = (registry.languages().iter())
         .map(|l| l.pool_size.unwrap_or(settings.size))
         .sum();
@@ -72,7 +72,7 @@ pub fn most_waiting(settings: &PoolSettings, registry: &Registry) -> usize {
 }
 
 /// The pools of every language.
-pub struct Pool {
+pub(crate) struct Pool {
     launcher: Arc<Launcher>,
     settings: PoolSettings,
     state: Mutex<State>,
@@ -131,7 +131,7 @@ struct Entry {
 
 impl Pool {
     /// A pool with no languages yet; [`Pool::configure`] gives them.
-    pub fn new(launcher: Arc<Launcher>, settings: PoolSettings) -> Arc<Pool> {
+    pub(crate) fn new(launcher: Arc<Launcher>, settings: PoolSettings) -> Arc<Pool> {
         Arc::new(Pool {
             launcher,
             settings: PoolSettings {
@@ -182,7 +182,7 @@ impl Pool {
     /// Sizes the pools for `registry`: each language version without a
     /// compile stage gets its `pool_size`, or the server's. Pools of
     /// languages that are gone or whose file changed are emptied.
-    pub fn configure(&self, registry: &Registry) {
+    pub(crate) fn configure(&self, registry: &Registry) {
         let mut state = self.state.lock().expect("pool lock");
         let mut wanted: HashMap<String, (Arc<Language>, usize)> = HashMap::new();
         for language in registry.languages() {
@@ -225,7 +225,7 @@ impl Pool {
     }
 
     /// A waiting sandbox made for exactly `language`, if one is ready.
-    pub fn claim(&self, language: &Arc<Language>) -> Option<Sandbox> {
+    pub(crate) fn claim(&self, language: &Arc<Language>) -> Option<Sandbox> {
         match self.take(language)? {
             Waiting::One(sandbox) => Some(*sandbox),
             Waiting::Pair(_) => None,
@@ -234,7 +234,7 @@ impl Pool {
 
     /// A waiting pair made for exactly `language` (a compiled one), if one
     /// is ready.
-    pub fn claim_pair(&self, language: &Arc<Language>) -> Option<Pair> {
+    pub(crate) fn claim_pair(&self, language: &Arc<Language>) -> Option<Pair> {
         match self.take(language)? {
             Waiting::Pair(pair) => Some(*pair),
             Waiting::One(_) => None,
@@ -270,7 +270,7 @@ impl Pool {
     }
 
     /// Containers waiting now, per language name (all its versions).
-    pub fn ready(&self) -> HashMap<String, usize> {
+    pub(crate) fn ready(&self) -> HashMap<String, usize> {
         let state = self.state.lock().expect("pool lock");
         let mut ready = HashMap::new();
         for entry in state.entries.values() {
@@ -280,7 +280,7 @@ impl Pool {
     }
 
     /// What each language's pool aims at now, per language name.
-    pub fn targets(&self) -> HashMap<String, usize> {
+    pub(crate) fn targets(&self) -> HashMap<String, usize> {
         let state = self.state.lock().expect("pool lock");
         let mut targets = HashMap::new();
         for entry in state.entries.values() {
@@ -291,7 +291,7 @@ impl Pool {
 
     /// Follows `registry` and refills the pools, until [`Pool::close`] or
     /// `cancel`.
-    pub async fn run(
+    pub(crate) async fn run(
         self: Arc<Self>,
         mut registry: watch::Receiver<Arc<Registry>>,
         cancel: CancellationToken,
@@ -482,14 +482,14 @@ impl Pool {
     }
 
     /// Stops refilling (shutdown begins).
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.state.lock().expect("pool lock").closed = true;
         self.wake.notify_one();
     }
 
     /// Stops refilling, waits for the starts under way, and hands every
     /// waiting container to custody for removal.
-    pub async fn shutdown(&self) {
+    pub(crate) async fn shutdown(&self) {
         self.close();
         let deadline = Instant::now() + SHUTDOWN_WAIT;
         while self.state.lock().expect("pool lock").starting > 0 && Instant::now() < deadline {

@@ -35,7 +35,7 @@ use crate::sandbox::{Launch, Launcher, Payload, Sandbox, SandboxError, StageBoun
 /// Where each run of a job gets its turn (the run slots of the layer
 /// above): a job's runs go as their turns come, at most [`Turns::width`]
 /// at once.
-pub trait Turns: Sync {
+pub(crate) trait Turns: Sync {
     /// Held while one run runs.
     type Turn: Send;
 
@@ -47,11 +47,11 @@ pub trait Turns: Sync {
     fn take(&self) -> impl Future<Output = Result<Self::Turn, SandboxError>> + Send;
 }
 
-/// What [`Executor::run`] gives.
+/// What [`Executor::run`](super::Executor::run) gives.
 #[derive(Debug, Clone)]
-pub struct Ran {
-    pub outcome: Outcome,
-    pub timing: Timing,
+pub(crate) struct Ran {
+    pub(crate) outcome: Outcome,
+    pub(crate) timing: Timing,
 }
 
 /// The run path: what a job's runs need (custody, the launcher, the pool)

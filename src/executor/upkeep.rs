@@ -17,15 +17,15 @@ const SWEEP_RETRY: Duration = Duration::from_secs(2);
 
 /// Where a run's problems with the engine stand, for `/ready`.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Readiness {
+pub(crate) struct Readiness {
     /// Sentences; empty when runs can be served.
-    pub problems: Vec<String>,
-    pub missing_images: Vec<String>,
+    pub(crate) problems: Vec<String>,
+    pub(crate) missing_images: Vec<String>,
 }
 
 /// Whether runs of `registry`'s languages can be served by `engine`: it
 /// answers, every runtime is registered and every image is present.
-pub async fn readiness(engine: &dyn Containers, registry: &Registry) -> Readiness {
+pub(crate) async fn readiness(engine: &dyn Containers, registry: &Registry) -> Readiness {
     let mut readiness = Readiness::default();
     let runtimes = match engine.runtimes().await {
         Ok(runtimes) => runtimes,

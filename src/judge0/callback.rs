@@ -14,7 +14,7 @@ use reqwest::Url;
 ///
 /// Errors: the sentence a client reads (Judge0's own when callbacks are
 /// off).
-pub fn allowed(url: &str, hosts: &[String]) -> Result<(), String> {
+pub(crate) fn allowed(url: &str, hosts: &[String]) -> Result<(), String> {
     if hosts.is_empty() {
         return Err("setting callback is not allowed".into());
     }
@@ -39,7 +39,7 @@ pub fn allowed(url: &str, hosts: &[String]) -> Result<(), String> {
 
 /// How callbacks are sent.
 #[derive(Debug, Clone)]
-pub struct Caller {
+pub(crate) struct Caller {
     client: reqwest::Client,
     tries: u32,
 }
@@ -49,7 +49,7 @@ impl Caller {
     /// no redirect (a redirect could lead off the allow-list), uses no
     /// proxy, and trusts the Mozilla roots it carries (the image has no
     /// system certificates).
-    pub fn new(tries: u32, timeout: Duration) -> Caller {
+    pub(crate) fn new(tries: u32, timeout: Duration) -> Caller {
         let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS
             .iter()
             .filter_map(|der| reqwest::Certificate::from_der(der).ok());
@@ -69,7 +69,7 @@ impl Caller {
 
     /// PUTs `body` (JSON) to `url`; true when an answer came (whatever its
     /// status, as Judge0 counts it).
-    pub async fn call(&self, url: &str, body: String) -> bool {
+    pub(crate) async fn call(&self, url: &str, body: String) -> bool {
         for attempt in 1..=self.tries {
             let sent = self
                 .client

@@ -12,12 +12,12 @@
 //! after such a loss at most once ([`MAX_ATTEMPTS`]); after a second, it
 //! is finished as an Internal Error saying so. None stays "In Queue".
 
-pub mod callback;
-pub mod render;
-pub mod request;
-pub mod status;
-pub mod store;
-pub mod verdict;
+pub(crate) mod callback;
+pub(crate) mod render;
+pub(crate) mod request;
+pub(crate) mod status;
+pub(crate) mod store;
+pub(crate) mod verdict;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,7 +36,7 @@ use store::{Claimed, Deleted, Found, Store, StoreError, Unreadable, Worker, now_
 use verdict::Judged;
 
 /// How long a claim holds unless renewed.
-pub const LEASE: Duration = Duration::from_secs(30);
+pub(crate) const LEASE: Duration = Duration::from_secs(30);
 /// How often a worker renews its claim.
 const RENEW_EVERY: Duration = Duration::from_secs(10);
 /// How often the janitor takes back lost claims and removes old results.
@@ -45,13 +45,13 @@ const JANITOR_EVERY: Duration = Duration::from_secs(5);
 /// when this service queues one).
 const IDLE_POLL: Duration = Duration::from_millis(250);
 /// Claims of one submission before a loss is final.
-pub const MAX_ATTEMPTS: i64 = 2;
+pub(crate) const MAX_ATTEMPTS: i64 = 2;
 /// How long a worker keeps retrying while Docker cannot be reached.
 const DOCKER_PATIENCE: Duration = Duration::from_secs(60);
 
 /// Why a Judge0 call could not be served (the service's trouble).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum Judge0Error {
+pub(crate) enum Judge0Error {
     #[error("queue is full")]
     QueueFull,
     #[error(transparent)]
@@ -70,7 +70,7 @@ pub enum Judge0Error {
 }
 
 /// Judge0's service: the store, the workers' shared state, the settings.
-pub struct Judge0<R> {
+pub(crate) struct Judge0<R> {
     runner: Arc<R>,
     store: Option<Store>,
     settings: Judge0Config,
@@ -96,7 +96,7 @@ impl<R> std::fmt::Debug for Judge0<R> {
 impl<R: Runner> Judge0<R> {
     /// The service; `store` is `None` when submissions are not stored
     /// (then only `wait=true` runs are served).
-    pub fn new(
+    pub(crate) fn new(
         runner: Arc<R>,
         store: Option<Store>,
         settings: Judge0Config,
@@ -117,17 +117,17 @@ impl<R: Runner> Judge0<R> {
     }
 
     /// The `[judge0]` settings it was made with.
-    pub fn settings(&self) -> &Judge0Config {
+    pub(crate) fn settings(&self) -> &Judge0Config {
         &self.settings
     }
 
     /// Whether submissions are stored (and so can be polled).
-    pub fn stores(&self) -> bool {
+    pub(crate) fn stores(&self) -> bool {
         self.store.is_some()
     }
 
     /// Checks one submission (a JSON object).
-    pub fn accept(&self, body: &Value, base64: bool) -> Result<Submission, Errors> {
+    pub(crate) fn accept(&self, body: &Value, base64: bool) -> Result<Submission, Errors> {
         let allow = Allowances {
             bounds: &self.bounds,
             callback_hosts: &self.settings.callback_hosts,
@@ -141,7 +141,10 @@ impl<R: Runner> Judge0<R> {
     }
 
     /// Queues `submissions`, all or none; their tokens, in order.
-    pub async fn enqueue(&self, submissions: &[Submission]) -> Result<Vec<String>, Judge0Error> {
+    pub(crate) async fn enqueue(
+        &self,
+        submissions: &[Submission],
+    ) -> Result<Vec<String>, Judge0Error> {
         let store = self.store()?;
         let queued = store.queued().await?;
         if queued as usize + submissions.len() > self.settings.max_queue {
@@ -160,7 +163,7 @@ impl<R: Runner> Judge0<R> {
     }
 
     /// The submission `token`, if stored.
-    pub async fn find(&self, token: &str) -> Result<Option<Found>, Judge0Error> {
+    pub(crate) async fn find(&self, token: &str) -> Result<Option<Found>, Judge0Error> {
         match self.store()?.get(token).await? {
             Some(stored) => Ok(Some(Found::read(stored)?)),
             None => Ok(None),
@@ -168,7 +171,10 @@ impl<R: Runner> Judge0<R> {
     }
 
     /// The submissions of `tokens`, in their order (`None` for unknown ones).
-    pub async fn find_many(&self, tokens: &[String]) -> Result<Vec<Option<Found>>, Judge0Error> {
+    pub(crate) async fn find_many(
+        &self,
+        tokens: &[String],
+    ) -> Result<Vec<Option<Found>>, Judge0Error> {
         let mut found = self.store()?.get_many(tokens).await?;
         let mut out = Vec::with_capacity(tokens.len());
         for token in tokens {
@@ -181,7 +187,7 @@ impl<R: Runner> Judge0<R> {
     }
 
     /// Deletes a finished submission.
-    pub async fn delete(&self, token: &str) -> Result<Result<Found, Deleted>, Judge0Error> {
+    pub(crate) async fn delete(&self, token: &str) -> Result<Result<Found, Deleted>, Judge0Error> {
         match self.store()?.delete(token).await? {
             Deleted::Gone(stored) => Ok(Ok(Found::read(stored)?)),
             other => Ok(Err(other)),
@@ -190,7 +196,7 @@ impl<R: Runner> Judge0<R> {
 
     /// Waits (polling) until `token` has finished, for at most the
     /// configured `wait_timeout`; its state then, finished or not.
-    pub async fn wait(&self, token: &str) -> Result<Option<Found>, Judge0Error> {
+    pub(crate) async fn wait(&self, token: &str) -> Result<Option<Found>, Judge0Error> {
         let deadline = Instant::now() + self.settings.wait_timeout();
         loop {
             let found = self.find(token).await?;
@@ -204,7 +210,7 @@ impl<R: Runner> Judge0<R> {
 
     /// Runs a submission at once for `client`, storing nothing (storage
     /// off).
-    pub async fn run_now(
+    pub(crate) async fn run_now(
         &self,
         submission: &Submission,
         client: &Client,
@@ -227,7 +233,7 @@ impl<R: Runner> Judge0<R> {
     }
 
     /// One worker: takes queued submissions one at a time until `stop`.
-    pub async fn work(self: Arc<Self>, stop: CancellationToken) {
+    pub(crate) async fn work(self: Arc<Self>, stop: CancellationToken) {
         let Some(store) = self.store.clone() else {
             return;
         };
@@ -347,7 +353,7 @@ impl<R: Runner> Judge0<R> {
 
     /// Takes back lost claims at once, then every few seconds, and removes
     /// results older than `keep_results`; until `stop`.
-    pub async fn janitor(self: Arc<Self>, stop: CancellationToken) {
+    pub(crate) async fn janitor(self: Arc<Self>, stop: CancellationToken) {
         let Some(store) = self.store.clone() else {
             return;
         };

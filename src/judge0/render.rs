@@ -31,7 +31,7 @@ macro_rules! submission_view {
         /// selects (`?fields=`; every field may be left out), in the order
         /// Judge0 writes them.
         #[derive(Debug, Clone, ToSchema)]
-        pub struct SubmissionView<'a> {
+        pub(crate) struct SubmissionView<'a> {
             /// The fields written, in order.
             #[schema(ignore)]
             selected: Fields,
@@ -44,7 +44,7 @@ macro_rules! submission_view {
 
         impl SubmissionView<'_> {
             /// Every field's name, in Judge0's order (`fields=*`).
-            pub const FIELDS: &'static [&'static str] = &[$(stringify!($field)),*];
+            pub(crate) const FIELDS: &'static [&'static str] = &[$(stringify!($field)),*];
         }
 
         impl Serialize for SubmissionView<'_> {
@@ -130,7 +130,7 @@ const NOT_UTF8: &str = "a text field is not UTF-8 and base64 was not asked";
 /// they are written: Judge0's 8 defaults in their own order, any other
 /// selection in the order of [`SubmissionView::FIELDS`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fields(Vec<&'static str>);
+pub(crate) struct Fields(Vec<&'static str>);
 
 impl Default for Fields {
     /// Judge0's 8 default fields.
@@ -142,7 +142,7 @@ impl Default for Fields {
 impl Fields {
     /// The fields a `fields` parameter asks for, or the names it does not
     /// know (Judge0's 400 `invalid fields: [a, b]`).
-    pub fn parse(asked: Option<&str>) -> Result<Fields, String> {
+    pub(crate) fn parse(asked: Option<&str>) -> Result<Fields, String> {
         let asked = asked.map(str::trim).unwrap_or_default();
         if asked.is_empty() {
             return Ok(Fields::default());
@@ -176,7 +176,7 @@ impl Fields {
 /// A text field: base64 (as Ruby writes it) when asked, else the text
 /// itself; writing it fails when it is not UTF-8 and base64 was not asked.
 #[derive(Debug, Clone, Copy)]
-pub struct Text<'a> {
+pub(crate) struct Text<'a> {
     bytes: &'a [u8],
     base64: bool,
 }
@@ -208,7 +208,7 @@ impl ToSchema for Text<'_> {}
 
 /// A status as Judge0 writes it, in a submission and in `/statuses`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-pub struct StatusView {
+pub(crate) struct StatusView {
     id: i64,
     description: &'static str,
 }
@@ -224,7 +224,7 @@ impl From<Judge0Status> for StatusView {
 
 /// A submission's language: its Judge0 id and name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct LanguageView {
+pub(crate) struct LanguageView {
     id: i64,
     /// `null` when no language served has the id now.
     name: Option<String>,
@@ -251,14 +251,14 @@ fn timestamp(ms: i64) -> String {
 
 /// One submission, whatever its state: what its view is written from.
 #[derive(Debug, Clone, Copy)]
-pub struct Record<'a> {
-    pub token: &'a str,
-    pub status: Judge0Status,
-    pub submission: &'a Submission,
+pub(crate) struct Record<'a> {
+    pub(crate) token: &'a str,
+    pub(crate) status: Judge0Status,
+    pub(crate) submission: &'a Submission,
     /// Its result, once finished.
-    pub judged: Option<&'a Judged>,
-    pub created_at: i64,
-    pub finished_at: Option<i64>,
+    pub(crate) judged: Option<&'a Judged>,
+    pub(crate) created_at: i64,
+    pub(crate) finished_at: Option<i64>,
 }
 
 impl<'a> From<&'a Found> for Record<'a> {
@@ -278,7 +278,11 @@ impl<'a> SubmissionView<'a> {
     /// Every field of `record` (until [`select`](Self::select)ed), its
     /// texts in base64 when `base64` says, its language named as
     /// `registry` names it.
-    pub fn new(record: &Record<'a>, base64: bool, registry: &Registry) -> SubmissionView<'a> {
+    pub(crate) fn new(
+        record: &Record<'a>,
+        base64: bool,
+        registry: &Registry,
+    ) -> SubmissionView<'a> {
         let s = record.submission;
         let j = record.judged;
         let text = |bytes: &'a [u8]| Text { bytes, base64 };
@@ -335,7 +339,7 @@ impl<'a> SubmissionView<'a> {
     }
 
     /// The view with only the fields `fields` selects, in its order.
-    pub fn select(self, fields: &Fields) -> Self {
+    pub(crate) fn select(self, fields: &Fields) -> Self {
         SubmissionView {
             selected: fields.clone(),
             ..self

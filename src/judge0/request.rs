@@ -19,19 +19,19 @@ use crate::limits::{Limit, LimitsOverride};
 
 /// Validation errors in Judge0's shape: each field with its messages, in
 /// the order the checks ran (answered with HTTP 422).
-pub type Errors = IndexMap<String, Vec<String>>;
+pub(crate) type Errors = IndexMap<String, Vec<String>>;
 
 /// Largest `compiler_options` and `command_line_arguments`, in characters
 /// (Judge0's `length: { maximum: 512 }`).
 const MAX_OPTIONS_CHARS: usize = 512;
 /// Judge0's bounds that do not come from the language: `cpu_extra_time`
 /// (s), `stack_limit` (KiB), `number_of_runs`.
-pub const MAX_CPU_EXTRA_TIME: f64 = 5.0;
-pub const MAX_STACK_LIMIT: i64 = 128_000;
-pub const MAX_NUMBER_OF_RUNS: i64 = 20;
+pub(crate) const MAX_CPU_EXTRA_TIME: f64 = 5.0;
+pub(crate) const MAX_STACK_LIMIT: i64 = 128_000;
+pub(crate) const MAX_NUMBER_OF_RUNS: i64 = 20;
 /// Judge0's defaults for `cpu_extra_time` (s) and `stack_limit` (KiB).
-pub const CPU_EXTRA_TIME: f64 = 1.0;
-pub const STACK_LIMIT: i64 = 64_000;
+pub(crate) const CPU_EXTRA_TIME: f64 = 1.0;
+pub(crate) const STACK_LIMIT: i64 = 64_000;
 
 /// A submission: what a client sends (`POST /judge0/submissions`), and,
 /// checked, with every limit decided (the language's own where the
@@ -40,61 +40,61 @@ pub const STACK_LIMIT: i64 = 64_000;
 /// sent as numeric strings, and text fields are base64 with
 /// `base64_encoded=true` (`additional_files` always is).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Submission {
+pub(crate) struct Submission {
     #[schema(example = 71)]
-    pub language_id: i64,
+    pub(crate) language_id: i64,
     #[serde(with = "bytes")]
     #[schema(value_type = String, example = "print(1)")]
-    pub source_code: Vec<u8>,
+    pub(crate) source_code: Vec<u8>,
     #[serde(with = "opt_bytes")]
     #[schema(value_type = Option<String>)]
-    pub stdin: Option<Vec<u8>>,
+    pub(crate) stdin: Option<Vec<u8>>,
     #[serde(with = "opt_bytes")]
     #[schema(value_type = Option<String>)]
-    pub expected_output: Option<Vec<u8>>,
-    pub compiler_options: Option<String>,
-    pub command_line_arguments: Option<String>,
+    pub(crate) expected_output: Option<Vec<u8>>,
+    pub(crate) compiler_options: Option<String>,
+    pub(crate) command_line_arguments: Option<String>,
     /// CPU time, s: past it the verdict is Time Limit Exceeded.
     #[schema(required = false)]
-    pub cpu_time_limit: f64,
+    pub(crate) cpu_time_limit: f64,
     /// CPU time past `cpu_time_limit` the program may run before it is
     /// stopped (still Time Limit Exceeded), s.
     #[schema(required = false)]
-    pub cpu_extra_time: f64,
+    pub(crate) cpu_extra_time: f64,
     /// Wall-clock time, s.
     #[schema(required = false)]
-    pub wall_time_limit: f64,
+    pub(crate) wall_time_limit: f64,
     /// Memory, KiB.
     #[schema(required = false)]
-    pub memory_limit: i64,
+    pub(crate) memory_limit: i64,
     /// Stack, KiB: accepted and bounded, counted within `memory_limit`.
     #[schema(required = false)]
-    pub stack_limit: i64,
+    pub(crate) stack_limit: i64,
     #[schema(required = false)]
-    pub max_processes_and_or_threads: i64,
+    pub(crate) max_processes_and_or_threads: i64,
     /// Largest file the program may write, and largest output, KiB.
     #[schema(required = false)]
-    pub max_file_size: i64,
+    pub(crate) max_file_size: i64,
     #[schema(required = false)]
-    pub number_of_runs: i64,
+    pub(crate) number_of_runs: i64,
     #[schema(required = false)]
-    pub redirect_stderr_to_stdout: bool,
-    pub callback_url: Option<String>,
+    pub(crate) redirect_stderr_to_stdout: bool,
+    pub(crate) callback_url: Option<String>,
     /// A zip of files written beside the source, in base64.
     #[serde(with = "opt_bytes")]
     #[schema(value_type = Option<String>)]
-    pub additional_files: Option<Vec<u8>>,
+    pub(crate) additional_files: Option<Vec<u8>>,
 }
 
 /// What the request may use beyond the language's limits.
 #[derive(Debug, Clone)]
-pub struct Allowances<'a> {
+pub(crate) struct Allowances<'a> {
     /// The size bounds of every request.
-    pub bounds: &'a RequestBounds,
+    pub(crate) bounds: &'a RequestBounds,
     /// Hosts (`host` or `host:port`) a `callback_url` may name.
-    pub callback_hosts: &'a [String],
+    pub(crate) callback_hosts: &'a [String],
     /// Who stored submissions run as (the check builds their job).
-    pub client: &'a Client,
+    pub(crate) client: &'a Client,
 }
 
 /// A value of the request, read the way Rails casts it.
@@ -130,7 +130,7 @@ fn text(value: &Value) -> Result<Option<String>, ()> {
 
 /// Decodes base64 as Ruby's `Base64.decode64` does: characters outside the
 /// alphabet (newlines) are skipped, and it never fails.
-pub fn decode_lenient(text: &str) -> Vec<u8> {
+pub(crate) fn decode_lenient(text: &str) -> Vec<u8> {
     let clean: String = text
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '+' || *c == '/')
@@ -337,7 +337,7 @@ impl Checker {
 }
 
 /// Ruby's decimal form of a limit in an error message (`15.0`, `0.5`).
-pub fn decimal(n: f64) -> String {
+pub(crate) fn decimal(n: f64) -> String {
     let text = format!("{:.3}", n);
     let text = text.trim_end_matches('0');
     if text.ends_with('.') {
@@ -399,7 +399,7 @@ impl Submission {
     /// Reads and checks one submission (a JSON object) against the
     /// languages of `registry`; byte fields are base64 when `base64` says
     /// so (`additional_files` always is).
-    pub fn parse(
+    pub(crate) fn parse(
         body: &Value,
         base64: bool,
         registry: &Registry,
@@ -477,7 +477,7 @@ impl Submission {
 
     /// The job that runs this submission (`number_of_runs` tests when more
     /// than one), or the field at fault and why.
-    pub fn job(
+    pub(crate) fn job(
         &self,
         registry: &Registry,
         bounds: &RequestBounds,
@@ -585,7 +585,7 @@ fn refusal(e: JobError, language: &Language) -> (String, String) {
 /// request's bounds: at most `max_files` files, `max_code_bytes` unpacked
 /// in all, names the pipeline checks again (no `..`, no absolute path).
 /// Folders are skipped (a file's path makes its folders).
-pub fn unzip(data: &[u8], bounds: &RequestBounds) -> Result<Vec<(String, Vec<u8>)>, String> {
+pub(crate) fn unzip(data: &[u8], bounds: &RequestBounds) -> Result<Vec<(String, Vec<u8>)>, String> {
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(data))
         .map_err(|e| format!("is not a zip archive: {e}"))?;
     if archive.len() > bounds.max_files * 2 + 16 {
@@ -637,11 +637,11 @@ mod bytes {
     use base64::Engine as _;
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(value: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(value: &[u8], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(value))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let text = String::deserialize(d)?;
         base64::engine::general_purpose::STANDARD
             .decode(text)
@@ -652,14 +652,19 @@ mod bytes {
 mod opt_bytes {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(value: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(
+        value: &Option<Vec<u8>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         match value {
             Some(v) => super::bytes::serialize(v, s),
             None => s.serialize_none(),
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<u8>>, D::Error> {
         #[derive(Deserialize)]
         struct Wrapped(#[serde(with = "super::bytes")] Vec<u8>);
         Ok(Option::<Wrapped>::deserialize(d)?.map(|w| w.0))

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 /// A submission's status, as Judge0 numbers it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(into = "i64", try_from = "i64")]
-pub enum Judge0Status {
+pub(crate) enum Judge0Status {
     InQueue,
     Processing,
     Accepted,
@@ -34,7 +34,7 @@ pub enum Judge0Status {
 
 impl Judge0Status {
     /// Every status, in the order of their ids.
-    pub const ALL: [Judge0Status; 14] = [
+    pub(crate) const ALL: [Judge0Status; 14] = [
         Judge0Status::InQueue,
         Judge0Status::Processing,
         Judge0Status::Accepted,
@@ -52,7 +52,7 @@ impl Judge0Status {
     ];
 
     /// Judge0's id.
-    pub fn id(self) -> i64 {
+    pub(crate) fn id(self) -> i64 {
         match self {
             Judge0Status::InQueue => 1,
             Judge0Status::Processing => 2,
@@ -72,7 +72,7 @@ impl Judge0Status {
     }
 
     /// Judge0's description.
-    pub fn description(self) -> &'static str {
+    pub(crate) fn description(self) -> &'static str {
         match self {
             Judge0Status::InQueue => "In Queue",
             Judge0Status::Processing => "Processing",
@@ -92,12 +92,12 @@ impl Judge0Status {
     }
 
     /// The status of `id`, if Judge0 has one.
-    pub fn from_id(id: i64) -> Option<Judge0Status> {
+    pub(crate) fn from_id(id: i64) -> Option<Judge0Status> {
         Judge0Status::ALL.into_iter().find(|s| s.id() == id)
     }
 
     /// The runtime error of a program killed by `signal`.
-    pub fn of_signal(signal: i32) -> Judge0Status {
+    pub(crate) fn of_signal(signal: i32) -> Judge0Status {
         match signal {
             11 => Judge0Status::SigSegv,
             25 => Judge0Status::SigXfsz,
@@ -109,7 +109,7 @@ impl Judge0Status {
 
     /// Whether a submission with this status has finished (is neither
     /// queued nor being run).
-    pub fn finished(self) -> bool {
+    pub(crate) fn finished(self) -> bool {
         !matches!(self, Judge0Status::InQueue | Judge0Status::Processing)
     }
 }

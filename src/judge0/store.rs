@@ -23,7 +23,7 @@ use super::verdict::Judged;
 /// A failure of the database, described.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("the submissions database failed: {0}")]
-pub struct StoreError(pub String);
+pub struct StoreError(pub(crate) String);
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> StoreError {
@@ -39,52 +39,52 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
 
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
+pub(crate) enum Backend {
     Sqlite,
     Postgres,
 }
 
 /// The submissions database.
 #[derive(Debug, Clone)]
-pub struct Store {
+pub(crate) struct Store {
     pool: AnyPool,
     backend: Backend,
 }
 
 /// A stored submission, as read back.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Stored {
-    pub token: String,
-    pub status_id: i64,
+pub(crate) struct Stored {
+    pub(crate) token: String,
+    pub(crate) status_id: i64,
     /// The accepted request (JSON).
-    pub request: String,
+    pub(crate) request: String,
     /// The result (JSON), once finished.
-    pub result: Option<String>,
+    pub(crate) result: Option<String>,
     /// Milliseconds since the Unix epoch.
-    pub created_at: i64,
-    pub finished_at: Option<i64>,
+    pub(crate) created_at: i64,
+    pub(crate) finished_at: Option<i64>,
 }
 
 /// A submission a worker has claimed.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Claimed {
-    pub id: i64,
-    pub token: String,
-    pub request: String,
+pub(crate) struct Claimed {
+    pub(crate) id: i64,
+    pub(crate) token: String,
+    pub(crate) request: String,
     /// How many times it has been claimed, this time included.
-    pub attempts: i64,
+    pub(crate) attempts: i64,
 }
 
 /// Who holds a claim: a service (`instance`) in one of its lives (`boot`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Worker {
-    pub instance: String,
-    pub boot: String,
+pub(crate) struct Worker {
+    pub(crate) instance: String,
+    pub(crate) boot: String,
 }
 
 /// What a delete found.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Deleted {
+pub(crate) enum Deleted {
     /// It was finished, and is gone now.
     Gone(Stored),
     /// It is queued or running (its status), and stays.
@@ -95,22 +95,22 @@ pub enum Deleted {
 /// A stored submission, decoded: the request as accepted, its status and,
 /// once finished, its result.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Found {
-    pub stored: Stored,
-    pub status: Judge0Status,
-    pub submission: Submission,
-    pub judged: Option<Judged>,
+pub(crate) struct Found {
+    pub(crate) stored: Stored,
+    pub(crate) status: Judge0Status,
+    pub(crate) submission: Submission,
+    pub(crate) judged: Option<Judged>,
 }
 
 /// A stored row that cannot be decoded: a data error (a corrupt row, or
 /// one an incompatible version wrote), not an outage of the database.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{0}")]
-pub struct Unreadable(pub String);
+pub(crate) struct Unreadable(pub(crate) String);
 
 impl Found {
     /// Decodes a row.
-    pub fn read(stored: Stored) -> Result<Found, Unreadable> {
+    pub(crate) fn read(stored: Stored) -> Result<Found, Unreadable> {
         let token = &stored.token;
         let status = Judge0Status::try_from(stored.status_id)
             .map_err(|e| Unreadable(format!("submission {token} has no status: {e}")))?;
@@ -133,7 +133,7 @@ impl Found {
 }
 
 /// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -158,7 +158,7 @@ impl Store {
     ///
     /// Errors: the URL names another database, or it cannot be opened or
     /// migrated (the message says which and why).
-    pub async fn open(url: &str) -> Result<Store, StoreError> {
+    pub(crate) async fn open(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let (backend, url) = if let Some(rest) = url.strip_prefix("sqlite:") {
             let url = if rest.contains("mode=") {
@@ -190,7 +190,7 @@ impl Store {
     }
 
     /// Queues submissions (token, request JSON), all or none.
-    pub async fn insert(&self, rows: &[(String, String)]) -> Result<(), StoreError> {
+    pub(crate) async fn insert(&self, rows: &[(String, String)]) -> Result<(), StoreError> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         for (token, request) in rows {
@@ -209,7 +209,7 @@ impl Store {
     }
 
     /// How many submissions wait in the queue.
-    pub async fn queued(&self) -> Result<i64, StoreError> {
+    pub(crate) async fn queued(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM judge0_submissions WHERE status_id = $1")
             .bind(Judge0Status::InQueue.id())
             .fetch_one(&self.pool)
@@ -219,7 +219,7 @@ impl Store {
 
     /// Claims the oldest queued submission for `worker`, until `lease`
     /// from now unless renewed.
-    pub async fn claim(
+    pub(crate) async fn claim(
         &self,
         worker: &Worker,
         lease: Duration,
@@ -254,7 +254,7 @@ impl Store {
 
     /// Extends `worker`'s claim on `id` to `lease` from now; false when it
     /// no longer holds it.
-    pub async fn renew(
+    pub(crate) async fn renew(
         &self,
         id: i64,
         worker: &Worker,
@@ -276,7 +276,7 @@ impl Store {
 
     /// Records the result of `id`, if `worker` still holds it; false when
     /// it does not (the result is then another's to give).
-    pub async fn finish(
+    pub(crate) async fn finish(
         &self,
         id: i64,
         worker: &Worker,
@@ -301,7 +301,7 @@ impl Store {
 
     /// Puts `id` back in the queue, as if never claimed (the service is
     /// stopping and did not run it).
-    pub async fn release(&self, id: i64, worker: &Worker) -> Result<(), StoreError> {
+    pub(crate) async fn release(&self, id: i64, worker: &Worker) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE judge0_submissions \
              SET status_id = $1, instance = NULL, boot = NULL, lease_until = NULL, attempts = attempts - 1 \
@@ -322,7 +322,7 @@ impl Store {
     /// queued again if it has been claimed fewer than `max_attempts`
     /// times; otherwise it is finished as an internal error with
     /// `failed` (a result JSON). Returns (queued again, failed).
-    pub async fn recover(
+    pub(crate) async fn recover(
         &self,
         worker: &Worker,
         max_attempts: i64,
@@ -362,7 +362,7 @@ impl Store {
 
     /// Removes the submissions finished before `before` (ms since the
     /// epoch); returns how many.
-    pub async fn purge(&self, before: i64) -> Result<u64, StoreError> {
+    pub(crate) async fn purge(&self, before: i64) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM judge0_submissions WHERE finished_at < $1")
             .bind(before)
             .execute(&self.pool)
@@ -371,7 +371,7 @@ impl Store {
     }
 
     /// The submission `token`.
-    pub async fn get(&self, token: &str) -> Result<Option<Stored>, StoreError> {
+    pub(crate) async fn get(&self, token: &str) -> Result<Option<Stored>, StoreError> {
         let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT {STORED_COLUMNS} FROM judge0_submissions WHERE token = $1"
         )))
@@ -382,7 +382,7 @@ impl Store {
     }
 
     /// The submissions of `tokens` that exist, in no particular order.
-    pub async fn get_many(&self, tokens: &[String]) -> Result<Vec<Stored>, StoreError> {
+    pub(crate) async fn get_many(&self, tokens: &[String]) -> Result<Vec<Stored>, StoreError> {
         if tokens.is_empty() {
             return Ok(Vec::new());
         }
@@ -400,7 +400,7 @@ impl Store {
     }
 
     /// Deletes the submission `token` if it is finished.
-    pub async fn delete(&self, token: &str) -> Result<Deleted, StoreError> {
+    pub(crate) async fn delete(&self, token: &str) -> Result<Deleted, StoreError> {
         let row = sqlx::query(AssertSqlSafe(format!(
             "DELETE FROM judge0_submissions WHERE token = $1 AND status_id > $2 RETURNING {STORED_COLUMNS}"
         )))

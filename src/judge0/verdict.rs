@@ -28,26 +28,26 @@ const ACCEPTED: Judge0Status = Judge0Status::Accepted;
 
 /// A finished submission's result, as stored.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Judged {
+pub(crate) struct Judged {
     /// Stored as its id.
-    pub status_id: Judge0Status,
-    pub stdout: Option<String>,
-    pub stderr: Option<String>,
-    pub compile_output: Option<String>,
-    pub message: Option<String>,
-    pub exit_code: Option<i64>,
-    pub exit_signal: Option<i64>,
+    pub(crate) status_id: Judge0Status,
+    pub(crate) stdout: Option<String>,
+    pub(crate) stderr: Option<String>,
+    pub(crate) compile_output: Option<String>,
+    pub(crate) message: Option<String>,
+    pub(crate) exit_code: Option<i64>,
+    pub(crate) exit_signal: Option<i64>,
     /// CPU time, s.
-    pub time: Option<f64>,
+    pub(crate) time: Option<f64>,
     /// Wall-clock time, s.
-    pub wall_time: Option<f64>,
+    pub(crate) wall_time: Option<f64>,
     /// Peak memory, KiB.
-    pub memory: Option<i64>,
+    pub(crate) memory: Option<i64>,
 }
 
 impl Judged {
     /// An Internal Error with `message` (the service's trouble).
-    pub fn internal(message: impl Into<String>) -> Judged {
+    pub(crate) fn internal(message: impl Into<String>) -> Judged {
         Judged {
             status_id: Judge0Status::InternalError,
             message: Some(message.into()),
@@ -63,7 +63,7 @@ fn some(text: &str) -> Option<String> {
 /// The result of a submission's `number_of_runs` runs (one, usually), as
 /// Judge0 gives it: runs count up to the first that is not Accepted, whose
 /// result it is; `time` and `memory` are their averages.
-pub fn judge(submission: &Submission, outcome: &Outcome) -> Judged {
+pub(crate) fn judge(submission: &Submission, outcome: &Outcome) -> Judged {
     let (compile, runs) = match outcome {
         Outcome::CompileFailed { compile } => return compile_failed(compile),
         Outcome::Ran { compile, runs } => (compile, runs),

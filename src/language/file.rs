@@ -12,7 +12,7 @@ use crate::limits::{DefaultLimits, Limits, LimitsOverride};
 use crate::validation::{FieldError, error, field_errors};
 
 /// The python language file, built into the binary.
-pub const BUILTIN_PYTHON: &str = include_str!("../../languages/python.toml");
+pub(crate) const BUILTIN_PYTHON: &str = include_str!("../../languages/python.toml");
 
 /// A language file as written, before defaults are applied.
 #[derive(Debug, Clone, Deserialize, Validate)]
@@ -71,7 +71,7 @@ struct LanguageFile {
 /// (README: "Pre-started interpreters").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Prestart {
+pub(crate) enum Prestart {
     /// `sitecustomize` on PYTHONPATH, for `python3 main.py`.
     Python,
     /// A `-r` preload, for `node main.js`.
@@ -80,7 +80,7 @@ pub enum Prestart {
 
 impl Prestart {
     /// The hook's name, as the supervisor takes it.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Prestart::Python => "python",
             Prestart::Node => "node",
@@ -90,65 +90,65 @@ impl Prestart {
 
 /// A language, validated, with every limit decided.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Language {
+pub(crate) struct Language {
     /// What requests send as `language`.
-    pub name: String,
+    pub(crate) name: String,
     /// Other names requests may send.
-    pub aliases: Vec<String>,
+    pub(crate) aliases: Vec<String>,
     /// The version the image provides, as the file writes it (`3.13`).
-    pub version: String,
+    pub(crate) version: String,
     /// That version as a semantic version (`3.13.0`), for ranges and order.
-    pub semver: nodejs_semver::Version,
+    pub(crate) semver: nodejs_semver::Version,
     /// The Docker image runs start from.
-    pub image: String,
+    pub(crate) image: String,
     /// The file the request's main source (`code`) is written to.
-    pub source_file: String,
+    pub(crate) source_file: String,
     /// The compile stage, if the language has one: it runs in its own
     /// sandbox, under its own limits, before the run.
-    pub compile: Option<Compile>,
+    pub(crate) compile: Option<Compile>,
     /// The command that runs the program; the request's `args` are appended.
-    pub run: Vec<String>,
+    pub(crate) run: Vec<String>,
     /// Environment of both stages.
-    pub env: BTreeMap<String, String>,
+    pub(crate) env: BTreeMap<String, String>,
     /// Limits of a run: the server's `limits`, then the file's `[limits]`.
-    pub limits: Limits,
+    pub(crate) limits: Limits,
     /// OCI runtime to use instead of the engine's default (e.g. `runsc`).
-    pub runtime: Option<String>,
+    pub(crate) runtime: Option<String>,
     /// The least its pool keeps started ahead of demand (for a compiled
     /// language, compile-and-run pairs); unset: the server's `pool_size`.
-    pub pool_size: Option<usize>,
+    pub(crate) pool_size: Option<usize>,
     /// A shell command a pooled sandbox runs once, output discarded, before
     /// it waits for its run (to load the interpreter, or for a compiled
     /// language the compiler, into the caches; a pooled pair runs it in its
     /// compile sandbox).
-    pub warmup: Option<String>,
+    pub(crate) warmup: Option<String>,
     /// A seccomp profile of its own, instead of the service's.
-    pub seccomp: Option<SeccompProfile>,
+    pub(crate) seccomp: Option<SeccompProfile>,
     /// Judge0's id for this language (`71` for Python), under which the
     /// Judge0 API serves it; `None`: not served there.
-    pub judge0_id: Option<i64>,
+    pub(crate) judge0_id: Option<i64>,
     /// Its name in Judge0's `Name (version)` form (`Python (3.13)`);
     /// default: the name and version (`python (3.13)`).
-    pub judge0_name: String,
+    pub(crate) judge0_name: String,
     /// The compiler options a request may add (Judge0's
     /// `compiler_options`), as patterns: `-O2` allows exactly that word,
     /// `-std=*` any word that begins `-std=`. Each option the request gives
     /// is one argument appended to the compile command (no shell reads
     /// it); empty: no option is allowed.
-    pub compiler_options: Vec<String>,
+    pub(crate) compiler_options: Vec<String>,
     /// Whether (and how) its pooled sandboxes pre-start the interpreter.
-    pub prestart: Option<Prestart>,
+    pub(crate) prestart: Option<Prestart>,
     /// Where the language came from.
-    pub origin: Origin,
+    pub(crate) origin: Origin,
 }
 
 /// A seccomp profile a language file names (`seccomp = "file.json"`,
 /// relative to the file's folder), read when the file is loaded.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SeccompProfile {
-    pub path: PathBuf,
+pub(crate) struct SeccompProfile {
+    pub(crate) path: PathBuf,
     /// The profile, compacted.
-    pub json: String,
+    pub(crate) json: String,
 }
 
 impl SeccompProfile {
@@ -194,18 +194,18 @@ impl SeccompProfile {
 
 /// A compile stage.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Compile {
+pub(crate) struct Compile {
     /// The command that compiles the files in the working directory.
-    pub command: Vec<String>,
+    pub(crate) command: Vec<String>,
     /// Its limits: the server's `compile_limits`, then the file's
     /// `[compile_limits]`. Its `scratch_mb` also sizes the working
     /// directory the run inherits.
-    pub limits: Limits,
+    pub(crate) limits: Limits,
 }
 
 /// Where a language came from.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Origin {
+pub(crate) enum Origin {
     /// A file in the languages folder.
     File(PathBuf),
     /// The python built into the binary.
@@ -225,7 +225,7 @@ impl Language {
     /// Parses and validates one language file; limits it leaves out come
     /// from `defaults`. Errors name the file, the line or the field, and
     /// why.
-    pub fn parse(
+    pub(crate) fn parse(
         origin: Origin,
         text: &str,
         defaults: &DefaultLimits,
@@ -299,12 +299,12 @@ impl Language {
     }
 
     /// The name and every alias.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.name.as_str()).chain(self.aliases.iter().map(String::as_str))
     }
 
     /// `name-version`, as logs and errors name one language version.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         format!("{}-{}", self.name, self.version)
     }
 }
@@ -361,7 +361,7 @@ fn resolved(
 
 /// A version as a semantic version, missing parts taken as 0: `3.13` is
 /// `3.13.0`, `21` is `21.0.0`.
-pub fn lenient_semver(text: &str) -> Option<nodejs_semver::Version> {
+pub(crate) fn lenient_semver(text: &str) -> Option<nodejs_semver::Version> {
     let parts = text.split('.').count();
     let padded = match parts {
         1 => format!("{text}.0.0"),
@@ -373,7 +373,7 @@ pub fn lenient_semver(text: &str) -> Option<nodejs_semver::Version> {
 
 /// Why a language file was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum LanguageError {
+pub(crate) enum LanguageError {
     #[error("{file}: cannot be read: {message}")]
     Read { file: Origin, message: String },
     #[error("{file}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
@@ -398,19 +398,6 @@ pub enum LanguageError {
     NoFiles { dir: PathBuf },
     #[error("{dir}: cannot be listed: {message}")]
     Dir { dir: PathBuf, message: String },
-}
-
-impl LanguageError {
-    /// The file (or folder) the problem is in.
-    pub fn file(&self) -> Option<&Origin> {
-        match self {
-            LanguageError::Read { file, .. }
-            | LanguageError::Parse { file, .. }
-            | LanguageError::Fields { file, .. }
-            | LanguageError::Duplicate { file, .. } => Some(file),
-            LanguageError::NoFiles { .. } | LanguageError::Dir { .. } => None,
-        }
-    }
 }
 
 fn describe_fields(errors: &[FieldError]) -> String {
@@ -555,7 +542,7 @@ fn option_patterns(values: &[String]) -> Result<(), ValidationError> {
 }
 
 /// Whether `option` is one that `patterns` allow.
-pub fn option_allowed(patterns: &[String], option: &str) -> bool {
+pub(crate) fn option_allowed(patterns: &[String], option: &str) -> bool {
     patterns.iter().any(|p| match p.strip_suffix('*') {
         Some(prefix) => option.starts_with(prefix),
         None => p == option,

@@ -1,14 +1,14 @@
 //! Languages: one `languages/*.toml` file each, parsed and validated into a
-//! [`Language`] with every limit decided ([`file`]); the set served
+//! [`Language`] with every limit decided ([`file`](mod@file)); the set served
 //! ([`Registry`], several versions of a name side by side); and how that
 //! set follows the folder while the service runs ([`reload`]). Python is
 //! built in, for when no folder exists.
 
 mod file;
 mod registry;
-pub mod reload;
+pub(crate) mod reload;
 
 #[cfg(test)]
-pub use file::Origin;
-pub use file::{Language, option_allowed};
-pub use registry::{Lookup, Registry, RegistryError};
+pub(crate) use file::Origin;
+pub(crate) use file::{Language, option_allowed};
+pub(crate) use registry::{Lookup, Registry, RegistryError};

@@ -12,14 +12,14 @@ use crate::limits::DefaultLimits;
 /// The languages served. Several versions of one name may be served side
 /// by side; a name or alias belongs to one language name only.
 #[derive(Debug, Clone, Default)]
-pub struct Registry {
+pub(crate) struct Registry {
     /// Sorted by name, then newest version first.
     languages: Vec<Arc<Language>>,
 }
 
 /// Every problem found while loading a languages folder.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RegistryError(pub Vec<LanguageError>);
+pub struct RegistryError(pub(crate) Vec<LanguageError>);
 
 impl fmt::Display for RegistryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -32,7 +32,7 @@ impl std::error::Error for RegistryError {}
 
 /// Why a lookup found no language.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum Lookup {
+pub(crate) enum Lookup {
     /// No language has that name or alias.
     #[error("unknown language `{name}`")]
     UnknownLanguage { name: String },
@@ -52,7 +52,7 @@ impl Registry {
     /// Loads every `*.toml` file directly in `dir` (sub-folders are not
     /// read), refusing the whole folder if any file is bad. When `dir` does
     /// not exist, the built-in python is served.
-    pub fn load(dir: &Path, defaults: &DefaultLimits) -> Result<Registry, RegistryError> {
+    pub(crate) fn load(dir: &Path, defaults: &DefaultLimits) -> Result<Registry, RegistryError> {
         if !dir.exists() {
             return Registry::builtin(defaults);
         }
@@ -81,7 +81,7 @@ impl Registry {
     }
 
     /// The registry of the built-in python language alone.
-    pub fn builtin(defaults: &DefaultLimits) -> Result<Registry, RegistryError> {
+    pub(crate) fn builtin(defaults: &DefaultLimits) -> Result<Registry, RegistryError> {
         let python = Language::parse(Origin::BuiltIn, BUILTIN_PYTHON, defaults)
             .map_err(|e| RegistryError(vec![e]))?;
         Registry::from_languages(vec![Arc::new(python)])
@@ -89,7 +89,9 @@ impl Registry {
 
     /// Builds a registry, refusing a name and version given twice, and a
     /// name or alias shared by two language names.
-    pub fn from_languages(mut languages: Vec<Arc<Language>>) -> Result<Registry, RegistryError> {
+    pub(crate) fn from_languages(
+        mut languages: Vec<Arc<Language>>,
+    ) -> Result<Registry, RegistryError> {
         languages.sort_by(|a, b| {
             a.name
                 .cmp(&b.name)
@@ -153,7 +155,7 @@ impl Registry {
     /// (`3.13`, `3`, `3.x`: any version it starts), `*`, comparators
     /// (`>=3.11 <3.13`, `^3`, `~3.11`), hyphen ranges and `||`.
     /// Pre-releases match only ranges that name them.
-    pub fn resolve(&self, name: &str, range: Option<&str>) -> Result<Arc<Language>, Lookup> {
+    pub(crate) fn resolve(&self, name: &str, range: Option<&str>) -> Result<Arc<Language>, Lookup> {
         let named: Vec<&Arc<Language>> = self
             .languages
             .iter()
@@ -181,7 +183,7 @@ impl Registry {
     }
 
     /// The language version that Judge0's API serves as `id`.
-    pub fn by_judge0_id(&self, id: i64) -> Option<Arc<Language>> {
+    pub(crate) fn by_judge0_id(&self, id: i64) -> Option<Arc<Language>> {
         self.languages
             .iter()
             .find(|l| l.judge0_id == Some(id))
@@ -189,24 +191,25 @@ impl Registry {
     }
 
     /// The newest version of the language named (by name or alias).
-    pub fn get(&self, name: &str) -> Option<Arc<Language>> {
+    #[cfg(test)]
+    pub(crate) fn get(&self, name: &str) -> Option<Arc<Language>> {
         self.resolve(name, None).ok()
     }
 
     /// Every language version, sorted by name, newest version first.
-    pub fn languages(&self) -> &[Arc<Language>] {
+    pub(crate) fn languages(&self) -> &[Arc<Language>] {
         &self.languages
     }
 
     /// The languages' names, sorted, each once.
-    pub fn names(&self) -> Vec<String> {
+    pub(crate) fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.languages.iter().map(|l| l.name.clone()).collect();
         names.dedup();
         names
     }
 
     /// The images the languages run in, sorted, each once.
-    pub fn images(&self) -> Vec<String> {
+    pub(crate) fn images(&self) -> Vec<String> {
         let mut images: Vec<String> = self.languages.iter().map(|l| l.image.clone()).collect();
         images.sort();
         images.dedup();
@@ -214,7 +217,7 @@ impl Registry {
     }
 
     /// The languages (`name-version`) that run in `image`.
-    pub fn users_of(&self, image: &str) -> Vec<String> {
+    pub(crate) fn users_of(&self, image: &str) -> Vec<String> {
         self.languages
             .iter()
             .filter(|l| l.image == image)
@@ -224,11 +227,11 @@ impl Registry {
 }
 
 /// A language file's path and its text, or why it could not be read.
-pub type FileText = (PathBuf, Result<String, LanguageError>);
+pub(crate) type FileText = (PathBuf, Result<String, LanguageError>);
 
 /// The `*.toml` files directly inside `dir`, sorted, with their text (or
 /// why it could not be read).
-pub fn read_language_files(dir: &Path) -> Result<Vec<FileText>, LanguageError> {
+pub(crate) fn read_language_files(dir: &Path) -> Result<Vec<FileText>, LanguageError> {
     let listing_error = |e: std::io::Error| LanguageError::Dir {
         dir: dir.to_path_buf(),
         message: e.to_string(),

@@ -20,7 +20,7 @@ use crate::limits::DefaultLimits;
 
 /// What the folder holds, as read once.
 #[derive(Debug)]
-pub enum Snapshot {
+pub(crate) enum Snapshot {
     /// The folder does not exist.
     Missing,
     /// The folder cannot be listed.
@@ -31,7 +31,7 @@ pub enum Snapshot {
 
 impl Snapshot {
     /// Reads `dir`.
-    pub fn read(dir: &Path) -> Snapshot {
+    pub(crate) fn read(dir: &Path) -> Snapshot {
         if !dir.exists() {
             return Snapshot::Missing;
         }
@@ -46,7 +46,7 @@ impl Snapshot {
 /// included, so that a refusal is made once per change) and the language
 /// each file gives that is served now.
 #[derive(Debug, Clone, Default)]
-pub struct Loaded {
+pub(crate) struct Loaded {
     texts: BTreeMap<PathBuf, String>,
     served: BTreeMap<PathBuf, Arc<Language>>,
     /// The built-in python is served (the folder was missing).
@@ -55,7 +55,7 @@ pub struct Loaded {
 
 /// One thing a reload did, for the log.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Event {
+pub(crate) enum Event {
     /// A file was loaded (new or changed).
     Loaded { file: PathBuf, language: String },
     /// A file was removed, and its language version with it.
@@ -72,7 +72,7 @@ pub enum Event {
 
 impl Loaded {
     /// What start-up loaded from `snapshot` into `registry`.
-    pub fn new(snapshot: &Snapshot, registry: &Registry) -> Loaded {
+    pub(crate) fn new(snapshot: &Snapshot, registry: &Registry) -> Loaded {
         let Snapshot::Files(files) = snapshot else {
             return Loaded {
                 builtin: matches!(snapshot, Snapshot::Missing),
@@ -99,7 +99,7 @@ impl Loaded {
 
 /// The next state from the last one and what the folder holds now: the
 /// registry to serve (`None` when nothing changed) and what happened.
-pub fn reload(
+pub(crate) fn reload(
     last: &Loaded,
     snapshot: Snapshot,
     defaults: &DefaultLimits,
@@ -237,7 +237,7 @@ fn admit(
 /// Reads the languages folder on each [`Watcher::poll`] and turns what
 /// changed into the next registry.
 #[derive(Debug)]
-pub struct Watcher {
+pub(crate) struct Watcher {
     dir: PathBuf,
     defaults: DefaultLimits,
     loaded: Loaded,
@@ -245,7 +245,7 @@ pub struct Watcher {
 
 impl Watcher {
     /// A watcher that starts from `registry`, loaded at start-up from `dir`.
-    pub fn new(dir: &Path, defaults: DefaultLimits, registry: &Registry) -> Watcher {
+    pub(crate) fn new(dir: &Path, defaults: DefaultLimits, registry: &Registry) -> Watcher {
         Watcher {
             dir: dir.to_path_buf(),
             loaded: Loaded::new(&Snapshot::read(dir), registry),
@@ -255,7 +255,7 @@ impl Watcher {
 
     /// Reads the folder; returns the registry to serve when anything
     /// changed, and what happened.
-    pub fn poll(&mut self) -> (Option<Registry>, Vec<Event>) {
+    pub(crate) fn poll(&mut self) -> (Option<Registry>, Vec<Event>) {
         let (loaded, registry, events) =
             reload(&self.loaded, Snapshot::read(&self.dir), &self.defaults);
         self.loaded = loaded;
@@ -264,7 +264,7 @@ impl Watcher {
 }
 
 /// Writes one log line per event.
-pub fn log(events: &[Event]) {
+pub(crate) fn log(events: &[Event]) {
     for event in events {
         match event {
             Event::Loaded { file, language } => {

@@ -12,11 +12,11 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use crate::config::RunSettings;
-pub use crate::job::Client;
+pub(crate) use crate::job::Client;
 
 /// Why a run was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     #[error("every run slot is busy and the queue is full")]
     QueueFull,
     /// This client already has its share of the queue waiting.
@@ -43,7 +43,7 @@ struct Shares {
 
 /// Run slots plus a bounded wait queue, shared between clients.
 #[derive(Debug)]
-pub struct Admission {
+pub(crate) struct Admission {
     inner: Arc<Inner>,
     queue_timeout: Duration,
 }
@@ -78,7 +78,7 @@ struct Waiter {
 
 /// A held run slot; dropping it frees the slot for the next fair waiter.
 #[derive(Debug)]
-pub struct Slot {
+pub(crate) struct Slot {
     inner: Arc<Inner>,
     client: Client,
 }
@@ -181,7 +181,7 @@ impl Drop for Waiting<'_> {
 impl Admission {
     /// Admission of the `[runs]` settings: its slots and queue, in all and
     /// per client, each wait at most `queue_timeout_ms`.
-    pub fn new(settings: &RunSettings) -> Self {
+    pub(crate) fn new(settings: &RunSettings) -> Self {
         let shares = Shares {
             slots: settings.max_concurrent,
             queue: settings.max_queue,
@@ -200,7 +200,7 @@ impl Admission {
     /// Takes a free slot for `client`, or waits in the queue for one
     /// (oldest first among the clients under their share); refuses at once
     /// when the queue, or the client's share of it, is full.
-    pub async fn acquire(&self, client: &Client) -> Result<Slot, Refusal> {
+    pub(crate) async fn acquire(&self, client: &Client) -> Result<Slot, Refusal> {
         self.wait(client, true).await
     }
 
@@ -208,7 +208,7 @@ impl Admission {
     /// every other request (so other clients' runs come between a batch's
     /// tests) within its client's share, but is not refused for a full
     /// queue or a long wait, as the batch already holds a slot.
-    pub async fn acquire_more(&self, client: &Client) -> Result<Slot, Refusal> {
+    pub(crate) async fn acquire_more(&self, client: &Client) -> Result<Slot, Refusal> {
         self.wait(client, false).await
     }
 
@@ -262,19 +262,19 @@ impl Admission {
     /// How many of a batch's tests may run at once: half the run slots
     /// (rounded up), within the client's share, so that a batch never
     /// holds them all while others wait.
-    pub fn batch_share(&self) -> usize {
+    pub(crate) fn batch_share(&self) -> usize {
         let shares = self.inner.shares;
         shares.slots.div_ceil(2).min(shares.client_slots).max(1)
     }
 
     /// Runs executing now.
-    pub fn running(&self) -> usize {
+    pub(crate) fn running(&self) -> usize {
         self.inner.state.lock().expect("admission lock").running
     }
 
     /// Requests waiting for a slot now.
     #[cfg(test)]
-    pub fn queued(&self) -> usize {
+    pub(crate) fn queued(&self) -> usize {
         self.inner
             .state
             .lock()
@@ -284,7 +284,7 @@ impl Admission {
     }
 
     /// Refuses every waiting and future request; runs holding a slot go on.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         let mut state = self.inner.state.lock().expect("admission lock");
         state.closed = true;
         // Their senders dropped, the waiters see `Closed`.

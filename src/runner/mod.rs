@@ -5,7 +5,7 @@
 //! [`DockerRunner`] is the real one: [`admission`] (run slots and a bounded
 //! queue), then the executor. Tests of the HTTP contract use a double.
 
-pub mod admission;
+pub(crate) mod admission;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -24,19 +24,19 @@ use admission::{Admission, Refusal, Slot};
 /// What a [`Runner`] answers for a job that ran (whatever the program did):
 /// its compile stage, if any, and one run per input.
 #[derive(Debug, Clone)]
-pub struct Report {
+pub(crate) struct Report {
     /// The language version that ran.
-    pub language: Arc<Language>,
+    pub(crate) language: Arc<Language>,
     /// The limits it ran under.
-    pub limits: JobLimits,
-    pub outcome: Outcome,
+    pub(crate) limits: JobLimits,
+    pub(crate) outcome: Outcome,
     /// How it was served (for response headers and the log).
-    pub timing: Timing,
+    pub(crate) timing: Timing,
 }
 
 /// Why a job did not run: the service's trouble, never the program's.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum RunError {
+pub(crate) enum RunError {
     /// Every run slot is taken and the queue is full, or the wait for a
     /// slot passed its bound.
     #[error("every run slot is busy and the queue is full")]
@@ -64,20 +64,20 @@ pub enum RunError {
 
 /// Whether runs can be served, for `/ready`.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Readiness {
+pub(crate) struct Readiness {
     /// Sentences; empty when ready.
-    pub problems: Vec<String>,
-    pub missing_images: Vec<String>,
+    pub(crate) problems: Vec<String>,
+    pub(crate) missing_images: Vec<String>,
     /// The languages served.
-    pub languages: Vec<String>,
+    pub(crate) languages: Vec<String>,
     /// Sandboxes waiting in the pool, per language name.
-    pub pool: HashMap<String, usize>,
+    pub(crate) pool: HashMap<String, usize>,
     /// What each pool aims at now, per language name.
-    pub pool_target: HashMap<String, usize>,
+    pub(crate) pool_target: HashMap<String, usize>,
 }
 
 /// Runs jobs. The HTTP layer knows nothing else of the pipeline.
-pub trait Runner: Send + Sync + 'static {
+pub(crate) trait Runner: Send + Sync + 'static {
     /// The languages served now.
     fn registry(&self) -> Arc<Registry>;
 
@@ -98,7 +98,7 @@ pub trait Runner: Send + Sync + 'static {
 
 /// The real runner: admission, then fresh Docker sandboxes.
 #[derive(Debug)]
-pub struct DockerRunner {
+pub(crate) struct DockerRunner {
     registry: watch::Receiver<Arc<Registry>>,
     admission: Admission,
     executor: Executor,
@@ -114,7 +114,7 @@ pub struct DockerRunner {
 }
 
 impl DockerRunner {
-    pub fn new(
+    pub(crate) fn new(
         registry: watch::Receiver<Arc<Registry>>,
         admission: Admission,
         executor: Executor,
@@ -182,19 +182,19 @@ impl DockerRunner {
     }
 
     /// Refuses every waiting and future job; runs holding a slot go on.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.admission.close();
         self.executor.close();
     }
 
     /// Runs executing now.
-    pub fn running(&self) -> usize {
+    pub(crate) fn running(&self) -> usize {
         self.admission.running()
     }
 
     /// Starts the executor's background work in `tasks` (see
     /// [`Executor::start`]), following `registry`, until `cancel`.
-    pub fn start(
+    pub(crate) fn start(
         &self,
         tasks: &mut tokio::task::JoinSet<()>,
         registry: watch::Receiver<Arc<Registry>>,
@@ -204,12 +204,12 @@ impl DockerRunner {
     }
 
     /// Stops the runs in flight (the grace period is over).
-    pub fn stop_runs(&self) {
+    pub(crate) fn stop_runs(&self) {
         self.executor.stop_runs();
     }
 
     /// Removes everything the executor holds (the last step of shutdown).
-    pub async fn shutdown(&self) {
+    pub(crate) async fn shutdown(&self) {
         self.executor.shutdown().await;
     }
 }
@@ -285,7 +285,7 @@ impl Runner for DockerRunner {
 }
 
 /// How long a readiness probe's answer is reused.
-pub const READINESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+pub(crate) const READINESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The turns of one job's runs: the slot the job was admitted with when
 /// it is free, else one more, taken in turn with other clients' requests

@@ -49,7 +49,7 @@ const SAMPLE_WITHIN: Duration = Duration::from_millis(250);
 /// What a sandbox is fed: the encoded files, arguments and stdin, with the
 /// nonce of its trailers.
 #[derive(Debug, Clone)]
-pub struct Payload {
+pub(crate) struct Payload {
     nonce: String,
     bytes: Vec<u8>,
 }
@@ -57,7 +57,7 @@ pub struct Payload {
 impl Payload {
     /// The payload of a stage with `files`, `args` and `stdin`, stopped
     /// by the supervisor past `cpu_limit` of CPU time when one is given.
-    pub fn new(
+    pub(crate) fn new(
         cpu_limit: Option<Duration>,
         files: &[&crate::job::SourceFile],
         args: &[String],
@@ -71,7 +71,12 @@ impl Payload {
     /// The payload of a batch's test: the compiled build (mounted at
     /// `build`) is copied into the working directory before the program
     /// starts.
-    pub fn with_build(cpu_limit: Duration, build: &str, args: &[String], stdin: &[u8]) -> Payload {
+    pub(crate) fn with_build(
+        cpu_limit: Duration,
+        build: &str,
+        args: &[String],
+        stdin: &[u8],
+    ) -> Payload {
         let nonce = protocol::nonce();
         let bytes = protocol::encode(&nonce, Some(cpu_limit), Some(build), &[], args, stdin);
         Payload { nonce, bytes }
@@ -80,13 +85,13 @@ impl Payload {
 
 /// The bounds of one stage.
 #[derive(Debug, Clone, Copy)]
-pub struct StageBounds {
-    pub wall_time: Duration,
-    pub output_bytes: usize,
+pub(crate) struct StageBounds {
+    pub(crate) wall_time: Duration,
+    pub(crate) output_bytes: usize,
 }
 
 /// A started container waiting for its payload.
-pub struct Sandbox {
+pub(crate) struct Sandbox {
     engine: Arc<dyn Containers>,
     container: Held,
     /// The stdin to write the payload to, until it is written.
@@ -96,7 +101,7 @@ pub struct Sandbox {
     output: Output,
     exited: Stop,
     /// Where the start's time went.
-    pub start_phases: Phases,
+    pub(crate) start_phases: Phases,
 }
 
 /// A payload on its way: its nonce, the task writing it, and when it began
@@ -110,11 +115,11 @@ struct Fed {
 /// What [`Sandbox::execute`] gives back: the stage's result, and the
 /// container, to be removed when the caller sees fit (off the response
 /// path).
-pub struct Executed {
-    pub result: StageResult,
-    pub container: Held,
+pub(crate) struct Executed {
+    pub(crate) result: StageResult,
+    pub(crate) container: Held,
     /// From the payload to the result: the program, then what followed.
-    pub phases: Phases,
+    pub(crate) phases: Phases,
 }
 
 /// Why reading stopped.
@@ -135,7 +140,7 @@ impl Sandbox {
     /// given) to its stdin before the start, so that the program starts
     /// with its process; the program's clock counts from that write.
     /// Without one it waits for [`Sandbox::execute`]'s.
-    pub async fn start(
+    pub(crate) async fn start(
         custody: &Arc<Custody>,
         spec: SandboxSpec,
         uid: Arc<UidLease>,
@@ -173,7 +178,7 @@ impl Sandbox {
 
     /// Waits until the bootstrap says its warm-up is over (the line
     /// [`READY`] on stdout), for at most `within`; whether it did.
-    pub async fn warmed(&mut self, within: Duration) -> bool {
+    pub(crate) async fn warmed(&mut self, within: Duration) -> bool {
         let read = async {
             let mut seen = Vec::new();
             while let Some(Ok(chunk)) = self.output.next().await {
@@ -191,7 +196,7 @@ impl Sandbox {
 
     /// Whether the container still runs, waiting for its payload (a pooled
     /// container killed from outside is not).
-    pub fn is_waiting(&mut self) -> bool {
+    pub(crate) fn is_waiting(&mut self) -> bool {
         self.exited.pending() && !self.exited.arrived()
     }
 
@@ -200,7 +205,7 @@ impl Sandbox {
     /// the deadline passes, a stream goes over its cap or `stop` is
     /// cancelled, and decides how it ended. The container is handed back
     /// for removal.
-    pub async fn execute(
+    pub(crate) async fn execute(
         mut self,
         payload: Option<Payload>,
         bounds: StageBounds,
@@ -389,7 +394,7 @@ impl Sandbox {
     }
 
     /// The container, for removal, without running anything in it.
-    pub fn into_container(self) -> Held {
+    pub(crate) fn into_container(self) -> Held {
         self.container
     }
 }

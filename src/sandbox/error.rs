@@ -5,7 +5,7 @@ use crate::engine::EngineError;
 
 /// A stage that could not be carried out.
 #[derive(Debug, thiserror::Error)]
-pub enum SandboxError {
+pub(crate) enum SandboxError {
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error("the image `{image}` is not on the Docker engine")]

@@ -22,12 +22,12 @@ use crate::language::Language;
 use crate::limits::Limits;
 
 /// The supervisor, built by `build.rs` from `tools/supervise.rs`.
-pub const SUPERVISOR: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/supervise"));
+pub(crate) const SUPERVISOR: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/supervise"));
 
 /// What the tools volume holds (path, mode, content; a path ending in `/`
 /// is a folder): the supervisor, and the pre-start hooks it loads
 /// (`tools/prestart/`).
-pub const TOOLS: [(&str, u32, &[u8]); 5] = [
+pub(crate) const TOOLS: [(&str, u32, &[u8]); 5] = [
     ("supervise", 0o555, SUPERVISOR),
     ("prestart/", 0o555, b""),
     ("prestart/python/", 0o555, b""),
@@ -45,11 +45,11 @@ pub const TOOLS: [(&str, u32, &[u8]); 5] = [
 
 /// The seccomp profile every sandbox runs under unless its language names
 /// another: Docker's current default, tightened (`seccomp/generate.py`).
-pub const DEFAULT_SECCOMP: &str = include_str!("../../seccomp/profile.json");
+pub(crate) const DEFAULT_SECCOMP: &str = include_str!("../../seccomp/profile.json");
 
 /// Starts sandboxes with what each needs.
 #[derive(Debug)]
-pub struct Launcher {
+pub(crate) struct Launcher {
     custody: Arc<Custody>,
     uids: Arc<Uids>,
     tools: Tools,
@@ -58,7 +58,7 @@ pub struct Launcher {
 }
 
 impl Launcher {
-    pub fn new(custody: Arc<Custody>, uids: Arc<Uids>) -> Launcher {
+    pub(crate) fn new(custody: Arc<Custody>, uids: Arc<Uids>) -> Launcher {
         let seccomp: serde_json::Value =
             serde_json::from_str(DEFAULT_SECCOMP).expect("the shipped seccomp profile is JSON");
         Launcher {
@@ -74,13 +74,13 @@ impl Launcher {
 
     /// A uid for a sandbox (or a compile and run pair), waiting for one
     /// when every uid is leased.
-    pub async fn lease(&self) -> Arc<UidLease> {
+    pub(crate) async fn lease(&self) -> Arc<UidLease> {
         Arc::new(self.uids.lease().await)
     }
 
     /// Starts a sandbox as `uid`, writing `payload` before its start when
     /// given (see [`Sandbox::start`]).
-    pub async fn launch(
+    pub(crate) async fn launch(
         &self,
         launch: Launch<'_>,
         uid: &Arc<UidLease>,
@@ -106,7 +106,7 @@ impl Launcher {
     /// A scratch volume for a compiled language's pair, in custody from
     /// before its create: a tmpfs sized by the `compile` stage's scratch
     /// space, owned by `uid` (the pair's), labelled as `language`'s.
-    pub async fn new_volume(
+    pub(crate) async fn new_volume(
         &self,
         language: &Language,
         compile: &Limits,
@@ -123,18 +123,18 @@ impl Launcher {
     }
 
     /// The custody every sandbox it starts is in.
-    pub fn custody(&self) -> &Arc<Custody> {
+    pub(crate) fn custody(&self) -> &Arc<Custody> {
         &self.custody
     }
 
     /// Runs in flight now (see [`Custody::runs`]).
-    pub fn runs(&self) -> usize {
+    pub(crate) fn runs(&self) -> usize {
         self.custody.runs()
     }
 
     /// Lets go of the tools volume (shutdown): custody removes it once the
     /// sandboxes using it are gone.
-    pub async fn release_tools(&self) {
+    pub(crate) async fn release_tools(&self) {
         self.tools.volume.lock().await.take();
     }
 }

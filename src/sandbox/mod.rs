@@ -23,7 +23,7 @@ mod spec;
 mod tests;
 mod verdict;
 
-pub use container::{Payload, Sandbox, StageBounds};
-pub use error::SandboxError;
-pub use launcher::Launcher;
-pub use spec::{Launch, Start};
+pub(crate) use container::{Payload, Sandbox, StageBounds};
+pub(crate) use error::SandboxError;
+pub(crate) use launcher::Launcher;
+pub(crate) use spec::{Launch, Start};

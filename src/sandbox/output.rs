@@ -2,14 +2,14 @@
 
 /// The bytes kept of one stream: at most `cap`, with a flag when more came.
 #[derive(Debug, Clone)]
-pub struct CappedBuffer {
+pub(crate) struct CappedBuffer {
     data: Vec<u8>,
     cap: usize,
     overflowed: bool,
 }
 
 impl CappedBuffer {
-    pub fn new(cap: usize) -> Self {
+    pub(crate) fn new(cap: usize) -> Self {
         CappedBuffer {
             data: Vec::with_capacity(cap.min(64 * 1024)),
             cap,
@@ -18,13 +18,13 @@ impl CappedBuffer {
     }
 
     /// How many more bytes fit.
-    pub fn room(&self) -> usize {
+    pub(crate) fn room(&self) -> usize {
         self.cap - self.data.len()
     }
 
     /// Appends what fits; returns `true` when the stream has now gone over
     /// its cap (the bytes beyond it are dropped).
-    pub fn push(&mut self, chunk: &[u8]) -> bool {
+    pub(crate) fn push(&mut self, chunk: &[u8]) -> bool {
         let room = self.cap - self.data.len();
         if chunk.len() > room {
             self.data.extend_from_slice(&chunk[..room]);
@@ -37,7 +37,7 @@ impl CappedBuffer {
 
     /// The kept bytes as text. Invalid UTF-8 becomes U+FFFD; a multi-byte
     /// character cut in two by the cap is dropped rather than mangled.
-    pub fn into_text(mut self) -> String {
+    pub(crate) fn into_text(mut self) -> String {
         if self.overflowed {
             let keep = complete_prefix_len(&self.data);
             self.data.truncate(keep);

@@ -46,10 +46,10 @@ use crate::job::SourceFile;
 use crate::outcome::{Exit, Signal};
 
 /// The sandbox's working directory, where the files are written.
-pub const WORK_DIR: &str = "/work";
+pub(crate) const WORK_DIR: &str = "/work";
 
 /// The supervisor's path in a sandbox.
-pub fn supervisor() -> String {
+pub(crate) fn supervisor() -> String {
     format!("{TOOLS_POINT}/supervise")
 }
 
@@ -63,7 +63,7 @@ pub fn supervisor() -> String {
 /// run finds its files cached) and says so, reads the payload, writes the
 /// files, appends the arguments to the command, and `exec`s the supervisor
 /// with it.
-pub const BOOTSTRAP: &str = r#"set -eu
+pub(crate) const BOOTSTRAP: &str = r#"set -eu
 supervisor=$1
 warmup=$2
 prestart=$3
@@ -99,16 +99,16 @@ NONCE
 "#;
 
 /// The line the bootstrap writes on stdout once its warm-up is over.
-pub const READY: &str = "code-runner-ready\n";
+pub(crate) const READY: &str = "code-runner-ready\n";
 
 /// A fresh nonce for one run's markers.
-pub fn nonce() -> String {
+pub(crate) fn nonce() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
 /// Encodes the nonce, the CPU-time limit, the build folder to copy, the
 /// files, arguments and stdin into the bootstrap's stream.
-pub fn encode(
+pub(crate) fn encode(
     nonce: &str,
     cpu_limit: Option<Duration>,
     build: Option<&str>,
@@ -145,7 +145,7 @@ pub fn encode(
 /// be a marker's start, so that what it passes on is the program's output
 /// alone.
 #[derive(Debug)]
-pub struct Framing {
+pub(crate) struct Framing {
     marker: Vec<u8>,
     held: Vec<u8>,
     start: Start,
@@ -170,12 +170,12 @@ const TRAILER_TAIL: usize = 96;
 
 impl Framing {
     /// Stdout's framing: a start line, output, a trailer.
-    pub fn stdout(nonce: &str) -> Framing {
+    pub(crate) fn stdout(nonce: &str) -> Framing {
         Framing::new(nonce, Start::Awaited)
     }
 
     /// Stderr's framing: output, a trailer.
-    pub fn stderr(nonce: &str) -> Framing {
+    pub(crate) fn stderr(nonce: &str) -> Framing {
         Framing::new(nonce, Start::Absent)
     }
 
@@ -189,12 +189,12 @@ impl Framing {
     }
 
     /// Whether the start line came: the program was started.
-    pub fn started(&self) -> bool {
+    pub(crate) fn started(&self) -> bool {
         matches!(self.start, Start::Seen(_))
     }
 
     /// The sandbox's CPU time (µs) when the program started, if known.
-    pub fn cpu_at_start(&self) -> Option<u64> {
+    pub(crate) fn cpu_at_start(&self) -> Option<u64> {
         match self.start {
             Start::Seen(cpu) => cpu,
             _ => None,
@@ -202,13 +202,13 @@ impl Framing {
     }
 
     /// What the trailer said, once it has come.
-    pub fn ending(&self) -> Option<Reported> {
+    pub(crate) fn ending(&self) -> Option<Reported> {
         self.ending
     }
 
     /// Takes a chunk of the stream; returns the bytes that are surely
     /// program output. After the trailer, everything is dropped.
-    pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
+    pub(crate) fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
         if self.ending.is_some() {
             return Vec::new();
         }
@@ -284,7 +284,7 @@ impl Framing {
     }
 
     /// The bytes still held, when the stream ended with no trailer.
-    pub fn finish(&mut self) -> Vec<u8> {
+    pub(crate) fn finish(&mut self) -> Vec<u8> {
         if self.start == Start::Awaited {
             self.start = Start::Absent;
         }

@@ -14,7 +14,7 @@ use crate::limits::Limits;
 /// Whether a sandbox waits with its warm-up done (a pooled one) or starts
 /// its program as soon as it is fed (a cold one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Start {
+pub(crate) enum Start {
     Cold,
     /// Run the language's `warmup` first, then wait for the payload.
     Warm,
@@ -26,30 +26,30 @@ pub enum Start {
 /// One sandbox to start: for which stage of which language, under which
 /// limits, with what on its working directory, and how it starts.
 #[derive(Debug, Clone, Copy)]
-pub struct Launch<'a> {
-    pub language: &'a Language,
-    pub stage: Stage,
-    pub limits: &'a Limits,
+pub(crate) struct Launch<'a> {
+    pub(crate) language: &'a Language,
+    pub(crate) stage: Stage,
+    pub(crate) limits: &'a Limits,
     /// A shared volume's name (a compiled language's pair), or `None` for a
     /// tmpfs of the sandbox's own.
-    pub volume: Option<&'a str>,
+    pub(crate) volume: Option<&'a str>,
     /// A compiled build to copy into its own working directory (one run of
     /// several), which is then executable.
-    pub build: Option<&'a str>,
-    pub start: Start,
+    pub(crate) build: Option<&'a str>,
+    pub(crate) start: Start,
 }
 
 /// What the launcher provides every sandbox: whose it is, the user (and
 /// group: a numeric id from the instance's range, whatever the image's
 /// passwd says) it runs as, the tools volume and the seccomp profile.
 #[derive(Debug, Clone, Copy)]
-pub struct Provisions<'a> {
-    pub owner: &'a Owner,
-    pub uid: u32,
+pub(crate) struct Provisions<'a> {
+    pub(crate) owner: &'a Owner,
+    pub(crate) uid: u32,
     /// The tools volume's name.
-    pub tools: &'a str,
+    pub(crate) tools: &'a str,
     /// The seccomp profile, as JSON.
-    pub seccomp: &'a str,
+    pub(crate) seccomp: &'a str,
 }
 
 /// Threads gVisor's own kernel (the runtime `runsc`) may need beside a
@@ -57,7 +57,7 @@ pub struct Provisions<'a> {
 /// threads, so the sandbox's process limit is `RLIMIT_NPROC`, which gVisor
 /// counts per sandbox, and the pids cgroup is raised by this much (512 was
 /// measured to hold 64 guest processes here).
-pub const GVISOR_THREADS: u64 = 1024;
+pub(crate) const GVISOR_THREADS: u64 = 1024;
 
 /// Whether `runtime` runs a kernel of its own (gVisor's `runsc`).
 fn own_kernel(runtime: Option<&str>) -> bool {
@@ -71,7 +71,10 @@ fn inodes(scratch: u64) -> u64 {
 }
 
 /// The labels of everything (containers, volumes) made for `language`.
-pub fn labels(owner: &Owner, language: &Language) -> std::collections::HashMap<String, String> {
+pub(crate) fn labels(
+    owner: &Owner,
+    language: &Language,
+) -> std::collections::HashMap<String, String> {
     let mut labels = owner.labels();
     labels.insert(LANGUAGE_LABEL.to_string(), language.name.clone());
     labels
@@ -81,7 +84,7 @@ pub fn labels(owner: &Owner, language: &Language) -> std::collections::HashMap<S
 /// directory: sized by its compile stage, executable, owned by `uid`, and
 /// readable by the other users of a batch's tests (which mount it
 /// read-only to copy the build).
-pub fn volume_options(compile: &Limits, uid: u32) -> String {
+pub(crate) fn volume_options(compile: &Limits, uid: u32) -> String {
     let scratch = compile.scratch_bytes();
     format!(
         "size={scratch},nr_inodes={},uid={uid},gid={uid},mode=0755,nosuid,nodev",
@@ -91,7 +94,7 @@ pub fn volume_options(compile: &Limits, uid: u32) -> String {
 
 impl Launch<'_> {
     /// The sandbox as the engine should create it, with `with`.
-    pub fn spec(&self, with: &Provisions) -> SandboxSpec {
+    pub(crate) fn spec(&self, with: &Provisions) -> SandboxSpec {
         let (language, limits, uid) = (self.language, self.limits, with.uid);
         let command = match self.stage {
             Stage::Compile => language

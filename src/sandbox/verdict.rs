@@ -11,29 +11,29 @@ use crate::outcome::{Exit, LimitHit, StreamKind};
 /// status, the kernel's out-of-memory kills in the sandbox while it ran,
 /// its CPU time and peak memory, and whether the CPU-time limit stopped it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Reported {
-    pub exit: Exit,
+pub(crate) struct Reported {
+    pub(crate) exit: Exit,
     /// `None` where the sandbox's memory cgroup could not be read.
-    pub oom_kills: Option<u64>,
-    pub cpu_time: Option<Duration>,
-    pub memory_peak: Option<u64>,
+    pub(crate) oom_kills: Option<u64>,
+    pub(crate) cpu_time: Option<Duration>,
+    pub(crate) memory_peak: Option<u64>,
     /// The supervisor stopped it at the CPU-time limit.
-    pub cpu_limit: bool,
+    pub(crate) cpu_limit: bool,
 }
 
 /// What was observed of a stage's end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Observed {
+pub(crate) struct Observed {
     /// The trailer, when the bootstrap wrote it.
-    pub reported: Option<Reported>,
+    pub(crate) reported: Option<Reported>,
     /// The container's exit status, from the engine, when it was asked.
-    pub engine_exit: Option<i64>,
+    pub(crate) engine_exit: Option<i64>,
     /// Whether the engine saw an out-of-memory kill.
-    pub engine_oom: bool,
+    pub(crate) engine_oom: bool,
     /// The first stream that went over its cap, if one did.
-    pub capped: Option<StreamKind>,
+    pub(crate) capped: Option<StreamKind>,
     /// Whether the deadline passed before the stage ended.
-    pub deadline_passed: bool,
+    pub(crate) deadline_passed: bool,
 }
 
 /// How the stage ended: its exit (the trailer's, else the engine's) and the
@@ -41,7 +41,7 @@ pub struct Observed {
 /// whatever followed), then memory (the trailer's count of the sandbox's own
 /// kills when it has one, else the engine's flag), then the CPU-time limit
 /// (the supervisor's word), then the deadline.
-pub fn verdict(o: &Observed) -> (Option<Exit>, Option<LimitHit>) {
+pub(crate) fn verdict(o: &Observed) -> (Option<Exit>, Option<LimitHit>) {
     let exit = match o.reported {
         Some(reported) => Some(reported.exit),
         None => o.engine_exit.map(Exit::from_shell_status),

@@ -267,59 +267,6 @@ async fn shutdown_stops_runs_that_outlast_the_grace_period_and_removes_them() {
 }
 
 #[tokio::test]
-async fn the_janitor_removes_what_this_process_made_and_no_longer_holds() {
-    use code_runner::custody::{Custody, Owner, Sweep};
-    use code_runner::engine::{Engine, Kind};
-    use std::sync::Arc;
-    use tokio_util::sync::CancellationToken;
-    let docker = docker().await;
-    let instance = test_config().instance;
-    let labels = HashMap::from([
-        ("code-runner".to_string(), instance.clone()),
-        ("code-runner.boot".to_string(), "this-boot".to_string()),
-    ]);
-    let mut ids = Vec::new();
-    for _ in 0..2 {
-        let body = ContainerCreateBody {
-            image: Some(PYTHON_IMAGE.to_string()),
-            cmd: Some(vec!["sleep".into(), "300".into()]),
-            labels: Some(labels.clone()),
-            network_disabled: Some(true),
-            ..Default::default()
-        };
-        let id = docker.create_container(None, body).await.unwrap().id;
-        docker.start_container(&id, None).await.unwrap();
-        ids.push(id);
-    }
-    let custody = Custody::new(
-        Arc::new(Engine::connect(None).unwrap()),
-        Owner {
-            instance: instance.clone(),
-            boot: "this-boot".to_string(),
-        },
-    );
-    let held = custody.hold(Kind::Container, ids[0].clone(), None);
-
-    // Seen unheld once: spared (it may be a container being created).
-    assert_eq!(custody.reconcile(Sweep::Unheld).await.unwrap(), 0);
-    // Seen unheld twice: removed; the held one stays.
-    assert_eq!(custody.reconcile(Sweep::Unheld).await.unwrap(), 1);
-    assert_eq!(
-        containers_of(&docker, &instance).await,
-        vec![ids[0].clone()]
-    );
-    // Let go of, it goes through the removal queue.
-    let cancel = CancellationToken::new();
-    let worker = tokio::spawn(custody.clone().run(cancel.clone()));
-    drop(held);
-    custody.flush(Duration::from_secs(10)).await;
-    assert_no_containers_of(&docker, &instance, Duration::from_secs(5)).await;
-    assert_eq!(custody.held(), 0);
-    cancel.cancel();
-    worker.await.unwrap();
-}
-
-#[tokio::test]
 async fn an_engine_refusal_is_an_internal_error_with_a_request_id_not_docker_unavailable() {
     // More CPUs than the host has: the engine answers the create with an
     // error, which is the service's fault (its configuration), not Docker

@@ -7,9 +7,9 @@
 //! The shapes, status codes and messages are Judge0's
 //! (`app/controllers/*.rb` at v1.13.1): [`info`] answers what the service
 //! is, [`submissions`] takes and shows submissions. Errors are
-//! `{"error": …}` ([`Judge0ErrorBody`]): Judge0's own refusals with
+//! `{"error": …}` ([`Judge0ErrorBody`](request::Judge0ErrorBody)): Judge0's own refusals with
 //! Judge0's status, the service's trouble (and a refused body) with the
-//! status and headers [`ApiError`] gives it everywhere. A refused
+//! status and headers [`ApiError`](super::error::ApiError) gives it everywhere. A refused
 //! submission is 422 with Judge0's `{"field": ["message"]}`. The work is
 //! the [`Judge0`](crate::judge0::Judge0) service's.
 
@@ -49,7 +49,7 @@ use request::{Params, Refused, Request};
 pub(super) struct Judge0Api;
 
 /// `/judge0/<tail>`: Judge0's routes, each to its handler.
-pub async fn handle<R: Runner>(
+pub(crate) async fn handle<R: Runner>(
     caller: Caller,
     api: Arc<Api<R>>,
     method: Method,

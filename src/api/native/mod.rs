@@ -2,8 +2,8 @@
 //! wire request ([`request`]), its translation to a job, the answers
 //! ([`response`]), and the handler.
 
-pub mod request;
-pub mod response;
+pub(crate) mod request;
+pub(crate) mod response;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -41,7 +41,7 @@ const REFUSED: &str = "a refused request, or the service's trouble";
         (status = 500, description = REFUSED, body = ErrorBody),
         (status = 503, description = REFUSED, body = ErrorBody),
     ))]
-pub async fn run_code<R: Runner>(
+pub(crate) async fn run_code<R: Runner>(
     caller: Caller,
     api: Arc<Api<R>>,
     declared: Option<u64>,

@@ -21,66 +21,66 @@ const MAX_TEST_NAME: usize = 256;
 
 /// The body of `POST /run-code`, as sent.
 #[derive(Debug, Clone, Default, PartialEq, utoipa::ToSchema)]
-pub struct RunRequest {
+pub(crate) struct RunRequest {
     /// A language's name or alias (required).
     #[schema(example = "python")]
-    pub language: Option<String>,
+    pub(crate) language: Option<String>,
     /// A version range; the newest version when absent.
-    pub version: Option<String>,
+    pub(crate) version: Option<String>,
     /// The program, written to the language's source file (required).
     #[schema(example = "print('hello')")]
-    pub code: Option<String>,
+    pub(crate) code: Option<String>,
     /// Given to the program on its standard input.
-    pub stdin: Option<String>,
+    pub(crate) stdin: Option<String>,
     /// Appended to the language's run command.
-    pub args: Option<Vec<String>>,
+    pub(crate) args: Option<Vec<String>>,
     /// Files written beside the main source file, before any compile.
-    pub files: Option<Vec<FileEntry>>,
+    pub(crate) files: Option<Vec<FileEntry>>,
     /// A wall-clock limit lower than the language's, in ms.
-    pub timeout_ms: Option<u64>,
+    pub(crate) timeout_ms: Option<u64>,
     /// A CPU-time limit lower than the language's, in ms.
-    pub cpu_time_ms: Option<u64>,
+    pub(crate) cpu_time_ms: Option<u64>,
     /// A batch: the program is compiled once and run against each test.
-    pub tests: Option<Vec<TestEntry>>,
+    pub(crate) tests: Option<Vec<TestEntry>>,
     /// How a test's output is compared with its `expected_output`:
     /// `exact`, `trim` (the default) or `tokens`.
-    pub compare: Option<String>,
+    pub(crate) compare: Option<String>,
 }
 
 /// One extra file of a request.
 #[derive(Debug, Clone, Default, PartialEq, utoipa::ToSchema)]
-pub struct FileEntry {
+pub(crate) struct FileEntry {
     /// A relative path in the working directory (`util.py`, `pkg/util.py`).
-    pub name: String,
-    pub content: String,
+    pub(crate) name: String,
+    pub(crate) content: String,
 }
 
 /// One test of a batch.
 #[derive(Debug, Clone, Default, PartialEq, utoipa::ToSchema)]
-pub struct TestEntry {
+pub(crate) struct TestEntry {
     /// A name, given back with its result.
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// Its standard input (the request's `stdin` when absent).
-    pub stdin: Option<String>,
+    pub(crate) stdin: Option<String>,
     /// Its arguments (the request's `args` when absent).
-    pub args: Option<Vec<String>>,
+    pub(crate) args: Option<Vec<String>>,
     /// What the program should print; then the test gets a verdict.
-    pub expected_output: Option<String>,
+    pub(crate) expected_output: Option<String>,
 }
 
 /// What a batch's answers are checked against: per test, its name and
 /// expected output, and the way of comparing.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Checks {
-    pub names: Vec<Option<String>>,
-    pub expected: Vec<Option<String>>,
-    pub compare: Compare,
+pub(crate) struct Checks {
+    pub(crate) names: Vec<Option<String>>,
+    pub(crate) expected: Vec<Option<String>>,
+    pub(crate) compare: Compare,
 }
 
 impl RunRequest {
     /// Parses a body: a JSON object with known fields only (an unknown one
     /// is named), of the right types.
-    pub fn parse(body: &[u8]) -> Result<RunRequest, ApiError> {
+    pub(crate) fn parse(body: &[u8]) -> Result<RunRequest, ApiError> {
         expect_object(body)?;
         let refusal = RefCell::new(None);
         let mut de = serde_json::Deserializer::from_slice(body);
@@ -96,7 +96,7 @@ impl RunRequest {
     /// Checks the request into a job, and a batch's checks: sizes first
     /// (413), then the values this dialect adds (`language`, `code`,
     /// `timeout_ms`, `cpu_time_ms`, `tests`, `compare`), then the rest.
-    pub fn into_job(
+    pub(crate) fn into_job(
         self,
         registry: &Registry,
         bounds: &RequestBounds,

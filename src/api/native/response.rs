@@ -18,7 +18,7 @@ use crate::runner::Report;
 /// for a request with `tests`, a [`BatchResponse`]. The handler writes
 /// each as itself; this names their union (`oneOf`: a run's answer has no
 /// `tests`, a batch's no `exit_code`).
-pub struct RunAnswer;
+pub(crate) struct RunAnswer;
 
 impl PartialSchema for RunAnswer {
     fn schema() -> RefOr<Schema> {
@@ -38,50 +38,50 @@ impl ToSchema for RunAnswer {
 
 /// The answer to a run, whatever the program did.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct RunResponse {
-    pub language: String,
-    pub version: String,
+pub(crate) struct RunResponse {
+    pub(crate) language: String,
+    pub(crate) version: String,
     /// The run (empty, with the compile's status, when the compile failed).
     #[serde(flatten)]
-    pub run: StageReport,
+    pub(crate) run: StageReport,
     /// The compile stage, for compiled languages.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub compile: Option<StageReport>,
+    pub(crate) compile: Option<StageReport>,
     /// For clients of the earlier service: the stdout, when the status is `ok`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub output: Option<String>,
+    pub(crate) output: Option<String>,
     /// For clients of the earlier service: the stderr, or a sentence naming
     /// the limit that was hit, when the status is not `ok`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 /// What a stage (the run, or the compile) did, on the wire.
 #[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
-pub struct StageReport {
+pub(crate) struct StageReport {
     /// `ok`, `runtime_error`, `timeout`, `memory_limit`, `output_limit`, or
     /// (a run whose compile failed) `compile_error`.
-    pub status: &'static str,
+    pub(crate) status: &'static str,
     /// The exit status; 128+N when signal N ended the program.
-    pub exit_code: Option<i64>,
+    pub(crate) exit_code: Option<i64>,
     /// The name of the signal that ended it, if one did.
-    pub signal: Option<String>,
-    pub stdout: String,
-    pub stderr: String,
+    pub(crate) signal: Option<String>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
     /// Whether a stream was cut at its cap.
-    pub truncated: bool,
+    pub(crate) truncated: bool,
     /// Wall-clock time from the start of the program to its end, in ms.
-    pub duration_ms: u64,
+    pub(crate) duration_ms: u64,
     /// CPU time (user and system) of all the stage's processes, in ms;
     /// `null` where the sandbox's cgroup gives no figure.
-    pub cpu_time_ms: Option<u64>,
+    pub(crate) cpu_time_ms: Option<u64>,
     /// Peak memory of the stage's memory cgroup, in bytes (what the memory
     /// limit counts, its scratch space's page cache included); `null` where
     /// the sandbox's cgroup gives no figure.
-    pub memory_peak_bytes: Option<u64>,
+    pub(crate) memory_peak_bytes: Option<u64>,
     /// The limit the stage was stopped at: `wall_time`, `cpu_time`,
     /// `memory` or `output`; `null` when none.
-    pub limit: Option<&'static str>,
+    pub(crate) limit: Option<&'static str>,
 }
 
 fn limit_name(limit: LimitHit) -> &'static str {
@@ -120,7 +120,7 @@ fn compile_failure(compile: &StageResult) -> &'static str {
 }
 
 impl RunResponse {
-    pub fn new(report: &Report) -> Self {
+    pub(crate) fn new(report: &Report) -> Self {
         let limits = &report.limits;
         let (run, compile, output, error) = match &report.outcome {
             Outcome::Ran { compile, runs } => {
@@ -154,45 +154,45 @@ impl RunResponse {
 
 /// The answer to a batch.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct BatchResponse {
-    pub language: String,
-    pub version: String,
+pub(crate) struct BatchResponse {
+    pub(crate) language: String,
+    pub(crate) version: String,
     /// `ok` when the tests ran; else the compile's failure
     /// (`compile_error`, or the limit the compiler hit).
-    pub status: &'static str,
+    pub(crate) status: &'static str,
     /// The compile stage, once, for compiled languages.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub compile: Option<StageReport>,
+    pub(crate) compile: Option<StageReport>,
     /// Each test's result, in the order sent (none when the compile failed).
-    pub tests: Vec<TestReport>,
-    pub summary: Summary,
+    pub(crate) tests: Vec<TestReport>,
+    pub(crate) summary: Summary,
     /// The compiler's output, or the limit it hit, when the compile failed.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 /// One test's result.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct TestReport {
+pub(crate) struct TestReport {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// With an `expected_output`: `accepted` or `wrong_answer` when the run
     /// ended `ok`, else the run's own status (`timeout`, `runtime_error`...).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub verdict: Option<&'static str>,
+    pub(crate) verdict: Option<&'static str>,
     #[serde(flatten)]
-    pub run: StageReport,
+    pub(crate) run: StageReport,
 }
 
 /// How many tests passed (verdict `accepted`), of how many.
 #[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
-pub struct Summary {
-    pub passed: usize,
-    pub total: usize,
+pub(crate) struct Summary {
+    pub(crate) passed: usize,
+    pub(crate) total: usize,
 }
 
 impl BatchResponse {
-    pub fn new(report: &Report, checks: &Checks) -> Self {
+    pub(crate) fn new(report: &Report, checks: &Checks) -> Self {
         let limits = &report.limits;
         let compile_limits = limits.compile.as_ref().unwrap_or(&limits.run);
         let (status, compile, tests, error) = match &report.outcome {
