@@ -395,6 +395,16 @@ struct Options {
     additional_files: Option<Vec<u8>>,
 }
 
+/// The fields of a submission read and checked, before its limits.
+struct Fields {
+    language_id: i64,
+    source_code: Vec<u8>,
+    stdin: Option<Vec<u8>>,
+    expected_output: Option<Vec<u8>>,
+    options: Options,
+    redirect: bool,
+}
+
 impl Submission {
     /// Reads and checks one submission (a JSON object) against the
     /// languages of `registry`; byte fields are base64 when `base64` says
@@ -439,14 +449,38 @@ impl Submission {
         if !c.errors.is_empty() {
             return Err(c.errors);
         }
-        let cpu_time_limit = asked.cpu.unwrap_or(ceilings.cpu);
-        let submission = Submission {
+        let read = Fields {
             language_id: language_id.expect("checked"),
             source_code: source_code.expect("checked"),
             stdin,
             expected_output,
-            compiler_options: options.compiler_options,
-            command_line_arguments: options.command_line_arguments,
+            options,
+            redirect,
+        };
+        let submission = Submission::assemble(read, &asked, &ceilings);
+        // What the pipeline refuses (sizes, file names, options) is
+        // refused now, not when a worker takes it.
+        submission
+            .job(registry, allow.bounds, allow.client.clone())
+            .map_err(|(field, message)| {
+                let mut errors = Errors::new();
+                errors.insert(field, vec![message]);
+                errors
+            })?;
+        Ok(submission)
+    }
+
+    /// A submission of the fields `read`, with the limits `asked` (each
+    /// within the language's `ceilings`, or the ceiling when not asked).
+    fn assemble(read: Fields, asked: &Asked, ceilings: &Ceilings) -> Submission {
+        let cpu_time_limit = asked.cpu.unwrap_or(ceilings.cpu);
+        Submission {
+            language_id: read.language_id,
+            source_code: read.source_code,
+            stdin: read.stdin,
+            expected_output: read.expected_output,
+            compiler_options: read.options.compiler_options,
+            command_line_arguments: read.options.command_line_arguments,
             cpu_time_limit,
             // Within the language's CPU limit, whatever is asked.
             cpu_extra_time: asked
@@ -459,20 +493,10 @@ impl Submission {
             max_processes_and_or_threads: asked.pids.map_or(ceilings.pids as i64, |p| p as i64),
             max_file_size: asked.file_size.map_or(ceilings.file as i64, |f| f as i64),
             number_of_runs: asked.runs.map_or(1, |r| r as i64),
-            redirect_stderr_to_stdout: redirect,
-            callback_url: options.callback_url,
-            additional_files: options.additional_files,
-        };
-        // What the pipeline refuses (sizes, file names, options) is
-        // refused now, not when a worker takes it.
-        submission
-            .job(registry, allow.bounds, allow.client.clone())
-            .map_err(|(field, message)| {
-                let mut errors = Errors::new();
-                errors.insert(field, vec![message]);
-                errors
-            })?;
-        Ok(submission)
+            redirect_stderr_to_stdout: read.redirect,
+            callback_url: read.options.callback_url,
+            additional_files: read.options.additional_files,
+        }
     }
 
     /// The job that runs this submission (`number_of_runs` tests when more
@@ -489,20 +513,8 @@ impl Submission {
                 format!("language with id {} doesn't exist", self.language_id),
             )
         })?;
-        let split = |field: &str, text: &Option<String>| {
-            text.as_deref()
-                .map(shell_words::split)
-                .transpose()
-                .map(Option::unwrap_or_default)
-                .map_err(|e| {
-                    (
-                        field.to_string(),
-                        format!("cannot be split into words: {e}"),
-                    )
-                })
-        };
-        let args = split("command_line_arguments", &self.command_line_arguments)?;
-        let compile_args = split("compiler_options", &self.compiler_options)?;
+        let args = words("command_line_arguments", &self.command_line_arguments)?;
+        let compile_args = words("compiler_options", &self.compiler_options)?;
         let extra = match &self.additional_files {
             Some(zip) => unzip(zip, bounds).map_err(|e| ("additional_files".to_string(), e))?,
             None => Vec::new(),
@@ -519,23 +531,7 @@ impl Submission {
         } else {
             Vec::new()
         };
-        let kib = |k: i64| (k as u64).div_ceil(1024);
-        let run_limits = LimitsOverride {
-            cpu_time_ms: Some(((self.cpu_time_limit + self.cpu_extra_time) * 1000.0).ceil() as u64)
-                .map(|ms| ms.clamp(10, language.limits.cpu_time_ms)),
-            wall_time_ms: Some((self.wall_time_limit * 1000.0).ceil() as u64),
-            memory_mb: Some(kib(self.memory_limit)),
-            pids: Some(self.max_processes_and_or_threads as u64),
-            scratch_mb: Some(
-                kib(self.max_file_size)
-                    .max(1)
-                    .min(language.limits.scratch_mb),
-            ),
-            output_bytes: Some(
-                (self.max_file_size as u64 * 1024).min(language.limits.output_bytes),
-            ),
-            ..LimitsOverride::default()
-        };
+        let run_limits = self.run_limits(&language);
         let request = JobRequest {
             language: language.name.clone(),
             version: Some(format!("={}", language.semver)),
@@ -552,6 +548,41 @@ impl Submission {
             .into_job(registry, bounds, client)
             .map_err(|e| refusal(e, &language))
     }
+
+    /// The submission's limits as the run's, each within `language`'s:
+    /// CPU time with Judge0's extra time, wall time, memory and processes,
+    /// and `max_file_size` as both the scratch space and the output cap.
+    fn run_limits(&self, language: &Language) -> LimitsOverride {
+        let kib = |k: i64| (k as u64).div_ceil(1024);
+        LimitsOverride {
+            cpu_time_ms: Some(((self.cpu_time_limit + self.cpu_extra_time) * 1000.0).ceil() as u64)
+                .map(|ms| ms.clamp(10, language.limits.cpu_time_ms)),
+            wall_time_ms: Some((self.wall_time_limit * 1000.0).ceil() as u64),
+            memory_mb: Some(kib(self.memory_limit)),
+            pids: Some(self.max_processes_and_or_threads as u64),
+            scratch_mb: Some(
+                kib(self.max_file_size)
+                    .max(1)
+                    .min(language.limits.scratch_mb),
+            ),
+            output_bytes: Some(
+                (self.max_file_size as u64 * 1024).min(language.limits.output_bytes),
+            ),
+            ..LimitsOverride::default()
+        }
+    }
+}
+
+/// `text` split into words as a shell would (never run by one), or the
+/// field at fault and why.
+fn words(field: &str, text: &Option<String>) -> Result<Vec<String>, (String, String)> {
+    let split = text.as_deref().map(shell_words::split).transpose();
+    split.map(Option::unwrap_or_default).map_err(|e| {
+        (
+            field.to_string(),
+            format!("cannot be split into words: {e}"),
+        )
+    })
 }
 
 /// A refusal of the pipeline, on the Judge0 field at fault.

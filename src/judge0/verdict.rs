@@ -110,14 +110,31 @@ fn compile_failed(compile: &StageResult) -> Judged {
     }
 }
 
+/// One run's result: its figures, then its status (Accepted or Wrong
+/// Answer when it exited 0 within its time, else how it failed).
 fn judge_run(submission: &Submission, run: &StageResult) -> Judged {
+    let mut judged = figures(submission, run);
+    match failure(submission, run) {
+        None => judged.status_id = answer(submission, run),
+        Some(failed) => {
+            judged.status_id = failed.status;
+            judged.message = Some(failed.message);
+            judged.exit_code = failed.exit_code;
+            judged.exit_signal = failed.exit_signal;
+        }
+    }
+    judged
+}
+
+/// What Judge0 reports of any run: its output (stderr merged into stdout
+/// when asked), CPU and wall time in s, peak memory in KiB; exit code 0.
+fn figures(submission: &Submission, run: &StageResult) -> Judged {
     let (stdout, stderr) = if submission.redirect_stderr_to_stdout {
         (some(&run.output), None)
     } else {
         (some(&run.stdout), some(&run.stderr))
     };
-    let time = run.usage.cpu_time.map(|d| d.as_secs_f64());
-    let mut judged = Judged {
+    Judged {
         status_id: Judge0Status::Accepted,
         stdout,
         stderr,
@@ -125,69 +142,83 @@ fn judge_run(submission: &Submission, run: &StageResult) -> Judged {
         message: None,
         exit_code: Some(0),
         exit_signal: None,
-        time,
+        time: run.usage.cpu_time.map(|d| d.as_secs_f64()),
         wall_time: Some(run.duration.as_secs_f64()),
         memory: run.usage.memory_peak.map(|b| b.div_ceil(1024) as i64),
+    }
+}
+
+/// A run that exited 0 within its time: Accepted, unless its stdout is not
+/// the expected output (Judge0's rule: each line's end and the whole
+/// trimmed).
+fn answer(submission: &Submission, run: &StageResult) -> Judge0Status {
+    let expected = (submission.expected_output.as_deref()).map(String::from_utf8_lossy);
+    match expected.map(|e| Compare::Trim.judge(&e, &run.stdout)) {
+        Some(Verdict::WrongAnswer) => Judge0Status::WrongAnswer,
+        _ => Judge0Status::Accepted,
+    }
+}
+
+/// How a run failed, in Judge0's words.
+struct Failure {
+    status: Judge0Status,
+    message: String,
+    exit_code: Option<i64>,
+    exit_signal: Option<i64>,
+}
+
+/// How `run` failed, or `None` when it exited 0 within its CPU time (the
+/// table in this module's docs).
+fn failure(submission: &Submission, run: &StageResult) -> Option<Failure> {
+    let failed = |status, message: &str, exit_code, exit_signal| Failure {
+        status,
+        message: message.to_string(),
+        exit_code,
+        exit_signal,
     };
-    let (status, message) = match (run.limit, run.exit) {
-        (Some(LimitHit::WallTime), _) => (
-            Judge0Status::TimeLimitExceeded,
-            "Time limit exceeded (wall clock)".into(),
+    let tle = Judge0Status::TimeLimitExceeded;
+    let over_time = run.usage.cpu_time.map(|d| d.as_secs_f64()) > Some(submission.cpu_time_limit);
+    Some(match (run.limit, run.exit) {
+        (Some(LimitHit::WallTime), _) => {
+            failed(tle, "Time limit exceeded (wall clock)", Some(0), None)
+        }
+        (Some(LimitHit::CpuTime), _) => failed(tle, "Time limit exceeded", Some(0), None),
+        (Some(LimitHit::Memory), _) => failed(
+            Judge0Status::Nzec,
+            "Memory limit exceeded",
+            Some(137),
+            Some(9),
         ),
-        (Some(LimitHit::CpuTime), _) => (
-            Judge0Status::TimeLimitExceeded,
-            "Time limit exceeded".into(),
+        (Some(LimitHit::Output(_)), _) => failed(
+            Judge0Status::SigXfsz,
+            "Output limit exceeded",
+            Some(0),
+            Some(25),
         ),
-        (Some(LimitHit::Memory), _) => {
-            judged.exit_code = Some(137);
-            judged.exit_signal = Some(9);
-            (Judge0Status::Nzec, "Memory limit exceeded".into())
+        (None, Some(Exit::Code(0))) if over_time => {
+            failed(tle, "Time limit exceeded", Some(0), None)
         }
-        (Some(LimitHit::Output(_)), _) => {
-            judged.exit_signal = Some(25);
-            (Judge0Status::SigXfsz, "Output limit exceeded".into())
-        }
-        (None, Some(Exit::Code(0))) => {
-            if time.is_some_and(|t| t > submission.cpu_time_limit) {
-                (
-                    Judge0Status::TimeLimitExceeded,
-                    "Time limit exceeded".into(),
-                )
-            } else {
-                let expected = submission
-                    .expected_output
-                    .as_deref()
-                    .map(String::from_utf8_lossy);
-                let verdict = expected.map(|e| Compare::Trim.judge(&e, &run.stdout));
-                judged.status_id = match verdict {
-                    Some(Verdict::WrongAnswer) => Judge0Status::WrongAnswer,
-                    _ => Judge0Status::Accepted,
-                };
-                return judged;
-            }
-        }
+        (None, Some(Exit::Code(0))) => return None,
         (None, Some(Exit::Code(n))) => {
-            judged.exit_code = Some(i64::from(n));
-            (Judge0Status::Nzec, format!("Exited with error status {n}"))
+            let message = format!("Exited with error status {n}");
+            failed(Judge0Status::Nzec, &message, Some(i64::from(n)), None)
         }
         (None, Some(Exit::Signal(s))) => {
-            judged.exit_signal = Some(i64::from(s.0));
-            (
+            let message = format!("Caught fatal signal {}", s.0);
+            failed(
                 Judge0Status::of_signal(s.0),
-                format!("Caught fatal signal {}", s.0),
+                &message,
+                Some(0),
+                Some(i64::from(s.0)),
             )
         }
-        (None, None) => {
-            judged.exit_code = None;
-            (
-                Judge0Status::InternalError,
-                "the sandbox ended without an exit status".into(),
-            )
-        }
-    };
-    judged.status_id = status;
-    judged.message = Some(message);
-    judged
+        (None, None) => failed(
+            Judge0Status::InternalError,
+            "the sandbox ended without an exit status",
+            None,
+            None,
+        ),
+    })
 }
 
 #[cfg(test)]
