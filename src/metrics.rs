@@ -99,7 +99,7 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Every metric at zero, registered under the `code_runner_` prefix
-    /// (the names the README's "Metrics" table gives).
+    /// (the names the metrics table of docs/front-door.md gives).
     pub(crate) fn new() -> Metrics {
         let mut metrics = Metrics {
             registry: Registry::with_prefix("code_runner"),

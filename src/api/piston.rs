@@ -7,7 +7,7 @@
 //! A thin translation over the same pipeline as `/run-code`: a request is
 //! checked in Piston's order with Piston's messages, becomes a [`Job`](crate::job::Job),
 //! runs through the [`Runner`], and the [`Report`] is written in Piston's
-//! shape. Where this service differs from Piston, the README ("Piston
+//! shape. Where this service differs from Piston, docs/piston.md ("Piston
 //! clients") says so and why.
 
 use std::sync::Arc;

@@ -68,7 +68,7 @@ struct LanguageFile {
 /// How a pooled sandbox of the language pre-starts its interpreter: the
 /// hook (on the tools volume, `tools/prestart/`) that holds the run command
 /// after the interpreter's start-up until the program's files are there
-/// (README: "Pre-started interpreters").
+/// (docs/performance.md: "Pre-started interpreters").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Prestart {

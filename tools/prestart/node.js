@@ -1,5 +1,5 @@
 'use strict';
-// code-runner's pre-start hook for Node.js (README: "Pre-started
+// code-runner's pre-start hook for Node.js (docs/performance.md: "Pre-started
 // interpreters").
 //
 // A pooled sandbox starts the language's own run command with this file

@@ -25,6 +25,7 @@ use crate::language::{Language, Origin, Registry};
 use crate::limits::DefaultLimits;
 use crate::runner::{Readiness, Report, RunError, Runner};
 
+mod docs;
 mod judge0;
 mod piston;
 

@@ -1,4 +1,4 @@
-"""code-runner's pre-start hook for Python (README: "Pre-started
+"""code-runner's pre-start hook for Python (docs/performance.md: "Pre-started
 interpreters").
 
 A pooled sandbox starts the language's own run command (`python3 main.py`)
