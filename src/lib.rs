@@ -16,7 +16,8 @@
 //!
 //! - [`app`]: wiring, serving, supervised background work, graceful
 //!   shutdown.
-//! - `server`: the HTTP accept loop, with connection bounds.
+//! - `server`: the HTTP accept loop, with connection bounds (in all and
+//!   per peer) and a write deadline for answers.
 //! - `api`: the HTTP API: routes, each dialect's typed answers and
 //!   handlers (`/run-code`, Piston's v2 API under `/api/v2`, Judge0's under
 //!   `/judge0`), the front door (keys, rates), the probes, `/metrics`, the

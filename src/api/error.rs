@@ -89,6 +89,11 @@ pub(crate) enum ApiError {
     /// A body with no `Content-Length`.
     #[error("the request needs a Content-Length header")]
     LengthRequired,
+    /// A peer that holds its share of the connections already.
+    #[error(
+        "this client holds its share of the connections already ({cap}); close one or retry later"
+    )]
+    TooManyConnections { cap: usize },
     /// Judge0's queue of stored submissions is full (Judge0's words).
     #[error("queue is full")]
     QueueFull,
@@ -138,6 +143,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::LengthRequired => "length_required",
+            ApiError::TooManyConnections { .. } => "too_many_connections",
             ApiError::QueueFull => "queue_full",
             ApiError::StoreFailed(_) => "store_failed",
             ApiError::NotStored => "not_stored",
@@ -171,7 +177,9 @@ impl ApiError {
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited { .. } | ApiError::TooManyConnections { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::LengthRequired => StatusCode::LENGTH_REQUIRED,
         }
     }
@@ -184,7 +192,8 @@ impl ApiError {
             | ApiError::ClientBusy
             | ApiError::BodiesBusy
             | ApiError::ShuttingDown
-            | ApiError::QueueFull => {
+            | ApiError::QueueFull
+            | ApiError::TooManyConnections { .. } => {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
             }
             ApiError::RateLimited { retry_s, .. } => {
@@ -373,6 +382,33 @@ impl Reply for ApiError {
     fn into_response(self) -> Response {
         self.respond(&ErrorBody::from(&self))
     }
+}
+
+/// The answer, as bytes on the wire, to a connection of a peer that holds
+/// `cap` connections already: the server writes it before reading any
+/// request, and closes the connection.
+pub(crate) fn peer_refusal(cap: usize) -> Vec<u8> {
+    let refusal = ApiError::TooManyConnections { cap };
+    let status = refusal.status();
+    let mut headers = HeaderMap::new();
+    refusal.add_headers(&mut headers);
+    let body = serde_json::to_vec(&ErrorBody::from(&refusal)).expect("an error body serializes");
+    let mut wire = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+        status.as_str(),
+        status.canonical_reason().unwrap_or_default(),
+        body.len()
+    );
+    for (name, value) in &headers {
+        wire.push_str(&format!(
+            "{name}: {}\r\n",
+            value.to_str().unwrap_or_default()
+        ));
+    }
+    wire.push_str("\r\n");
+    let mut wire = wire.into_bytes();
+    wire.extend_from_slice(&body);
+    wire
 }
 
 /// Turns every rejection, ours or warp's, into a JSON error response.

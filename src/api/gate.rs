@@ -6,7 +6,7 @@
 //! `Retry-After` when refused.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::Arc;
@@ -194,6 +194,19 @@ fn decode_hex(text: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// Whom a connection, or a request without a key, counts against: the
+/// IPv4 address (an IPv4-mapped IPv6
+/// address is its IPv4 one), or the /64 of an IPv6 address.
+pub(crate) fn peer_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
+    }
+}
+
 fn default_routes() -> Vec<Route> {
     vec![Route::Run, Route::Piston, Route::Judge0, Route::Probes]
 }
@@ -256,9 +269,10 @@ impl Gate {
                 return Err(Refused::BadKey);
             }
             (Route::Metrics, Some(_), None) => return Err(Refused::NoKey),
-            _ if self.keys.is_empty() => Arc::from(
-                peer.map_or_else(|| "ip:unknown".to_string(), |p| format!("ip:{}", p.0.ip())),
-            ),
+            _ if self.keys.is_empty() => Arc::from(peer.map_or_else(
+                || "ip:unknown".to_string(),
+                |p| format!("ip:{}", peer_of(p.0.ip())),
+            )),
             (_, _, None) => return Err(Refused::NoKey),
             (_, _, Some(key)) => {
                 let hash = sha256(key);
@@ -368,6 +382,39 @@ mod tests {
         assert_eq!(&*caller.client, "ip:127.0.0.2");
         assert!(
             gate.enter(Route::Metrics, false, &headers(&[]), None)
+                .is_ok()
+        );
+        // An IPv6 host holds its /64 whole: rotating within it is one
+        // client (security review 3, L9), another /64 another.
+        let client = |ip: &str| {
+            let ip = format!("[{ip}]");
+            gate.enter(Route::Run, true, &headers(&[]), peer(&ip))
+                .unwrap()
+                .client
+        };
+        assert_eq!(&*client("2001:db8:1:2::1"), "ip:2001:db8:1:2::");
+        assert_eq!(client("2001:db8:1:2::1"), client("2001:db8:1:2:ffff::7"));
+        assert_ne!(client("2001:db8:1:2::1"), client("2001:db8:1:3::1"));
+    }
+
+    #[test]
+    fn without_a_metrics_key_only_a_key_granted_metrics_scrapes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keys");
+        std::fs::write(&file, "scraper metrics\n").unwrap();
+        let gate = Gate::new(&FrontDoor {
+            api_keys: vec![Secret("plain".into())],
+            api_keys_file: Some(file),
+            ..FrontDoor::default()
+        })
+        .unwrap();
+        let bearer = |key: &str| headers(&[("authorization", &format!("Bearer {key}"))]);
+        assert!(matches!(
+            gate.enter(Route::Metrics, false, &bearer("plain"), None),
+            Err(Refused::NotAllowed(_))
+        ));
+        assert!(
+            gate.enter(Route::Metrics, false, &bearer("scraper"), None)
                 .is_ok()
         );
     }

@@ -32,6 +32,7 @@ use warp::http::Method;
 
 use crate::metrics::StatusLabel;
 use crate::runner::Runner;
+pub(crate) use error::peer_refusal;
 use gate::{Caller, PeerAddr, Route};
 pub(crate) use state::Api;
 

@@ -23,6 +23,12 @@ pub struct ServerSettings {
     /// Connections open at once; more wait to be accepted. Default `1024`.
     #[validate(range(min = 1, max = 1_000_000))]
     pub max_connections: usize,
+    /// Connections one peer (an IPv4 address, an IPv6 /64) may hold open;
+    /// beyond, 429 and closed. Default: a quarter of `max_connections`,
+    /// rounded up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[validate(range(min = 1, max = 1_000_000))]
+    pub max_connections_per_peer: Option<usize>,
     /// How long a client may take to send a request's headers, in ms.
     /// Default `10000`.
     #[validate(range(min = 100, max = 600_000))]
@@ -31,6 +37,10 @@ pub struct ServerSettings {
     /// 408). Default `10000`.
     #[validate(range(min = 100, max = 600_000))]
     pub body_timeout_ms: u64,
+    /// How long an answer's write may wait for the client to read, in ms,
+    /// before the connection is closed. Default `10000`.
+    #[validate(range(min = 100, max = 600_000))]
+    pub write_timeout_ms: u64,
     /// Largest request body, in bytes. Default `2097152` (2 MiB).
     #[validate(range(min = 1024, max = 268_435_456))]
     pub max_body_bytes: u64,
@@ -46,8 +56,10 @@ impl Default for ServerSettings {
             host: IpAddr::from([127, 0, 0, 1]),
             port: 8001,
             max_connections: 1024,
+            max_connections_per_peer: None,
             header_timeout_ms: 10_000,
             body_timeout_ms: 10_000,
+            write_timeout_ms: 10_000,
             max_body_bytes: 2 * 1024 * 1024,
             shutdown_grace_ms: 15_000,
         }
@@ -58,6 +70,18 @@ impl ServerSettings {
     /// The deadline for a request's headers.
     pub fn header_timeout(&self) -> Duration {
         Duration::from_millis(self.header_timeout_ms)
+    }
+
+    /// The connections one peer may hold.
+    pub fn peer_connections(&self) -> usize {
+        (self.max_connections_per_peer)
+            .unwrap_or(self.max_connections.div_ceil(4))
+            .min(self.max_connections)
+    }
+
+    /// How long an answer may wait for the client to read it.
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_millis(self.write_timeout_ms)
     }
 
     /// The deadline for a request's body.
@@ -236,8 +260,8 @@ pub struct FrontDoor {
     /// all but `metrics`); `#` starts a comment. Default: none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_keys_file: Option<PathBuf>,
-    /// The key `/metrics` wants; unset: any API key (or none when keys are
-    /// off). Never logged.
+    /// The key `/metrics` wants; unset: a key of the keys file that lists
+    /// `metrics` (no key at all when keys are off). Never logged.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_key: Option<Secret>,
     /// Requests that run code one client may send per minute (a token

@@ -71,6 +71,7 @@ fn every_key_and_its_default_are_what_the_docs_document() {
     let unset = [
         "docker_host",
         "sandbox_uids",
+        "server.max_connections_per_peer",
         "runs.client_max_concurrent",
         "runs.client_max_queue",
         "front_door.api_keys",

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
@@ -250,6 +250,8 @@ async fn a_slow_body_is_408_and_a_slow_header_is_cut_off() {
 async fn idle_connections_beyond_the_cap_are_cut_off_and_a_real_request_gets_through() {
     let app = spawn_app_with(|c| {
         c.server.max_connections = 8;
+        // One peer may hold them all: this is the global cap's test.
+        c.server.max_connections_per_peer = Some(8);
         c.server.header_timeout_ms = 500;
     })
     .await;
@@ -290,5 +292,118 @@ async fn unknown_methods_and_paths_get_json_not_html() {
         assert!(body["code"].is_string(), "{body}");
     }
     assert!(app.containers().await.is_empty());
+    app.stop().await;
+}
+
+/// A connection to `app` from the loopback address `from` (a peer of its
+/// own), with a receive buffer of `recv_buffer` bytes when given.
+async fn connect_from(app: &TestApp, from: [u8; 4], recv_buffer: Option<u32>) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    if let Some(size) = recv_buffer {
+        socket.set_recv_buffer_size(size).unwrap();
+    }
+    socket
+        .bind((std::net::Ipv4Addr::from(from), 0).into())
+        .unwrap();
+    socket.connect(app.addr).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_peer_past_its_share_of_connections_gets_429_and_another_peer_is_served() {
+    // The attack of security review 3, M2: one peer's silent sockets used
+    // to take every connection slot, before any key was checked.
+    let app = spawn_app_with(|c| {
+        c.server.max_connections = 16;
+        c.server.header_timeout_ms = 30_000;
+    })
+    .await;
+    let share = 4; // a quarter of 16
+    let mut silent = Vec::new();
+    for _ in 0..share {
+        silent.push(connect_from(&app, [127, 0, 0, 2], None).await);
+    }
+    for _ in 0..20 {
+        let mut past = connect_from(&app, [127, 0, 0, 2], None).await;
+        let (status, body) = read_response(&mut past).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (429, Some("too_many_connections")),
+            "{body}"
+        );
+    }
+    // Another peer, and the first peer's own polite requests from another
+    // address, are served at once, and run code.
+    let started = Instant::now();
+    let mut other = connect_from(&app, [127, 0, 0, 3], None).await;
+    other
+        .write_all(b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_response(&mut other).await.0, 200);
+    assert_eq!(app.python("print('through')").await["stdout"], "through\n");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    // A connection that closes gives its slot back.
+    drop(silent.pop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut again = connect_from(&app, [127, 0, 0, 2], None).await;
+    again
+        .write_all(b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_response(&mut again).await.0, 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_answer_the_client_does_not_read_is_dropped_at_the_write_deadline() {
+    // Security review 3, H1: an answer its client never read was held, with
+    // every byte of it, for as long as the client kept the connection.
+    let app = spawn_app_with(|c| {
+        c.server.write_timeout_ms = 1000;
+        c.limits.output_bytes = 16 * 1024 * 1024;
+    })
+    .await;
+    let code = "import sys; sys.stdout.write('x' * 12_000_000)";
+    let body = serde_json::to_vec(&json!({"language": "python", "code": code})).unwrap();
+    let mut socket = connect_from(&app, [127, 0, 0, 4], Some(4096)).await;
+    socket.write_all(&post(&body)).await.unwrap();
+    // The run takes well under a second; the answer (stdout and output,
+    // 24 MB) stalls once the buffers are full, and the deadline passes.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let mut got = Vec::new();
+    let mut buf = vec![0; 1 << 16];
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the connection was never closed");
+    let text = String::from_utf8_lossy(&got[..got.len().min(4096)]).to_lowercase();
+    assert!(
+        text.starts_with("http/1.1 200"),
+        "{}",
+        &text[..text.len().min(200)]
+    );
+    let length: usize = text
+        .split("content-length: ")
+        .nth(1)
+        .and_then(|rest| rest.split("\r\n").next())
+        .and_then(|n| n.parse().ok())
+        .expect("a content-length");
+    assert!(length > 24_000_000, "{length}");
+    assert!(
+        got.len() < length,
+        "the whole answer ({length} bytes) was kept for a client that did not read it"
+    );
+    // The service goes on serving.
+    assert_eq!(app.get("/health").await.0, 200);
     app.stop().await;
 }

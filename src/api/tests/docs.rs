@@ -58,6 +58,7 @@ fn one_of_each() -> Vec<ApiError> {
         ApiError::QueueFull,
         ApiError::StoreFailed(text()),
         ApiError::NotStored,
+        ApiError::TooManyConnections { cap: 1 },
     ]
 }
 
@@ -90,10 +91,11 @@ fn index(e: &ApiError) -> usize {
         ApiError::QueueFull => 22,
         ApiError::StoreFailed(_) => 23,
         ApiError::NotStored => 24,
+        ApiError::TooManyConnections { .. } => 25,
     }
 }
 
-const VARIANTS: usize = 25;
+const VARIANTS: usize = 26;
 
 /// The rows of the table under `### Errors`: (HTTP status, code).
 fn documented() -> BTreeSet<(u16, String)> {

@@ -1,6 +1,11 @@
 //! Serving HTTP: the accept loop, with bounds warp's own server lacks — a
-//! cap on open connections and a deadline for a request's headers, so that
-//! slow or idle clients cannot pile up — and a graceful shutdown.
+//! cap on open connections and a share of it per peer (`peers`), a deadline
+//! for a request's headers and one for an answer's writes (`stall`), so
+//! that slow, idle or greedy clients cannot pile up — and a graceful
+//! shutdown.
+
+mod peers;
+mod stall;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -10,18 +15,30 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use warp::{Filter, Reply};
 
 use crate::api::gate::PeerAddr;
+use crate::api::peer_refusal;
 use crate::config::ServerSettings;
+use peers::Peers;
+use stall::Stalled;
+
+/// Refusals of a peer past its share being written at once; beyond, the
+/// connection is closed with no answer.
+const REFUSALS: usize = 64;
+/// The longest a refusal may take to write and to drain what came with it.
+const REFUSAL_TIME: Duration = Duration::from_secs(1);
 
 /// Serves `routes` on `listener` within the `[server]` bounds (connections
-/// open at once, beyond which they wait in the kernel's accept queue; how
-/// long a client may take to send a request's headers, counted from the
+/// open at once, beyond which they wait in the kernel's accept queue; those
+/// of one peer, beyond which it is answered 429 and closed; how long a
+/// client may take to send a request's headers, counted from the
 /// connection's start or the end of its previous answer, so that an idle
-/// connection is closed after it) until `shutdown` resolves; then stops
+/// connection is closed after it; how long an answer may go unread) until
+/// `shutdown` resolves; then stops
 /// accepting, lets every open connection finish its request in flight (idle
 /// ones are closed), and returns once they are all done.
 pub(crate) async fn serve<F>(
@@ -34,7 +51,9 @@ pub(crate) async fn serve<F>(
     F::Extract: Reply,
 {
     let slots = Arc::new(Semaphore::new(bounds.max_connections));
-    let header_timeout = bounds.header_timeout();
+    let peers = Peers::new(bounds.peer_connections());
+    let refusals = Arc::new(Semaphore::new(REFUSALS));
+    let (header_timeout, write_timeout) = (bounds.header_timeout(), bounds.write_timeout());
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -55,6 +74,10 @@ pub(crate) async fn serve<F>(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let Some(peer_slot) = peers.admit(peer.ip()) else {
+            refuse(stream, permit, refusals.clone(), peers.cap());
+            continue;
+        };
         // Each request carries the peer's address (the client, when API
         // keys are off).
         let warp_service = warp::service(routes.clone());
@@ -66,7 +89,7 @@ pub(crate) async fn serve<F>(
         );
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let _permit = permit;
+            let _slots = (permit, peer_slot);
             // HTTP/1 only (and no upgrades, which would bring the guessing
             // back): guessing the version reads the first bytes with no
             // deadline, so a silent client would hold its slot for ever.
@@ -75,6 +98,7 @@ pub(crate) async fn serve<F>(
                 .http1()
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_timeout);
+            let stream = Stalled::new(stream, write_timeout);
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             if let Err(e) = watcher.watch(connection).await {
                 tracing::debug!(error = %e, "connection ended with an error");
@@ -83,4 +107,32 @@ pub(crate) async fn serve<F>(
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// Answers a connection of a peer past its share with a 429 and closes it,
+/// within [`REFUSAL_TIME`]; closes it at once when [`REFUSALS`] are being
+/// written already.
+fn refuse(
+    mut stream: TcpStream,
+    permit: OwnedSemaphorePermit,
+    refusals: Arc<Semaphore>,
+    cap: usize,
+) {
+    let Ok(refusal) = refusals.try_acquire_owned() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let _slots = (permit, refusal);
+        let answer = peer_refusal(cap);
+        let _ = tokio::time::timeout(REFUSAL_TIME, async {
+            stream.write_all(&answer).await?;
+            stream.shutdown().await?;
+            // Read what the client sent, so that closing does not reset
+            // the connection before it has read the answer.
+            let mut sink = [0; 4096];
+            while stream.read(&mut sink).await? > 0 {}
+            Ok::<_, std::io::Error>(())
+        })
+        .await;
+    });
 }
