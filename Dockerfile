@@ -42,7 +42,7 @@ ENV CODE_RUNNER_SERVER__HOST=0.0.0.0 \
     CODE_RUNNER_JUDGE0__DATABASE=sqlite:///var/lib/code-runner/judge0.sqlite \
     RUST_LOG=info
 # An unprivileged user (distroless's `nonroot`); it reaches the Docker
-# socket through the socket's group, given at run time (group_add).
+# socket through the socket's group, given at run time as the user's group (`user: 65532:$DOCKER_GID`).
 USER 65532:65532
 EXPOSE 8001
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \

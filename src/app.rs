@@ -50,7 +50,7 @@ pub enum StartError {
     #[error("key `judge0.database`: {0}")]
     Store(#[from] StoreError),
     /// The API keys file cannot be used.
-    #[error("key `api_keys_file`: {0}")]
+    #[error("key `front_door.api_keys_file`: {0}")]
     Keys(String),
     /// The process may not open enough files for its connections.
     #[error("{0}")]
@@ -260,7 +260,7 @@ fn check_file_limit(max_connections: usize) -> Result<(), StartError> {
     }
     if limit.rlim_max < needed {
         return Err(StartError::FileLimit(format!(
-            "invalid configuration: key `max_connections` ({max_connections}) needs {needed} open files, but the process may open at most {} (its hard limit; its soft limit is {}): lower max_connections or raise the limit (ulimit -n, or the container's nofile ulimit)",
+            "invalid configuration: key `server.max_connections` ({max_connections}) needs {needed} open files, but the process may open at most {} (its hard limit; its soft limit is {}): lower server.max_connections or raise the limit (ulimit -n, or the container's nofile ulimit)",
             limit.rlim_max, limit.rlim_cur
         )));
     }
@@ -271,7 +271,7 @@ fn check_file_limit(max_connections: usize) -> Result<(), StartError> {
     // SAFETY: setrlimit reads the struct it is given.
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
         return Err(StartError::FileLimit(format!(
-            "invalid configuration: key `max_connections` ({max_connections}) needs {needed} open files; the soft limit is {} and could not be raised: {}",
+            "invalid configuration: key `server.max_connections` ({max_connections}) needs {needed} open files; the soft limit is {} and could not be raised: {}",
             limit.rlim_cur,
             std::io::Error::last_os_error()
         )));
@@ -279,7 +279,7 @@ fn check_file_limit(max_connections: usize) -> Result<(), StartError> {
     tracing::info!(
         from = limit.rlim_cur,
         to = needed,
-        "raised the soft limit of open files for max_connections"
+        "raised the soft limit of open files for server.max_connections"
     );
     Ok(())
 }

@@ -20,8 +20,8 @@ pub struct Judge0Config {
     /// days).
     #[validate(range(min = 60, max = 315_360_000))]
     pub keep_results_s: u64,
-    /// Workers taking queued submissions; `0`: as many as
-    /// `max_concurrent_runs`. Default `0`.
+    /// Workers taking queued submissions; `0`: one per run slot
+    /// (`runs.max_concurrent`). Default `0`.
     #[validate(range(max = 1024))]
     pub workers: usize,
     /// Most submissions waiting in the queue (beyond: 503 `queue is

@@ -80,11 +80,13 @@ impl Caller {
                 .await;
             match sent {
                 Ok(answer) => {
-                    tracing::debug!(%url, status = %answer.status(), "callback delivered");
+                    let to = origin(url);
+                    tracing::debug!(%to, status = %answer.status(), "callback delivered");
                     return true;
                 }
                 Err(e) => {
-                    tracing::info!(%url, attempt, error = %e, "callback not answered");
+                    let (to, error) = (origin(url), e.without_url());
+                    tracing::info!(%to, attempt, %error, "callback not answered");
                 }
             }
         }
@@ -92,9 +94,28 @@ impl Caller {
     }
 }
 
+/// What a log may say of a callback URL: its scheme, host and port, never
+/// its path or query, which often carry a client's secret.
+pub(crate) fn origin(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(parsed) => parsed.origin().ascii_serialization(),
+        Err(_) => "(not a URL)".to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_logged_callback_url_keeps_its_origin_only() {
+        assert_eq!(
+            origin("https://judge.example:8443/hook/s3cr3t?token=abc#x"),
+            "https://judge.example:8443"
+        );
+        assert_eq!(origin("http://10.0.0.1/t?k=v"), "http://10.0.0.1");
+        assert_eq!(origin("not a url s3cr3t"), "(not a URL)");
+    }
 
     #[test]
     fn only_listed_hosts_are_called_back() {

@@ -277,7 +277,7 @@ impl<R: Runner> Judge0<R> {
         let submission: Submission = match serde_json::from_str(&claimed.request) {
             Ok(s) => s,
             Err(e) => {
-                let judged = Judged::internal(format!("the stored submission cannot be read: {e}"));
+                let judged = hidden(&token, "the stored submission cannot be read", &e);
                 self.record(store, &claimed, &judged, None).await;
                 return;
             }
@@ -299,6 +299,7 @@ impl<R: Runner> Judge0<R> {
                     tracing::warn!(%token, %why, "judge0: Docker cannot be reached; retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
+                Err(RunError::Internal(cause)) => break hidden(&token, "run failed", &cause),
                 Err(e) => break Judged::internal(e.to_string()),
             }
         };
@@ -347,7 +348,8 @@ impl<R: Runner> Judge0<R> {
         let view = SubmissionView::new(&record, true, &registry).select(&Fields::default());
         let body = serde_json::to_string(&view).expect("a view in base64 is always written");
         if !self.caller.call(url, body).await {
-            tracing::warn!(token = %claimed.token, %url, "judge0: callback failed after every try");
+            let to = callback::origin(url);
+            tracing::warn!(token = %claimed.token, %to, "judge0: callback failed after every try");
         }
     }
 
@@ -386,4 +388,15 @@ impl<R: Runner> Judge0<R> {
             }
         }
     }
+}
+
+/// An internal fault of a stored submission's run, logged with a request
+/// id and recorded as an Internal Error that gives the id, not the cause
+/// (engine messages and the supervisor's words are not the client's).
+fn hidden(token: &str, what: &str, cause: &dyn std::fmt::Display) -> Judged {
+    let request_id = uuid::Uuid::new_v4().simple().to_string();
+    tracing::error!(%token, %request_id, %cause, "judge0: {what}");
+    Judged::internal(format!(
+        "internal error; quote request id {request_id} when reporting it"
+    ))
 }

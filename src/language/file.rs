@@ -115,7 +115,7 @@ pub(crate) struct Language {
     /// OCI runtime to use instead of the engine's default (e.g. `runsc`).
     pub(crate) runtime: Option<String>,
     /// The least its pool keeps started ahead of demand (for a compiled
-    /// language, compile-and-run pairs); unset: the server's `pool_size`.
+    /// language, compile-and-run pairs); unset: the server's `pool.size`.
     pub(crate) pool_size: Option<usize>,
     /// A shell command a pooled sandbox runs once, output discarded, before
     /// it waits for its run (to load the interpreter, or for a compiled

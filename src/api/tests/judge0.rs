@@ -497,6 +497,31 @@ async fn the_services_trouble_has_the_status_and_headers_of_every_dialect_in_jud
 }
 
 #[tokio::test]
+async fn a_stored_submissions_internal_fault_is_recorded_with_a_request_id_not_its_cause() {
+    // Security review 3, L8: the engine's words reached Judge0's clients.
+    let failing = double(|_| {
+        Err(RunError::Internal(
+            "engine said: container 3f2a secret".into(),
+        ))
+    });
+    let s = service(failing, true).await;
+    let one = json!({"source_code": "print(1)", "language_id": 71});
+    let (status, created) = s.post("/judge0/submissions", one).await;
+    assert_eq!(status, 201, "{created}");
+    let done = s.work_until_done(created["token"].as_str().unwrap()).await;
+    assert_eq!(
+        done["status"],
+        json!({"id": 13, "description": "Internal Error"})
+    );
+    let message = done["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("internal error; quote request id "),
+        "{message}"
+    );
+    assert!(!message.contains("secret"), "{message}");
+}
+
+#[tokio::test]
 async fn a_stored_row_that_cannot_be_read_is_an_internal_error_not_the_databases() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir).await;
