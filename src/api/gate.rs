@@ -195,8 +195,8 @@ fn decode_hex(text: &str) -> Option<[u8; 32]> {
 }
 
 /// Whom a connection, or a request without a key, counts against: the
-/// IPv4 address (an IPv4-mapped IPv6
-/// address is its IPv4 one), or the /64 of an IPv6 address.
+/// IPv4 address (an IPv4-mapped IPv6 address is its IPv4 one), or the /64
+/// of an IPv6 address.
 pub(crate) fn peer_of(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
@@ -395,6 +395,28 @@ mod tests {
         assert_eq!(&*client("2001:db8:1:2::1"), "ip:2001:db8:1:2::");
         assert_eq!(client("2001:db8:1:2::1"), client("2001:db8:1:2:ffff::7"));
         assert_ne!(client("2001:db8:1:2::1"), client("2001:db8:1:3::1"));
+    }
+
+    fn addr(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_peer_is_its_ipv4_address_or_its_ipv6_slash_64() {
+        assert_eq!(peer_of(addr("192.0.2.7")), addr("192.0.2.7"));
+        assert_eq!(peer_of(addr("::ffff:192.0.2.7")), addr("192.0.2.7"));
+        assert_eq!(
+            peer_of(addr("2001:db8:1:2:aaaa:bbbb:cccc:dddd")),
+            addr("2001:db8:1:2::")
+        );
+        assert_eq!(
+            peer_of(addr("2001:db8:1:2::1")),
+            peer_of(addr("2001:db8:1:2:ffff::9"))
+        );
+        assert_ne!(
+            peer_of(addr("2001:db8:1:2::1")),
+            peer_of(addr("2001:db8:1:3::1"))
+        );
     }
 
     #[test]

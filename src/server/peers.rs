@@ -78,24 +78,6 @@ mod tests {
     }
 
     #[test]
-    fn a_peer_is_its_ipv4_address_or_its_ipv6_slash_64() {
-        assert_eq!(peer_of(ip("192.0.2.7")), ip("192.0.2.7"));
-        assert_eq!(peer_of(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
-        assert_eq!(
-            peer_of(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd")),
-            ip("2001:db8:1:2::")
-        );
-        assert_eq!(
-            peer_of(ip("2001:db8:1:2::1")),
-            peer_of(ip("2001:db8:1:2:ffff::9"))
-        );
-        assert_ne!(
-            peer_of(ip("2001:db8:1:2::1")),
-            peer_of(ip("2001:db8:1:3::1"))
-        );
-    }
-
-    #[test]
     fn a_peer_holds_at_most_its_share_and_gets_it_back_as_connections_close() {
         let peers = Peers::new(2);
         let a = peers.admit(ip("2001:db8::1")).expect("first");
