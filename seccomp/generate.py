@@ -26,7 +26,11 @@ Transformations (all deterministic, re-run to regenerate):
   6. socketcall(2) answers ENOSYS, so that 32-bit code cannot reach the
      socket families the socket() rules refuse (AF_ALG, AF_VSOCK) through
      it (moby/profiles 7158007, later reverted upstream);
-  7. assert that none of the must-deny syscalls is allowed by any rule.
+  7. prlimit64 is allowed only on the caller itself (pid 0, which glibc's
+     setrlimit and getrlimit pass) or to read limits (no new limit): a
+     program may not change another process's limits, its supervisor's
+     above all (security review 3, M1);
+  8. assert that none of the must-deny syscalls is allowed by any rule.
 """
 import json, sys, copy
 
@@ -34,7 +38,8 @@ ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
 SRC = ARGS[0] if len(ARGS) > 0 else "upstream-default.json"
 DST = ARGS[1] if len(ARGS) > 1 else "profile.json"
 
-REMOVE = {"ptrace", "name_to_handle_at", "process_vm_readv", "process_vm_writev", "socketcall"}
+REMOVE = {"ptrace", "name_to_handle_at", "process_vm_readv", "process_vm_writev", "socketcall",
+          "prlimit64"}
 MUST_DENY = {
     "ptrace", "io_uring_setup", "io_uring_enter", "io_uring_register",
     "keyctl", "add_key", "request_key", "bpf", "userfaultfd",
@@ -87,6 +92,14 @@ for rule in up["syscalls"]:
             del r[k]
     out["syscalls"].append(r)
 
+for index, why in ((0, "on the caller itself (pid 0)"), (2, "to read limits only (no new limit)")):
+    out["syscalls"].append({
+        "names": ["prlimit64"],
+        "action": "SCMP_ACT_ALLOW",
+        "args": [{"index": index, "value": 0, "op": "SCMP_CMP_EQ"}],
+        "comment": f"prlimit64 {why}: never another process's limits, the supervisor's above all",
+    })
+
 out["syscalls"].append({
     "names": ["socketcall"],
     "action": "SCMP_ACT_ERRNO",
@@ -100,6 +113,8 @@ for r in out["syscalls"]:
         allowed |= set(r["names"])
 bad = (allowed & MUST_DENY)
 assert not bad, bad
+assert not any("prlimit64" in r["names"] and not r.get("args")
+               for r in out["syscalls"] if r["action"] == "SCMP_ACT_ALLOW")
 assert not any(n.startswith("io_uring") for n in allowed)
 with open(DST, "w") as f:
     json.dump(out, f, indent=2)

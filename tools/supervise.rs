@@ -6,34 +6,49 @@
 //! written:
 //!
 //! ```text
-//! /.code-runner/supervise <cpu limit in ms, 0 for none> <build dir or -> <command> [args...]
+//! /.code-runner/supervise <cpu limit in ms, 0 for none> <wall limit in ms, 0 for none> <build dir or -> <command> [args...]
 //! ```
 //!
 //! It reads the run's nonce from fd 3 (so the nonce is on no command
 //! line), makes itself non-dumpable (so no process of the same user can
 //! read its memory), copies the build folder (a compiled program, for one
 //! test of a batch) into the working directory when one is given, writes
-//! `<nonce>:start:<cpu µs>` on stdout, runs the
-//! command as its child (stdin, stdout and stderr inherited), and when the
-//! child ends writes on both stdout and stderr the trailer
+//! `<nonce>:start:<cpu µs>` on stdout, runs the command as its child (stdin
+//! inherited; stdout and stderr pipes of its own, which this program relays
+//! to its own), and when the child ends writes on both stdout and stderr
+//! the trailer
 //!
 //! ```text
-//! <nonce>:<x<exit code>|s<signal>>:<oom kills>:<cpu µs>:<memory peak bytes>:<cpu|->
+//! <nonce>:<x<exit code>|s<signal>>:<oom kills>:<cpu µs>:<memory peak bytes>:<cpu|wall|->
 //! ```
 //!
 //! with the child's real wait status (a shell's `$?` cannot tell `exit(139)`
 //! from death by SIGSEGV), the kernel's out-of-memory kills in the
 //! sandbox's own memory cgroup while it ran, the CPU time the sandbox's
 //! processes used while it ran (user and system, all of them), the peak
-//! memory of the sandbox's cgroup, and whether the CPU-time limit stopped
-//! it. A figure it cannot read is `-`. It then exits with the child's
-//! status (128+N for signal N).
+//! memory of the sandbox's cgroup, and which limit stopped it, if one did
+//! (the CPU time, or the wall time counted from the program's start). A
+//! figure it cannot read is `-`. It then exits with the child's status
+//! (128+N for signal N). Whatever stopped the program, the rest of its
+//! output is relayed before the trailer.
 //!
 //! With a CPU-time limit, a thread reads the sandbox's CPU usage every
 //! 10 ms and, past the limit, kills every process it may (`kill(-1)`: all
-//! of the sandbox's but init and itself); each process also gets
-//! `RLIMIT_CPU` just above the limit, so that a program that stops this
-//! supervisor still cannot run past it alone.
+//! of the sandbox's but itself); each process also gets `RLIMIT_CPU` just
+//! above the limit. The service holds the limit from outside as well.
+//!
+//! **Out of the program's reach.** In a sandbox this program is the PID
+//! namespace's init (the bootstrap `exec`s it as PID 1; the container has
+//! no other init): the kernel delivers no signal from inside the namespace
+//! to an init that has no handler for it, so the program can neither stop
+//! nor kill it; the seccomp profile refuses `prlimit64` on any process but
+//! the caller, so it cannot change its limits; it is not dumpable, so its
+//! memory, its file descriptors and its `/proc` files are closed to the
+//! program, and `ptrace` is refused. The container's stdout and stderr,
+//! where the start line and the trailer (and their nonce) travel, are held
+//! by this process alone: the program writes to pipes, so what it can
+//! reopen through `/proc/self/fd` is its own output, never the report. As
+//! init it also reaps the orphans the program leaves.
 
 // The service compiles this file into its unit tests only to run the
 // tests below; there the executable's entry points have no caller.
@@ -41,19 +56,20 @@
 
 use std::fs;
 use std::io::{Read, Write};
-use std::os::fd::FromRawFd;
+use std::mem::ManuallyDrop;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
-use std::sync::Arc;
+use std::process::{Command, ExitCode, ExitStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 
 unsafe extern "C" {
     fn prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) -> i32;
     fn kill(pid: i32, sig: i32) -> i32;
     fn setrlimit(resource: i32, rlim: *const [u64; 2]) -> i32;
-    fn prlimit64(pid: i32, resource: i32, new: *const [u64; 2], old: *mut [u64; 2]) -> i32;
+    fn waitpid(pid: i32, status: *mut i32, options: i32) -> i32;
     fn pipe2(fds: *mut i32, flags: i32) -> i32;
     fn dup2(old: i32, new: i32) -> i32;
     fn close(fd: i32) -> i32;
@@ -61,6 +77,7 @@ unsafe extern "C" {
 }
 
 const O_CLOEXEC: i32 = 0o2_000_000;
+const WNOHANG: i32 = 1;
 
 const PR_SET_DUMPABLE: i32 = 4;
 const SIGKILL: i32 = 9;
@@ -68,6 +85,9 @@ const RLIMIT_CPU: i32 = 0;
 const POLL: Duration = Duration::from_millis(10);
 /// Longest the sandbox outlives its run, waiting to be removed.
 const LINGER: Duration = Duration::from_secs(60);
+/// Longest the relay waits, once the program ended, for the rest of its
+/// output (every writer is killed first in a sandbox).
+const DRAIN: Duration = Duration::from_secs(2);
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -79,9 +99,11 @@ fn main() -> ExitCode {
         return prestarted(&args[1..]);
     }
     let nonce = read_nonce();
-    let (Some(limit), Some(build), Some(program)) = (args.first(), args.get(1), args.get(2)) else {
+    let (Some(limit), Some(wall), Some(build), Some(program)) =
+        (args.first(), args.get(1), args.get(2), args.get(3))
+    else {
         eprintln!(
-            "supervise: usage: supervise <cpu limit ms> <build dir or -> <command> [args...]\n       supervise --prestart <python|node> <command> [args...]"
+            "supervise: usage: supervise <cpu limit ms> <wall limit ms> <build dir or -> <command> [args...]\n       supervise --prestart <python|node> <command> [args...]"
         );
         return ExitCode::from(2);
     };
@@ -92,9 +114,17 @@ fn main() -> ExitCode {
         return ExitCode::from(126);
     }
     let cpu_limit_us = limit.parse::<u64>().unwrap_or(0) * 1000;
-    let run = Run::begin(nonce, cpu_limit_us);
+    let wall_ms = wall.parse::<u64>().unwrap_or(0);
     let mut command = Command::new(program);
-    command.args(&args[3..]);
+    command.args(&args[4..]);
+    let output = match output_pipes(&mut command) {
+        Ok(output) => output,
+        Err(e) => {
+            eprintln!("supervise: cannot make the program's output pipes: {e}");
+            return ExitCode::from(125);
+        }
+    };
+    let run = Run::begin(nonce, cpu_limit_us, wall_ms);
     if cpu_limit_us > 0 {
         let seconds = cpu_limit_us.div_ceil(1_000_000) + 1;
         // SAFETY: setrlimit is async-signal-safe, as pre_exec requires.
@@ -105,8 +135,11 @@ fn main() -> ExitCode {
             });
         }
     }
-    match command.spawn() {
-        Ok(child) => run.finish(child),
+    let spawned = command.spawn();
+    // The pipes' write ends are the child's now (or nobody's).
+    drop(command);
+    match spawned {
+        Ok(child) => run.finish(&child, output),
         Err(e) => {
             // As a shell says it: 127 when the command is not there, 126
             // when it cannot be run.
@@ -116,20 +149,25 @@ fn main() -> ExitCode {
             } else {
                 126
             };
-            run.end(Ended {
-                code: Some(code),
-                signal: None,
-                cpu_limit: false,
-            })
+            run.end(
+                Ended {
+                    code: Some(code),
+                    signal: None,
+                    stopped: None,
+                },
+                None,
+            )
         }
     }
 }
 
-/// One run under way: the nonce, the CPU-time limit, and the sandbox's
+/// One run under way: the nonce, the time limits, and the sandbox's
 /// figures when it started.
 struct Run {
     nonce: String,
     cpu_limit_us: u64,
+    /// The wall-time limit, from the start line; 0 for none.
+    wall_ms: u64,
     cgroup: Cgroup,
     oom_before: Option<u64>,
     cpu_before: Option<u64>,
@@ -138,7 +176,7 @@ struct Run {
 impl Run {
     /// Reads the sandbox's figures and writes the start line: the program
     /// starts now.
-    fn begin(nonce: String, cpu_limit_us: u64) -> Run {
+    fn begin(nonce: String, cpu_limit_us: u64, wall_ms: u64) -> Run {
         let cgroup = Cgroup::find(
             &fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
             &fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
@@ -151,37 +189,67 @@ impl Run {
         Run {
             nonce,
             cpu_limit_us,
+            wall_ms,
             cgroup,
             oom_before,
             cpu_before,
         }
     }
 
-    /// Waits for `child` (watching the CPU-time limit) and ends the run.
-    fn finish(self, mut child: std::process::Child) -> ExitCode {
-        let stopped = Arc::new(AtomicBool::new(false));
+    /// Relays `child`'s output, waits for it (watching the CPU-time and
+    /// wall-time limits) and ends the run.
+    fn finish(self, child: &std::process::Child, output: [fs::File; 2]) -> ExitCode {
+        let relay = Relay::start(output);
+        let cpu_stopped = Arc::new(AtomicBool::new(false));
+        let wall_stopped = Arc::new(AtomicBool::new(false));
         let done = Arc::new(AtomicBool::new(false));
         if let (Some(before), true) = (self.cpu_before, self.cpu_limit_us > 0) {
-            let (cgroup, stopped, done) = (self.cgroup.clone(), stopped.clone(), done.clone());
+            let (cgroup, stopped, done) = (self.cgroup.clone(), cpu_stopped.clone(), done.clone());
             let until = before + self.cpu_limit_us;
             std::thread::spawn(move || watch_cpu(&cgroup, until, &stopped, &done));
         }
-        let status = child.wait();
+        // The wall clock's thread waits on a channel that closes when the
+        // child has ended.
+        let (child_ended, ending) = mpsc::channel::<()>();
+        if self.wall_ms > 0 {
+            let (limit, stopped) = (Duration::from_millis(self.wall_ms), wall_stopped.clone());
+            std::thread::spawn(move || watch_wall(limit, &ending, &stopped));
+        }
+        let status = wait_for(child.id());
         done.store(true, Ordering::SeqCst);
+        drop(child_ended);
+        let stopped = if cpu_stopped.load(Ordering::SeqCst) {
+            Some("cpu")
+        } else if wall_stopped.load(Ordering::SeqCst) {
+            Some("wall")
+        } else {
+            None
+        };
         let ended = match status {
             Ok(status) => Ended {
                 code: status.code(),
                 signal: status.signal(),
-                cpu_limit: stopped.load(Ordering::SeqCst),
+                stopped,
             },
             Err(_) => Ended::failed(),
         };
-        self.end(ended)
+        self.end(ended, Some(relay))
     }
 
-    /// Writes the trailer on both streams and exits with the child's
-    /// status.
-    fn end(self, status: Ended) -> ExitCode {
+    /// Ends every other process of the sandbox, relays the rest of the
+    /// program's output, writes the trailer on both streams and exits with
+    /// the child's status.
+    fn end(self, status: Ended, relay: Option<Relay>) -> ExitCode {
+        // The run is over for the service: whatever the program left
+        // running goes now, as it would with the container, so that the
+        // output pipes reach their end and the trailer comes last.
+        let sandbox = in_sandbox();
+        if sandbox {
+            kill_the_rest();
+        }
+        if let Some(relay) = relay {
+            relay.drain(DRAIN);
+        }
         let trailer = format!(
             "{}:{}:{}:{}:{}:{}\n",
             self.nonce,
@@ -195,22 +263,22 @@ impl Run {
                 _ => "-".to_string(),
             },
             figure(self.cgroup.memory_peak()),
-            if status.cpu_limit { "cpu" } else { "-" },
+            status.stopped.unwrap_or("-"),
         );
         let mut stdout = std::io::stdout();
         let _ = stdout.write_all(trailer.as_bytes());
         let _ = stdout.flush();
         let _ = std::io::stderr().write_all(trailer.as_bytes());
-        // The run is over for the service. Every other process of the
-        // sandbox goes now, as it would with the container; the sandbox
-        // itself stays until the service removes it, so that the engine's
-        // work of ending a container comes when the service has a quiet
-        // moment, not while the next run starts. (Where the cgroup gives
-        // no figures, gVisor, the service reads the container's end: it
-        // ends at once.)
-        if self.oom_before.is_some() && self.cpu_before.is_some() && in_sandbox() {
-            kill_the_rest();
-            std::thread::sleep(LINGER);
+        // The sandbox itself stays until the service removes it, so that
+        // the engine's work of ending a container comes when the service
+        // has a quiet moment, not while the next run starts. (Where the
+        // cgroup gives no figures, gVisor, the service reads the
+        // container's end: it ends at once.)
+        if sandbox {
+            reap();
+            if self.oom_before.is_some() && self.cpu_before.is_some() {
+                std::thread::sleep(LINGER);
+            }
         }
         ExitCode::from(status.exit_code())
     }
@@ -273,6 +341,13 @@ fn prestarted(args: &[String]) -> ExitCode {
         }
     }
     command.env("CODE_RUNNER_PRESTART", "3:4");
+    let output = match output_pipes(&mut command) {
+        Ok(output) => output,
+        Err(e) => {
+            eprintln!("supervise: cannot make the interpreter's output pipes: {e}");
+            return ExitCode::from(125);
+        }
+    };
     let (go_read, ready_write) = (go[0], ready[1]);
     // SAFETY: dup2 and close are async-signal-safe, as pre_exec requires.
     // Through high numbers first, so that a pipe end that is already 3 or
@@ -291,6 +366,8 @@ fn prestarted(args: &[String]) -> ExitCode {
         });
     }
     let child = command.spawn();
+    // The output pipes' write ends are the child's now (or nobody's).
+    drop(command);
     // SAFETY: the child has its own copies; these ends are the parent's.
     unsafe {
         close(go[0]);
@@ -327,22 +404,12 @@ fn prestarted(args: &[String]) -> ExitCode {
             return ExitCode::from(125);
         }
     };
+    // The interpreter started before its limit was known, and the seccomp
+    // profile refuses `prlimit64` on another process (this one's too), so
+    // it has no `RLIMIT_CPU` of its own: the watcher and the service hold
+    // the limit.
     let cpu_limit_us = payload.cpu_ms * 1000;
-    if cpu_limit_us > 0 {
-        // The interpreter's start-up counts against RLIMIT_CPU too.
-        let used = process_cpu_seconds(child.id()).unwrap_or(0);
-        let seconds = used + cpu_limit_us.div_ceil(1_000_000) + 1;
-        // SAFETY: prlimit64 reads the limits it is given.
-        unsafe {
-            prlimit64(
-                child.id() as i32,
-                RLIMIT_CPU,
-                &[seconds, seconds],
-                std::ptr::null_mut(),
-            );
-        }
-    }
-    let run = Run::begin(payload.nonce, cpu_limit_us);
+    let run = Run::begin(payload.nonce, cpu_limit_us, payload.wall_ms);
     let mut message = Vec::new();
     for arg in &payload.args {
         message.extend_from_slice(arg);
@@ -350,13 +417,14 @@ fn prestarted(args: &[String]) -> ExitCode {
     }
     let _ = go_pipe.write_all(&message);
     drop(go_pipe);
-    run.finish(child)
+    run.finish(&child, output)
 }
 
 /// What the payload carries that the pre-started mode needs.
 struct Payload {
     nonce: String,
     cpu_ms: u64,
+    wall_ms: u64,
     args: Vec<Vec<u8>>,
 }
 
@@ -369,6 +437,7 @@ fn read_payload() -> std::io::Result<Payload> {
     let input: &mut fs::File = &mut input;
     let nonce = line(input)?;
     let cpu_ms = number(&line(input)?)?;
+    let wall_ms = number(&line(input)?)?;
     let _build = line(input)?;
     for _ in 0..number(&line(input)?)? {
         let size = number(&line(input)?)?;
@@ -390,6 +459,7 @@ fn read_payload() -> std::io::Result<Payload> {
     Ok(Payload {
         nonce,
         cpu_ms,
+        wall_ms,
         args,
     })
 }
@@ -428,16 +498,100 @@ fn pipe() -> std::io::Result<[i32; 2]> {
     Ok(fds)
 }
 
-/// The CPU seconds (user and system, rounded up) process `pid` has used.
-fn process_cpu_seconds(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The fields after the command's closing parenthesis: utime and stime
-    // are the 12th and 13th.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // The kernel's USER_HZ is 100 on Linux.
-    Some(ticks.div_ceil(100))
+/// Gives `command` pipes of its own as stdout and stderr, and returns
+/// their read ends, to relay once the start line is out. The container's
+/// stdout and stderr stay this process's alone.
+fn output_pipes(command: &mut Command) -> std::io::Result<[fs::File; 2]> {
+    let [out_read, out_write] = pipe()?;
+    let [err_read, err_write] = pipe()?;
+    // SAFETY: pipe2 just made these fds; each is owned once, here (the
+    // read ends close on exec: the child gets only its write ends).
+    unsafe {
+        command
+            .stdout(OwnedFd::from_raw_fd(out_write))
+            .stderr(OwnedFd::from_raw_fd(err_write));
+        Ok([
+            fs::File::from_raw_fd(out_read),
+            fs::File::from_raw_fd(err_read),
+        ])
+    }
+}
+
+/// The program's output on its way to the container's stdout and stderr:
+/// a thread per stream, each saying when its pipe reached its end.
+struct Relay {
+    ended: mpsc::Receiver<()>,
+}
+
+impl Relay {
+    /// Relays `[stdout, stderr]` to this process's fds 1 and 2.
+    fn start(pipes: [fs::File; 2]) -> Relay {
+        let (tell, ended) = mpsc::channel();
+        for (from, to) in pipes.into_iter().zip([1, 2]) {
+            let tell = tell.clone();
+            std::thread::spawn(move || {
+                relay(from, to);
+                let _ = tell.send(());
+            });
+        }
+        Relay { ended }
+    }
+
+    /// Waits, for at most `within`, until both pipes reached their end
+    /// (every process that held them is gone).
+    fn drain(self, within: Duration) {
+        let until = Instant::now() + within;
+        for _ in 0..2 {
+            let left = until.saturating_duration_since(Instant::now());
+            if self.ended.recv_timeout(left).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Copies `from` to fd `to` until `from` ends. Once a write fails (the
+/// service stopped reading) the rest is read and dropped, so that the
+/// program never waits on it.
+fn relay(mut from: fs::File, to: i32) {
+    // SAFETY: fd `to` (1 or 2) stays open: the File is never dropped.
+    let mut to = ManuallyDrop::new(unsafe { fs::File::from_raw_fd(to) });
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut open = true;
+    loop {
+        match from.read(&mut buffer) {
+            Ok(0) => return,
+            Ok(n) => open = open && to.write_all(&buffer[..n]).is_ok(),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// Waits for process `pid`, reaping every other child that ends meanwhile
+/// (the orphans of the sandbox are its init's, this process's).
+fn wait_for(pid: u32) -> std::io::Result<ExitStatus> {
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid writes the status it is given.
+        let got = unsafe { waitpid(-1, &mut status, 0) };
+        if got >= 0 && got as u32 == pid {
+            return Ok(ExitStatus::from_raw(status));
+        }
+        if got < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Reaps the children that have ended (the killed rest of the sandbox).
+fn reap() {
+    let mut status = 0;
+    // SAFETY: waitpid writes the status it is given.
+    while unsafe { waitpid(-1, &mut status, WNOHANG) } > 0 {}
 }
 
 /// Copies the files, folders and links under `from` into `to`, keeping
@@ -473,21 +627,20 @@ fn read_nonce() -> String {
     nonce.trim().to_string()
 }
 
-/// Whether this runs in a sandbox: as a user other than root, under
-/// Docker's init (PID 1 is `docker-init`). Only there may it signal every
-/// process it can (`kill(-1)`): they are the sandbox's alone. (The
-/// supervisor's own tests run it on the host, as root.)
+/// Whether this runs in a sandbox: as a user other than root, as its PID
+/// namespace's init. Only there may it signal every process it can
+/// (`kill(-1)`): they are the sandbox's alone. (The supervisor's own tests
+/// run it on the host, as root.)
 fn in_sandbox() -> bool {
     // SAFETY: getuid has no preconditions.
     let uid = unsafe { getuid() };
-    let init = fs::read_to_string("/proc/1/comm").unwrap_or_default();
-    uid != 0 && init.trim() == "docker-init"
+    uid != 0 && std::process::id() == 1
 }
 
-/// Kills every process of the sandbox but init and this one.
+/// Kills every process of the sandbox but this one (its init).
 fn kill_the_rest() {
-    // SAFETY: kill(-1) signals every process this one may, but init and
-    // itself; in a sandbox (checked by the callers), the sandbox's.
+    // SAFETY: kill(-1) signals every process this one may, but itself; in
+    // a sandbox (checked by the callers), the sandbox's.
     unsafe {
         kill(-1, SIGKILL);
     }
@@ -507,11 +660,22 @@ fn watch_cpu(cgroup: &Cgroup, until: u64, stopped: &AtomicBool, done: &AtomicBoo
     }
 }
 
-/// How the child ended.
+/// Stops the program at its wall-time limit, unless `ending` closes
+/// first (the program ended).
+fn watch_wall(limit: Duration, ending: &mpsc::Receiver<()>, stopped: &AtomicBool) {
+    if let Err(mpsc::RecvTimeoutError::Timeout) = ending.recv_timeout(limit) {
+        stopped.store(true, Ordering::SeqCst);
+        if in_sandbox() {
+            kill_the_rest();
+        }
+    }
+}
+
+/// How the child ended, and the limit that stopped it (`cpu`, `wall`).
 struct Ended {
     code: Option<i32>,
     signal: Option<i32>,
-    cpu_limit: bool,
+    stopped: Option<&'static str>,
 }
 
 impl Ended {
@@ -519,7 +683,7 @@ impl Ended {
         Ended {
             code: Some(126),
             signal: None,
-            cpu_limit: false,
+            stopped: None,
         }
     }
 
@@ -719,13 +883,13 @@ mod tests {
         let e = Ended {
             code: None,
             signal: Some(11),
-            cpu_limit: false,
+            stopped: None,
         };
         assert_eq!((e.how(), e.exit_code()), ("s11".to_string(), 139));
         let e = Ended {
             code: Some(139),
             signal: None,
-            cpu_limit: false,
+            stopped: None,
         };
         assert_eq!((e.how(), e.exit_code()), ("x139".to_string(), 139));
     }

@@ -18,8 +18,9 @@ pub(super) const FILL_POINT: &str = "/fill";
 
 /// What varies between sandboxes. Everything else is fixed by
 /// `create_body`: no network, a read-only root filesystem, every
-/// capability dropped, `no-new-privileges`, an init process, no logging
-/// driver, swap equal to memory, `oom_score_adj` 1000, no core dumps, no
+/// capability dropped, `no-new-privileges`, no init but the container's
+/// own command (the supervisor becomes the PID namespace's init, out of
+/// the program's reach: `tools/supervise.rs`), no logging driver, swap equal to memory, `oom_score_adj` 1000, no core dumps, no
 /// automatic removal, and stdin, stdout and stderr attached.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct SandboxSpec {
@@ -129,7 +130,8 @@ pub(crate) fn create_body(spec: &SandboxSpec) -> ContainerCreateBody {
             mounts: Some(mounts),
             cap_drop: Some(vec!["ALL".to_string()]),
             security_opt: Some(security_opt),
-            init: Some(true),
+            // The supervisor is the namespace's init, not Docker's.
+            init: Some(false),
             ulimits: Some(ulimits),
             log_config: Some(HostConfigLogConfig {
                 typ: Some("none".to_string()),
@@ -262,7 +264,7 @@ mod tests {
                 ][..]
             )
         );
-        assert_eq!(host.init, Some(true));
+        assert_eq!(host.init, Some(false));
         assert_eq!(host.auto_remove, Some(false));
         assert_eq!(host.oom_score_adj, Some(1000));
         assert_eq!(

@@ -37,6 +37,8 @@ pub(crate) struct Run {
     pub(crate) command: Vec<String>,
     pub(crate) uid: u32,
     pub(crate) cpu_ms: u64,
+    /// The wall-time limit the supervisor holds it to (0: none).
+    pub(crate) wall_ms: u64,
     /// The build folder to copy first, if any.
     pub(crate) build: Option<String>,
     pub(crate) files: Vec<(String, Vec<u8>)>,
@@ -757,6 +759,38 @@ async fn bootstrap(
         StreamKind::Stdout,
         format!("{nonce}:start:0\n").as_bytes(),
     );
+    let wall = (run.wall_ms > 0).then(|| Duration::from_millis(run.wall_ms));
+    let acted = act_out(&act, &nonce, output);
+    match wall {
+        None => acted.await,
+        // The supervisor stops the program at its wall-time limit and
+        // reports it.
+        Some(wall) => match tokio::time::timeout(wall, acted).await {
+            Ok(status) => status,
+            Err(_) => {
+                let trailer = trailer(&nonce, "s9", &act, "wall");
+                send(output, StreamKind::Stdout, trailer.as_bytes());
+                send(output, StreamKind::Stderr, trailer.as_bytes());
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                Some(137)
+            }
+        },
+    }
+}
+
+/// The trailer the supervisor writes.
+fn trailer(nonce: &str, how: &str, act: &Act, limit: &str) -> String {
+    format!(
+        "{nonce}:{how}:{}:{}:{}:{limit}\n",
+        act.oom_kills,
+        act.cpu.as_micros(),
+        act.peak
+    )
+}
+
+/// The program's act after its start line, to its trailers; the
+/// container's exit status, or `None` when it hangs until killed.
+async fn act_out(act: &Act, nonce: &str, output: &Sender) -> Option<i64> {
     tokio::time::sleep(act.took).await;
     send(output, StreamKind::Stdout, &act.stdout);
     send(output, StreamKind::Stderr, &act.stderr);
@@ -772,12 +806,7 @@ async fn bootstrap(
                 Exit::Signal(signal) => format!("s{}", signal.0),
             };
             let limit = if act.cpu_limit { "cpu" } else { "-" };
-            let trailer = format!(
-                "{nonce}:{how}:{}:{}:{}:{limit}\n",
-                act.oom_kills,
-                act.cpu.as_micros(),
-                act.peak
-            );
+            let trailer = trailer(nonce, &how, act, limit);
             send(output, StreamKind::Stdout, trailer.as_bytes());
             send(output, StreamKind::Stderr, trailer.as_bytes());
             if act.ending == Ending::Lingers {
@@ -810,6 +839,7 @@ fn decode(payload: &[u8]) -> Option<(String, Run)> {
     };
     let nonce = line(&mut at)?;
     let cpu_ms = line(&mut at)?.parse().ok()?;
+    let wall_ms = line(&mut at)?.parse().ok()?;
     let build = Some(line(&mut at)?).filter(|b| b != "-");
     let mut files = Vec::new();
     for _ in 0..line(&mut at)?.parse::<usize>().ok()? {
@@ -829,6 +859,7 @@ fn decode(payload: &[u8]) -> Option<(String, Run)> {
         command: Vec::new(),
         uid: 0,
         cpu_ms,
+        wall_ms,
         build,
         files,
         args,

@@ -30,7 +30,9 @@ use crate::job::{Job, RunInput, Stage};
 use crate::limits::Limits;
 use crate::nonempty::NonEmpty;
 use crate::outcome::{Outcome, Phase, Phases, PoolUse, StageResult, Status, Timing};
-use crate::sandbox::{Launch, Launcher, Payload, Sandbox, SandboxError, StageBounds, Start};
+use crate::sandbox::{
+    Clock, CpuBound, Launch, Launcher, Payload, Sandbox, SandboxError, StageBounds, Start,
+};
 
 /// Where each run of a job gets its turn (the run slots of the layer
 /// above): a job's runs go as their turns come, at most [`Turns::width`]
@@ -212,8 +214,7 @@ impl Runs {
     async fn run_sources(&self, job: &Job, input: &RunInput) -> Result<Served, SandboxError> {
         let payload = || {
             let files: Vec<_> = job.files.all().collect();
-            let cpu = Some(job.limits.run.cpu_time());
-            Payload::new(cpu, &files, &input.args, &input.stdin)
+            Payload::new(clock(&job.limits.run), &files, &input.args, &input.stdin)
         };
         let bounds = bounds(&job.limits.run);
         let pooled = job
@@ -251,8 +252,7 @@ impl Runs {
         input: &RunInput,
         runner: Sandbox,
     ) -> Result<(Served, Held), SandboxError> {
-        let cpu = Some(job.limits.run.cpu_time());
-        let payload = Payload::new(cpu, &[], &input.args, &input.stdin);
+        let payload = Payload::new(clock(&job.limits.run), &[], &input.args, &input.stdin);
         let ran = runner
             .execute(Some(payload), bounds(&job.limits.run), &self.stop)
             .await?;
@@ -276,7 +276,7 @@ impl Runs {
         let uid = self.launcher.lease().await;
         let run = &job.limits.run;
         let launch = Launch::cold(job, Stage::Run, run, None, Some(build));
-        let payload = Payload::with_build(run.cpu_time(), BUILD_POINT, &input.args, &input.stdin);
+        let payload = Payload::with_build(clock(run), BUILD_POINT, &input.args, &input.stdin);
         let sandbox = self.launcher.launch(launch, &uid, Some(payload)).await?;
         let mut phases = sandbox.start_phases.clone();
         let ran = sandbox.execute(None, bounds(run), &self.stop).await?;
@@ -318,7 +318,7 @@ impl Runs {
     ) -> Result<Compiled, SandboxError> {
         let (compiler, runner, volume) = pair.take();
         let files: Vec<_> = job.files.all().collect();
-        let payload = Payload::new(Some(limits.cpu_time()), &files, &job.compile_args, b"");
+        let payload = Payload::new(clock(limits), &files, &job.compile_args, b"");
         match compiler
             .execute(Some(payload), bounds(limits), &self.stop)
             .await
@@ -373,10 +373,22 @@ fn served(result: StageResult, pool: PoolUse, phases: Phases) -> Served {
     }
 }
 
+/// The time limits the supervisor holds a stage under `limits` to.
+pub(super) fn clock(limits: &Limits) -> Clock {
+    Clock {
+        cpu: Some(limits.cpu_time()),
+        wall: Some(limits.wall_time()),
+    }
+}
+
 /// The bounds a stage under `limits` is read within.
 pub(super) fn bounds(limits: &Limits) -> StageBounds {
     StageBounds {
         wall_time: limits.wall_time(),
         output_bytes: limits.output_cap(),
+        cpu: Some(CpuBound {
+            limit: limits.cpu_time(),
+            cpus: limits.cpus,
+        }),
     }
 }

@@ -8,6 +8,7 @@
 //! | exit 0, output as expected (Judge0's rule: each line's end and the whole trimmed) or none expected | 3 Accepted |
 //! | exit 0, other output | 4 Wrong Answer |
 //! | exit 0 but past `cpu_time_limit` (within the extra time) | 5 Time Limit Exceeded |
+//! | exit 0 with no CPU time measured (the time limit cannot be judged) | 13 Internal Error |
 //! | wall-clock or CPU time limit | 5 Time Limit Exceeded |
 //! | signal 11, 25, 8, 6 | 7, 8, 9, 10 Runtime Error (SIGSEGV, SIGXFSZ, SIGFPE, SIGABRT) |
 //! | another signal | 12 Runtime Error (Other) |
@@ -198,6 +199,13 @@ fn failure(submission: &Submission, run: &StageResult) -> Option<Failure> {
         (None, Some(Exit::Code(0))) if over_time => {
             failed(tle, "Time limit exceeded", Some(0), None)
         }
+        // Fails closed: Accepted needs a CPU time to judge the limit by.
+        (None, Some(Exit::Code(0))) if run.usage.cpu_time.is_none() => failed(
+            Judge0Status::InternalError,
+            "no CPU time was measured, so the time limit cannot be judged",
+            Some(0),
+            None,
+        ),
         (None, Some(Exit::Code(0))) => return None,
         (None, Some(Exit::Code(n))) => {
             let message = format!("Exited with error status {n}");
@@ -271,6 +279,18 @@ mod tests {
             compile: None,
             runs: NonEmpty::one(run),
         }
+    }
+
+    #[test]
+    fn an_exit_0_without_a_cpu_time_is_never_accepted() {
+        let mut run = stage(Some(Exit::Code(0)), None, 100);
+        run.usage.cpu_time = None;
+        let judged = judge(&submission(Some("4\n")), &ran(run));
+        assert_eq!(judged.status_id, Judge0Status::InternalError);
+        assert_eq!(
+            judged.message.as_deref(),
+            Some("no CPU time was measured, so the time limit cannot be judged")
+        );
     }
 
     #[test]

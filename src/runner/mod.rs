@@ -352,6 +352,7 @@ fn refusal(e: SandboxError, language: &str) -> RunError {
         e @ (SandboxError::Engine(_)
         | SandboxError::Weakened(_)
         | SandboxError::NeverStarted(_)
+        | SandboxError::Unreported(_)
         | SandboxError::Internal(_)) => RunError::Internal(e.to_string()),
     }
 }

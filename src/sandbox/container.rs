@@ -10,14 +10,15 @@
 //! attach and the wait are both under way before the payload arrives.
 //!
 //! [`Sandbox::execute`] is five steps: feed, read until the stage ends
-//! ([`Transcript`] keeps the output under its caps and spots the trailers),
-//! halt what is still running, observe the exit, and the pure
-//! [`verdict`].
+//! ([`Transcript`] keeps the output under its caps and spots the trailers;
+//! a [`CpuWatch`] holds the CPU-time limit from outside), halt what is
+//! still running, observe the exit, and the pure [`verdict`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::{FutureExt, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -25,8 +26,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::SandboxError;
 use super::output::CappedBuffer;
-use super::protocol::{self, Framing, READY};
+use super::protocol::{self, Clock, Framing, READY};
 use super::verdict::{Observed, Reported, verdict};
+use super::watch::{CpuBound, CpuWatch};
 use crate::custody::uids::UidLease;
 use crate::custody::{Custody, Held};
 use crate::engine::{self, Chunk, Containers, EngineError, Input, Kind, Output, SandboxSpec};
@@ -45,6 +47,11 @@ const OOM_RECHECK_PAUSE: Duration = Duration::from_millis(60);
 /// How long the sample of a stage's usage, taken before it is killed at a
 /// limit, may delay the kill.
 const SAMPLE_WITHIN: Duration = Duration::from_millis(250);
+/// How long after its wall-time limit the service stops a stage itself,
+/// should its supervisor not have (the supervisor's clock starts with the
+/// program, after the sandbox's start; it stops the program there, relays
+/// the rest of its output and reports).
+const DEADLINE_BACKSTOP: Duration = Duration::from_secs(2);
 
 /// What a sandbox is fed: the encoded files, arguments and stdin, with the
 /// nonce of its trailers.
@@ -56,29 +63,24 @@ pub(crate) struct Payload {
 
 impl Payload {
     /// The payload of a stage with `files`, `args` and `stdin`, stopped
-    /// by the supervisor past `cpu_limit` of CPU time when one is given.
+    /// by the supervisor at `clock`'s limits.
     pub(crate) fn new(
-        cpu_limit: Option<Duration>,
+        clock: Clock,
         files: &[&crate::job::SourceFile],
         args: &[String],
         stdin: &[u8],
     ) -> Payload {
         let nonce = protocol::nonce();
-        let bytes = protocol::encode(&nonce, cpu_limit, None, files, args, stdin);
+        let bytes = protocol::encode(&nonce, clock, None, files, args, stdin);
         Payload { nonce, bytes }
     }
 
     /// The payload of a batch's test: the compiled build (mounted at
     /// `build`) is copied into the working directory before the program
     /// starts.
-    pub(crate) fn with_build(
-        cpu_limit: Duration,
-        build: &str,
-        args: &[String],
-        stdin: &[u8],
-    ) -> Payload {
+    pub(crate) fn with_build(clock: Clock, build: &str, args: &[String], stdin: &[u8]) -> Payload {
         let nonce = protocol::nonce();
-        let bytes = protocol::encode(&nonce, Some(cpu_limit), Some(build), &[], args, stdin);
+        let bytes = protocol::encode(&nonce, clock, Some(build), &[], args, stdin);
         Payload { nonce, bytes }
     }
 }
@@ -88,6 +90,8 @@ impl Payload {
 pub(crate) struct StageBounds {
     pub(crate) wall_time: Duration,
     pub(crate) output_bytes: usize,
+    /// The CPU-time limit the service holds from outside, if any.
+    pub(crate) cpu: Option<CpuBound>,
 }
 
 /// A started container waiting for its payload.
@@ -130,6 +134,8 @@ enum Ending {
     /// The container stopped with no trailers (the bootstrap was killed).
     Exited,
     Deadline,
+    /// The service saw the CPU time past the limit.
+    CpuLimit,
     Capped(StreamKind),
     /// The service is shutting down.
     Stopped,
@@ -224,10 +230,11 @@ impl Sandbox {
                 ));
             }
         };
-        let deadline = fed.at + bounds.wall_time;
+        let deadline = fed.at + bounds.wall_time + DEADLINE_BACKSTOP;
+        let watch = bounds.cpu.map(|bound| CpuWatch::new(bound, fed.at));
         let mut transcript = Transcript::new(&fed.nonce, bounds.output_bytes);
         let ending = self
-            .read_until_ending(&mut transcript, deadline, stop)
+            .read_until_ending(&mut transcript, deadline, watch, stop)
             .await?;
         let ended = Instant::now();
         let sampled = self.halt(ending, &mut transcript).await?;
@@ -239,8 +246,9 @@ impl Sandbox {
             let (_, stderr, _) = transcript.into_texts();
             return Err(SandboxError::NeverStarted(stderr));
         }
-        let observed = self.observe(ending, &transcript).await?;
-        let (exit, limit) = verdict(&observed);
+        let mut observed = self.observe(ending, &transcript).await?;
+        observed.cpu_limit = bounds.cpu.map(|bound| bound.limit);
+        let (exit, limit) = verdict(&observed).map_err(SandboxError::Unreported)?;
         let usage = usage(observed.reported, sampled, transcript.cpu_at_start());
         let (stdout, stderr, output) = transcript.into_texts();
         let phases = vec![
@@ -264,16 +272,31 @@ impl Sandbox {
     }
 
     /// Reads output until the trailers come, the container stops, a stream
-    /// goes over its cap, the deadline passes or `stop` is cancelled.
+    /// goes over its cap, the deadline passes, `watch` sees the CPU time
+    /// past its limit or `stop` is cancelled.
     async fn read_until_ending(
         &mut self,
         transcript: &mut Transcript,
         deadline: tokio::time::Instant,
+        mut watch: Option<CpuWatch>,
         stop: &CancellationToken,
     ) -> Result<Ending, SandboxError> {
         let mut output_open = true;
+        let mut look = self.look(watch.as_ref().map(CpuWatch::due));
         loop {
             tokio::select! {
+                cpu_ns = &mut look => {
+                    // Counted from the program's start when the supervisor
+                    // said what the sandbox had used then, else from the
+                    // container's (more, never less).
+                    let start_us = transcript.cpu_at_start().unwrap_or(0);
+                    let used = cpu_ns.map(|ns| Duration::from_micros((ns / 1000).saturating_sub(start_us)));
+                    let Some(armed) = watch.as_mut() else { continue };
+                    if armed.over(used, Instant::now()) {
+                        return Ok(Ending::CpuLimit);
+                    }
+                    look = self.look(Some(armed.due()));
+                }
                 chunk = self.output.next(), if output_open => match chunk {
                     Some(Ok(chunk)) => {
                         if let Some(stream) = transcript.take(&chunk) {
@@ -295,6 +318,24 @@ impl Sandbox {
                 _ = stop.cancelled() => return Ok(Ending::Stopped),
             }
         }
+    }
+
+    /// The sandbox's CPU time (ns, as the engine reads its cgroup) at
+    /// `due`; never, without one.
+    fn look(&self, due: Option<Instant>) -> BoxFuture<'static, Option<u64>> {
+        let Some(due) = due else {
+            return std::future::pending().boxed();
+        };
+        let (engine, id) = (self.engine.clone(), self.container.id().to_string());
+        async move {
+            tokio::time::sleep_until(due).await;
+            let sample = tokio::time::timeout(SAMPLE_WITHIN, engine.usage(&id)).await;
+            sample
+                .ok()
+                .and_then(Result::ok)
+                .and_then(|usage| usage.cpu_ns)
+        }
+        .boxed()
     }
 
     /// Stops what may still run. After the trailers the bootstrap is
@@ -322,7 +363,7 @@ impl Sandbox {
             return Ok(None);
         }
         let sampled = match ending {
-            Ending::Deadline | Ending::Capped(_) => {
+            Ending::Deadline | Ending::Capped(_) | Ending::CpuLimit => {
                 let sample = self.engine.usage(self.container.id());
                 tokio::time::timeout(SAMPLE_WITHIN, sample)
                     .await
@@ -363,6 +404,8 @@ impl Sandbox {
         let mut observed = Observed {
             capped: transcript.capped(),
             deadline_passed: ending == Ending::Deadline,
+            cpu_stopped: ending == Ending::CpuLimit,
+            cpu_at_start: transcript.cpu_at_start().is_some(),
             ..Observed::default()
         };
         if let Ending::Finished(reported) = ending {
@@ -684,6 +727,7 @@ mod tests {
             cpu_time: Some(Duration::from_millis(3)),
             memory_peak: Some(10),
             cpu_limit: false,
+            wall_limit: false,
         };
         let sample = engine::Usage {
             cpu_ns: Some(5_000_000),

@@ -3,6 +3,8 @@
 
 use crate::engine::EngineError;
 
+pub(crate) use super::verdict::Unreported;
+
 /// A stage that could not be carried out.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SandboxError {
@@ -19,6 +21,11 @@ pub(crate) enum SandboxError {
     /// The sandbox ended before it started the program (its stderr).
     #[error("the sandbox ended before it started the program: {0}")]
     NeverStarted(String),
+    /// The program ran, but its supervisor's report is missing or lacks
+    /// the figure the CPU-time verdict stands on: the result is not
+    /// trusted (the verdict fails closed).
+    #[error("the sandbox's report of its run is {0}, so its result is not trusted")]
+    Unreported(Unreported),
     /// A fault of the service's own.
     #[error("{0}")]
     Internal(String),

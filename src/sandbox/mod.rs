@@ -4,7 +4,8 @@
 //! a seccomp profile), how its files, arguments and stdin go in and its end
 //! comes back ([`protocol`]), how its output is kept under its caps
 //! ([`output`]), its run from feed to removal ([`container`]), and how it
-//! ended, decided by one pure function ([`verdict`]). What it cannot carry
+//! ended, decided by one pure function ([`verdict`]), with the CPU-time
+//! limit also held from outside ([`watch`]). What it cannot carry
 //! out is a [`SandboxError`].
 //!
 //! A sandbox is created, attached and started, then waits, blocked in the
@@ -22,8 +23,11 @@ mod spec;
 #[cfg(test)]
 mod tests;
 mod verdict;
+mod watch;
 
 pub(crate) use container::{Payload, Sandbox, StageBounds};
 pub(crate) use error::SandboxError;
 pub(crate) use launcher::Launcher;
+pub(crate) use protocol::Clock;
 pub(crate) use spec::{Launch, Start};
+pub(crate) use watch::CpuBound;

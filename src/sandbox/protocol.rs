@@ -9,6 +9,7 @@
 //! ```text
 //! <nonce>\n
 //! <CPU-time limit in ms, 0 for none>\n
+//! <wall-time limit in ms, counted from the program's start, 0 for none>\n
 //! <a build folder to copy into the working directory first, or ->\n
 //! <file count>\n  then per file: <size>\n<relative path>\n<size bytes>
 //! <arg count>\n   then per arg:  <size>\n<size bytes>
@@ -28,15 +29,20 @@
 //! line of stdout, just before it starts the program (so a sandbox that
 //! died before that is known never to have run it), and when the program
 //! ends, on stdout and on stderr, the trailer
-//! `<nonce>:<x<code>|s<signal>>:<oom kills>:<CPU µs>:<peak bytes>:<cpu|->`
+//! `<nonce>:<x<code>|s<signal>>:<oom kills>:<CPU µs>:<peak bytes>:<cpu|wall|->`
+//! (the last field: the limit at which the supervisor stopped the program,
+//! if it did)
 //! ([`Framing`] strips both and reads them). Everything the program wrote
 //! comes before the trailer on each stream, so the service knows the
 //! program is done, and how it ended, as soon as both trailers arrive,
 //! without waiting for the engine to notice the container stop (which
 //! takes tens of milliseconds more). The nonce is fresh for every run; the
 //! supervisor holds it in memory no other process of the sandbox may read
-//! (it is not dumpable, and `ptrace` is refused), so a program cannot forge
-//! its end.
+//! (it is not dumpable, and `ptrace` is refused), and the container's
+//! stdout and stderr are its alone (the program writes to pipes it
+//! relays), so a program can neither read nor forge its end. At the
+//! wall-time limit the supervisor itself stops the program, relays the
+//! rest of its output and reports, so that nothing it printed is lost.
 
 use std::time::Duration;
 
@@ -77,6 +83,7 @@ if [ -n "$warmup" ]; then
 fi
 IFS= read -r nonce
 IFS= read -r cpu
+IFS= read -r wall
 IFS= read -r build
 IFS= read -r n
 while [ "$n" -gt 0 ]; do
@@ -93,7 +100,7 @@ while [ "$n" -gt 0 ]; do
   set -- "$@" "${arg%x}"
   n=$((n - 1))
 done
-exec "$supervisor" "$cpu" "$build" "$@" 3<<NONCE
+exec "$supervisor" "$cpu" "$wall" "$build" "$@" 3<<NONCE
 $nonce
 NONCE
 "#;
@@ -106,11 +113,20 @@ pub(crate) fn nonce() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-/// Encodes the nonce, the CPU-time limit, the build folder to copy, the
+/// The time limits the supervisor holds a stage to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Clock {
+    /// CPU time of all the stage's processes together.
+    pub(crate) cpu: Option<Duration>,
+    /// Wall time, from the program's start.
+    pub(crate) wall: Option<Duration>,
+}
+
+/// Encodes the nonce, the time limits, the build folder to copy, the
 /// files, arguments and stdin into the bootstrap's stream.
 pub(crate) fn encode(
     nonce: &str,
-    cpu_limit: Option<Duration>,
+    clock: Clock,
     build: Option<&str>,
     files: &[&SourceFile],
     args: &[String],
@@ -124,9 +140,11 @@ pub(crate) fn encode(
         + stdin.len()
         + 40;
     let mut out = Vec::with_capacity(size + nonce.len());
-    let cpu_ms = cpu_limit.map_or(0, |d| d.as_millis().max(1));
+    let ms = |limit: Option<Duration>| limit.map_or(0, |d| d.as_millis().max(1));
+    let (cpu_ms, wall_ms) = (ms(clock.cpu), ms(clock.wall));
     let build = build.unwrap_or("-");
-    out.extend_from_slice(format!("{nonce}\n{cpu_ms}\n{build}\n{}\n", files.len()).as_bytes());
+    let head = format!("{nonce}\n{cpu_ms}\n{wall_ms}\n{build}\n{}\n", files.len());
+    out.extend_from_slice(head.as_bytes());
     for file in files {
         out.extend_from_slice(format!("{}\n{}\n", file.content.len(), file.name).as_bytes());
         out.extend_from_slice(&file.content);
@@ -347,9 +365,10 @@ fn fields(line: &str) -> Option<Reported> {
         ("s", signal) => Exit::Signal(Signal(signal.parse().ok()?)),
         _ => return None,
     };
-    let cpu_limit = match limit {
-        "cpu" => true,
-        "-" => false,
+    let (cpu_limit, wall_limit) = match limit {
+        "cpu" => (true, false),
+        "wall" => (false, true),
+        "-" => (false, false),
         _ => return None,
     };
     Some(Reported {
@@ -358,6 +377,7 @@ fn fields(line: &str) -> Option<Reported> {
         cpu_time: number(cpu)?.map(Duration::from_micros),
         memory_peak: number(peak)?,
         cpu_limit,
+        wall_limit,
     })
 }
 
@@ -446,7 +466,7 @@ mod tests {
             &["sh", "-c", print, "prog"],
             &encode(
                 "NONCE",
-                None,
+                Clock::default(),
                 None,
                 &files.iter().collect::<Vec<_>>(),
                 args,
@@ -497,7 +517,7 @@ mod tests {
             let files = [source(main, program.as_bytes())];
             let input = encode(
                 "NONCE",
-                None,
+                Clock::default(),
                 None,
                 &files.iter().collect::<Vec<_>>(),
                 &args,
@@ -606,7 +626,7 @@ mod tests {
                 dir.path(),
                 "",
                 &["sh", "-c", script],
-                &encode("abc", None, None, &[], &[], b""),
+                &encode("abc", Clock::default(), None, &[], &[], b""),
             );
             assert_eq!(out.status.code(), Some(exit.status() as i32), "{script}");
             let (stdout, reported, started) = read(Framing::stdout("abc"), &[&out.stdout]);
@@ -627,7 +647,7 @@ mod tests {
             dir.path(),
             "",
             &["no-such-command"],
-            &encode("n", None, None, &[], &[], b""),
+            &encode("n", Clock::default(), None, &[], &[], b""),
         );
         let (stderr, reported, _) = read(Framing::stderr("n"), &[&out.stderr]);
         assert_eq!(reported.unwrap().exit, Exit::Code(127));
@@ -645,6 +665,7 @@ mod tests {
             cpu_time: Some(Duration::from_micros(1500)),
             memory_peak: Some(4096),
             cpu_limit: true,
+            wall_limit: false,
         };
         for cut in 0..STREAM.len() {
             let framing = Framing::stdout("0123456789abcdef");
@@ -707,16 +728,14 @@ mod tests {
     }
 
     #[test]
-    fn the_cpu_limit_travels_in_milliseconds() {
-        let bytes = encode(
-            "n",
-            Some(Duration::from_millis(1500)),
-            None,
-            &[],
-            &[],
-            b"in",
-        );
-        assert_eq!(bytes, b"n\n1500\n-\n0\n0\nin");
-        assert!(encode("n", None, Some("/b"), &[], &[], b"").starts_with(b"n\n0\n/b\n"));
+    fn the_time_limits_travel_in_milliseconds() {
+        let clock = Clock {
+            cpu: Some(Duration::from_millis(1500)),
+            wall: Some(Duration::from_millis(2500)),
+        };
+        let bytes = encode("n", clock, None, &[], &[], b"in");
+        assert_eq!(bytes, b"n\n1500\n2500\n-\n0\n0\nin");
+        let none = encode("n", Clock::default(), Some("/b"), &[], &[], b"");
+        assert!(none.starts_with(b"n\n0\n0\n/b\n"));
     }
 }

@@ -7,8 +7,10 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::container::{Payload, StageBounds};
-use super::error::SandboxError;
+use super::error::{SandboxError, Unreported};
+use super::protocol::Clock;
 use super::spec::{Launch, Start};
+use super::watch::CpuBound;
 use crate::engine::fake::{Act, Ending, FakeEngine, Run};
 use crate::engine::{EngineError, Step};
 use crate::job::{SourceFile, Stage};
@@ -24,6 +26,7 @@ fn bounds(wall_ms: u64, output_bytes: usize) -> StageBounds {
     StageBounds {
         wall_time: Duration::from_millis(wall_ms),
         output_bytes,
+        cpu: None,
     }
 }
 
@@ -34,7 +37,10 @@ fn payload(stdin: &str) -> Payload {
     };
     let args = vec!["one".to_string(), "two words".to_string()];
     Payload::new(
-        Some(Duration::from_secs(2)),
+        Clock {
+            cpu: Some(Duration::from_secs(2)),
+            wall: None,
+        },
         &[&main],
         &args,
         stdin.as_bytes(),
@@ -43,6 +49,15 @@ fn payload(stdin: &str) -> Payload {
 
 /// Runs one cold python stage with `stdin` under `bounds` on `rig`.
 async fn run_on(rig: &Rig, stdin: &str, bounds: StageBounds) -> Result<StageResult, SandboxError> {
+    run_fed(rig, payload(stdin), bounds).await
+}
+
+/// Runs one cold python stage fed `payload` under `bounds` on `rig`.
+async fn run_fed(
+    rig: &Rig,
+    payload: Payload,
+    bounds: StageBounds,
+) -> Result<StageResult, SandboxError> {
     let python = python();
     let launch = Launch {
         language: &python,
@@ -53,10 +68,7 @@ async fn run_on(rig: &Rig, stdin: &str, bounds: StageBounds) -> Result<StageResu
         start: Start::Cold,
     };
     let uid = rig.launcher.lease().await;
-    let sandbox = rig
-        .launcher
-        .launch(launch, &uid, Some(payload(stdin)))
-        .await?;
+    let sandbox = rig.launcher.launch(launch, &uid, Some(payload)).await?;
     let stop = CancellationToken::new();
     Ok(sandbox.execute(None, bounds, &stop).await?.result)
 }
@@ -153,7 +165,38 @@ async fn a_non_zero_exit_and_a_signal_are_runtime_errors_with_their_status() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_program_past_its_deadline_is_killed_and_keeps_what_it_printed() {
+async fn a_program_past_its_wall_time_is_stopped_by_its_supervisor_and_keeps_what_it_printed() {
+    let rig = rig_with(|_| {
+        Act::prints("partial\n")
+            .took(Duration::ZERO)
+            .ending(Ending::Hangs)
+    });
+    let began = tokio::time::Instant::now();
+    let clock = Clock {
+        cpu: None,
+        wall: Some(Duration::from_millis(800)),
+    };
+    let fed = Payload::new(clock, &[], &[], b"");
+    let result = run_fed(&rig, fed, bounds(800, 1 << 16)).await.unwrap();
+    assert_eq!(result.status(), Status::Timeout);
+    assert_eq!(result.limit, Some(LimitHit::WallTime));
+    assert_eq!(result.stdout, "partial\n");
+    assert_eq!(result.exit, Some(Exit::Signal(Signal::KILL)));
+    // The supervisor's report has its figures.
+    assert_eq!(result.usage.cpu_time, Some(Duration::from_millis(3)));
+    let took = began.elapsed();
+    assert!(
+        took >= Duration::from_millis(800) && took < Duration::from_millis(900),
+        "{took:?}"
+    );
+    rig.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_program_its_supervisor_does_not_stop_is_killed_by_the_service_and_keeps_what_it_printed()
+{
+    // A payload without a wall-time limit: only the service's own
+    // deadline, its backstop, holds it.
     let rig = rig_with(|_| {
         Act::prints("partial\n")
             .took(Duration::ZERO)
@@ -167,10 +210,10 @@ async fn a_program_past_its_deadline_is_killed_and_keeps_what_it_printed() {
     assert_eq!(result.exit, Some(Exit::Signal(Signal::KILL)));
     // Its usage was sampled before the kill.
     assert_eq!(result.usage.memory_peak, Some(4096));
+    let took = began.elapsed();
     assert!(
-        began.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        began.elapsed()
+        took < Duration::from_millis(800) + Duration::from_secs(3),
+        "{took:?}"
     );
     assert_eq!(rig.fake.calls(Step::Kill), 1);
     rig.finish().await;
@@ -207,22 +250,14 @@ async fn a_sandbox_that_ends_before_its_program_starts_says_so_with_its_stderr()
 }
 
 #[tokio::test(start_paused = true)]
-async fn without_trailers_the_engines_exit_decides() {
-    let rig = rig_with(|_| {
-        Act::prints("out\n")
-            .exit(Exit::Code(7))
-            .ending(Ending::Dies)
-    });
-    let result = run(&rig, "").await.unwrap();
-    assert_eq!(
-        (result.exit, result.status()),
-        (Some(Exit::Code(7)), Status::RuntimeError)
-    );
-    assert_eq!(result.stdout, "out\n");
-    assert_eq!(
-        result.usage.cpu_time, None,
-        "no trailer, no supervisor figures"
-    );
+async fn a_run_that_ends_without_its_supervisors_report_fails_closed() {
+    // The container exits 0 with no trailers: never `ok`, whatever the
+    // engine's exit says.
+    let rig = rig_with(|_| Act::prints("out\n").ending(Ending::Dies));
+    match run(&rig, "").await {
+        Err(SandboxError::Unreported(Unreported::Missing)) => {}
+        other => panic!("{other:?}"),
+    }
     rig.finish().await;
 }
 
@@ -239,14 +274,59 @@ async fn an_unexplained_sigkill_is_checked_against_the_engines_out_of_memory_fla
         (oom.status(), oom.limit),
         (Status::MemoryLimit, Some(LimitHit::Memory))
     );
-    let killed = run(&rig, "kill").await.unwrap();
-    assert_eq!(killed.status(), Status::RuntimeError);
+    // Killed with no report and no out-of-memory kill: no verdict.
+    let killed = run(&rig, "kill").await;
+    assert!(
+        matches!(killed, Err(SandboxError::Unreported(Unreported::Missing))),
+        "{killed:?}"
+    );
     // The second was asked again, for a while, before it counted as a kill.
     assert!(
         rig.fake.calls(Step::Inspect) >= 2 + 5,
         "{}",
         rig.fake.calls(Step::Inspect)
     );
+    rig.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_service_stops_a_stage_whose_cpu_time_it_reads_past_the_limit() {
+    // The program uses 3 s of CPU time and never ends; its supervisor does
+    // not stop it (as one blinded would not): the service's own look at
+    // 1 s (the limit on one CPU) does, long before the 5 s deadline.
+    let rig = rig_with(|_| Act {
+        cpu: Duration::from_secs(3),
+        ..Act::prints("busy\n").ending(Ending::Hangs)
+    });
+    let bounds = StageBounds {
+        cpu: Some(CpuBound {
+            limit: Duration::from_secs(1),
+            cpus: 1.0,
+        }),
+        ..bounds(5000, 1 << 16)
+    };
+    let result = run_on(&rig, "", bounds).await.unwrap();
+    assert_eq!(
+        (result.status(), result.limit),
+        (Status::Timeout, Some(LimitHit::CpuTime))
+    );
+    assert_eq!(result.stdout, "busy\n");
+    assert_eq!(result.usage.cpu_time, Some(Duration::from_secs(3)));
+    assert!(
+        result.duration < Duration::from_millis(1500),
+        "{:?}",
+        result.duration
+    );
+    rig.finish().await;
+    // A stage within its limit is looked at, and runs to its end.
+    let rig = rig_with(|_| Act {
+        cpu: Duration::from_millis(200),
+        took: Duration::from_millis(2500),
+        ..Act::prints("done\n")
+    });
+    let result = run_on(&rig, "", bounds).await.unwrap();
+    assert_eq!(result.status(), Status::Ok, "{result:?}");
+    assert!(rig.fake.calls(Step::Stats) >= 1);
     rig.finish().await;
 }
 

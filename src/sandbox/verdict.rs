@@ -1,7 +1,8 @@
 //! How a stage ended, decided: the one pure function, [`verdict`], from
 //! what was observed of a stage's end (the supervisor's trailer, the
-//! engine's account, the caps and the deadline) to its exit and the limit
-//! it hit.
+//! engine's account, the caps, the deadline and the service's own watch
+//! of the CPU time) to its exit and the limit it hit, or to no verdict at
+//! all when the supervisor's report that one would stand on is missing.
 
 use std::time::Duration;
 
@@ -19,6 +20,8 @@ pub(crate) struct Reported {
     pub(crate) memory_peak: Option<u64>,
     /// The supervisor stopped it at the CPU-time limit.
     pub(crate) cpu_limit: bool,
+    /// The supervisor stopped it at the wall-time limit.
+    pub(crate) wall_limit: bool,
 }
 
 /// What was observed of a stage's end.
@@ -34,14 +37,51 @@ pub(crate) struct Observed {
     pub(crate) capped: Option<StreamKind>,
     /// Whether the deadline passed before the stage ended.
     pub(crate) deadline_passed: bool,
+    /// Whether the service stopped the stage itself, its CPU time (read
+    /// from outside the sandbox) past the limit.
+    pub(crate) cpu_stopped: bool,
+    /// The stage's CPU-time limit.
+    pub(crate) cpu_limit: Option<Duration>,
+    /// Whether the supervisor's start line carried the sandbox's CPU time
+    /// (its cgroup is readable there, so its trailer must carry it too).
+    pub(crate) cpu_at_start: bool,
+}
+
+/// Why a program's end has no verdict: the supervisor's report is
+/// missing (the sandbox ended without it, and no limit of the service's
+/// explains why) or incomplete (without the CPU time that its start line
+/// showed was readable). The program cannot cause either (its supervisor
+/// is out of its reach), so neither is ever taken for a success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unreported {
+    Missing,
+    Incomplete,
+}
+
+impl std::fmt::Display for Unreported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Unreported::Missing => "missing",
+            Unreported::Incomplete => "incomplete (no CPU time)",
+        })
+    }
 }
 
 /// How the stage ended: its exit (the trailer's, else the engine's) and the
 /// limit it hit. An output cap comes first (the stage was stopped for it,
 /// whatever followed), then memory (the trailer's count of the sandbox's own
 /// kills when it has one, else the engine's flag), then the CPU-time limit
-/// (the supervisor's word), then the deadline.
-pub(crate) fn verdict(o: &Observed) -> (Option<Exit>, Option<LimitHit>) {
+/// (the supervisor stopped it, the service did, or the trailer's CPU time
+/// is past the limit), then the deadline. It fails closed: a stage that
+/// ended without the supervisor's report, where no limit explains it, or
+/// whose report lacks a CPU time that was readable, has no verdict.
+pub(crate) fn verdict(o: &Observed) -> Result<(Option<Exit>, Option<LimitHit>), Unreported> {
+    let stopped_by_service = o.capped.is_some() || o.deadline_passed || o.cpu_stopped;
+    match o.reported {
+        None if !stopped_by_service && !o.engine_oom => return Err(Unreported::Missing),
+        Some(r) if o.cpu_at_start && r.cpu_time.is_none() => return Err(Unreported::Incomplete),
+        _ => {}
+    }
     let exit = match o.reported {
         Some(reported) => Some(reported.exit),
         None => o.engine_exit.map(Exit::from_shell_status),
@@ -54,14 +94,23 @@ pub(crate) fn verdict(o: &Observed) -> (Option<Exit>, Option<LimitHit>) {
         Some(LimitHit::Output(stream))
     } else if oom {
         Some(LimitHit::Memory)
-    } else if o.reported.is_some_and(|r| r.cpu_limit) {
+    } else if o.cpu_stopped || o.reported.is_some_and(|r| over_cpu(&r, o.cpu_limit)) {
         Some(LimitHit::CpuTime)
-    } else if o.deadline_passed {
+    } else if o.deadline_passed || o.reported.is_some_and(|r| r.wall_limit) {
         Some(LimitHit::WallTime)
     } else {
         None
     };
-    (exit, limit)
+    Ok((exit, limit))
+}
+
+/// Whether the supervisor stopped the stage at the CPU-time limit, or its
+/// reported CPU time is past it (the program ended between two looks).
+fn over_cpu(r: &Reported, limit: Option<Duration>) -> bool {
+    r.cpu_limit
+        || r.cpu_time
+            .zip(limit)
+            .is_some_and(|(used, limit)| used > limit)
 }
 
 #[cfg(test)]
@@ -76,6 +125,7 @@ mod tests {
             cpu_time: None,
             memory_peak: None,
             cpu_limit: false,
+            wall_limit: false,
         })
     }
 
@@ -102,7 +152,11 @@ mod tests {
     /// observed, and the status and truncation the stage reports from it.
     fn check(rows: Vec<(Observed, Option<Exit>, Option<LimitHit>, Status)>) {
         for (i, (observed, exit, limit, status)) in rows.into_iter().enumerate() {
-            assert_eq!(verdict(&observed), (exit, limit), "row {i}: {observed:?}");
+            assert_eq!(
+                verdict(&observed),
+                Ok((exit, limit)),
+                "row {i}: {observed:?}"
+            );
             let result = stage(exit, limit);
             assert_eq!(result.status(), status, "row {i}");
             assert_eq!(
@@ -215,20 +269,11 @@ mod tests {
     }
 
     #[test]
-    fn without_a_trailer_the_engines_exit_decides() {
+    fn without_a_trailer_only_a_limit_of_the_services_or_memory_decides() {
         use LimitHit::*;
         let kill = Exit::Signal(Signal::KILL);
         check(vec![
-            // No trailer (the bootstrap was killed): the engine's exit.
-            (
-                Observed {
-                    engine_exit: Some(137),
-                    ..Default::default()
-                },
-                Some(kill),
-                None,
-                Status::RuntimeError,
-            ),
+            // No trailer, out of memory: the engine's exit and flag.
             (
                 Observed {
                     engine_exit: Some(137),
@@ -239,17 +284,69 @@ mod tests {
                 Some(Memory),
                 Status::MemoryLimit,
             ),
+            // Stopped by the service at the CPU-time limit.
             (
                 Observed {
-                    engine_exit: Some(1),
+                    engine_exit: Some(137),
+                    cpu_stopped: true,
                     ..Default::default()
                 },
-                Some(Exit::Code(1)),
-                None,
-                Status::RuntimeError,
+                Some(kill),
+                Some(CpuTime),
+                Status::Timeout,
             ),
-            (Observed::default(), None, None, Status::RuntimeError),
         ]);
+    }
+
+    #[test]
+    fn a_missing_or_incomplete_report_fails_closed() {
+        let missing = [
+            Observed {
+                engine_exit: Some(0),
+                ..Default::default()
+            },
+            Observed {
+                engine_exit: Some(137),
+                ..Default::default()
+            },
+            Observed::default(),
+        ];
+        for observed in missing {
+            assert_eq!(verdict(&observed), Err(Unreported::Missing), "{observed:?}");
+        }
+        // The start line showed the CPU time was readable; the trailer has
+        // none (its supervisor was blinded): no verdict, not `ok`.
+        let blinded = Observed {
+            reported: reported(Exit::Code(0), None),
+            cpu_at_start: true,
+            cpu_limit: Some(Duration::from_secs(1)),
+            ..Default::default()
+        };
+        assert_eq!(verdict(&blinded), Err(Unreported::Incomplete));
+        // Where the cgroup is never readable (gVisor), no figure is expected.
+        let gvisor = Observed {
+            cpu_at_start: false,
+            ..blinded
+        };
+        assert_eq!(verdict(&gvisor), Ok((Some(Exit::Code(0)), None)));
+    }
+
+    #[test]
+    fn a_reported_cpu_time_past_the_limit_is_a_timeout_even_unstopped() {
+        let within = |ms| Observed {
+            reported: Some(Reported {
+                cpu_time: Some(Duration::from_millis(ms)),
+                ..reported(Exit::Code(0), Some(0)).unwrap()
+            }),
+            cpu_at_start: true,
+            cpu_limit: Some(Duration::from_millis(1000)),
+            ..Default::default()
+        };
+        assert_eq!(verdict(&within(1000)), Ok((Some(Exit::Code(0)), None)));
+        assert_eq!(
+            verdict(&within(1009)),
+            Ok((Some(Exit::Code(0)), Some(LimitHit::CpuTime)))
+        );
     }
 
     #[test]

@@ -99,14 +99,17 @@ async fn concurrent_runs_run_as_different_users() {
 }
 
 #[tokio::test]
-async fn the_program_runs_under_an_init_process() {
+async fn the_program_runs_under_its_supervisor_as_the_sandboxs_init() {
     let app = spawn_app().await;
     let answer = app
         .python(
-            "import os\nprint(os.getpid() != 1, open('/proc/1/cmdline').read().split('\\0')[0])",
+            "import os\nprint(os.getpid() != 1, os.getppid(), open('/proc/1/cmdline').read().split('\\0')[0])",
         )
         .await;
-    assert_eq!(answer["stdout"], "True /sbin/docker-init\n", "{answer}");
+    assert_eq!(
+        answer["stdout"], "True 1 /.code-runner/supervise\n",
+        "{answer}"
+    );
     app.stop().await;
 }
 
