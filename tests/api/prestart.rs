@@ -193,3 +193,52 @@ async fn a_prestarted_interpreter_answers_exactly_as_a_cold_one() {
     warm.stop().await;
     cold.stop().await;
 }
+
+/// The traces a pre-started interpreter leaves, as a program sees them:
+/// for python the kernel's copy of its first environment, the hook module
+/// and its start time; for node its first environment and command line.
+const TRACES_PY: &str = "import os, sys\nenv = open('/proc/self/environ', 'rb').read().split(b'\\0')\nfor e in env:\n    if b'CODE_RUNNER' in e or b'.code-runner' in e:\n        print(e.decode())\nprint('os.environ', sorted(k for k in os.environ if 'CODE_RUNNER' in k or '.code-runner' in os.environ[k]))\nprint('sitecustomize', getattr(sys.modules.get('sitecustomize'), '__file__', None))\nprint('sys.path', [p for p in sys.path if '.code-runner' in p])\n";
+const TRACES_JS: &str = "const fs = require('fs');\nfor (const e of fs.readFileSync('/proc/self/environ', 'latin1').split('\\0')) if (e.includes('CODE_RUNNER')) console.log(e);\nconsole.log(fs.readFileSync('/proc/self/cmdline', 'latin1').split('\\0').filter(a => a.includes('.code-runner')).join(' '));\nconsole.log('process.env', Object.keys(process.env).filter(k => k.includes('CODE_RUNNER')));\nconsole.log('execArgv', process.execArgv);\n";
+
+#[tokio::test]
+async fn the_traces_a_prestarted_interpreter_leaves_are_the_ones_the_docs_name() {
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/performance.md"))
+        .unwrap()
+        .replace('\n', " ");
+    let app = app(true).await;
+    let py = run(&app, &python(TRACES_PY, json!({})), true).await;
+    // (Debian's python has a sitecustomize of its own, which the hook
+    // loads in its place.)
+    let js = run(&app, &javascript(TRACES_JS, json!({})), true).await;
+    assert_eq!(
+        py["stdout"],
+        "CODE_RUNNER_PRESTART=3:4\nCODE_RUNNER_PRESTART_PYTHONPATH=\nPYTHONPATH=/.code-runner/prestart/python\nos.environ []\nsitecustomize /usr/lib/python3.13/sitecustomize.py\nsys.path []\n",
+        "{py}"
+    );
+    assert_eq!(
+        js["stdout"],
+        "CODE_RUNNER_PRESTART=3:4\n-r /.code-runner/prestart/node.js\nprocess.env []\nexecArgv []\n",
+        "{js}"
+    );
+    // Each trace left is named in docs/performance.md, which says so.
+    for trace in [
+        "`/proc/self/environ`",
+        "`CODE_RUNNER_PRESTART=3:4`",
+        "`CODE_RUNNER_PRESTART_PYTHONPATH=`",
+        "`PYTHONPATH=/.code-runner/prestart/python`",
+        "`sys.modules['sitecustomize']`",
+        "`/proc/self/cmdline`",
+        "`-r /.code-runner/prestart/node.js`",
+        "`/proc/self/stat`",
+    ] {
+        assert!(
+            docs.contains(trace),
+            "docs/performance.md does not name {trace}"
+        );
+    }
+    assert!(
+        !docs.contains("every trace"),
+        "docs/performance.md overstates"
+    );
+    app.stop().await;
+}
