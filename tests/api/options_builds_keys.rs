@@ -1,0 +1,203 @@
+//! Security review 3's L1, written as the attack against the real server:
+//! compiler options that hand options on to the linker, assembler or
+//! preprocessor or make the compiler load code, and a Java upload that
+//! carries its own annotation processor.
+
+use std::io::Write;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, language_file, spawn_app_with_languages};
+
+/// Python, C, C++ and Java (whose files carry Judge0's ids 71, 50, 52, 62),
+/// with Judge0's storage off (its `wait=true` answers).
+async fn compiled_app() -> TestApp {
+    let files = [
+        ("python.toml", "python.toml"),
+        ("c.toml", "available/c.toml"),
+        ("cpp.toml", "available/cpp.toml"),
+        ("java.toml", "available/java.toml"),
+    ];
+    let files = files
+        .iter()
+        .map(|(name, shipped)| (name.to_string(), language_file(shipped)))
+        .collect();
+    spawn_app_with_languages(files, |_| {}).await
+}
+
+/// A Judge0 submission, waited for; the status and the answer (every
+/// field).
+async fn judge0(app: &TestApp, body: Value) -> (u16, Value) {
+    app.post("/judge0/submissions?wait=true&fields=*", &body)
+        .await
+}
+
+const C_VALUE: &str = "#include <stdio.h>\nint main(void) { printf(\"%d\\n\", VALUE); return 0; }";
+
+#[tokio::test]
+async fn compiler_options_that_pass_options_on_or_load_code_are_refused_naming_them() {
+    let app = compiled_app().await;
+    // Each would reach gcc as one argument of its own. `-W*` once let the
+    // first three through: `-Wl,-plugin,/work/p.so` has ld load a shared
+    // object the request uploads, `-Wp,-fplugin=…` has cc1 do so.
+    let refused = [
+        "-Wl,-plugin,/work/p.so",
+        "-Wp,-fplugin=/work/p.so",
+        "-Wa,-adhln=/work/listing",
+        "-Xlinker",
+        "-Xassembler",
+        "-Xpreprocessor",
+        "-fplugin=/work/p.so",
+        "-B/work",
+        "-wrapper",
+        "@/work/options",
+        "-specs=/work/specs",
+        "-imacros",
+        "-include",
+        "-W/work/x",
+    ];
+    for language_id in [50, 52] {
+        for option in refused {
+            let (status, answer) = judge0(
+                &app,
+                json!({
+                    "source_code": C_VALUE,
+                    "language_id": language_id,
+                    "compiler_options": format!("-O2 -DVALUE=1 {option}"),
+                }),
+            )
+            .await;
+            assert_eq!(status, 422, "{option}: {answer}");
+            let message = answer["compiler_options"][0].as_str().unwrap_or_default();
+            assert!(
+                message.starts_with(&format!("has `{option}`, which ")),
+                "{option}: {answer}"
+            );
+        }
+    }
+    // /run-code has no field for compiler options (Piston's API has none).
+    let (status, answer) = app
+        .run(json!({"language": "c", "code": C_VALUE, "compile_args": ["-Wl,-plugin,p.so"]}))
+        .await;
+    assert_eq!(
+        (status, &answer["code"]),
+        (400, &json!("unknown_field")),
+        "{answer}"
+    );
+    assert!(app.containers().await.is_empty(), "nothing was run");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_real_flags_the_catalogue_allows_still_reach_the_compiler() {
+    let app = compiled_app().await;
+    let cases = [
+        (
+            50,
+            "-O2 -Wall -Wextra -Wformat=2 -Wno-unused-parameter -std=c17 -DVALUE=7 -g",
+        ),
+        (
+            52,
+            "-O0 -Wall -Werror=return-type -std=c++20 -DVALUE=7 -pedantic",
+        ),
+    ];
+    for (language_id, options) in cases {
+        let (status, answer) = judge0(
+            &app,
+            json!({"source_code": C_VALUE, "language_id": language_id, "compiler_options": options}),
+        )
+        .await;
+        assert_eq!(status, 201, "{answer}");
+        assert_eq!(
+            (&answer["status"]["id"], &answer["stdout"]),
+            (&json!(3), &json!("7\n")),
+            "{options}: {answer}"
+        );
+    }
+    app.stop().await;
+}
+
+/// An annotation processor that leaves a file named `marker` in the
+/// working directory when javac starts it.
+const PROCESSOR: &str = r#"
+import java.util.Set;
+import javax.annotation.processing.*;
+import javax.lang.model.SourceVersion;
+import javax.lang.model.element.TypeElement;
+
+@SupportedAnnotationTypes("*")
+public class Proc extends AbstractProcessor {
+    @Override
+    public synchronized void init(ProcessingEnvironment env) {
+        super.init(env);
+        try {
+            java.nio.file.Files.writeString(java.nio.file.Path.of("marker"), "ran at compile time");
+        } catch (java.io.IOException e) {
+            throw new RuntimeException(e);
+        }
+    }
+
+    @Override
+    public SourceVersion getSupportedSourceVersion() {
+        return SourceVersion.latestSupported();
+    }
+
+    @Override
+    public boolean process(Set<? extends TypeElement> annotations, RoundEnvironment round) {
+        return false;
+    }
+}
+"#;
+
+#[tokio::test]
+async fn a_java_upload_carrying_an_annotation_processor_does_not_run_it_at_compile_time() {
+    let app = compiled_app().await;
+    // The processor's class, compiled (not as a processor) by the service:
+    // the run prints it.
+    let print_class = "public class Main { public static void main(String[] a) throws Exception {\n\
+        System.out.print(java.util.Base64.getEncoder().encodeToString(\n\
+            java.nio.file.Files.readAllBytes(java.nio.file.Path.of(\"Proc.class\")))); } }";
+    let compiled = app
+        .run_ok(json!({
+            "language": "java",
+            "code": print_class,
+            "files": [{"name": "Proc.java", "content": PROCESSOR}],
+        }))
+        .await;
+    assert_eq!(compiled["status"], "ok", "{compiled}");
+    let class = base64::engine::general_purpose::STANDARD
+        .decode(compiled["stdout"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(&class[..4], &[0xca, 0xfe, 0xba, 0xbe], "a class file");
+
+    // The attack: the class and its service entry beside Main.java, where
+    // javac looks for processors (the class path, `.`); the run says
+    // whether the processor ran.
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default();
+    zip.start_file("Proc.class", options).unwrap();
+    zip.write_all(&class).unwrap();
+    zip.start_file(
+        "META-INF/services/javax.annotation.processing.Processor",
+        options,
+    )
+    .unwrap();
+    zip.write_all(b"Proc\n").unwrap();
+    let zip = zip.finish().unwrap().into_inner();
+    let main = "public class Main { public static void main(String[] a) {\n\
+        System.out.println(new java.io.File(\"marker\").exists() ? \"processor ran\" : \"no processor\"); } }";
+    let (status, answer) = judge0(
+        &app,
+        json!({
+            "source_code": main,
+            "language_id": 62,
+            "additional_files": base64::engine::general_purpose::STANDARD.encode(zip),
+        }),
+    )
+    .await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["status"]["id"], 3, "{answer}");
+    assert_eq!(answer["stdout"], "no processor\n", "{answer}");
+    app.stop().await;
+}
