@@ -26,4 +26,4 @@ mod verdict;
 pub(crate) use container::{Payload, Sandbox, StageBounds};
 pub(crate) use error::SandboxError;
 pub(crate) use launcher::Launcher;
-pub(crate) use spec::{Launch, Start};
+pub(crate) use spec::{Build, Launch, Start};

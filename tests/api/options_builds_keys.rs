@@ -1,7 +1,8 @@
-//! Security review 3's L1, written as the attack against the real server:
-//! compiler options that hand options on to the linker, assembler or
-//! preprocessor or make the compiler load code, and a Java upload that
-//! carries its own annotation processor.
+//! Security review 3's L1 and L2, each written as the attack against the
+//! real server: compiler options that hand options on to the linker,
+//! assembler or preprocessor or make the compiler load code; a Java upload
+//! that carries its own annotation processor; and a batch whose build is
+//! larger than a run's scratch space.
 
 use std::io::Write;
 
@@ -199,5 +200,80 @@ async fn a_java_upload_carrying_an_annotation_processor_does_not_run_it_at_compi
     assert_eq!(status, 201, "{answer}");
     assert_eq!(answer["status"]["id"], 3, "{answer}");
     assert_eq!(answer["stdout"], "no processor\n", "{answer}");
+    app.stop().await;
+}
+
+/// C whose binary is over 40 MiB (an initialised global array, in the
+/// binary's data), which prints twice its input and whether the binary it
+/// runs from is that large.
+const BIG_BINARY: &str = "#include <stdio.h>\n#include <sys/stat.h>\n\
+    char big[40 << 20] = {1};\n\
+    int main(void) {\n\
+        long x; struct stat st;\n\
+        if (scanf(\"%ld\", &x) != 1 || stat(\"main\", &st) != 0) return 2;\n\
+        printf(\"%ld %d\\n\", x * 2 * big[0], st.st_size >= (40 << 20));\n\
+        return 0;\n\
+    }";
+
+#[tokio::test]
+async fn a_batch_whose_build_is_larger_than_a_runs_scratch_space_runs_every_test() {
+    let app = compiled_app().await;
+    // The run's scratch space is 32 MiB; each test copies the 40 MiB
+    // build into its own working directory before its program starts.
+    let (status, answer) = app
+        .run(json!({
+            "language": "c",
+            "code": BIG_BINARY,
+            "tests": [
+                {"name": "three", "stdin": "3", "expected_output": "6 1"},
+                {"name": "five", "stdin": "5", "expected_output": "10 1"},
+            ],
+        }))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["compile"]["status"], "ok", "{answer}");
+    let verdicts: Vec<&Value> = answer["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| &t["verdict"])
+        .collect();
+    assert_eq!(
+        verdicts,
+        [&json!("accepted"), &json!("accepted")],
+        "{answer}"
+    );
+    assert_eq!(answer["summary"], json!({"passed": 2, "total": 2}));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_whose_build_outgrows_the_runs_memory_answers_the_memory_limit_not_an_internal_error()
+ {
+    let app = compiled_app().await;
+    // Judge0's number_of_runs makes a batch; each run's 32 MiB of memory
+    // cannot hold the 40 MiB copy of the build.
+    let (status, answer) = judge0(
+        &app,
+        json!({
+            "source_code": BIG_BINARY,
+            "language_id": 50,
+            "stdin": "3",
+            "number_of_runs": 2,
+            "memory_limit": 32768,
+        }),
+    )
+    .await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(
+        (&answer["status"]["id"], &answer["message"]),
+        (&json!(11), &json!("Memory limit exceeded")),
+        "{answer}"
+    );
+    let stderr = answer["stderr"].as_str().unwrap_or_default();
+    assert!(
+        stderr.contains("killed while copying the build") && stderr.contains("(32 MiB)"),
+        "{answer}"
+    );
     app.stop().await;
 }
