@@ -1,15 +1,17 @@
-//! Security review 3's L1 and L2, each written as the attack against the
-//! real server: compiler options that hand options on to the linker,
+//! Security review 3's L1, L2 and L7, each written as the attack against
+//! the real server: compiler options that hand options on to the linker,
 //! assembler or preprocessor or make the compiler load code; a Java upload
-//! that carries its own annotation processor; and a batch whose build is
-//! larger than a run's scratch space.
+//! that carries its own annotation processor; a batch whose build is larger
+//! than a run's scratch space; and a keys file changed while the service
+//! runs.
 
 use std::io::Write;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, language_file, spawn_app_with_languages};
+use crate::helpers::{TestApp, language_file, spawn_app_with, spawn_app_with_languages};
 
 /// Python, C, C++ and Java (whose files carry Judge0's ids 71, 50, 52, 62),
 /// with Judge0's storage off (its `wait=true` answers).
@@ -275,5 +277,69 @@ async fn a_batch_whose_build_outgrows_the_runs_memory_answers_the_memory_limit_n
         stderr.contains("killed while copying the build") && stderr.contains("(32 MiB)"),
         "{answer}"
     );
+    app.stop().await;
+}
+
+/// `GET /languages` with `key`: its status.
+async fn status_with(app: &TestApp, key: &str) -> u16 {
+    let response = app
+        .client
+        .get(app.url("/languages"))
+        .header("x-api-key", key)
+        .send()
+        .await
+        .unwrap();
+    response.status().as_u16()
+}
+
+/// Replaces the keys file with `text` at once (a new file renamed over it).
+fn replace_keys(file: &std::path::Path, text: &str) {
+    let next = file.with_extension("next");
+    std::fs::write(&next, text).unwrap();
+    std::fs::rename(&next, file).unwrap();
+}
+
+/// Asks until `key` gets `status`, for at most 5 s; how long it took.
+async fn until_status(app: &TestApp, key: &str, status: u16) -> Duration {
+    let began = Instant::now();
+    loop {
+        let got = status_with(app, key).await;
+        if got == status {
+            return began.elapsed();
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(5),
+            "`{key}` still gets {got}, not {status}, 5 s after the keys file changed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_key_revoked_in_the_keys_file_is_refused_within_seconds_and_a_new_one_admitted() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keys");
+    std::fs::write(&file, "leaked-key\nkept-key\n").unwrap();
+    let path = file.clone();
+    // The default reload interval (1 s).
+    let app = spawn_app_with(move |c| c.front_door.api_keys_file = Some(path)).await;
+    assert_eq!(status_with(&app, "leaked-key").await, 200);
+    assert_eq!(status_with(&app, "kept-key").await, 200);
+    assert_eq!(status_with(&app, "new-key").await, 401);
+
+    // The leaked key's line goes, a new key comes: no restart.
+    replace_keys(&file, "kept-key\nnew-key probes\n");
+    until_status(&app, "leaked-key", 401).await;
+    assert_eq!(status_with(&app, "new-key").await, 200);
+    assert_eq!(status_with(&app, "kept-key").await, 200);
+
+    // A broken file keeps the last good keys; emptied, the door stays shut.
+    replace_keys(&file, "kept-key admin\n");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(status_with(&app, "new-key").await, 200);
+    replace_keys(&file, "# every key revoked\n");
+    until_status(&app, "kept-key", 401).await;
+    let anonymous = app.get("/languages").await;
+    assert_eq!(anonymous.0, 401, "{}", anonymous.1);
     app.stop().await;
 }
