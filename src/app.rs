@@ -167,6 +167,9 @@ impl Application {
                 metrics.clone(),
                 background.clone(),
             ));
+            if config.front_door.api_keys_file.is_some() {
+                tasks.spawn(follow_keys(api.clone(), every, background.clone()));
+            }
         }
 
         let stopping = CancellationToken::new();
@@ -234,6 +237,27 @@ async fn forget_idle_callers(api: Arc<Api<DockerRunner>>, cancel: CancellationTo
         tokio::select! {
             () = tokio::time::sleep(Duration::from_secs(60)) => api.forget_idle(),
             () = cancel.cancelled() => return,
+        }
+    }
+}
+
+/// Reads the keys file every `every`, and serves its keys when it changes
+/// (`Gate::reload_keys`), until `cancel`.
+async fn follow_keys(api: Arc<Api<DockerRunner>>, every: Duration, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = cancel.cancelled() => return,
+        }
+        let api = api.clone();
+        if tokio::task::spawn_blocking(move || api.reload_keys())
+            .await
+            .is_err()
+        {
+            tracing::error!("the keys file's reload panicked; keys are no longer reloaded");
+            return;
         }
     }
 }

@@ -360,8 +360,9 @@ fn test_sizes(i: usize, test: &RunInput, bounds: &RequestBounds) -> Result<(), J
     Ok(())
 }
 
-/// Compiler options are for a language with a compile stage, and each
-/// must match one of its `compiler_options` patterns.
+/// Compiler options are for a language with a compile stage, none is one
+/// that hands options on or loads code (whatever the language allows), and
+/// each matches one of its `compiler_options` patterns.
 fn check_compile_args(language: &Language, options: &[String]) -> Result<(), JobError> {
     if !options.is_empty() && language.compile.is_none() {
         return Err(invalid(
@@ -372,20 +373,39 @@ fn check_compile_args(language: &Language, options: &[String]) -> Result<(), Job
             ),
         ));
     }
+    if let Some((option, refused)) = options
+        .iter()
+        .find_map(|o| crate::language::always_refused(o).map(|r| (o, r)))
+    {
+        return Err(invalid(
+            Field::CompileArgs,
+            format!(
+                "has `{}`, which is never allowed: {} (`{}`)",
+                clip(option),
+                refused.why,
+                refused.flag
+            ),
+        ));
+    }
+    let patterns = &language.compiler_options;
     let Some(option) = options
         .iter()
-        .find(|o| !crate::language::option_allowed(&language.compiler_options, o))
+        .find(|o| !patterns.iter().any(|p| p.allows(o)))
     else {
         return Ok(());
     };
-    let allowed = match language.compiler_options.as_slice() {
+    let allowed = match patterns.as_slice() {
         [] => "none is".to_string(),
-        patterns => format!("these are: {}", patterns.join(" ")),
+        patterns => {
+            let list: Vec<String> = patterns.iter().map(ToString::to_string).collect();
+            format!("these are: {}", list.join(" "))
+        }
     };
     Err(invalid(
         Field::CompileArgs,
         format!(
-            "has `{option}`, which language `{}` does not allow ({allowed})",
+            "has `{}`, which language `{}` does not allow ({allowed})",
+            clip(option),
             language.name
         ),
     ))

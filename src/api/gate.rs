@@ -3,13 +3,14 @@
 //! (401 without a key, 403 for a key that may not), and, for the routes
 //! that run code, a token-bucket rate per caller (`governor`) with
 //! `RateLimit-*` headers (draft-ietf-httpapi-ratelimit-headers) and
-//! `Retry-After` when refused.
+//! `Retry-After` when refused. The keys file is read again when it
+//! changes ([`Gate::reload_keys`]).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
@@ -87,18 +88,38 @@ struct Key {
     routes: Vec<Route>,
 }
 
+/// SHA-256 of each key, with what it may use.
+type Keys = HashMap<[u8; 32], Key>;
+
 /// The door.
 pub(crate) struct Gate {
-    /// SHA-256 of each key, with what it may use; empty: keys are off.
-    keys: HashMap<[u8; 32], Key>,
+    /// The keys as last read: the settings' own, then the keys file's.
+    keys: RwLock<Arc<Keys>>,
+    /// Whether a key is needed: some are set, or a keys file is named (so
+    /// that a file emptied while the service runs shuts the door rather
+    /// than opening it).
+    keys_on: bool,
+    /// The keys file, to read again when it changes.
+    file: Option<KeysFile>,
     metrics_key: Option<[u8; 32]>,
     limiter: Option<(Limiter, u32)>,
+}
+
+/// A keys file and what its reloads start from.
+struct KeysFile {
+    path: PathBuf,
+    /// The settings' own keys, which every reload keeps.
+    settings: Keys,
+    /// SHA-256 of what the file held when last read (its text, or why it
+    /// could not be read), so that each change is taken, or refused and
+    /// logged, once.
+    last: Mutex<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Gate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gate")
-            .field("keys", &self.keys.len())
+            .field("keys", &self.keys().len())
             .field("metrics_key", &self.metrics_key.is_some())
             .field("rate_limit", &self.limiter.as_ref().map(|(_, n)| n))
             .finish()
@@ -135,9 +156,17 @@ fn hex(bytes: &[u8]) -> String {
 type FileKey = ([u8; 32], Vec<Route>);
 
 /// Reads a keys file (see `api_keys_file`); errors name the line.
-pub(crate) fn read_keys_file(path: &Path) -> Result<Vec<FileKey>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{} cannot be read: {e}", path.display()))?;
+#[cfg(test)]
+fn read_keys_file(path: &Path) -> Result<Vec<FileKey>, String> {
+    parse_keys_file(path, &read_text(path)?)
+}
+
+fn read_text(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("{} cannot be read: {e}", path.display()))
+}
+
+/// The keys of `text`, the keys file at `path`; errors name the line.
+fn parse_keys_file(path: &Path, text: &str) -> Result<Vec<FileKey>, String> {
     let mut keys = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or_default().trim();
@@ -207,6 +236,19 @@ pub(crate) fn peer_of(ip: IpAddr) -> IpAddr {
     }
 }
 
+impl KeysFile {
+    /// The keys to serve: the settings' own, and the file's `listed`.
+    fn keys(&self, listed: Vec<FileKey>) -> Keys {
+        let mut keys = self.settings.clone();
+        keys.extend(
+            listed
+                .into_iter()
+                .map(|(hash, routes)| (hash, Key { routes })),
+        );
+        keys
+    }
+}
+
 fn default_routes() -> Vec<Route> {
     vec![Route::Run, Route::Piston, Route::Judge0, Route::Probes]
 }
@@ -224,11 +266,19 @@ impl Gate {
                 },
             );
         }
-        if let Some(path) = &settings.api_keys_file {
-            for (hash, routes) in read_keys_file(path)? {
-                keys.insert(hash, Key { routes });
+        let file = match &settings.api_keys_file {
+            Some(path) => {
+                let text = read_text(path)?;
+                let file = KeysFile {
+                    path: path.clone(),
+                    settings: keys.clone(),
+                    last: Mutex::new(sha256(&text)),
+                };
+                keys = file.keys(parse_keys_file(path, &text)?);
+                Some(file)
             }
-        }
+            None => None,
+        };
         let limiter = NonZeroU32::new(settings.rate_limit_per_minute).map(|per_minute| {
             let burst = NonZeroU32::new(settings.rate_limit_burst)
                 .unwrap_or_else(|| NonZeroU32::new((per_minute.get() / 10).max(1)).expect("≥ 1"));
@@ -239,7 +289,9 @@ impl Gate {
             )
         });
         Ok(Gate {
-            keys,
+            keys_on: !keys.is_empty() || file.is_some(),
+            keys: RwLock::new(Arc::new(keys)),
+            file,
             metrics_key: settings.metrics_key.as_ref().map(|Secret(key)| sha256(key)),
             limiter,
         })
@@ -255,6 +307,7 @@ impl Gate {
         peer: Option<PeerAddr>,
     ) -> Result<Caller, Refused> {
         let presented = presented_key(headers);
+        let keys = self.keys();
         let client: Client = match (route, &self.metrics_key, presented) {
             (Route::Metrics, Some(wanted), Some(key)) => {
                 if &sha256(key) == wanted {
@@ -263,20 +316,20 @@ impl Gate {
                         rate: None,
                     });
                 }
-                if self.keys.contains_key(&sha256(key)) {
+                if keys.contains_key(&sha256(key)) {
                     return Err(Refused::NotAllowed(route.name()));
                 }
                 return Err(Refused::BadKey);
             }
             (Route::Metrics, Some(_), None) => return Err(Refused::NoKey),
-            _ if self.keys.is_empty() => Arc::from(peer.map_or_else(
+            _ if !self.keys_on => Arc::from(peer.map_or_else(
                 || "ip:unknown".to_string(),
                 |p| format!("ip:{}", peer_of(p.0.ip())),
             )),
             (_, _, None) => return Err(Refused::NoKey),
             (_, _, Some(key)) => {
                 let hash = sha256(key);
-                let known = self.keys.get(&hash).ok_or(Refused::BadKey)?;
+                let known = keys.get(&hash).ok_or(Refused::BadKey)?;
                 if !known.routes.contains(&route) {
                     return Err(Refused::NotAllowed(route.name()));
                 }
@@ -288,6 +341,44 @@ impl Gate {
             _ => None,
         };
         Ok(Caller { client, rate })
+    }
+
+    /// The keys as last read.
+    fn keys(&self) -> Arc<Keys> {
+        self.keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Reads the keys file again (blocking: call it off the request path)
+    /// and, when it changed, serves its keys from the next request on (a
+    /// revoked key is refused, a new one admitted); a file that cannot be
+    /// read or is broken keeps the last good keys, and is logged once per
+    /// change.
+    pub(crate) fn reload_keys(&self) {
+        let Some(file) = &self.file else {
+            return;
+        };
+        let read = read_text(&file.path);
+        let seen = sha256(read.as_ref().unwrap_or_else(|e| e));
+        {
+            let mut last = file.last.lock().unwrap_or_else(PoisonError::into_inner);
+            if *last == seen {
+                return;
+            }
+            *last = seen;
+        }
+        match read.and_then(|text| parse_keys_file(&file.path, &text)) {
+            Ok(listed) => {
+                let keys = file.keys(listed);
+                tracing::info!(file = %file.path.display(), keys = keys.len(), "keys file reloaded");
+                *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "keys file refused; the last good keys stay");
+            }
+        }
     }
 
     /// Forgets the rate state of callers not seen lately (bounds memory).
@@ -486,6 +577,62 @@ mod tests {
         );
         assert_eq!(enter(Route::Metrics, &[]).unwrap_err(), Refused::NoKey);
         assert!(format!("{gate:?}").contains("keys: 3"));
+    }
+
+    #[test]
+    fn the_keys_file_read_again_revokes_and_admits_keeps_the_last_good_and_never_opens_the_door() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keys");
+        std::fs::write(&file, "old-key\n").unwrap();
+        let gate = Gate::new(&FrontDoor {
+            api_keys: vec![Secret("settings-key".into())],
+            api_keys_file: Some(file.clone()),
+            ..FrontDoor::default()
+        })
+        .unwrap();
+        let enter =
+            |key: &str| gate.enter(Route::Run, false, &headers(&[("x-api-key", key)]), None);
+        assert!(enter("old-key").is_ok());
+        gate.reload_keys();
+        assert!(enter("old-key").is_ok(), "an unchanged file keeps its keys");
+        std::fs::write(&file, "new-key run\n").unwrap();
+        gate.reload_keys();
+        assert_eq!(enter("old-key").unwrap_err(), Refused::BadKey);
+        assert!(enter("new-key").is_ok());
+        assert!(enter("settings-key").is_ok(), "the settings' keys stay");
+        // A broken file, then a missing one: the last good keys stay.
+        std::fs::write(&file, "other-key admin\n").unwrap();
+        gate.reload_keys();
+        std::fs::remove_file(&file).unwrap();
+        gate.reload_keys();
+        assert!(enter("new-key").is_ok());
+        assert_eq!(enter("other-key").unwrap_err(), Refused::BadKey);
+        // A file emptied of keys shuts the door: a key is still needed.
+        let gate = Gate::new(&FrontDoor {
+            api_keys_file: Some(file.clone()),
+            ..FrontDoor::default()
+        });
+        assert!(gate.unwrap_err().contains("cannot be read"));
+        std::fs::write(&file, "only-key\n").unwrap();
+        let gate = Gate::new(&FrontDoor {
+            api_keys_file: Some(file.clone()),
+            ..FrontDoor::default()
+        })
+        .unwrap();
+        std::fs::write(&file, "# revoked\n").unwrap();
+        gate.reload_keys();
+        let anonymous = gate.enter(Route::Run, false, &headers(&[]), peer("127.0.0.1"));
+        assert_eq!(anonymous.unwrap_err(), Refused::NoKey);
+        assert_eq!(
+            gate.enter(
+                Route::Run,
+                false,
+                &headers(&[("x-api-key", "only-key")]),
+                None
+            )
+            .unwrap_err(),
+            Refused::BadKey
+        );
     }
 
     #[test]

@@ -30,6 +30,11 @@ impl<R: Runner> Api<R> {
         self.gate.forget_idle();
     }
 
+    /// Reads the keys file again, if it changed (blocking).
+    pub(crate) fn reload_keys(&self) {
+        self.gate.reload_keys();
+    }
+
     /// The API of `config`: its body bounds (`[server]`), request bounds
     /// (`[requests]`) and default limits (Judge0's `/config_info` reports
     /// them).

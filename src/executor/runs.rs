@@ -29,9 +29,11 @@ use crate::engine::BUILD_POINT;
 use crate::job::{Job, RunInput, Stage};
 use crate::limits::Limits;
 use crate::nonempty::NonEmpty;
-use crate::outcome::{Outcome, Phase, Phases, PoolUse, StageResult, Status, Timing};
+use crate::outcome::{
+    Exit, LimitHit, Outcome, Phase, Phases, PoolUse, StageResult, Status, Timing, Usage,
+};
 use crate::sandbox::{
-    Clock, CpuBound, Launch, Launcher, Payload, Sandbox, SandboxError, StageBounds, Start,
+    Build, Clock, CpuBound, Launch, Launcher, Payload, Sandbox, SandboxError, StageBounds, Start,
 };
 
 /// Where each run of a job gets its turn (the run slots of the layer
@@ -176,7 +178,10 @@ impl Runs {
             Ready::Sources => (None, None),
             Ready::Shared { pair, keeper } => (Some(pair), Some(keeper)),
         };
-        let build = pair.as_ref().map(|p| p.volume.id());
+        let build = (pair.as_ref().zip(job.limits.compile.as_ref())).map(|(pair, compile)| Build {
+            volume: pair.volume.id(),
+            compile,
+        });
         let runs: Vec<_> = (job.inputs.iter())
             .map(|input| self.in_turn(job, build, input, turns))
             .collect();
@@ -195,7 +200,7 @@ impl Runs {
     async fn in_turn(
         &self,
         job: &Job,
-        build: Option<&str>,
+        build: Option<Build<'_>>,
         input: &RunInput,
         turns: &impl Turns,
     ) -> Result<Served, SandboxError> {
@@ -266,11 +271,12 @@ impl Runs {
     }
 
     /// One run of a compiled job with several, in a fresh sandbox that
-    /// copies the build from its volume.
+    /// copies the build from its volume. A build its sandbox cannot hold
+    /// is that test's result ([`uncopied`]).
     async fn run_build(
         &self,
         job: &Job,
-        build: &str,
+        build: Build<'_>,
         input: &RunInput,
     ) -> Result<Served, SandboxError> {
         let uid = self.launcher.lease().await;
@@ -279,7 +285,13 @@ impl Runs {
         let payload = Payload::with_build(clock(run), BUILD_POINT, &input.args, &input.stdin);
         let sandbox = self.launcher.launch(launch, &uid, Some(payload)).await?;
         let mut phases = sandbox.start_phases.clone();
-        let ran = sandbox.execute(None, bounds(run), &self.stop).await?;
+        let ran = match sandbox.execute(None, bounds(run), &self.stop).await {
+            Err(SandboxError::NeverStarted(stderr)) => match uncopied(&stderr, job, build) {
+                Some(result) => return Ok(served(result, PoolUse::Miss, phases)),
+                None => return Err(SandboxError::NeverStarted(stderr)),
+            },
+            ran => ran?,
+        };
         phases.extend(ran.phases);
         Ok(served(ran.result, PoolUse::Miss, phases))
     }
@@ -352,7 +364,7 @@ impl<'a> Launch<'a> {
         stage: Stage,
         limits: &'a Limits,
         volume: Option<&'a str>,
-        build: Option<&'a str>,
+        build: Option<Build<'a>>,
     ) -> Launch<'a> {
         Launch {
             language: &job.language,
@@ -379,6 +391,49 @@ pub(super) fn clock(limits: &Limits) -> Clock {
         cpu: Some(limits.cpu_time()),
         wall: Some(limits.wall_time()),
     }
+}
+
+/// What the supervisor writes on stderr, before its start line, when it
+/// cannot copy the build into a test's working directory (then it exits
+/// 126; `tools/supervise.rs`).
+const COPY_FAILED: &str = "supervise: cannot copy the build";
+
+/// The result of a test of a batch whose sandbox ended before its program
+/// started, while it copied the build into its working directory (sized
+/// to hold it, so what is left is a build that outgrows the run's memory,
+/// which the copy counts against, or one that expands when copied): the
+/// supervisor's own account of the copy's failure, exit 126; or, when the
+/// sandbox ended with nothing said, killed for memory (nothing else kills
+/// it silently there). `None`: it ended for another reason, the service's
+/// trouble.
+fn uncopied(stderr: &str, job: &Job, build: Build) -> Option<StageResult> {
+    let run = &job.limits.run;
+    let room = format!(
+        "the build counts against the run's memory ({} MiB), and its working directory holds the build (at most the compile's scratch space, {} MiB) and the run's scratch space ({} MiB)",
+        run.memory_mb, build.compile.scratch_mb, run.scratch_mb
+    );
+    let (exit, limit, stderr) = if stderr.contains(COPY_FAILED) {
+        let why =
+            format!("{stderr}code-runner: the build could not be copied for this test: {room}\n");
+        (Some(Exit::Code(126)), None, why)
+    } else if stderr.trim().is_empty() {
+        tracing::warn!(language = %job.language.label(), "a test's sandbox ended silently while copying the build; taken as its memory limit");
+        let why = format!(
+            "code-runner: this test's sandbox was killed while copying the build, before the program started: {room}\n"
+        );
+        (None, Some(LimitHit::Memory), why)
+    } else {
+        return None;
+    };
+    Some(StageResult {
+        exit,
+        limit,
+        stdout: String::new(),
+        output: stderr.clone(),
+        stderr,
+        duration: Duration::ZERO,
+        usage: Usage::default(),
+    })
 }
 
 /// The bounds a stage under `limits` is read within.

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use validator::{Validate, ValidationError};
 
+use super::options::OptionPattern;
 use crate::limits::{DefaultLimits, Limits, LimitsOverride};
 use crate::validation::{FieldError, error, field_errors};
 
@@ -132,10 +133,11 @@ pub(crate) struct Language {
     pub(crate) judge0_name: String,
     /// The compiler options a request may add (Judge0's
     /// `compiler_options`), as patterns: `-O2` allows exactly that word,
-    /// `-std=*` any word that begins `-std=`. Each option the request gives
-    /// is one argument appended to the compile command (no shell reads
-    /// it); empty: no option is allowed.
-    pub(crate) compiler_options: Vec<String>,
+    /// `-std=*` `-std=` followed by flag characters (see
+    /// [`OptionPattern`]); the options of [`super::options::always_refused`]
+    /// never. Each option the request gives is one argument appended to the
+    /// compile command (no shell reads it); empty: no option is allowed.
+    pub(crate) compiler_options: Vec<OptionPattern>,
     /// Whether (and how) its pooled sandboxes pre-start the interpreter.
     pub(crate) prestart: Option<Prestart>,
     /// Where the language came from.
@@ -279,7 +281,9 @@ impl Language {
                 .judge0_name
                 .unwrap_or_else(|| format!("{} ({})", file.name, file.version)),
             judge0_id: file.judge0_id,
-            compiler_options: file.compiler_options,
+            compiler_options: (file.compiler_options.iter())
+                .map(|p| OptionPattern::parse(p).expect("validated"))
+                .collect(),
             prestart: file.prestart,
             semver: lenient_semver(&file.version).expect("validated"),
             name: file.name,
@@ -520,33 +524,16 @@ fn environment(env: &BTreeMap<String, String>) -> Result<(), ValidationError> {
     Ok(())
 }
 
-/// Compiler option patterns: words of at most 64 bytes, each a `-` option,
-/// with at most one `*`, at its end.
+/// Compiler option patterns ([`OptionPattern::parse`]).
 fn option_patterns(values: &[String]) -> Result<(), ValidationError> {
-    for value in values {
-        let word = value.strip_suffix('*').unwrap_or(value);
-        if !value.starts_with('-')
-            || value.len() > 64
-            || word.contains('*')
-            || word.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
-            return Err(error(
-                "compiler_options",
-                format!(
-                    "`{value}` is not an option pattern (`-O2`, or `-std=*`: one word beginning with `-`, `*` only at its end)"
-                ),
-            ));
-        }
+    match values
+        .iter()
+        .map(|v| OptionPattern::parse(v))
+        .find_map(Result::err)
+    {
+        Some(message) => Err(error("compiler_options", message)),
+        None => Ok(()),
     }
-    Ok(())
-}
-
-/// Whether `option` is one that `patterns` allow.
-pub(crate) fn option_allowed(patterns: &[String], option: &str) -> bool {
-    patterns.iter().any(|p| match p.strip_suffix('*') {
-        Some(prefix) => option.starts_with(prefix),
-        None => p == option,
-    })
 }
 
 fn runtime_name(value: &str) -> Result<(), ValidationError> {

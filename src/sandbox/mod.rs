@@ -29,5 +29,5 @@ pub(crate) use container::{Payload, Sandbox, StageBounds};
 pub(crate) use error::SandboxError;
 pub(crate) use launcher::Launcher;
 pub(crate) use protocol::Clock;
-pub(crate) use spec::{Launch, Start};
+pub(crate) use spec::{Build, Launch, Start};
 pub(crate) use watch::CpuBound;

@@ -35,8 +35,17 @@ pub(crate) struct Launch<'a> {
     pub(crate) volume: Option<&'a str>,
     /// A compiled build to copy into its own working directory (one run of
     /// several), which is then executable.
-    pub(crate) build: Option<&'a str>,
+    pub(crate) build: Option<Build<'a>>,
     pub(crate) start: Start,
+}
+
+/// A compiled build one test of a batch copies into its working directory
+/// before its program starts: the volume the compile wrote, and the limits
+/// of that compile, whose scratch space sized it (see [`volume_options`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Build<'a> {
+    pub(crate) volume: &'a str,
+    pub(crate) compile: &'a Limits,
 }
 
 /// What the launcher provides every sandbox: whose it is, the user (and
@@ -93,6 +102,29 @@ pub(crate) fn volume_options(compile: &Limits, uid: u32) -> String {
 }
 
 impl Launch<'_> {
+    /// The working directory, and its size (the largest file too): the
+    /// shared volume, or a tmpfs of the sandbox's own of the scratch size,
+    /// executable when it gets a build. A test's holds the build (at most
+    /// what the compile's volume holds, in size and in files) and then the
+    /// run's own scratch space.
+    fn work(&self, uid: u32) -> (Work, u64) {
+        let scratch = self.limits.scratch_bytes();
+        let (bytes, inodes, exec) = match self.build {
+            Some(build) => {
+                let built = build.compile.scratch_bytes();
+                (built + scratch, inodes(built) + inodes(scratch), "exec")
+            }
+            None => (scratch, inodes(scratch), "noexec"),
+        };
+        let work = match self.volume {
+            None => Work::Tmpfs(format!(
+                "rw,{exec},nosuid,nodev,size={bytes},nr_inodes={inodes},uid={uid},gid={uid},mode=0700"
+            )),
+            Some(name) => Work::Volume(name.to_string()),
+        };
+        (work, bytes)
+    }
+
     /// The sandbox as the engine should create it, with `with`.
     pub(crate) fn spec(&self, with: &Provisions) -> SandboxSpec {
         let (language, limits, uid) = (self.language, self.limits, with.uid);
@@ -106,17 +138,7 @@ impl Launch<'_> {
         };
         let scratch = limits.scratch_bytes();
         let inodes = inodes(scratch);
-        let exec = if self.build.is_some() {
-            "exec"
-        } else {
-            "noexec"
-        };
-        let work = match self.volume {
-            None => Work::Tmpfs(format!(
-                "rw,{exec},nosuid,nodev,size={scratch},nr_inodes={inodes},uid={uid},gid={uid},mode=0700"
-            )),
-            Some(name) => Work::Volume(name.to_string()),
-        };
+        let (work, work_bytes) = self.work(uid);
         let mut env = vec!["HOME=/tmp".to_string(), "LANG=C.UTF-8".to_string()];
         env.extend(language.env.iter().map(|(k, v)| format!("{k}={v}")));
         let mut labels = labels(with.owner, language);
@@ -160,11 +182,11 @@ impl Launch<'_> {
             nproc: own_kernel(language.runtime.as_deref()).then_some(limits.pids),
 
             open_files: limits.open_files,
-            file_size: scratch,
+            file_size: work_bytes,
             runtime: language.runtime.clone(),
             security_opt: vec![format!("seccomp={}", with.seccomp)],
             tools: with.tools.to_string(),
-            build: self.build.map(str::to_string),
+            build: self.build.map(|b| b.volume.to_string()),
         }
     }
 }
@@ -288,6 +310,43 @@ mod tests {
             "{options}"
         );
         assert!(!options.contains("noexec"), "{options}");
+    }
+
+    #[test]
+    fn a_batchs_test_has_room_for_the_build_and_then_the_runs_scratch_space() {
+        let c = c_language();
+        let compile = &c.compile.as_ref().unwrap().limits;
+        let owner = owner();
+        let test = Launch {
+            language: &c,
+            stage: Stage::Run,
+            limits: &c.limits,
+            volume: None,
+            build: Some(Build {
+                volume: "vol1",
+                compile,
+            }),
+            start: Start::Cold,
+        }
+        .spec(&provisions(&owner, 65_003));
+        let (built, scratch) = (compile.scratch_bytes(), c.limits.scratch_bytes());
+        assert_eq!((built, scratch), (128 << 20, 32 << 20));
+        let Work::Tmpfs(work) = &test.work else {
+            panic!("{:?}", test.work)
+        };
+        assert!(
+            work.contains(&format!(
+                "size={},nr_inodes={}",
+                built + scratch,
+                16_384 + 4096
+            )),
+            "{work}"
+        );
+        assert!(work.contains(",exec,"), "{work}");
+        assert_eq!(test.file_size, built + scratch);
+        assert_eq!(test.build.as_deref(), Some("vol1"));
+        let tmp = &test.tmpfs[0].1;
+        assert!(tmp.contains("size=33554432,nr_inodes=4096"), "{tmp}");
     }
 
     #[test]

@@ -117,11 +117,20 @@ async fn submissions_run_with_judge0s_semantics_on_the_real_engine() {
         (3, &json!("7\n")),
         "{answer}"
     );
-    let answer =
-        run(json!({"source_code": c, "language_id": 50, "compiler_options": "-DVALUE=1;id"})).await;
-    assert_eq!(status(&answer), 6, "{answer}");
+    // A shell's characters are not flag characters: refused before any
+    // compiler (or shell) sees them.
+    let (refused, answer) = app
+        .post(
+            "/judge0/submissions?wait=true",
+            &json!({"source_code": c, "language_id": 50, "compiler_options": "-DVALUE=1;id"}),
+        )
+        .await;
+    assert_eq!(refused, 422, "{answer}");
     assert!(
-        answer["compile_output"].as_str().unwrap().contains("error"),
+        answer["compiler_options"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("has `-DVALUE=1;id`, which language `c` does not allow"),
         "{answer}"
     );
 

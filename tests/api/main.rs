@@ -13,6 +13,7 @@ mod isolation;
 mod judge0;
 mod judging;
 mod limits;
+mod options_builds_keys;
 mod piston;
 mod pool;
 mod prestart;

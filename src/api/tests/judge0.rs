@@ -183,14 +183,6 @@ async fn a_refused_submission_is_422_with_judge0s_messages_and_nothing_is_queued
             }),
         ),
         (
-            json!({"source_code": "x", "language_id": 71, "compiler_options": "-O2"}),
-            json!({"compiler_options": ["setting compiler options is only allowed for compiled languages"]}),
-        ),
-        (
-            json!({"source_code": "x", "language_id": 50, "compiler_options": "-O2 -B/tmp"}),
-            json!({"compiler_options": ["has `-B/tmp`, which language `c` does not allow (these are: -O* -std=* -W* -D* -U* -g -pedantic -pedantic-errors)"]}),
-        ),
-        (
             json!({"source_code": "x", "language_id": 71, "enable_network": true, "enable_per_process_and_thread_time_limit": true}),
             json!({
                 "enable_per_process_and_thread_time_limit": ["this option cannot be enabled"],
@@ -227,6 +219,42 @@ async fn a_refused_submission_is_422_with_judge0s_messages_and_nothing_is_queued
     );
     let (status, answer) = s.call("POST", "/judge0/submissions", None).await;
     assert_eq!(status, 422, "{answer}");
+    assert!(s.runner.jobs.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn compiler_options_a_language_does_not_allow_or_none_may_are_422_naming_them() {
+    let s = service(hello(), true).await;
+    let c = "-O* -std=* -W* -D* -U* -g -pedantic -pedantic-errors";
+    let cases = [
+        (
+            71,
+            "-O2",
+            "setting compiler options is only allowed for compiled languages".to_string(),
+        ),
+        (
+            50,
+            "-O2 -B/tmp",
+            "has `-B/tmp`, which is never allowed: it makes the compiler load or run other code (`-B`)".to_string(),
+        ),
+        (
+            50,
+            "-Wall -Wl,-lp",
+            "has `-Wl,-lp`, which is never allowed: it hands options on to another program (`-Wl,`)".to_string(),
+        ),
+        (
+            50,
+            "-O2 -W/w",
+            format!("has `-W/w`, which language `c` does not allow (these are: {c})"),
+        ),
+    ];
+    for (language_id, options, message) in cases {
+        let body =
+            json!({"source_code": "x", "language_id": language_id, "compiler_options": options});
+        let (status, answer) = s.post("/judge0/submissions", body.clone()).await;
+        let errors = json!({ "compiler_options": [message] });
+        assert_eq!((status, answer), (422, errors), "{body}");
+    }
     assert!(s.runner.jobs.lock().unwrap().is_empty());
 }
 

@@ -314,6 +314,76 @@ async fn a_compiled_batch_compiles_once_and_each_run_copies_the_build_the_keeper
     rig.finish().await;
 }
 
+/// A script whose compiles pass and whose tests, by their stdin, end
+/// before the program starts: `copy` with the supervisor's account of a
+/// build it could not copy, `silent` with nothing said, `other` with
+/// another message; any other prints its stdin.
+fn tests_that_cannot_start(run: &Run) -> Act {
+    let before_start = |stderr: &str| Act {
+        stderr: stderr.as_bytes().to_vec(),
+        ..Act::prints("")
+            .exit(Exit::Code(126))
+            .ending(Ending::DiesBeforeStart)
+    };
+    match (run.stage.as_str(), &run.stdin[..]) {
+        ("compile", _) => Act::prints(""),
+        (_, b"copy") => before_start(
+            "supervise: cannot copy the build from /.code-runner-build: No space left on device (os error 28)\n",
+        ),
+        (_, b"silent") => before_start(""),
+        (_, b"other") => before_start("sh: 1: exec: /.code-runner/supervise: not found\n"),
+        _ => Act::prints(&String::from_utf8_lossy(&run.stdin)),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_test_whose_build_cannot_be_copied_has_that_as_its_result_beside_the_others() {
+    let rig = Rig::new(pool(0, 1, 0));
+    rig.fake.script(tests_that_cannot_start);
+    let job = job(&registry(), "c", "int main;", &["a", "copy", "silent"]);
+    let ran = run(&rig, &job, 3).await.unwrap();
+    let runs: Vec<_> = ran.outcome.runs().expect("the tests ran").iter().collect();
+    let statuses: Vec<Status> = runs.iter().map(|r| r.status()).collect();
+    assert_eq!(
+        statuses,
+        [Status::Ok, Status::RuntimeError, Status::MemoryLimit]
+    );
+    let (copy, silent) = (runs[1], runs[2]);
+    assert_eq!(copy.exit, Some(Exit::Code(126)));
+    assert!(
+        copy.stderr.starts_with("supervise: cannot copy the build")
+            && copy.stderr.contains("code-runner: the build could not be copied for this test: the build counts against the run's memory (128 MiB), and its working directory holds the build (at most the compile's scratch space, 128 MiB) and the run's scratch space (32 MiB)"),
+        "{}",
+        copy.stderr
+    );
+    assert_eq!(copy.output, copy.stderr);
+    assert_eq!(silent.exit, None);
+    assert!(
+        silent
+            .stderr
+            .starts_with("code-runner: this test's sandbox was killed while copying the build"),
+        "{}",
+        silent.stderr
+    );
+    rig.settle().await;
+    assert_eq!((rig.fake.containers(), rig.fake.volumes()), (0, 1));
+    rig.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_test_that_ends_before_its_program_for_another_reason_is_the_services_trouble() {
+    let rig = Rig::new(pool(0, 1, 0));
+    rig.fake.script(tests_that_cannot_start);
+    let job = job(&registry(), "c", "int main;", &["a", "other"]);
+    match run(&rig, &job, 2).await {
+        Err(SandboxError::NeverStarted(stderr)) => assert!(stderr.contains("not found")),
+        other => panic!("{:?}", other.map(|r| r.outcome)),
+    }
+    rig.settle().await;
+    assert_eq!((rig.fake.containers(), rig.fake.volumes()), (0, 1));
+    rig.finish().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_batch_whose_compile_fails_runs_no_test() {
     let rig = Rig::new(pool(0, 1, 0));
