@@ -81,10 +81,21 @@ pub(crate) enum Refused {
 type Limiter =
     RateLimiter<Client, DefaultKeyedStateStore<Client>, DefaultClock, StateInformationMiddleware>;
 
-/// A key as held: its SHA-256 (the key itself is not kept) and routes.
+/// Whose stored Judge0 submissions a caller reads and deletes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reach {
+    /// Its own only: a key's (another key's token is unknown to it).
+    Own,
+    /// Every one: keys are off, or the key is granted `judge0:all`.
+    Every,
+}
+
+/// A key as held: its SHA-256 (the key itself is not kept), routes, and
+/// whose Judge0 submissions it reaches.
 #[derive(Debug, Clone)]
 struct Key {
     routes: Vec<Route>,
+    reach: Reach,
 }
 
 /// The door.
@@ -111,6 +122,8 @@ pub(crate) struct Caller {
     /// The key's id (`key:` and the start of its hash) or the peer's
     /// address (`ip:…`): the client for fairness and rate limits.
     pub(crate) client: Client,
+    /// Whose stored Judge0 submissions it reaches.
+    pub(crate) reach: Reach,
     /// The rate limit's state after this request, for its headers.
     rate: Option<Rate>,
 }
@@ -131,8 +144,13 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A key of a keys file: its SHA-256 and the routes it may use.
-type FileKey = ([u8; 32], Vec<Route>);
+/// A key of a keys file: its SHA-256, the routes it may use, and whose
+/// Judge0 submissions it reaches.
+type FileKey = ([u8; 32], Vec<Route>, Reach);
+
+/// The grant of a keys file's route list that lets a key use Judge0's
+/// routes and read and delete every key's submissions, not only its own.
+const JUDGE0_ALL: &str = "judge0:all";
 
 /// Reads a keys file (see `api_keys_file`); errors name the line.
 pub(crate) fn read_keys_file(path: &Path) -> Result<Vec<FileKey>, String> {
@@ -156,18 +174,28 @@ pub(crate) fn read_keys_file(path: &Path) -> Result<Vec<FileKey>, String> {
             })?,
             None => sha256(key),
         };
-        let routes = match words.next() {
+        let list = words.next();
+        let reach = if list.is_some_and(|list| list.split(',').any(|w| w == JUDGE0_ALL)) {
+            Reach::Every
+        } else {
+            Reach::Own
+        };
+        let routes = match list {
             None => default_routes(),
             Some(list) => list
                 .split(',')
                 .map(|name| {
-                    Route::parse(name).ok_or_else(|| {
-                        format!(
-                            "{} line {}: unknown route `{name}` (run, piston, judge0, probes, metrics)",
-                            path.display(),
-                            n + 1
-                        )
-                    })
+                    let route = match name {
+                        JUDGE0_ALL => Some(Route::Judge0),
+                        name => Route::parse(name),
+                    };
+                    route.ok_or_else(|| {
+                            format!(
+                                "{} line {}: unknown route `{name}` (run, piston, judge0, judge0:all, probes, metrics)",
+                                path.display(),
+                                n + 1
+                            )
+                        })
                 })
                 .collect::<Result<_, _>>()?,
         };
@@ -178,7 +206,7 @@ pub(crate) fn read_keys_file(path: &Path) -> Result<Vec<FileKey>, String> {
                 n + 1
             ));
         }
-        keys.push((hash, routes));
+        keys.push((hash, routes, reach));
     }
     Ok(keys)
 }
@@ -221,12 +249,13 @@ impl Gate {
                 sha256(key),
                 Key {
                     routes: default_routes(),
+                    reach: Reach::Own,
                 },
             );
         }
         if let Some(path) = &settings.api_keys_file {
-            for (hash, routes) in read_keys_file(path)? {
-                keys.insert(hash, Key { routes });
+            for (hash, routes, reach) in read_keys_file(path)? {
+                keys.insert(hash, Key { routes, reach });
             }
         }
         let limiter = NonZeroU32::new(settings.rate_limit_per_minute).map(|per_minute| {
@@ -255,11 +284,12 @@ impl Gate {
         peer: Option<PeerAddr>,
     ) -> Result<Caller, Refused> {
         let presented = presented_key(headers);
-        let client: Client = match (route, &self.metrics_key, presented) {
+        let (client, reach): (Client, Reach) = match (route, &self.metrics_key, presented) {
             (Route::Metrics, Some(wanted), Some(key)) => {
                 if &sha256(key) == wanted {
                     return Ok(Caller {
                         client: Arc::from("metrics"),
+                        reach: Reach::Own,
                         rate: None,
                     });
                 }
@@ -269,10 +299,13 @@ impl Gate {
                 return Err(Refused::BadKey);
             }
             (Route::Metrics, Some(_), None) => return Err(Refused::NoKey),
-            _ if self.keys.is_empty() => Arc::from(peer.map_or_else(
-                || "ip:unknown".to_string(),
-                |p| format!("ip:{}", peer_of(p.0.ip())),
-            )),
+            _ if self.keys.is_empty() => (
+                Arc::from(peer.map_or_else(
+                    || "ip:unknown".to_string(),
+                    |p| format!("ip:{}", peer_of(p.0.ip())),
+                )),
+                Reach::Every,
+            ),
             (_, _, None) => return Err(Refused::NoKey),
             (_, _, Some(key)) => {
                 let hash = sha256(key);
@@ -280,14 +313,18 @@ impl Gate {
                 if !known.routes.contains(&route) {
                     return Err(Refused::NotAllowed(route.name()));
                 }
-                Arc::from(format!("key:{}", &hex(&hash)[..12]))
+                (Arc::from(format!("key:{}", &hex(&hash)[..12])), known.reach)
             }
         };
         let rate = match (&self.limiter, runs) {
             (Some((limiter, per_minute)), true) => Some(rate(limiter, *per_minute, &client)?),
             _ => None,
         };
-        Ok(Caller { client, rate })
+        Ok(Caller {
+            client,
+            reach,
+            rate,
+        })
     }
 
     /// Forgets the rate state of callers not seen lately (bounds memory).

@@ -23,3 +23,4 @@ mod run;
 mod sandbox;
 mod service;
 mod stages;
+mod tenants;
