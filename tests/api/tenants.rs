@@ -354,34 +354,41 @@ async fn past_the_stored_submissions_bound_a_post_is_507_until_one_is_deleted() 
 }
 
 /// Fills the queue to one below its bound while the one worker is busy,
-/// then sends 16 POSTs at once: exactly one is queued.
+/// then 16 keys send a POST each at once: exactly one is queued.
 async fn concurrent_posts_at_the_bound_take_exactly_the_room_left(database: Option<String>) {
+    let keys: Vec<String> = (0..16).map(|i| format!("key-{i}")).collect();
+    let secrets = keys.iter().map(|k| Secret(k.clone())).collect();
     let app = judge0_app(database, |c| {
+        c.front_door.api_keys = secrets;
         c.judge0.workers = 1;
         c.judge0.max_queue = 10;
         c.judge0.client_max_queue = Some(10);
     })
     .await;
-    let busy = queue(&app, None, &python("import time\ntime.sleep(8)")).await;
-    until_running(&app, None, &busy).await;
+    let first = Some(keys[0].as_str());
+    let busy = queue(&app, first, &python("import time\ntime.sleep(8)")).await;
+    until_running(&app, first, &busy).await;
     let one = python("print(1)");
     for _ in 0..9 {
-        queue(&app, None, &one).await;
+        queue(&app, first, &one).await;
     }
-    let posts = (0..16).map(|_| {
-        let (client, url, body) = (
-            app.client.clone(),
-            app.url("/judge0/submissions"),
-            one.clone(),
-        );
-        tokio::spawn(async move {
-            let response = client.post(url).json(&body).send().await.unwrap();
-            let status = response.status().as_u16();
-            (status, response.json::<Value>().await.unwrap())
+    let posts: Vec<_> = keys
+        .iter()
+        .map(|key| {
+            let request = app
+                .client
+                .post(app.url("/judge0/submissions"))
+                .bearer_auth(key)
+                .json(&one);
+            tokio::spawn(async move {
+                let response = request.send().await.unwrap();
+                let status = response.status().as_u16();
+                (status, response.json::<Value>().await.unwrap())
+            })
         })
-    });
+        .collect();
     let mut answers = Vec::new();
-    for post in posts.collect::<Vec<_>>() {
+    for post in posts {
         answers.push(post.await.unwrap());
     }
     let queued = answers.iter().filter(|(status, _)| *status == 201).count();
