@@ -526,6 +526,37 @@ mod tests {
     }
 
     #[test]
+    fn only_keys_off_or_a_key_granted_judge0_all_reaches_every_submission() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keys");
+        std::fs::write(&file, "auditor judge0:all\nteacher run,judge0\n").unwrap();
+        let gate = Gate::new(&FrontDoor {
+            api_keys: vec![Secret("plain".into())],
+            api_keys_file: Some(file),
+            ..FrontDoor::default()
+        })
+        .unwrap();
+        let reach = |key: &str| {
+            let key = headers(&[("x-api-key", key)]);
+            gate.enter(Route::Judge0, false, &key, None).unwrap().reach
+        };
+        assert_eq!(reach("auditor"), Reach::Every);
+        assert_eq!(reach("teacher"), Reach::Own);
+        assert_eq!(reach("plain"), Reach::Own);
+        // The grant is Judge0's routes and no other.
+        let auditor = headers(&[("x-api-key", "auditor")]);
+        assert_eq!(
+            gate.enter(Route::Run, false, &auditor, None).unwrap_err(),
+            Refused::NotAllowed("run")
+        );
+        let open = Gate::new(&FrontDoor::default()).unwrap();
+        let caller = open
+            .enter(Route::Judge0, false, &headers(&[]), None)
+            .unwrap();
+        assert_eq!(caller.reach, Reach::Every);
+    }
+
+    #[test]
     fn a_bad_keys_file_is_refused_naming_the_line() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("keys");

@@ -815,6 +815,114 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_clients_scope_reaches_its_own_rows_only() {
+        let (store, _dir) = sqlite().await;
+        put(&store, &[("mine".into(), "{}".into())]).await;
+        let b = &[("theirs".into(), "{}".into())];
+        store.insert("b", b, &ROOMY).await.unwrap().unwrap();
+        let a = Scope::Client("a");
+        assert!(store.get("mine", a).await.unwrap().is_some());
+        assert_eq!(store.get("theirs", a).await.unwrap(), None);
+        let both = ["mine".to_string(), "theirs".to_string()];
+        let seen = store.get_many(&both, a).await.unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(store.get_many(&both, Scope::Every).await.unwrap().len(), 2);
+        // Another's queued row is missing to it, not busy; its own is busy.
+        assert_eq!(store.delete("theirs", a).await.unwrap(), Deleted::Missing);
+        assert_eq!(store.delete("mine", a).await.unwrap(), Deleted::Busy(1));
+    }
+
+    #[tokio::test]
+    async fn an_insert_past_a_bound_is_refused_naming_it_and_stores_nothing() {
+        let (store, _dir) = sqlite().await;
+        let bounds = Bounds {
+            queue: 3,
+            client_queue: 2,
+            stored: 4,
+            client_stored: 3,
+            bytes: 100,
+            client_bytes: 60,
+        };
+        let rows = |n: usize, size: usize| -> Vec<(String, String)> {
+            (0..n)
+                .map(|_| (uuid::Uuid::new_v4().to_string(), "x".repeat(size)))
+                .collect()
+        };
+        let insert = |client: &'static str, rows: Vec<(String, String)>| {
+            let store = store.clone();
+            async move { store.insert(client, &rows, &bounds).await.unwrap() }
+        };
+        assert_eq!(insert("a", rows(4, 1)).await, Err(Full::Queue));
+        assert_eq!(insert("a", rows(2, 1)).await, Ok(()));
+        assert_eq!(insert("a", rows(1, 1)).await, Err(Full::ClientQueue(2)));
+        assert_eq!(insert("b", rows(1, 61)).await, Err(Full::ClientBytes(60)));
+        assert_eq!(insert("b", rows(1, 40)).await, Ok(()));
+        // Three queued: the queue is full; a run leaves room in it, and
+        // its result's bytes are counted.
+        let worker = worker("w", "1");
+        let run_one = || async {
+            let claimed = store.claim(&worker, LEASE).await.unwrap().unwrap();
+            store
+                .finish(claimed.id, &worker, Judge0Status::Accepted, "{}")
+                .await
+                .unwrap();
+        };
+        run_one().await;
+        assert_eq!(insert("c", rows(1, 60)).await, Err(Full::Bytes(100)));
+        assert_eq!(insert("c", rows(1, 1)).await, Ok(()));
+        run_one().await;
+        assert_eq!(insert("c", rows(1, 1)).await, Err(Full::Rows(4)));
+        // Refused inserts stored nothing.
+        let all = usage(&mut store.pool.acquire().await.unwrap(), None)
+            .await
+            .unwrap();
+        assert_eq!((all.rows, all.bytes, all.queued), (4, 47, 2));
+    }
+
+    #[tokio::test]
+    async fn claims_take_turns_across_clients_oldest_first_within_each() {
+        let (store, _dir) = sqlite().await;
+        let row = |token: &str| (token.to_string(), "{}".to_string());
+        store
+            .insert("a", &[row("a1"), row("a2"), row("a3")], &ROOMY)
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .insert("b", &[row("b1"), row("b2")], &ROOMY)
+            .await
+            .unwrap()
+            .unwrap();
+        let w = worker("w", "1");
+        let mut order = Vec::new();
+        while let Some(claimed) = store.claim(&w, LEASE).await.unwrap() {
+            order.push(claimed.token.clone());
+            // Finished at once: turns, not the count running, decide.
+            store
+                .finish(claimed.id, &w, Judge0Status::Accepted, "{}")
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert_eq!(order, ["a1", "b1", "a2", "b2", "a3"]);
+        // With claims held, the client with fewer running goes first.
+        store
+            .insert("a", &[row("a4"), row("a5")], &ROOMY)
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .insert("b", &[row("b3")], &ROOMY)
+            .await
+            .unwrap()
+            .unwrap();
+        let first = store.claim(&w, LEASE).await.unwrap().unwrap();
+        let second = store.claim(&w, LEASE).await.unwrap().unwrap();
+        let third = store.claim(&w, LEASE).await.unwrap().unwrap();
+        assert_eq!([first.token, second.token, third.token], ["b3", "a4", "a5"]);
+    }
+
+    #[tokio::test]
     async fn a_url_of_another_database_is_refused() {
         let err = Store::open("mysql://x").await.unwrap_err();
         assert!(
