@@ -6,6 +6,13 @@
 //! HTTP side (`api::judge0`) reads it back and writes it with [`render`];
 //! its statuses are [`status`]'s.
 //!
+//! Each submission keeps the client that queued it: with keys on, a key
+//! reaches only its own ([`Scope`]); a client may hold only its share of
+//! the queue and of the store, counted inside the insert's transaction
+//! ([`Bounds`]); and workers take turns across clients (the oldest of the
+//! least-served client's submissions), while all of them run as one
+//! client of the run slots, `judge0-workers`.
+//!
 //! A claim is a lease the worker renews; when its holder dies (`kill -9`)
 //! the claim is taken back: at once by the same instance's next life, or
 //! by any service once the lease has run out. A submission is run again

@@ -8,7 +8,9 @@
 //! write of its result is fenced by the claim, so a worker that lost its
 //! claim cannot overwrite another's result. In PostgreSQL, workers of
 //! several services claim with `FOR UPDATE SKIP LOCKED`; SQLite serialises
-//! writers itself. A row read back is decoded into a [`Found`]; one that
+//! writers itself. Each row keeps its client and its bytes; inserts are
+//! held to [`Bounds`] inside their transaction, reads and deletes to a
+//! [`Scope`]. A row read back is decoded into a [`Found`]; one that
 //! cannot be is [`Unreadable`], a data error rather than the database's.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
