@@ -21,6 +21,7 @@ use super::answer;
 use super::answer::{REQUEST_ID_HEADER, new_request_id};
 use crate::job::{Field, JobError};
 use crate::judge0::Judge0Error;
+use crate::judge0::store::Full;
 use crate::language::Lookup;
 use crate::runner::RunError;
 use crate::text::clip;
@@ -97,6 +98,15 @@ pub(crate) enum ApiError {
     /// Judge0's queue of stored submissions is full (Judge0's words).
     #[error("queue is full")]
     QueueFull,
+    /// A client has its share of Judge0's queue waiting already.
+    #[error("{0}")]
+    ClientQueueFull(String),
+    /// A client's stored Judge0 submissions are at their bound.
+    #[error("{0}")]
+    ClientStorageFull(String),
+    /// Judge0's stored submissions are at their bound.
+    #[error("{0}")]
+    StorageFull(String),
     /// Judge0's submissions database failed.
     #[error("the submissions database failed: {0}")]
     StoreFailed(String),
@@ -144,7 +154,8 @@ impl ApiError {
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::LengthRequired => "length_required",
             ApiError::TooManyConnections { .. } => "too_many_connections",
-            ApiError::QueueFull => "queue_full",
+            ApiError::QueueFull | ApiError::ClientQueueFull(_) => "queue_full",
+            ApiError::ClientStorageFull(_) | ApiError::StorageFull(_) => "storage_full",
             ApiError::StoreFailed(_) => "store_failed",
             ApiError::NotStored => "not_stored",
         }
@@ -177,9 +188,11 @@ impl ApiError {
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::RateLimited { .. } | ApiError::TooManyConnections { .. } => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            ApiError::RateLimited { .. }
+            | ApiError::TooManyConnections { .. }
+            | ApiError::ClientQueueFull(_)
+            | ApiError::ClientStorageFull(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::StorageFull(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::LengthRequired => StatusCode::LENGTH_REQUIRED,
         }
     }
@@ -193,6 +206,7 @@ impl ApiError {
             | ApiError::BodiesBusy
             | ApiError::ShuttingDown
             | ApiError::QueueFull
+            | ApiError::ClientQueueFull(_)
             | ApiError::TooManyConnections { .. } => {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
             }
@@ -292,7 +306,16 @@ impl ApiError {
     /// and an internal fault are logged here, with `request_id`.
     pub(crate) fn from_judge0(e: Judge0Error, request_id: &str) -> ApiError {
         match e {
-            Judge0Error::QueueFull => ApiError::QueueFull,
+            Judge0Error::Full(Full::Queue) => ApiError::QueueFull,
+            Judge0Error::Full(full @ Full::ClientQueue(_)) => {
+                ApiError::ClientQueueFull(full.to_string())
+            }
+            Judge0Error::Full(full @ (Full::ClientRows(_) | Full::ClientBytes(_))) => {
+                ApiError::ClientStorageFull(full.to_string())
+            }
+            Judge0Error::Full(full @ (Full::Rows(_) | Full::Bytes(_))) => {
+                ApiError::StorageFull(full.to_string())
+            }
             Judge0Error::NotStored => ApiError::NotStored,
             Judge0Error::Store(e) => {
                 tracing::error!(%request_id, error = %e, "judge0: the submissions database failed");

@@ -82,10 +82,21 @@ pub(crate) enum Refused {
 type Limiter =
     RateLimiter<Client, DefaultKeyedStateStore<Client>, DefaultClock, StateInformationMiddleware>;
 
-/// A key as held: its SHA-256 (the key itself is not kept) and routes.
+/// Whose stored Judge0 submissions a caller reads and deletes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reach {
+    /// Its own only: a key's (another key's token is unknown to it).
+    Own,
+    /// Every one: keys are off, or the key is granted `judge0:all`.
+    Every,
+}
+
+/// A key as held: its SHA-256 (the key itself is not kept), routes, and
+/// whose Judge0 submissions it reaches.
 #[derive(Debug, Clone)]
 struct Key {
     routes: Vec<Route>,
+    reach: Reach,
 }
 
 /// SHA-256 of each key, with what it may use.
@@ -132,6 +143,8 @@ pub(crate) struct Caller {
     /// The key's id (`key:` and the start of its hash) or the peer's
     /// address (`ip:…`): the client for fairness and rate limits.
     pub(crate) client: Client,
+    /// Whose stored Judge0 submissions it reaches.
+    pub(crate) reach: Reach,
     /// The rate limit's state after this request, for its headers.
     rate: Option<Rate>,
 }
@@ -152,8 +165,13 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A key of a keys file: its SHA-256 and the routes it may use.
-type FileKey = ([u8; 32], Vec<Route>);
+/// A key of a keys file: its SHA-256, the routes it may use, and whose
+/// Judge0 submissions it reaches.
+type FileKey = ([u8; 32], Vec<Route>, Reach);
+
+/// The grant of a keys file's route list that lets a key use Judge0's
+/// routes and read and delete every key's submissions, not only its own.
+const JUDGE0_ALL: &str = "judge0:all";
 
 /// Reads a keys file (see `api_keys_file`); errors name the line.
 #[cfg(test)]
@@ -185,18 +203,28 @@ fn parse_keys_file(path: &Path, text: &str) -> Result<Vec<FileKey>, String> {
             })?,
             None => sha256(key),
         };
-        let routes = match words.next() {
+        let list = words.next();
+        let reach = if list.is_some_and(|list| list.split(',').any(|w| w == JUDGE0_ALL)) {
+            Reach::Every
+        } else {
+            Reach::Own
+        };
+        let routes = match list {
             None => default_routes(),
             Some(list) => list
                 .split(',')
                 .map(|name| {
-                    Route::parse(name).ok_or_else(|| {
-                        format!(
-                            "{} line {}: unknown route `{name}` (run, piston, judge0, probes, metrics)",
-                            path.display(),
-                            n + 1
-                        )
-                    })
+                    let route = match name {
+                        JUDGE0_ALL => Some(Route::Judge0),
+                        name => Route::parse(name),
+                    };
+                    route.ok_or_else(|| {
+                            format!(
+                                "{} line {}: unknown route `{name}` (run, piston, judge0, judge0:all, probes, metrics)",
+                                path.display(),
+                                n + 1
+                            )
+                        })
                 })
                 .collect::<Result<_, _>>()?,
         };
@@ -207,7 +235,7 @@ fn parse_keys_file(path: &Path, text: &str) -> Result<Vec<FileKey>, String> {
                 n + 1
             ));
         }
-        keys.push((hash, routes));
+        keys.push((hash, routes, reach));
     }
     Ok(keys)
 }
@@ -243,7 +271,7 @@ impl KeysFile {
         keys.extend(
             listed
                 .into_iter()
-                .map(|(hash, routes)| (hash, Key { routes })),
+                .map(|(hash, routes, reach)| (hash, Key { routes, reach })),
         );
         keys
     }
@@ -263,6 +291,7 @@ impl Gate {
                 sha256(key),
                 Key {
                     routes: default_routes(),
+                    reach: Reach::Own,
                 },
             );
         }
@@ -308,11 +337,12 @@ impl Gate {
     ) -> Result<Caller, Refused> {
         let presented = presented_key(headers);
         let keys = self.keys();
-        let client: Client = match (route, &self.metrics_key, presented) {
+        let (client, reach): (Client, Reach) = match (route, &self.metrics_key, presented) {
             (Route::Metrics, Some(wanted), Some(key)) => {
                 if &sha256(key) == wanted {
                     return Ok(Caller {
                         client: Arc::from("metrics"),
+                        reach: Reach::Own,
                         rate: None,
                     });
                 }
@@ -322,10 +352,13 @@ impl Gate {
                 return Err(Refused::BadKey);
             }
             (Route::Metrics, Some(_), None) => return Err(Refused::NoKey),
-            _ if !self.keys_on => Arc::from(peer.map_or_else(
-                || "ip:unknown".to_string(),
-                |p| format!("ip:{}", peer_of(p.0.ip())),
-            )),
+            _ if !self.keys_on => (
+                Arc::from(peer.map_or_else(
+                    || "ip:unknown".to_string(),
+                    |p| format!("ip:{}", peer_of(p.0.ip())),
+                )),
+                Reach::Every,
+            ),
             (_, _, None) => return Err(Refused::NoKey),
             (_, _, Some(key)) => {
                 let hash = sha256(key);
@@ -333,14 +366,18 @@ impl Gate {
                 if !known.routes.contains(&route) {
                     return Err(Refused::NotAllowed(route.name()));
                 }
-                Arc::from(format!("key:{}", &hex(&hash)[..12]))
+                (Arc::from(format!("key:{}", &hex(&hash)[..12])), known.reach)
             }
         };
         let rate = match (&self.limiter, runs) {
             (Some((limiter, per_minute)), true) => Some(rate(limiter, *per_minute, &client)?),
             _ => None,
         };
-        Ok(Caller { client, rate })
+        Ok(Caller {
+            client,
+            reach,
+            rate,
+        })
     }
 
     /// The keys as last read.
@@ -633,6 +670,37 @@ mod tests {
             .unwrap_err(),
             Refused::BadKey
         );
+    }
+
+    #[test]
+    fn only_keys_off_or_a_key_granted_judge0_all_reaches_every_submission() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keys");
+        std::fs::write(&file, "auditor judge0:all\nteacher run,judge0\n").unwrap();
+        let gate = Gate::new(&FrontDoor {
+            api_keys: vec![Secret("plain".into())],
+            api_keys_file: Some(file),
+            ..FrontDoor::default()
+        })
+        .unwrap();
+        let reach = |key: &str| {
+            let key = headers(&[("x-api-key", key)]);
+            gate.enter(Route::Judge0, false, &key, None).unwrap().reach
+        };
+        assert_eq!(reach("auditor"), Reach::Every);
+        assert_eq!(reach("teacher"), Reach::Own);
+        assert_eq!(reach("plain"), Reach::Own);
+        // The grant is Judge0's routes and no other.
+        let auditor = headers(&[("x-api-key", "auditor")]);
+        assert_eq!(
+            gate.enter(Route::Run, false, &auditor, None).unwrap_err(),
+            Refused::NotAllowed("run")
+        );
+        let open = Gate::new(&FrontDoor::default()).unwrap();
+        let caller = open
+            .enter(Route::Judge0, false, &headers(&[]), None)
+            .unwrap();
+        assert_eq!(caller.reach, Reach::Every);
     }
 
     #[test]

@@ -28,6 +28,30 @@ pub struct Judge0Config {
     /// full`). Default `100` (Judge0's).
     #[validate(range(min = 1, max = 1_000_000))]
     pub max_queue: usize,
+    /// Submissions one client (an API key, or a peer address when keys are
+    /// off) may have waiting (beyond: 429). Default: a quarter of
+    /// `max_queue`, rounded up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[validate(range(min = 1, max = 1_000_000))]
+    pub client_max_queue: Option<usize>,
+    /// Most submissions stored, queued or finished (beyond: 507).
+    /// Default `100000`.
+    #[validate(range(min = 1, max = 100_000_000))]
+    pub max_stored: usize,
+    /// Most bytes the stored submissions may hold, their requests and
+    /// results (beyond: 507). Default `1073741824` (1 GiB).
+    #[validate(range(min = 1_048_576_u64, max = 1_099_511_627_776_u64))]
+    pub max_stored_bytes: u64,
+    /// Submissions one client may have stored (beyond: 429). Default: a
+    /// quarter of `max_stored`, rounded up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[validate(range(min = 1, max = 100_000_000))]
+    pub client_max_stored: Option<usize>,
+    /// Bytes one client's stored submissions may hold (beyond: 429).
+    /// Default: a quarter of `max_stored_bytes`, rounded up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[validate(range(min = 1, max = 1_099_511_627_776_u64))]
+    pub client_max_stored_bytes: Option<u64>,
     /// Most submissions in one batch. Default `20` (Judge0's).
     #[validate(range(min = 1, max = 1000))]
     pub max_batch: usize,
@@ -53,6 +77,11 @@ impl Default for Judge0Config {
             keep_results_s: 7 * 24 * 3600,
             workers: 0,
             max_queue: 100,
+            client_max_queue: None,
+            max_stored: 100_000,
+            max_stored_bytes: 1 << 30,
+            client_max_stored: None,
+            client_max_stored_bytes: None,
             max_batch: 20,
             callback_hosts: Vec::new(),
             callback_tries: 3,
@@ -98,6 +127,27 @@ impl Judge0Config {
     /// Longest a `wait=true` request waits for its result.
     pub fn wait_timeout(&self) -> Duration {
         Duration::from_millis(self.wait_timeout_ms)
+    }
+
+    /// The submissions one client may have waiting.
+    pub fn client_queue(&self) -> usize {
+        (self.client_max_queue)
+            .unwrap_or(self.max_queue.div_ceil(4))
+            .min(self.max_queue)
+    }
+
+    /// The submissions one client may have stored.
+    pub fn client_stored(&self) -> usize {
+        (self.client_max_stored)
+            .unwrap_or(self.max_stored.div_ceil(4))
+            .min(self.max_stored)
+    }
+
+    /// The bytes one client's stored submissions may hold.
+    pub fn client_stored_bytes(&self) -> u64 {
+        (self.client_max_stored_bytes)
+            .unwrap_or(self.max_stored_bytes.div_ceil(4))
+            .min(self.max_stored_bytes)
     }
 
     /// The workers taking queued submissions: `workers`, or one per run

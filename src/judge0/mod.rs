@@ -6,6 +6,13 @@
 //! HTTP side (`api::judge0`) reads it back and writes it with [`render`];
 //! its statuses are [`status`]'s.
 //!
+//! Each submission keeps the client that queued it: with keys on, a key
+//! reaches only its own ([`Scope`]); a client may hold only its share of
+//! the queue and of the store, counted inside the insert's transaction
+//! ([`Bounds`]); and workers take turns across clients (the oldest of the
+//! least-served client's submissions), while all of them run as one
+//! client of the run slots, `judge0-workers`.
+//!
 //! A claim is a lease the worker renews; when its holder dies (`kill -9`)
 //! the claim is taken back: at once by the same instance's next life, or
 //! by any service once the lease has run out. A submission is run again
@@ -32,7 +39,9 @@ use crate::runner::{RunError, Runner};
 use callback::Caller;
 use render::{Fields, Record, SubmissionView};
 use request::{Allowances, Errors, Submission};
-use store::{Claimed, Deleted, Found, Store, StoreError, Unreadable, Worker, now_ms};
+use store::{
+    Bounds, Claimed, Deleted, Found, Full, Scope, Store, StoreError, Unreadable, Worker, now_ms,
+};
 use verdict::Judged;
 
 /// How long a claim holds unless renewed.
@@ -52,8 +61,9 @@ const DOCKER_PATIENCE: Duration = Duration::from_secs(60);
 /// Why a Judge0 call could not be served (the service's trouble).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub(crate) enum Judge0Error {
-    #[error("queue is full")]
-    QueueFull,
+    /// Storing them would pass a bound of the queue or the store.
+    #[error(transparent)]
+    Full(#[from] Full),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A stored submission cannot be decoded: the service's fault, not
@@ -140,16 +150,14 @@ impl<R: Runner> Judge0<R> {
         self.store.as_ref().ok_or(Judge0Error::NotStored)
     }
 
-    /// Queues `submissions`, all or none; their tokens, in order.
+    /// Queues `client`'s `submissions`, all or none, within the queue's
+    /// and the store's bounds; their tokens, in order.
     pub(crate) async fn enqueue(
         &self,
+        client: &Client,
         submissions: &[Submission],
     ) -> Result<Vec<String>, Judge0Error> {
         let store = self.store()?;
-        let queued = store.queued().await?;
-        if queued as usize + submissions.len() > self.settings.max_queue {
-            return Err(Judge0Error::QueueFull);
-        }
         let rows: Vec<(String, String)> = submissions
             .iter()
             .map(|s| {
@@ -157,25 +165,33 @@ impl<R: Runner> Judge0<R> {
                 (uuid::Uuid::new_v4().to_string(), request)
             })
             .collect();
-        store.insert(&rows).await?;
+        store
+            .insert(client, &rows, &Bounds::of(&self.settings))
+            .await??;
         self.wake.notify_waiters();
         Ok(rows.into_iter().map(|(token, _)| token).collect())
     }
 
-    /// The submission `token`, if stored.
-    pub(crate) async fn find(&self, token: &str) -> Result<Option<Found>, Judge0Error> {
-        match self.store()?.get(token).await? {
+    /// The submission `token`, if stored and `scope` reaches it.
+    pub(crate) async fn find(
+        &self,
+        token: &str,
+        scope: Scope<'_>,
+    ) -> Result<Option<Found>, Judge0Error> {
+        match self.store()?.get(token, scope).await? {
             Some(stored) => Ok(Some(Found::read(stored)?)),
             None => Ok(None),
         }
     }
 
-    /// The submissions of `tokens`, in their order (`None` for unknown ones).
+    /// The submissions of `tokens`, in their order (`None` for unknown
+    /// ones and those `scope` does not reach).
     pub(crate) async fn find_many(
         &self,
         tokens: &[String],
+        scope: Scope<'_>,
     ) -> Result<Vec<Option<Found>>, Judge0Error> {
-        let mut found = self.store()?.get_many(tokens).await?;
+        let mut found = self.store()?.get_many(tokens, scope).await?;
         let mut out = Vec::with_capacity(tokens.len());
         for token in tokens {
             match found.iter().position(|s| &s.token == token) {
@@ -186,20 +202,25 @@ impl<R: Runner> Judge0<R> {
         Ok(out)
     }
 
-    /// Deletes a finished submission.
-    pub(crate) async fn delete(&self, token: &str) -> Result<Result<Found, Deleted>, Judge0Error> {
-        match self.store()?.delete(token).await? {
+    /// Deletes a finished submission `scope` reaches.
+    pub(crate) async fn delete(
+        &self,
+        token: &str,
+        scope: Scope<'_>,
+    ) -> Result<Result<Found, Deleted>, Judge0Error> {
+        match self.store()?.delete(token, scope).await? {
             Deleted::Gone(stored) => Ok(Ok(Found::read(stored)?)),
             other => Ok(Err(other)),
         }
     }
 
-    /// Waits (polling) until `token` has finished, for at most the
-    /// configured `wait_timeout`; its state then, finished or not.
+    /// Waits (polling) until `token`, just queued by its caller, has
+    /// finished, for at most the configured `wait_timeout`; its state then,
+    /// finished or not.
     pub(crate) async fn wait(&self, token: &str) -> Result<Option<Found>, Judge0Error> {
         let deadline = Instant::now() + self.settings.wait_timeout();
         loop {
-            let found = self.find(token).await?;
+            let found = self.find(token, Scope::Every).await?;
             let done = found.as_ref().is_none_or(|f| f.status.finished());
             if done || Instant::now() >= deadline {
                 return Ok(found);

@@ -310,11 +310,26 @@ impl Checker {
             .text(body, "additional_files")
             .filter(|s| !s.is_empty())
             .map(|s| decode_lenient(&s));
+        let most = allow.bounds.max_code_bytes;
+        let files = additional_files.as_deref();
+        self.at_most("additional_files", files, most, "requests.max_code_bytes");
         Options {
             compiler_options,
             command_line_arguments,
             callback_url,
             additional_files,
+        }
+    }
+
+    /// A stored field's bytes within `limit`: what is kept as sent is
+    /// bounded as what it stands for is (security review 3, M4).
+    fn at_most(&mut self, field: &str, value: Option<&[u8]>, limit: usize, what: &str) {
+        if let Some(value) = value.filter(|v| v.len() > limit) {
+            let got = value.len();
+            self.add(
+                field,
+                format!("is {got} bytes, more than the limit of {limit} bytes ({what})"),
+            );
         }
     }
 
@@ -446,6 +461,14 @@ impl Submission {
         let redirect = c.flag(body, "redirect_stderr_to_stdout");
         let stdin = bytes(&mut c, "stdin");
         let expected_output = bytes(&mut c, "expected_output");
+        let most = allow.bounds.max_stdin_bytes;
+        let expected = expected_output.as_deref();
+        c.at_most(
+            "expected_output",
+            expected,
+            most,
+            "requests.max_stdin_bytes",
+        );
         if !c.errors.is_empty() {
             return Err(c.errors);
         }

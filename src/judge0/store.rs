@@ -8,7 +8,9 @@
 //! write of its result is fenced by the claim, so a worker that lost its
 //! claim cannot overwrite another's result. In PostgreSQL, workers of
 //! several services claim with `FOR UPDATE SKIP LOCKED`; SQLite serialises
-//! writers itself. A row read back is decoded into a [`Found`]; one that
+//! writers itself. Each row keeps its client and its bytes; inserts are
+//! held to [`Bounds`] inside their transaction, reads and deletes to a
+//! [`Scope`]. A row read back is decoded into a [`Found`]; one that
 //! cannot be is [`Unreadable`], a data error rather than the database's.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -19,6 +21,7 @@ use sqlx::{AnyPool, AssertSqlSafe, Row};
 use super::request::Submission;
 use super::status::Judge0Status;
 use super::verdict::Judged;
+use crate::config::Judge0Config;
 
 /// A failure of the database, described.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -132,6 +135,167 @@ impl Found {
     }
 }
 
+/// The key of PostgreSQL's advisory lock that inserts take, so that each
+/// counts and inserts alone ("judge0" in ASCII).
+const INSERT_LOCK: i64 = 0x6a75_6467_6530;
+
+/// What the store may hold, checked at each insert: submissions queued,
+/// stored (queued or finished) and their bytes, in all and per client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Bounds {
+    pub(crate) queue: usize,
+    pub(crate) client_queue: usize,
+    pub(crate) stored: usize,
+    pub(crate) client_stored: usize,
+    pub(crate) bytes: u64,
+    pub(crate) client_bytes: u64,
+}
+
+/// The bound an insert would pass: the queue's, then the store's; the
+/// whole's before a client's share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Full {
+    #[error(
+        "queue is full for this client: at most {0} of its submissions may wait (judge0.client_max_queue); retry when one has run"
+    )]
+    ClientQueue(usize),
+    #[error("queue is full")]
+    Queue,
+    #[error(
+        "this client has {0} submissions stored, the most it may (judge0.client_max_stored); delete finished ones or wait until they expire"
+    )]
+    ClientRows(usize),
+    #[error(
+        "this client's stored submissions would hold more than {0} bytes (judge0.client_max_stored_bytes); delete finished ones or wait until they expire"
+    )]
+    ClientBytes(u64),
+    #[error(
+        "the submissions database holds {0} submissions, the most it may (judge0.max_stored); retry later"
+    )]
+    Rows(usize),
+    #[error(
+        "the submissions database would hold more than {0} bytes (judge0.max_stored_bytes); retry later"
+    )]
+    Bytes(u64),
+}
+
+/// Rows, bytes and queued rows: of one client, of all, or to be added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Usage {
+    rows: i64,
+    bytes: i64,
+    queued: i64,
+}
+
+impl Bounds {
+    /// The bounds of the `[judge0]` settings.
+    pub(crate) fn of(settings: &Judge0Config) -> Bounds {
+        Bounds {
+            queue: settings.max_queue,
+            client_queue: settings.client_queue(),
+            stored: settings.max_stored,
+            client_stored: settings.client_stored(),
+            bytes: settings.max_stored_bytes,
+            client_bytes: settings.client_stored_bytes(),
+        }
+    }
+
+    /// Whether `adding` keeps a client using `mine`, of `all`, within
+    /// every bound; the first it would pass otherwise.
+    fn admit(&self, mine: &Usage, all: &Usage, adding: &Usage) -> Result<(), Full> {
+        let over = |used: i64, cap: u64| used.max(0) as u64 > cap;
+        let checks = [
+            (all.queued + adding.queued, self.queue as u64, Full::Queue),
+            (
+                mine.queued + adding.queued,
+                self.client_queue as u64,
+                Full::ClientQueue(self.client_queue),
+            ),
+            (
+                all.rows + adding.rows,
+                self.stored as u64,
+                Full::Rows(self.stored),
+            ),
+            (
+                all.bytes + adding.bytes,
+                self.bytes,
+                Full::Bytes(self.bytes),
+            ),
+            (
+                mine.rows + adding.rows,
+                self.client_stored as u64,
+                Full::ClientRows(self.client_stored),
+            ),
+            (
+                mine.bytes + adding.bytes,
+                self.client_bytes,
+                Full::ClientBytes(self.client_bytes),
+            ),
+        ];
+        match checks.into_iter().find(|(used, cap, _)| over(*used, *cap)) {
+            Some((_, _, full)) => Err(full),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What `client` (or, with `None`, every client) holds in the store.
+async fn usage(conn: &mut sqlx::AnyConnection, client: Option<&str>) -> Result<Usage, sqlx::Error> {
+    let only = if client.is_some() {
+        " WHERE client = $2"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(bytes), 0) AS BIGINT) AS b, \
+         CAST(COALESCE(SUM(CASE WHEN status_id = $1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS q \
+         FROM judge0_submissions{only}"
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql)).bind(Judge0Status::InQueue.id());
+    if let Some(client) = client {
+        query = query.bind(client);
+    }
+    let row = query.fetch_one(conn).await?;
+    Ok(Usage {
+        rows: row.try_get("n")?,
+        bytes: row.try_get("b")?,
+        queued: row.try_get("q")?,
+    })
+}
+
+/// Whose submissions a read or a delete reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope<'a> {
+    /// Every client's: keys are off, or the key is granted `judge0:all`.
+    Every,
+    /// One client's only; another's is as if it did not exist.
+    Client(&'a str),
+}
+
+impl<'a> Scope<'a> {
+    /// The condition it adds to a query whose next parameter is `$n`.
+    fn clause(self, n: usize) -> String {
+        match self {
+            Scope::Every => String::new(),
+            Scope::Client(_) => format!(" AND client = ${n}"),
+        }
+    }
+
+    /// Binds the parameter of [`Scope::clause`], if any.
+    fn bind<'q>(
+        self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>
+    where
+        'a: 'q,
+    {
+        match self {
+            Scope::Every => query,
+            Scope::Client(client) => query.bind(client),
+        }
+    }
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
@@ -189,36 +353,64 @@ impl Store {
         Ok(Store { pool, backend })
     }
 
-    /// Queues submissions (token, request JSON), all or none.
-    pub(crate) async fn insert(&self, rows: &[(String, String)]) -> Result<(), StoreError> {
+    /// Queues `client`'s submissions (token, request JSON), all or none,
+    /// if that keeps the store within `bounds`; otherwise the bound it
+    /// would pass. The bounds are read inside the insert's transaction,
+    /// which holds the database's write lock (SQLite's `BEGIN IMMEDIATE`)
+    /// or the inserts' advisory lock (PostgreSQL) from the count to the
+    /// commit, so concurrent inserts cannot overshoot them together.
+    pub(crate) async fn insert(
+        &self,
+        client: &str,
+        rows: &[(String, String)],
+        bounds: &Bounds,
+    ) -> Result<Result<(), Full>, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("SELECT 1 AS locked FROM (SELECT pg_advisory_xact_lock($1)) AS l")
+                    .bind(INSERT_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                tx
+            }
+        };
+        let adding = Usage {
+            rows: rows.len() as i64,
+            bytes: rows.iter().map(|(_, r)| r.len() as i64).sum(),
+            queued: rows.len() as i64,
+        };
+        let mine = usage(&mut tx, Some(client)).await?;
+        let all = usage(&mut tx, None).await?;
+        if let Err(full) = bounds.admit(&mine, &all, &adding) {
+            tx.rollback().await?;
+            return Ok(Err(full));
+        }
         for (token, request) in rows {
             sqlx::query(
-                "INSERT INTO judge0_submissions (token, status_id, request, created_at) VALUES ($1, $2, $3, $4)",
+                "INSERT INTO judge0_submissions (token, status_id, request, created_at, client, bytes) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(token)
             .bind(Judge0Status::InQueue.id())
             .bind(request)
             .bind(now)
+            .bind(client)
+            .bind(request.len() as i64)
             .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(Ok(()))
     }
 
-    /// How many submissions wait in the queue.
-    pub(crate) async fn queued(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM judge0_submissions WHERE status_id = $1")
-            .bind(Judge0Status::InQueue.id())
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get("n")?)
-    }
-
-    /// Claims the oldest queued submission for `worker`, until `lease`
-    /// from now unless renewed.
+    /// Claims a queued submission for `worker`, until `lease` from now
+    /// unless renewed: the oldest of the client least served, that is with
+    /// the fewest running, then the one whose last claim is the oldest
+    /// (round-robin across clients), so that one client's queue does not
+    /// hold the others' back.
     pub(crate) async fn claim(
         &self,
         worker: &Worker,
@@ -230,8 +422,12 @@ impl Store {
         };
         let sql = format!(
             "UPDATE judge0_submissions \
-             SET status_id = $1, instance = $2, boot = $3, lease_until = $4, attempts = attempts + 1 \
-             WHERE id = (SELECT id FROM judge0_submissions WHERE status_id = $5 ORDER BY id LIMIT 1{skip_locked}) \
+             SET status_id = $1, instance = $2, boot = $3, lease_until = $4, attempts = attempts + 1, claimed_at = $6 \
+             WHERE id = (SELECT q.id FROM judge0_submissions q WHERE q.status_id = $5 \
+                 ORDER BY (SELECT COUNT(*) FROM judge0_submissions r WHERE r.client = q.client AND r.status_id = $1), \
+                   (SELECT COALESCE(MAX(c.claimed_at), 0) FROM judge0_submissions c WHERE c.client = q.client), \
+                   q.id \
+                 LIMIT 1{skip_locked}) \
                AND status_id = $5 \
              RETURNING id, token, request, attempts"
         );
@@ -241,6 +437,7 @@ impl Store {
             .bind(&worker.boot)
             .bind(now_ms() + lease.as_millis() as i64)
             .bind(Judge0Status::InQueue.id())
+            .bind(now_ms())
             .fetch_optional(&self.pool)
             .await?;
         let Some(row) = row else { return Ok(None) };
@@ -284,7 +481,8 @@ impl Store {
         result: &str,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE judge0_submissions SET status_id = $1, result = $2, finished_at = $3, lease_until = NULL \
+            "UPDATE judge0_submissions \
+             SET status_id = $1, result = $2, finished_at = $3, lease_until = NULL, bytes = bytes + $8 \
              WHERE id = $4 AND status_id = $5 AND instance = $6 AND boot = $7",
         )
         .bind(status.id())
@@ -294,6 +492,7 @@ impl Store {
         .bind(Judge0Status::Processing.id())
         .bind(&worker.instance)
         .bind(&worker.boot)
+        .bind(result.len() as i64)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -345,7 +544,7 @@ impl Store {
         .await?;
         let gave_up = sqlx::query(AssertSqlSafe(format!(
             "UPDATE judge0_submissions \
-             SET status_id = $5, result = $6, finished_at = $2, lease_until = NULL \
+             SET status_id = $5, result = $6, finished_at = $2, lease_until = NULL, bytes = bytes + $8 \
              WHERE {orphaned} AND attempts >= $7"
         )))
         .bind(Judge0Status::Processing.id())
@@ -355,6 +554,7 @@ impl Store {
         .bind(Judge0Status::InternalError.id())
         .bind(failed)
         .bind(max_attempts)
+        .bind(failed.len() as i64)
         .execute(&self.pool)
         .await?;
         Ok((requeued.rows_affected(), gave_up.rows_affected()))
@@ -370,48 +570,64 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// The submission `token`.
-    pub(crate) async fn get(&self, token: &str) -> Result<Option<Stored>, StoreError> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {STORED_COLUMNS} FROM judge0_submissions WHERE token = $1"
-        )))
-        .bind(token)
-        .fetch_optional(&self.pool)
-        .await?;
+    /// The submission `token`, if `scope` reaches it.
+    pub(crate) async fn get(
+        &self,
+        token: &str,
+        scope: Scope<'_>,
+    ) -> Result<Option<Stored>, StoreError> {
+        let sql = format!(
+            "SELECT {STORED_COLUMNS} FROM judge0_submissions WHERE token = $1{}",
+            scope.clause(2)
+        );
+        let query = sqlx::query(AssertSqlSafe(sql)).bind(token);
+        let row = scope.bind(query).fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(stored).transpose()?)
     }
 
-    /// The submissions of `tokens` that exist, in no particular order.
-    pub(crate) async fn get_many(&self, tokens: &[String]) -> Result<Vec<Stored>, StoreError> {
+    /// The submissions of `tokens` that exist and `scope` reaches, in no
+    /// particular order.
+    pub(crate) async fn get_many(
+        &self,
+        tokens: &[String],
+        scope: Scope<'_>,
+    ) -> Result<Vec<Stored>, StoreError> {
         if tokens.is_empty() {
             return Ok(Vec::new());
         }
         let marks: Vec<String> = (1..=tokens.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
-            "SELECT {STORED_COLUMNS} FROM judge0_submissions WHERE token IN ({})",
-            marks.join(", ")
+            "SELECT {STORED_COLUMNS} FROM judge0_submissions WHERE token IN ({}){}",
+            marks.join(", "),
+            scope.clause(tokens.len() + 1)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for token in tokens {
             query = query.bind(token);
         }
-        let rows = query.fetch_all(&self.pool).await?;
+        let rows = scope.bind(query).fetch_all(&self.pool).await?;
         Ok(rows.iter().map(stored).collect::<Result<_, _>>()?)
     }
 
-    /// Deletes the submission `token` if it is finished.
-    pub(crate) async fn delete(&self, token: &str) -> Result<Deleted, StoreError> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "DELETE FROM judge0_submissions WHERE token = $1 AND status_id > $2 RETURNING {STORED_COLUMNS}"
-        )))
-        .bind(token)
-        .bind(Judge0Status::Processing.id())
-        .fetch_optional(&self.pool)
-        .await?;
+    /// Deletes the submission `token` if it is finished and `scope`
+    /// reaches it.
+    pub(crate) async fn delete(
+        &self,
+        token: &str,
+        scope: Scope<'_>,
+    ) -> Result<Deleted, StoreError> {
+        let sql = format!(
+            "DELETE FROM judge0_submissions WHERE token = $1 AND status_id > $2{} RETURNING {STORED_COLUMNS}",
+            scope.clause(3)
+        );
+        let query = sqlx::query(AssertSqlSafe(sql))
+            .bind(token)
+            .bind(Judge0Status::Processing.id());
+        let row = scope.bind(query).fetch_optional(&self.pool).await?;
         if let Some(row) = row {
             return Ok(Deleted::Gone(stored(&row)?));
         }
-        Ok(match self.get(token).await? {
+        Ok(match self.get(token, scope).await? {
             Some(found) => Deleted::Busy(found.status_id),
             None => Deleted::Missing,
         })
@@ -437,17 +653,32 @@ mod tests {
 
     const LEASE: Duration = Duration::from_secs(30);
 
+    /// Bounds none of these tests reaches.
+    const ROOMY: Bounds = Bounds {
+        queue: 100,
+        client_queue: 100,
+        stored: 100,
+        client_stored: 100,
+        bytes: 1 << 20,
+        client_bytes: 1 << 20,
+    };
+
+    /// Queues `rows` for the client `a`.
+    async fn put(store: &Store, rows: &[(String, String)]) {
+        store.insert("a", rows, &ROOMY).await.unwrap().unwrap();
+    }
+
     #[tokio::test]
     async fn a_submission_is_claimed_once_and_finished_once_by_its_holder() {
         let (store, _dir) = sqlite().await;
-        store
-            .insert(&[
+        put(
+            &store,
+            &[
                 ("t1".into(), "{}".into()),
                 ("t2".into(), "{\"x\":1}".into()),
-            ])
-            .await
-            .unwrap();
-        assert_eq!(store.queued().await.unwrap(), 2);
+            ],
+        )
+        .await;
         let a = worker("a", "1");
         let first = store.claim(&a, LEASE).await.unwrap().unwrap();
         assert_eq!((first.token.as_str(), first.attempts), ("t1", 1));
@@ -473,24 +704,24 @@ mod tests {
                 .await
                 .unwrap()
         );
-        let got = store.get("t1").await.unwrap().unwrap();
+        let got = store.get("t1", Scope::Every).await.unwrap().unwrap();
         assert_eq!(
             (got.status_id, got.result.as_deref()),
             (3, Some("{\"r\":1}"))
         );
         assert!(got.finished_at.unwrap() >= got.created_at);
         let many = store
-            .get_many(&["t2".into(), "nope".into(), "t1".into()])
+            .get_many(&["t2".into(), "nope".into(), "t1".into()], Scope::Every)
             .await
             .unwrap();
         assert_eq!(many.len(), 2);
-        assert_eq!(store.get("nope").await.unwrap(), None);
+        assert_eq!(store.get("nope", Scope::Every).await.unwrap(), None);
     }
 
     #[tokio::test]
     async fn an_earlier_lifes_claims_are_run_again_then_given_up() {
         let (store, _dir) = sqlite().await;
-        store.insert(&[("t".into(), "{}".into())]).await.unwrap();
+        put(&store, &[("t".into(), "{}".into())]).await;
         let before = worker("a", "old");
         store.claim(&before, LEASE).await.unwrap().unwrap();
         // Another instance's live claim is not touched.
@@ -507,7 +738,7 @@ mod tests {
             store.recover(&third, 2, "{\"gave\":1}").await.unwrap(),
             (0, 1)
         );
-        let got = store.get("t").await.unwrap().unwrap();
+        let got = store.get("t", Scope::Every).await.unwrap().unwrap();
         assert_eq!(
             (got.status_id, got.result.as_deref()),
             (Judge0Status::InternalError.id(), Some("{\"gave\":1}"))
@@ -518,10 +749,11 @@ mod tests {
     #[tokio::test]
     async fn an_expired_lease_is_taken_back_and_a_renewed_one_is_not() {
         let (store, _dir) = sqlite().await;
-        store
-            .insert(&[("t1".into(), "{}".into()), ("t2".into(), "{}".into())])
-            .await
-            .unwrap();
+        put(
+            &store,
+            &[("t1".into(), "{}".into()), ("t2".into(), "{}".into())],
+        )
+        .await;
         let a = worker("a", "1");
         let short = store.claim(&a, Duration::ZERO).await.unwrap().unwrap();
         let long = store.claim(&a, Duration::ZERO).await.unwrap().unwrap();
@@ -549,12 +781,13 @@ mod tests {
     #[tokio::test]
     async fn only_a_finished_submission_is_deleted_and_old_results_are_purged() {
         let (store, _dir) = sqlite().await;
-        store
-            .insert(&[("t1".into(), "{}".into()), ("t2".into(), "{}".into())])
-            .await
-            .unwrap();
+        put(
+            &store,
+            &[("t1".into(), "{}".into()), ("t2".into(), "{}".into())],
+        )
+        .await;
         assert_eq!(
-            store.delete("t1").await.unwrap(),
+            store.delete("t1", Scope::Every).await.unwrap(),
             Deleted::Busy(Judge0Status::InQueue.id())
         );
         let a = worker("a", "1");
@@ -563,8 +796,13 @@ mod tests {
             .finish(claimed.id, &a, Judge0Status::Accepted, "{}")
             .await
             .unwrap();
-        assert!(matches!(store.delete("t1").await.unwrap(), Deleted::Gone(s) if s.token == "t1"));
-        assert_eq!(store.delete("t1").await.unwrap(), Deleted::Missing);
+        assert!(
+            matches!(store.delete("t1", Scope::Every).await.unwrap(), Deleted::Gone(s) if s.token == "t1")
+        );
+        assert_eq!(
+            store.delete("t1", Scope::Every).await.unwrap(),
+            Deleted::Missing
+        );
         let claimed = store.claim(&a, LEASE).await.unwrap().unwrap();
         store.release(claimed.id, &a).await.unwrap();
         let claimed = store.claim(&a, LEASE).await.unwrap().unwrap();
@@ -575,7 +813,115 @@ mod tests {
             .unwrap();
         assert_eq!(store.purge(now_ms() - 60_000).await.unwrap(), 0);
         assert_eq!(store.purge(now_ms() + 1).await.unwrap(), 1);
-        assert_eq!(store.get("t2").await.unwrap(), None);
+        assert_eq!(store.get("t2", Scope::Every).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_clients_scope_reaches_its_own_rows_only() {
+        let (store, _dir) = sqlite().await;
+        put(&store, &[("mine".into(), "{}".into())]).await;
+        let b = &[("theirs".into(), "{}".into())];
+        store.insert("b", b, &ROOMY).await.unwrap().unwrap();
+        let a = Scope::Client("a");
+        assert!(store.get("mine", a).await.unwrap().is_some());
+        assert_eq!(store.get("theirs", a).await.unwrap(), None);
+        let both = ["mine".to_string(), "theirs".to_string()];
+        let seen = store.get_many(&both, a).await.unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(store.get_many(&both, Scope::Every).await.unwrap().len(), 2);
+        // Another's queued row is missing to it, not busy; its own is busy.
+        assert_eq!(store.delete("theirs", a).await.unwrap(), Deleted::Missing);
+        assert_eq!(store.delete("mine", a).await.unwrap(), Deleted::Busy(1));
+    }
+
+    #[tokio::test]
+    async fn an_insert_past_a_bound_is_refused_naming_it_and_stores_nothing() {
+        let (store, _dir) = sqlite().await;
+        let bounds = Bounds {
+            queue: 3,
+            client_queue: 2,
+            stored: 4,
+            client_stored: 3,
+            bytes: 100,
+            client_bytes: 60,
+        };
+        let rows = |n: usize, size: usize| -> Vec<(String, String)> {
+            (0..n)
+                .map(|_| (uuid::Uuid::new_v4().to_string(), "x".repeat(size)))
+                .collect()
+        };
+        let insert = |client: &'static str, rows: Vec<(String, String)>| {
+            let store = store.clone();
+            async move { store.insert(client, &rows, &bounds).await.unwrap() }
+        };
+        assert_eq!(insert("a", rows(4, 1)).await, Err(Full::Queue));
+        assert_eq!(insert("a", rows(2, 1)).await, Ok(()));
+        assert_eq!(insert("a", rows(1, 1)).await, Err(Full::ClientQueue(2)));
+        assert_eq!(insert("b", rows(1, 61)).await, Err(Full::ClientBytes(60)));
+        assert_eq!(insert("b", rows(1, 40)).await, Ok(()));
+        // Three queued: the queue is full; a run leaves room in it, and
+        // its result's bytes are counted.
+        let worker = worker("w", "1");
+        let run_one = || async {
+            let claimed = store.claim(&worker, LEASE).await.unwrap().unwrap();
+            store
+                .finish(claimed.id, &worker, Judge0Status::Accepted, "{}")
+                .await
+                .unwrap();
+        };
+        run_one().await;
+        assert_eq!(insert("c", rows(1, 60)).await, Err(Full::Bytes(100)));
+        assert_eq!(insert("c", rows(1, 1)).await, Ok(()));
+        run_one().await;
+        assert_eq!(insert("c", rows(1, 1)).await, Err(Full::Rows(4)));
+        // Refused inserts stored nothing.
+        let all = usage(&mut store.pool.acquire().await.unwrap(), None)
+            .await
+            .unwrap();
+        assert_eq!((all.rows, all.bytes, all.queued), (4, 47, 2));
+    }
+
+    #[tokio::test]
+    async fn claims_take_turns_across_clients_oldest_first_within_each() {
+        let (store, _dir) = sqlite().await;
+        let row = |token: &str| (token.to_string(), "{}".to_string());
+        store
+            .insert("a", &[row("a1"), row("a2"), row("a3")], &ROOMY)
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .insert("b", &[row("b1"), row("b2")], &ROOMY)
+            .await
+            .unwrap()
+            .unwrap();
+        let w = worker("w", "1");
+        let mut order = Vec::new();
+        while let Some(claimed) = store.claim(&w, LEASE).await.unwrap() {
+            order.push(claimed.token.clone());
+            // Finished at once: turns, not the count running, decide.
+            store
+                .finish(claimed.id, &w, Judge0Status::Accepted, "{}")
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert_eq!(order, ["a1", "b1", "a2", "b2", "a3"]);
+        // With claims held, the client with fewer running goes first.
+        store
+            .insert("a", &[row("a4"), row("a5")], &ROOMY)
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .insert("b", &[row("b3")], &ROOMY)
+            .await
+            .unwrap()
+            .unwrap();
+        let first = store.claim(&w, LEASE).await.unwrap().unwrap();
+        let second = store.claim(&w, LEASE).await.unwrap().unwrap();
+        let third = store.claim(&w, LEASE).await.unwrap().unwrap();
+        assert_eq!([first.token, second.token, third.token], ["b3", "a4", "a5"]);
     }
 
     #[tokio::test]

@@ -21,7 +21,7 @@ use crate::helpers::{
 
 /// A server with python and the catalogue's C and C++, storing its
 /// submissions in an SQLite file in its languages folder (or `database`).
-async fn judge0_app(
+pub(crate) async fn judge0_app(
     database: Option<String>,
     change: impl FnOnce(&mut code_runner::Config),
 ) -> TestApp {
@@ -39,7 +39,7 @@ async fn judge0_app(
 }
 
 /// A database of its own in the test PostgreSQL; its URL.
-async fn postgres_database() -> String {
+pub(crate) async fn postgres_database() -> String {
     let admin = std::env::var("TEST_POSTGRES_URL").expect(
         "TEST_POSTGRES_URL names the tests' PostgreSQL: run scripts/test (or scripts/postgres)",
     );

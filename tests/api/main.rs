@@ -25,3 +25,4 @@ mod sandbox;
 mod service;
 mod stages;
 mod supervisor;
+mod tenants;

@@ -81,10 +81,14 @@ pub(crate) async fn handle<R: Runner>(
             let answered = submissions::create_batch(&api, &request, &params, body).await;
             return caller.decorate(answered.unwrap_or_else(Refused::into_response));
         }
-        (&Method::GET, ["submissions", "batch"]) => submissions::show_batch(&api, &params).await,
-        (&Method::GET, ["submissions", token]) => submissions::show(&api, &params, token).await,
+        (&Method::GET, ["submissions", "batch"]) => {
+            submissions::show_batch(&api, &request, &params).await
+        }
+        (&Method::GET, ["submissions", token]) => {
+            submissions::show(&api, &request, &params, token).await
+        }
         (&Method::DELETE, ["submissions", token]) => {
-            submissions::delete(&api, &params, token).await
+            submissions::delete(&api, &request, &params, token).await
         }
         _ => Err(Refused::not_found()),
     };

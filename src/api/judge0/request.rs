@@ -12,10 +12,11 @@ use warp::reply::Response;
 use super::super::answer;
 use super::super::answer::new_request_id;
 use super::super::error::ApiError;
-use super::super::gate::Caller;
+use super::super::gate::{Caller, Reach};
 use super::super::state::Api;
 use crate::judge0::Judge0Error;
 use crate::judge0::render::Fields;
+use crate::judge0::store::Scope;
 use crate::runner::Runner;
 
 /// The query parameters of Judge0's submission routes, as Judge0 reads
@@ -62,6 +63,17 @@ impl Params {
 pub(super) struct Request<'a> {
     pub(super) caller: &'a Caller,
     pub(super) declared: Option<u64>,
+}
+
+impl Request<'_> {
+    /// Whose stored submissions it reads and deletes: with keys on, its
+    /// key's only (unless granted `judge0:all`).
+    pub(super) fn scope(&self) -> Scope<'_> {
+        match self.caller.reach {
+            Reach::Every => Scope::Every,
+            Reach::Own => Scope::Client(&self.caller.client),
+        }
+    }
 }
 
 /// Judge0's error: `{"error": text}`.

@@ -145,9 +145,10 @@ fn refused(errors: &Errors) -> Response {
         (status = 408, description = "The body was too slow", body = Judge0ErrorBody),
         (status = 413, description = "Body too large", body = Judge0ErrorBody),
         (status = 422, description = "Refused: each field with its messages", body = FieldErrors),
-        (status = 429, description = "Busy", body = Judge0ErrorBody),
+        (status = 429, description = "Busy, or the client's share of the queue or the store is used", body = Judge0ErrorBody),
         (status = 500, description = "The service's fault", body = Judge0ErrorBody),
         (status = 503, description = "Queue full, or cannot run now", body = Judge0ErrorBody),
+        (status = 507, description = "The store is full", body = Judge0ErrorBody),
     ))]
 pub(super) async fn create<R: Runner>(
     api: &Api<R>,
@@ -163,9 +164,10 @@ pub(super) async fn create<R: Runner>(
         Ok(submission) => submission,
         Err(errors) => return Ok(refused(&errors)),
     };
+    let client = &request.caller.client;
     if !params.wait {
         let tokens = judge0
-            .enqueue(std::slice::from_ref(&submission))
+            .enqueue(client, std::slice::from_ref(&submission))
             .await
             .map_err(Refused::failed)?;
         let token = Token {
@@ -176,7 +178,7 @@ pub(super) async fn create<R: Runner>(
     let registry = api.runner.registry();
     if judge0.stores() {
         let tokens = judge0
-            .enqueue(std::slice::from_ref(&submission))
+            .enqueue(client, std::slice::from_ref(&submission))
             .await
             .map_err(Refused::failed)?;
         let token = tokens.into_iter().next().expect("one token");
@@ -189,7 +191,7 @@ pub(super) async fn create<R: Runner>(
     // Nothing is stored: run it now and answer.
     let created_at = now_ms();
     let judged = judge0
-        .run_now(&submission, &request.caller.client)
+        .run_now(&submission, client)
         .await
         .map_err(Refused::failed)?;
     let token = uuid::Uuid::new_v4().to_string();
@@ -227,9 +229,10 @@ fn batch_size(count: usize, max: usize) -> Result<(), Refused> {
         (status = 408, description = "The body was too slow", body = Judge0ErrorBody),
         (status = 413, description = "Body too large", body = Judge0ErrorBody),
         (status = 422, description = "None was valid", body = Vec<BatchEntry>),
-        (status = 429, description = "Too many bodies at once", body = Judge0ErrorBody),
+        (status = 429, description = "Too many bodies at once, or the client's share of the queue or the store is used", body = Judge0ErrorBody),
         (status = 500, description = "The service's fault", body = Judge0ErrorBody),
         (status = 503, description = "Queue full", body = Judge0ErrorBody),
+        (status = 507, description = "The store is full", body = Judge0ErrorBody),
     ))]
 pub(super) async fn create_batch<R: Runner>(
     api: &Api<R>,
@@ -266,7 +269,7 @@ pub(super) async fn create_batch<R: Runner>(
         return Ok(answer::json(StatusCode::UNPROCESSABLE_ENTITY, &refused));
     }
     let mut tokens = judge0
-        .enqueue(&valid)
+        .enqueue(&request.caller.client, &valid)
         .await
         .map_err(Refused::failed)?
         .into_iter();
@@ -282,7 +285,8 @@ pub(super) async fn create_batch<R: Runner>(
     Ok(answer::json(StatusCode::CREATED, &entries))
 }
 
-/// A submission, with the fields asked for.
+/// A submission, with the fields asked for (with keys on, one of the
+/// caller's key; another's is not found).
 #[utoipa::path(get, path = "/submissions/{token}", tag = "judge0", operation_id = "judge0_show",
     params(("token" = String, Path, description = "The submission's token"), Params),
     responses(
@@ -294,11 +298,12 @@ pub(super) async fn create_batch<R: Runner>(
     ))]
 pub(super) async fn show<R: Runner>(
     api: &Api<R>,
+    request: &Request<'_>,
     params: &Params,
     token: &str,
 ) -> Result<Response, Refused> {
     let fields = params.fields()?;
-    let found = match api.judge0.find(token).await {
+    let found = match api.judge0.find(token, request.scope()).await {
         Ok(Some(found)) => found,
         Ok(None) | Err(Judge0Error::NotStored) => return Err(Refused::not_found()),
         Err(e) => return Err(Refused::failed(e)),
@@ -310,7 +315,8 @@ pub(super) async fn show<R: Runner>(
         .map_err(|_| Refused::Judge0(StatusCode::BAD_REQUEST, CONVERSION_ONE.into()))
 }
 
-/// Several submissions, with the fields asked for.
+/// Several submissions, with the fields asked for (with keys on, the
+/// caller's key's; another's is `null`, as an unknown one).
 #[utoipa::path(get, path = "/submissions/batch", tag = "judge0", operation_id = "judge0_show_batch",
     params(("tokens" = String, Query, description = "Tokens, comma-separated"), Params),
     responses(
@@ -321,6 +327,7 @@ pub(super) async fn show<R: Runner>(
     ))]
 pub(super) async fn show_batch<R: Runner>(
     api: &Api<R>,
+    request: &Request<'_>,
     params: &Params,
 ) -> Result<Response, Refused> {
     let fields = params.fields()?;
@@ -336,7 +343,7 @@ pub(super) async fn show_batch<R: Runner>(
     batch_size(tokens.len(), api.judge0.settings().max_batch)?;
     let found = api
         .judge0
-        .find_many(&tokens)
+        .find_many(&tokens, request.scope())
         .await
         .map_err(Refused::failed)?;
     let registry = api.runner.registry();
@@ -354,7 +361,7 @@ pub(super) async fn show_batch<R: Runner>(
 }
 
 /// Deletes a finished submission, and answers it (in base64, whatever
-/// was asked, as Judge0 does).
+/// was asked, as Judge0 does); with keys on, one of the caller's key only.
 #[utoipa::path(delete, path = "/submissions/{token}", tag = "judge0", operation_id = "judge0_delete",
     params(("token" = String, Path, description = "The submission's token"), Params),
     responses(
@@ -366,11 +373,12 @@ pub(super) async fn show_batch<R: Runner>(
     ))]
 pub(super) async fn delete<R: Runner>(
     api: &Api<R>,
+    request: &Request<'_>,
     params: &Params,
     token: &str,
 ) -> Result<Response, Refused> {
     let fields = params.fields()?;
-    match api.judge0.delete(token).await {
+    match api.judge0.delete(token, request.scope()).await {
         Ok(Ok(found)) => {
             let registry = api.runner.registry();
             let view = SubmissionView::new(&Record::from(&found), true, &registry).select(&fields);

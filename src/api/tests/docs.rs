@@ -59,6 +59,9 @@ fn one_of_each() -> Vec<ApiError> {
         ApiError::StoreFailed(text()),
         ApiError::NotStored,
         ApiError::TooManyConnections { cap: 1 },
+        ApiError::ClientQueueFull(text()),
+        ApiError::ClientStorageFull(text()),
+        ApiError::StorageFull(text()),
     ]
 }
 
@@ -92,10 +95,13 @@ fn index(e: &ApiError) -> usize {
         ApiError::StoreFailed(_) => 23,
         ApiError::NotStored => 24,
         ApiError::TooManyConnections { .. } => 25,
+        ApiError::ClientQueueFull(_) => 26,
+        ApiError::ClientStorageFull(_) => 27,
+        ApiError::StorageFull(_) => 28,
     }
 }
 
-const VARIANTS: usize = 26;
+const VARIANTS: usize = 29;
 
 /// The rows of the table under `### Errors`: (HTTP status, code).
 fn documented() -> BTreeSet<(u16, String)> {

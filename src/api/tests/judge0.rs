@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Double, api, double, hello, ran, stage};
 use crate::api::routes;
 use crate::judge0::Judge0;
-use crate::judge0::store::Store;
+use crate::judge0::store::{Bounds, Store};
 use crate::outcome::Exit;
 use crate::runner::RunError;
 
@@ -554,8 +554,13 @@ async fn a_stored_row_that_cannot_be_read_is_an_internal_error_not_the_databases
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir).await;
     store
-        .insert(&[("corrupt".into(), "{\"not\": \"a submission\"}".into())])
+        .insert(
+            "ip:unknown",
+            &[("corrupt".into(), "{\"not\": \"a submission\"}".into())],
+            &Bounds::of(&super::judge0_settings()),
+        )
         .await
+        .unwrap()
         .unwrap();
     let s = service_over(hello(), Some(store), dir);
     for path in [

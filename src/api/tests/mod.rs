@@ -155,6 +155,8 @@ fn settings() -> Config {
 fn judge0_settings() -> Judge0Config {
     Judge0Config {
         max_queue: 5,
+        // The fast tier is one client: it may fill the queue.
+        client_max_queue: Some(5),
         max_batch: 3,
         callback_hosts: vec!["127.0.0.1:9".into()],
         callback_tries: 1,
