@@ -156,7 +156,7 @@ fn judge0_settings() -> Judge0Config {
     Judge0Config {
         max_queue: 5,
         max_batch: 3,
-        callback_hosts: vec!["127.0.0.1:9".into()],
+        callback_hosts: vec!["127.0.0.1:9".parse().unwrap()],
         callback_tries: 1,
         callback_timeout_ms: 100,
         wait_timeout_ms: 2000,

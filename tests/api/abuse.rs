@@ -1,0 +1,197 @@
+//! The attacks of security review 3 on what a request costs the service
+//! past its run, each written as the attack and asserting the safe
+//! answer: Judge0 answers its clients never read (H1), callbacks to hosts
+//! that never answer (M5), callback names that resolve to the service's
+//! own network and entries without a port (L6), and requests whose runs,
+//! or polls, outrun the rate (L4, H1).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, binary, language_file, spawn_app_with_languages};
+
+/// A server with python whose Judge0 submissions are kept in an SQLite
+/// file of its own.
+async fn judge0_app(change: impl FnOnce(&mut code_runner::Config)) -> TestApp {
+    let files = vec![("python.toml".to_string(), language_file("python.toml"))];
+    spawn_app_with_languages(files, move |c| {
+        c.judge0.database = format!("sqlite://{}/judge0.sqlite", c.languages_dir.display());
+        change(c);
+    })
+    .await
+}
+
+/// A listener on loopback that accepts connections and never answers:
+/// its address, and the connections it holds.
+fn silent_listener() -> (SocketAddr, Arc<Mutex<Vec<std::net::TcpStream>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let keep = held.clone();
+    std::thread::spawn(move || {
+        for socket in listener.incoming() {
+            match socket {
+                Ok(socket) => keep.lock().unwrap().push(socket),
+                Err(_) => return,
+            }
+        }
+    });
+    (addr, held)
+}
+
+/// Polls the submission `token` until it has finished; its view.
+async fn finished(app: &TestApp, token: &str, within: Duration) -> Value {
+    let started = Instant::now();
+    loop {
+        let (status, answer) = app.get(&format!("/judge0/submissions/{token}")).await;
+        if status == 200 && answer["status"]["id"].as_i64().unwrap_or(0) > 2 {
+            return answer;
+        }
+        assert!(
+            started.elapsed() < within,
+            "{token} did not finish within {within:?}: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Queues a submission; its token.
+async fn submit(app: &TestApp, body: &Value) -> String {
+    let (status, answer) = app.post("/judge0/submissions", body).await;
+    assert_eq!(status, 201, "{answer}");
+    answer["token"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn callbacks_to_a_port_that_never_answers_do_not_delay_another_submissions_run() {
+    // Security review 3, M5: each worker used to wait for its callback
+    // (tries × timeout, 15 s here) before it took the next submission.
+    let (silent, held) = silent_listener();
+    let workers = 2;
+    let app = judge0_app(|c| {
+        c.judge0.workers = workers;
+        c.judge0.callback_hosts = vec![silent.to_string().parse().unwrap()];
+        c.judge0.callback_tries = 3;
+        c.judge0.callback_timeout_ms = 5000;
+    })
+    .await;
+    let hook = format!("http://{silent}/hook");
+    let mut stalling = Vec::new();
+    for _ in 0..workers {
+        let body = json!({"source_code": "print(1)", "language_id": 71, "callback_url": hook});
+        stalling.push(submit(&app, &body).await);
+    }
+    for token in &stalling {
+        finished(&app, token, Duration::from_secs(60)).await;
+    }
+    let started = Instant::now();
+    while held.lock().unwrap().len() < workers {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the callbacks never connected"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Every callback is now waiting on the silent port; another
+    // submission runs at once.
+    let started = Instant::now();
+    let other = submit(
+        &app,
+        &json!({"source_code": "print('through')", "language_id": 71}),
+    )
+    .await;
+    let answer = finished(&app, &other, Duration::from_secs(60)).await;
+    assert_eq!(answer["stdout"], "through\n", "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "another submission waited {:?} behind the callbacks",
+        started.elapsed()
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_name_resolving_to_loopback_listed_by_name_only_is_never_called() {
+    // Security review 3, L6: the allow-list matched the URL's name and
+    // never the address it resolved to, so a listed name that resolves to
+    // the service's own network (here `localhost`) reached it.
+    let (receiver, held) = silent_listener();
+    let by_name = format!("localhost:{}", receiver.port());
+    let app = judge0_app(|c| {
+        c.judge0.callback_hosts = vec![by_name.parse().unwrap()];
+        c.judge0.callback_tries = 1;
+        c.judge0.callback_timeout_ms = 1000;
+    })
+    .await;
+    let hook = format!("http://localhost:{}/hook", receiver.port());
+    let body = json!({"source_code": "print(1)", "language_id": 71, "callback_url": hook});
+    let token = submit(&app, &body).await;
+    finished(&app, &token, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        held.lock().unwrap().len(),
+        0,
+        "a callback listed by name reached a loopback address"
+    );
+    app.stop().await;
+
+    // Listed by its address and port too, the same callback is made, to
+    // that address.
+    let app = judge0_app(|c| {
+        c.judge0.callback_hosts = vec![
+            by_name.parse().unwrap(),
+            receiver.to_string().parse().unwrap(),
+        ];
+        c.judge0.callback_tries = 1;
+        c.judge0.callback_timeout_ms = 1000;
+    })
+    .await;
+    let token = submit(&app, &body).await;
+    finished(&app, &token, Duration::from_secs(60)).await;
+    let started = Instant::now();
+    while held.lock().unwrap().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the callback listed by address was never made"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.stop().await;
+}
+
+#[test]
+fn a_callback_host_without_a_port_stops_start_up_naming_the_key() {
+    // Security review 3, L6 and M5: a bare host admitted every port of
+    // it, so a client chose one that never answers, or another service's.
+    let mut child = binary()
+        .env("CODE_RUNNER_PORT", "0")
+        .env("CODE_RUNNER_JUDGE0__CALLBACK_HOSTS", "[hooks.example.com]")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("the service started with a callback host that names no port");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`judge0.callback_hosts")
+            && stderr.contains("CODE_RUNNER_JUDGE0__CALLBACK_HOSTS")
+            && stderr.contains("names no port"),
+        "{stderr}"
+    );
+}
