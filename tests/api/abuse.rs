@@ -195,3 +195,98 @@ fn a_callback_host_without_a_port_stops_start_up_naming_the_key() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_judge0_batch_of_10_under_a_rate_of_3_a_minute_is_refused_and_its_runs_are_charged() {
+    // Security review 3, L4: the rate counted requests, not runs, so one
+    // batch of 10 passed a rate of 3 a minute.
+    let app = judge0_app(|c| {
+        c.front_door.rate_limit_per_minute = 3;
+        c.front_door.rate_limit_burst = 3;
+    })
+    .await;
+    let batch = |n: usize| {
+        let one = json!({"source_code": "print(1)", "language_id": 71});
+        json!({"submissions": vec![one; n]})
+    };
+    let (status, answer) = app.post("/judge0/submissions/batch", &batch(10)).await;
+    assert_eq!(status, 413, "{answer}");
+    let error = answer["error"].as_str().unwrap();
+    assert!(
+        error.contains("runs 10 programs") && error.contains("front_door.rate_limit_burst"),
+        "{error}"
+    );
+    // A submission's number_of_runs counts too.
+    let (status, answer) = app
+        .post(
+            "/judge0/submissions",
+            &json!({"source_code": "print(1)", "language_id": 71, "number_of_runs": 4}),
+        )
+        .await;
+    assert_eq!(status, 413, "{answer}");
+    app.stop().await;
+
+    // Under the burst, a batch passes and is charged its runs: the next
+    // request is past the rate.
+    let app = judge0_app(|c| {
+        c.front_door.rate_limit_per_minute = 3;
+        c.front_door.rate_limit_burst = 3;
+    })
+    .await;
+    let response = app
+        .client
+        .post(app.url("/judge0/submissions/batch"))
+        .json(&batch(3))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    assert_eq!(response.headers()["ratelimit-remaining"], "0");
+    let (status, answer) = app.post("/judge0/submissions/batch", &batch(1)).await;
+    assert_eq!(status, 429, "{answer}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_run_with_more_tests_than_the_burst_is_refused() {
+    // Security review 3, L4: one /run-code with 64 tests cost one token.
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.front_door.rate_limit_per_minute = 3;
+        c.front_door.rate_limit_burst = 3;
+    })
+    .await;
+    let tests: Vec<Value> = (0..4).map(|i| json!({"stdin": i.to_string()})).collect();
+    let (status, answer) = app
+        .run(json!({"language": "python", "code": "print(input())", "tests": tests}))
+        .await;
+    assert_eq!(status, 413, "{answer}");
+    assert_eq!(answer["code"], "too_many_runs", "{answer}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn judge0_reads_past_the_rate_get_429() {
+    // Security review 3, H1: GETs under /judge0 passed the rate limiter
+    // free, so a client could ask for its largest answers without end.
+    let app = judge0_app(|c| {
+        c.front_door.rate_limit_per_minute = 3;
+        c.front_door.rate_limit_burst = 3;
+    })
+    .await;
+    let token = uuid::Uuid::new_v4();
+    for _ in 0..3 {
+        let (status, answer) = app.get(&format!("/judge0/submissions/{token}")).await;
+        assert_eq!(status, 404, "{answer}");
+    }
+    let response = app
+        .client
+        .get(app.url(&format!(
+            "/judge0/submissions/batch?tokens={token}&fields=*"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    app.stop().await;
+}

@@ -163,6 +163,7 @@ pub(super) async fn create<R: Runner>(
         Ok(submission) => submission,
         Err(errors) => return Ok(refused(&errors)),
     };
+    charge(api, request, std::slice::from_ref(&submission))?;
     if !params.wait {
         let tokens = judge0
             .enqueue(std::slice::from_ref(&submission))
@@ -202,6 +203,20 @@ pub(super) async fn create<R: Runner>(
         finished_at: Some(now_ms()),
     };
     Ok(finished(&record, &fields, base64, &registry))
+}
+
+/// Charges the caller's rate for the runs of `submissions` (each its
+/// `number_of_runs`); the door charged the request one.
+fn charge<R: Runner>(
+    api: &Api<R>,
+    request: &Request<'_>,
+    submissions: &[Submission],
+) -> Result<(), Refused> {
+    let runs = submissions
+        .iter()
+        .map(|s| usize::try_from(s.number_of_runs).unwrap_or(1).max(1))
+        .sum();
+    (api.gate.charge(request.caller, runs)).map_err(|e| Refused::Trouble(e.into()))
 }
 
 /// The count rule of a batch (Judge0's messages).
@@ -257,6 +272,7 @@ pub(super) async fn create_batch<R: Runner>(
         .filter_map(|c| c.as_ref().ok())
         .cloned()
         .collect();
+    charge(api, request, &valid)?;
     if valid.is_empty() {
         let refused: Vec<BatchEntry> = checked
             .iter()

@@ -59,6 +59,7 @@ fn one_of_each() -> Vec<ApiError> {
         ApiError::StoreFailed(text()),
         ApiError::NotStored,
         ApiError::TooManyConnections { cap: 1 },
+        ApiError::TooManyRuns(text()),
     ]
 }
 
@@ -92,10 +93,11 @@ fn index(e: &ApiError) -> usize {
         ApiError::StoreFailed(_) => 23,
         ApiError::NotStored => 24,
         ApiError::TooManyConnections { .. } => 25,
+        ApiError::TooManyRuns(_) => 26,
     }
 }
 
-const VARIANTS: usize = 26;
+const VARIANTS: usize = 27;
 
 /// The rows of the table under `### Errors`: (HTTP status, code).
 fn documented() -> BTreeSet<(u16, String)> {
