@@ -176,22 +176,6 @@ impl<R: Runner> Judge0<R> {
         }
     }
 
-    /// The submissions of `tokens`, in their order (`None` for unknown ones).
-    pub(crate) async fn find_many(
-        &self,
-        tokens: &[String],
-    ) -> Result<Vec<Option<Found>>, Judge0Error> {
-        let mut found = self.store()?.get_many(tokens).await?;
-        let mut out = Vec::with_capacity(tokens.len());
-        for token in tokens {
-            match found.iter().position(|s| &s.token == token) {
-                Some(i) => out.push(Some(Found::read(found.swap_remove(i))?)),
-                None => out.push(None),
-            }
-        }
-        Ok(out)
-    }
-
     /// Deletes a finished submission.
     pub(crate) async fn delete(&self, token: &str) -> Result<Result<Found, Deleted>, Judge0Error> {
         match self.store()?.delete(token).await? {

@@ -381,24 +381,6 @@ impl Store {
         Ok(row.as_ref().map(stored).transpose()?)
     }
 
-    /// The submissions of `tokens` that exist, in no particular order.
-    pub(crate) async fn get_many(&self, tokens: &[String]) -> Result<Vec<Stored>, StoreError> {
-        if tokens.is_empty() {
-            return Ok(Vec::new());
-        }
-        let marks: Vec<String> = (1..=tokens.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT {STORED_COLUMNS} FROM judge0_submissions WHERE token IN ({})",
-            marks.join(", ")
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for token in tokens {
-            query = query.bind(token);
-        }
-        let rows = query.fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(stored).collect::<Result<_, _>>()?)
-    }
-
     /// Deletes the submission `token` if it is finished.
     pub(crate) async fn delete(&self, token: &str) -> Result<Deleted, StoreError> {
         let row = sqlx::query(AssertSqlSafe(format!(
@@ -479,11 +461,6 @@ mod tests {
             (3, Some("{\"r\":1}"))
         );
         assert!(got.finished_at.unwrap() >= got.created_at);
-        let many = store
-            .get_many(&["t2".into(), "nope".into(), "t1".into()])
-            .await
-            .unwrap();
-        assert_eq!(many.len(), 2);
         assert_eq!(store.get("nope").await.unwrap(), None);
     }
 

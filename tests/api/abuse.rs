@@ -290,3 +290,84 @@ async fn judge0_reads_past_the_rate_get_429() {
     assert!(response.headers().contains_key("retry-after"));
     app.stop().await;
 }
+
+/// The test process's resident memory, in bytes (the server runs in it).
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+#[tokio::test]
+async fn batch_reads_of_large_submissions_never_read_hold_one_submission_each_not_the_batch() {
+    // Security review 3, H1: `GET /submissions/batch?fields=*` over 20
+    // submissions of 2 MB each was built whole in memory, 54 MB an answer,
+    // and held for as long as its client did not read it.
+    let stdin_bytes = 2_000_000;
+    let app = judge0_app(|c| {
+        c.requests.max_stdin_bytes = 2 * 1024 * 1024;
+        c.server.max_body_bytes = 4 * 1024 * 1024;
+        // The answers are held as long as the test looks at them.
+        c.server.write_timeout_ms = 60_000;
+    })
+    .await;
+    let stdin: String = (0..stdin_bytes)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let mut tokens = Vec::new();
+    for _ in 0..20 {
+        let body = json!({"source_code": "pass", "language_id": 71, "stdin": stdin});
+        tokens.push(submit(&app, &body).await);
+    }
+    for token in &tokens {
+        finished(&app, token, Duration::from_secs(120)).await;
+    }
+    let path = format!(
+        "/judge0/submissions/batch?tokens={}&fields=*&base64_encoded=true",
+        tokens.join(",")
+    );
+    let before = resident_bytes();
+    let mut silent = Vec::new();
+    for _ in 0..8 {
+        let mut socket = crate::clients::connect_from(&app, [127, 0, 0, 5], Some(4096)).await;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n");
+        tokio::io::AsyncWriteExt::write_all(&mut socket, request.as_bytes())
+            .await
+            .unwrap();
+        silent.push(socket);
+    }
+    let mut grown = 0;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(15) {
+        grown = grown.max(resident_bytes().saturating_sub(before));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Each answer is about 54 MB; 8 held whole are over 400 MB.
+    assert!(
+        grown < 160 << 20,
+        "8 answers never read took {} MiB",
+        grown >> 20
+    );
+    drop(silent);
+    // A client that reads gets the whole answer.
+    let answer: Value = app
+        .client
+        .get(app.url(&path))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let submissions = answer["submissions"].as_array().unwrap();
+    assert_eq!(submissions.len(), 20);
+    for (submission, token) in submissions.iter().zip(&tokens) {
+        assert_eq!(submission["token"], token.as_str());
+        assert_eq!(submission["status"]["id"], 3, "{}", submission["status"]);
+        let encoded: String = submission["stdin"].as_str().unwrap().split('\n').collect();
+        let decoded =
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded).unwrap();
+        assert_eq!(decoded, stdin.as_bytes());
+    }
+    app.stop().await;
+}
