@@ -180,6 +180,8 @@ impl Application {
         for _ in 0..judge0.settings().workers(config.runs.max_concurrent) {
             tasks.spawn(judge0.clone().work(stopping.clone()));
         }
+        let grace = config.server.shutdown_grace();
+        tasks.spawn(judge0.clone().finish_callbacks(stopping.clone(), grace));
         let signal = {
             let (runner, stopping) = (runner.clone(), stopping.clone());
             async move {

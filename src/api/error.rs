@@ -87,6 +87,10 @@ pub(crate) enum ApiError {
     /// Past the client's rate.
     #[error("{message}")]
     RateLimited { message: String, retry_s: u64 },
+    /// A request that runs more programs than the rate's burst: it can
+    /// never pass as it is.
+    #[error("{0}")]
+    TooManyRuns(String),
     /// A body with no `Content-Length`.
     #[error("the request needs a Content-Length header")]
     LengthRequired,
@@ -125,6 +129,7 @@ impl From<super::gate::Refused> for ApiError {
             Refused::NoKey | Refused::BadKey => ApiError::Unauthorized(message),
             Refused::NotAllowed(_) => ApiError::Forbidden(message),
             Refused::RateLimited { retry_s, .. } => ApiError::RateLimited { message, retry_s },
+            Refused::OverBurst { .. } => ApiError::TooManyRuns(message),
         }
     }
 }
@@ -152,6 +157,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::TooManyRuns(_) => "too_many_runs",
             ApiError::LengthRequired => "length_required",
             ApiError::TooManyConnections { .. } => "too_many_connections",
             ApiError::QueueFull | ApiError::ClientQueueFull(_) => "queue_full",
@@ -172,9 +178,9 @@ impl ApiError {
             | ApiError::UnknownLanguage { .. }
             | ApiError::UnknownVersion { .. }
             | ApiError::NotStored => StatusCode::BAD_REQUEST,
-            ApiError::FieldTooLarge { .. } | ApiError::BodyTooLarge { .. } => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
+            ApiError::FieldTooLarge { .. }
+            | ApiError::BodyTooLarge { .. }
+            | ApiError::TooManyRuns(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Busy | ApiError::ClientBusy | ApiError::BodiesBusy => {
                 StatusCode::TOO_MANY_REQUESTS

@@ -1,10 +1,13 @@
 //! The front door: who is calling ([`Caller`]: an API key's id, or the
 //! peer's address when keys are off), whether that key may use the route
 //! (401 without a key, 403 for a key that may not), and, for the routes
-//! that run code, a token-bucket rate per caller (`governor`) with
-//! `RateLimit-*` headers (draft-ietf-httpapi-ratelimit-headers) and
-//! `Retry-After` when refused. The keys file is read again when it
-//! changes ([`Gate::reload_keys`]).
+//! that run code and Judge0's, a token-bucket rate per caller
+//! (`governor`) with `RateLimit-*` headers
+//! (draft-ietf-httpapi-ratelimit-headers) and `Retry-After` when refused.
+//! A request costs one token at the door, and a request that runs more
+//! than one program (tests, `number_of_runs`, a batch) the rest once its
+//! body is read ([`Gate::charge`]).
+//! The keys file is read again when it changes ([`Gate::reload_keys`]).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -75,8 +78,14 @@ pub(crate) enum Refused {
     BadKey,
     #[error("this API key may not use the {0} routes")]
     NotAllowed(&'static str),
-    #[error("too many requests that run code: at most {limit} a minute; retry in {retry_s} s")]
+    #[error("too many requests or runs: at most {limit} a minute; retry in {retry_s} s")]
     RateLimited { limit: u32, retry_s: u64 },
+    /// A request that runs more programs than the bucket holds: it can
+    /// never pass as it is.
+    #[error(
+        "this request runs {runs} programs, more than the {burst} a client may start at once (front_door.rate_limit_burst); send fewer in one request"
+    )]
+    OverBurst { runs: u32, burst: u32 },
 }
 
 type Limiter =
@@ -113,7 +122,8 @@ pub(crate) struct Gate {
     /// The keys file, to read again when it changes.
     file: Option<KeysFile>,
     metrics_key: Option<[u8; 32]>,
-    limiter: Option<(Limiter, u32)>,
+    /// The limiter, the rate a minute and the burst.
+    limiter: Option<(Limiter, u32, u32)>,
 }
 
 /// A keys file and what its reloads start from.
@@ -132,21 +142,23 @@ impl std::fmt::Debug for Gate {
         f.debug_struct("Gate")
             .field("keys", &self.keys().len())
             .field("metrics_key", &self.metrics_key.is_some())
-            .field("rate_limit", &self.limiter.as_ref().map(|(_, n)| n))
+            .field("rate_limit", &self.limiter.as_ref().map(|(_, n, _)| n))
             .finish()
     }
 }
 
 /// Who called, as the door let them in.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Caller {
     /// The key's id (`key:` and the start of its hash) or the peer's
     /// address (`ip:…`): the client for fairness and rate limits.
     pub(crate) client: Client,
     /// Whose stored Judge0 submissions it reaches.
     pub(crate) reach: Reach,
-    /// The rate limit's state after this request, for its headers.
-    rate: Option<Rate>,
+    /// The rate limit's state after this request, for its headers; `None`
+    /// when it was not counted. Behind a lock so that [`Gate::charge`]
+    /// can update it through the `&Caller` the handlers share.
+    rate: Mutex<Option<Rate>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -315,6 +327,7 @@ impl Gate {
             (
                 RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>(),
                 per_minute.get(),
+                burst.get(),
             )
         });
         Ok(Gate {
@@ -327,7 +340,7 @@ impl Gate {
     }
 
     /// Lets a request to `route` in, or says why not; `runs` says whether
-    /// it runs code (and so counts against the rate limit).
+    /// it counts against the rate limit (one token).
     pub(crate) fn enter(
         &self,
         route: Route,
@@ -343,7 +356,7 @@ impl Gate {
                     return Ok(Caller {
                         client: Arc::from("metrics"),
                         reach: Reach::Own,
-                        rate: None,
+                        rate: Mutex::new(None),
                     });
                 }
                 if keys.contains_key(&sha256(key)) {
@@ -370,13 +383,15 @@ impl Gate {
             }
         };
         let rate = match (&self.limiter, runs) {
-            (Some((limiter, per_minute)), true) => Some(rate(limiter, *per_minute, &client)?),
+            (Some((limiter, per_minute, _)), true) => {
+                Some(rate(limiter, *per_minute, &client, NonZeroU32::MIN, false)?)
+            }
             _ => None,
         };
         Ok(Caller {
             client,
             reach,
-            rate,
+            rate: Mutex::new(rate),
         })
     }
 
@@ -418,17 +433,62 @@ impl Gate {
         }
     }
 
+    /// Charges a request the door counted for the `runs` programs it runs:
+    /// the door took one token, the rest are taken now. A request that
+    /// runs more than the burst is refused as it can never pass; one past
+    /// the rate gets a `Retry-After` that counts the door's token too, so
+    /// that the same request sent then passes.
+    pub(crate) fn charge(&self, caller: &Caller, runs: usize) -> Result<(), Refused> {
+        let Some((limiter, per_minute, burst)) = &self.limiter else {
+            return Ok(());
+        };
+        let mut state = caller
+            .rate
+            .lock()
+            .expect("a caller's rate is never poisoned");
+        if state.is_none() {
+            return Ok(());
+        }
+        let runs = u32::try_from(runs).unwrap_or(u32::MAX);
+        if runs > *burst {
+            return Err(Refused::OverBurst {
+                runs,
+                burst: *burst,
+            });
+        }
+        if let Some(rest) = NonZeroU32::new(runs.saturating_sub(1)) {
+            *state = Some(rate(limiter, *per_minute, &caller.client, rest, true)?);
+        }
+        Ok(())
+    }
+
     /// Forgets the rate state of callers not seen lately (bounds memory).
     pub(crate) fn forget_idle(&self) {
-        if let Some((limiter, _)) = &self.limiter {
+        if let Some((limiter, _, _)) = &self.limiter {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
     }
 }
 
-fn rate(limiter: &Limiter, per_minute: u32, client: &Client) -> Result<Rate, Refused> {
-    match limiter.check_key(client) {
+/// Takes `n` tokens of `client`'s bucket: its state then, or the refusal
+/// with the wait; `after_door` when the door's token was taken already, so
+/// that the wait covers it too.
+fn rate(
+    limiter: &Limiter,
+    per_minute: u32,
+    client: &Client,
+    n: NonZeroU32,
+    after_door: bool,
+) -> Result<Rate, Refused> {
+    let checked =
+        limiter
+            .check_key_n(client, n)
+            .map_err(|governor::InsufficientCapacity(burst)| Refused::OverBurst {
+                runs: n.get(),
+                burst,
+            })?;
+    match checked {
         Ok(state) => {
             let remaining = state.remaining_burst_capacity();
             let quota = state.quota();
@@ -441,7 +501,10 @@ fn rate(limiter: &Limiter, per_minute: u32, client: &Client) -> Result<Rate, Ref
             })
         }
         Err(not_until) => {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            let mut wait = not_until.wait_time_from(DefaultClock::default().now());
+            if after_door {
+                wait += not_until.quota().replenish_interval();
+            }
             Err(Refused::RateLimited {
                 limit: per_minute,
                 retry_s: wait.as_secs_f64().ceil().max(1.0) as u64,
@@ -469,7 +532,8 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
 impl Caller {
     /// Adds the rate limit's headers to `response`.
     pub(crate) fn decorate(&self, mut response: Response) -> Response {
-        if let Some(rate) = self.rate {
+        let rate = *self.rate.lock().expect("a caller's rate is never poisoned");
+        if let Some(rate) = rate {
             let headers = response.headers_mut();
             for (name, value) in [
                 ("ratelimit-limit", rate.limit.to_string()),
@@ -750,5 +814,42 @@ mod tests {
             gate.enter(Route::Run, false, &headers(&[]), peer("10.0.0.1"))
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn a_request_is_charged_its_runs_and_one_over_the_burst_can_never_pass() {
+        // Security review 3, L4: a request was one token, whatever it ran.
+        let gate = Gate::new(&FrontDoor {
+            rate_limit_per_minute: 6,
+            rate_limit_burst: 5,
+            ..FrontDoor::default()
+        })
+        .unwrap();
+        let enter = || gate.enter(Route::Judge0, true, &headers(&[]), peer("10.0.0.1"));
+        let remaining = |caller: &Caller| {
+            caller.decorate(Response::new("".into())).headers()["ratelimit-remaining"].clone()
+        };
+        let caller = enter().unwrap();
+        assert_eq!(remaining(&caller), "4");
+        gate.charge(&caller, 3).unwrap();
+        assert_eq!(remaining(&caller), "2", "the door's token and two more");
+        // More than the burst: refused at once, whatever is left.
+        let caller = enter().unwrap();
+        assert_eq!(
+            gate.charge(&caller, 6).unwrap_err(),
+            Refused::OverBurst { runs: 6, burst: 5 }
+        );
+        // Past the rate: the wait counts the door's token too (one every
+        // 10 s), so that the same request sent then passes.
+        let caller = enter().unwrap();
+        let Err(Refused::RateLimited { retry_s, .. }) = gate.charge(&caller, 2) else {
+            panic!("a run past the rate passed");
+        };
+        assert!((19..=21).contains(&retry_s), "{retry_s}");
+        // A request the door did not count is not charged.
+        let free = gate
+            .enter(Route::Piston, false, &headers(&[]), peer("10.0.0.1"))
+            .unwrap();
+        assert!(gate.charge(&free, 64).is_ok());
     }
 }

@@ -37,8 +37,11 @@ use gate::{Caller, PeerAddr, Route};
 pub(crate) use state::Api;
 
 /// The door of `route`: lets the request in as a [`Caller`] (counting it
-/// against the rate limit when `runs` says, from its method, that it runs
-/// code) or rejects it (401, 403, 429).
+/// against the rate limit when `runs` says so from its method: every
+/// request that runs code, and every one of Judge0's, which read stored
+/// submissions of any size) or rejects it (401, 403, 429). A request that
+/// runs more than one program is charged the rest by its handler
+/// ([`gate::Gate::charge`]).
 fn enter<R: Runner>(
     api: Arc<Api<R>>,
     route: Route,
@@ -87,7 +90,7 @@ pub(crate) fn routes<R: Runner>(
         .and(warp::body::stream())
         .then(native::run_code::<R>);
     let judge0 = warp::path("judge0")
-        .and(enter(api.clone(), Route::Judge0, posts))
+        .and(enter(api.clone(), Route::Judge0, always))
         .and(with_api.clone())
         .and(warp::method())
         .and(warp::path::tail())

@@ -1,6 +1,8 @@
 //! The `[judge0]` section: where Judge0's submissions are kept, its
-//! bounds, and its callbacks.
+//! bounds, and its callbacks (the hosts they may reach: [`CallbackHost`]).
 
+use std::fmt;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -55,15 +57,24 @@ pub struct Judge0Config {
     /// Most submissions in one batch. Default `20` (Judge0's).
     #[validate(range(min = 1, max = 1000))]
     pub max_batch: usize,
-    /// Hosts a `callback_url` may name: `host` (any port) or `host:port`.
-    /// Default: none, so callbacks are refused.
-    pub callback_hosts: Vec<String>,
+    /// Where a `callback_url` may point: `host:port` (a name, an IPv4
+    /// address, or `[IPv6]`), each with its port. A name is resolved at
+    /// call time, and an address it resolves to that is not public
+    /// (loopback, private, link-local, unspecified, ...) is called only
+    /// when an entry lists that address and port itself. Default: none,
+    /// so callbacks are refused.
+    pub callback_hosts: Vec<CallbackHost>,
     /// Attempts per callback. Default `3` (Judge0's).
     #[validate(range(min = 1, max = 10))]
     pub callback_tries: u32,
     /// Each callback attempt's time limit, in ms. Default `5000` (Judge0's).
     #[validate(range(min = 100, max = 60_000))]
     pub callback_timeout_ms: u64,
+    /// Callbacks being sent at once, each on a task of its own beside the
+    /// workers; a submission finishing while they are all taken is not
+    /// called back (logged). Default `64`.
+    #[validate(range(min = 1, max = 10_000))]
+    pub max_callbacks: usize,
     /// Longest a `wait=true` request waits for its result, in ms; past it,
     /// the submission is answered as it stands. Default `60000`.
     #[validate(range(min = 1000, max = 600_000))]
@@ -86,6 +97,7 @@ impl Default for Judge0Config {
             callback_hosts: Vec::new(),
             callback_tries: 3,
             callback_timeout_ms: 5000,
+            max_callbacks: 64,
             wait_timeout_ms: 60_000,
         }
     }
@@ -157,5 +169,100 @@ impl Judge0Config {
             0 => max_concurrent,
             n => n,
         }
+    }
+}
+
+/// An entry of `judge0.callback_hosts`: a host and the one port of it
+/// that may be called back. Written `host:port`, `1.2.3.4:port` or
+/// `[::1]:port`; a name is kept in lower case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CallbackHost {
+    /// The host, a name or an address.
+    pub host: CallbackTarget,
+    /// Its port.
+    pub port: u16,
+}
+
+/// The host of a [`CallbackHost`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackTarget {
+    /// A name, resolved when a callback is made.
+    Name(String),
+    /// An address, called as it is.
+    Addr(IpAddr),
+}
+
+impl std::str::FromStr for CallbackHost {
+    type Err = String;
+
+    fn from_str(entry: &str) -> Result<CallbackHost, String> {
+        let no_port = || {
+            format!(
+                "`{entry}` names no port: every entry is `host:port` (`{entry}:443` for https, `{entry}:80` for http)"
+            )
+        };
+        let (host, port) = entry.rsplit_once(':').ok_or_else(no_port)?;
+        if host.contains(':') && !host.starts_with('[') {
+            // A bare IPv6 address: its last group is no port.
+            return Err(format!(
+                "`{entry}`: write an IPv6 address in brackets, with its port: `[{entry}]:443`"
+            ));
+        }
+        let port: u16 = port
+            .parse()
+            .ok()
+            .filter(|&p| p != 0)
+            .ok_or_else(|| format!("`{entry}`: the port must be a number from 1 to 65535"))?;
+        let host = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            Some(v6) => CallbackTarget::Addr(IpAddr::V6(
+                v6.parse()
+                    .map_err(|_| format!("`{entry}`: `[{v6}]` is not an IPv6 address"))?,
+            )),
+            None => match host.parse::<IpAddr>() {
+                Ok(addr) => CallbackTarget::Addr(addr),
+                Err(_) if valid_name(host) => CallbackTarget::Name(host.to_ascii_lowercase()),
+                Err(_) => return Err(format!("`{entry}`: `{host}` is not a host name or address")),
+            },
+        };
+        Ok(CallbackHost { host, port })
+    }
+}
+
+/// A DNS name as a URL's host may be: labels of letters, digits, `-`
+/// and `_`, separated by dots.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.trim_end_matches('.').split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+impl TryFrom<String> for CallbackHost {
+    type Error = String;
+
+    fn try_from(entry: String) -> Result<CallbackHost, String> {
+        entry.parse()
+    }
+}
+
+impl fmt::Display for CallbackHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.host {
+            CallbackTarget::Name(name) => write!(f, "{name}:{}", self.port),
+            CallbackTarget::Addr(IpAddr::V6(v6)) => write!(f, "[{v6}]:{}", self.port),
+            CallbackTarget::Addr(v4) => write!(f, "{v4}:{}", self.port),
+        }
+    }
+}
+
+impl From<CallbackHost> for String {
+    fn from(entry: CallbackHost) -> String {
+        entry.to_string()
     }
 }

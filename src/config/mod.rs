@@ -28,7 +28,7 @@ use validator::Validate;
 
 use crate::limits::{DefaultLimits, Limits};
 use crate::validation::{FieldError, field_errors};
-pub use judge0::Judge0Config;
+pub use judge0::{CallbackHost, CallbackTarget, Judge0Config};
 pub use sections::{
     FrontDoor, IDLE_SANDBOX_MB, LogFormat, PoolSettings, RequestBounds, RunSettings, Secret,
     ServerSettings,
@@ -87,8 +87,14 @@ fn renamed(key: &str) -> String {
 }
 
 /// The environment variable that set `keys`: the nested name, or the
-/// alias that stands for it when that is the one set.
+/// alias that stands for it when that is the one set. (An element of a
+/// list, `judge0.callback_hosts.0`, is set by the list's variable.)
 fn env_name(keys: &[String]) -> String {
+    let keys: Vec<String> = keys
+        .iter()
+        .filter(|key| !key.bytes().all(|b| b.is_ascii_digit()))
+        .cloned()
+        .collect();
     let nested = format!("{ENV_PREFIX}{}", keys.join("__").to_uppercase());
     if std::env::var_os(&nested).is_some() {
         return nested;

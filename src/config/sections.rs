@@ -264,13 +264,15 @@ pub struct FrontDoor {
     /// `metrics` (no key at all when keys are off). Never logged.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_key: Option<Secret>,
-    /// Requests that run code one client may send per minute (a token
-    /// bucket per API key, or per peer address when keys are off); `0`
-    /// (the default) turns the rate limit off.
+    /// Tokens one client gets per minute (a token bucket per API key, or
+    /// per peer address when keys are off): a request that runs code, or
+    /// any to `/judge0`, costs one, and each run past its first one more;
+    /// `0` (the default) turns the rate limit off.
     #[validate(range(max = 1_000_000))]
     pub rate_limit_per_minute: u32,
-    /// How many of them may come at once (the bucket's size); `0` (the
-    /// default): a tenth of `rate_limit_per_minute`, at least 1.
+    /// How many tokens may be spent at once (the bucket's size; a request
+    /// running more programs is refused); `0` (the default): a tenth of
+    /// `rate_limit_per_minute`, at least 1.
     #[validate(range(max = 1_000_000))]
     pub rate_limit_burst: u32,
 }

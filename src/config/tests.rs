@@ -314,3 +314,54 @@ fn a_bad_instance_name_is_refused() {
         Ok(())
     });
 }
+
+#[test]
+fn a_callback_host_without_a_port_is_refused_naming_the_key() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "cr.toml",
+            "[judge0]\ncallback_hosts = [\"hooks.example.com:443\", \"[::1]:9000\"]\n",
+        )?;
+        jail.set_env("CODE_RUNNER_CONFIG", "cr.toml");
+        let config = Config::load().expect("loads");
+        assert_eq!(
+            config
+                .judge0
+                .callback_hosts
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["hooks.example.com:443", "[::1]:9000"]
+        );
+        for (entry, why) in [
+            ("hooks.example.com", "names no port"),
+            ("::1", "in brackets"),
+            ("hooks.example.com:0", "from 1 to 65535"),
+            ("hooks.example.com:https", "from 1 to 65535"),
+            ("[nope]:80", "not an IPv6 address"),
+            ("a b:80", "not a host name"),
+        ] {
+            jail.create_file(
+                "cr.toml",
+                &format!("[judge0]\ncallback_hosts = [\"{entry}\"]\n"),
+            )?;
+            let err = load_err();
+            assert!(
+                err.contains("`judge0.callback_hosts")
+                    && err.contains(why)
+                    && err.contains("cr.toml"),
+                "{entry}: {err}"
+            );
+        }
+        jail.clear_env();
+        jail.set_env("CODE_RUNNER_JUDGE0__CALLBACK_HOSTS", "[hooks.example.com]");
+        let err = load_err();
+        assert!(
+            err.contains("`judge0.callback_hosts")
+                && err.contains("names no port")
+                && err.contains("environment variable CODE_RUNNER_JUDGE0__CALLBACK_HOSTS:"),
+            "{err}"
+        );
+        Ok(())
+    });
+}

@@ -36,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Judge0Config, RequestBounds};
 use crate::job::Client;
 use crate::runner::{RunError, Runner};
-use callback::Caller;
+use callback::{Callbacks, Caller};
 use render::{Fields, Record, SubmissionView};
 use request::{Allowances, Errors, Submission};
 use store::{
@@ -87,7 +87,8 @@ pub(crate) struct Judge0<R> {
     bounds: RequestBounds,
     worker: Worker,
     wake: Notify,
-    caller: Caller,
+    /// The callbacks being sent, beside the workers.
+    callbacks: Callbacks,
     /// The client its workers' runs count as: stored submissions share
     /// its fair share of the run slots.
     client: Client,
@@ -113,7 +114,12 @@ impl<R: Runner> Judge0<R> {
         bounds: RequestBounds,
         worker: Worker,
     ) -> Judge0<R> {
-        let caller = Caller::new(settings.callback_tries, settings.callback_timeout());
+        let caller = Caller::new(
+            &settings.callback_hosts,
+            settings.callback_tries,
+            settings.callback_timeout(),
+        );
+        let callbacks = Callbacks::new(caller, settings.max_callbacks);
         Judge0 {
             runner,
             store,
@@ -121,7 +127,7 @@ impl<R: Runner> Judge0<R> {
             bounds,
             worker,
             wake: Notify::new(),
-            caller,
+            callbacks,
             client: Arc::from("judge0-workers"),
         }
     }
@@ -184,24 +190,6 @@ impl<R: Runner> Judge0<R> {
         }
     }
 
-    /// The submissions of `tokens`, in their order (`None` for unknown
-    /// ones and those `scope` does not reach).
-    pub(crate) async fn find_many(
-        &self,
-        tokens: &[String],
-        scope: Scope<'_>,
-    ) -> Result<Vec<Option<Found>>, Judge0Error> {
-        let mut found = self.store()?.get_many(tokens, scope).await?;
-        let mut out = Vec::with_capacity(tokens.len());
-        for token in tokens {
-            match found.iter().position(|s| &s.token == token) {
-                Some(i) => out.push(Some(Found::read(found.swap_remove(i))?)),
-                None => out.push(None),
-            }
-        }
-        Ok(out)
-    }
-
     /// Deletes a finished submission `scope` reaches.
     pub(crate) async fn delete(
         &self,
@@ -258,6 +246,8 @@ impl<R: Runner> Judge0<R> {
         let Some(store) = self.store.clone() else {
             return;
         };
+        // Shutdown waits for this worker's last callback too.
+        let _handing_over = self.callbacks.hold();
         while !stop.is_cancelled() {
             let claimed = match store.claim(&self.worker, LEASE).await {
                 Ok(claimed) => claimed,
@@ -328,7 +318,8 @@ impl<R: Runner> Judge0<R> {
             .await;
     }
 
-    /// Stores `judged` as `claimed`'s result, then calls back.
+    /// Stores `judged` as `claimed`'s result, then hands its callback to
+    /// the background set (the worker never waits for it).
     async fn record(
         &self,
         store: &Store,
@@ -368,10 +359,19 @@ impl<R: Runner> Judge0<R> {
         let registry = self.runner.registry();
         let view = SubmissionView::new(&record, true, &registry).select(&Fields::default());
         let body = serde_json::to_string(&view).expect("a view in base64 is always written");
-        if !self.caller.call(url, body).await {
-            let to = callback::origin(url);
-            tracing::warn!(token = %claimed.token, %to, "judge0: callback failed after every try");
-        }
+        self.callbacks.send(&claimed.token, url, body);
+    }
+
+    /// From shutdown on (`stopping`), waits for the workers' last
+    /// callbacks to be sent, for at most `grace`; then drops those left,
+    /// logged.
+    pub(crate) async fn finish_callbacks(
+        self: Arc<Self>,
+        stopping: CancellationToken,
+        grace: Duration,
+    ) {
+        stopping.cancelled().await;
+        self.callbacks.finish(grace).await;
     }
 
     /// Takes back lost claims at once, then every few seconds, and removes

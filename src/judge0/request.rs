@@ -91,8 +91,8 @@ pub(crate) struct Submission {
 pub(crate) struct Allowances<'a> {
     /// The size bounds of every request.
     pub(crate) bounds: &'a RequestBounds,
-    /// Hosts (`host` or `host:port`) a `callback_url` may name.
-    pub(crate) callback_hosts: &'a [String],
+    /// The `host:port`s a `callback_url` may name.
+    pub(crate) callback_hosts: &'a [crate::config::CallbackHost],
     /// Who stored submissions run as (the check builds their job).
     pub(crate) client: &'a Client,
 }

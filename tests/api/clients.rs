@@ -297,7 +297,11 @@ async fn unknown_methods_and_paths_get_json_not_html() {
 
 /// A connection to `app` from the loopback address `from` (a peer of its
 /// own), with a receive buffer of `recv_buffer` bytes when given.
-async fn connect_from(app: &TestApp, from: [u8; 4], recv_buffer: Option<u32>) -> TcpStream {
+pub(crate) async fn connect_from(
+    app: &TestApp,
+    from: [u8; 4],
+    recv_buffer: Option<u32>,
+) -> TcpStream {
     let socket = TcpSocket::new_v4().unwrap();
     if let Some(size) = recv_buffer {
         socket.set_recv_buffer_size(size).unwrap();

@@ -449,7 +449,7 @@ async fn receiver(drop_first: usize) -> (SocketAddr, Arc<Mutex<Vec<Value>>>, Arc
 async fn a_finished_submission_is_put_to_its_callback_with_retries() {
     let (addr, bodies, connections) = receiver(1).await;
     let app = judge0_app(None, |c| {
-        c.judge0.callback_hosts = vec![format!("127.0.0.1:{}", addr.port())];
+        c.judge0.callback_hosts = vec![addr.to_string().parse().unwrap()];
         c.judge0.callback_tries = 3;
         c.judge0.callback_timeout_ms = 2000;
     })
@@ -519,7 +519,7 @@ async fn a_callback_that_never_answers_is_tried_then_given_up_and_the_result_sta
         }
     });
     let app = judge0_app(None, |c| {
-        c.judge0.callback_hosts = vec!["127.0.0.1".into()];
+        c.judge0.callback_hosts = vec![addr.to_string().parse().unwrap()];
         c.judge0.callback_tries = 2;
         c.judge0.callback_timeout_ms = 300;
     })

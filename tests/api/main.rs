@@ -1,6 +1,7 @@
 //! Integration tests: the real server on port 0, driving the real Docker
 //! engine with real images. They fail, never skip, when Docker is missing.
 
+mod abuse;
 mod binary;
 mod catalogue;
 mod clients;

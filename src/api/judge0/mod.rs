@@ -74,12 +74,10 @@ pub(crate) async fn handle<R: Runner>(
         (&Method::GET, ["languages", "all"]) => Ok(info::all_languages(&api)),
         (&Method::GET, ["languages", id]) => info::language(&api, id),
         (&Method::POST, ["submissions"]) => {
-            let answered = submissions::create(&api, &request, &params, body).await;
-            return caller.decorate(answered.unwrap_or_else(Refused::into_response));
+            submissions::create(&api, &request, &params, body).await
         }
         (&Method::POST, ["submissions", "batch"]) => {
-            let answered = submissions::create_batch(&api, &request, &params, body).await;
-            return caller.decorate(answered.unwrap_or_else(Refused::into_response));
+            submissions::create_batch(&api, &request, &params, body).await
         }
         (&Method::GET, ["submissions", "batch"]) => {
             submissions::show_batch(&api, &request, &params).await
@@ -92,5 +90,5 @@ pub(crate) async fn handle<R: Runner>(
         }
         _ => Err(Refused::not_found()),
     };
-    answered.unwrap_or_else(Refused::into_response)
+    caller.decorate(answered.unwrap_or_else(Refused::into_response))
 }

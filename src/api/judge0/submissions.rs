@@ -4,7 +4,9 @@
 //! `DELETE /submissions/{token}`, each written as a
 //! [`SubmissionView`] with the fields `?fields=` selects.
 
-use bytes::Buf;
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes};
 use futures_util::Stream;
 use serde::Serialize;
 use serde_json::Value;
@@ -12,16 +14,17 @@ use utoipa::openapi::schema::AnyOfBuilder;
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
 use warp::http::StatusCode;
-use warp::reply::Response;
+use warp::http::header::{CONTENT_TYPE, HeaderValue};
+use warp::reply::{Reply, Response};
 
-use super::super::answer::{self, collect, reference};
+use super::super::answer::{self, collect, new_request_id, reference};
 use super::super::state::Api;
 use super::request::{Judge0ErrorBody, Params, Refused, Request, read_json};
 use crate::judge0::Judge0Error;
 use crate::judge0::render::{Fields, Record, SubmissionView};
 use crate::judge0::request::{Errors, Submission};
 use crate::judge0::status::Judge0Status;
-use crate::judge0::store::{Deleted, now_ms};
+use crate::judge0::store::{Deleted, Scope, now_ms};
 use crate::language::Registry;
 use crate::runner::Runner;
 
@@ -165,6 +168,7 @@ pub(super) async fn create<R: Runner>(
         Err(errors) => return Ok(refused(&errors)),
     };
     let client = &request.caller.client;
+    charge(api, request, std::slice::from_ref(&submission))?;
     if !params.wait {
         let tokens = judge0
             .enqueue(client, std::slice::from_ref(&submission))
@@ -204,6 +208,20 @@ pub(super) async fn create<R: Runner>(
         finished_at: Some(now_ms()),
     };
     Ok(finished(&record, &fields, base64, &registry))
+}
+
+/// Charges the caller's rate for the runs of `submissions` (each its
+/// `number_of_runs`); the door charged the request one.
+fn charge<R: Runner>(
+    api: &Api<R>,
+    request: &Request<'_>,
+    submissions: &[Submission],
+) -> Result<(), Refused> {
+    let runs = submissions
+        .iter()
+        .map(|s| usize::try_from(s.number_of_runs).unwrap_or(1).max(1))
+        .sum();
+    (api.gate.charge(request.caller, runs)).map_err(|e| Refused::Trouble(e.into()))
 }
 
 /// The count rule of a batch (Judge0's messages).
@@ -260,6 +278,7 @@ pub(super) async fn create_batch<R: Runner>(
         .filter_map(|c| c.as_ref().ok())
         .cloned()
         .collect();
+    charge(api, request, &valid)?;
     if valid.is_empty() {
         let refused: Vec<BatchEntry> = checked
             .iter()
@@ -316,7 +335,8 @@ pub(super) async fn show<R: Runner>(
 }
 
 /// Several submissions, with the fields asked for (with keys on, the
-/// caller's key's; another's is `null`, as an unknown one).
+/// caller's key's; another's is `null`, as an unknown one), written one
+/// at a time as the client reads them ([`BatchAnswer`]).
 #[utoipa::path(get, path = "/submissions/batch", tag = "judge0", operation_id = "judge0_show_batch",
     params(("tokens" = String, Query, description = "Tokens, comma-separated"), Params),
     responses(
@@ -326,7 +346,7 @@ pub(super) async fn show<R: Runner>(
         (status = 503, description = "The database failed", body = Judge0ErrorBody),
     ))]
 pub(super) async fn show_batch<R: Runner>(
-    api: &Api<R>,
+    api: &Arc<Api<R>>,
     request: &Request<'_>,
     params: &Params,
 ) -> Result<Response, Refused> {
@@ -341,23 +361,144 @@ pub(super) async fn show_batch<R: Runner>(
         .map(str::to_string)
         .collect();
     batch_size(tokens.len(), api.judge0.settings().max_batch)?;
-    let found = api
-        .judge0
-        .find_many(&tokens, request.scope())
-        .await
-        .map_err(Refused::failed)?;
-    let registry = api.runner.registry();
-    let shown = BatchShow {
-        submissions: found
-            .iter()
-            .map(|found| {
-                let record = Record::from(found.as_ref()?);
-                Some(SubmissionView::new(&record, params.base64_encoded, &registry).select(&fields))
-            })
-            .collect(),
+    if !api.judge0.stores() {
+        return Err(Refused::failed(Judge0Error::NotStored));
+    }
+    let batch = BatchAnswer {
+        api: api.clone(),
+        tokens,
+        owner: match request.scope() {
+            Scope::Every => None,
+            Scope::Client(client) => Some(Arc::from(client)),
+        },
+        fields,
+        base64: params.base64_encoded,
+        checked: Vec::new(),
     };
-    answer::try_json(StatusCode::OK, &shown)
-        .map_err(|_| Refused::Judge0(StatusCode::BAD_REQUEST, CONVERSION_MANY.into()))
+    batch.answer().await
+}
+
+/// `GET /submissions/batch`'s answer, written one submission at a time:
+/// each is read from the store and rendered only once the client has
+/// read the one before (hyper asks for the next part of a body when it
+/// has room for it), so that an answer never read holds one
+/// submission's rendering, not the batch's. Without base64, every
+/// submission is checked first (one at a time), so that one whose text
+/// is not UTF-8 gets Judge0's 400 before anything is written.
+struct BatchAnswer<R> {
+    api: Arc<Api<R>>,
+    tokens: Vec<String>,
+    /// With keys on, the caller's client, whose submissions alone it
+    /// reads (unless granted `judge0:all`: `None`).
+    owner: Option<Arc<str>>,
+    fields: Fields,
+    base64: bool,
+    /// Without base64: each submission's status when it was checked
+    /// (`None`: unknown).
+    checked: Vec<Option<Judge0Status>>,
+}
+
+impl<R: Runner> BatchAnswer<R> {
+    /// Whose submissions it reads.
+    fn scope(&self) -> Scope<'_> {
+        self.owner.as_deref().map_or(Scope::Every, Scope::Client)
+    }
+
+    async fn answer(mut self) -> Result<Response, Refused> {
+        if !self.base64 {
+            self.check().await?;
+        }
+        // The first is read before answering, so that a database that
+        // fails is a 503, as for one submission.
+        let first = self.entry(0).await.map_err(Refused::failed)?;
+        let envelope = serde_json::to_string(&BatchShow {
+            submissions: Vec::new(),
+        })
+        .expect("an empty batch is written");
+        let (open, close) = envelope
+            .split_once("[]")
+            .expect("the batch's list is written `[]` when empty");
+        let (open, close) = (format!("{open}["), format!("]{close}"));
+        let count = self.tokens.len();
+        let this = Arc::new(self);
+        let parts = futures_util::stream::unfold(Some(0), move |next| {
+            let (this, open, close, first) =
+                (this.clone(), open.clone(), close.clone(), first.clone());
+            async move {
+                let i = next?;
+                let mut part = if i == 0 {
+                    open.into_bytes()
+                } else {
+                    b",".to_vec()
+                };
+                match i {
+                    0 => part.extend_from_slice(&first),
+                    i if i == count => return Some((Ok(Bytes::from(close)), None)),
+                    i => match this.entry(i).await {
+                        Ok(entry) => part.extend_from_slice(&entry),
+                        Err(e) => {
+                            let request_id = new_request_id();
+                            tracing::error!(%request_id, error = %e, "judge0: a batch's answer was cut short");
+                            return Some((Err(std::io::Error::other(e.to_string())), None));
+                        }
+                    },
+                }
+                Some((Ok(Bytes::from(part)), Some(i + 1)))
+            }
+        });
+        let mut response =
+            warp::reply::stream(sync_wrapper::SyncStream::new(parts)).into_response();
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Ok(response)
+    }
+
+    /// Without base64: reads every submission, one at a time, and refuses
+    /// the batch (Judge0's 400) if a text of one is not UTF-8.
+    async fn check(&mut self) -> Result<(), Refused> {
+        let registry = self.api.runner.registry();
+        for token in &self.tokens {
+            let found =
+                (self.api.judge0.find(token, self.scope()).await).map_err(Refused::failed)?;
+            if let Some(found) = &found {
+                let view = SubmissionView::new(&Record::from(found), false, &registry)
+                    .select(&self.fields);
+                serde_json::to_writer(std::io::sink(), &view).map_err(|_| {
+                    Refused::Judge0(StatusCode::BAD_REQUEST, CONVERSION_MANY.into())
+                })?;
+            }
+            self.checked.push(found.map(|f| f.status));
+        }
+        Ok(())
+    }
+
+    /// The `i`th submission, written (`null` when unknown). Without
+    /// base64, one whose result came after the check and cannot be written
+    /// is written as the check found it (its status then, no result).
+    async fn entry(&self, i: usize) -> Result<Vec<u8>, Judge0Error> {
+        let Some(found) = self.api.judge0.find(&self.tokens[i], self.scope()).await? else {
+            return Ok(b"null".to_vec());
+        };
+        let registry = self.api.runner.registry();
+        let record = Record::from(&found);
+        let write = |record: &Record| {
+            let view = SubmissionView::new(record, self.base64, &registry).select(&self.fields);
+            serde_json::to_vec(&view)
+        };
+        if let Ok(written) = write(&record) {
+            return Ok(written);
+        }
+        let as_checked = self.checked.get(i).copied().flatten().map(|status| Record {
+            status,
+            judged: None,
+            finished_at: None,
+            ..record
+        });
+        Ok(as_checked
+            .and_then(|record| write(&record).ok())
+            .unwrap_or_else(|| b"null".to_vec()))
+    }
 }
 
 /// Deletes a finished submission, and answers it (in base64, whatever

@@ -57,6 +57,7 @@ pub(crate) async fn run_code<R: Runner>(
         let registry = api.runner.registry();
         let request = RunRequest::parse(&body)?;
         let (job, checks) = request.into_job(&registry, &api.bounds, caller.client.clone())?;
+        api.gate.charge(&caller, job.inputs.len())?;
         drop(body);
         let report = (api.runner.run(job).await).map_err(|e| ApiError::from_run(e, &request_id))?;
         match checks {

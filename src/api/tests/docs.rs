@@ -62,6 +62,7 @@ fn one_of_each() -> Vec<ApiError> {
         ApiError::ClientQueueFull(text()),
         ApiError::ClientStorageFull(text()),
         ApiError::StorageFull(text()),
+        ApiError::TooManyRuns(text()),
     ]
 }
 
@@ -98,10 +99,11 @@ fn index(e: &ApiError) -> usize {
         ApiError::ClientQueueFull(_) => 26,
         ApiError::ClientStorageFull(_) => 27,
         ApiError::StorageFull(_) => 28,
+        ApiError::TooManyRuns(_) => 29,
     }
 }
 
-const VARIANTS: usize = 29;
+const VARIANTS: usize = 30;
 
 /// The rows of the table under `### Errors`: (HTTP status, code).
 fn documented() -> BTreeSet<(u16, String)> {

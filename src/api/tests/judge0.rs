@@ -470,6 +470,37 @@ async fn non_utf8_output_needs_base64_as_in_judge0() {
         ))
         .await;
     assert_eq!((status, answer), (200, json!({"stdin": "/w==\n"})));
+    // A batch is refused whole before any of it is written, whichever of
+    // its submissions cannot be; in base64 it is written one at a time.
+    let (_, other) = s
+        .post(
+            "/judge0/submissions",
+            json!({"source_code": "print(1)", "language_id": 71, "stdin": "ok"}),
+        )
+        .await;
+    let other = other["token"].as_str().unwrap();
+    let (status, answer) = s
+        .get(&format!(
+            "/judge0/submissions/batch?tokens={other},{token}&fields=stdin"
+        ))
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        answer["error"],
+        "some attributes for one or more submissions cannot be converted to UTF-8, use base64_encoded=true query parameter"
+    );
+    let (status, answer) = s
+        .get(&format!(
+            "/judge0/submissions/batch?tokens={other},{token},{other}&fields=stdin&base64_encoded=true"
+        ))
+        .await;
+    assert_eq!(
+        (status, answer),
+        (
+            200,
+            json!({"submissions": [{"stdin": "b2s=\n"}, {"stdin": "/w==\n"}, {"stdin": "b2s=\n"}]})
+        )
+    );
 }
 
 #[tokio::test]

@@ -158,7 +158,7 @@ fn judge0_settings() -> Judge0Config {
         // The fast tier is one client: it may fill the queue.
         client_max_queue: Some(5),
         max_batch: 3,
-        callback_hosts: vec!["127.0.0.1:9".into()],
+        callback_hosts: vec!["127.0.0.1:9".parse().unwrap()],
         callback_tries: 1,
         callback_timeout_ms: 100,
         wait_timeout_ms: 2000,

@@ -585,30 +585,6 @@ impl Store {
         Ok(row.as_ref().map(stored).transpose()?)
     }
 
-    /// The submissions of `tokens` that exist and `scope` reaches, in no
-    /// particular order.
-    pub(crate) async fn get_many(
-        &self,
-        tokens: &[String],
-        scope: Scope<'_>,
-    ) -> Result<Vec<Stored>, StoreError> {
-        if tokens.is_empty() {
-            return Ok(Vec::new());
-        }
-        let marks: Vec<String> = (1..=tokens.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT {STORED_COLUMNS} FROM judge0_submissions WHERE token IN ({}){}",
-            marks.join(", "),
-            scope.clause(tokens.len() + 1)
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for token in tokens {
-            query = query.bind(token);
-        }
-        let rows = scope.bind(query).fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(stored).collect::<Result<_, _>>()?)
-    }
-
     /// Deletes the submission `token` if it is finished and `scope`
     /// reaches it.
     pub(crate) async fn delete(
@@ -710,11 +686,6 @@ mod tests {
             (3, Some("{\"r\":1}"))
         );
         assert!(got.finished_at.unwrap() >= got.created_at);
-        let many = store
-            .get_many(&["t2".into(), "nope".into(), "t1".into()], Scope::Every)
-            .await
-            .unwrap();
-        assert_eq!(many.len(), 2);
         assert_eq!(store.get("nope", Scope::Every).await.unwrap(), None);
     }
 
@@ -825,10 +796,7 @@ mod tests {
         let a = Scope::Client("a");
         assert!(store.get("mine", a).await.unwrap().is_some());
         assert_eq!(store.get("theirs", a).await.unwrap(), None);
-        let both = ["mine".to_string(), "theirs".to_string()];
-        let seen = store.get_many(&both, a).await.unwrap();
-        assert_eq!(seen.len(), 1);
-        assert_eq!(store.get_many(&both, Scope::Every).await.unwrap().len(), 2);
+        assert!(store.get("theirs", Scope::Every).await.unwrap().is_some());
         // Another's queued row is missing to it, not busy; its own is busy.
         assert_eq!(store.delete("theirs", a).await.unwrap(), Deleted::Missing);
         assert_eq!(store.delete("mine", a).await.unwrap(), Deleted::Busy(1));
