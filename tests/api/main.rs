@@ -10,6 +10,7 @@ mod front;
 mod fuzz;
 mod gvisor;
 mod helpers;
+mod hidden;
 mod isolation;
 mod judge0;
 mod judging;

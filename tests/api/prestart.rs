@@ -217,7 +217,7 @@ async fn the_traces_a_prestarted_interpreter_leaves_are_the_ones_the_docs_name()
     );
     assert_eq!(
         js["stdout"],
-        "CODE_RUNNER_PRESTART=3:4\n-r /.code-runner/prestart/node.js\nprocess.env []\nexecArgv []\n",
+        "CODE_RUNNER_PRESTART=3:4\n/.code-runner/prestart/node.js\nprocess.env []\nexecArgv []\n",
         "{js}"
     );
     // Each trace left is named in docs/performance.md, which says so.
