@@ -24,9 +24,15 @@
 //! 5. the service's RSS idle and under load, and the host memory of the
 //!    idle pool (`docker stats`) against its budget;
 //! 6. a CPU-bound program alone and while the pool refills after a burst
-//!    (do refills take CPU from running programs?).
+//!    (do refills take CPU from running programs?);
+//! 7. streamed runs over `GET /run-code/ws`, pooled python: the time from
+//!    a print to its frame at the client (the program prints the host's
+//!    clock, the client reads its own at the frame), an `input()` echo's
+//!    round trip (a line sent, the line echoed back), and the service's
+//!    memory per idle open run (`BENCH_STREAMS` runs waiting at `input()`).
 //!
-//! Environment: `BENCH_ROUNDS` (8), `BENCH_BURST` (48).
+//! Environment: `BENCH_ROUNDS` (8), `BENCH_BURST` (48), `BENCH_STREAMS`
+//! (16), `BENCH_ONLY=streaming` (section 7 alone).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -639,6 +645,10 @@ async fn main() {
         .build()
         .unwrap();
     println!("code-runner benchmark on {}", machine());
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("streaming") {
+        streaming(&client, env_usize("BENCH_STREAMS", 16)).await;
+        return;
+    }
 
     // 1. Hello worlds at concurrency 1: CLI, pool off, defaults.
     let off = start_service("off", POOL_OFF, gvisor);
@@ -872,6 +882,146 @@ async fn main() {
         summary[&("C", 2)],
         summary[&("Java", 2)],
     );
+    streaming(&client, env_usize("BENCH_STREAMS", 16)).await;
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens `GET /run-code/ws` on `url` and sends `request` as its first frame.
+async fn open_stream(url: &str, request: &Value) -> Socket {
+    use futures_util::SinkExt;
+    let ws = format!("{}/run-code/ws", url.replacen("http", "ws", 1));
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws)
+        .await
+        .expect("connects");
+    let first = tokio_tungstenite::tungstenite::Message::text(request.to_string());
+    socket.send(first).await.expect("sends");
+    socket
+}
+
+/// The next stdout frame's text, or `None` once the answer (or the end)
+/// came.
+async fn next_stdout(socket: &mut Socket) -> Option<String> {
+    while let Some(Ok(message)) = socket.next().await {
+        let Ok(text) = message.to_text() else {
+            continue;
+        };
+        let Ok(frame) = serde_json::from_str::<Value>(text) else {
+            continue;
+        };
+        match frame["type"].as_str() {
+            Some("stdout") => return frame["data"].as_str().map(str::to_string),
+            Some(_) => continue,
+            None => return None,
+        }
+    }
+    None
+}
+
+fn now_ns() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+/// Section 7: streamed runs, pooled python.
+async fn streaming(client: &reqwest::Client, idle_runs: usize) {
+    use futures_util::SinkExt;
+    let open = idle_runs.to_string();
+    let service = start_service(
+        "streaming",
+        &[
+            ("CODE_RUNNER_RUNS__MAX_CONCURRENT", &open),
+            ("CODE_RUNNER_STREAMS__CLIENT_MAX_OPEN", &open),
+        ],
+        false,
+    );
+    wait_up(client, &service).await;
+    wait_pool(client, &service, "python", Some(2)).await;
+    println!();
+    println!("## Streamed runs (GET /run-code/ws, pooled python)");
+    println!();
+    // A print's way to the client: 20 timestamps a run, 50 ms apart.
+    let prints = "import time\nfor _ in range(20):\n    print(time.time_ns(), flush=True)\n    time.sleep(0.05)\n";
+    let mut print_us = Histogram::<u64>::new(3).unwrap();
+    let mut pooled = 0;
+    for _ in 0..5 {
+        wait_pool(client, &service, "python", Some(1)).await;
+        let mut socket =
+            open_stream(&service.url, &json!({"language": "python", "code": prints})).await;
+        let mut held = String::new();
+        while let Some(data) = next_stdout(&mut socket).await {
+            let at = now_ns();
+            held.push_str(&data);
+            while let Some(end) = held.find('\n') {
+                let line: String = held.drain(..=end).collect();
+                if let Ok(printed) = line.trim().parse::<u128>() {
+                    print_us
+                        .record((at.saturating_sub(printed) / 1000) as u64)
+                        .unwrap();
+                }
+            }
+        }
+        pooled += 1;
+    }
+    // An input() echo: a line sent, the same line back.
+    let echo = "while True:\n    print(input(), flush=True)\n";
+    let mut echo_us = Histogram::<u64>::new(3).unwrap();
+    wait_pool(client, &service, "python", Some(1)).await;
+    let mut socket = open_stream(&service.url, &json!({"language": "python", "code": echo})).await;
+    for i in 0..200 {
+        let line = format!("line {i}");
+        let sent = Instant::now();
+        let frame = json!({"type": "stdin", "data": format!("{line}\n")}).to_string();
+        socket
+            .send(tokio_tungstenite::tungstenite::Message::text(frame))
+            .await
+            .unwrap();
+        let mut got = String::new();
+        while !got.contains(&line) {
+            got.push_str(&next_stdout(&mut socket).await.expect("the echo"));
+        }
+        echo_us.record(sent.elapsed().as_micros() as u64).unwrap();
+    }
+    drop(socket);
+    // Idle open runs: the service's memory with each waiting at input().
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = rss_kib(service.child.id());
+    let waits = json!({"language": "python", "code": "print('ready', flush=True)\ninput()\n"});
+    let mut sockets = Vec::new();
+    for _ in 0..idle_runs {
+        let mut socket = open_stream(&service.url, &waits).await;
+        next_stdout(&mut socket).await.expect("ready");
+        sockets.push(socket);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = rss_kib(service.child.id());
+    let (containers_mib, containers) = containers_memory(&service.instance);
+    let per_run_kib = (after.0 as f64 - before.0 as f64) / idle_runs as f64;
+    let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    println!("| measure | p50 ms | p95 ms | samples |");
+    println!("| --- | --- | --- | --- |");
+    println!(
+        "| a print to its frame at the client | {:.2} | {:.2} | {} ({pooled} runs) |",
+        ms(&print_us, 0.5),
+        ms(&print_us, 0.95),
+        print_us.len()
+    );
+    println!(
+        "| an `input()` echo's round trip | {:.2} | {:.2} | {} |",
+        ms(&echo_us, 0.5),
+        ms(&echo_us, 0.95),
+        echo_us.len()
+    );
+    println!();
+    println!(
+        "- {idle_runs} idle open runs (each waiting at input()): the service's RSS {} before, {} with them open: {per_run_kib:.0} KiB per run; the service's {containers} containers then (the runs' and the pool's) {containers_mib:.1} MiB of host memory (docker stats)",
+        mib(before),
+        mib(after),
+    );
+    drop(sockets);
 }
 
 /// A line describing the machine: CPUs, memory, Docker engine.

@@ -29,6 +29,7 @@ use crate::runner::{Readiness, Report, RunError, Runner};
 mod docs;
 mod judge0;
 mod piston;
+mod streaming;
 
 type Answer = Box<dyn Fn(&Job) -> Result<Outcome, RunError> + Send + Sync>;
 
