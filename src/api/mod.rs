@@ -149,10 +149,15 @@ fn stream_routes<R: Runner>(
 + 'static {
     let socket = {
         let api = api.clone();
+        let own_origin = warp::header::headers_cloned().and_then(|headers| async move {
+            live::same_origin(&headers)
+                .map(|()| headers)
+                .map_err(warp::reject::custom)
+        });
         warp::get()
             .and(warp::ws())
             .and(warp::any().map(move || api.clone()))
-            .and(warp::header::headers_cloned())
+            .and(own_origin)
             .and(warp::ext::optional::<PeerAddr>())
     };
     let bounded = |ws: warp::ws::Ws, api: &Api<R>| {

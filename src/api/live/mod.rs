@@ -204,6 +204,30 @@ fn incomplete_end(bytes: &[u8]) -> usize {
     0
 }
 
+/// Lets in a WebSocket whose page, if a browser's, is this service's own:
+/// a browser sends the page's `Origin`, and a socket carries no CORS
+/// check, so another site's page could otherwise run code here from a
+/// visitor's browser (and from inside the visitor's network). A client
+/// that is not a browser sends no `Origin`.
+pub(crate) fn same_origin(headers: &warp::http::HeaderMap) -> Result<(), ApiError> {
+    let Some(origin) = headers.get("origin") else {
+        return Ok(());
+    };
+    let host = headers.get("host").and_then(|h| h.to_str().ok());
+    let origin_host = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, rest)| rest.trim_end_matches('/'));
+    match (origin_host, host) {
+        (Some(origin), Some(host)) if origin.eq_ignore_ascii_case(host) => Ok(()),
+        _ => Err(ApiError::Forbidden(format!(
+            "a WebSocket from a page of another origin ({}) is refused: open it from this service's own pages, or from a client that is not a browser",
+            crate::text::clip(origin.to_str().unwrap_or("?"))
+        ))),
+    }
+}
+
 /// The client a streamed run is counted against, and its ticket: refused
 /// when the caps are reached.
 pub(crate) fn open<R: Runner>(api: &Api<R>, caller: &Caller) -> Result<Open, ApiError> {
@@ -213,6 +237,35 @@ pub(crate) fn open<R: Runner>(api: &Api<R>, caller: &Caller) -> Result<Open, Api
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_browsers_socket_is_let_in_from_this_services_own_pages_only() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = warp::http::HeaderMap::new();
+            for (k, v) in pairs {
+                map.insert(*k, warp::http::HeaderValue::from_static(v));
+            }
+            map
+        };
+        assert!(same_origin(&headers(&[("host", "localhost:8001")])).is_ok());
+        let own = [
+            ("host", "localhost:8001"),
+            ("origin", "http://localhost:8001"),
+        ];
+        assert!(same_origin(&headers(&own)).is_ok());
+        let other = [
+            ("host", "localhost:8001"),
+            ("origin", "https://evil.example"),
+        ];
+        let refused = same_origin(&headers(&other)).unwrap_err();
+        assert_eq!(refused.code(), "forbidden");
+        assert!(refused.to_string().contains("evil.example"), "{refused}");
+        let port = [
+            ("host", "localhost:8001"),
+            ("origin", "http://localhost:9000"),
+        ];
+        assert!(same_origin(&headers(&port)).is_err());
+    }
 
     #[test]
     fn text_keeps_a_split_character_whole_and_marks_what_is_not_utf8() {
