@@ -83,7 +83,7 @@ class Page:
     def text(self, id_):
         # textContent: the output as written, spaces and newlines kept.
         return self.driver.execute_script(
-            "return document.getElementById(arguments[0]).textContent", id_
+            "const e = document.getElementById(arguments[0]); return e && e.textContent", id_
         )
 
     def output(self):
@@ -91,7 +91,7 @@ class Page:
 
     def status(self):
         return self.driver.execute_script(
-            "return document.getElementById('status').innerText"
+            "const e = document.getElementById('status'); return e && e.innerText"
         )
 
     def field(self, name):
@@ -207,8 +207,13 @@ def main(base, key, screenshot):
     driver = browser()
     page = Page(driver)
     try:
-        driver.get(base.rstrip("/") + "/playground")
-        page.wait("the page to load", lambda: page.state() == "idle")
+        url = base.rstrip("/") + "/playground"
+        driver.get(url)
+        is_playground = driver.execute_script(
+            "return document.body.dataset.state === 'idle' && !!document.getElementById('run')"
+        )
+        check(f"{url} is the playground", is_playground,
+              f"title {driver.title!r}, text {driver.find_element(By.TAG_NAME, 'body').text[:200]!r}")
         check("the key field is a password field", page.el("key").get_attribute("type") == "password")
         page.el("key").send_keys(key + Keys.TAB)
         page.wait(
@@ -238,6 +243,8 @@ def main(base, key, screenshot):
         seen["console"] = console
         print(json.dumps(seen))
     except (Failed, WebDriverException) as e:
+        if isinstance(e, WebDriverException):
+            e = f"the browser: {e.msg}"
         try:
             for entry in driver.get_log("browser"):
                 print(f"browser console: {entry['level']} {entry['message']}", file=sys.stderr)
