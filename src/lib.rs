@@ -66,6 +66,7 @@ mod job;
 mod judge0;
 mod language;
 mod limits;
+mod live;
 mod metrics;
 mod nonempty;
 mod outcome;

@@ -49,6 +49,11 @@ pub(crate) struct StatusLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ReasonLabel {
+    pub(crate) reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct StepLabel {
     pub(crate) step: String,
 }
@@ -72,6 +77,8 @@ pub(crate) struct Metrics {
     pub(crate) docker_errors: Family<StepLabel, Counter>,
     pub(crate) reload_failures: Counter<u64, AtomicU64>,
     pub(crate) readiness_probes: Counter<u64, AtomicU64>,
+    pub(crate) streams_open: Gauge<i64, std::sync::atomic::AtomicI64>,
+    pub(crate) streams_refused: Family<ReasonLabel, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -117,6 +124,8 @@ impl Metrics {
             docker_errors: Family::default(),
             reload_failures: Counter::default(),
             readiness_probes: Counter::default(),
+            streams_open: Gauge::default(),
+            streams_refused: Family::default(),
         };
         metrics.describe();
         metrics
@@ -165,6 +174,12 @@ impl Metrics {
             "What each language's pool aims at now",
             self.pool_target.clone(),
         );
+        self.describe_service();
+    }
+
+    /// Registers the metrics of the service itself (beside its runs).
+    fn describe_service(&mut self) {
+        let r = &mut self.registry;
         r.register(
             "containers_alive",
             "Containers and volumes the service holds",
@@ -194,6 +209,16 @@ impl Metrics {
             "readiness_probes",
             "Probes of the engine for /ready",
             self.readiness_probes.clone(),
+        );
+        r.register(
+            "streams_open",
+            "Streamed runs open (WebSocket and Server-Sent Events)",
+            self.streams_open.clone(),
+        );
+        r.register(
+            "streams_refused",
+            "Streamed runs refused at a cap, by cap (total, client)",
+            self.streams_refused.clone(),
         );
     }
 

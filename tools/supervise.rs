@@ -6,8 +6,17 @@
 //! written:
 //!
 //! ```text
-//! /.code-runner/supervise <cpu limit in ms, 0 for none> <wall limit in ms, 0 for none> <build dir or -> <command> [args...]
+//! /.code-runner/supervise <cpu limit in ms, 0 for none> <wall limit in ms, 0 for none> <stdin: - or framed> <build dir or -> <command> [args...]
 //! ```
+//!
+//! With stdin `-` the program's stdin is this process's own (the rest of
+//! the payload's stream). With `framed` (a streamed run) the program gets
+//! a pipe, and the rest of the stream is frames: `d<size>\n<size bytes>`
+//! (stdin data), `e\n` (the end of stdin) and `k<signal>\n` (a signal to
+//! the program: to every process of the sandbox but this one, as a
+//! terminal's Ctrl-C reaches its foreground group). A thread reads them
+//! while the program runs; another writes the data to the pipe, so that a
+//! program that does not read its stdin never holds a signal back.
 //!
 //! It reads the run's nonce from fd 3 (so the nonce is on no command
 //! line), makes itself non-dumpable (so no process of the same user can
@@ -99,11 +108,15 @@ fn main() -> ExitCode {
         return prestarted(&args[1..]);
     }
     let nonce = read_nonce();
-    let (Some(limit), Some(wall), Some(build), Some(program)) =
-        (args.first(), args.get(1), args.get(2), args.get(3))
-    else {
+    let (Some(limit), Some(wall), Some(stdin), Some(build), Some(program)) = (
+        args.first(),
+        args.get(1),
+        args.get(2),
+        args.get(3),
+        args.get(4),
+    ) else {
         eprintln!(
-            "supervise: usage: supervise <cpu limit ms> <wall limit ms> <build dir or -> <command> [args...]\n       supervise --prestart <python|node> <command> [args...]"
+            "supervise: usage: supervise <cpu limit ms> <wall limit ms> <- or framed> <build dir or -> <command> [args...]\n       supervise --prestart <python|node> <command> [args...]"
         );
         return ExitCode::from(2);
     };
@@ -116,13 +129,23 @@ fn main() -> ExitCode {
     let cpu_limit_us = limit.parse::<u64>().unwrap_or(0) * 1000;
     let wall_ms = wall.parse::<u64>().unwrap_or(0);
     let mut command = Command::new(program);
-    command.args(&args[4..]);
+    command.args(&args[5..]);
     let output = match output_pipes(&mut command) {
         Ok(output) => output,
         Err(e) => {
             eprintln!("supervise: cannot make the program's output pipes: {e}");
             return ExitCode::from(125);
         }
+    };
+    let input = match stdin.as_str() {
+        "framed" => match input_pipe(&mut command) {
+            Ok(pipe) => Some(pipe),
+            Err(e) => {
+                eprintln!("supervise: cannot make the program's stdin pipe: {e}");
+                return ExitCode::from(125);
+            }
+        },
+        _ => None,
     };
     let run = Run::begin(nonce, cpu_limit_us, wall_ms);
     if cpu_limit_us > 0 {
@@ -139,7 +162,12 @@ fn main() -> ExitCode {
     // The pipes' write ends are the child's now (or nobody's).
     drop(command);
     match spawned {
-        Ok(child) => run.finish(&child, output),
+        Ok(child) => {
+            if let Some(pipe) = input {
+                Stdin::Framed.relay(pipe, child.id());
+            }
+            run.finish(&child, output)
+        }
         Err(e) => {
             // As a shell says it: 127 when the command is not there, 126
             // when it cannot be run.
@@ -348,6 +376,16 @@ fn prestarted(args: &[String]) -> ExitCode {
             return ExitCode::from(125);
         }
     };
+    // The interpreter starts before the payload, which comes on this
+    // process's stdin: its own stdin is a pipe, fed once the payload is
+    // read.
+    let input = match input_pipe(&mut command) {
+        Ok(input) => input,
+        Err(e) => {
+            eprintln!("supervise: cannot make the interpreter's stdin pipe: {e}");
+            return ExitCode::from(125);
+        }
+    };
     let (go_read, ready_write) = (go[0], ready[1]);
     // SAFETY: dup2 and close are async-signal-safe, as pre_exec requires.
     // Through high numbers first, so that a pipe end that is already 3 or
@@ -417,6 +455,7 @@ fn prestarted(args: &[String]) -> ExitCode {
     }
     let _ = go_pipe.write_all(&message);
     drop(go_pipe);
+    payload.stdin.relay(input, child.id());
     run.finish(&child, output)
 }
 
@@ -425,6 +464,7 @@ struct Payload {
     nonce: String,
     cpu_ms: u64,
     wall_ms: u64,
+    stdin: Stdin,
     args: Vec<Vec<u8>>,
 }
 
@@ -438,6 +478,10 @@ fn read_payload() -> std::io::Result<Payload> {
     let nonce = line(input)?;
     let cpu_ms = number(&line(input)?)?;
     let wall_ms = number(&line(input)?)?;
+    let stdin = match line(input)?.as_str() {
+        "framed" => Stdin::Framed,
+        _ => Stdin::Raw,
+    };
     let _build = line(input)?;
     for _ in 0..number(&line(input)?)? {
         let size = number(&line(input)?)?;
@@ -460,6 +504,7 @@ fn read_payload() -> std::io::Result<Payload> {
         nonce,
         cpu_ms,
         wall_ms,
+        stdin,
         args,
     })
 }
@@ -514,6 +559,80 @@ fn output_pipes(command: &mut Command) -> std::io::Result<[fs::File; 2]> {
             fs::File::from_raw_fd(out_read),
             fs::File::from_raw_fd(err_read),
         ])
+    }
+}
+
+/// Gives `command` a pipe of its own as stdin, and returns its write end.
+fn input_pipe(command: &mut Command) -> std::io::Result<fs::File> {
+    let [read, write] = pipe()?;
+    // SAFETY: pipe2 just made these fds; each is owned once, here.
+    unsafe {
+        command.stdin(OwnedFd::from_raw_fd(read));
+        Ok(fs::File::from_raw_fd(write))
+    }
+}
+
+/// What follows the payload on this process's stdin: the program's stdin
+/// itself, or frames of it (a streamed run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stdin {
+    Raw,
+    Framed,
+}
+
+impl Stdin {
+    /// Feeds the rest of this process's stdin to the program's stdin
+    /// `pipe`, in threads of their own: a copy, or the frames read (data
+    /// written by a second thread, signals sent to `child` at once).
+    fn relay(self, pipe: fs::File, child: u32) {
+        // SAFETY: fd 0 stays open: the File is never dropped.
+        let mut from = ManuallyDrop::new(unsafe { fs::File::from_raw_fd(0) });
+        let mut pipe = pipe;
+        match self {
+            Stdin::Raw => {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut *from, &mut pipe);
+                });
+            }
+            Stdin::Framed => {
+                let (data, queue) = mpsc::channel::<Vec<u8>>();
+                std::thread::spawn(move || {
+                    for bytes in queue {
+                        if pipe.write_all(&bytes).is_err() {
+                            return;
+                        }
+                    }
+                });
+                std::thread::spawn(move || read_frames(&mut from, &data, child));
+            }
+        }
+    }
+}
+
+/// Reads stdin frames from `from` until its end or an `e` frame: data to
+/// `data`, signals to the sandbox's processes (`child` alone outside a
+/// sandbox). Dropping `data` closes the program's stdin.
+fn read_frames(from: &mut fs::File, data: &mpsc::Sender<Vec<u8>>, child: u32) {
+    loop {
+        let Ok(frame) = line(from) else { return };
+        let (kind, rest) = frame.split_at(frame.len().min(1));
+        match (kind, number(rest)) {
+            ("d", Ok(size)) => {
+                let mut bytes = vec![0u8; size as usize];
+                if from.read_exact(&mut bytes).is_err() || data.send(bytes).is_err() {
+                    return;
+                }
+            }
+            ("k", Ok(signal)) if (1..=64).contains(&signal) => {
+                let target = if in_sandbox() { -1 } else { child as i32 };
+                // SAFETY: kill with a checked signal number; -1 only in a
+                // sandbox, where every process but this one is the run's.
+                unsafe {
+                    kill(target, signal as i32);
+                }
+            }
+            _ => return,
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use std::convert::Infallible;
 
 use serde::Serialize;
 use warp::http::StatusCode;
-use warp::http::header::{HeaderMap, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use warp::http::header::{HeaderMap, HeaderValue, RETRY_AFTER, UPGRADE, WWW_AUTHENTICATE};
 use warp::reject::Rejection;
 use warp::reply::{Reply, Response};
 
@@ -119,6 +119,20 @@ pub(crate) enum ApiError {
         "submissions are not stored on this server (judge0.database is off): only wait=true is served"
     )]
     NotStored,
+    /// The caps on streamed runs open are reached.
+    #[error("{0}")]
+    TooManyStreams(String),
+    /// A WebSocket whose first frame did not come in time.
+    #[error("no run request came within {ms} ms of the connection")]
+    FirstFrameTimeout { ms: u64 },
+    /// A streamed run's frame that is not one the protocol has.
+    #[error("{0}")]
+    MalformedFrame(String),
+    /// A plain request to a WebSocket's path.
+    #[error(
+        "this path is a WebSocket: open it with an upgrade (Connection: Upgrade, Upgrade: websocket)"
+    )]
+    UpgradeRequired,
 }
 
 impl From<super::gate::Refused> for ApiError {
@@ -164,6 +178,10 @@ impl ApiError {
             ApiError::ClientStorageFull(_) | ApiError::StorageFull(_) => "storage_full",
             ApiError::StoreFailed(_) => "store_failed",
             ApiError::NotStored => "not_stored",
+            ApiError::TooManyStreams(_) => "too_many_streams",
+            ApiError::FirstFrameTimeout { .. } => "first_frame_timeout",
+            ApiError::MalformedFrame(_) => "malformed_frame",
+            ApiError::UpgradeRequired => "upgrade_required",
         }
     }
 
@@ -177,11 +195,14 @@ impl ApiError {
             | ApiError::InvalidField { .. }
             | ApiError::UnknownLanguage { .. }
             | ApiError::UnknownVersion { .. }
+            | ApiError::MalformedFrame(_)
             | ApiError::NotStored => StatusCode::BAD_REQUEST,
             ApiError::FieldTooLarge { .. }
             | ApiError::BodyTooLarge { .. }
             | ApiError::TooManyRuns(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            ApiError::BodyTimeout { .. } | ApiError::FirstFrameTimeout { .. } => {
+                StatusCode::REQUEST_TIMEOUT
+            }
             ApiError::Busy | ApiError::ClientBusy | ApiError::BodiesBusy => {
                 StatusCode::TOO_MANY_REQUESTS
             }
@@ -197,9 +218,11 @@ impl ApiError {
             ApiError::RateLimited { .. }
             | ApiError::TooManyConnections { .. }
             | ApiError::ClientQueueFull(_)
+            | ApiError::TooManyStreams(_)
             | ApiError::ClientStorageFull(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::StorageFull(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::LengthRequired => StatusCode::LENGTH_REQUIRED,
+            ApiError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
         }
     }
 
@@ -213,6 +236,7 @@ impl ApiError {
             | ApiError::ShuttingDown
             | ApiError::QueueFull
             | ApiError::ClientQueueFull(_)
+            | ApiError::TooManyStreams(_)
             | ApiError::TooManyConnections { .. } => {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
             }
@@ -226,6 +250,9 @@ impl ApiError {
             }
             ApiError::Unauthorized(_) => {
                 headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::UpgradeRequired => {
+                headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
             }
             _ => {}
         }

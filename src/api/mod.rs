@@ -15,6 +15,7 @@ mod body;
 pub(crate) mod error;
 pub(crate) mod gate;
 pub(crate) mod judge0;
+pub(crate) mod live;
 pub(crate) mod native;
 pub(crate) mod openapi;
 pub(crate) mod piston;
@@ -86,6 +87,7 @@ pub(crate) fn routes<R: Runner>(
         .and(warp::post())
         .and(enter(api.clone(), Route::Run, always))
         .and(with_api.clone())
+        .and(warp::header::optional::<String>("accept"))
         .and(warp::header::optional::<u64>("content-length"))
         .and(warp::body::stream())
         .then(native::run_code::<R>);
@@ -110,7 +112,9 @@ pub(crate) fn routes<R: Runner>(
         .then(piston::handle::<R>);
 
     let counted = api.metrics.clone();
-    judge0
+    stream_routes(api.clone())
+        .or(judge0)
+        .unify()
         .or(piston)
         .unify()
         .or(run)
@@ -131,6 +135,57 @@ pub(crate) fn routes<R: Runner>(
             }
             response
         })
+}
+
+/// The streamed runs' sockets, `GET /run-code/ws` and Piston's `GET
+/// /api/v2/connect` (each let in by the front door at its first frame),
+/// and the playground page.
+fn stream_routes<R: Runner>(
+    api: Arc<Api<R>>,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection>
++ Clone
++ Send
++ Sync
++ 'static {
+    let socket = {
+        let api = api.clone();
+        warp::get()
+            .and(warp::ws())
+            .and(warp::any().map(move || api.clone()))
+            .and(warp::header::headers_cloned())
+            .and(warp::ext::optional::<PeerAddr>())
+    };
+    let bounded = |ws: warp::ws::Ws, api: &Api<R>| {
+        let max = api.streams.settings().max_frame_bytes;
+        ws.max_frame_size(max).max_message_size(max)
+    };
+    let ours = warp::path!("run-code" / "ws").and(socket.clone()).map(
+        move |ws: warp::ws::Ws, api: Arc<Api<R>>, headers, peer| {
+            bounded(ws, &api)
+                .on_upgrade(move |socket| live::ws::serve(api, headers, peer, socket))
+                .into_response()
+        },
+    );
+    let piston = warp::path!("api" / "v2" / "connect").and(socket).map(
+        move |ws: warp::ws::Ws, api: Arc<Api<R>>, headers, peer| {
+            bounded(ws, &api)
+                .on_upgrade(move |socket| live::connect::serve(api, headers, peer, socket))
+                .into_response()
+        },
+    );
+    // The same path without an upgrade: told what it is.
+    let plain = warp::path!("run-code" / "ws")
+        .and(warp::get())
+        .map(live::ws::upgrade_required);
+    let playground = warp::path!("playground")
+        .and(warp::get())
+        .map(live::playground::page);
+    ours.or(plain)
+        .unify()
+        .or(piston)
+        .unify()
+        .or(playground)
+        .unify()
 }
 
 /// The probes and documents: `/health`, `/ready`, `/languages`,

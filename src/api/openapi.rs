@@ -10,16 +10,18 @@ use warp::reply::{Reply, Response};
 
 use super::judge0::Judge0Api;
 use super::piston::PistonApi;
-use super::{native, probes};
+use super::{live, native, probes};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "code-runner",
-        description = "Runs untrusted code in locked-down Docker sandboxes. Three dialects: its own (`/run-code`), Piston v2 (`/api/v2`) and Judge0 CE 1.13.1 (`/judge0`). With API keys on, send `Authorization: Bearer KEY` or `X-API-Key: KEY` (every route but `/health`)."
+        description = "Runs untrusted code in locked-down Docker sandboxes. Three dialects: its own (`/run-code`), Piston v2 (`/api/v2`) and Judge0 CE 1.13.1 (`/judge0`). Streamed runs: `GET /run-code/ws` and Piston's `GET /api/v2/connect` (WebSockets), and `POST /run-code` with `Accept: text/event-stream` (Server-Sent Events); `/playground` is a page built on them. With API keys on, send `Authorization: Bearer KEY` or `X-API-Key: KEY` (every route but `/health`)."
     ),
     paths(
         native::run_code,
+        live::ws::upgrade_required,
+        live::playground::page,
         probes::health,
         probes::ready,
         probes::languages,
@@ -73,6 +75,8 @@ mod tests {
             .collect();
         for path in [
             "/run-code",
+            "/run-code/ws",
+            "/playground",
             "/health",
             "/ready",
             "/languages",
@@ -80,6 +84,7 @@ mod tests {
             "/openapi.json",
             "/api/v2/runtimes",
             "/api/v2/execute",
+            "/api/v2/connect",
             "/judge0/submissions",
             "/judge0/submissions/batch",
             "/judge0/submissions/{token}",
@@ -93,7 +98,7 @@ mod tests {
         ] {
             assert!(paths.contains(&path), "{path} in {paths:?}");
         }
-        assert_eq!(paths.len(), 18, "{paths:?}");
+        assert_eq!(paths.len(), 21, "{paths:?}");
         let run = &doc["components"]["schemas"]["RunRequest"]["properties"];
         assert!(
             run["language"].is_object() && run["tests"].is_object(),

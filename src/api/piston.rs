@@ -35,7 +35,7 @@ use crate::text::clip;
 /// Piston's part of the API's document: the routes [`handle`] serves,
 /// relative to `/api/v2` (`/api/v2/piston/…` are their aliases).
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(runtimes, execute))]
+#[openapi(paths(runtimes, execute, connect))]
 pub(super) struct PistonApi;
 
 /// `/api/v2/<tail>`: Piston's routes, each to its handler.
@@ -61,12 +61,27 @@ pub(crate) async fn handle<R: Runner>(
                 "requests must be of type application/json",
             )
         }
+        ("connect", Method::GET) => connect(),
         ("execute", Method::POST) => {
             let response = execute(api, &caller, declared, body).await;
             caller.decorate(response)
         }
         _ => message(StatusCode::NOT_FOUND, "Not Found"),
     }
+}
+
+/// Piston's interactive runs, `GET /api/v2/connect`: a WebSocket speaking
+/// Piston's protocol (`init`, `data`, `signal` in; `runtime`, `stage`,
+/// `data`, `exit`, `error` out; closes 4000–4005 and 4999 "Job
+/// Completed"), served by `api::live::connect`. Without an upgrade it is
+/// not found, as on Piston.
+#[utoipa::path(get, path = "/connect", tag = "piston", operation_id = "piston_connect",
+    responses(
+        (status = 101, description = "The WebSocket of one run, in Piston's protocol"),
+        (status = 404, description = "Not a WebSocket upgrade", body = PistonErrorBody),
+    ))]
+fn connect() -> Response {
+    message(StatusCode::NOT_FOUND, "Not Found")
 }
 
 /// Piston's error: `{"message": text}`.
@@ -141,14 +156,7 @@ async fn execute<R: Runner>(
         Err(e) => return refused(ApiError::MalformedJson(e.to_string())),
     };
     drop(body);
-    let registry = api.runner.registry();
-    let job = match job(&ExecuteRequest::of(&request), &registry) {
-        Ok(request) => {
-            (request.into_job(&registry, &api.bounds, caller.client.clone())).map_err(refusal)
-        }
-        Err(refused) => Err(refused),
-    };
-    let job = match job {
+    let job = match job_of(&request, &api.runner.registry(), &api.bounds, caller) {
         Ok(job) => job,
         Err(text) => {
             tracing::info!(%request_id, dialect = "piston", error = %text, "request refused");
@@ -170,6 +178,18 @@ async fn execute<R: Runner>(
         }
         Err(e) => refused(ApiError::from_run(e, &request_id)),
     }
+}
+
+/// A Piston request (`execute`'s body, or `connect`'s `init`) as a job
+/// for `caller`, or Piston's sentence for why not.
+pub(crate) fn job_of(
+    request: &Value,
+    registry: &Registry,
+    bounds: &crate::config::RequestBounds,
+    caller: &Caller,
+) -> Result<crate::job::Job, String> {
+    let request = job(&ExecuteRequest::of(request), registry)?;
+    (request.into_job(registry, bounds, caller.client.clone())).map_err(refusal)
 }
 
 /// Trouble Piston does not have (a body too large or too slow, the
@@ -464,12 +484,12 @@ pub(crate) struct Answer {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub(crate) struct StageAnswer {
     /// The signal that killed it (`SIGKILL` for any stop at a limit).
-    signal: Option<String>,
+    pub(crate) signal: Option<String>,
     stdout: String,
     stderr: String,
     /// The exit status when it exited; `null` when a signal or a limit
     /// stopped it.
-    code: Option<i64>,
+    pub(crate) code: Option<i64>,
     /// stdout and stderr in the order written.
     output: String,
     /// Peak memory, bytes.

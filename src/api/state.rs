@@ -22,6 +22,7 @@ pub(crate) struct Api<R> {
     pub(super) body: BodyReader,
     pub(super) bounds: RequestBounds,
     pub(super) defaults: Limits,
+    pub(super) streams: Arc<super::live::Streams>,
 }
 
 impl<R: Runner> Api<R> {
@@ -50,10 +51,11 @@ impl<R: Runner> Api<R> {
             runner,
             judge0,
             gate,
-            metrics,
+            metrics: metrics.clone(),
             body: BodyReader::new(server.max_body_bytes, server.body_timeout()),
             bounds: config.requests.clone(),
             defaults: config.limits.clone(),
+            streams: super::live::Streams::new(config.streams.clone(), metrics.clone()),
         }
     }
 }

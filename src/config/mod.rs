@@ -31,7 +31,7 @@ use crate::validation::{FieldError, field_errors};
 pub use judge0::{CallbackHost, CallbackTarget, Judge0Config};
 pub use sections::{
     FrontDoor, IDLE_SANDBOX_MB, LogFormat, PoolSettings, RequestBounds, RunSettings, Secret,
-    ServerSettings,
+    ServerSettings, StreamSettings,
 };
 pub use uids::UidRange;
 
@@ -154,6 +154,10 @@ pub struct Config {
     #[serde(default)]
     #[validate(nested)]
     pub requests: RequestBounds,
+    /// The bounds of streamed runs.
+    #[serde(default)]
+    #[validate(nested)]
+    pub streams: StreamSettings,
     /// Sandboxes started ahead of demand.
     #[serde(default)]
     #[validate(nested)]
@@ -188,6 +192,7 @@ impl Default for Config {
             server: ServerSettings::default(),
             runs: RunSettings::default(),
             requests: RequestBounds::default(),
+            streams: StreamSettings::default(),
             pool: PoolSettings::default(),
             front_door: FrontDoor::default(),
             limits: Limits::default(),

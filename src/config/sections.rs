@@ -156,6 +156,45 @@ impl RunSettings {
     }
 }
 
+/// The `[streams]` keys: the bounds of streamed runs (`GET /run-code/ws`,
+/// Piston's `/api/v2/connect`, `POST /run-code` as Server-Sent Events).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamSettings {
+    /// Streamed runs open at once, every protocol together. Default `64`.
+    #[validate(range(min = 1, max = 100_000))]
+    pub max_open: usize,
+    /// Streamed runs one client may have open at once. Default `8`.
+    #[validate(range(min = 1, max = 100_000))]
+    pub client_max_open: usize,
+    /// The largest WebSocket frame (and message) a client may send, in
+    /// bytes. Default `1048576`.
+    #[validate(range(min = 1024, max = 67_108_864))]
+    pub max_frame_bytes: usize,
+    /// How long a WebSocket may wait for its first frame, in ms. Default
+    /// `10000`.
+    #[validate(range(min = 100, max = 600_000))]
+    pub first_frame_timeout_ms: u64,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        StreamSettings {
+            max_open: 64,
+            client_max_open: 8,
+            max_frame_bytes: 1024 * 1024,
+            first_frame_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl StreamSettings {
+    /// The longest wait for a socket's first frame.
+    pub fn first_frame_timeout(&self) -> Duration {
+        Duration::from_millis(self.first_frame_timeout_ms)
+    }
+}
+
 /// The `[requests]` keys: the size bounds of a request's parts, in every
 /// dialect.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]

@@ -840,6 +840,7 @@ fn decode(payload: &[u8]) -> Option<(String, Run)> {
     let nonce = line(&mut at)?;
     let cpu_ms = line(&mut at)?.parse().ok()?;
     let wall_ms = line(&mut at)?.parse().ok()?;
+    let framed = line(&mut at)? == "framed";
     let build = Some(line(&mut at)?).filter(|b| b != "-");
     let mut files = Vec::new();
     for _ in 0..line(&mut at)?.parse::<usize>().ok()? {
@@ -863,9 +864,31 @@ fn decode(payload: &[u8]) -> Option<(String, Run)> {
         build,
         files,
         args,
-        stdin: payload[at..].to_vec(),
+        stdin: if framed {
+            unframe(&payload[at..])?
+        } else {
+            payload[at..].to_vec()
+        },
     };
     Some((nonce, run))
+}
+
+/// The stdin data of a streamed run's frames, up to its `e` frame (the
+/// fake's program reads it whole; signals are not acted).
+fn unframe(mut frames: &[u8]) -> Option<Vec<u8>> {
+    let mut stdin = Vec::new();
+    while let Some(end) = frames.iter().position(|&b| b == b'\n') {
+        let head = std::str::from_utf8(&frames[..end]).ok()?;
+        frames = &frames[end + 1..];
+        if let Some(size) = head.strip_prefix('d') {
+            let size: usize = size.parse().ok()?;
+            stdin.extend_from_slice(frames.get(..size)?);
+            frames = &frames[size..];
+        } else if head == "e" {
+            break;
+        }
+    }
+    Some(stdin)
 }
 
 /// The fake under the seam.

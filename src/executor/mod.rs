@@ -32,6 +32,7 @@ use crate::custody::uids::Uids;
 use crate::custody::{Custody, Sweep};
 use crate::job::Job;
 use crate::language::Registry;
+use crate::live::Live;
 use crate::sandbox::{Launcher, SandboxError};
 use pool::Pool;
 pub(crate) use pool::most_waiting;
@@ -69,9 +70,16 @@ impl Executor {
 
     /// Runs `job`: compiles it once if its language compiles, then runs
     /// each of its inputs in a fresh sandbox as `turns` allows (see
-    /// [`runs`]); what it made is removed in the background.
-    pub(crate) async fn run(&self, job: &Job, turns: &impl Turns) -> Result<Ran, SandboxError> {
-        self.runs.run(job, turns).await
+    /// [`runs`]); what it made is removed in the background. A `live`
+    /// run (of one input) is fed the client's stdin and signals while it
+    /// runs, and says its stages and output as they come.
+    pub(crate) async fn run(
+        &self,
+        job: &Job,
+        turns: &impl Turns,
+        live: Option<&Live>,
+    ) -> Result<Ran, SandboxError> {
+        self.runs.run(job, turns, live).await
     }
 
     /// Starts the background work in `tasks`: the janitor, the start-up

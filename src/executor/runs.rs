@@ -28,6 +28,7 @@ use crate::custody::{Custody, Held};
 use crate::engine::BUILD_POINT;
 use crate::job::{Job, RunInput, Stage};
 use crate::limits::Limits;
+use crate::live::Live;
 use crate::nonempty::NonEmpty;
 use crate::outcome::{
     Exit, LimitHit, Outcome, Phase, Phases, PoolUse, StageResult, Status, Timing, Usage,
@@ -108,7 +109,12 @@ struct Compiled {
 
 impl Runs {
     /// Runs `job` (see [`super::Executor::run`]).
-    pub(super) async fn run(&self, job: &Job, turns: &impl Turns) -> Result<Ran, SandboxError> {
+    pub(super) async fn run(
+        &self,
+        job: &Job,
+        turns: &impl Turns,
+        live: Option<&Live>,
+    ) -> Result<Ran, SandboxError> {
         if self.stop.is_cancelled() {
             return Err(SandboxError::Stopped);
         }
@@ -117,7 +123,10 @@ impl Runs {
         let (ready, compile, pool, mut phases) = match &job.limits.compile {
             None => (Ready::Sources, None, None, Phases::new()),
             Some(limits) => {
-                let compiled = self.compile(job, limits).await?;
+                let compiled = self.compile(job, limits, live).await?;
+                if let Some(live) = live {
+                    live.compiled(&compiled.result);
+                }
                 let phases = vec![(Phase::Compile, compiled.took)];
                 if compiled.result.status() != Status::Ok {
                     self.release(compiled.pair, compiled.runner.into_container());
@@ -143,7 +152,7 @@ impl Runs {
                 (ready, Some(compiled.result), Some(compiled.pool), phases)
             }
         };
-        let runs = self.run_inputs(job, ready, turns).await?;
+        let runs = self.run_inputs(job, ready, turns, live).await?;
         let (first, rest) = runs.into_parts();
         phases.extend(first.phases);
         let timing = Timing {
@@ -167,11 +176,13 @@ impl Runs {
         job: &Job,
         ready: Ready,
         turns: &impl Turns,
+        live: Option<&Live>,
     ) -> Result<NonEmpty<Served>, SandboxError> {
         let (pair, keeper) = match ready {
             Ready::Alone { pair, runner } => {
                 let _turn = turns.take().await?;
-                let (served, runner) = self.in_pair(job, job.inputs.first(), runner).await?;
+                let input = job.inputs.first();
+                let (served, runner) = self.in_pair(job, input, runner, live).await?;
                 self.release(pair, runner);
                 return Ok(NonEmpty::one(served));
             }
@@ -183,7 +194,7 @@ impl Runs {
             compile,
         });
         let runs: Vec<_> = (job.inputs.iter())
-            .map(|input| self.in_turn(job, build, input, turns))
+            .map(|input| self.in_turn(job, build, input, turns, live))
             .collect();
         let runs = futures_util::stream::iter(runs)
             .buffered(turns.width().max(1))
@@ -203,10 +214,11 @@ impl Runs {
         build: Option<Build<'_>>,
         input: &RunInput,
         turns: &impl Turns,
+        live: Option<&Live>,
     ) -> Result<Served, SandboxError> {
         let _turn = turns.take().await?;
         match build {
-            None => self.run_sources(job, input).await,
+            None => self.run_sources(job, input, live).await,
             Some(build) => self.run_build(job, build, input).await,
         }
     }
@@ -216,10 +228,26 @@ impl Runs {
     /// limit the container holds gets a sandbox of its own), else in one
     /// started for it, which gets its payload before it starts so that the
     /// program starts with its process.
-    async fn run_sources(&self, job: &Job, input: &RunInput) -> Result<Served, SandboxError> {
-        let payload = || {
+    async fn run_sources(
+        &self,
+        job: &Job,
+        input: &RunInput,
+        live: Option<&Live>,
+    ) -> Result<Served, SandboxError> {
+        let mut streamed = live.map(|live| {
+            live.started(Stage::Run);
+            live.stage(Stage::Run)
+        });
+        let mut payload = || {
             let files: Vec<_> = job.files.all().collect();
-            Payload::new(clock(&job.limits.run), &files, &input.args, &input.stdin)
+            let stdin = &input.stdin;
+            Payload::new(
+                clock(&job.limits.run),
+                &files,
+                &input.args,
+                stdin,
+                streamed.take(),
+            )
         };
         let bounds = bounds(&job.limits.run);
         let pooled = job
@@ -256,8 +284,14 @@ impl Runs {
         job: &Job,
         input: &RunInput,
         runner: Sandbox,
+        live: Option<&Live>,
     ) -> Result<(Served, Held), SandboxError> {
-        let payload = Payload::new(clock(&job.limits.run), &[], &input.args, &input.stdin);
+        let streamed = live.map(|live| {
+            live.started(Stage::Run);
+            live.stage(Stage::Run)
+        });
+        let (args, stdin) = (&input.args, &input.stdin);
+        let payload = Payload::new(clock(&job.limits.run), &[], args, stdin, streamed);
         let ran = runner
             .execute(Some(payload), bounds(&job.limits.run), &self.stop)
             .await?;
@@ -299,7 +333,12 @@ impl Runs {
     /// Compiles `job` in a pair from the pool when one waits (and the job
     /// keeps the language's own limits, which the pair was made with), else
     /// in one made now.
-    async fn compile(&self, job: &Job, limits: &Limits) -> Result<Compiled, SandboxError> {
+    async fn compile(
+        &self,
+        job: &Job,
+        limits: &Limits,
+        live: Option<&Live>,
+    ) -> Result<Compiled, SandboxError> {
         let language = &job.language;
         let own_limits = language
             .compile
@@ -307,7 +346,7 @@ impl Runs {
             .is_some_and(|c| c.limits.same_sandbox(limits))
             && job.limits.run.same_sandbox(&language.limits);
         if let Some(pair) = own_limits.then(|| self.pool.claim_pair(language)).flatten() {
-            match self.compile_in(job, limits, pair, PoolUse::Hit).await {
+            match self.compile_in(job, limits, pair, PoolUse::Hit, live).await {
                 // A pooled sandbox died after the claim: the compiler never
                 // ran, so it runs in a pair of its own.
                 Err(SandboxError::NeverStarted(_)) => {
@@ -317,7 +356,8 @@ impl Runs {
             }
         }
         let pair = Pair::make(&self.launcher, language, limits, &job.limits.run, false).await?;
-        self.compile_in(job, limits, pair, PoolUse::Miss).await
+        self.compile_in(job, limits, pair, PoolUse::Miss, live)
+            .await
     }
 
     /// Runs the compile of `job` in `pair`'s compile sandbox.
@@ -327,10 +367,16 @@ impl Runs {
         limits: &Limits,
         pair: Pair,
         pool: PoolUse,
+        live: Option<&Live>,
     ) -> Result<Compiled, SandboxError> {
         let (compiler, runner, volume) = pair.take();
         let files: Vec<_> = job.files.all().collect();
-        let payload = Payload::new(clock(limits), &files, &job.compile_args, b"");
+        let streamed = live.map(|live| {
+            live.started(Stage::Compile);
+            live.stage(Stage::Compile)
+        });
+        let args = &job.compile_args;
+        let payload = Payload::new(clock(limits), &files, args, b"", streamed);
         match compiler
             .execute(Some(payload), bounds(limits), &self.stop)
             .await

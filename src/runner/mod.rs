@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use crate::executor::{Executor, Turns};
 use crate::job::{Client, Job, JobLimits};
 use crate::language::{Language, Registry};
+use crate::live::Live;
 use crate::metrics::{LanguageLabel, Metrics, ResultLabel, RunLabels};
 use crate::outcome::{Outcome, StageResult, Timing};
 use crate::sandbox::SandboxError;
@@ -86,6 +87,12 @@ pub(crate) trait Runner: Send + Sync + 'static {
     /// sandbox (a batch's several at once, within a fair share of the run
     /// slots).
     fn run(&self, job: Job) -> impl Future<Output = Result<Report, RunError>> + Send;
+
+    /// Runs `job` (of one input) as [`Runner::run`] does, streamed: fed
+    /// `live`'s controls while it runs, saying its stages and output as
+    /// they come.
+    fn stream(&self, job: Job, live: Live)
+    -> impl Future<Output = Result<Report, RunError>> + Send;
 
     /// Whether runs can be served now.
     fn readiness(&self) -> impl Future<Output = Readiness> + Send;
@@ -181,6 +188,34 @@ impl DockerRunner {
             .inc();
     }
 
+    /// Admits `job` and runs it (streamed with `live`).
+    async fn run_with(&self, job: Job, live: Option<&Live>) -> Result<Report, RunError> {
+        let own = self.admit(&job).await?;
+        let width = match job.inputs.len() {
+            1 => 1,
+            _ => self.admission.batch_share(),
+        };
+        let turns = JobTurns {
+            admission: &self.admission,
+            client: job.client.clone(),
+            own: Arc::new(tokio::sync::Mutex::new(own)),
+            width,
+        };
+        let ran = self
+            .executor
+            .run(&job, &turns, live)
+            .await
+            .map_err(|e| refusal(e, &job.language.name))?;
+        let report = Report {
+            language: job.language,
+            limits: job.limits,
+            outcome: ran.outcome,
+            timing: ran.timing,
+        };
+        self.count_report(&report);
+        Ok(report)
+    }
+
     /// Refuses every waiting and future job; runs holding a slot go on.
     pub(crate) fn close(&self) {
         self.admission.close();
@@ -220,30 +255,11 @@ impl Runner for DockerRunner {
     }
 
     async fn run(&self, job: Job) -> Result<Report, RunError> {
-        let own = self.admit(&job).await?;
-        let width = match job.inputs.len() {
-            1 => 1,
-            _ => self.admission.batch_share(),
-        };
-        let turns = JobTurns {
-            admission: &self.admission,
-            client: job.client.clone(),
-            own: Arc::new(tokio::sync::Mutex::new(own)),
-            width,
-        };
-        let ran = self
-            .executor
-            .run(&job, &turns)
-            .await
-            .map_err(|e| refusal(e, &job.language.name))?;
-        let report = Report {
-            language: job.language,
-            limits: job.limits,
-            outcome: ran.outcome,
-            timing: ran.timing,
-        };
-        self.count_report(&report);
-        Ok(report)
+        self.run_with(job, None).await
+    }
+
+    async fn stream(&self, job: Job, live: Live) -> Result<Report, RunError> {
+        self.run_with(job, Some(&live)).await
     }
 
     /// Probes the engine at most once a second ([`READINESS_EVERY`]);

@@ -20,18 +20,19 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::error::SandboxError;
 use super::output::CappedBuffer;
-use super::protocol::{self, Clock, Framing, READY};
+use super::protocol::{self, Clock, Frame, Framing, READY};
 use super::verdict::{Observed, Reported, verdict};
 use super::watch::{CpuBound, CpuWatch};
 use crate::custody::uids::UidLease;
 use crate::custody::{Custody, Held};
 use crate::engine::{self, Chunk, Containers, EngineError, Input, Kind, Output, SandboxSpec};
+use crate::live::{Control, Sink, Streamed};
 use crate::outcome::{Phase, Phases, StageResult, StreamKind, Usage};
 
 /// How long to wait for a killed container to stop, and for the rest of its
@@ -54,34 +55,67 @@ const SAMPLE_WITHIN: Duration = Duration::from_millis(250);
 const DEADLINE_BACKSTOP: Duration = Duration::from_secs(2);
 
 /// What a sandbox is fed: the encoded files, arguments and stdin, with the
-/// nonce of its trailers.
-#[derive(Debug, Clone)]
+/// nonce of its trailers; for a streamed run, the client's controls (fed
+/// as framed stdin after the payload) and where the output goes as it is
+/// read.
+#[derive(Debug)]
 pub(crate) struct Payload {
     nonce: String,
     bytes: Vec<u8>,
+    input: Option<mpsc::Receiver<Control>>,
+    sink: Option<Sink>,
 }
 
 impl Payload {
     /// The payload of a stage with `files`, `args` and `stdin`, stopped
-    /// by the supervisor at `clock`'s limits.
+    /// by the supervisor at `clock`'s limits (and streamed, if `streamed`).
     pub(crate) fn new(
         clock: Clock,
         files: &[&crate::job::SourceFile],
         args: &[String],
         stdin: &[u8],
+        streamed: Option<Streamed>,
     ) -> Payload {
-        let nonce = protocol::nonce();
-        let bytes = protocol::encode(&nonce, clock, None, files, args, stdin);
-        Payload { nonce, bytes }
+        Payload::encoded(clock, None, files, args, stdin, streamed)
     }
 
     /// The payload of a batch's test: the compiled build (mounted at
     /// `build`) is copied into the working directory before the program
     /// starts.
     pub(crate) fn with_build(clock: Clock, build: &str, args: &[String], stdin: &[u8]) -> Payload {
+        Payload::encoded(clock, Some(build), &[], args, stdin, None)
+    }
+
+    fn encoded(
+        clock: Clock,
+        build: Option<&str>,
+        files: &[&crate::job::SourceFile],
+        args: &[String],
+        stdin: &[u8],
+        streamed: Option<Streamed>,
+    ) -> Payload {
         let nonce = protocol::nonce();
-        let bytes = protocol::encode(&nonce, clock, Some(build), &[], args, stdin);
-        Payload { nonce, bytes }
+        let (input, sink) = match streamed {
+            Some(streamed) => (streamed.input, Some(streamed.sink)),
+            None => (None, None),
+        };
+        let bytes = match input {
+            None => protocol::encode(&nonce, clock, build, files, args, Some(stdin)),
+            // Framed: the request's own stdin is the first frame.
+            Some(_) => {
+                let mut bytes = protocol::encode(&nonce, clock, build, files, args, None);
+                if !stdin.is_empty() {
+                    bytes.extend(protocol::frame(Frame::Data(stdin)));
+                }
+                bytes
+            }
+        };
+        Payload {
+            nonce,
+            bytes,
+            input,
+            sink,
+        }
     }
 }
 
@@ -114,6 +148,7 @@ struct Fed {
     nonce: String,
     _writer: AbortOnDrop,
     at: Instant,
+    sink: Option<Sink>,
 }
 
 /// What [`Sandbox::execute`] gives back: the stage's result, and the
@@ -159,11 +194,7 @@ impl Sandbox {
         let (input, output) = engine.attach(container.id()).await?;
         let attached = began.elapsed();
         let mut input = Some(input);
-        let fed = payload.map(|payload| Fed {
-            _writer: feed(input.take().expect("stdin"), payload.bytes),
-            nonce: payload.nonce,
-            at: Instant::now(),
-        });
+        let fed = payload.map(|payload| Fed::new(input.take().expect("stdin"), payload));
         engine.start(container.id()).await?;
         let exited = Stop::watch(engine.clone(), container.id().to_string());
         Ok(Sandbox {
@@ -219,11 +250,7 @@ impl Sandbox {
     ) -> Result<Executed, SandboxError> {
         let fed = match (self.fed.take(), self.input.take(), payload) {
             (Some(fed), _, _) => fed,
-            (None, Some(input), Some(payload)) => Fed {
-                _writer: feed(input, payload.bytes),
-                nonce: payload.nonce,
-                at: Instant::now(),
-            },
+            (None, Some(input), Some(payload)) => Fed::new(input, payload),
             _ => {
                 return Err(SandboxError::Internal(
                     "a sandbox was run with no payload".into(),
@@ -233,6 +260,7 @@ impl Sandbox {
         let deadline = fed.at + bounds.wall_time + DEADLINE_BACKSTOP;
         let watch = bounds.cpu.map(|bound| CpuWatch::new(bound, fed.at));
         let mut transcript = Transcript::new(&fed.nonce, bounds.output_bytes);
+        transcript.sink = fed.sink.clone();
         let ending = self
             .read_until_ending(&mut transcript, deadline, watch, stop)
             .await?;
@@ -504,14 +532,48 @@ async fn create(
     Ok(container)
 }
 
-/// Writes `bytes` to a container's stdin and closes it, in a task of its
-/// own (the program may read slowly while its output must be read).
-fn feed(mut writer: Input, bytes: Vec<u8>) -> AbortOnDrop {
+impl Fed {
+    /// Starts writing `payload` to `input`: the program's clock starts.
+    fn new(input: Input, payload: Payload) -> Fed {
+        Fed {
+            _writer: feed(input, payload.bytes, payload.input),
+            nonce: payload.nonce,
+            at: Instant::now(),
+            sink: payload.sink,
+        }
+    }
+}
+
+/// Writes `bytes` to a container's stdin, then, for a streamed run, each
+/// of the client's controls as a frame while they come, and closes it, in
+/// a task of its own (the program may read slowly while its output must be
+/// read).
+fn feed(
+    mut writer: Input,
+    bytes: Vec<u8>,
+    controls: Option<mpsc::Receiver<Control>>,
+) -> AbortOnDrop {
     AbortOnDrop(tokio::spawn(async move {
         // The program may exit without reading: a broken pipe is fine.
-        if writer.write_all(&bytes).await.is_ok() {
-            let _ = writer.shutdown().await;
+        if writer.write_all(&bytes).await.is_err() {
+            return;
         }
+        if let Some(mut controls) = controls {
+            let _ = writer.flush().await;
+            while let Some(control) = controls.recv().await {
+                let frame = match &control {
+                    Control::Stdin(bytes) => protocol::frame(Frame::Data(bytes)),
+                    Control::CloseStdin => protocol::frame(Frame::End),
+                    Control::Signal(signal) => protocol::frame(Frame::Signal(signal.0)),
+                };
+                if writer.write_all(&frame).await.is_err() || writer.flush().await.is_err() {
+                    return;
+                }
+            }
+            // The client is done (or gone): the program's stdin ends.
+            let _ = writer.write_all(&protocol::frame(Frame::End)).await;
+        }
+        let _ = writer.shutdown().await;
     }))
 }
 
@@ -524,6 +586,8 @@ struct Transcript {
     both: CappedBuffer,
     /// The first stream that went over its cap.
     capped: Option<StreamKind>,
+    /// Where what each stream keeps goes as it comes (a streamed run).
+    sink: Option<Sink>,
 }
 
 impl Transcript {
@@ -533,6 +597,7 @@ impl Transcript {
             stderr: (Framing::stderr(nonce), CappedBuffer::new(cap)),
             both: CappedBuffer::new(cap.saturating_mul(2)),
             capped: None,
+            sink: None,
         }
     }
 
@@ -553,7 +618,11 @@ impl Transcript {
             StreamKind::Stderr => &mut self.stderr,
         };
         let bytes = trailer.push(&chunk.bytes);
-        self.both.push(&bytes[..bytes.len().min(buffer.room())]);
+        let kept = &bytes[..bytes.len().min(buffer.room())];
+        self.both.push(kept);
+        if let Some(sink) = &self.sink {
+            sink.output(chunk.stream, kept);
+        }
         let over = buffer.push(&bytes);
         if over && self.capped.is_none() {
             self.capped = Some(chunk.stream);
@@ -575,7 +644,11 @@ impl Transcript {
                 StreamKind::Stderr => &mut self.stderr,
             };
             let rest = trailer.finish();
-            self.both.push(&rest[..rest.len().min(buffer.room())]);
+            let kept = &rest[..rest.len().min(buffer.room())];
+            self.both.push(kept);
+            if let Some(sink) = &self.sink {
+                sink.output(stream, kept);
+            }
             if buffer.push(&rest) && self.capped.is_none() {
                 self.capped = Some(stream);
             }

@@ -10,11 +10,17 @@
 //! <nonce>\n
 //! <CPU-time limit in ms, 0 for none>\n
 //! <wall-time limit in ms, counted from the program's start, 0 for none>\n
+//! <the program's stdin: - (the rest of the stream) or framed>\n
 //! <a build folder to copy into the working directory first, or ->\n
 //! <file count>\n  then per file: <size>\n<relative path>\n<size bytes>
 //! <arg count>\n   then per arg:  <size>\n<size bytes>
-//! <the program's stdin, to end of stream>
+//! <the program's stdin, to end of stream; or, framed, its frames>
 //! ```
+//!
+//! A streamed run's stdin is framed, so that it can be fed while the
+//! program runs and carry signals: `d<size>\n<size bytes>` (data), `e\n`
+//! (the end of stdin), `k<signal number>\n` (a signal to the program),
+//! as the supervisor reads them ([`frame`]).
 //!
 //! Sizes are read with `head -c`, which (in GNU coreutils, as in every
 //! Debian- or Ubuntu-based image) reads exactly that many bytes, so what
@@ -84,6 +90,7 @@ fi
 IFS= read -r nonce
 IFS= read -r cpu
 IFS= read -r wall
+IFS= read -r stdin
 IFS= read -r build
 IFS= read -r n
 while [ "$n" -gt 0 ]; do
@@ -100,7 +107,7 @@ while [ "$n" -gt 0 ]; do
   set -- "$@" "${arg%x}"
   n=$((n - 1))
 done
-exec "$supervisor" "$cpu" "$wall" "$build" "$@" 3<<NONCE
+exec "$supervisor" "$cpu" "$wall" "$stdin" "$build" "$@" 3<<NONCE
 $nonce
 NONCE
 "#;
@@ -123,15 +130,18 @@ pub(crate) struct Clock {
 }
 
 /// Encodes the nonce, the time limits, the build folder to copy, the
-/// files, arguments and stdin into the bootstrap's stream.
+/// files, arguments and stdin into the bootstrap's stream; `stdin` `None`:
+/// framed stdin follows, written as the run goes ([`frame`]).
 pub(crate) fn encode(
     nonce: &str,
     clock: Clock,
     build: Option<&str>,
     files: &[&SourceFile],
     args: &[String],
-    stdin: &[u8],
+    stdin: Option<&[u8]>,
 ) -> Vec<u8> {
+    let framed = stdin.is_none();
+    let stdin = stdin.unwrap_or_default();
     let size = files
         .iter()
         .map(|f| f.content.len() + f.name.len() + 24)
@@ -143,7 +153,11 @@ pub(crate) fn encode(
     let ms = |limit: Option<Duration>| limit.map_or(0, |d| d.as_millis().max(1));
     let (cpu_ms, wall_ms) = (ms(clock.cpu), ms(clock.wall));
     let build = build.unwrap_or("-");
-    let head = format!("{nonce}\n{cpu_ms}\n{wall_ms}\n{build}\n{}\n", files.len());
+    let mode = if framed { "framed" } else { "-" };
+    let head = format!(
+        "{nonce}\n{cpu_ms}\n{wall_ms}\n{mode}\n{build}\n{}\n",
+        files.len()
+    );
     out.extend_from_slice(head.as_bytes());
     for file in files {
         out.extend_from_slice(format!("{}\n{}\n", file.content.len(), file.name).as_bytes());
@@ -156,6 +170,27 @@ pub(crate) fn encode(
     }
     out.extend_from_slice(stdin);
     out
+}
+
+/// What a streamed run's framed stdin carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Frame<'a> {
+    Data(&'a [u8]),
+    End,
+    Signal(i32),
+}
+
+/// One frame of a streamed run's stdin, as the supervisor reads it.
+pub(crate) fn frame(frame: Frame) -> Vec<u8> {
+    match frame {
+        Frame::Data(bytes) => {
+            let mut out = format!("d{}\n", bytes.len()).into_bytes();
+            out.extend_from_slice(bytes);
+            out
+        }
+        Frame::End => b"e\n".to_vec(),
+        Frame::Signal(number) => format!("k{number}\n").into_bytes(),
+    }
 }
 
 /// Reads one output stream's markers: on stdout, the start line first;
@@ -470,7 +505,7 @@ mod tests {
                 None,
                 &files.iter().collect::<Vec<_>>(),
                 args,
-                stdin,
+                Some(stdin),
             ),
         );
         assert!(out.status.success());
@@ -521,7 +556,7 @@ mod tests {
                 None,
                 &files.iter().collect::<Vec<_>>(),
                 &args,
-                stdin,
+                Some(stdin),
             );
             let out = bootstrap_with(dir.path(), "", prestart, &[interpreter, main], &input);
             let folder = dir.path().to_string_lossy().to_string();
@@ -588,6 +623,75 @@ mod tests {
     }
 
     #[test]
+    fn framed_stdin_feeds_the_program_and_a_signal_reaches_it_cold_and_prestarted() {
+        let program = "import sys\nprint(repr(sys.stdin.readline()))\nsys.stdout.flush()\nimport time\ntime.sleep(30)\n";
+        for prestart in ["", "python"] {
+            let dir = tempfile::tempdir().unwrap();
+            let files = [source("main.py", program.as_bytes())];
+            let mut input = encode(
+                "NONCE",
+                Clock::default(),
+                None,
+                &files.iter().collect::<Vec<_>>(),
+                &[],
+                None,
+            );
+            input.extend(frame(Frame::Data(b"li")));
+            input.extend(frame(Frame::Data(b"ne\n")));
+            let tools = tempfile::tempdir().unwrap();
+            let supervisor = install_supervisor(tools.path());
+            let mut child = Command::new("sh")
+                .current_dir(dir.path())
+                .args(["-c", BOOTSTRAP, "code-runner"])
+                .arg(&supervisor)
+                .args(["", prestart, "python3", "main.py"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(&input).unwrap();
+            // The signal once the program has read its line and said so.
+            let mut stdout = child.stdout.take().unwrap();
+            let mut seen = Vec::new();
+            let mut buffer = [0u8; 4096];
+            while !String::from_utf8_lossy(&seen).contains("'line\\n'") {
+                let n = std::io::Read::read(&mut stdout, &mut buffer).unwrap();
+                assert!(n > 0, "{prestart:?}: {}", String::from_utf8_lossy(&seen));
+                seen.extend_from_slice(&buffer[..n]);
+            }
+            let began = std::time::Instant::now();
+            stdin.write_all(&frame(Frame::Signal(15))).unwrap();
+            std::io::Read::read_to_end(&mut stdout, &mut seen).unwrap();
+            child.wait().unwrap();
+            assert!(
+                began.elapsed() < Duration::from_secs(20),
+                "{prestart:?}: the signal stopped it"
+            );
+            let out = std::process::Output {
+                status: child.wait().unwrap(),
+                stdout: seen,
+                stderr: Vec::new(),
+            };
+            let after_ready = out
+                .stdout
+                .strip_prefix(READY.as_bytes())
+                .unwrap_or(&out.stdout);
+            let (stdout, reported, _) = read(Framing::stdout("NONCE"), &[after_ready]);
+            let stdout = String::from_utf8_lossy(&stdout);
+            assert_eq!(stdout, "'line\\n'\n", "{prestart:?}");
+            assert_eq!(
+                reported.unwrap().exit,
+                Exit::Signal(Signal(15)),
+                "{prestart:?}"
+            );
+        }
+        assert_eq!(frame(Frame::End), b"e\n");
+        assert_eq!(frame(Frame::Signal(2)), b"k2\n");
+    }
+
+    #[test]
     fn files_args_and_stdin_arrive_intact() {
         let files = vec![
             source("main.py", b"print('hi')\n\n\0binary\xff"),
@@ -626,7 +730,7 @@ mod tests {
                 dir.path(),
                 "",
                 &["sh", "-c", script],
-                &encode("abc", Clock::default(), None, &[], &[], b""),
+                &encode("abc", Clock::default(), None, &[], &[], Some(b"")),
             );
             assert_eq!(out.status.code(), Some(exit.status() as i32), "{script}");
             let (stdout, reported, started) = read(Framing::stdout("abc"), &[&out.stdout]);
@@ -647,7 +751,7 @@ mod tests {
             dir.path(),
             "",
             &["no-such-command"],
-            &encode("n", Clock::default(), None, &[], &[], b""),
+            &encode("n", Clock::default(), None, &[], &[], Some(b"")),
         );
         let (stderr, reported, _) = read(Framing::stderr("n"), &[&out.stderr]);
         assert_eq!(reported.unwrap().exit, Exit::Code(127));
@@ -733,9 +837,9 @@ mod tests {
             cpu: Some(Duration::from_millis(1500)),
             wall: Some(Duration::from_millis(2500)),
         };
-        let bytes = encode("n", clock, None, &[], &[], b"in");
-        assert_eq!(bytes, b"n\n1500\n2500\n-\n0\n0\nin");
-        let none = encode("n", Clock::default(), Some("/b"), &[], &[], b"");
-        assert!(none.starts_with(b"n\n0\n0\n/b\n"));
+        let bytes = encode("n", clock, None, &[], &[], Some(b"in"));
+        assert_eq!(bytes, b"n\n1500\n2500\n-\n-\n0\n0\nin");
+        let none = encode("n", Clock::default(), Some("/b"), &[], &[], None);
+        assert!(none.starts_with(b"n\n0\n0\nframed\n/b\n"));
     }
 }

@@ -44,6 +44,7 @@ fn payload(stdin: &str) -> Payload {
         &[&main],
         &args,
         stdin.as_bytes(),
+        None,
     )
 }
 
@@ -176,7 +177,7 @@ async fn a_program_past_its_wall_time_is_stopped_by_its_supervisor_and_keeps_wha
         cpu: None,
         wall: Some(Duration::from_millis(800)),
     };
-    let fed = Payload::new(clock, &[], &[], b"");
+    let fed = Payload::new(clock, &[], &[], b"", None);
     let result = run_fed(&rig, fed, bounds(800, 1 << 16)).await.unwrap();
     assert_eq!(result.status(), Status::Timeout);
     assert_eq!(result.limit, Some(LimitHit::WallTime));

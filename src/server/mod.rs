@@ -12,9 +12,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -54,7 +52,10 @@ pub(crate) async fn serve<F>(
     let peers = Peers::new(bounds.peer_connections());
     let refusals = Arc::new(Semaphore::new(REFUSALS));
     let (header_timeout, write_timeout) = (bounds.header_timeout(), bounds.write_timeout());
-    let graceful = GracefulShutdown::new();
+    // Cancelled at shutdown: each connection finishes its request in
+    // flight, and the server waits for them all.
+    let closing = tokio_util::sync::CancellationToken::new();
+    let connections = tokio_util::task::TaskTracker::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -87,26 +88,49 @@ pub(crate) async fn serve<F>(
                 tower_service::Service::call(&mut warp_service.clone(), request)
             },
         );
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let _slots = (permit, peer_slot);
-            // HTTP/1 only (and no upgrades, which would bring the guessing
-            // back): guessing the version reads the first bytes with no
-            // deadline, so a silent client would hold its slot for ever.
-            let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout);
-            let stream = Stalled::new(stream, write_timeout);
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(connection).await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-        });
+        let stream = Stalled::new(stream, write_timeout).holding((permit, peer_slot));
+        connections.spawn(connection(stream, service, header_timeout, closing.clone()));
     }
     drop(listener);
-    graceful.shutdown().await;
+    closing.cancel();
+    connections.close();
+    connections.wait().await;
+}
+
+/// Serves one connection's requests until it ends, or, once `closing` is
+/// cancelled, until its request in flight is answered. HTTP/1 only,
+/// hyper's own (with upgrades, for WebSockets), never hyper-util's guess of
+/// the version: guessing reads the first bytes with no deadline, so a
+/// silent client would hold its slot for ever. The connection's slots go
+/// with `stream`, which an upgraded connection keeps.
+async fn connection<S>(
+    stream: Stalled<TcpStream>,
+    service: S,
+    header_timeout: Duration,
+    closing: tokio_util::sync::CancellationToken,
+) where
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::ResBody: 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let connection = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    let mut connection = std::pin::pin!(connection);
+    let ended = tokio::select! {
+        ended = connection.as_mut() => ended,
+        () = closing.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = ended {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
 }
 
 /// Answers a connection of a peer past its share with a 429 and closes it,

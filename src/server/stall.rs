@@ -17,6 +17,9 @@ pub(crate) struct Stalled<S> {
     inner: S,
     limit: Duration,
     pending_since: Option<Pin<Box<Sleep>>>,
+    /// What the connection holds while it is open (its slots), for as long
+    /// as the stream lives: past an upgrade to a WebSocket too.
+    _held: Option<Box<dyn Send + Sync>>,
 }
 
 impl<S> Stalled<S> {
@@ -25,7 +28,14 @@ impl<S> Stalled<S> {
             inner,
             limit,
             pending_since: None,
+            _held: None,
         }
+    }
+
+    /// The same, holding `held` until the stream is dropped.
+    pub(crate) fn holding(mut self, held: impl Send + Sync + 'static) -> Stalled<S> {
+        self._held = Some(Box::new(held));
+        self
     }
 
     /// After a pending write: `Pending`, or the error once the deadline

@@ -27,5 +27,6 @@ mod run;
 mod sandbox;
 mod service;
 mod stages;
+mod streaming;
 mod supervisor;
 mod tenants;

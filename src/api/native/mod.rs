@@ -17,6 +17,7 @@ use super::answer::add_timing_headers;
 use super::answer::{REQUEST_ID_HEADER, new_request_id};
 use super::error::{ApiError, ErrorBody};
 use super::gate::Caller;
+use super::live;
 use super::state::Api;
 use crate::outcome::PoolUse;
 use crate::runner::{Report, Runner};
@@ -30,7 +31,10 @@ const REFUSED: &str = "a refused request, or the service's trouble";
 #[utoipa::path(post, path = "/run-code", tag = "native", operation_id = "run_code",
     request_body = RunRequest,
     responses(
-        (status = 200, description = "The program ran (whatever it did), or the batch did", body = RunAnswer),
+        (status = 200, description = "The program ran (whatever it did), or the batch did; with `Accept: text/event-stream` (one run), its events as Server-Sent Events (docs/streaming.md)", content(
+            (RunAnswer = "application/json"),
+            (String = "text/event-stream"),
+        )),
         (status = 400, description = REFUSED, body = ErrorBody),
         (status = 401, description = REFUSED, body = ErrorBody),
         (status = 403, description = REFUSED, body = ErrorBody),
@@ -44,6 +48,7 @@ const REFUSED: &str = "a refused request, or the service's trouble";
 pub(crate) async fn run_code<R: Runner>(
     caller: Caller,
     api: Arc<Api<R>>,
+    accept: Option<String>,
     declared: Option<u64>,
     body: impl Stream<Item = Result<impl Buf, warp::Error>> + Send + Unpin,
 ) -> Response {
@@ -59,6 +64,15 @@ pub(crate) async fn run_code<R: Runner>(
         let (job, checks) = request.into_job(&registry, &api.bounds, caller.client.clone())?;
         api.gate.charge(&caller, job.inputs.len())?;
         drop(body);
+        if live::sse::wanted(accept.as_deref()) && checks.is_none() {
+            let ticket = live::open(&api, &caller)?;
+            return Ok(live::sse::reply(
+                api.clone(),
+                job,
+                ticket,
+                request_id.clone(),
+            ));
+        }
         let report = (api.runner.run(job).await).map_err(|e| ApiError::from_run(e, &request_id))?;
         match checks {
             None => {

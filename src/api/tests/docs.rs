@@ -63,6 +63,10 @@ fn one_of_each() -> Vec<ApiError> {
         ApiError::ClientStorageFull(text()),
         ApiError::StorageFull(text()),
         ApiError::TooManyRuns(text()),
+        ApiError::TooManyStreams(text()),
+        ApiError::FirstFrameTimeout { ms: 1 },
+        ApiError::MalformedFrame(text()),
+        ApiError::UpgradeRequired,
     ]
 }
 
@@ -100,10 +104,14 @@ fn index(e: &ApiError) -> usize {
         ApiError::ClientStorageFull(_) => 27,
         ApiError::StorageFull(_) => 28,
         ApiError::TooManyRuns(_) => 29,
+        ApiError::TooManyStreams(_) => 30,
+        ApiError::FirstFrameTimeout { .. } => 31,
+        ApiError::MalformedFrame(_) => 32,
+        ApiError::UpgradeRequired => 33,
     }
 }
 
-const VARIANTS: usize = 30;
+const VARIANTS: usize = 34;
 
 /// The rows of the table under `### Errors`: (HTTP status, code).
 fn documented() -> BTreeSet<(u16, String)> {

@@ -94,7 +94,7 @@ async fn start_failures_back_off_instead_of_spinning_then_the_pool_fills() {
     let job = crate::testing::job(&python_only(), "python", "x", &["warm"]);
     let _ = rig
         .executor
-        .run(&job, &crate::testing::Width::new(1))
+        .run(&job, &crate::testing::Width::new(1), None)
         .await
         .unwrap();
     rig.fake.fail(Step::Create, 4, refused());

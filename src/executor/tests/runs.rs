@@ -16,7 +16,7 @@ use crate::sandbox::SandboxError;
 use crate::testing::{Rig, Width, job, job_with, pool, registry};
 
 async fn run(rig: &Rig, job: &Job, width: usize) -> Result<Ran, SandboxError> {
-    rig.executor.run(job, &Width::new(width)).await
+    rig.executor.run(job, &Width::new(width), None).await
 }
 
 fn stdouts(outcome: &Outcome) -> Vec<String> {
@@ -279,7 +279,7 @@ async fn a_batch_runs_each_input_in_a_fresh_sandbox_in_order_as_wide_as_its_turn
     let job = job(&registry(), "python", "x", &["1", "2", "3", "4", "5"]);
     let began = tokio::time::Instant::now();
     let turns = Width::new(2);
-    let ran = rig.executor.run(&job, &turns).await.unwrap();
+    let ran = rig.executor.run(&job, &turns, None).await.unwrap();
     let took = began.elapsed();
     assert_eq!(stdouts(&ran.outcome), ["1", "2", "3", "4", "5"]);
     assert_eq!(turns.taken.load(Ordering::Acquire), 5);
@@ -427,7 +427,7 @@ async fn a_turn_refused_ends_the_job_as_stopped_and_leaves_nothing() {
         refuse: true,
         ..Width::new(2)
     };
-    let refused = rig.executor.run(&job, &turns).await;
+    let refused = rig.executor.run(&job, &turns, None).await;
     assert!(
         matches!(refused, Err(SandboxError::Stopped)),
         "{:?}",

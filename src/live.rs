@@ -1,0 +1,160 @@
+//! A streamed run's two channels, beside its job: what the client sends
+//! while the program runs ([`Control`]: stdin, its end, signals), and what
+//! the run says as it goes ([`Event`]: stages starting and ending, output
+//! as it is written). The sandbox feeds the one and fills the other; each
+//! API dialect renders them in its own words.
+//!
+//! The event channel is unbounded on purpose: a sandbox's reading must
+//! never wait on a slow client. What it can hold is bounded all the same,
+//! by the output caps (a stage that passes its cap is ended), so a slow
+//! reader costs at most the caps in memory.
+
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::job::Stage;
+use crate::outcome::{Signal, StageResult, StreamKind};
+
+/// How many control messages may wait for the sandbox's stdin writer
+/// before the client's reader waits (back-pressure, not a loss).
+const CONTROL_QUEUE: usize = 64;
+
+/// What a client sends to a streamed run's program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Control {
+    /// Bytes for its stdin.
+    Stdin(Bytes),
+    /// The end of its stdin.
+    CloseStdin,
+    /// A signal to it.
+    Signal(Signal),
+}
+
+/// What a streamed run says as it goes.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Event {
+    /// A stage began (for the run stage: its program is being started).
+    Started(Stage),
+    /// Output a stage's program wrote, kept under the stage's cap.
+    Output {
+        stage: Stage,
+        stream: StreamKind,
+        bytes: Bytes,
+    },
+    /// The compile stage ended (the run stage's end is the answer).
+    Compiled(StageResult),
+}
+
+/// A streamed run, as the executor holds it: where its events go, and the
+/// client's controls, taken by the run stage's sandbox.
+#[derive(Debug)]
+pub(crate) struct Live {
+    events: mpsc::UnboundedSender<Event>,
+    input: Mutex<Option<mpsc::Receiver<Control>>>,
+}
+
+/// The client's ends of a [`Live`] run.
+#[derive(Debug)]
+pub(crate) struct Ends {
+    pub(crate) events: mpsc::UnboundedReceiver<Event>,
+    pub(crate) control: mpsc::Sender<Control>,
+}
+
+impl Live {
+    pub(crate) fn new() -> (Live, Ends) {
+        let (events, events_rx) = mpsc::unbounded_channel();
+        let (control, input) = mpsc::channel(CONTROL_QUEUE);
+        let live = Live {
+            events,
+            input: Mutex::new(Some(input)),
+        };
+        let ends = Ends {
+            events: events_rx,
+            control,
+        };
+        (live, ends)
+    }
+
+    /// Says that `stage` begins.
+    pub(crate) fn started(&self, stage: Stage) {
+        let _ = self.events.send(Event::Started(stage));
+    }
+
+    /// Says how the compile stage ended.
+    pub(crate) fn compiled(&self, result: &StageResult) {
+        let _ = self.events.send(Event::Compiled(result.clone()));
+    }
+
+    /// What a sandbox of `stage` needs: where its output goes and, for the
+    /// run stage, the client's controls (once: a run has one program).
+    pub(crate) fn stage(&self, stage: Stage) -> Streamed {
+        let input = match stage {
+            Stage::Run => self.input.lock().expect("never poisoned").take(),
+            Stage::Compile => None,
+        };
+        Streamed {
+            input,
+            sink: Sink {
+                stage,
+                events: self.events.clone(),
+            },
+        }
+    }
+}
+
+/// One stage's share of a streamed run.
+#[derive(Debug)]
+pub(crate) struct Streamed {
+    /// The client's controls, for the run stage.
+    pub(crate) input: Option<mpsc::Receiver<Control>>,
+    pub(crate) sink: Sink,
+}
+
+/// Where a stage's output goes as it is read.
+#[derive(Debug, Clone)]
+pub(crate) struct Sink {
+    stage: Stage,
+    events: mpsc::UnboundedSender<Event>,
+}
+
+impl Sink {
+    /// Passes on `bytes` of `stream` (nothing when empty).
+    pub(crate) fn output(&self, stream: StreamKind, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            let _ = self.events.send(Event::Output {
+                stage: self.stage,
+                stream,
+                bytes: Bytes::copy_from_slice(bytes),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_run_stage_takes_the_controls_once_and_every_stage_gets_a_sink() {
+        let (live, mut ends) = Live::new();
+        assert!(live.stage(Stage::Compile).input.is_none());
+        live.started(Stage::Run);
+        let run = live.stage(Stage::Run);
+        assert!(run.input.is_some());
+        assert!(live.stage(Stage::Run).input.is_none(), "taken once");
+        run.sink.output(StreamKind::Stdout, b"");
+        run.sink.output(StreamKind::Stderr, b"oops");
+        assert_eq!(ends.events.try_recv().unwrap(), Event::Started(Stage::Run));
+        assert_eq!(
+            ends.events.try_recv().unwrap(),
+            Event::Output {
+                stage: Stage::Run,
+                stream: StreamKind::Stderr,
+                bytes: Bytes::from_static(b"oops"),
+            }
+        );
+        assert!(ends.events.try_recv().is_err(), "nothing for empty output");
+    }
+}
