@@ -17,6 +17,7 @@ mod judging;
 mod limits;
 mod options_builds_keys;
 mod piston;
+mod playground;
 mod pool;
 mod prestart;
 mod redteam;
