@@ -172,6 +172,19 @@ async fn output_arrives_while_the_program_still_runs_in_a_pooled_sandbox() {
         "the first line came {:?} before the end: not while the program slept",
         ended - first
     );
+    // A pooled (pre-started) sandbox answers prompts too.
+    let ready = Instant::now();
+    while app.get("/ready").await.1["pool"]["python"] != 1 {
+        assert!(ready.elapsed() < Duration::from_secs(30), "the pool refills");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut client = Client::open(&app, python(GREET)).await;
+    client.until_stdout("name? ").await;
+    client.send(json!({"type": "stdin", "data": "Lin\n"})).await;
+    client.until_stdout("age? ").await;
+    client.send(json!({"type": "stdin", "data": "1\n"})).await;
+    let answer = client.answer().await;
+    assert_eq!(answer["stdout"], "name? hello Lin\nage? in ten years 11\n", "{answer}");
 }
 
 #[tokio::test]
