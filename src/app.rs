@@ -192,7 +192,14 @@ impl Application {
             }
         };
         tracing::info!(%addr, instance = %config.instance, "code-runner listening");
-        let server = serve(listener, routes(api.clone()), &config.server, signal);
+        let server = {
+            let (api, bounds) = (api.clone(), config.server.clone());
+            async move {
+                serve(listener, routes(api.clone()), &bounds, signal).await;
+                // Streamed runs' sockets outlive their connections' tasks.
+                api.sessions_ended().await;
+            }
+        };
         drain(server, &stopping, config.server.shutdown_grace(), &runner).await;
         background.cancel();
         runner.shutdown().await;

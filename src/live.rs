@@ -9,7 +9,7 @@
 //! by the output caps (a stage that passes its cap is ended), so a slow
 //! reader costs at most the caps in memory.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -94,6 +94,7 @@ impl Live {
             Stage::Run => self.input.lock().expect("never poisoned").take(),
             Stage::Compile => None,
         };
+        let input = input.map(|input| Arc::new(tokio::sync::Mutex::new(input)));
         Streamed {
             input,
             sink: Sink {
@@ -104,13 +105,18 @@ impl Live {
     }
 }
 
-/// One stage's share of a streamed run.
-#[derive(Debug)]
+/// One stage's share of a streamed run. A clone shares the controls: a
+/// sandbox that dies before its program starts leaves them to the one
+/// that takes its place (its feed, aborted, lets go of them).
+#[derive(Debug, Clone)]
 pub(crate) struct Streamed {
     /// The client's controls, for the run stage.
-    pub(crate) input: Option<mpsc::Receiver<Control>>,
+    pub(crate) input: Option<Controls>,
     pub(crate) sink: Sink,
 }
+
+/// The client's controls, held by one sandbox's feed at a time.
+pub(crate) type Controls = Arc<tokio::sync::Mutex<mpsc::Receiver<Control>>>;
 
 /// Where a stage's output goes as it is read.
 #[derive(Debug, Clone)]

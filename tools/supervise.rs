@@ -603,26 +603,33 @@ impl Stdin {
                         }
                     }
                 });
-                std::thread::spawn(move || read_frames(&mut from, &data, child));
+                std::thread::spawn(move || read_frames(&mut from, data, child));
             }
         }
     }
 }
 
-/// Reads stdin frames from `from` until its end or an `e` frame: data to
-/// `data`, signals to the sandbox's processes (`child` alone outside a
-/// sandbox). Dropping `data` closes the program's stdin.
-fn read_frames(from: &mut fs::File, data: &mpsc::Sender<Vec<u8>>, child: u32) {
+/// Reads stdin frames from `from` until its end: data to `data` (until an
+/// `e` frame, which drops it and so closes the program's stdin; data after
+/// it, or once the program closed its stdin, is read and dropped), signals
+/// to the sandbox's processes (`child` alone outside a sandbox), whatever
+/// came before.
+fn read_frames(from: &mut fs::File, data: mpsc::Sender<Vec<u8>>, child: u32) {
+    let mut data = Some(data);
     loop {
         let Ok(frame) = line(from) else { return };
         let (kind, rest) = frame.split_at(frame.len().min(1));
         match (kind, number(rest)) {
             ("d", Ok(size)) => {
                 let mut bytes = vec![0u8; size as usize];
-                if from.read_exact(&mut bytes).is_err() || data.send(bytes).is_err() {
+                if from.read_exact(&mut bytes).is_err() {
                     return;
                 }
+                if data.as_ref().is_some_and(|d| d.send(bytes).is_err()) {
+                    data = None;
+                }
             }
+            ("e", _) => data = None,
             ("k", Ok(signal)) if (1..=64).contains(&signal) => {
                 let target = if in_sandbox() { -1 } else { child as i32 };
                 // SAFETY: kill with a checked signal number; -1 only in a

@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use warp::{Filter, Reply};
 
-use warp::http::Method;
+use warp::http::{HeaderMap, Method};
 
 use crate::metrics::StatusLabel;
 use crate::runner::Runner;
@@ -149,32 +149,41 @@ fn stream_routes<R: Runner>(
 + 'static {
     let socket = {
         let api = api.clone();
-        let own_origin = warp::header::headers_cloned().and_then(|headers| async move {
-            live::same_origin(&headers)
-                .map(|()| headers)
-                .map_err(warp::reject::custom)
-        });
         warp::get()
             .and(warp::ws())
             .and(warp::any().map(move || api.clone()))
-            .and(own_origin)
+            .and(warp::header::headers_cloned())
             .and(warp::ext::optional::<PeerAddr>())
     };
     let bounded = |ws: warp::ws::Ws, api: &Api<R>| {
         let max = api.streams.settings().max_frame_bytes;
         ws.max_frame_size(max).max_message_size(max)
     };
+    // A browser's socket from another origin is refused before the
+    // upgrade; each session is tracked, so that shutdown waits for it.
     let ours = warp::path!("run-code" / "ws").and(socket.clone()).map(
-        move |ws: warp::ws::Ws, api: Arc<Api<R>>, headers, peer| {
+        move |ws: warp::ws::Ws, api: Arc<Api<R>>, headers: HeaderMap, peer| {
+            if let Err(refused) = live::same_origin(&headers) {
+                return refused.into_response();
+            }
             bounded(ws, &api)
-                .on_upgrade(move |socket| live::ws::serve(api, headers, peer, socket))
+                .on_upgrade(move |socket| {
+                    let sessions = api.sessions.clone();
+                    sessions.track_future(live::ws::serve(api, headers, peer, socket))
+                })
                 .into_response()
         },
     );
     let piston = warp::path!("api" / "v2" / "connect").and(socket).map(
-        move |ws: warp::ws::Ws, api: Arc<Api<R>>, headers, peer| {
+        move |ws: warp::ws::Ws, api: Arc<Api<R>>, headers: HeaderMap, peer| {
+            if let Err(refused) = live::same_origin(&headers) {
+                return refused.into_response();
+            }
             bounded(ws, &api)
-                .on_upgrade(move |socket| live::connect::serve(api, headers, peer, socket))
+                .on_upgrade(move |socket| {
+                    let sessions = api.sessions.clone();
+                    sessions.track_future(live::connect::serve(api, headers, peer, socket))
+                })
                 .into_response()
         },
     );

@@ -23,12 +23,22 @@ pub(crate) struct Api<R> {
     pub(super) bounds: RequestBounds,
     pub(super) defaults: Limits,
     pub(super) streams: Arc<super::live::Streams>,
+    /// The streamed runs' sockets, which outlive their connections'
+    /// requests: shutdown waits for them ([`Api::sessions_ended`]).
+    pub(super) sessions: tokio_util::task::TaskTracker,
 }
 
 impl<R: Runner> Api<R> {
     /// Forgets the rate-limit state of callers not seen lately.
     pub(crate) fn forget_idle(&self) {
         self.gate.forget_idle();
+    }
+
+    /// Waits until every streamed run's socket has ended (once the server
+    /// stopped taking connections: none starts after).
+    pub(crate) async fn sessions_ended(&self) {
+        self.sessions.close();
+        self.sessions.wait().await;
     }
 
     /// Reads the keys file again, if it changed (blocking).
@@ -56,6 +66,7 @@ impl<R: Runner> Api<R> {
             bounds: config.requests.clone(),
             defaults: config.limits.clone(),
             streams: super::live::Streams::new(config.streams.clone(), metrics.clone()),
+            sessions: tokio_util::task::TaskTracker::new(),
         }
     }
 }

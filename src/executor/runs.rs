@@ -234,11 +234,12 @@ impl Runs {
         input: &RunInput,
         live: Option<&Live>,
     ) -> Result<Served, SandboxError> {
-        let mut streamed = live.map(|live| {
+        let streamed = live.map(|live| {
             live.started(Stage::Run);
             live.stage(Stage::Run)
         });
-        let mut payload = || {
+        // A cold retry shares the streamed run's controls and sink.
+        let payload = || {
             let files: Vec<_> = job.files.all().collect();
             let stdin = &input.stdin;
             Payload::new(
@@ -246,7 +247,7 @@ impl Runs {
                 &files,
                 &input.args,
                 stdin,
-                streamed.take(),
+                streamed.clone(),
             )
         };
         let bounds = bounds(&job.limits.run);

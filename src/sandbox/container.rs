@@ -20,7 +20,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -32,7 +32,7 @@ use super::watch::{CpuBound, CpuWatch};
 use crate::custody::uids::UidLease;
 use crate::custody::{Custody, Held};
 use crate::engine::{self, Chunk, Containers, EngineError, Input, Kind, Output, SandboxSpec};
-use crate::live::{Control, Sink, Streamed};
+use crate::live::{Control, Controls, Sink, Streamed};
 use crate::outcome::{Phase, Phases, StageResult, StreamKind, Usage};
 
 /// How long to wait for a killed container to stop, and for the rest of its
@@ -62,7 +62,7 @@ const DEADLINE_BACKSTOP: Duration = Duration::from_secs(2);
 pub(crate) struct Payload {
     nonce: String,
     bytes: Vec<u8>,
-    input: Option<mpsc::Receiver<Control>>,
+    input: Option<Controls>,
     sink: Option<Sink>,
 }
 
@@ -548,17 +548,14 @@ impl Fed {
 /// of the client's controls as a frame while they come, and closes it, in
 /// a task of its own (the program may read slowly while its output must be
 /// read).
-fn feed(
-    mut writer: Input,
-    bytes: Vec<u8>,
-    controls: Option<mpsc::Receiver<Control>>,
-) -> AbortOnDrop {
+fn feed(mut writer: Input, bytes: Vec<u8>, controls: Option<Controls>) -> AbortOnDrop {
     AbortOnDrop(tokio::spawn(async move {
         // The program may exit without reading: a broken pipe is fine.
         if writer.write_all(&bytes).await.is_err() {
             return;
         }
-        if let Some(mut controls) = controls {
+        if let Some(controls) = controls {
+            let mut controls = controls.lock().await;
             let _ = writer.flush().await;
             while let Some(control) = controls.recv().await {
                 let frame = match &control {

@@ -115,9 +115,13 @@ NONCE
 /// The line the bootstrap writes on stdout once its warm-up is over.
 pub(crate) const READY: &str = "code-runner-ready\n";
 
-/// A fresh nonce for one run's markers.
+/// A fresh nonce for one run's markers. It begins with a control byte
+/// (U+0001) that text output does not hold, so that the end of a
+/// program's output is never held back as the possible start of a marker
+/// (a prompt ending in a hex digit would otherwise wait, in a streamed
+/// run, for more output).
 pub(crate) fn nonce() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
+    format!("\u{1}{}", uuid::Uuid::new_v4().simple())
 }
 
 /// The time limits the supervisor holds a stage to.
@@ -623,6 +627,21 @@ mod tests {
     }
 
     #[test]
+    fn a_nonce_begins_with_a_byte_text_does_not_hold() {
+        let (a, b) = (nonce(), nonce());
+        assert_ne!(a, b);
+        assert!(a.starts_with('\u{1}') && a.len() == 33, "{a:?}");
+        let mut framing = Framing::stdout(&a);
+        let start = format!("{a}:start:1\n");
+        assert_eq!(framing.push(start.as_bytes()), b"");
+        // A prompt that ends in a hex digit is passed on whole.
+        for digit in "0123456789abcdef".chars() {
+            let prompt = format!("pick {digit}");
+            assert_eq!(framing.push(prompt.as_bytes()), prompt.as_bytes());
+        }
+    }
+
+    #[test]
     fn framed_stdin_feeds_the_program_and_a_signal_reaches_it_cold_and_prestarted() {
         let program = "import sys\nprint(repr(sys.stdin.readline()))\nsys.stdout.flush()\nimport time\ntime.sleep(30)\n";
         for prestart in ["", "python"] {
@@ -656,7 +675,8 @@ mod tests {
             let mut stdout = child.stdout.take().unwrap();
             let mut seen = Vec::new();
             let mut buffer = [0u8; 4096];
-            while !String::from_utf8_lossy(&seen).contains("'line\\n'") {
+            // Its whole line (an unbuffered print writes the newline apart).
+            while !String::from_utf8_lossy(&seen).contains("'line\\n'\n") {
                 let n = std::io::Read::read(&mut stdout, &mut buffer).unwrap();
                 assert!(n > 0, "{prestart:?}: {}", String::from_utf8_lossy(&seen));
                 seen.extend_from_slice(&buffer[..n]);
@@ -680,7 +700,8 @@ mod tests {
                 .unwrap_or(&out.stdout);
             let (stdout, reported, _) = read(Framing::stdout("NONCE"), &[after_ready]);
             let stdout = String::from_utf8_lossy(&stdout);
-            assert_eq!(stdout, "'line\\n'\n", "{prestart:?}");
+            let raw = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(stdout, "'line\\n'\n", "{prestart:?}: {raw:?}");
             assert_eq!(
                 reported.unwrap().exit,
                 Exit::Signal(Signal(15)),

@@ -175,7 +175,10 @@ async fn output_arrives_while_the_program_still_runs_in_a_pooled_sandbox() {
     // A pooled (pre-started) sandbox answers prompts too.
     let ready = Instant::now();
     while app.get("/ready").await.1["pool"]["python"] != 1 {
-        assert!(ready.elapsed() < Duration::from_secs(30), "the pool refills");
+        assert!(
+            ready.elapsed() < Duration::from_secs(30),
+            "the pool refills"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let mut client = Client::open(&app, python(GREET)).await;
@@ -184,7 +187,10 @@ async fn output_arrives_while_the_program_still_runs_in_a_pooled_sandbox() {
     client.until_stdout("age? ").await;
     client.send(json!({"type": "stdin", "data": "1\n"})).await;
     let answer = client.answer().await;
-    assert_eq!(answer["stdout"], "name? hello Lin\nage? in ten years 11\n", "{answer}");
+    assert_eq!(
+        answer["stdout"], "name? hello Lin\nage? in ten years 11\n",
+        "{answer}"
+    );
 }
 
 #[tokio::test]
@@ -216,6 +222,19 @@ async fn signals_reach_the_program_and_stdin_can_be_closed() {
             assert_eq!(answer["signal"], signal, "{signal}: {answer}");
         }
     }
+    // A signal after the end of stdin still reaches the program.
+    let mut client = Client::open(&app, python(waits)).await;
+    client.until_stdout("ready").await;
+    client.send(json!({"type": "close_stdin"})).await;
+    client
+        .send(json!({"type": "stdin", "data": "after the end\n"}))
+        .await;
+    client
+        .send(json!({"type": "signal", "signal": "SIGKILL"}))
+        .await;
+    let answer = client.answer().await;
+    assert_eq!(answer["signal"], "SIGKILL", "{answer}");
+    assert!(answer["duration_ms"].as_u64().unwrap() < 10_000, "{answer}");
     let reads_all = "import sys\ndata = sys.stdin.read()\nprint(len(data), repr(data[-3:]))\n";
     let mut client = Client::open(
         &app,
@@ -374,6 +393,15 @@ async fn every_refusal_is_a_close_code_with_the_error_body_before_it() {
             4413,
             "field_too_large",
         ),
+        // The request's own stdin counts too.
+        (
+            vec![
+                text(r#"{"language":"python","code":"input()","stdin":"12345678"}"#),
+                text(r#"{"type":"stdin","data":"123"}"#),
+            ],
+            4413,
+            "field_too_large",
+        ),
     ];
     for (frames, code, reason) in cases {
         let (close, body) = refused(&app, frames).await;
@@ -478,6 +506,27 @@ async fn server_sent_events_stream_the_same_events_and_end_with_the_answer() {
         ended - first_at.unwrap() >= Duration::from_millis(800),
         "streamed before the end"
     );
+    // The request's stdin, then its end: a program reading to the end is
+    // not held to the wall-time limit.
+    let began = Instant::now();
+    let body = json!({"language": "python", "code": "import sys\nprint(len(sys.stdin.read()))", "stdin": "abc"});
+    let text = app
+        .client
+        .post(app.url("/run-code"))
+        .header("accept", "text/event-stream")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains(r#""stdout":"3\n""#), "{text}");
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        began.elapsed()
+    );
     // A refusal before the run is the plain JSON error.
     let (status, body) = {
         let r = app
@@ -503,4 +552,55 @@ async fn pistons_connect_speaks_pistons_protocol_to_a_client_written_from_its_do
     assert!(out.contains("all checks passed"), "{out}");
     app.assert_no_containers_within(Duration::from_secs(5))
         .await;
+}
+
+#[tokio::test]
+async fn shutdown_lets_an_open_streamed_run_finish_within_the_grace_period() {
+    let mut app = spawn_app().await;
+    let code = "print('up', flush=True)\nprint('got', input())\n";
+    let mut client = Client::open(&app, python(code)).await;
+    client.until_stdout("up").await;
+    app.begin_shutdown();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    client
+        .send(json!({"type": "stdin", "data": "late\n"}))
+        .await;
+    let answer = client.answer().await;
+    assert_eq!(answer["status"], "ok", "{answer}");
+    assert_eq!(answer["stdout"], "up\ngot late\n");
+    app.wait_stopped(Duration::from_secs(15)).await;
+    assert!(app.containers().await.is_empty(), "containers left");
+}
+
+#[tokio::test]
+async fn a_browsers_socket_from_another_origin_is_refused_before_the_upgrade() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let app = spawn_app().await;
+    let url = app.url("/run-code/ws").replacen("http", "ws", 1);
+    let mut request = url.as_str().into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("origin", "https://elsewhere.example".parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403);
+            let body = response.body().as_deref().expect("a body");
+            let body: Value = serde_json::from_slice(body).unwrap();
+            assert_eq!(body["code"], "forbidden", "{body}");
+        }
+        other => panic!("not refused: {other:?}"),
+    }
+    // The service's own page's origin is let in.
+    let mut request = url.as_str().into_client_request().unwrap();
+    let own = format!("http://{}", app.addr);
+    request.headers_mut().insert("origin", own.parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let first = Message::text(python("print(1)").to_string());
+    socket.send(first).await.unwrap();
+    let mut client = Client {
+        socket,
+        frames: vec![],
+        close: None,
+    };
+    assert_eq!(client.answer().await["stdout"], "1\n");
 }

@@ -111,6 +111,7 @@ async def main():
     await refused([init("input()\n"), init("x")], (4000, "Already Initialized"))
     await refused([init("input()\n"), json.dumps({"type": "data", "stream": "stdout", "data": "x"})], (4004, "Can only write to stdin"))
     await refused([init("input()\n"), json.dumps({"type": "signal", "signal": "SIGNOPE"})], (4005, "Invalid signal"))
+    await refused([init("x" * (2 << 20))], (1009, "a frame is larger than the limit"))
     got = await refused(["{not json"], (4002, "Notified Error"))
     check("bad JSON's error message", got[0]["type"], "error")
     got = await refused([init("x", language="cobol")], (4002, "Notified Error"))

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use warp::http::HeaderMap;
 use warp::ws::{Message, WebSocket};
 
-use super::{Dialect, Rx, Text, finish, open, session};
+use super::{Dialect, Rx, Text, end, is_too_large, open, session};
 use crate::api::answer::new_request_id;
 use crate::api::error::ApiError;
 use crate::api::gate::{PeerAddr, Route};
@@ -43,11 +43,17 @@ pub(crate) async fn serve<R: Runner>(
     let dialect = Piston::default();
     let init = match tokio::time::timeout(INIT_TIMEOUT, wait_for_init(&mut rx)).await {
         Err(_) => {
-            let _ = finish(&mut tx, vec![], close(4001, "Initialization Timeout")).await;
+            end(
+                &mut tx,
+                &mut rx,
+                vec![],
+                close(4001, "Initialization Timeout"),
+            )
+            .await;
             return;
         }
         Ok(Err(Some(closing))) => {
-            let _ = finish(&mut tx, closing.0, closing.1).await;
+            end(&mut tx, &mut rx, closing.0, closing.1).await;
             return;
         }
         Ok(Err(None)) => return,
@@ -69,7 +75,7 @@ pub(crate) async fn serve<R: Runner>(
         Err(message) => {
             tracing::info!(%request_id, dialect = "piston", error = %message, "streamed run refused");
             let (frames, close) = dialect.error(&message);
-            let _ = finish(&mut tx, frames, close).await;
+            end(&mut tx, &mut rx, frames, close).await;
         }
     }
 }
@@ -81,6 +87,10 @@ async fn wait_for_init(rx: &mut Rx) -> Result<Value, Option<(Vec<Message>, Messa
     loop {
         let frame = match rx.next().await {
             Some(Ok(frame)) if !frame.is_close() => frame,
+            Some(Err(e)) if is_too_large(&e) => {
+                let close = Message::close_with(1009u16, "a frame is larger than the limit");
+                return Err(Some((vec![], close)));
+            }
             _ => return Err(None),
         };
         if !frame.is_text() {
@@ -161,6 +171,21 @@ struct Piston {
 }
 
 impl Piston {
+    /// What the stage's output still holds, at its end (the next stage's
+    /// begins whole).
+    fn rest(&mut self) -> Vec<Message> {
+        ["stdout", "stderr"]
+            .into_iter()
+            .zip(&mut self.texts)
+            .map(|(name, text)| (name, text.finish()))
+            .filter(|(_, data)| !data.is_empty())
+            .map(|(name, data)| {
+                let frame = json!({"type": "data", "stream": name, "data": data});
+                Message::text(frame.to_string())
+            })
+            .collect()
+    }
+
     fn error(&self, message: &str) -> (Vec<Message>, Message) {
         let error = json!({"type": "error", "message": message});
         (
@@ -197,16 +222,20 @@ impl Dialect for Piston {
                 vec![Message::text(frame.to_string())]
             }
             Event::Compiled(result) => {
-                // A new stage's output begins whole.
-                self.texts = Default::default();
-                vec![exit(Stage::Compile.as_str(), &result)]
+                let mut frames = self.rest();
+                frames.push(exit(Stage::Compile.as_str(), &result));
+                frames
             }
         }
     }
 
     fn answer(&mut self, report: &Report) -> (Vec<Message>, Message) {
         let frames = match &report.outcome {
-            Outcome::Ran { runs, .. } => vec![exit(Stage::Run.as_str(), runs.first())],
+            Outcome::Ran { runs, .. } => {
+                let mut frames = self.rest();
+                frames.push(exit(Stage::Run.as_str(), runs.first()));
+                frames
+            }
             // Its `exit` was the compile's.
             Outcome::CompileFailed { .. } => vec![],
         };

@@ -13,6 +13,7 @@ pub(crate) mod sse;
 mod streams;
 pub(crate) mod ws;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
@@ -49,30 +50,44 @@ impl<T> Drop for Aborting<T> {
     }
 }
 
-/// Runs `job` for `caller`, streamed over `socket` in `dialect`'s words:
-/// the run in a task of its own (a slow reader never holds it up: its
-/// events wait, bounded by the output caps), the client's frames read
-/// meanwhile, and, once it ends, the rest of its events, its answer and
-/// the close. A client that goes away ends the run. The stdin a client
-/// sends is held to `max_stdin` bytes in all.
+/// How many of a client's controls may wait in the session for the run's
+/// queue (while the run waits for its slot or compiles); past them the
+/// socket is refused.
+const PENDING: usize = 1024;
+
+/// How long, after its close, a socket is read for the client's own close
+/// (so that frames still in flight do not reset the connection before the
+/// client has read the close).
+const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Runs `job`, streamed over a socket in `dialect`'s words: the run in a
+/// task of its own (a slow reader never holds it up: its events wait,
+/// bounded by the output caps), the client's frames read meanwhile (its
+/// controls queued for the run, so that frames go on being read while the
+/// run waits for a slot or compiles), and, once it ends, the rest of its
+/// events, its answer and the close. A client that goes away ends the run.
+/// The stdin a client sends, with the request's own, is held to
+/// `requests.max_stdin_bytes`.
 pub(crate) async fn session<R: Runner, D: Dialect>(
     api: Arc<Api<R>>,
     job: Job,
-    _open: Open,
+    open: Open,
     (mut tx, mut rx): (Tx, Rx),
     mut dialect: D,
     request_id: String,
 ) {
+    let mut stdin = Stdin {
+        sent: job.inputs.first().stdin.len(),
+        max: api.bounds.max_stdin_bytes,
+    };
     let (live, mut ends) = Live::new();
-    let run = {
+    let mut run = {
         let api = api.clone();
         Aborting(tokio::spawn(
             async move { api.runner.stream(job, live).await },
         ))
     };
-    let mut run = run;
-    let max_stdin = api.bounds.max_stdin_bytes;
-    let mut sent_stdin = 0usize;
+    let mut pending = VecDeque::new();
     let ending = loop {
         tokio::select! {
             ended = &mut run.0 => break ended,
@@ -81,40 +96,17 @@ pub(crate) async fn session<R: Runner, D: Dialect>(
                     return;
                 }
             }
-            frame = rx.next() => {
-                let frame = match frame {
-                    Some(Ok(frame)) if !frame.is_close() => frame,
-                    Some(Err(e)) => {
-                        let _ = too_large(&mut tx, &e).await;
-                        return;
-                    }
-                    // Closed or gone: the run ends with the socket.
-                    _ => return,
-                };
-                match dialect.control(&frame) {
-                    Ok(None) => {}
-                    Ok(Some(control)) => {
-                        if let Control::Stdin(bytes) = &control {
-                            sent_stdin += bytes.len();
-                            if sent_stdin > max_stdin {
-                                let refused = ApiError::FieldTooLarge {
-                                    field: "stdin".into(),
-                                    message: format!("is larger than the limit of {max_stdin} bytes, sent in all"),
-                                };
-                                let (frames, close) = dialect.refusal(&refused);
-                                let _ = finish(&mut tx, frames, close).await;
-                                return;
-                            }
-                        }
-                        // The run may be over already: its answer comes.
-                        let _ = ends.control.send(control).await;
-                    }
-                    Err((frames, close)) => {
-                        let _ = finish(&mut tx, frames, close).await;
-                        return;
-                    }
-                }
-            }
+            permit = ends.control.reserve(), if !pending.is_empty() => match permit {
+                Ok(permit) => permit.send(pending.pop_front().expect("not empty")),
+                // The program's stdin is gone (the run is ending).
+                Err(_) => pending.clear(),
+            },
+            frame = rx.next() => match read(frame, &mut dialect, &mut stdin, &mut pending) {
+                Read::Go => {}
+                Read::Gone => return,
+                Read::TooLarge(e) => return too_large(&mut tx, &e).await.unwrap_or(()),
+                Read::Refuse(frames, close) => return end(&mut tx, &mut rx, frames, close).await,
+            },
         }
     };
     // Every event was sent before the run ended.
@@ -123,6 +115,8 @@ pub(crate) async fn session<R: Runner, D: Dialect>(
             return;
         }
     }
+    // The run is over: it no longer counts as open while the socket ends.
+    drop(open);
     let (frames, close) = match ending {
         Ok(Ok(report)) => dialect.answer(&report),
         Ok(Err(e)) => dialect.refusal(&ApiError::from_run(e, &request_id)),
@@ -131,7 +125,78 @@ pub(crate) async fn session<R: Runner, D: Dialect>(
             dialect.refusal(&ApiError::Internal { request_id })
         }
     };
-    let _ = finish(&mut tx, frames, close).await;
+    end(&mut tx, &mut rx, frames, close).await;
+}
+
+/// The stdin a client has sent (with the request's own), and its bound.
+struct Stdin {
+    sent: usize,
+    max: usize,
+}
+
+/// What a client's frame leads to.
+enum Read {
+    Go,
+    /// Closed or gone: the run ends with the socket.
+    Gone,
+    TooLarge(warp::Error),
+    Refuse(Vec<Message>, Message),
+}
+
+/// Reads a client's frame in `dialect`'s words, queueing its control.
+fn read<D: Dialect>(
+    frame: Option<Result<Message, warp::Error>>,
+    dialect: &mut D,
+    stdin: &mut Stdin,
+    pending: &mut VecDeque<Control>,
+) -> Read {
+    let frame = match frame {
+        Some(Ok(frame)) if !frame.is_close() => frame,
+        Some(Err(e)) => return Read::TooLarge(e),
+        _ => return Read::Gone,
+    };
+    let control = match dialect.control(&frame) {
+        Ok(None) => return Read::Go,
+        Ok(Some(control)) => control,
+        Err((frames, close)) => return Read::Refuse(frames, close),
+    };
+    let refuse = |dialect: &mut D, e: ApiError| {
+        let (frames, close) = dialect.refusal(&e);
+        Read::Refuse(frames, close)
+    };
+    if let Control::Stdin(bytes) = &control {
+        stdin.sent += bytes.len();
+        if stdin.sent > stdin.max {
+            let message = format!(
+                "is larger than the limit of {} bytes, sent in all with the request's",
+                stdin.max
+            );
+            let field = "stdin".into();
+            return refuse(dialect, ApiError::FieldTooLarge { field, message });
+        }
+    }
+    if pending.len() >= PENDING {
+        let message = format!("more than {PENDING} frames wait for the program to start");
+        return refuse(dialect, ApiError::MalformedFrame(message));
+    }
+    pending.push_back(control);
+    Read::Go
+}
+
+/// Sends `frames` and `close`, and reads the socket a moment for the
+/// client's own close.
+pub(crate) async fn end(tx: &mut Tx, rx: &mut Rx, frames: Vec<Message>, close: Message) {
+    if finish(tx, frames, close).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(LINGER, async {
+        while let Some(Ok(frame)) = rx.next().await {
+            if frame.is_close() {
+                return;
+            }
+        }
+    })
+    .await;
 }
 
 pub(crate) type Tx = futures_util::stream::SplitSink<WebSocket, Message>;
@@ -159,11 +224,16 @@ pub(crate) async fn finish(
 /// layer's refusal of a frame past `streams.max_frame_bytes`; a socket
 /// that failed otherwise is gone.
 pub(crate) async fn too_large(tx: &mut Tx, error: &warp::Error) -> Result<(), warp::Error> {
-    if error.to_string().contains("Space limit exceeded") {
+    if is_too_large(error) {
         let close = Message::close_with(1009u16, "a frame is larger than the limit");
         return finish(tx, vec![], close).await;
     }
     Ok(())
+}
+
+/// Whether `error` is the WebSocket layer's refusal of a frame past the cap.
+pub(crate) fn is_too_large(error: &warp::Error) -> bool {
+    error.to_string().contains("Space limit exceeded")
 }
 
 /// A stream of output bytes as text: whole characters only (a character
@@ -183,6 +253,12 @@ impl Text {
         let text = String::from_utf8_lossy(&self.held).into_owned();
         self.held = rest;
         text
+    }
+
+    /// What is still held, at the stream's end (a character never whole:
+    /// U+FFFD, as the answer holds it).
+    pub(crate) fn finish(&mut self) -> String {
+        String::from_utf8_lossy(&std::mem::take(&mut self.held)).into_owned()
     }
 }
 
@@ -280,5 +356,8 @@ mod tests {
         // A lead byte followed by a byte that cannot continue it.
         assert_eq!(text.push(b"\xe2"), "");
         assert_eq!(text.push(b"x"), "\u{fffd}x");
+        assert_eq!(text.push(b"\xe2\x98"), "");
+        assert_eq!(text.finish(), "\u{fffd}");
+        assert_eq!(text.finish(), "");
     }
 }

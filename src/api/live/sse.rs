@@ -38,12 +38,15 @@ pub(crate) fn reply<R: Runner>(
     request_id: String,
 ) -> Response {
     let (live, ends) = Live::new();
+    // No stdin but the request's: the program reads its end at once.
+    let Ends { events, control } = ends;
+    drop(control);
     let run = Aborting(tokio::spawn(
         async move { api.runner.stream(job, live).await },
     ));
     let events = Events {
         run,
-        ends,
+        events,
         ours: Ours::default(),
         pending: VecDeque::new(),
         done: false,
@@ -60,7 +63,7 @@ pub(crate) fn reply<R: Runner>(
 /// A streamed run's events on their way to the client.
 struct Events {
     run: Aborting<Result<Report, RunError>>,
-    ends: Ends,
+    events: tokio::sync::mpsc::UnboundedReceiver<crate::live::Event>,
     ours: Ours,
     pending: VecDeque<Sse>,
     done: bool,
@@ -79,20 +82,27 @@ impl Events {
             }
             tokio::select! {
                 ended = &mut self.run.0 => {
-                    while let Ok(event) = self.ends.events.try_recv() {
+                    while let Ok(event) = self.events.try_recv() {
                         self.say(event);
                     }
                     self.done = true;
+                    let rest = self.ours.rest(crate::job::Stage::Run);
+                    self.push(rest);
                     let last = self.last(ended);
                     self.pending.push_back(last);
                 }
-                Some(event) = self.ends.events.recv() => self.say(event),
+                Some(event) = self.events.recv() => self.say(event),
             }
         }
     }
 
     fn say(&mut self, event: crate::live::Event) {
-        if let Some(frame) = self.ours.frame(event) {
+        let frames = self.ours.frames(event);
+        self.push(frames);
+    }
+
+    fn push(&mut self, frames: Vec<serde_json::Value>) {
+        for frame in frames {
             let name = frame["type"].as_str().unwrap_or("stage").to_string();
             self.pending
                 .push_back(Sse::default().event(name).data(frame.to_string()));

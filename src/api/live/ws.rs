@@ -16,7 +16,7 @@ use warp::http::HeaderMap;
 use warp::http::header::HeaderValue;
 use warp::ws::{Message, WebSocket};
 
-use super::{Dialect, Text, finish, open, session};
+use super::{Dialect, Text, end, open, session};
 use crate::api::answer::new_request_id;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::gate::{PeerAddr, Route};
@@ -84,7 +84,7 @@ pub(crate) async fn serve<R: Runner>(
         Err(e) => {
             tracing::info!(%request_id, code = e.code(), error = %e, "streamed run refused");
             let (frames, close) = dialect.refusal(&e);
-            let _ = finish(&mut tx, frames, close).await;
+            end(&mut tx, &mut rx, frames, close).await;
         }
     }
 }
@@ -151,51 +151,72 @@ fn text(value: Value) -> Message {
 }
 
 impl Ours {
-    /// The frame that says `event`, if it says anything (a character not
-    /// whole yet waits for its rest).
-    pub(crate) fn frame(&mut self, event: Event) -> Option<Value> {
-        let frame = match event {
+    /// The frames that say `event` (none for output whose character is
+    /// not whole yet: it waits for its rest). A compile's end says first
+    /// what its output still held.
+    pub(crate) fn frames(&mut self, event: Event) -> Vec<Value> {
+        match event {
             Event::Started(stage) => {
-                json!({"type": "stage", "stage": stage_name(stage), "event": "started"})
+                vec![json!({"type": "stage", "stage": stage_name(stage), "event": "started"})]
             }
-            Event::Compiled(result) => json!({
-                "type": "stage",
-                "stage": "compile",
-                "event": "ended",
-                "result": StageReport::from(&result),
-            }),
+            Event::Compiled(result) => {
+                let mut frames = self.rest(Stage::Compile);
+                frames.push(json!({
+                    "type": "stage",
+                    "stage": "compile",
+                    "event": "ended",
+                    "result": StageReport::from(&result),
+                }));
+                frames
+            }
             Event::Output {
                 stage,
                 stream,
                 bytes,
             } => {
-                let (kind, s) = match stream {
-                    StreamKind::Stdout => ("stdout", 0),
-                    StreamKind::Stderr => ("stderr", 1),
-                };
-                let at = usize::from(stage == Stage::Run);
-                let data = self.texts[at][s].push(&bytes);
-                if data.is_empty() {
-                    return None;
-                }
-                json!({"type": kind, "stage": stage_name(stage), "data": data})
+                let data = self.text(stage, stream).push(&bytes);
+                output(stage, stream, data).into_iter().collect()
             }
-        };
-        Some(frame)
+        }
     }
+
+    /// What `stage`'s output still holds, at its end.
+    pub(crate) fn rest(&mut self, stage: Stage) -> Vec<Value> {
+        [StreamKind::Stdout, StreamKind::Stderr]
+            .into_iter()
+            .filter_map(|stream| {
+                let data = self.text(stage, stream).finish();
+                output(stage, stream, data)
+            })
+            .collect()
+    }
+
+    fn text(&mut self, stage: Stage, stream: StreamKind) -> &mut Text {
+        let at = usize::from(stage == Stage::Run);
+        let s = usize::from(stream == StreamKind::Stderr);
+        &mut self.texts[at][s]
+    }
+}
+
+/// An output frame, unless `data` is empty.
+fn output(stage: Stage, stream: StreamKind, data: String) -> Option<Value> {
+    let kind = match stream {
+        StreamKind::Stdout => "stdout",
+        StreamKind::Stderr => "stderr",
+    };
+    (!data.is_empty()).then(|| json!({"type": kind, "stage": stage_name(stage), "data": data}))
 }
 
 impl Dialect for Ours {
     fn event(&mut self, event: Event) -> Vec<Message> {
-        self.frame(event).map(text).into_iter().collect()
+        self.frames(event).into_iter().map(text).collect()
     }
 
     fn answer(&mut self, report: &Report) -> (Vec<Message>, Message) {
         let answer = serde_json::to_string(&RunResponse::new(report)).expect("serialises");
-        (
-            vec![Message::text(answer)],
-            Message::close_with(1000u16, "done"),
-        )
+        let mut frames: Vec<Message> = self.rest(Stage::Run).into_iter().map(text).collect();
+        frames.push(Message::text(answer));
+        (frames, Message::close_with(1000u16, "done"))
     }
 
     fn refusal(&mut self, error: &ApiError) -> (Vec<Message>, Message) {
