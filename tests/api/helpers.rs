@@ -269,6 +269,34 @@ impl TestApp {
         assert_no_containers_of(&self.docker, &self.instance, within).await;
     }
 
+    /// Waits up to `within` until this server has had no container for a
+    /// whole second: a run that was ended while the engine created its
+    /// container gets it a moment later (the service removes it then), and
+    /// a test that ended at the first empty count would leave it to the
+    /// engine after the server is gone.
+    pub async fn assert_no_containers_settled(&self, within: Duration) {
+        let began = Instant::now();
+        let mut empty_since: Option<Instant> = None;
+        loop {
+            let held = self.containers().await;
+            let since = match (held.is_empty(), empty_since) {
+                (true, Some(since)) => since,
+                (true, None) => *empty_since.insert(Instant::now()),
+                (false, _) => {
+                    empty_since = None;
+                    assert!(began.elapsed() < within, "containers left: {held:?}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            if since.elapsed() >= Duration::from_secs(1) {
+                return;
+            }
+            assert!(began.elapsed() < within + Duration::from_secs(1));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Shuts the server down (as SIGTERM would), waits for it, and checks
     /// that it left no container.
     pub async fn stop(mut self) {

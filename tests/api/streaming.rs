@@ -322,6 +322,8 @@ async fn a_client_that_goes_away_ends_its_run_and_its_sandbox_is_removed_within_
     drop(client);
     app.assert_no_containers_within(Duration::from_secs(1))
         .await;
+    app.assert_no_containers_settled(Duration::from_secs(5))
+        .await;
 }
 
 /// The close a first frame (or the frames after) gets.
@@ -441,6 +443,9 @@ async fn every_refusal_is_a_close_code_with_the_error_body_before_it() {
     first.answer().await;
     let mut again = Client::open(&app, python("print(1)")).await;
     assert_eq!(again.answer().await["stdout"], "1\n");
+    // Refused sockets ended runs while they started.
+    app.assert_no_containers_settled(Duration::from_secs(10))
+        .await;
 }
 
 #[tokio::test]
@@ -550,7 +555,8 @@ async fn pistons_connect_speaks_pistons_protocol_to_a_client_written_from_its_do
     let app = spawn_app().await;
     let out = python_client("piston_connect.py", &[&app.url("")]).await;
     assert!(out.contains("all checks passed"), "{out}");
-    app.assert_no_containers_within(Duration::from_secs(5))
+    // Refused sockets ended runs while they started.
+    app.assert_no_containers_settled(Duration::from_secs(10))
         .await;
 }
 
