@@ -6,8 +6,8 @@
 //!
 //! A `Job` goes in, an `Outcome` comes out. Modules depend downwards only:
 //! `app` → `api` → `judge0` → `runner` → `executor` → `sandbox` →
-//! `custody` → `engine`, with `job`, `outcome`, `language`, `limits` and
-//! `config` below them all; `tests/architecture.rs` checks that no import
+//! `custody` → `engine`, with `job`, `outcome`, `live`, `language`,
+//! `limits` and `config` below them all; `tests/architecture.rs` checks that no import
 //! closes a cycle, between modules or between the files of one folder, and
 //! that no folder holds over 2,700 lines of production code.
 //! The public surface is what the binary and the integration tests use:
@@ -16,11 +16,13 @@
 //!
 //! - [`app`]: wiring, serving, supervised background work, graceful
 //!   shutdown.
-//! - `server`: the HTTP accept loop, with connection bounds (in all and
-//!   per peer) and a write deadline for answers.
+//! - `server`: the HTTP accept loop (HTTP/1, with upgrades for
+//!   WebSockets), with connection bounds (in all and per peer) and a write
+//!   deadline for answers.
 //! - `api`: the HTTP API: routes, each dialect's typed answers and
 //!   handlers (`/run-code`, Piston's v2 API under `/api/v2`, Judge0's under
-//!   `/judge0`), the front door (keys, rates), the probes, `/metrics`, the
+//!   `/judge0`), streamed runs (`/run-code/ws`, Piston's `/api/v2/connect`,
+//!   Server-Sent Events, the playground), the front door (keys, rates), the probes, `/metrics`, the
 //!   OpenAPI document generated from the handlers, and every error mapped
 //!   to its HTTP status and headers in one place.
 //! - `judge0`: Judge0's model over the pipeline: stored submissions
@@ -41,6 +43,8 @@
 //!   module that names bollard (and, for tests, a scripted fake).
 //! - `job` and `outcome`: a request checked into a job that cannot be
 //!   wrong, and the domain's answer: how each stage ended.
+//! - `live`: a streamed run's channels: the client's stdin and signals
+//!   in, its stages and output out.
 //! - `checker`: judging output against the expected output.
 //! - `language`: language files, the registry of languages and versions,
 //!   and its reload.

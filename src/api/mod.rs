@@ -155,38 +155,12 @@ fn stream_routes<R: Runner>(
             .and(warp::header::headers_cloned())
             .and(warp::ext::optional::<PeerAddr>())
     };
-    let bounded = |ws: warp::ws::Ws, api: &Api<R>| {
-        let max = api.streams.settings().max_frame_bytes;
-        ws.max_frame_size(max).max_message_size(max)
-    };
-    // A browser's socket from another origin is refused before the
-    // upgrade; each session is tracked, so that shutdown waits for it.
-    let ours = warp::path!("run-code" / "ws").and(socket.clone()).map(
-        move |ws: warp::ws::Ws, api: Arc<Api<R>>, headers: HeaderMap, peer| {
-            if let Err(refused) = live::same_origin(&headers) {
-                return refused.into_response();
-            }
-            bounded(ws, &api)
-                .on_upgrade(move |socket| {
-                    let sessions = api.sessions.clone();
-                    sessions.track_future(live::ws::serve(api, headers, peer, socket))
-                })
-                .into_response()
-        },
-    );
-    let piston = warp::path!("api" / "v2" / "connect").and(socket).map(
-        move |ws: warp::ws::Ws, api: Arc<Api<R>>, headers: HeaderMap, peer| {
-            if let Err(refused) = live::same_origin(&headers) {
-                return refused.into_response();
-            }
-            bounded(ws, &api)
-                .on_upgrade(move |socket| {
-                    let sessions = api.sessions.clone();
-                    sessions.track_future(live::connect::serve(api, headers, peer, socket))
-                })
-                .into_response()
-        },
-    );
+    let ours = warp::path!("run-code" / "ws")
+        .and(socket.clone())
+        .map(|ws, api, headers, peer| upgrade(ws, api, headers, peer, live::ws::serve::<R>));
+    let piston = warp::path!("api" / "v2" / "connect")
+        .and(socket)
+        .map(|ws, api, headers, peer| upgrade(ws, api, headers, peer, live::connect::serve::<R>));
     // The same path without an upgrade: told what it is.
     let plain = warp::path!("run-code" / "ws")
         .and(warp::get())
@@ -200,6 +174,32 @@ fn stream_routes<R: Runner>(
         .unify()
         .or(playground)
         .unify()
+}
+
+/// The upgrade of one streamed run's socket, served by `serve` within the
+/// frame cap: a browser's socket from another origin is refused before
+/// it; the session is tracked, so that shutdown waits for it.
+fn upgrade<R: Runner, S>(
+    ws: warp::ws::Ws,
+    api: Arc<Api<R>>,
+    headers: HeaderMap,
+    peer: Option<PeerAddr>,
+    serve: fn(Arc<Api<R>>, HeaderMap, Option<PeerAddr>, warp::ws::WebSocket) -> S,
+) -> warp::reply::Response
+where
+    S: std::future::Future<Output = ()> + Send + 'static,
+{
+    if let Err(refused) = live::same_origin(&headers) {
+        return refused.into_response();
+    }
+    let max = api.streams.settings().max_frame_bytes;
+    ws.max_frame_size(max)
+        .max_message_size(max)
+        .on_upgrade(move |socket| {
+            let sessions = api.sessions.clone();
+            sessions.track_future(serve(api, headers, peer, socket))
+        })
+        .into_response()
 }
 
 /// The probes and documents: `/health`, `/ready`, `/languages`,

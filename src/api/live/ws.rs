@@ -142,10 +142,6 @@ enum ClientFrame {
     },
 }
 
-fn stage_name(stage: Stage) -> &'static str {
-    stage.as_str()
-}
-
 fn text(value: Value) -> Message {
     Message::text(value.to_string())
 }
@@ -157,7 +153,7 @@ impl Ours {
     pub(crate) fn frames(&mut self, event: Event) -> Vec<Value> {
         match event {
             Event::Started(stage) => {
-                vec![json!({"type": "stage", "stage": stage_name(stage), "event": "started"})]
+                vec![json!({"type": "stage", "stage": stage.as_str(), "event": "started"})]
             }
             Event::Compiled(result) => {
                 let mut frames = self.rest(Stage::Compile);
@@ -204,7 +200,7 @@ fn output(stage: Stage, stream: StreamKind, data: String) -> Option<Value> {
         StreamKind::Stdout => "stdout",
         StreamKind::Stderr => "stderr",
     };
-    (!data.is_empty()).then(|| json!({"type": kind, "stage": stage_name(stage), "data": data}))
+    (!data.is_empty()).then(|| json!({"type": kind, "stage": stage.as_str(), "data": data}))
 }
 
 impl Dialect for Ours {
