@@ -327,14 +327,24 @@ async fn a_client_that_goes_away_ends_its_run_and_its_sandbox_is_removed_within_
 }
 
 /// The close a first frame (or the frames after) gets.
+/// With frames after a first that starts a run, they go once the program
+/// said `up` (a run ended while its container is being created would get
+/// the container a moment later, after the test).
 async fn refused(app: &TestApp, frames: Vec<Message>) -> (Option<(u16, String)>, Value) {
     let mut client = Client::connect(app, "/run-code/ws").await;
-    for frame in frames {
+    let more = frames.len() > 1;
+    for (i, frame) in frames.into_iter().enumerate() {
         let _ = client.socket.send(frame).await;
+        if i == 0 && more {
+            client.until_stdout("up").await;
+        }
     }
     let answer = client.answer().await;
     (client.close, answer)
 }
+
+/// A program that says it is up, then waits for a line.
+const UP_THEN_INPUT: &str = "print('up', flush=True)\ninput()\n";
 
 #[tokio::test]
 async fn every_refusal_is_a_close_code_with_the_error_body_before_it() {
@@ -373,7 +383,7 @@ async fn every_refusal_is_a_close_code_with_the_error_body_before_it() {
         (vec![], 4408, "first_frame_timeout"),
         (
             vec![
-                text(&python("input()").to_string()),
+                text(&python(UP_THEN_INPUT).to_string()),
                 text(r#"{"type":"dance"}"#),
             ],
             4400,
@@ -381,7 +391,7 @@ async fn every_refusal_is_a_close_code_with_the_error_body_before_it() {
         ),
         (
             vec![
-                text(&python("input()").to_string()),
+                text(&python(UP_THEN_INPUT).to_string()),
                 text(r#"{"type":"signal","signal":"SIGSEGV"}"#),
             ],
             4400,
@@ -389,7 +399,7 @@ async fn every_refusal_is_a_close_code_with_the_error_body_before_it() {
         ),
         (
             vec![
-                text(&python("input()").to_string()),
+                text(&python(UP_THEN_INPUT).to_string()),
                 text(r#"{"type":"stdin","data":"12345678901"}"#),
             ],
             4413,
@@ -398,7 +408,9 @@ async fn every_refusal_is_a_close_code_with_the_error_body_before_it() {
         // The request's own stdin counts too.
         (
             vec![
-                text(r#"{"language":"python","code":"input()","stdin":"12345678"}"#),
+                text(
+                    r#"{"language":"python","code":"print('up', flush=True)\ninput()","stdin":"12345678"}"#,
+                ),
                 text(r#"{"type":"stdin","data":"123"}"#),
             ],
             4413,

@@ -108,9 +108,24 @@ async def main():
     await refused([], (4001, "Initialization Timeout"))
     await refused([json.dumps({"type": "data", "stream": "stdin", "data": "x"})], (4003, "Not yet initialized"))
     await refused([json.dumps({"type": "signal", "signal": "SIGINT"})], (4003, "Not yet initialized"))
-    await refused([init("input()\n"), init("x")], (4000, "Already Initialized"))
-    await refused([init("input()\n"), json.dumps({"type": "data", "stream": "stdout", "data": "x"})], (4004, "Can only write to stdin"))
-    await refused([init("input()\n"), json.dumps({"type": "signal", "signal": "SIGNOPE"})], (4005, "Invalid signal"))
+    # Refusals of a frame after init: sent once the program said "up" (a run
+    # ended while its container is being created gets it a moment later).
+    async def refused_running(message, wanted):
+        up = "print('up', flush=True)\ninput()\n"
+        sent = []
+
+        def answer(got):
+            if got["stream"] == "stdout" and "up" in got["data"] and not sent:
+                sent.append(1)
+                return [message]
+            return []
+
+        _, code_, reason = await session([init(up)], answer)
+        check(f"close for {message!r}", (code_, reason), wanted)
+
+    await refused_running(init("x"), (4000, "Already Initialized"))
+    await refused_running(json.dumps({"type": "data", "stream": "stdout", "data": "x"}), (4004, "Can only write to stdin"))
+    await refused_running(json.dumps({"type": "signal", "signal": "SIGNOPE"}), (4005, "Invalid signal"))
     await refused([init("x" * (2 << 20))], (1009, "a frame is larger than the limit"))
     got = await refused(["{not json"], (4002, "Notified Error"))
     check("bad JSON's error message", got[0]["type"], "error")
