@@ -191,6 +191,8 @@ async fn output_arrives_while_the_program_still_runs_in_a_pooled_sandbox() {
         answer["stdout"], "name? hello Lin\nage? in ten years 11\n",
         "{answer}"
     );
+    // The pool is refilling: its shutdown takes what it is creating.
+    app.stop().await;
 }
 
 #[tokio::test]
