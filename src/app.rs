@@ -2,6 +2,7 @@
 //! [`Config`], bound to a listener, and run until a shutdown signal, with
 //! its background work supervised in one place.
 
+use crate::judging::catalogue::Catalogue;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -52,6 +53,9 @@ pub enum StartError {
     /// The API keys file cannot be used.
     #[error("key `front_door.api_keys_file`: {0}")]
     Keys(String),
+    /// The catalogue of checkers cannot be read.
+    #[error("key `checkers_dir`: {0}")]
+    Checkers(String),
     /// The process may not open enough files for its connections.
     #[error("{0}")]
     FileLimit(String),
@@ -113,11 +117,13 @@ impl Application {
             worker,
         ));
         let gate = Gate::new(&config.front_door).map_err(StartError::Keys)?;
+        let catalogue = Catalogue::load(&config.checkers_dir).map_err(StartError::Checkers)?;
         let api = Arc::new(Api::new(
             runner.clone(),
             judge0.clone(),
             gate,
             metrics.clone(),
+            catalogue,
             &config,
         ));
         let (listener, addr) = listen(&config).await?;

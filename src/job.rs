@@ -42,12 +42,15 @@ pub(crate) struct Job {
 /// are off (see `api::gate`).
 pub(crate) type Client = std::sync::Arc<str>;
 
-/// What one run of the program gets: its stdin and the arguments appended
-/// to the language's run command.
+/// What one run of the program gets: its stdin, the arguments appended
+/// to the language's run command, and files of its own (a checker's
+/// input, output and answer), written beside the job's.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct RunInput {
     pub(crate) stdin: Vec<u8>,
     pub(crate) args: Vec<String>,
+    /// Checked by the service that made them: never a client's names.
+    pub(crate) files: Vec<SourceFile>,
 }
 
 /// The effective limits of a job's stages.
@@ -188,6 +191,7 @@ impl JobRequest {
         let single = RunInput {
             stdin: self.stdin,
             args: self.args,
+            files: Vec::new(),
         };
         Ok(Job {
             language,
@@ -598,16 +602,19 @@ mod tests {
         let only = RunInput {
             stdin: b"ab".to_vec(),
             args: vec!["x".into()],
+            files: Vec::new(),
         };
         assert_eq!(single.inputs, NonEmpty::one(only));
         let tests = vec![
             RunInput {
                 stdin: b"1".to_vec(),
                 args: Vec::new(),
+                files: Vec::new(),
             },
             RunInput {
                 stdin: b"2".to_vec(),
                 args: vec!["y".into()],
+                files: Vec::new(),
             },
         ];
         let batch = JobRequest {

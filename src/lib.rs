@@ -5,7 +5,7 @@
 //! # Layout
 //!
 //! A `Job` goes in, an `Outcome` comes out. Modules depend downwards only:
-//! `app` → `api` → `judge0` → `runner` → `executor` → `sandbox` →
+//! `app` → `api` → `judge0` → `judging` → `runner` → `executor` → `sandbox` →
 //! `custody` → `engine`, with `job`, `outcome`, `live`, `language`,
 //! `limits` and `config` below them all; `tests/architecture.rs` checks that no import
 //! closes a cycle, between modules or between the files of one folder, and
@@ -45,7 +45,10 @@
 //!   wrong, and the domain's answer: how each stage ended.
 //! - `live`: a streamed run's channels: the client's stdin and signals
 //!   in, its stages and output out.
-//! - `checker`: judging output against the expected output.
+//! - `judging`: a batch's tests judged: output compared with the
+//!   expected output (exact, trim, tokens, floats, unordered lines,
+//!   case-insensitive), or by a checker or an interactor in testlib's
+//!   convention, each in sandboxes of its own; the catalogue of shared ones.
 //! - `language`: language files, the registry of languages and versions,
 //!   and its reload.
 //! - `limits`: the resource limits of a stage and the rule that merges
@@ -60,7 +63,6 @@
 
 mod api;
 pub mod app;
-mod checker;
 pub mod config;
 mod custody;
 mod engine;
@@ -68,6 +70,7 @@ mod executor;
 pub mod healthcheck;
 mod job;
 mod judge0;
+mod judging;
 mod language;
 mod limits;
 mod live;

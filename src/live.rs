@@ -138,9 +138,69 @@ impl Sink {
     }
 }
 
+/// Relays two streamed runs into each other, as a pipe would: what the
+/// one's run stage writes on stdout goes to the other's stdin, both ways
+/// at once, and the end of one (its events' end: its run ended and let
+/// go of its [`Live`]) closes the other's stdin. Ends when both have.
+/// Each way is bounded by the writer's output cap, as any streamed run's
+/// output is; a reader that does not read holds its writer's output in
+/// the writer's events, never the other way.
+pub(crate) async fn pipe(a: Ends, b: Ends) {
+    tokio::join!(forward(a.events, b.control), forward(b.events, a.control));
+}
+
+/// One way of [`pipe`].
+async fn forward(mut from: mpsc::UnboundedReceiver<Event>, to: mpsc::Sender<Control>) {
+    let mut open = true;
+    while let Some(event) = from.recv().await {
+        if let Event::Output {
+            stage: Stage::Run,
+            stream: StreamKind::Stdout,
+            bytes,
+        } = event
+        {
+            // A reader that has ended takes no more; the writer's output
+            // is still read to its end.
+            open = open && to.send(Control::Stdin(bytes)).await.is_ok();
+        }
+    }
+    if open {
+        let _ = to.send(Control::CloseStdin).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_pipe_relays_stdout_both_ways_and_an_end_closes_the_other_stdin() {
+        let (a, a_ends) = Live::new();
+        let (b, b_ends) = Live::new();
+        let relay = tokio::spawn(pipe(a_ends, b_ends));
+        let (a_run, b_run) = (a.stage(Stage::Run), b.stage(Stage::Run));
+        let (a_in, b_in) = (a_run.input.clone().unwrap(), b_run.input.clone().unwrap());
+        let stdin = |text: &'static str| Some(Control::Stdin(Bytes::from_static(text.as_bytes())));
+        a_run.sink.output(StreamKind::Stdout, b"guess 5\n");
+        a_run.sink.output(StreamKind::Stderr, b"not relayed\n");
+        a_run.sink.output(StreamKind::Stdout, b"guess 7\n");
+        assert_eq!(b_in.lock().await.recv().await, stdin("guess 5\n"));
+        assert_eq!(b_in.lock().await.recv().await, stdin("guess 7\n"));
+        b_run.sink.output(StreamKind::Stdout, b"lower\n");
+        assert_eq!(a_in.lock().await.recv().await, stdin("lower\n"));
+        // b ends (and lets go of its stdin): a's stdin is closed; what a
+        // still writes is read, and goes nowhere.
+        drop((b, b_run, b_in));
+        assert_eq!(a_in.lock().await.recv().await, Some(Control::CloseStdin));
+        a_run.sink.output(StreamKind::Stdout, b"late\n");
+        tokio::task::yield_now().await;
+        assert!(!relay.is_finished(), "a has not ended");
+        drop((a, a_run));
+        tokio::time::timeout(std::time::Duration::from_secs(1), relay)
+            .await
+            .expect("the pipe ends with both")
+            .unwrap();
+    }
 
     #[test]
     fn the_run_stage_takes_the_controls_once_and_every_stage_gets_a_sink() {

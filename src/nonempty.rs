@@ -40,9 +40,26 @@ impl<T> NonEmpty<T> {
         std::iter::once(&self.first).chain(&self.rest)
     }
 
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        std::iter::once(&mut self.first).chain(&mut self.rest)
+    }
+
     /// The first item, and the rest.
     pub(crate) fn into_parts(self) -> (T, Vec<T>) {
         (self.first, self.rest)
+    }
+}
+
+impl<T> std::ops::Index<usize> for NonEmpty<T> {
+    type Output = T;
+
+    /// The item at `index` (the first is 0); panics past the end, as a
+    /// slice does.
+    fn index(&self, index: usize) -> &T {
+        match index {
+            0 => &self.first,
+            i => &self.rest[i - 1],
+        }
     }
 }
 

@@ -85,6 +85,7 @@ pub(crate) fn job_with(
             .map(|stdin| RunInput {
                 stdin: stdin.as_bytes().to_vec(),
                 args: vec!["arg".into()],
+                files: Vec::new(),
             })
             .collect(),
     };

@@ -1,6 +1,7 @@
 //! What every handler of the API shares: the [`Api`] state (the runner,
 //! Judge0's service, the door, the metrics, the request bounds).
 
+use crate::judging::catalogue::Catalogue;
 use std::sync::Arc;
 
 use super::body::BodyReader;
@@ -22,6 +23,8 @@ pub(crate) struct Api<R> {
     pub(super) body: BodyReader,
     pub(super) bounds: RequestBounds,
     pub(super) defaults: Limits,
+    /// The operator's shared checkers and interactors.
+    pub(super) catalogue: Arc<Catalogue>,
     pub(super) streams: Arc<super::live::Streams>,
     /// The streamed runs' sockets, which outlive their connections'
     /// requests: shutdown waits for them ([`Api::sessions_ended`]).
@@ -54,6 +57,7 @@ impl<R: Runner> Api<R> {
         judge0: Arc<Judge0<R>>,
         gate: Gate,
         metrics: Arc<Metrics>,
+        catalogue: Catalogue,
         config: &Config,
     ) -> Api<R> {
         let server = &config.server;
@@ -65,6 +69,7 @@ impl<R: Runner> Api<R> {
             body: BodyReader::new(server.max_body_bytes, server.body_timeout()),
             bounds: config.requests.clone(),
             defaults: config.limits.clone(),
+            catalogue: Arc::new(catalogue),
             streams: super::live::Streams::new(config.streams.clone(), metrics.clone()),
             sessions: tokio_util::task::TaskTracker::new(),
         }

@@ -115,6 +115,10 @@ pub struct Config {
     /// Folder of `*.toml` language files. Default `languages`. When it does
     /// not exist, the built-in python language is served.
     pub languages_dir: PathBuf,
+    /// Folder of `*.toml` files of shared checkers and interactors, each
+    /// named by its file (docs/judging.md). Default `checkers`; when it
+    /// does not exist, there are none. Read at start-up.
+    pub checkers_dir: PathBuf,
     /// How often the languages folder is checked for added, changed or
     /// removed files, in ms; `0` turns reloading off. Default `1000`.
     #[validate(range(max = 3_600_000))]
@@ -184,6 +188,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             languages_dir: PathBuf::from("languages"),
+            checkers_dir: PathBuf::from("checkers"),
             reload_interval_ms: 1000,
             docker_host: None,
             instance: "default".to_string(),

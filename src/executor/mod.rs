@@ -3,6 +3,8 @@
 //!
 //! - [`runs`]: one path for one run or many: compile once, then each input
 //!   in a fresh sandbox of its own.
+//! - [`interact`]: an interactive job: a solution and an interactor
+//!   side by side for each test, relayed by the service.
 //! - [`pair`]: a compiled language's compile and run sandboxes, side by
 //!   side on one scratch volume.
 //! - [`pool`]: sandboxes (and pairs) started ahead of demand, sized by it.
@@ -12,6 +14,7 @@
 //! which removes it in the background once the answer is known, and on
 //! every other path; a sandbox's own life is `crate::sandbox`'s.
 
+mod interact;
 mod pair;
 mod pool;
 mod runs;
@@ -34,6 +37,7 @@ use crate::job::Job;
 use crate::language::Registry;
 use crate::live::Live;
 use crate::sandbox::{Launcher, SandboxError};
+pub(crate) use interact::Interacted;
 use pool::Pool;
 pub(crate) use pool::most_waiting;
 use runs::Runs;
@@ -80,6 +84,18 @@ impl Executor {
         live: Option<&Live>,
     ) -> Result<Ran, SandboxError> {
         self.runs.run(job, turns, live).await
+    }
+
+    /// Runs `solution` against `interactor` (one input each per test),
+    /// each compiled once, each test's pair at once in one turn (see
+    /// [`interact`]).
+    pub(crate) async fn interact(
+        &self,
+        solution: &Job,
+        interactor: &Job,
+        turns: &impl Turns,
+    ) -> Result<Interacted, SandboxError> {
+        self.runs.interact(solution, interactor, turns).await
     }
 
     /// Starts the background work in `tasks`: the janitor, the start-up

@@ -70,8 +70,36 @@ pub(super) struct Runs {
     pub(super) stop: CancellationToken,
 }
 
+/// A job made ready for its runs, or its compile's failure.
+pub(super) enum Prepared {
+    Failed(Ran),
+    Ready(Readied),
+}
+
+/// A job made ready: how (`R`), its compile's result and how it was
+/// served.
+pub(super) struct Readied<R = Ready> {
+    pub(super) ready: R,
+    pub(super) compile: Option<StageResult>,
+    pub(super) pool: Option<PoolUse>,
+    pub(super) phases: Phases,
+}
+
+impl Readied {
+    /// Its account, and what it made ready.
+    pub(super) fn split(self) -> (Readied<()>, Ready) {
+        let account = Readied {
+            ready: (),
+            compile: self.compile,
+            pool: self.pool,
+            phases: self.phases,
+        };
+        (account, self.ready)
+    }
+}
+
 /// A job made ready for its runs.
-enum Ready {
+pub(super) enum Ready {
     /// Nothing to compile: each run is from the sources.
     Sources,
     /// Compiled, for its one run: the pair's run sandbox, on the volume the
@@ -86,16 +114,16 @@ enum Ready {
 /// What a compile leaves to remove once the runs are over: its container
 /// and the volume (released with the run sandbox, in that order, so that
 /// the volume goes once no container uses it).
-struct Leftovers {
+pub(super) struct Leftovers {
     compiler: Held,
-    volume: Held,
+    pub(super) volume: Held,
 }
 
 /// One run's result, and how it was served.
-struct Served {
-    result: StageResult,
-    pool: PoolUse,
-    phases: Phases,
+pub(super) struct Served {
+    pub(super) result: StageResult,
+    pub(super) pool: PoolUse,
+    pub(super) phases: Phases,
 }
 
 /// A compile's result, with the pair it left and how the pair was had.
@@ -120,38 +148,16 @@ impl Runs {
         }
         let _in_flight = self.custody.run_in_flight();
         let began = Instant::now();
-        let (ready, compile, pool, mut phases) = match &job.limits.compile {
-            None => (Ready::Sources, None, None, Phases::new()),
-            Some(limits) => {
-                let compiled = self.compile(job, limits, live).await?;
-                if let Some(live) = live {
-                    live.compiled(&compiled.result);
-                }
-                let phases = vec![(Phase::Compile, compiled.took)];
-                if compiled.result.status() != Status::Ok {
-                    self.release(compiled.pair, compiled.runner.into_container());
-                    let timing = Timing {
-                        pool: compiled.pool,
-                        phases,
-                        docker: began.elapsed(),
-                    };
-                    let outcome = Outcome::CompileFailed {
-                        compile: compiled.result,
-                    };
-                    return Ok(Ran { outcome, timing });
-                }
-                let (pair, runner) = (compiled.pair, compiled.runner);
-                let ready = if job.inputs.len() == 1 {
-                    Ready::Alone { pair, runner }
-                } else {
-                    Ready::Shared {
-                        pair,
-                        keeper: runner,
-                    }
-                };
-                (ready, Some(compiled.result), Some(compiled.pool), phases)
-            }
+        let readied = match self.prepare(job, live, job.inputs.len() == 1).await? {
+            Prepared::Failed(ran) => return Ok(ran),
+            Prepared::Ready(readied) => readied,
         };
+        let Readied {
+            ready,
+            compile,
+            pool,
+            mut phases,
+        } = readied;
         let runs = self.run_inputs(job, ready, turns, live).await?;
         let (first, rest) = runs.into_parts();
         phases.extend(first.phases);
@@ -168,6 +174,67 @@ impl Runs {
         .expect("the first run is there");
         let outcome = Outcome::Ran { compile, runs };
         Ok(Ran { outcome, timing })
+    }
+
+    /// Makes `job` ready for its runs: compiled once, if its language
+    /// compiles (for its `alone` run in the pair's run sandbox, else for
+    /// runs that copy the build); a failed compile is its answer.
+    pub(super) async fn prepare(
+        &self,
+        job: &Job,
+        live: Option<&Live>,
+        alone: bool,
+    ) -> Result<Prepared, SandboxError> {
+        let began = Instant::now();
+        let Some(limits) = &job.limits.compile else {
+            return Ok(Prepared::Ready(Readied {
+                ready: Ready::Sources,
+                compile: None,
+                pool: None,
+                phases: Phases::new(),
+            }));
+        };
+        let compiled = self.compile(job, limits, live).await?;
+        if let Some(live) = live {
+            live.compiled(&compiled.result);
+        }
+        let phases = vec![(Phase::Compile, compiled.took)];
+        if compiled.result.status() != Status::Ok {
+            self.release(compiled.pair, compiled.runner.into_container());
+            let timing = Timing {
+                pool: compiled.pool,
+                phases,
+                docker: began.elapsed(),
+            };
+            let outcome = Outcome::CompileFailed {
+                compile: compiled.result,
+            };
+            return Ok(Prepared::Failed(Ran { outcome, timing }));
+        }
+        let (pair, runner) = (compiled.pair, compiled.runner);
+        let ready = if alone {
+            Ready::Alone { pair, runner }
+        } else {
+            Ready::Shared {
+                pair,
+                keeper: runner,
+            }
+        };
+        Ok(Prepared::Ready(Readied {
+            ready,
+            compile: Some(compiled.result),
+            pool: Some(compiled.pool),
+            phases,
+        }))
+    }
+
+    /// Removes what a job made ready and will not run leaves.
+    pub(super) fn discard(&self, ready: Ready) {
+        match ready {
+            Ready::Sources => {}
+            Ready::Alone { pair, runner } => self.release(pair, runner.into_container()),
+            Ready::Shared { pair, keeper } => self.release(pair, keeper.into_container()),
+        }
     }
 
     /// Runs every input of `job` from `ready`, in the inputs' order.
@@ -217,9 +284,21 @@ impl Runs {
         live: Option<&Live>,
     ) -> Result<Served, SandboxError> {
         let _turn = turns.take().await?;
+        self.run_one(job, build, input, live).await
+    }
+
+    /// One run of `job`: from the sources, or from the `build` volume
+    /// (streamed, with `live`).
+    pub(super) async fn run_one(
+        &self,
+        job: &Job,
+        build: Option<Build<'_>>,
+        input: &RunInput,
+        live: Option<&Live>,
+    ) -> Result<Served, SandboxError> {
         match build {
             None => self.run_sources(job, input, live).await,
-            Some(build) => self.run_build(job, build, input).await,
+            Some(build) => self.run_build(job, build, input, live).await,
         }
     }
 
@@ -240,7 +319,7 @@ impl Runs {
         });
         // A cold retry shares the streamed run's controls and sink.
         let payload = || {
-            let files: Vec<_> = job.files.all().collect();
+            let files: Vec<_> = job.files.all().chain(&input.files).collect();
             let stdin = &input.stdin;
             Payload::new(
                 clock(&job.limits.run),
@@ -292,7 +371,8 @@ impl Runs {
             live.stage(Stage::Run)
         });
         let (args, stdin) = (&input.args, &input.stdin);
-        let payload = Payload::new(clock(&job.limits.run), &[], args, stdin, streamed);
+        let files: Vec<_> = input.files.iter().collect();
+        let payload = Payload::new(clock(&job.limits.run), &files, args, stdin, streamed);
         let ran = runner
             .execute(Some(payload), bounds(&job.limits.run), &self.stop)
             .await?;
@@ -313,11 +393,18 @@ impl Runs {
         job: &Job,
         build: Build<'_>,
         input: &RunInput,
+        live: Option<&Live>,
     ) -> Result<Served, SandboxError> {
+        let streamed = live.map(|live| {
+            live.started(Stage::Run);
+            live.stage(Stage::Run)
+        });
         let uid = self.launcher.lease().await;
         let run = &job.limits.run;
         let launch = Launch::cold(job, Stage::Run, run, None, Some(build));
-        let payload = Payload::with_build(clock(run), BUILD_POINT, &input.args, &input.stdin);
+        let files: Vec<_> = input.files.iter().collect();
+        let (args, stdin) = (&input.args, &input.stdin);
+        let payload = Payload::with_build(clock(run), BUILD_POINT, &files, args, stdin, streamed);
         let sandbox = self.launcher.launch(launch, &uid, Some(payload)).await?;
         let mut phases = sandbox.start_phases.clone();
         let ran = match sandbox.execute(None, bounds(run), &self.stop).await {

@@ -548,6 +548,7 @@ impl Submission {
                 RunInput {
                     stdin: stdin.clone(),
                     args: args.clone(),
+                    files: Vec::new(),
                 };
                 self.number_of_runs as usize
             ]

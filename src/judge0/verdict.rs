@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::request::Submission;
 use super::status::Judge0Status;
-use crate::checker::{Compare, Verdict};
+use crate::judging::compare::{Compare, Verdict};
 use crate::outcome::{Exit, LimitHit, Outcome, StageResult};
 
 /// The status that lets [`judge`] count on to the next run.

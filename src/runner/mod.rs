@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::executor::{Executor, Turns};
+use crate::executor::{Executor, Interacted, Ran, Turns};
 use crate::job::{Client, Job, JobLimits};
 use crate::language::{Language, Registry};
 use crate::live::Live;
@@ -33,6 +33,21 @@ pub(crate) struct Report {
     pub(crate) outcome: Outcome,
     /// How it was served (for response headers and the log).
     pub(crate) timing: Timing,
+}
+
+/// How an interactive job went (see [`Runner::interact`]).
+#[derive(Debug, Clone)]
+pub(crate) enum Interaction {
+    /// The interactor did not compile (its report says how): the solution
+    /// did not run.
+    InteractorFailed(Report),
+    /// The solution did not compile.
+    SolutionFailed(Report),
+    /// Both ran, once per test.
+    Ran {
+        solution: Box<Report>,
+        interactor: Box<Report>,
+    },
 }
 
 /// Why a job did not run: the service's trouble, never the program's.
@@ -93,6 +108,16 @@ pub(crate) trait Runner: Send + Sync + 'static {
     /// they come.
     fn stream(&self, job: Job, live: Live)
     -> impl Future<Output = Result<Report, RunError>> + Send;
+
+    /// Admits `solution` and runs it against `interactor` (one input of
+    /// each per test): each compiled once, then for each test both at
+    /// once, each in its own sandbox, the one's stdout relayed to the
+    /// other's stdin both ways; a test's pair takes one run slot.
+    fn interact(
+        &self,
+        solution: Job,
+        interactor: Job,
+    ) -> impl Future<Output = Result<Interaction, RunError>> + Send;
 
     /// Whether runs can be served now.
     fn readiness(&self) -> impl Future<Output = Readiness> + Send;
@@ -188,24 +213,35 @@ impl DockerRunner {
             .inc();
     }
 
-    /// Admits `job` and runs it (streamed with `live`).
-    async fn run_with(&self, job: Job, live: Option<&Live>) -> Result<Report, RunError> {
-        let own = self.admit(&job).await?;
+    /// Admits `job`, and its turns: one at a time for one input, a fair
+    /// share of the slots for a batch.
+    async fn turns(&self, job: &Job) -> Result<JobTurns<'_>, RunError> {
+        let own = self.admit(job).await?;
         let width = match job.inputs.len() {
             1 => 1,
             _ => self.admission.batch_share(),
         };
-        let turns = JobTurns {
+        Ok(JobTurns {
             admission: &self.admission,
             client: job.client.clone(),
             own: Arc::new(tokio::sync::Mutex::new(own)),
             width,
-        };
+        })
+    }
+
+    /// Admits `job` and runs it (streamed with `live`).
+    async fn run_with(&self, job: Job, live: Option<&Live>) -> Result<Report, RunError> {
+        let turns = self.turns(&job).await?;
         let ran = self
             .executor
             .run(&job, &turns, live)
             .await
             .map_err(|e| refusal(e, &job.language.name))?;
+        Ok(self.report(job, ran))
+    }
+
+    /// The report of `job` that `ran`, counted.
+    fn report(&self, job: Job, ran: Ran) -> Report {
         let report = Report {
             language: job.language,
             limits: job.limits,
@@ -213,7 +249,7 @@ impl DockerRunner {
             timing: ran.timing,
         };
         self.count_report(&report);
-        Ok(report)
+        report
     }
 
     /// Refuses every waiting and future job; runs holding a slot go on.
@@ -260,6 +296,31 @@ impl Runner for DockerRunner {
 
     async fn stream(&self, job: Job, live: Live) -> Result<Report, RunError> {
         self.run_with(job, Some(&live)).await
+    }
+
+    async fn interact(&self, solution: Job, interactor: Job) -> Result<Interaction, RunError> {
+        let turns = self.turns(&solution).await?;
+        let interacted = self
+            .executor
+            .interact(&solution, &interactor, &turns)
+            .await
+            .map_err(|e| refusal(e, &solution.language.name))?;
+        drop(turns);
+        Ok(match interacted {
+            Interacted::InteractorFailed(ran) => {
+                Interaction::InteractorFailed(self.report(interactor, ran))
+            }
+            Interacted::SolutionFailed(ran) => {
+                Interaction::SolutionFailed(self.report(solution, ran))
+            }
+            Interacted::Ran {
+                solution: ours,
+                interactor: theirs,
+            } => Interaction::Ran {
+                solution: Box::new(self.report(solution, *ours)),
+                interactor: Box::new(self.report(interactor, *theirs)),
+            },
+        })
     }
 
     /// Probes the engine at most once a second ([`READINESS_EVERY`]);

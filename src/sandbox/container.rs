@@ -80,10 +80,17 @@ impl Payload {
     }
 
     /// The payload of a batch's test: the compiled build (mounted at
-    /// `build`) is copied into the working directory before the program
-    /// starts.
-    pub(crate) fn with_build(clock: Clock, build: &str, args: &[String], stdin: &[u8]) -> Payload {
-        Payload::encoded(clock, Some(build), &[], args, stdin, None)
+    /// `build`) is copied into the working directory, beside the test's
+    /// own `files`, before the program starts.
+    pub(crate) fn with_build(
+        clock: Clock,
+        build: &str,
+        files: &[&crate::job::SourceFile],
+        args: &[String],
+        stdin: &[u8],
+        streamed: Option<Streamed>,
+    ) -> Payload {
+        Payload::encoded(clock, Some(build), files, args, stdin, streamed)
     }
 
     fn encoded(

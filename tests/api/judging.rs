@@ -305,6 +305,52 @@ async fn each_compare_mode_gives_its_verdicts() {
             "{compare}"
         );
     }
+    // The tolerant modes, each on tests that tell it from the others.
+    let tolerant = |compare: Value| {
+        app.run_ok(json!({
+            "language": "python",
+            "code": code,
+            "compare": compare,
+            "tests": [
+                {"stdin": "0.3333333\n", "expected_output": "0.333333333"},
+                {"stdin": "2.51 x\n", "expected_output": "2.5 x"},
+                {"stdin": "b\na\nc\n", "expected_output": "a\nb\nc\n"},
+                {"stdin": "Yes\nNO  \n", "expected_output": "YES\nno\n"},
+            ],
+        }))
+    };
+    for (compare, verdicts) in [
+        (
+            json!("floats"),
+            ["accepted", "wrong_answer", "wrong_answer", "wrong_answer"],
+        ),
+        (
+            json!({"mode": "floats", "absolute": 0.05, "relative": 0}),
+            ["accepted", "accepted", "wrong_answer", "wrong_answer"],
+        ),
+        (
+            json!("unordered_lines"),
+            ["wrong_answer", "wrong_answer", "accepted", "wrong_answer"],
+        ),
+        (
+            json!("case_insensitive"),
+            ["wrong_answer", "wrong_answer", "wrong_answer", "accepted"],
+        ),
+    ] {
+        let answer = tolerant(compare.clone()).await;
+        let got: Vec<&str> = (answer["tests"].as_array().unwrap().iter())
+            .map(|t| t["verdict"].as_str().unwrap())
+            .collect();
+        assert_eq!(got, verdicts, "{compare}: {answer}");
+    }
+    let (status, refused) = app
+        .run(json!({"language": "python", "code": code, "compare": {"mode": "floats", "absolute": -1}, "tests": [{}]}))
+        .await;
+    assert_eq!(
+        (status, refused["field"].as_str()),
+        (400, Some("compare")),
+        "{refused}"
+    );
     let default = app
         .run_ok(json!({"language": "python", "code": code, "tests": [{"stdin": "x \n\n", "expected_output": "x"}]}))
         .await;

@@ -4,6 +4,7 @@
 mod abuse;
 mod binary;
 mod catalogue;
+mod checkers;
 mod clients;
 mod faults;
 mod front;

@@ -110,8 +110,12 @@ fn admit<R: Runner>(
     let caller = api.gate.enter(Route::Run, true, &headers, peer)?;
     let body = serde_json::to_vec(&request).expect("a JSON value serialises");
     let registry = api.runner.registry();
-    let (job, checks) =
-        RunRequest::parse(&body)?.into_job(&registry, &api.bounds, caller.client.clone())?;
+    let (job, checks) = RunRequest::parse(&body)?.into_judged_job(
+        &registry,
+        &api.bounds,
+        &api.catalogue,
+        caller.client.clone(),
+    )?;
     if checks.is_some() {
         return Err(ApiError::InvalidField {
             field: "tests".into(),

@@ -2,8 +2,10 @@
 //! wire request ([`request`]), its translation to a job, the answers
 //! ([`response`]), and the handler.
 
+pub(crate) mod judging;
 pub(crate) mod request;
 pub(crate) mod response;
+mod wire;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,6 +21,7 @@ use super::error::{ApiError, ErrorBody};
 use super::gate::Caller;
 use super::live;
 use super::state::Api;
+
 use crate::outcome::PoolUse;
 use crate::runner::{Report, Runner};
 use request::RunRequest;
@@ -61,8 +64,14 @@ pub(crate) async fn run_code<R: Runner>(
         let body = api.body.read(&caller.client, declared, body).await?;
         let registry = api.runner.registry();
         let request = RunRequest::parse(&body)?;
-        let (job, checks) = request.into_job(&registry, &api.bounds, caller.client.clone())?;
-        api.gate.charge(&caller, job.inputs.len())?;
+        let (job, checks) = request.into_judged_job(
+            &registry,
+            &api.bounds,
+            &api.catalogue,
+            caller.client.clone(),
+        )?;
+        let judges = checks.as_ref().map_or(1, |c| c.plan.programs());
+        api.gate.charge(&caller, job.inputs.len() * judges)?;
         drop(body);
         if live::sse::wanted(accept.as_deref()) && checks.is_none() {
             let ticket = live::open(&api, &caller)?;
@@ -73,9 +82,10 @@ pub(crate) async fn run_code<R: Runner>(
                 request_id.clone(),
             ));
         }
-        let report = (api.runner.run(job).await).map_err(|e| ApiError::from_run(e, &request_id))?;
+        let refused = |e| ApiError::from_run(e, &request_id);
         match checks {
             None => {
+                let report = api.runner.run(job).await.map_err(refused)?;
                 let answer = RunResponse::new(&report);
                 log_run(&request_id, &answer, &report, received);
                 let mut response = warp::reply::json(&answer).into_response();
@@ -83,7 +93,10 @@ pub(crate) async fn run_code<R: Runner>(
                 Ok(response)
             }
             Some(checks) => {
-                let answer = BatchResponse::new(&report, &checks);
+                let runner = api.runner.as_ref();
+                let judged = crate::judging::judge(runner, job, checks.plan).await;
+                let judged = judged.map_err(refused)?;
+                let answer = BatchResponse::new(&judged, &checks.names);
                 tracing::info!(
                     %request_id,
                     language = %answer.language,

@@ -5,16 +5,19 @@
 use std::cell::RefCell;
 use std::fmt;
 
-use crate::text::clip;
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
 
 use super::super::body::{expect_object, json_error};
 use super::super::error::ApiError;
-use crate::checker::Compare;
+use super::judging::{self, CompareEntry, Context, ProgramEntry};
+pub(crate) use super::wire::FileEntry;
+use super::wire::{Strict, field_name, invalid};
 use crate::config::RequestBounds;
-use crate::job::{Client, Field, Job, JobRequest, RunInput, Stage};
+use crate::job::{Client, Job, JobRequest, RunInput};
+use crate::judging::Plan;
+use crate::judging::catalogue::Catalogue;
 use crate::language::Registry;
-use crate::limits::{Limit, LimitsOverride};
+use crate::limits::LimitsOverride;
 
 /// Longest name of a test, in bytes.
 const MAX_TEST_NAME: usize = 256;
@@ -43,16 +46,15 @@ pub(crate) struct RunRequest {
     /// A batch: the program is compiled once and run against each test.
     pub(crate) tests: Option<Vec<TestEntry>>,
     /// How a test's output is compared with its `expected_output`:
-    /// `exact`, `trim` (the default) or `tokens`.
-    pub(crate) compare: Option<String>,
-}
-
-/// One extra file of a request.
-#[derive(Debug, Clone, Default, PartialEq, utoipa::ToSchema)]
-pub(crate) struct FileEntry {
-    /// A relative path in the working directory (`util.py`, `pkg/util.py`).
-    pub(crate) name: String,
-    pub(crate) content: String,
+    /// `exact`, `trim` (the default), `tokens`, `floats`,
+    /// `unordered_lines` or `case_insensitive` (docs/judging.md).
+    pub(crate) compare: Option<CompareEntry>,
+    /// A batch's checker: judges each test's output (testlib's
+    /// convention; docs/judging.md).
+    pub(crate) checker: Option<ProgramEntry>,
+    /// A batch's interactor: talks with the program on each test
+    /// (testlib's convention; docs/judging.md).
+    pub(crate) interactor: Option<ProgramEntry>,
 }
 
 /// One test of a batch.
@@ -68,13 +70,12 @@ pub(crate) struct TestEntry {
     pub(crate) expected_output: Option<String>,
 }
 
-/// What a batch's answers are checked against: per test, its name and
-/// expected output, and the way of comparing.
-#[derive(Debug, Clone, PartialEq)]
+/// What a batch's answers are judged by: per test, its name, and the
+/// plan (expected outputs, and the comparison, checker or interactor).
+#[derive(Debug, Clone)]
 pub(crate) struct Checks {
     pub(crate) names: Vec<Option<String>>,
-    pub(crate) expected: Vec<Option<String>>,
-    pub(crate) compare: Compare,
+    pub(crate) plan: Plan,
 }
 
 impl RunRequest {
@@ -93,13 +94,26 @@ impl RunRequest {
         parsed.map_err(json_error)
     }
 
-    /// Checks the request into a job, and a batch's checks: sizes first
-    /// (413), then the values this dialect adds (`language`, `code`,
-    /// `timeout_ms`, `cpu_time_ms`, `tests`, `compare`), then the rest.
+    /// [`RunRequest::into_judged_job`] with no catalogue.
+    #[cfg(test)]
     pub(crate) fn into_job(
         self,
         registry: &Registry,
         bounds: &RequestBounds,
+        client: Client,
+    ) -> Result<(Job, Option<Checks>), ApiError> {
+        self.into_judged_job(registry, bounds, &Catalogue::default(), client)
+    }
+
+    /// Checks the request into a job, and a batch's checks: sizes first
+    /// (413), then the values this dialect adds (`language`, `code`,
+    /// `timeout_ms`, `cpu_time_ms`, `tests`, `compare`, `checker`,
+    /// `interactor`, the last two against `catalogue`), then the rest.
+    pub(crate) fn into_judged_job(
+        self,
+        registry: &Registry,
+        bounds: &RequestBounds,
+        catalogue: &Catalogue,
         client: Client,
     ) -> Result<(Job, Option<Checks>), ApiError> {
         let refuse = |e| ApiError::from_job(e, registry.names(), field_name);
@@ -128,6 +142,7 @@ impl RunRequest {
                         .unwrap_or_else(|| stdin.clone())
                         .into_bytes(),
                     args: t.args.clone().unwrap_or_else(|| args.clone()),
+                    files: Vec::new(),
                 })
                 .collect(),
             args,
@@ -141,7 +156,13 @@ impl RunRequest {
             compile_args: Vec::new(),
         };
         request.check_sizes(bounds).map_err(refuse)?;
-        let checks = self.check_values(&request, tests)?;
+        let context = Context {
+            registry,
+            bounds,
+            catalogue,
+            client: client.clone(),
+        };
+        let checks = self.check_values(&request, tests, &context)?;
         let job = request.into_job(registry, bounds, client).map_err(refuse)?;
         Ok((job, checks))
     }
@@ -151,6 +172,7 @@ impl RunRequest {
         &self,
         request: &JobRequest,
         tests: Vec<TestEntry>,
+        context: &Context,
     ) -> Result<Option<Checks>, ApiError> {
         if request.language.is_empty() || request.language.len() > 64 {
             return Err(invalid("language", "length must be between 1 and 64"));
@@ -166,18 +188,15 @@ impl RunRequest {
                 return Err(invalid(field, "must be at least 1 (got 0)"));
             }
         }
-        let compare = match self.compare.as_deref() {
-            None | Some("trim") => Compare::Trim,
-            Some("exact") => Compare::Exact,
-            Some("tokens") => Compare::Tokens,
-            Some(other) => {
-                let why = format!("must be `exact`, `trim` or `tokens` (got {other:?})");
-                return Err(invalid("compare", &why));
-            }
-        };
         if self.tests.is_none() {
-            if self.compare.is_some() {
-                return Err(invalid("compare", "is only for a batch (`tests`)"));
+            for (field, given) in [
+                ("compare", self.compare.is_some()),
+                ("checker", self.checker.is_some()),
+                ("interactor", self.interactor.is_some()),
+            ] {
+                if given {
+                    return Err(invalid(field, "is only for a batch (`tests`)"));
+                }
             }
             return Ok(None);
         }
@@ -193,70 +212,25 @@ impl RunRequest {
                 message: format!("has test {i} with a name over {MAX_TEST_NAME} bytes"),
             });
         }
+        let judge = judging::judge(
+            self.compare.as_ref(),
+            self.checker.as_ref(),
+            self.interactor.as_ref(),
+            context,
+        )?;
         let (names, expected) = tests
             .into_iter()
             .map(|t| (t.name, t.expected_output))
             .unzip();
         Ok(Some(Checks {
             names,
-            expected,
-            compare,
+            plan: Plan { expected, judge },
         }))
     }
 }
 
 fn required(field: &str) -> ApiError {
     invalid(field, "is required")
-}
-
-fn invalid(field: &str, message: &str) -> ApiError {
-    ApiError::InvalidField {
-        field: field.to_string(),
-        message: message.to_string(),
-    }
-}
-
-/// This dialect's name of a field of the domain.
-fn field_name(field: Field) -> String {
-    match field {
-        Field::Main => "code".into(),
-        Field::Files => "files".into(),
-        Field::Args => "args".into(),
-        Field::CompileArgs => "compile_args".into(),
-        Field::Stdin => "stdin".into(),
-        Field::Tests => "tests".into(),
-        Field::Limit(Stage::Run, Limit::wall_time_ms) => "timeout_ms".into(),
-        Field::Limit(Stage::Run, Limit::cpu_time_ms) => "cpu_time_ms".into(),
-        Field::Limit(stage, limit) => format!("{stage}.{limit}"),
-    }
-}
-
-/// Deserializes a `T` of known fields only. What serde cannot say with a
-/// type (an unknown field, named before its value is read however deep it
-/// is; a missing one) is put in `refusal` as the error to answer, and
-/// parsing stops there.
-struct Strict<'a, T> {
-    refusal: &'a RefCell<Option<ApiError>>,
-    _type: std::marker::PhantomData<T>,
-}
-
-impl<'a, T> Strict<'a, T> {
-    fn new(refusal: &'a RefCell<Option<ApiError>>) -> Self {
-        Strict {
-            refusal,
-            _type: std::marker::PhantomData,
-        }
-    }
-
-    fn refuse<E: de::Error>(&self, refusal: ApiError) -> E {
-        let message = refusal.to_string();
-        *self.refusal.borrow_mut() = Some(refusal);
-        E::custom(message)
-    }
-
-    fn unknown<E: de::Error>(&self, key: &str) -> E {
-        self.refuse(ApiError::UnknownField(clip(key).into_owned()))
-    }
 }
 
 impl<'de> DeserializeSeed<'de> for Strict<'_, RunRequest> {
@@ -285,6 +259,14 @@ impl<'de> Visitor<'de> for Strict<'_, RunRequest> {
                 "timeout_ms" => r.timeout_ms = map.next_value()?,
                 "cpu_time_ms" => r.cpu_time_ms = map.next_value()?,
                 "compare" => r.compare = map.next_value()?,
+                "checker" => {
+                    r.checker =
+                        map.next_value_seed(Strict::<Option<ProgramEntry>>::new(self.refusal))?
+                }
+                "interactor" => {
+                    r.interactor =
+                        map.next_value_seed(Strict::<Option<ProgramEntry>>::new(self.refusal))?
+                }
                 "files" => {
                     r.files =
                         map.next_value_seed(Strict::<Option<Vec<FileEntry>>>::new(self.refusal))?
@@ -297,85 +279,6 @@ impl<'de> Visitor<'de> for Strict<'_, RunRequest> {
             }
         }
         Ok(r)
-    }
-}
-
-/// A list of strictly parsed `T`, or null.
-impl<'de, T> DeserializeSeed<'de> for Strict<'_, Option<Vec<T>>>
-where
-    for<'a> Strict<'a, T>: DeserializeSeed<'de, Value = T>,
-{
-    type Value = Option<Vec<T>>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_option(self)
-    }
-}
-
-impl<'de, T> Visitor<'de> for Strict<'_, Option<Vec<T>>>
-where
-    for<'a> Strict<'a, T>: DeserializeSeed<'de, Value = T>,
-{
-    type Value = Option<Vec<T>>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a list")
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_seq(self)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(Strict::<T>::new(self.refusal))? {
-            items.push(item);
-        }
-        Ok(Some(items))
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for Strict<'_, FileEntry> {
-    type Value = FileEntry;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<FileEntry, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Strict<'_, FileEntry> {
-    type Value = FileEntry;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a file object with `name` and `content`")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FileEntry, A::Error> {
-        let (mut name, mut content) = (None, None);
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            match key.as_ref() {
-                "name" => name = Some(map.next_value::<String>()?),
-                "content" => content = Some(map.next_value::<String>()?),
-                other => return Err(self.unknown(other)),
-            }
-        }
-        let missing = |field: &str| {
-            self.refuse(ApiError::InvalidField {
-                field: field.to_string(),
-                message: "is required in every file".to_string(),
-            })
-        };
-        match (name, content) {
-            (Some(name), Some(content)) => Ok(FileEntry { name, content }),
-            (None, _) => Err(missing("name")),
-            (_, None) => Err(missing("content")),
-        }
     }
 }
 
@@ -511,7 +414,7 @@ mod tests {
                     prop_assert!(job.limits.run.cpu_time_ms <= job.language.limits.cpu_time_ms);
                     prop_assert!(job.inputs.len() <= b.max_tests.max(1));
                     match checks {
-                        Some(checks) => prop_assert_eq!(checks.expected.len(), job.inputs.len()),
+                        Some(checks) => prop_assert_eq!(checks.plan.expected.len(), job.inputs.len()),
                         None => prop_assert_eq!(job.inputs.len(), 1),
                     }
                 }
@@ -534,7 +437,7 @@ mod tests {
             }])
         );
         assert_eq!((r.timeout_ms, r.cpu_time_ms), (Some(5), Some(7)));
-        assert_eq!(r.compare.as_deref(), Some("tokens"));
+        assert_eq!(r.compare, Some(CompareEntry::Name("tokens".into())));
         assert_eq!(
             r.tests,
             Some(vec![TestEntry {
@@ -609,25 +512,30 @@ mod tests {
             *inputs[0],
             RunInput {
                 stdin: b"shared".to_vec(),
-                args: vec!["a".into()]
+                args: vec!["a".into()],
+                files: Vec::new(),
             }
         );
         assert_eq!(
             *inputs[1],
             RunInput {
                 stdin: b"own".to_vec(),
-                args: vec![]
+                args: vec![],
+                files: Vec::new(),
             }
         );
         let checks = checks.unwrap();
         assert_eq!(checks.names, [Some("first".to_string()), None]);
-        assert_eq!(checks.expected, [Some("1".to_string()), None]);
-        assert_eq!(checks.compare, Compare::Exact);
+        assert_eq!(checks.plan.expected, [Some("1".to_string()), None]);
+        assert!(matches!(
+            checks.plan.judge,
+            crate::judging::Judge::Compare(crate::judging::Compare::Exact)
+        ));
         let (_, none) = parse(r#"{"language":"python","code":"x"}"#)
             .unwrap()
             .into_job(&registry, &bounds(), client())
             .unwrap();
-        assert_eq!(none, None);
+        assert!(none.is_none());
     }
 
     #[test]

@@ -7,9 +7,8 @@ use utoipa::openapi::{RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
 use super::super::answer::{collect, reference};
-use super::request::Checks;
-use crate::checker::Verdict;
 use crate::job::Stage;
+use crate::judging::{Judged, Judgement};
 use crate::limits::Limits;
 use crate::outcome::{LimitHit, Outcome, StageResult, Status, StreamKind};
 use crate::runner::Report;
@@ -157,16 +156,21 @@ impl RunResponse {
 pub(crate) struct BatchResponse {
     pub(crate) language: String,
     pub(crate) version: String,
-    /// `ok` when the tests ran; else the compile's failure
-    /// (`compile_error`, or the limit the compiler hit).
+    /// `ok` when the tests ran and were judged; else the compile's failure
+    /// (`compile_error`, or the limit the compiler hit), or
+    /// `checker_error` when the checker or interactor did not compile or
+    /// failed on a test (never the program's fault).
     pub(crate) status: &'static str,
     /// The compile stage, once, for compiled languages.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) compile: Option<StageReport>,
-    /// Each test's result, in the order sent (none when the compile failed).
+    /// The checker's or interactor's compile stage, once, when it compiles.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) checker_compile: Option<StageReport>,
+    /// Each test's result, in the order sent (none when a compile failed).
     pub(crate) tests: Vec<TestReport>,
     pub(crate) summary: Summary,
-    /// The compiler's output, or the limit it hit, when the compile failed.
+    /// The compiler's output, or the limit it hit, when a compile failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) error: Option<String>,
 }
@@ -176,10 +180,22 @@ pub(crate) struct BatchResponse {
 pub(crate) struct TestReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) name: Option<String>,
-    /// With an `expected_output`: `accepted` or `wrong_answer` when the run
-    /// ended `ok`, else the run's own status (`timeout`, `runtime_error`...).
+    /// `accepted`, `wrong_answer`, `presentation_error`, `partial` or
+    /// `checker_error` when judged; the run's own status (`timeout`,
+    /// `runtime_error`...) when it did not end `ok` (docs/judging.md).
+    /// Absent for a test with no `expected_output`, checker or
+    /// interactor.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) verdict: Option<&'static str>,
+    /// A `partial` verdict's score, as the checker gave it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) score: Option<f64>,
+    /// What the checker or interactor said (its stderr, trimmed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) checker_message: Option<String>,
+    /// The checker's or interactor's run for this test.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) checker: Option<StageReport>,
     #[serde(flatten)]
     pub(crate) run: StageReport,
 }
@@ -192,40 +208,39 @@ pub(crate) struct Summary {
 }
 
 impl BatchResponse {
-    pub(crate) fn new(report: &Report, checks: &Checks) -> Self {
-        let limits = &report.limits;
-        let compile_limits = limits.compile.as_ref().unwrap_or(&limits.run);
-        let (status, compile, tests, error) = match &report.outcome {
-            Outcome::Ran { compile, runs } => {
-                let tests: Vec<TestReport> = runs
-                    .iter()
-                    .enumerate()
-                    .map(|(i, result)| test_report(result, i, checks))
-                    .collect();
-                ("ok", compile.as_ref(), tests, None)
-            }
-            Outcome::CompileFailed { compile } => {
-                let error = compile_error(compile, compile_limits);
-                (
-                    compile_failure(compile),
-                    Some(compile),
-                    Vec::new(),
-                    Some(error),
-                )
-            }
+    pub(crate) fn new(judged: &Judged, names: &[Option<String>]) -> Self {
+        let (compile, tests, mut status, mut error) = match &judged.solution {
+            None => (None, Vec::new(), "ok", None),
+            Some(report) => solution_part(report, judged, names),
         };
+        let checker_compile = match judged.judge.as_ref().map(|r| (&r.outcome, r)) {
+            Some((Outcome::Ran { compile, .. }, _)) => compile.as_ref(),
+            Some((Outcome::CompileFailed { compile }, report)) => {
+                let limits = report.limits.compile.as_ref().unwrap_or(&report.limits.run);
+                error = Some(format!(
+                    "The checker did not compile: {}",
+                    compile_error(compile, limits)
+                ));
+                Some(compile)
+            }
+            None => None,
+        };
+        if status == "ok" && judged.judge_failed() {
+            status = "checker_error";
+        }
         let passed = tests
             .iter()
             .filter(|t| t.verdict == Some("accepted"))
             .count();
         BatchResponse {
-            language: report.language.name.clone(),
-            version: report.language.version.clone(),
+            language: judged.language.name.clone(),
+            version: judged.language.version.clone(),
             status,
-            compile: compile.map(StageReport::from),
+            compile,
+            checker_compile: checker_compile.map(StageReport::from),
             summary: Summary {
                 passed,
-                total: checks.names.len(),
+                total: names.len(),
             },
             tests,
             error,
@@ -233,22 +248,45 @@ impl BatchResponse {
     }
 }
 
-fn test_report(result: &StageResult, i: usize, checks: &Checks) -> TestReport {
-    let run = StageReport::from(result);
-    let verdict = checks.expected[i].as_deref().map(|expected| {
-        match (
-            result.status(),
-            checks.compare.judge(expected, &result.stdout),
-        ) {
-            (Status::Ok, Verdict::Accepted) => "accepted",
-            (Status::Ok, Verdict::WrongAnswer) => "wrong_answer",
-            _ => run.status,
+type SolutionPart = (
+    Option<StageReport>,
+    Vec<TestReport>,
+    &'static str,
+    Option<String>,
+);
+
+/// The program's part of a batch's answer: its compile, its tests with
+/// their judgements, its status and error.
+fn solution_part(report: &Report, judged: &Judged, names: &[Option<String>]) -> SolutionPart {
+    let limits = &report.limits;
+    let compile_limits = limits.compile.as_ref().unwrap_or(&limits.run);
+    match &report.outcome {
+        Outcome::Ran { compile, runs } => {
+            let tests = (runs.iter().enumerate())
+                .map(|(i, result)| {
+                    let judgement = judged.tests.get(i).cloned().unwrap_or_default();
+                    test_report(result, names[i].clone(), judgement)
+                })
+                .collect();
+            (compile.as_ref().map(StageReport::from), tests, "ok", None)
         }
-    });
+        Outcome::CompileFailed { compile } => (
+            Some(StageReport::from(compile)),
+            Vec::new(),
+            compile_failure(compile),
+            Some(compile_error(compile, compile_limits)),
+        ),
+    }
+}
+
+fn test_report(result: &StageResult, name: Option<String>, judgement: Judgement) -> TestReport {
     TestReport {
-        name: checks.names[i].clone(),
-        verdict,
-        run,
+        name,
+        verdict: judgement.verdict.map(|v| v.as_str()),
+        score: judgement.score,
+        checker_message: judgement.message,
+        checker: judgement.judge.as_ref().map(StageReport::from),
+        run: StageReport::from(result),
     }
 }
 

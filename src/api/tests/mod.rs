@@ -3,6 +3,7 @@
 //! runner double. No Docker: what running code does is tested against the
 //! real engine in `tests/`.
 
+use crate::judging::catalogue::Catalogue;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,10 +25,11 @@ use crate::judge0::store::{Store, Worker};
 use crate::language::{Language, Origin, Registry};
 use crate::limits::DefaultLimits;
 use crate::live::Live;
-use crate::runner::{Readiness, Report, RunError, Runner};
+use crate::runner::{Interaction, Readiness, Report, RunError, Runner};
 
 mod docs;
 mod judge0;
+mod judging;
 mod piston;
 mod streaming;
 
@@ -46,13 +48,13 @@ impl Runner for Double {
         self.registry.clone()
     }
 
-    /// A job with several inputs (a batch) gets the answer's run once
-    /// per input, with the input's stdin as its output (so that verdicts
-    /// can be told apart).
+    /// A job with several inputs (a batch) whose answer has one run gets
+    /// that run once per input, with the input's stdin as its output (so
+    /// that verdicts can be told apart).
     async fn run(&self, job: Job) -> Result<Report, RunError> {
         self.jobs.lock().unwrap().push(job.clone());
         let outcome = match (self.answer)(&job)? {
-            Outcome::Ran { compile, runs } if job.inputs.len() > 1 => {
+            Outcome::Ran { compile, runs } if job.inputs.len() > 1 && runs.len() == 1 => {
                 let each = job.inputs.iter().map(|input| StageResult {
                     stdout: String::from_utf8_lossy(&input.stdin).into_owned(),
                     ..runs.first().clone()
@@ -92,6 +94,20 @@ impl Runner for Double {
                 .output(StreamKind::Stderr, runs.first().stderr.as_bytes());
         }
         Ok(report)
+    }
+
+    /// Each as [`Double::run`] runs it, one after the other.
+    async fn interact(&self, solution: Job, interactor: Job) -> Result<Interaction, RunError> {
+        let solution = self.run(solution).await?;
+        let interactor = self.run(interactor).await?;
+        Ok(match (&solution.outcome, &interactor.outcome) {
+            (_, Outcome::CompileFailed { .. }) => Interaction::InteractorFailed(interactor),
+            (Outcome::CompileFailed { .. }, _) => Interaction::SolutionFailed(solution),
+            _ => Interaction::Ran {
+                solution: Box::new(solution),
+                interactor: Box::new(interactor),
+            },
+        })
     }
 
     async fn readiness(&self) -> Readiness {
@@ -209,6 +225,7 @@ fn api(runner: &Arc<Double>, judge0: Arc<Judge0<Double>>) -> Arc<Api<Double>> {
         judge0,
         Gate::new(&FrontDoor::default()).unwrap(),
         Arc::new(Metrics::new()),
+        Catalogue::default(),
         &settings(),
     ))
 }
@@ -760,6 +777,7 @@ async fn client_text_in_an_error_is_cut_to_a_small_bound() {
         judge0(&runner, None),
         Gate::new(&FrontDoor::default()).unwrap(),
         Arc::new(Metrics::new()),
+        Catalogue::default(),
         &big,
     ));
     let body = format!(r#"{{"language": "python", "code": "1", "{name}": 1}}"#);
