@@ -29,10 +29,16 @@
 //!    a print to its frame at the client (the program prints the host's
 //!    clock, the client reads its own at the frame), an `input()` echo's
 //!    round trip (a line sent, the line echoed back), and the service's
-//!    memory per idle open run (`BENCH_STREAMS` runs waiting at `input()`).
+//!    memory per idle open run (`BENCH_STREAMS` runs waiting at `input()`);
+//! 8. judging: an interactor's round trip per question (a pooled python
+//!    binary search against a C++ guess-the-number interactor, each
+//!    question timed by the program from its print to the answer's line),
+//!    and the C++ batch of section 4 judged by `trim` against the same
+//!    batch judged by a checker in python and in C++.
 //!
 //! Environment: `BENCH_ROUNDS` (8), `BENCH_BURST` (48), `BENCH_STREAMS`
-//! (16), `BENCH_ONLY=streaming` (section 7 alone).
+//! (16), `BENCH_ONLY=streaming` or `BENCH_ONLY=judging` (section 7 or 8
+//! alone).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -645,9 +651,10 @@ async fn main() {
         .build()
         .unwrap();
     println!("code-runner benchmark on {}", machine());
-    if std::env::var("BENCH_ONLY").as_deref() == Ok("streaming") {
-        streaming(&client, env_usize("BENCH_STREAMS", 16)).await;
-        return;
+    match std::env::var("BENCH_ONLY").as_deref() {
+        Ok("streaming") => return streaming(&client, env_usize("BENCH_STREAMS", 16)).await,
+        Ok("judging") => return judging(&client).await,
+        _ => {}
     }
 
     // 1. Hello worlds at concurrency 1: CLI, pool off, defaults.
@@ -883,6 +890,7 @@ async fn main() {
         summary[&("Java", 2)],
     );
     streaming(&client, env_usize("BENCH_STREAMS", 16)).await;
+    judging(&client).await;
 }
 
 type Socket =
@@ -1022,6 +1030,136 @@ async fn streaming(client: &reqwest::Client, idle_runs: usize) {
         mib(after),
     );
     drop(sockets);
+}
+
+/// Guess the number (1 to 10^9) in at most 30 questions, in testlib's
+/// convention (as the tests' interactor).
+const GUESS_INTERACTOR: &str = r#"#include <cstdio>
+int main(int argc, char **argv) {
+    std::FILE *in = std::fopen(argv[1], "r");
+    long n;
+    if (!in || std::fscanf(in, "%ld", &n) != 1) return 3;
+    for (int asked = 1; asked <= 30; asked++) {
+        long guess;
+        if (std::scanf("%ld", &guess) != 1) return 2;
+        if (guess == n) { std::printf("correct\n"); std::fflush(stdout); return 0; }
+        std::printf(guess < n ? "higher\n" : "lower\n");
+        std::fflush(stdout);
+    }
+    return 1;
+}
+"#;
+
+/// A binary search that times each question, from its print to the
+/// answer's line, and says the times (ns) on stderr at the end.
+const TIMED_SEARCH: &str = r#"import sys, time
+lo, hi, trips = 1, 10**9, []
+while True:
+    mid = (lo + hi) // 2
+    asked = time.perf_counter_ns()
+    print(mid, flush=True)
+    reply = input()
+    trips.append(time.perf_counter_ns() - asked)
+    if reply == "correct":
+        break
+    if reply == "higher":
+        lo = mid + 1
+    else:
+        hi = mid - 1
+print(" ".join(map(str, trips)), file=sys.stderr)
+"#;
+
+/// Section 8: an interactor's round trip per question, and a 20-test
+/// batch judged by checkers against the same batch with `trim`.
+async fn judging(client: &reqwest::Client) {
+    let service = start_service("judging", &[], false);
+    wait_up(client, &service).await;
+    wait_pool(client, &service, "python", Some(2)).await;
+    let url = format!("{}/run-code", service.url);
+    let post = |body: Value| {
+        let url = url.clone();
+        async move {
+            let started = Instant::now();
+            let answer: Value = (client.post(url).json(&body))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            (started.elapsed(), answer)
+        }
+    };
+    println!();
+    println!("## Judging");
+    println!();
+    let numbers = [1, 999_999_999, 123_456_789, 500_000_000, 31_415_926];
+    let tests: Vec<Value> = (numbers.iter())
+        .map(|n| json!({"stdin": n.to_string()}))
+        .collect();
+    let interactive = json!({"language": "python", "code": TIMED_SEARCH, "tests": tests,
+        "interactor": {"language": "cpp", "code": GUESS_INTERACTOR}});
+    let mut trips = Histogram::<u64>::new(3).unwrap();
+    let mut searches = Vec::new();
+    let mut accepted = 0;
+    for _ in 0..4 {
+        let (_, answer) = post(interactive.clone()).await;
+        for test in answer["tests"].as_array().expect("a batch's answer") {
+            accepted += usize::from(test["verdict"] == "accepted");
+            searches.push(test["duration_ms"].as_f64().unwrap_or(f64::NAN));
+            let said = test["stderr"].as_str().unwrap_or_default();
+            for ns in said
+                .split_whitespace()
+                .filter_map(|t| t.parse::<u64>().ok())
+            {
+                trips.record(ns / 1000).unwrap();
+            }
+        }
+    }
+    searches.sort_by(f64::total_cmp);
+    let ms = |q: f64| trips.value_at_quantile(q) as f64 / 1000.0;
+    println!(
+        "- an interactor's round trip (pooled python against C++, {} questions in {} searches, {accepted} accepted): p50 {:.2} ms, p95 {:.2} ms a question; a whole search (the program's run, up to 30 questions) p50 {:.0} ms",
+        trips.len(),
+        searches.len(),
+        ms(0.5),
+        ms(0.95),
+        searches[searches.len() / 2]
+    );
+    let square = "#include <iostream>\nint main(){ long long x; std::cin >> x; std::cout << x * x << \"\\n\"; }\n";
+    let tests: Vec<Value> = (0..20)
+        .map(|i| json!({"stdin": i.to_string(), "expected_output": (i * i).to_string()}))
+        .collect();
+    let python_checker = "import sys\nsys.exit(0 if open(sys.argv[2]).read().split() == open(sys.argv[3]).read().split() else 1)\n";
+    let cpp_checker = "#include <fstream>\n#include <string>\nint main(int c, char **v) { std::ifstream o(v[2]), a(v[3]); std::string x, y; while (a >> y) { if (!(o >> x) || x != y) return 1; } return (o >> x) ? 1 : 0; }\n";
+    println!();
+    println!("| a C++ batch of 20 tests judged by | median ms (3 rounds) | passed |");
+    println!("| --- | --- | --- |");
+    for (judge, extra) in [
+        ("`trim`", json!({})),
+        (
+            "a python checker",
+            json!({"checker": {"language": "python", "code": python_checker}}),
+        ),
+        (
+            "a C++ checker (compiled once)",
+            json!({"checker": {"language": "cpp", "code": cpp_checker}}),
+        ),
+    ] {
+        let mut body = json!({"language": "cpp", "code": square, "tests": tests});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let mut times = Vec::new();
+        let mut passed = 0;
+        for _ in 0..3 {
+            let (took, answer) = post(body.clone()).await;
+            times.push(took.as_secs_f64() * 1000.0);
+            passed = answer["summary"]["passed"].as_u64().unwrap_or(0);
+        }
+        times.sort_by(f64::total_cmp);
+        println!("| {judge} | {:.0} | {passed}/20 |", times[1]);
+    }
 }
 
 /// A line describing the machine: CPUs, memory, Docker engine.
