@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Double, api, double, hello, ran, stage};
 use crate::api::routes;
 use crate::judge0::Judge0;
-use crate::judge0::store::{Bounds, Store};
+use crate::judge0::store::{Bounds, Queued, Store};
 use crate::outcome::Exit;
 use crate::runner::RunError;
 
@@ -587,7 +587,11 @@ async fn a_stored_row_that_cannot_be_read_is_an_internal_error_not_the_databases
     store
         .insert(
             "ip:unknown",
-            &[("corrupt".into(), "{\"not\": \"a submission\"}".into())],
+            &[Queued {
+                token: "corrupt".into(),
+                request: "{\"not\": \"a submission\"}".into(),
+                language_id: 71,
+            }],
             &Bounds::of(&super::judge0_settings()),
         )
         .await
