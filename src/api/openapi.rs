@@ -95,10 +95,23 @@ mod tests {
             "/judge0/about",
             "/judge0/config_info",
             "/judge0/version",
+            "/judge0/isolate",
+            "/judge0/license",
+            "/judge0/workers",
+            "/judge0/statistics",
+            "/judge0/system_info",
+            "/judge0/authenticate",
+            "/judge0/authorize",
         ] {
             assert!(paths.contains(&path), "{path} in {paths:?}");
         }
-        assert_eq!(paths.len(), 21, "{paths:?}");
+        assert_eq!(paths.len(), 28, "{paths:?}");
+        // `GET /judge0/submissions` lists, beside the POST that creates.
+        let submissions = &doc["paths"]["/judge0/submissions"];
+        assert!(
+            submissions["get"].is_object() && submissions["post"].is_object(),
+            "{submissions}"
+        );
         let run = &doc["components"]["schemas"]["RunRequest"]["properties"];
         assert!(
             run["language"].is_object() && run["tests"].is_object(),

@@ -9,8 +9,9 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::{Double, api, double, hello, ran, stage};
+use super::{Double, api, api_with, double, hello, ran, stage};
 use crate::api::routes;
+use crate::config::{FrontDoor, Secret};
 use crate::judge0::Judge0;
 use crate::judge0::store::{Bounds, Queued, Store};
 use crate::outcome::Exit;
@@ -20,7 +21,17 @@ use crate::runner::RunError;
 struct Service {
     runner: Arc<Double>,
     judge0: Arc<Judge0<Double>>,
+    /// The door: no keys but for [`keyed`]'s.
+    front_door: FrontDoor,
     _dir: tempfile::TempDir,
+}
+
+/// A service as [`service`]'s, behind a door with the keys `alpha` and
+/// `beta`.
+async fn keyed(runner: Arc<Double>) -> Service {
+    let mut s = service(runner, true).await;
+    s.front_door.api_keys = vec![Secret("alpha".into()), Secret("beta".into())];
+    s
 }
 
 async fn service(runner: Arc<Double>, stored: bool) -> Service {
@@ -41,6 +52,7 @@ fn service_over(runner: Arc<Double>, store: Option<Store>, dir: tempfile::TempDi
     Service {
         judge0: super::judge0(&runner, store),
         runner,
+        front_door: FrontDoor::default(),
         _dir: dir,
     }
 }
@@ -52,19 +64,43 @@ impl Service {
         path: &str,
         body: Option<Value>,
     ) -> warp::http::Response<bytes::Bytes> {
+        self.reply_with(method, path, &[], body).await
+    }
+
+    /// The reply to a request with `headers`.
+    async fn reply_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> warp::http::Response<bytes::Bytes> {
         let mut request = warp::test::request().method(method).path(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if let Some(body) = body {
             request = request
                 .header("content-type", "application/json")
                 .body(body.to_string());
         }
-        request
-            .reply(&routes(api(&self.runner, self.judge0.clone())))
-            .await
+        let api = match self.front_door.api_keys.is_empty() {
+            true => api(&self.runner, self.judge0.clone()),
+            false => api_with(&self.runner, self.judge0.clone(), &self.front_door),
+        };
+        request.reply(&routes(api)).await
     }
 
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let reply = self.reply(method, path, body).await;
+    /// Status and JSON body (or text, or `null` when empty) of a request
+    /// with `headers`.
+    async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let reply = self.reply_with(method, path, headers, body).await;
         let body = if reply.body().is_empty() {
             Value::Null
         } else {
@@ -72,6 +108,10 @@ impl Service {
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(reply.body()).into()))
         };
         (reply.status().as_u16(), body)
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call_with(method, path, &[], body).await
     }
 
     async fn get(&self, path: &str) -> (u16, Value) {
@@ -612,4 +652,302 @@ async fn a_stored_row_that_cannot_be_read_is_an_internal_error_not_the_databases
             "{path}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_rest_of_judge0s_information_endpoints_answer_in_its_shapes() {
+    let s = service(hello(), true).await;
+    let (status, about) = s.get("/judge0/about").await;
+    let this = concat!("code-runner ", env!("CARGO_PKG_VERSION"));
+    assert_eq!(status, 200);
+    assert_eq!(
+        (&about["homepage"], &about["source_code"]),
+        (&json!("/playground"), &json!(this))
+    );
+    for (path, words) in [
+        (
+            "/judge0/isolate",
+            "runs no isolate: each run gets a fresh Docker container",
+        ),
+        ("/judge0/license", "names no license"),
+    ] {
+        let reply = s.reply("GET", path, None).await;
+        let text = String::from_utf8(reply.body().to_vec()).unwrap();
+        assert_eq!(reply.status(), 200);
+        assert!(
+            text.starts_with(this) && text.contains(words),
+            "{path}: {text}"
+        );
+        assert!(
+            reply.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain")
+        );
+    }
+    let (status, info) = s.get("/judge0/system_info").await;
+    assert_eq!(status, 200);
+    assert_eq!(info["Architecture"], std::env::consts::ARCH);
+    let cpus: usize = info["CPU(s)"].as_str().unwrap().parse().unwrap();
+    assert!(cpus >= 1, "{info}");
+    assert!(info["Mem"].as_str().unwrap().ends_with('i'), "{info}");
+
+    // The queue: two waiting, no worker running.
+    for _ in 0..2 {
+        let one = json!({"source_code": "print(1)", "language_id": 71});
+        assert_eq!(s.post("/judge0/submissions", one).await.0, 201);
+    }
+    let queue = json!({"queue": "1.13.1", "size": 2, "available": 0, "idle": 0, "working": 0, "paused": 0, "failed": 0});
+    assert_eq!(s.get("/judge0/workers").await, (200, json!([queue])));
+    // Nothing stored: no queue.
+    let off = service(hello(), false).await;
+    assert_eq!(off.get("/judge0/workers").await, (200, json!([])));
+}
+
+#[tokio::test]
+async fn the_workers_are_counted_as_they_take_submissions_and_fail() {
+    let failing = double(|_| Err(RunError::Internal("the engine said no".into())));
+    let s = service(failing, true).await;
+    let stop = CancellationToken::new();
+    let worker = tokio::spawn(s.judge0.clone().work(stop.clone()));
+    let workers = || async { s.get("/judge0/workers").await.1[0].clone() };
+    let start = std::time::Instant::now();
+    while workers().await["available"] != 1 {
+        assert!(start.elapsed() < Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        (
+            workers().await["idle"].clone(),
+            workers().await["failed"].clone()
+        ),
+        (json!(1), json!(0))
+    );
+    let one = json!({"source_code": "print(1)", "language_id": 71});
+    let (_, created) = s.post("/judge0/submissions", one).await;
+    let token = created["token"].as_str().unwrap().to_string();
+    loop {
+        let (_, answer) = s.get(&format!("/judge0/submissions/{token}")).await;
+        if answer["status"]["id"] == 13 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "{answer}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let state = workers().await;
+    assert_eq!(
+        (&state["size"], &state["failed"], &state["working"]),
+        (&json!(0), &json!(1), &json!(0)),
+        "{state}"
+    );
+    stop.cancel();
+    worker.await.unwrap();
+    assert_eq!(workers().await["available"], 0);
+}
+
+#[tokio::test]
+async fn statistics_count_what_the_caller_reaches_by_language_status_and_day() {
+    let s = keyed(hello()).await;
+    let post = |key: &'static str, language_id: i64| {
+        let s = &s;
+        async move {
+            let body = json!({"source_code": "x", "language_id": language_id});
+            let headers = [("x-auth-token", key)];
+            let (status, _) = s
+                .call_with("POST", "/judge0/submissions", &headers, Some(body))
+                .await;
+            assert_eq!(status, 201);
+        }
+    };
+    post("alpha", 71).await;
+    post("alpha", 71).await;
+    post("alpha", 50).await;
+    post("beta", 92).await;
+    let (status, stats) = s
+        .call_with(
+            "GET",
+            "/judge0/statistics?invalidate_cache=true",
+            &[("x-auth-token", "alpha")],
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    let keys: Vec<&String> = stats.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "created_at",
+            "cached_until",
+            "submissions",
+            "languages",
+            "statuses",
+            "database"
+        ]
+    );
+    assert_eq!(stats["created_at"], stats["cached_until"]);
+    assert_eq!(
+        (
+            &stats["submissions"]["total"],
+            &stats["submissions"]["today"]
+        ),
+        (&json!(3), &json!(3))
+    );
+    let days = stats["submissions"]["last_30_days"].as_object().unwrap();
+    assert_eq!(days.len(), 30);
+    let yesterday = crate::judge0::render::timestamp(crate::judge0::store::now_ms() - 86_400_000);
+    assert_eq!(days.keys().next().unwrap(), &yesterday[..10]);
+    assert!(days.values().all(|n| n == 0), "{days:?}");
+    assert_eq!(
+        stats["languages"],
+        json!([
+            {"language": {"id": 71, "name": "Python (3.13)"}, "count": 2},
+            {"language": {"id": 50, "name": "C (GCC 14)"}, "count": 1},
+        ])
+    );
+    assert_eq!(
+        stats["statuses"],
+        json!([{"status": {"id": 1, "name": "In Queue"}, "count": 3}])
+    );
+    let bytes = stats["database"]["size_in_bytes"].as_i64().unwrap();
+    assert!(bytes > 0);
+    // An SQLite file of some kB, written as pg_size_pretty writes them.
+    let kb = ((bytes >> 9) + 1) / 2;
+    assert!((10 * 1024..10 << 20).contains(&bytes), "{bytes}");
+    assert_eq!(stats["database"]["size_pretty"], format!("{kb} kB"));
+    // Another key counts its own.
+    let (_, theirs) = s
+        .call_with(
+            "GET",
+            "/judge0/statistics",
+            &[("authorization", "beta")],
+            None,
+        )
+        .await;
+    assert_eq!(theirs["submissions"]["total"], 1);
+    assert_eq!(
+        theirs["languages"][0]["language"],
+        json!({"id": 92, "name": "Python (3.11)"})
+    );
+    // Nothing stored: refused as the other stored routes are.
+    let off = service(hello(), false).await;
+    let (status, answer) = off.get("/judge0/statistics").await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("judge0.database is off")
+    );
+}
+
+#[tokio::test]
+async fn a_key_lists_its_own_submissions_a_page_at_a_time_newest_first() {
+    let s = keyed(hello()).await;
+    let mut tokens = Vec::new();
+    for (key, code) in [
+        ("alpha", "1"),
+        ("alpha", "2"),
+        ("beta", "3"),
+        ("alpha", "4"),
+    ] {
+        let body = json!({"source_code": code, "language_id": 71});
+        let headers = [("x-auth-user", key)];
+        let (_, created) = s
+            .call_with("POST", "/judge0/submissions", &headers, Some(body))
+            .await;
+        tokens.push((key, created["token"].as_str().unwrap().to_string()));
+    }
+    let mine: Vec<&String> = tokens
+        .iter()
+        .filter(|(k, _)| *k == "alpha")
+        .map(|(_, t)| t)
+        .collect();
+    let list = |query: &'static str, header: (&'static str, &'static str)| {
+        let s = &s;
+        async move {
+            let path = format!("/judge0/submissions{query}");
+            s.call_with("GET", &path, &[header], None).await
+        }
+    };
+    let alpha = ("x-auth-token", "alpha");
+    let (status, first) = list("?per_page=2&fields=token,source_code", alpha).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(
+        first,
+        json!({
+            "submissions": [{"token": mine[2], "source_code": "4"}, {"token": mine[1], "source_code": "2"}],
+            "meta": {"current_page": 1, "next_page": 2, "prev_page": null, "total_pages": 2, "total_count": 3},
+        })
+    );
+    let (_, second) = list("?per_page=2&page=2&fields=token", alpha).await;
+    assert_eq!(
+        second,
+        json!({
+            "submissions": [{"token": mine[0]}],
+            "meta": {"current_page": 2, "next_page": null, "prev_page": 1, "total_pages": 2, "total_count": 3},
+        })
+    );
+    let (_, past) = list("?per_page=2&page=3", alpha).await;
+    assert_eq!(past["submissions"], json!([]));
+    assert_eq!(past["meta"]["prev_page"], 2);
+    // The default page is 20, with the 8 default fields.
+    let (_, all) = list("", ("authorization", "Bearer alpha")).await;
+    assert_eq!(all["submissions"].as_array().unwrap().len(), 3);
+    assert_eq!(all["submissions"][0].as_object().unwrap().len(), 8);
+    let (_, theirs) = list("?fields=token", ("authorization", "beta")).await;
+    assert_eq!(theirs["submissions"], json!([{"token": tokens[2].1}]));
+    // Judge0's refusals of a page, read as Ruby reads numbers.
+    for (query, error) in [
+        ("?page=0", "invalid page: 0"),
+        ("?page=abc", "invalid page: 0"),
+        ("?page=-4", "invalid page: -4"),
+        ("?per_page=-2", "invalid per_page: -2"),
+        ("?per_page=0", "invalid per_page: 0"),
+        ("?fields=nope", "invalid fields: [nope]"),
+    ] {
+        assert_eq!(
+            list(query, alpha).await,
+            (400, json!({"error": error})),
+            "{query}"
+        );
+    }
+    let (status, _) = list("", ("x-auth-token", "wrong")).await;
+    assert_eq!(status, 401);
+    // A good key is authenticated and authorized to list.
+    for path in ["/judge0/authenticate", "/judge0/authorize"] {
+        let (status, body) = s.call_with("POST", path, &[alpha], None).await;
+        assert_eq!((status, body), (200, Value::Null), "{path}");
+        let (status, _) = s
+            .call_with("POST", path, &[("x-auth-token", "nope")], None)
+            .await;
+        assert_eq!(status, 401, "{path}");
+    }
+    // Two headers with two keys: neither is picked.
+    let two = [("x-auth-token", "alpha"), ("x-auth-user", "beta")];
+    let (status, answer) = s.call_with("GET", "/judge0/submissions", &two, None).await;
+    assert_eq!(status, 401, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("`X-Auth-Token` and `X-Auth-User`"),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn with_keys_off_nothing_is_authorized_and_nothing_is_listed() {
+    let s = service(hello(), true).await;
+    let one = json!({"source_code": "print(1)", "language_id": 71});
+    assert_eq!(s.post("/judge0/submissions", one).await.0, 201);
+    let refusal = json!({"error": "authorization needs an API key, and keys are off on this server (front_door.api_keys): submissions are not listed"});
+    assert_eq!(s.get("/judge0/submissions").await, (403, refusal.clone()));
+    assert_eq!(
+        s.call("POST", "/judge0/authorize", None).await,
+        (403, refusal)
+    );
+    assert_eq!(
+        s.call("POST", "/judge0/authenticate", None).await,
+        (200, Value::Null)
+    );
 }
