@@ -29,6 +29,12 @@ const MAX_OPTIONS_CHARS: usize = 512;
 pub(crate) const MAX_CPU_EXTRA_TIME: f64 = 5.0;
 pub(crate) const MAX_STACK_LIMIT: i64 = 128_000;
 pub(crate) const MAX_NUMBER_OF_RUNS: i64 = 20;
+/// Judge0's id of its multi-file program: a submission of it has no
+/// `source_code`, and its `additional_files` hold the scripts it runs:
+/// `run`, and `compile` when it compiles (see [`Submission::job`]).
+pub(crate) const MULTI_FILE: i64 = 89;
+/// The script a multi-file program runs, written as its main source.
+const RUN_SCRIPT: &str = "run";
 /// Judge0's defaults for `cpu_extra_time` (s) and `stack_limit` (KiB).
 pub(crate) const CPU_EXTRA_TIME: f64 = 1.0;
 pub(crate) const STACK_LIMIT: i64 = 64_000;
@@ -287,12 +293,14 @@ impl Checker {
                 self.add(field, "is too long (maximum is 512 characters)");
             }
         }
+        // Judge0's multi-file program has no compile command of its own.
+        let compiles = |l: &Language| l.compile.is_some() && l.judge0_id != Some(MULTI_FILE);
         match (language_id, language) {
             (Some(id), None) => self.add(
                 "language_id",
                 format!("language with id {id} doesn't exist"),
             ),
-            (_, Some(l)) if compiler_options.is_some() && l.compile.is_none() => self.add(
+            (_, Some(l)) if compiler_options.is_some() && !compiles(l) => self.add(
                 "compiler_options",
                 "setting compiler options is only allowed for compiled languages",
             ),
@@ -446,15 +454,24 @@ impl Submission {
                 value.into_bytes()
             })
         };
+        // Judge0's multi-file program (when a language file gives it)
+        // takes its scripts from `additional_files`, and no source.
+        let project = number(&body["language_id"]) == Some(MULTI_FILE as f64)
+            && registry.by_judge0_id(MULTI_FILE).is_some();
         let source_code = bytes(&mut c, "source_code").filter(|s| !s.is_empty());
-        if source_code.is_none() {
-            c.add("source_code", "can't be blank");
+        match (project, &source_code) {
+            (false, None) => c.add("source_code", "can't be blank"),
+            (true, Some(_)) => c.add("source_code", "must be blank"),
+            _ => {}
         }
         let language_id = c.language_id(body);
         let language = language_id.and_then(|id| registry.by_judge0_id(id));
         let ceilings = Ceilings::of(language.as_deref());
         let asked = c.limits(body, &ceilings);
         let options = c.options(body, language_id, language.as_deref(), allow);
+        if project && options.additional_files.is_none() {
+            c.add("additional_files", "can't be blank");
+        }
         if c.flag(body, "enable_network") {
             c.add("enable_network", "enabling network is not allowed");
         }
@@ -474,7 +491,8 @@ impl Submission {
         }
         let read = Fields {
             language_id: language_id.expect("checked"),
-            source_code: source_code.expect("checked"),
+            // Checked: present, or (a multi-file program) absent.
+            source_code: source_code.unwrap_or_default(),
             stdin,
             expected_output,
             options,
@@ -523,7 +541,9 @@ impl Submission {
     }
 
     /// The job that runs this submission (`number_of_runs` tests when more
-    /// than one), or the field at fault and why.
+    /// than one), or the field at fault and why. A multi-file program's
+    /// `run` script is its main source (its language's `source_file`),
+    /// and the other files of its zip, `compile` among them, go beside.
     pub(crate) fn job(
         &self,
         registry: &Registry,
@@ -538,9 +558,19 @@ impl Submission {
         })?;
         let args = words("command_line_arguments", &self.command_line_arguments)?;
         let compile_args = words("compiler_options", &self.compiler_options)?;
-        let extra = match &self.additional_files {
+        let mut extra = match &self.additional_files {
             Some(zip) => unzip(zip, bounds).map_err(|e| ("additional_files".to_string(), e))?,
             None => Vec::new(),
+        };
+        let main = if self.language_id == MULTI_FILE {
+            let run = extra.iter().position(|(name, _)| name == RUN_SCRIPT);
+            let run = run.ok_or_else(|| {
+                let why = format!("has no `{RUN_SCRIPT}` script, which a multi-file program runs");
+                ("additional_files".to_string(), why)
+            })?;
+            extra.remove(run).1
+        } else {
+            self.source_code.clone()
         };
         let stdin = self.stdin.clone().unwrap_or_default();
         let tests = if self.number_of_runs > 1 {
@@ -558,7 +588,7 @@ impl Submission {
         let request = JobRequest {
             language: language.name.clone(),
             version: Some(format!("={}", language.semver)),
-            main: self.source_code.clone(),
+            main,
             extra,
             args,
             compile_args,

@@ -11,7 +11,8 @@ use super::super::state::Api;
 use super::request::{Judge0ErrorBody, Refused};
 use crate::judge0::render::StatusView;
 use crate::judge0::request::{
-    CPU_EXTRA_TIME, MAX_CPU_EXTRA_TIME, MAX_NUMBER_OF_RUNS, MAX_STACK_LIMIT, STACK_LIMIT,
+    CPU_EXTRA_TIME, MAX_CPU_EXTRA_TIME, MAX_NUMBER_OF_RUNS, MAX_STACK_LIMIT, MULTI_FILE,
+    STACK_LIMIT,
 };
 use crate::judge0::status::Judge0Status;
 use crate::runner::Runner;
@@ -269,10 +270,13 @@ struct LanguageDetail {
     id: i64,
     name: String,
     is_archived: bool,
-    source_file: String,
-    /// `null` for a language without a compile stage.
+    /// `null` for the multi-file program (89), whose scripts are the
+    /// submission's.
+    source_file: Option<String>,
+    /// `null` for a language without a compile stage, and for 89.
     compile_cmd: Option<String>,
-    run_cmd: String,
+    /// `null` for 89.
+    run_cmd: Option<String>,
 }
 
 /// One language, with its commands.
@@ -289,13 +293,18 @@ pub(super) fn language<R: Runner>(api: &Api<R>, id: &str) -> Result<Response, Re
         .ok()
         .and_then(|id| Some((id, registry.by_judge0_id(id)?)))
         .ok_or_else(Refused::not_found)?;
+    // Judge0's multi-file program has no commands of its own: it runs
+    // the submission's `compile` and `run`.
+    let own = id != MULTI_FILE;
     let detail = LanguageDetail {
         id,
         name: language.judge0_name.clone(),
         is_archived: false,
-        source_file: language.source_file.clone(),
-        compile_cmd: language.compile.as_ref().map(|c| c.command.join(" ")),
-        run_cmd: language.run.join(" "),
+        source_file: own.then(|| language.source_file.clone()),
+        compile_cmd: (language.compile.as_ref())
+            .filter(|_| own)
+            .map(|c| c.command.join(" ")),
+        run_cmd: own.then(|| language.run.join(" ")),
     };
     Ok(answer::json(StatusCode::OK, &detail))
 }

@@ -14,6 +14,8 @@ use crate::api::routes;
 use crate::config::{FrontDoor, Secret};
 use crate::judge0::Judge0;
 use crate::judge0::store::{Bounds, Queued, Store};
+use crate::language::{Language, Origin, Registry};
+use crate::limits::DefaultLimits;
 use crate::outcome::Exit;
 use crate::runner::RunError;
 
@@ -32,6 +34,37 @@ async fn keyed(runner: Arc<Double>) -> Service {
     let mut s = service(runner, true).await;
     s.front_door.api_keys = vec![Secret("alpha".into()), Secret("beta".into())];
     s
+}
+
+/// A runner as [`hello`], whose languages hold Judge0's multi-file
+/// program (the catalogue's `multi-file.toml`) too.
+fn with_multi_file() -> Arc<Double> {
+    let runner = hello();
+    let mut languages = runner.registry.languages().to_vec();
+    let text = include_str!("../../../languages/available/multi-file.toml");
+    let origin = Origin::File("multi-file.toml".into());
+    let file = Language::parse(origin, text, &DefaultLimits::default()).unwrap();
+    languages.push(Arc::new(file));
+    let registry = Arc::new(Registry::from_languages(languages).unwrap());
+    Arc::new(Double {
+        registry,
+        answer: Box::new(|_| Ok(ran(stage(Some(Exit::Code(0)), None, "built\n", "")))),
+        jobs: Default::default(),
+        readiness: runner.readiness.clone(),
+    })
+}
+
+/// A zip of `files` (name, content), in base64.
+fn zip(files: &[(&str, &str)]) -> String {
+    use std::io::Write as _;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, content) in files {
+        zip.start_file(*name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zip.write_all(content.as_bytes()).unwrap();
+    }
+    let bytes = zip.finish().unwrap().into_inner();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 async fn service(runner: Arc<Double>, stored: bool) -> Service {
@@ -949,5 +982,101 @@ async fn with_keys_off_nothing_is_authorized_and_nothing_is_listed() {
     assert_eq!(
         s.call("POST", "/judge0/authenticate", None).await,
         (200, Value::Null)
+    );
+}
+
+#[tokio::test]
+async fn a_multi_file_program_runs_its_run_script_beside_its_other_files() {
+    let s = service(with_multi_file(), true).await;
+    let (_, languages) = s.get("/judge0/languages").await;
+    assert!(
+        languages
+            .as_array()
+            .unwrap()
+            .contains(&json!({"id": 89, "name": "Multi-file program"}))
+    );
+    let (status, language) = s.get("/judge0/languages/89").await;
+    assert_eq!(
+        (status, language),
+        (
+            200,
+            json!({"id": 89, "name": "Multi-file program", "is_archived": false, "source_file": null, "compile_cmd": null, "run_cmd": null})
+        )
+    );
+    // (The fast tier's bound is 2 files, `run` among them.)
+    let files = zip(&[("compile", "gcc -o main main.c"), ("run", "./main \"$@\"")]);
+    // As the SDK sends it: an empty source, base64.
+    let body = json!({"language_id": 89, "source_code": "", "additional_files": files, "command_line_arguments": "a b"});
+    let (status, created) = s
+        .post("/judge0/submissions?base64_encoded=true", body)
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let token = created["token"].as_str().unwrap().to_string();
+    let done = s.work_until_done(&token).await;
+    assert_eq!(
+        (&done["status"]["id"], &done["stdout"]),
+        (&json!(3), &json!("built\n")),
+        "{done}"
+    );
+    assert_eq!(
+        done["language"],
+        json!({"id": 89, "name": "Multi-file program"})
+    );
+    let job = s.runner.jobs.lock().unwrap()[0].clone();
+    assert_eq!(job.language.name, "multi-file");
+    assert_eq!(
+        (
+            job.files.main.name.as_str(),
+            job.files.main.content.as_slice()
+        ),
+        ("run", &b"./main \"$@\""[..])
+    );
+    let mut extra: Vec<&str> = job.files.extra.iter().map(|f| f.name.as_str()).collect();
+    extra.sort();
+    assert_eq!(extra, ["compile"]);
+    assert!(job.limits.compile.is_some());
+    assert_eq!(job.inputs.first().args, ["a", "b"]);
+    // Judge0's refusals of one.
+    let run_only = zip(&[("run", "echo hi")]);
+    let cases = [
+        (
+            json!({"language_id": 89, "source_code": "echo hi", "additional_files": run_only}),
+            json!({"source_code": ["must be blank"]}),
+        ),
+        (
+            json!({"language_id": 89}),
+            json!({"additional_files": ["can't be blank"]}),
+        ),
+        (
+            json!({"language_id": 89, "additional_files": zip(&[("compile", "true")])}),
+            json!({"additional_files": ["has no `run` script, which a multi-file program runs"]}),
+        ),
+        (
+            json!({"language_id": 89, "additional_files": run_only, "compiler_options": "-O2"}),
+            json!({"compiler_options": ["setting compiler options is only allowed for compiled languages"]}),
+        ),
+    ];
+    for (body, errors) in cases {
+        assert_eq!(
+            s.post("/judge0/submissions", body.clone()).await,
+            (422, errors),
+            "{body}"
+        );
+    }
+    assert_eq!(s.runner.jobs.lock().unwrap().len(), 1);
+    // Without the language file, 89 is a language as unknown as any.
+    let plain = service(hello(), true).await;
+    let (status, answer) = plain
+        .post(
+            "/judge0/submissions",
+            json!({"language_id": 89, "additional_files": run_only}),
+        )
+        .await;
+    assert_eq!(
+        (status, answer),
+        (
+            422,
+            json!({"source_code": ["can't be blank"], "language_id": ["language with id 89 doesn't exist"]})
+        )
     );
 }
