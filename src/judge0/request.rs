@@ -208,6 +208,38 @@ impl Checker {
         }
     }
 
+    /// A text field's bytes: its text, or what its base64 stands for.
+    fn bytes(&mut self, body: &Value, field: &str, base64: bool) -> Option<Vec<u8>> {
+        let value = self.text(body, field)?;
+        Some(match base64 {
+            true => decode_lenient(&value),
+            false => value.into_bytes(),
+        })
+    }
+
+    /// `source_code`: present, but for Judge0's multi-file program (when a
+    /// language file gives it), which takes its scripts from
+    /// `additional_files` and must have none; whether it is one, and the
+    /// source.
+    fn source_code(
+        &mut self,
+        body: &Value,
+        base64: bool,
+        registry: &Registry,
+    ) -> (bool, Option<Vec<u8>>) {
+        let project = number(&body["language_id"]) == Some(MULTI_FILE as f64)
+            && registry.by_judge0_id(MULTI_FILE).is_some();
+        let source = self
+            .bytes(body, "source_code", base64)
+            .filter(|s| !s.is_empty());
+        match (project, &source) {
+            (false, None) => self.add("source_code", "can't be blank"),
+            (true, Some(_)) => self.add("source_code", "must be blank"),
+            _ => {}
+        }
+        (project, source)
+    }
+
     /// `language_id`: present and a number.
     fn language_id(&mut self, body: &Value) -> Option<i64> {
         match &body["language_id"] {
@@ -446,24 +478,7 @@ impl Submission {
         let mut c = Checker {
             errors: Errors::new(),
         };
-        let bytes = |c: &mut Checker, field: &str| -> Option<Vec<u8>> {
-            let value = c.text(body, field)?;
-            Some(if base64 {
-                decode_lenient(&value)
-            } else {
-                value.into_bytes()
-            })
-        };
-        // Judge0's multi-file program (when a language file gives it)
-        // takes its scripts from `additional_files`, and no source.
-        let project = number(&body["language_id"]) == Some(MULTI_FILE as f64)
-            && registry.by_judge0_id(MULTI_FILE).is_some();
-        let source_code = bytes(&mut c, "source_code").filter(|s| !s.is_empty());
-        match (project, &source_code) {
-            (false, None) => c.add("source_code", "can't be blank"),
-            (true, Some(_)) => c.add("source_code", "must be blank"),
-            _ => {}
-        }
+        let (project, source_code) = c.source_code(body, base64, registry);
         let language_id = c.language_id(body);
         let language = language_id.and_then(|id| registry.by_judge0_id(id));
         let ceilings = Ceilings::of(language.as_deref());
@@ -476,8 +491,8 @@ impl Submission {
             c.add("enable_network", "enabling network is not allowed");
         }
         let redirect = c.flag(body, "redirect_stderr_to_stdout");
-        let stdin = bytes(&mut c, "stdin");
-        let expected_output = bytes(&mut c, "expected_output");
+        let stdin = c.bytes(body, "stdin", base64);
+        let expected_output = c.bytes(body, "expected_output", base64);
         let most = allow.bounds.max_stdin_bytes;
         let expected = expected_output.as_deref();
         c.at_most(

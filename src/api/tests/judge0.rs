@@ -778,24 +778,24 @@ async fn the_workers_are_counted_as_they_take_submissions_and_fail() {
     assert_eq!(workers().await["available"], 0);
 }
 
+/// A keyed service where `alpha` queued two python submissions and a C
+/// one, and `beta` a Python 3.11 one.
+async fn four_queued() -> Service {
+    let s = keyed(hello()).await;
+    for (key, language_id) in [("alpha", 71), ("alpha", 71), ("alpha", 50), ("beta", 92)] {
+        let body = json!({"source_code": "x", "language_id": language_id});
+        let headers = [("x-auth-token", key)];
+        let (status, _) = s
+            .call_with("POST", "/judge0/submissions", &headers, Some(body))
+            .await;
+        assert_eq!(status, 201);
+    }
+    s
+}
+
 #[tokio::test]
 async fn statistics_count_what_the_caller_reaches_by_language_status_and_day() {
-    let s = keyed(hello()).await;
-    let post = |key: &'static str, language_id: i64| {
-        let s = &s;
-        async move {
-            let body = json!({"source_code": "x", "language_id": language_id});
-            let headers = [("x-auth-token", key)];
-            let (status, _) = s
-                .call_with("POST", "/judge0/submissions", &headers, Some(body))
-                .await;
-            assert_eq!(status, 201);
-        }
-    };
-    post("alpha", 71).await;
-    post("alpha", 71).await;
-    post("alpha", 50).await;
-    post("beta", 92).await;
+    let s = four_queued().await;
     let (status, stats) = s
         .call_with(
             "GET",
@@ -847,7 +847,11 @@ async fn statistics_count_what_the_caller_reaches_by_language_status_and_day() {
     let kb = ((bytes >> 9) + 1) / 2;
     assert!((10 * 1024..10 << 20).contains(&bytes), "{bytes}");
     assert_eq!(stats["database"]["size_pretty"], format!("{kb} kB"));
-    // Another key counts its own.
+}
+
+#[tokio::test]
+async fn another_key_counts_its_own_and_without_storage_statistics_are_refused() {
+    let s = four_queued().await;
     let (_, theirs) = s
         .call_with(
             "GET",
@@ -929,6 +933,19 @@ async fn a_key_lists_its_own_submissions_a_page_at_a_time_newest_first() {
     assert_eq!(all["submissions"][0].as_object().unwrap().len(), 8);
     let (_, theirs) = list("?fields=token", ("authorization", "beta")).await;
     assert_eq!(theirs["submissions"], json!([{"token": tokens[2].1}]));
+}
+
+#[tokio::test]
+async fn a_bad_page_a_bad_key_or_two_keys_are_refused_and_a_good_key_is_authorized() {
+    let s = keyed(hello()).await;
+    let list = |query: &'static str, header: (&'static str, &'static str)| {
+        let s = &s;
+        async move {
+            let path = format!("/judge0/submissions{query}");
+            s.call_with("GET", &path, &[header], None).await
+        }
+    };
+    let alpha = ("x-auth-token", "alpha");
     // Judge0's refusals of a page, read as Ruby reads numbers.
     for (query, error) in [
         ("?page=0", "invalid page: 0"),
@@ -1036,7 +1053,11 @@ async fn a_multi_file_program_runs_its_run_script_beside_its_other_files() {
     assert_eq!(extra, ["compile"]);
     assert!(job.limits.compile.is_some());
     assert_eq!(job.inputs.first().args, ["a", "b"]);
-    // Judge0's refusals of one.
+}
+
+#[tokio::test]
+async fn a_multi_file_program_is_refused_as_judge0_refuses_one() {
+    let s = service(with_multi_file(), true).await;
     let run_only = zip(&[("run", "echo hi")]);
     let cases = [
         (
@@ -1063,7 +1084,7 @@ async fn a_multi_file_program_runs_its_run_script_beside_its_other_files() {
             "{body}"
         );
     }
-    assert_eq!(s.runner.jobs.lock().unwrap().len(), 1);
+    assert!(s.runner.jobs.lock().unwrap().is_empty());
     // Without the language file, 89 is a language as unknown as any.
     let plain = service(hello(), true).await;
     let (status, answer) = plain
