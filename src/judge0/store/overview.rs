@@ -244,4 +244,33 @@ mod tests {
         let page = store.page(Scope::Client("c"), 0, 20).await.unwrap();
         assert_eq!(page, Page::default());
     }
+
+    #[tokio::test]
+    async fn the_migration_gives_earlier_rows_the_language_their_request_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/s.sqlite", dir.path().display());
+        let store = Store::open(&url).await.unwrap();
+        let row = Queued {
+            token: "old".into(),
+            request: r#"{"language_id":92,"source_code":"eA=="}"#.into(),
+            language_id: 0,
+        };
+        store.insert("a", &[row], &ROOMY).await.unwrap().unwrap();
+        // As a row of an earlier release: no language of its own.
+        sqlx::query("UPDATE judge0_submissions SET language_id = NULL")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let migration = include_str!("../../../migrations/sqlite/0003_judge0_language.sql");
+        let update = migration
+            .split(';')
+            .find(|s| s.trim_start().starts_with("UPDATE"))
+            .unwrap();
+        sqlx::query(AssertSqlSafe(update.to_string()))
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let counts = store.counts(Scope::Every, 0).await.unwrap();
+        assert_eq!(counts.languages, [(Some(92), 1)]);
+    }
 }
