@@ -140,7 +140,9 @@ impl From<super::gate::Refused> for ApiError {
         use super::gate::Refused;
         let message = refused.to_string();
         match refused {
-            Refused::NoKey | Refused::BadKey => ApiError::Unauthorized(message),
+            Refused::NoKey | Refused::BadKey | Refused::TwoKeys(..) => {
+                ApiError::Unauthorized(message)
+            }
             Refused::NotAllowed(_) => ApiError::Forbidden(message),
             Refused::RateLimited { retry_s, .. } => ApiError::RateLimited { message, retry_s },
             Refused::OverBurst { .. } => ApiError::TooManyRuns(message),

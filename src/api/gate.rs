@@ -1,6 +1,7 @@
 //! The front door: who is calling ([`Caller`]: an API key's id, or the
 //! peer's address when keys are off), whether that key may use the route
-//! (401 without a key, 403 for a key that may not), and, for the routes
+//! (401 without a key, with an unknown one or with two that differ, 403
+//! for a key that may not), and, for the routes
 //! that run code and Judge0's, a token-bucket rate per caller
 //! (`governor`) with `RateLimit-*` headers
 //! (draft-ietf-httpapi-ratelimit-headers) and `Retry-After` when refused.
@@ -72,10 +73,17 @@ impl Route {
 /// Why the door stays shut.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub(crate) enum Refused {
-    #[error("an API key is needed: send it as `Authorization: Bearer KEY` or `X-API-Key: KEY`")]
+    #[error(
+        "an API key is needed: send it as `Authorization: Bearer KEY`, `Authorization: KEY`, `X-API-Key: KEY`, `X-Auth-Token: KEY` or `X-Auth-User: KEY`"
+    )]
     NoKey,
     #[error("this API key is not valid")]
     BadKey,
+    /// Two headers carry different keys: which one counts is not guessed.
+    #[error(
+        "this request carries different API keys in {0} and {1}: send one key, the same in every header that carries it"
+    )]
+    TwoKeys(&'static str, &'static str),
     #[error("this API key may not use the {0} routes")]
     NotAllowed(&'static str),
     #[error("too many requests or runs: at most {limit} a minute; retry in {retry_s} s")]
@@ -348,7 +356,13 @@ impl Gate {
         headers: &HeaderMap,
         peer: Option<PeerAddr>,
     ) -> Result<Caller, Refused> {
-        let presented = presented_key(headers);
+        let metrics_key = route == Route::Metrics && self.metrics_key.is_some();
+        let presented = match presented_key(headers) {
+            Ok(key) => key,
+            Err(two) if self.keys_on || metrics_key => return Err(two),
+            // Keys are off: no header is read.
+            Err(_) => None,
+        };
         let keys = self.keys();
         let (client, reach): (Client, Reach) = match (route, &self.metrics_key, presented) {
             (Route::Metrics, Some(wanted), Some(key)) => {
@@ -393,6 +407,11 @@ impl Gate {
             reach,
             rate: Mutex::new(rate),
         })
+    }
+
+    /// Whether a request needs a key.
+    pub(crate) fn keys_on(&self) -> bool {
+        self.keys_on
     }
 
     /// The keys as last read.
@@ -513,20 +532,54 @@ fn rate(
     }
 }
 
-/// The key a request presents: `Authorization: Bearer KEY` or
-/// `X-API-Key: KEY`.
-fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    let bearer = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
-    bearer
-        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
-        .filter(|k| !k.is_empty())
+/// The headers that may carry a key, with their names as written in
+/// refusals: ours, Judge0's (`X-Auth-Token` for authentication,
+/// `X-Auth-User` for authorization) and `Authorization` (see
+/// [`authorization_key`]).
+const KEY_HEADERS: [(&str, &str); 4] = [
+    ("authorization", "`Authorization`"),
+    ("x-api-key", "`X-API-Key`"),
+    ("x-auth-token", "`X-Auth-Token`"),
+    ("x-auth-user", "`X-Auth-User`"),
+];
+
+/// The key of an `Authorization` value: `Bearer KEY` (the scheme in any
+/// case) or a bare `KEY`, as Piston's clients send it; a value of another
+/// scheme (`Basic …`) carries none.
+fn authorization_key(value: &str) -> Option<&str> {
+    let value = value.trim();
+    match value.split_once(char::is_whitespace) {
+        Some((scheme, key)) if scheme.eq_ignore_ascii_case("bearer") => Some(key.trim()),
+        Some(_) => None,
+        None => Some(value),
+    }
+}
+
+/// The key a request presents, in any of [`KEY_HEADERS`]; two headers
+/// that carry different keys are refused, naming both.
+fn presented_key(headers: &HeaderMap) -> Result<Option<&str>, Refused> {
+    let mut found: Option<(&str, &'static str)> = None;
+    let values = KEY_HEADERS.into_iter().flat_map(|(header, name)| {
+        let values = headers.get_all(header).into_iter();
+        values.filter_map(move |v| Some((header, name, v.to_str().ok()?)))
+    });
+    for (header, name, value) in values {
+        let key = match header {
+            "authorization" => authorization_key(value),
+            _ => Some(value.trim()),
+        };
+        let Some(key) = key.filter(|k| !k.is_empty()) else {
+            continue;
+        };
+        match found {
+            Some((first, first_name)) if first != key => {
+                return Err(Refused::TwoKeys(first_name, name));
+            }
+            Some(_) => {}
+            None => found = Some((key, name)),
+        }
+    }
+    Ok(found.map(|(key, _)| key))
 }
 
 impl Caller {
@@ -678,6 +731,65 @@ mod tests {
         );
         assert_eq!(enter(Route::Metrics, &[]).unwrap_err(), Refused::NoKey);
         assert!(format!("{gate:?}").contains("keys: 3"));
+    }
+
+    #[test]
+    fn a_key_counts_in_any_of_its_headers_and_two_that_differ_are_refused() {
+        let gate = Gate::new(&FrontDoor {
+            api_keys: vec![Secret("alpha".into()), Secret("beta".into())],
+            ..FrontDoor::default()
+        })
+        .unwrap();
+        let enter = |pairs: &[(&'static str, &str)]| {
+            gate.enter(Route::Judge0, false, &headers(pairs), None)
+                .map(|caller| caller.client)
+        };
+        let alpha = enter(&[("x-api-key", "alpha")]).unwrap();
+        for pairs in [
+            &[("authorization", "Bearer alpha")][..],
+            &[("authorization", "BEARER  alpha ")],
+            &[("authorization", "alpha")],
+            &[("x-auth-token", "alpha")],
+            &[("x-auth-user", "alpha")],
+            &[("x-auth-token", "alpha"), ("x-auth-user", "alpha")],
+            &[("authorization", "alpha"), ("x-api-key", "alpha")],
+            // Another scheme carries no key of ours.
+            &[
+                ("authorization", "Basic dXNlcjpwYXNz"),
+                ("x-auth-token", "alpha"),
+            ],
+        ] {
+            assert_eq!(enter(pairs).as_ref(), Ok(&alpha), "{pairs:?}");
+        }
+        assert_eq!(
+            enter(&[("authorization", "wrong")]).unwrap_err(),
+            Refused::BadKey
+        );
+        assert_eq!(
+            enter(&[("x-auth-token", "wrong")]).unwrap_err(),
+            Refused::BadKey
+        );
+        assert_eq!(
+            enter(&[("authorization", "Basic dXNlcjpwYXNz")]).unwrap_err(),
+            Refused::NoKey
+        );
+        let two = enter(&[("x-auth-token", "alpha"), ("x-auth-user", "beta")]).unwrap_err();
+        assert_eq!(two, Refused::TwoKeys("`X-Auth-Token`", "`X-Auth-User`"));
+        assert!(
+            two.to_string()
+                .contains("different API keys in `X-Auth-Token` and `X-Auth-User`")
+        );
+        // Even when one of them is a good key, and with a wrong one.
+        let two = enter(&[("authorization", "Bearer alpha"), ("x-api-key", "wrong")]);
+        assert_eq!(
+            two.unwrap_err(),
+            Refused::TwoKeys("`Authorization`", "`X-API-Key`")
+        );
+        // With keys off no header is read.
+        let open = Gate::new(&FrontDoor::default()).unwrap();
+        let two = headers(&[("x-auth-token", "a"), ("x-api-key", "b")]);
+        assert!(open.enter(Route::Judge0, false, &two, None).is_ok());
+        assert!(!open.keys_on() && gate.keys_on());
     }
 
     #[test]

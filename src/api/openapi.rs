@@ -16,7 +16,7 @@ use super::{live, native, probes};
 #[openapi(
     info(
         title = "code-runner",
-        description = "Runs untrusted code in locked-down Docker sandboxes. Three dialects: its own (`/run-code`), Piston v2 (`/api/v2`) and Judge0 CE 1.13.1 (`/judge0`). Streamed runs: `GET /run-code/ws` and Piston's `GET /api/v2/connect` (WebSockets), and `POST /run-code` with `Accept: text/event-stream` (Server-Sent Events); `/playground` is a page built on them. With API keys on, send `Authorization: Bearer KEY` or `X-API-Key: KEY` (every route but `/health`)."
+        description = "Runs untrusted code in locked-down Docker sandboxes. Three dialects: its own (`/run-code`), Piston v2 (`/api/v2`) and Judge0 CE 1.13.1 (`/judge0`). Streamed runs: `GET /run-code/ws` and Piston's `GET /api/v2/connect` (WebSockets), and `POST /run-code` with `Accept: text/event-stream` (Server-Sent Events); `/playground` is a page built on them. With API keys on, send `Authorization: Bearer KEY`, `Authorization: KEY`, `X-API-Key: KEY`, `X-Auth-Token: KEY` or `X-Auth-User: KEY` (every route but `/health`; two headers with different keys are refused)."
     ),
     paths(
         native::run_code,
@@ -95,10 +95,23 @@ mod tests {
             "/judge0/about",
             "/judge0/config_info",
             "/judge0/version",
+            "/judge0/isolate",
+            "/judge0/license",
+            "/judge0/workers",
+            "/judge0/statistics",
+            "/judge0/system_info",
+            "/judge0/authenticate",
+            "/judge0/authorize",
         ] {
             assert!(paths.contains(&path), "{path} in {paths:?}");
         }
-        assert_eq!(paths.len(), 21, "{paths:?}");
+        assert_eq!(paths.len(), 28, "{paths:?}");
+        // `GET /judge0/submissions` lists, beside the POST that creates.
+        let submissions = &doc["paths"]["/judge0/submissions"];
+        assert!(
+            submissions["get"].is_object() && submissions["post"].is_object(),
+            "{submissions}"
+        );
         let run = &doc["components"]["schemas"]["RunRequest"]["properties"];
         assert!(
             run["language"].is_object() && run["tests"].is_object(),

@@ -79,6 +79,18 @@ pub struct Judge0Config {
     /// the submission is answered as it stands. Default `60000`.
     #[validate(range(min = 1000, max = 600_000))]
     pub wait_timeout_ms: u64,
+    /// `homepage` of `GET /judge0/about`. Default: the crate's homepage
+    /// when its Cargo.toml names one, else `/playground` (this service's
+    /// own page).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[validate(length(min = 1, max = 2048))]
+    pub homepage: Option<String>,
+    /// `source_code` of `GET /judge0/about`. Default: the crate's
+    /// repository when its Cargo.toml names one, else its name and version
+    /// (`code-runner 0.1.0`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[validate(length(min = 1, max = 2048))]
+    pub source_code: Option<String>,
 }
 
 impl Default for Judge0Config {
@@ -99,11 +111,35 @@ impl Default for Judge0Config {
             callback_timeout_ms: 5000,
             max_callbacks: 64,
             wait_timeout_ms: 60_000,
+            homepage: None,
+            source_code: None,
         }
     }
 }
 
 impl Judge0Config {
+    /// `homepage` of `GET /judge0/about`: the one set, or the crate's
+    /// homepage, or this service's `/playground`.
+    pub fn homepage(&self) -> &str {
+        let crate_homepage = env!("CARGO_PKG_HOMEPAGE");
+        match &self.homepage {
+            Some(homepage) => homepage,
+            None if !crate_homepage.is_empty() => crate_homepage,
+            None => "/playground",
+        }
+    }
+
+    /// `source_code` of `GET /judge0/about`: the one set, or the crate's
+    /// repository, or its name and version.
+    pub fn source_code(&self) -> &str {
+        let repository = env!("CARGO_PKG_REPOSITORY");
+        match &self.source_code {
+            Some(source) => source,
+            None if !repository.is_empty() => repository,
+            None => concat!(env!("CARGO_PKG_NAME"), " ", env!("CARGO_PKG_VERSION")),
+        }
+    }
+
     /// The database URL, or `None` when storage is off.
     pub fn database_url(&self) -> Option<&str> {
         (self.database != "off").then_some(self.database.as_str())

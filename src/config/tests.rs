@@ -77,6 +77,8 @@ fn every_key_and_its_default_are_what_the_docs_document() {
         "judge0.client_max_queue",
         "judge0.client_max_stored",
         "judge0.client_max_stored_bytes",
+        "judge0.homepage",
+        "judge0.source_code",
         "front_door.api_keys",
         "front_door.api_keys_file",
         "front_door.metrics_key",
@@ -362,6 +364,29 @@ fn a_callback_host_without_a_port_is_refused_naming_the_key() {
                 && err.contains("environment variable CODE_RUNNER_JUDGE0__CALLBACK_HOSTS:"),
             "{err}"
         );
+        Ok(())
+    });
+}
+
+#[test]
+fn judge0s_about_answers_the_homepage_and_source_set_or_true_defaults() {
+    let unset = Judge0Config::default();
+    assert_eq!(unset.homepage(), "/playground");
+    let name = concat!("code-runner ", env!("CARGO_PKG_VERSION"));
+    assert_eq!(unset.source_code(), name);
+    let set = Judge0Config {
+        homepage: Some("https://judge.example.org".into()),
+        source_code: Some("https://git.example.org/code-runner".into()),
+        ..Judge0Config::default()
+    };
+    assert_eq!(set.homepage(), "https://judge.example.org");
+    assert_eq!(set.source_code(), "https://git.example.org/code-runner");
+    Jail::expect_with(|jail| {
+        jail.set_env("CODE_RUNNER_JUDGE0__HOMEPAGE", "https://judge.example.org");
+        let config = Config::load().expect("loads");
+        assert_eq!(config.judge0.homepage(), "https://judge.example.org");
+        jail.set_env("CODE_RUNNER_JUDGE0__SOURCE_CODE", "");
+        assert!(Config::load().is_err(), "an empty source_code is refused");
         Ok(())
     });
 }

@@ -27,6 +27,7 @@ pub(crate) mod store;
 pub(crate) mod verdict;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -39,8 +40,11 @@ use crate::runner::{RunError, Runner};
 use callback::{Callbacks, Caller};
 use render::{Fields, Record, SubmissionView};
 use request::{Allowances, Errors, Submission};
+use status::Judge0Status;
+use store::overview::{Counts, DAY_MS, Page};
 use store::{
-    Bounds, Claimed, Deleted, Found, Full, Scope, Store, StoreError, Unreadable, Worker, now_ms,
+    Bounds, Claimed, Deleted, Found, Full, Queued, Scope, Store, StoreError, Unreadable, Worker,
+    now_ms,
 };
 use verdict::Judged;
 
@@ -92,6 +96,48 @@ pub(crate) struct Judge0<R> {
     /// The client its workers' runs count as: stored submissions share
     /// its fair share of the run slots.
     client: Client,
+    /// What its workers are doing ([`Judge0::workers`]).
+    tally: Tally,
+}
+
+/// This service's workers, counted as they go: those taking submissions,
+/// those running one, and the submissions finished as Internal Errors.
+#[derive(Debug, Default)]
+struct Tally {
+    workers: AtomicUsize,
+    working: AtomicUsize,
+    failed: AtomicU64,
+}
+
+/// Counts one in while it lives.
+struct Counted<'a>(&'a AtomicUsize);
+
+impl<'a> Counted<'a> {
+    fn new(count: &'a AtomicUsize) -> Counted<'a> {
+        count.fetch_add(1, Ordering::Relaxed);
+        Counted(count)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The queue and this service's workers, as `GET /judge0/workers` gives
+/// them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Workers {
+    /// Submissions waiting, every service's.
+    pub(crate) queued: i64,
+    /// This service's workers taking submissions.
+    pub(crate) workers: usize,
+    /// Those of them running one now.
+    pub(crate) working: usize,
+    /// Submissions this service finished as Internal Errors since it
+    /// started (a run that failed, or a claim lost twice).
+    pub(crate) failed: u64,
 }
 
 impl<R> std::fmt::Debug for Judge0<R> {
@@ -129,6 +175,7 @@ impl<R: Runner> Judge0<R> {
             wake: Notify::new(),
             callbacks,
             client: Arc::from("judge0-workers"),
+            tally: Tally::default(),
         }
     }
 
@@ -164,18 +211,57 @@ impl<R: Runner> Judge0<R> {
         submissions: &[Submission],
     ) -> Result<Vec<String>, Judge0Error> {
         let store = self.store()?;
-        let rows: Vec<(String, String)> = submissions
+        let rows: Vec<Queued> = submissions
             .iter()
-            .map(|s| {
-                let request = serde_json::to_string(s).expect("a submission serialises");
-                (uuid::Uuid::new_v4().to_string(), request)
+            .map(|s| Queued {
+                token: uuid::Uuid::new_v4().to_string(),
+                request: serde_json::to_string(s).expect("a submission serialises"),
+                language_id: s.language_id,
             })
             .collect();
         store
             .insert(client, &rows, &Bounds::of(&self.settings))
             .await??;
         self.wake.notify_waiters();
-        Ok(rows.into_iter().map(|(token, _)| token).collect())
+        Ok(rows.into_iter().map(|row| row.token).collect())
+    }
+
+    /// The queue and this service's workers; `None` when nothing is
+    /// stored (no queue, no workers).
+    pub(crate) async fn workers(&self) -> Result<Option<Workers>, Judge0Error> {
+        let Some(store) = &self.store else {
+            return Ok(None);
+        };
+        let tally = &self.tally;
+        Ok(Some(Workers {
+            queued: store.queued().await?,
+            workers: tally.workers.load(Ordering::Relaxed),
+            working: tally.working.load(Ordering::Relaxed),
+            failed: tally.failed.load(Ordering::Relaxed),
+        }))
+    }
+
+    /// The counts of the submissions `scope` reaches, by language, by
+    /// status, and by day over the last `days` days and today (UTC); and
+    /// today's day since the epoch.
+    pub(crate) async fn counts(
+        &self,
+        scope: Scope<'_>,
+        days: i64,
+    ) -> Result<(Counts, i64), Judge0Error> {
+        let today = now_ms().div_euclid(DAY_MS);
+        Ok((self.store()?.counts(scope, today - days).await?, today))
+    }
+
+    /// The `limit` submissions `scope` reaches after the newest `offset`,
+    /// newest first, and how many it reaches.
+    pub(crate) async fn page(
+        &self,
+        scope: Scope<'_>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Page, Judge0Error> {
+        Ok(self.store()?.page(scope, offset, limit).await?)
     }
 
     /// The submission `token`, if stored and `scope` reaches it.
@@ -248,6 +334,7 @@ impl<R: Runner> Judge0<R> {
         };
         // Shutdown waits for this worker's last callback too.
         let _handing_over = self.callbacks.hold();
+        let _counted = Counted::new(&self.tally.workers);
         while !stop.is_cancelled() {
             let claimed = match store.claim(&self.worker, LEASE).await {
                 Ok(claimed) => claimed,
@@ -270,6 +357,7 @@ impl<R: Runner> Judge0<R> {
     }
 
     async fn process(&self, store: &Store, claimed: Claimed) {
+        let _working = Counted::new(&self.tally.working);
         let token = claimed.token.clone();
         let renewing = {
             let (store, worker, id) = (store.clone(), self.worker.clone(), claimed.id);
@@ -334,6 +422,9 @@ impl<R: Runner> Judge0<R> {
         {
             Ok(true) => {
                 tracing::info!(token = %claimed.token, status = judged.status_id.id(), "judge0: submission finished");
+                if judged.status_id == Judge0Status::InternalError {
+                    self.tally.failed.fetch_add(1, Ordering::Relaxed);
+                }
             }
             Ok(false) => {
                 tracing::warn!(token = %claimed.token, "judge0: the claim was lost before the result was stored; it is another's now");
@@ -388,6 +479,7 @@ impl<R: Runner> Judge0<R> {
             match store.recover(&self.worker, MAX_ATTEMPTS, &failed).await {
                 Ok((0, 0)) => {}
                 Ok((requeued, failed)) => {
+                    self.tally.failed.fetch_add(failed, Ordering::Relaxed);
                     tracing::warn!(
                         requeued,
                         failed,

@@ -244,7 +244,7 @@ fn encode64(bytes: &[u8]) -> String {
 
 /// A time in ms since the epoch as Judge0 writes it
 /// (`2024-12-09T17:22:55.662Z`).
-fn timestamp(ms: i64) -> String {
+pub(crate) fn timestamp(ms: i64) -> String {
     let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
     humantime::format_rfc3339_millis(at).to_string()
 }

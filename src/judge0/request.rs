@@ -29,6 +29,12 @@ const MAX_OPTIONS_CHARS: usize = 512;
 pub(crate) const MAX_CPU_EXTRA_TIME: f64 = 5.0;
 pub(crate) const MAX_STACK_LIMIT: i64 = 128_000;
 pub(crate) const MAX_NUMBER_OF_RUNS: i64 = 20;
+/// Judge0's id of its multi-file program: a submission of it has no
+/// `source_code`, and its `additional_files` hold the scripts it runs:
+/// `run`, and `compile` when it compiles (see [`Submission::job`]).
+pub(crate) const MULTI_FILE: i64 = 89;
+/// The script a multi-file program runs, written as its main source.
+const RUN_SCRIPT: &str = "run";
 /// Judge0's defaults for `cpu_extra_time` (s) and `stack_limit` (KiB).
 pub(crate) const CPU_EXTRA_TIME: f64 = 1.0;
 pub(crate) const STACK_LIMIT: i64 = 64_000;
@@ -202,6 +208,38 @@ impl Checker {
         }
     }
 
+    /// A text field's bytes: its text, or what its base64 stands for.
+    fn bytes(&mut self, body: &Value, field: &str, base64: bool) -> Option<Vec<u8>> {
+        let value = self.text(body, field)?;
+        Some(match base64 {
+            true => decode_lenient(&value),
+            false => value.into_bytes(),
+        })
+    }
+
+    /// `source_code`: present, but for Judge0's multi-file program (when a
+    /// language file gives it), which takes its scripts from
+    /// `additional_files` and must have none; whether it is one, and the
+    /// source.
+    fn source_code(
+        &mut self,
+        body: &Value,
+        base64: bool,
+        registry: &Registry,
+    ) -> (bool, Option<Vec<u8>>) {
+        let project = number(&body["language_id"]) == Some(MULTI_FILE as f64)
+            && registry.by_judge0_id(MULTI_FILE).is_some();
+        let source = self
+            .bytes(body, "source_code", base64)
+            .filter(|s| !s.is_empty());
+        match (project, &source) {
+            (false, None) => self.add("source_code", "can't be blank"),
+            (true, Some(_)) => self.add("source_code", "must be blank"),
+            _ => {}
+        }
+        (project, source)
+    }
+
     /// `language_id`: present and a number.
     fn language_id(&mut self, body: &Value) -> Option<i64> {
         match &body["language_id"] {
@@ -287,12 +325,14 @@ impl Checker {
                 self.add(field, "is too long (maximum is 512 characters)");
             }
         }
+        // Judge0's multi-file program has no compile command of its own.
+        let compiles = |l: &Language| l.compile.is_some() && l.judge0_id != Some(MULTI_FILE);
         match (language_id, language) {
             (Some(id), None) => self.add(
                 "language_id",
                 format!("language with id {id} doesn't exist"),
             ),
-            (_, Some(l)) if compiler_options.is_some() && l.compile.is_none() => self.add(
+            (_, Some(l)) if compiler_options.is_some() && !compiles(l) => self.add(
                 "compiler_options",
                 "setting compiler options is only allowed for compiled languages",
             ),
@@ -438,29 +478,21 @@ impl Submission {
         let mut c = Checker {
             errors: Errors::new(),
         };
-        let bytes = |c: &mut Checker, field: &str| -> Option<Vec<u8>> {
-            let value = c.text(body, field)?;
-            Some(if base64 {
-                decode_lenient(&value)
-            } else {
-                value.into_bytes()
-            })
-        };
-        let source_code = bytes(&mut c, "source_code").filter(|s| !s.is_empty());
-        if source_code.is_none() {
-            c.add("source_code", "can't be blank");
-        }
+        let (project, source_code) = c.source_code(body, base64, registry);
         let language_id = c.language_id(body);
         let language = language_id.and_then(|id| registry.by_judge0_id(id));
         let ceilings = Ceilings::of(language.as_deref());
         let asked = c.limits(body, &ceilings);
         let options = c.options(body, language_id, language.as_deref(), allow);
+        if project && options.additional_files.is_none() {
+            c.add("additional_files", "can't be blank");
+        }
         if c.flag(body, "enable_network") {
             c.add("enable_network", "enabling network is not allowed");
         }
         let redirect = c.flag(body, "redirect_stderr_to_stdout");
-        let stdin = bytes(&mut c, "stdin");
-        let expected_output = bytes(&mut c, "expected_output");
+        let stdin = c.bytes(body, "stdin", base64);
+        let expected_output = c.bytes(body, "expected_output", base64);
         let most = allow.bounds.max_stdin_bytes;
         let expected = expected_output.as_deref();
         c.at_most(
@@ -474,7 +506,8 @@ impl Submission {
         }
         let read = Fields {
             language_id: language_id.expect("checked"),
-            source_code: source_code.expect("checked"),
+            // Checked: present, or (a multi-file program) absent.
+            source_code: source_code.unwrap_or_default(),
             stdin,
             expected_output,
             options,
@@ -523,7 +556,9 @@ impl Submission {
     }
 
     /// The job that runs this submission (`number_of_runs` tests when more
-    /// than one), or the field at fault and why.
+    /// than one), or the field at fault and why. A multi-file program's
+    /// `run` script is its main source (its language's `source_file`),
+    /// and the other files of its zip, `compile` among them, go beside.
     pub(crate) fn job(
         &self,
         registry: &Registry,
@@ -538,9 +573,19 @@ impl Submission {
         })?;
         let args = words("command_line_arguments", &self.command_line_arguments)?;
         let compile_args = words("compiler_options", &self.compiler_options)?;
-        let extra = match &self.additional_files {
+        let mut extra = match &self.additional_files {
             Some(zip) => unzip(zip, bounds).map_err(|e| ("additional_files".to_string(), e))?,
             None => Vec::new(),
+        };
+        let main = if self.language_id == MULTI_FILE {
+            let run = extra.iter().position(|(name, _)| name == RUN_SCRIPT);
+            let run = run.ok_or_else(|| {
+                let why = format!("has no `{RUN_SCRIPT}` script, which a multi-file program runs");
+                ("additional_files".to_string(), why)
+            })?;
+            extra.remove(run).1
+        } else {
+            self.source_code.clone()
         };
         let stdin = self.stdin.clone().unwrap_or_default();
         let tests = if self.number_of_runs > 1 {
@@ -559,7 +604,7 @@ impl Submission {
         let request = JobRequest {
             language: language.name.clone(),
             version: Some(format!("={}", language.semver)),
-            main: self.source_code.clone(),
+            main,
             extra,
             args,
             compile_args,

@@ -241,6 +241,71 @@ async fn rust() {
 }
 
 #[tokio::test]
+async fn multi_file() {
+    // Judge0's multi-file program: the code is its `run` script, and a
+    // `compile` script among the files runs first, both with bash.
+    let app = spawn_catalogue_app().await;
+    let makefile = "all: twice hello\ntwice: twice.c\n\tgcc -O2 -o twice twice.c\n\
+                    hello: hello.cpp\n\tg++ -O2 -o hello hello.cpp\n";
+    let built = app
+        .run_ok(json!({
+            "language": "multi-file",
+            "code": "./twice 21\n./hello\npython3 -c 'print(input()[::-1])'\n",
+            "stdin": "olleh",
+            "files": [
+                {"name": "compile", "content": "make"},
+                {"name": "Makefile", "content": makefile},
+                {"name": "twice.c", "content": "#include <stdio.h>\n#include <stdlib.h>\nint main(int c, char **v) { printf(\"%d\\n\", 2 * atoi(v[1])); }"},
+                {"name": "hello.cpp", "content": "#include <iostream>\nint main() { std::cout << \"hello\" << std::endl; }"},
+            ],
+        }))
+        .await;
+    assert_eq!(built["status"], "ok", "{built}");
+    assert_eq!(built["stdout"], "42\nhello\nhello\n", "{built}");
+    assert_eq!(built["compile"]["status"], "ok", "{built}");
+    assert!(
+        built["compile"]["stdout"]
+            .as_str()
+            .unwrap()
+            .contains("g++ -O2 -o hello hello.cpp"),
+        "{built}"
+    );
+    // No compile script: the compile stage does nothing, and run runs.
+    let (plain, failure) = tokio::join!(
+        app.run_in("multi-file", "echo hello"),
+        app.run_in("multi-file", "echo boom >&2\nexit 3"),
+    );
+    assert_eq!(
+        (&plain["status"], &plain["stdout"]),
+        (&json!("ok"), &json!("hello\n")),
+        "{plain}"
+    );
+    assert_eq!(
+        (&failure["status"], &failure["exit_code"]),
+        (&json!("runtime_error"), &json!(3)),
+        "{failure}"
+    );
+    assert_eq!(failure["stderr"], "boom\n");
+    let broken = app
+        .run_ok(json!({
+            "language": "multi-file",
+            "code": "./main",
+            "files": [
+                {"name": "compile", "content": "gcc -o main main.c"},
+                {"name": "main.c", "content": "int main( { }"},
+            ],
+        }))
+        .await;
+    assert_eq!(broken["status"], "compile_error", "{broken}");
+    assert!(
+        broken["error"].as_str().unwrap().contains("error"),
+        "{broken}"
+    );
+    assert_eq!(broken["exit_code"], Value::Null);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn python_two_files_and_a_package() {
     let app = spawn_catalogue_app().await;
     let answer = app

@@ -14,6 +14,7 @@ mod helpers;
 mod hidden;
 mod isolation;
 mod judge0;
+mod judge0_api;
 mod judging;
 mod limits;
 mod options_builds_keys;

@@ -1,6 +1,6 @@
 //! What Judge0's service is: `GET /judge0/about`, `/version`,
-//! `/config_info`, `/statuses` and the languages (`/languages`,
-//! `/languages/all`, `/languages/{id}`).
+//! `/isolate`, `/license`, `/config_info`, `/statuses` and the languages
+//! (`/languages`, `/languages/all`, `/languages/{id}`).
 
 use serde::Serialize;
 use warp::http::StatusCode;
@@ -11,32 +11,36 @@ use super::super::state::Api;
 use super::request::{Judge0ErrorBody, Refused};
 use crate::judge0::render::StatusView;
 use crate::judge0::request::{
-    CPU_EXTRA_TIME, MAX_CPU_EXTRA_TIME, MAX_NUMBER_OF_RUNS, MAX_STACK_LIMIT, STACK_LIMIT,
+    CPU_EXTRA_TIME, MAX_CPU_EXTRA_TIME, MAX_NUMBER_OF_RUNS, MAX_STACK_LIMIT, MULTI_FILE,
+    STACK_LIMIT,
 };
 use crate::judge0::status::Judge0Status;
 use crate::runner::Runner;
 
 /// The Judge0 version this API answers as (`GET /about`): the Python
 /// SDK maps its language names to ids by it.
-const JUDGE0_VERSION: &str = "1.13.1";
+pub(super) const JUDGE0_VERSION: &str = "1.13.1";
 
 /// `GET /judge0/about`'s answer.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-struct About {
+struct About<'a> {
     version: &'static str,
-    homepage: Option<&'static str>,
-    source_code: Option<&'static str>,
+    /// `judge0.homepage`, by default this service's `/playground`.
+    homepage: &'a str,
+    /// `judge0.source_code`, by default the service's name and version.
+    source_code: &'a str,
     maintainer: &'static str,
 }
 
-/// The Judge0 version spoken.
+/// The Judge0 version spoken, and this service's homepage and source.
 #[utoipa::path(get, path = "/about", tag = "judge0", operation_id = "judge0_about",
     responses((status = 200, description = "The Judge0 version spoken", body = About)))]
-pub(super) fn about() -> Response {
+pub(super) fn about<R: Runner>(api: &Api<R>) -> Response {
+    let settings = api.judge0.settings();
     let about = About {
         version: JUDGE0_VERSION,
-        homepage: None,
-        source_code: None,
+        homepage: settings.homepage(),
+        source_code: settings.source_code(),
         maintainer: concat!(
             "code-runner ",
             env!("CARGO_PKG_VERSION"),
@@ -51,6 +55,41 @@ pub(super) fn about() -> Response {
     responses((status = 200, description = "1.13.1", body = String, content_type = "text/plain")))]
 pub(super) fn version() -> Response {
     JUDGE0_VERSION.into_response()
+}
+
+/// `GET /judge0/isolate`'s text: Judge0 answers `isolate --version`; no
+/// isolate runs here, so it says what sandbox does.
+const SANDBOX: &str = concat!(
+    "code-runner ",
+    env!("CARGO_PKG_VERSION"),
+    " runs no isolate: each run gets a fresh Docker container of its own\n",
+    "(no network, a read-only root, every capability dropped, a seccomp profile,\n",
+    "a uid no other live sandbox has, and limits on memory, CPU time, processes,\n",
+    "disk, wall time and output), removed once the run is over.\n",
+);
+
+/// What sandbox runs the programs (Judge0: `isolate --version`).
+#[utoipa::path(get, path = "/isolate", tag = "judge0", operation_id = "judge0_isolate",
+    responses((status = 200, description = "The sandbox, in words", body = String, content_type = "text/plain")))]
+pub(super) fn isolate() -> Response {
+    SANDBOX.into_response()
+}
+
+/// The service's license, as its Cargo.toml names it.
+#[utoipa::path(get, path = "/license", tag = "judge0", operation_id = "judge0_license",
+    responses((status = 200, description = "The license, in words", body = String, content_type = "text/plain")))]
+pub(super) fn license() -> Response {
+    license_text(env!("CARGO_PKG_LICENSE")).into_response()
+}
+
+/// What `/license` says of a crate whose Cargo.toml gives `license`.
+fn license_text(license: &str) -> String {
+    let this = concat!("code-runner ", env!("CARGO_PKG_VERSION"));
+    if license.is_empty() {
+        format!("{this} names no license (its Cargo.toml has no `license` field).\n")
+    } else {
+        format!("{this} is licensed under {license} (its Cargo.toml's `license`).\n")
+    }
 }
 
 /// Judge0's statuses.
@@ -231,10 +270,13 @@ struct LanguageDetail {
     id: i64,
     name: String,
     is_archived: bool,
-    source_file: String,
-    /// `null` for a language without a compile stage.
+    /// `null` for the multi-file program (89), whose scripts are the
+    /// submission's.
+    source_file: Option<String>,
+    /// `null` for a language without a compile stage, and for 89.
     compile_cmd: Option<String>,
-    run_cmd: String,
+    /// `null` for 89.
+    run_cmd: Option<String>,
 }
 
 /// One language, with its commands.
@@ -251,13 +293,38 @@ pub(super) fn language<R: Runner>(api: &Api<R>, id: &str) -> Result<Response, Re
         .ok()
         .and_then(|id| Some((id, registry.by_judge0_id(id)?)))
         .ok_or_else(Refused::not_found)?;
+    // Judge0's multi-file program has no commands of its own: it runs
+    // the submission's `compile` and `run`.
+    let own = id != MULTI_FILE;
     let detail = LanguageDetail {
         id,
         name: language.judge0_name.clone(),
         is_archived: false,
-        source_file: language.source_file.clone(),
-        compile_cmd: language.compile.as_ref().map(|c| c.command.join(" ")),
-        run_cmd: language.run.join(" "),
+        source_file: own.then(|| language.source_file.clone()),
+        compile_cmd: (language.compile.as_ref())
+            .filter(|_| own)
+            .map(|c| c.command.join(" ")),
+        run_cmd: own.then(|| language.run.join(" ")),
     };
     Ok(answer::json(StatusCode::OK, &detail))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_license_is_the_one_cargo_toml_names_or_none() {
+        let version = env!("CARGO_PKG_VERSION");
+        assert_eq!(
+            license_text(""),
+            format!(
+                "code-runner {version} names no license (its Cargo.toml has no `license` field).\n"
+            )
+        );
+        assert_eq!(
+            license_text("MIT"),
+            format!("code-runner {version} is licensed under MIT (its Cargo.toml's `license`).\n")
+        );
+    }
 }

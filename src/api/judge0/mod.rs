@@ -6,7 +6,8 @@
 //!
 //! The shapes, status codes and messages are Judge0's
 //! (`app/controllers/*.rb` at v1.13.1): [`info`] answers what the service
-//! is, [`submissions`] takes and shows submissions. Errors are
+//! is, [`system`] what it holds and runs on, [`sessions`] whether a key
+//! is good, [`submissions`] takes and shows submissions. Errors are
 //! `{"error": …}` ([`Judge0ErrorBody`](request::Judge0ErrorBody)): Judge0's own refusals with
 //! Judge0's status, the service's trouble (and a refused body) with the
 //! status and headers [`ApiError`](super::error::ApiError) gives it everywhere. A refused
@@ -15,7 +16,9 @@
 
 mod info;
 mod request;
+mod sessions;
 mod submissions;
+mod system;
 
 use std::sync::Arc;
 
@@ -37,6 +40,7 @@ use request::{Params, Refused, Request};
     submissions::create_batch,
     submissions::show_batch,
     submissions::show,
+    submissions::list,
     submissions::delete,
     info::languages,
     info::all_languages,
@@ -45,6 +49,13 @@ use request::{Params, Refused, Request};
     info::about,
     info::config_info,
     info::version,
+    info::isolate,
+    info::license,
+    system::workers,
+    system::statistics,
+    system::system_info,
+    sessions::authenticate,
+    sessions::authorize,
 ))]
 pub(super) struct Judge0Api;
 
@@ -66,8 +77,15 @@ pub(crate) async fn handle<R: Runner>(
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let params = Params::parse(&query);
     let answered = match (&method, segments.as_slice()) {
-        (&Method::GET, ["about"]) => Ok(info::about()),
+        (&Method::GET, ["about"]) => Ok(info::about(&api)),
         (&Method::GET, ["version"]) => Ok(info::version()),
+        (&Method::GET, ["isolate"]) => Ok(info::isolate()),
+        (&Method::GET, ["license"]) => Ok(info::license()),
+        (&Method::GET, ["workers"]) => system::workers(&api).await,
+        (&Method::GET, ["statistics"]) => system::statistics(&api, &request).await,
+        (&Method::GET, ["system_info"]) => Ok(system::system_info()),
+        (&Method::POST, ["authenticate"]) => Ok(sessions::authenticate()),
+        (&Method::POST, ["authorize"]) => sessions::authorize(&api),
         (&Method::GET, ["config_info"]) => Ok(info::config_info(&api)),
         (&Method::GET, ["statuses"]) => Ok(info::statuses()),
         (&Method::GET, ["languages"]) => Ok(info::languages(&api)),
@@ -79,6 +97,7 @@ pub(crate) async fn handle<R: Runner>(
         (&Method::POST, ["submissions", "batch"]) => {
             submissions::create_batch(&api, &request, &params, body).await
         }
+        (&Method::GET, ["submissions"]) => submissions::list(&api, &request, &params).await,
         (&Method::GET, ["submissions", "batch"]) => {
             submissions::show_batch(&api, &request, &params).await
         }

@@ -37,6 +37,11 @@ pub(super) struct Params {
     /// there).
     #[param(ignore)]
     pub(super) tokens: Option<String>,
+    /// `GET /submissions`'s page and its size, as sent (described there).
+    #[param(ignore)]
+    pub(super) page: Option<String>,
+    #[param(ignore)]
+    pub(super) per_page: Option<String>,
 }
 
 impl Params {
@@ -48,6 +53,8 @@ impl Params {
             wait: get("wait").as_deref() == Some("true"),
             fields: get("fields"),
             tokens: get("tokens"),
+            page: get("page"),
+            per_page: get("per_page"),
         }
     }
 
@@ -57,6 +64,32 @@ impl Params {
         Fields::parse(self.fields.as_deref())
             .map_err(|text| Refused::Judge0(StatusCode::BAD_REQUEST, text))
     }
+}
+
+/// A number as Ruby's `String#to_i` reads it: leading blanks, a sign,
+/// then the digits up to the first other character (`"3x"` is 3, `"x"`
+/// 0), with `_` between digits; beyond `i64`'s range, its bound.
+pub(super) fn ruby_int(text: &str) -> i64 {
+    let text = text.trim_start();
+    let (negative, digits) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let mut value: i64 = 0;
+    let mut previous = None;
+    for c in digits.chars() {
+        match (c, previous) {
+            ('0'..='9', _) => {
+                let digit = i64::from(c as u8 - b'0');
+                value = value.saturating_mul(10).saturating_add(digit);
+            }
+            ('_', Some('0'..='9')) => {}
+            _ => break,
+        }
+        previous = Some(c);
+    }
+    if negative { -value } else { value }
 }
 
 /// Who sent a request, and the length its body declared.
@@ -133,4 +166,28 @@ pub(super) async fn read_json<R: Runner>(
     }
     serde_json::from_slice(&bytes)
         .map_err(|e| Refused::Trouble(ApiError::MalformedJson(e.to_string())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_read_as_ruby_reads_them() {
+        for (text, n) in [
+            ("3", 3),
+            (" 42abc", 42),
+            ("-4", -4),
+            ("+7", 7),
+            ("1_000", 1000),
+            ("1__0", 1),
+            ("_1", 0),
+            ("abc", 0),
+            ("", 0),
+            ("2.9", 2),
+            ("99999999999999999999", i64::MAX),
+        ] {
+            assert_eq!(ruby_int(text), n, "{text:?}");
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! Judge0's submissions: `POST /judge0/submissions` (queued, or with
 //! `wait=true` run and answered), `POST /submissions/batch`,
-//! `GET /submissions/{token}`, `GET /submissions/batch` and
+//! `GET /submissions/{token}`, `GET /submissions/batch`,
+//! `GET /submissions` (a page of the caller's) and
 //! `DELETE /submissions/{token}`, each written as a
 //! [`SubmissionView`] with the fields `?fields=` selects.
 
@@ -19,7 +20,8 @@ use warp::reply::{Reply, Response};
 
 use super::super::answer::{self, collect, new_request_id, reference};
 use super::super::state::Api;
-use super::request::{Judge0ErrorBody, Params, Refused, Request, read_json};
+use super::request::{Judge0ErrorBody, Params, Refused, Request, read_json, ruby_int};
+use super::sessions::authorized;
 use crate::judge0::Judge0Error;
 use crate::judge0::render::{Fields, Record, SubmissionView};
 use crate::judge0::request::{Errors, Submission};
@@ -364,21 +366,130 @@ pub(super) async fn show_batch<R: Runner>(
     if !api.judge0.stores() {
         return Err(Refused::failed(Judge0Error::NotStored));
     }
+    let envelope = BatchShow {
+        submissions: Vec::new(),
+    };
     let batch = BatchAnswer {
         api: api.clone(),
         tokens,
-        owner: match request.scope() {
-            Scope::Every => None,
-            Scope::Client(client) => Some(Arc::from(client)),
-        },
+        owner: owner(request),
         fields,
         base64: params.base64_encoded,
+        envelope: serde_json::to_string(&envelope).expect("an empty batch is written"),
         checked: Vec::new(),
     };
     batch.answer().await
 }
 
-/// `GET /submissions/batch`'s answer, written one submission at a time:
+/// With keys on, the caller's client, whose submissions alone it reaches
+/// (unless granted `judge0:all`: `None`).
+fn owner(request: &Request<'_>) -> Option<Arc<str>> {
+    match request.scope() {
+        Scope::Every => None,
+        Scope::Client(client) => Some(Arc::from(client)),
+    }
+}
+
+/// Judge0's page size when `per_page` is not given.
+const PER_PAGE: i64 = 20;
+
+/// `GET /judge0/submissions`'s place in the list (will_paginate's).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+struct Meta {
+    current_page: i64,
+    next_page: Option<i64>,
+    prev_page: Option<i64>,
+    total_pages: i64,
+    total_count: i64,
+}
+
+impl Meta {
+    fn of(page: i64, per_page: i64, total: i64) -> Meta {
+        let total_pages = if total == 0 {
+            1
+        } else {
+            total / per_page + i64::from(total % per_page != 0)
+        };
+        Meta {
+            current_page: page,
+            next_page: (page < total_pages).then_some(page + 1),
+            prev_page: (page > 1).then(|| page - 1),
+            total_pages,
+            total_count: total,
+        }
+    }
+}
+
+/// `GET /judge0/submissions`'s answer.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+struct List<'a> {
+    /// Newest first.
+    submissions: Vec<SubmissionView<'a>>,
+    meta: Meta,
+}
+
+/// The page and its size asked, as Judge0 reads them (Ruby's `to_i`),
+/// or Judge0's 400 for a page below 1 or a size below 0 (and here a size
+/// of 0, where Judge0 fails with a 500 once anything is stored).
+fn paging(params: &Params) -> Result<(i64, i64), Refused> {
+    let page = params.page.as_deref().map_or(1, ruby_int);
+    let per_page = params.per_page.as_deref().map_or(PER_PAGE, ruby_int);
+    let bad = |text: String| Err(Refused::Judge0(StatusCode::BAD_REQUEST, text));
+    if page <= 0 {
+        return bad(format!("invalid page: {page}"));
+    }
+    if per_page <= 0 {
+        return bad(format!("invalid per_page: {per_page}"));
+    }
+    Ok((page, per_page))
+}
+
+/// A page of the caller's submissions, newest first (with keys on, its
+/// key's; every one for `judge0:all`; with keys off none may be listed,
+/// as Judge0 without authorization), written one at a time as the
+/// client reads them.
+#[utoipa::path(get, path = "/submissions", tag = "judge0", operation_id = "judge0_list",
+    params(
+        ("page" = Option<i64>, Query, description = "The page, from 1 (default 1)"),
+        ("per_page" = Option<i64>, Query, description = "Submissions a page (default 20)"),
+        Params,
+    ),
+    responses(
+        (status = 200, description = "A page of the caller's submissions", body = List),
+        (status = 400, description = "Page, fields, or not UTF-8 without base64, or storage off", body = Judge0ErrorBody),
+        (status = 403, description = "Keys are off: nothing is listed", body = Judge0ErrorBody),
+        (status = 500, description = "The service's fault", body = Judge0ErrorBody),
+        (status = 503, description = "The database failed", body = Judge0ErrorBody),
+    ))]
+pub(super) async fn list<R: Runner>(
+    api: &Arc<Api<R>>,
+    request: &Request<'_>,
+    params: &Params,
+) -> Result<Response, Refused> {
+    authorized(api)?;
+    let fields = params.fields()?;
+    let (page, per_page) = paging(params)?;
+    let offset = (page - 1).saturating_mul(per_page);
+    let found =
+        (api.judge0.page(request.scope(), offset, per_page).await).map_err(Refused::failed)?;
+    let envelope = List {
+        submissions: Vec::new(),
+        meta: Meta::of(page, per_page, found.total),
+    };
+    let list = BatchAnswer {
+        api: api.clone(),
+        tokens: found.tokens,
+        owner: owner(request),
+        fields,
+        base64: params.base64_encoded,
+        envelope: serde_json::to_string(&envelope).expect("an empty list is written"),
+        checked: Vec::new(),
+    };
+    list.answer().await
+}
+
+/// `GET /submissions/batch`'s answer, and `GET /submissions`', written
+/// one submission at a time:
 /// each is read from the store and rendered only once the client has
 /// read the one before (hyper asks for the next part of a body when it
 /// has room for it), so that an answer never read holds one
@@ -393,6 +504,9 @@ struct BatchAnswer<R> {
     owner: Option<Arc<str>>,
     fields: Fields,
     base64: bool,
+    /// The answer with its list of submissions empty (`[]`), written
+    /// around them.
+    envelope: String,
     /// Without base64: each submission's status when it was checked
     /// (`None`: unknown).
     checked: Vec<Option<Judge0Status>>,
@@ -405,19 +519,22 @@ impl<R: Runner> BatchAnswer<R> {
     }
 
     async fn answer(mut self) -> Result<Response, Refused> {
+        if self.tokens.is_empty() {
+            // An empty page: the envelope is the answer.
+            let mut response = self.envelope.into_response();
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            return Ok(response);
+        }
         if !self.base64 {
             self.check().await?;
         }
         // The first is read before answering, so that a database that
         // fails is a 503, as for one submission.
         let first = self.entry(0).await.map_err(Refused::failed)?;
-        let envelope = serde_json::to_string(&BatchShow {
-            submissions: Vec::new(),
-        })
-        .expect("an empty batch is written");
-        let (open, close) = envelope
-            .split_once("[]")
-            .expect("the batch's list is written `[]` when empty");
+        let (open, close) = (self.envelope.split_once("[]"))
+            .expect("the list of submissions is written `[]` when empty");
         let (open, close) = (format!("{open}["), format!("]{close}"));
         let count = self.tokens.len();
         let this = Arc::new(self);

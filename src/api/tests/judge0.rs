@@ -9,10 +9,13 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::{Double, api, double, hello, ran, stage};
+use super::{Double, api, api_with, double, hello, ran, stage};
 use crate::api::routes;
+use crate::config::{FrontDoor, Secret};
 use crate::judge0::Judge0;
-use crate::judge0::store::{Bounds, Store};
+use crate::judge0::store::{Bounds, Queued, Store};
+use crate::language::{Language, Origin, Registry};
+use crate::limits::DefaultLimits;
 use crate::outcome::Exit;
 use crate::runner::RunError;
 
@@ -20,7 +23,48 @@ use crate::runner::RunError;
 struct Service {
     runner: Arc<Double>,
     judge0: Arc<Judge0<Double>>,
+    /// The door: no keys but for [`keyed`]'s.
+    front_door: FrontDoor,
     _dir: tempfile::TempDir,
+}
+
+/// A service as [`service`]'s, behind a door with the keys `alpha` and
+/// `beta`.
+async fn keyed(runner: Arc<Double>) -> Service {
+    let mut s = service(runner, true).await;
+    s.front_door.api_keys = vec![Secret("alpha".into()), Secret("beta".into())];
+    s
+}
+
+/// A runner as [`hello`], whose languages hold Judge0's multi-file
+/// program (the catalogue's `multi-file.toml`) too.
+fn with_multi_file() -> Arc<Double> {
+    let runner = hello();
+    let mut languages = runner.registry.languages().to_vec();
+    let text = include_str!("../../../languages/available/multi-file.toml");
+    let origin = Origin::File("multi-file.toml".into());
+    let file = Language::parse(origin, text, &DefaultLimits::default()).unwrap();
+    languages.push(Arc::new(file));
+    let registry = Arc::new(Registry::from_languages(languages).unwrap());
+    Arc::new(Double {
+        registry,
+        answer: Box::new(|_| Ok(ran(stage(Some(Exit::Code(0)), None, "built\n", "")))),
+        jobs: Default::default(),
+        readiness: runner.readiness.clone(),
+    })
+}
+
+/// A zip of `files` (name, content), in base64.
+fn zip(files: &[(&str, &str)]) -> String {
+    use std::io::Write as _;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, content) in files {
+        zip.start_file(*name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zip.write_all(content.as_bytes()).unwrap();
+    }
+    let bytes = zip.finish().unwrap().into_inner();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 async fn service(runner: Arc<Double>, stored: bool) -> Service {
@@ -41,6 +85,7 @@ fn service_over(runner: Arc<Double>, store: Option<Store>, dir: tempfile::TempDi
     Service {
         judge0: super::judge0(&runner, store),
         runner,
+        front_door: FrontDoor::default(),
         _dir: dir,
     }
 }
@@ -52,19 +97,43 @@ impl Service {
         path: &str,
         body: Option<Value>,
     ) -> warp::http::Response<bytes::Bytes> {
+        self.reply_with(method, path, &[], body).await
+    }
+
+    /// The reply to a request with `headers`.
+    async fn reply_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> warp::http::Response<bytes::Bytes> {
         let mut request = warp::test::request().method(method).path(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if let Some(body) = body {
             request = request
                 .header("content-type", "application/json")
                 .body(body.to_string());
         }
-        request
-            .reply(&routes(api(&self.runner, self.judge0.clone())))
-            .await
+        let api = match self.front_door.api_keys.is_empty() {
+            true => api(&self.runner, self.judge0.clone()),
+            false => api_with(&self.runner, self.judge0.clone(), &self.front_door),
+        };
+        request.reply(&routes(api)).await
     }
 
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let reply = self.reply(method, path, body).await;
+    /// Status and JSON body (or text, or `null` when empty) of a request
+    /// with `headers`.
+    async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let reply = self.reply_with(method, path, headers, body).await;
         let body = if reply.body().is_empty() {
             Value::Null
         } else {
@@ -72,6 +141,10 @@ impl Service {
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(reply.body()).into()))
         };
         (reply.status().as_u16(), body)
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call_with(method, path, &[], body).await
     }
 
     async fn get(&self, path: &str) -> (u16, Value) {
@@ -587,7 +660,11 @@ async fn a_stored_row_that_cannot_be_read_is_an_internal_error_not_the_databases
     store
         .insert(
             "ip:unknown",
-            &[("corrupt".into(), "{\"not\": \"a submission\"}".into())],
+            &[Queued {
+                token: "corrupt".into(),
+                request: "{\"not\": \"a submission\"}".into(),
+                language_id: 71,
+            }],
             &Bounds::of(&super::judge0_settings()),
         )
         .await
@@ -608,4 +685,419 @@ async fn a_stored_row_that_cannot_be_read_is_an_internal_error_not_the_databases
             "{path}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_rest_of_judge0s_information_endpoints_answer_in_its_shapes() {
+    let s = service(hello(), true).await;
+    let (status, about) = s.get("/judge0/about").await;
+    let this = concat!("code-runner ", env!("CARGO_PKG_VERSION"));
+    assert_eq!(status, 200);
+    assert_eq!(
+        (&about["homepage"], &about["source_code"]),
+        (&json!("/playground"), &json!(this))
+    );
+    for (path, words) in [
+        (
+            "/judge0/isolate",
+            "runs no isolate: each run gets a fresh Docker container",
+        ),
+        ("/judge0/license", "names no license"),
+    ] {
+        let reply = s.reply("GET", path, None).await;
+        let text = String::from_utf8(reply.body().to_vec()).unwrap();
+        assert_eq!(reply.status(), 200);
+        assert!(
+            text.starts_with(this) && text.contains(words),
+            "{path}: {text}"
+        );
+        assert!(
+            reply.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain")
+        );
+    }
+    let (status, info) = s.get("/judge0/system_info").await;
+    assert_eq!(status, 200);
+    assert_eq!(info["Architecture"], std::env::consts::ARCH);
+    let cpus: usize = info["CPU(s)"].as_str().unwrap().parse().unwrap();
+    assert!(cpus >= 1, "{info}");
+    assert!(info["Mem"].as_str().unwrap().ends_with('i'), "{info}");
+
+    // The queue: two waiting, no worker running.
+    for _ in 0..2 {
+        let one = json!({"source_code": "print(1)", "language_id": 71});
+        assert_eq!(s.post("/judge0/submissions", one).await.0, 201);
+    }
+    let queue = json!({"queue": "1.13.1", "size": 2, "available": 0, "idle": 0, "working": 0, "paused": 0, "failed": 0});
+    assert_eq!(s.get("/judge0/workers").await, (200, json!([queue])));
+    // Nothing stored: no queue.
+    let off = service(hello(), false).await;
+    assert_eq!(off.get("/judge0/workers").await, (200, json!([])));
+}
+
+#[tokio::test]
+async fn the_workers_are_counted_as_they_take_submissions_and_fail() {
+    let failing = double(|_| Err(RunError::Internal("the engine said no".into())));
+    let s = service(failing, true).await;
+    let stop = CancellationToken::new();
+    let worker = tokio::spawn(s.judge0.clone().work(stop.clone()));
+    let workers = || async { s.get("/judge0/workers").await.1[0].clone() };
+    let start = std::time::Instant::now();
+    while workers().await["available"] != 1 {
+        assert!(start.elapsed() < Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        (
+            workers().await["idle"].clone(),
+            workers().await["failed"].clone()
+        ),
+        (json!(1), json!(0))
+    );
+    let one = json!({"source_code": "print(1)", "language_id": 71});
+    let (_, created) = s.post("/judge0/submissions", one).await;
+    let token = created["token"].as_str().unwrap().to_string();
+    loop {
+        let (_, answer) = s.get(&format!("/judge0/submissions/{token}")).await;
+        if answer["status"]["id"] == 13 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "{answer}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let state = workers().await;
+    assert_eq!(
+        (&state["size"], &state["failed"], &state["working"]),
+        (&json!(0), &json!(1), &json!(0)),
+        "{state}"
+    );
+    stop.cancel();
+    worker.await.unwrap();
+    assert_eq!(workers().await["available"], 0);
+}
+
+/// A keyed service where `alpha` queued two python submissions and a C
+/// one, and `beta` a Python 3.11 one.
+async fn four_queued() -> Service {
+    let s = keyed(hello()).await;
+    for (key, language_id) in [("alpha", 71), ("alpha", 71), ("alpha", 50), ("beta", 92)] {
+        let body = json!({"source_code": "x", "language_id": language_id});
+        let headers = [("x-auth-token", key)];
+        let (status, _) = s
+            .call_with("POST", "/judge0/submissions", &headers, Some(body))
+            .await;
+        assert_eq!(status, 201);
+    }
+    s
+}
+
+#[tokio::test]
+async fn statistics_count_what_the_caller_reaches_by_language_status_and_day() {
+    let s = four_queued().await;
+    let (status, stats) = s
+        .call_with(
+            "GET",
+            "/judge0/statistics?invalidate_cache=true",
+            &[("x-auth-token", "alpha")],
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    let keys: Vec<&String> = stats.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "created_at",
+            "cached_until",
+            "submissions",
+            "languages",
+            "statuses",
+            "database"
+        ]
+    );
+    assert_eq!(stats["created_at"], stats["cached_until"]);
+    assert_eq!(
+        (
+            &stats["submissions"]["total"],
+            &stats["submissions"]["today"]
+        ),
+        (&json!(3), &json!(3))
+    );
+    let days = stats["submissions"]["last_30_days"].as_object().unwrap();
+    assert_eq!(days.len(), 30);
+    let yesterday = crate::judge0::render::timestamp(crate::judge0::store::now_ms() - 86_400_000);
+    assert_eq!(days.keys().next().unwrap(), &yesterday[..10]);
+    assert!(days.values().all(|n| n == 0), "{days:?}");
+    assert_eq!(
+        stats["languages"],
+        json!([
+            {"language": {"id": 71, "name": "Python (3.13)"}, "count": 2},
+            {"language": {"id": 50, "name": "C (GCC 14)"}, "count": 1},
+        ])
+    );
+    assert_eq!(
+        stats["statuses"],
+        json!([{"status": {"id": 1, "name": "In Queue"}, "count": 3}])
+    );
+    let bytes = stats["database"]["size_in_bytes"].as_i64().unwrap();
+    assert!(bytes > 0);
+    // An SQLite file of some kB, written as pg_size_pretty writes them.
+    let kb = ((bytes >> 9) + 1) / 2;
+    assert!((10 * 1024..10 << 20).contains(&bytes), "{bytes}");
+    assert_eq!(stats["database"]["size_pretty"], format!("{kb} kB"));
+}
+
+#[tokio::test]
+async fn another_key_counts_its_own_and_without_storage_statistics_are_refused() {
+    let s = four_queued().await;
+    let (_, theirs) = s
+        .call_with(
+            "GET",
+            "/judge0/statistics",
+            &[("authorization", "beta")],
+            None,
+        )
+        .await;
+    assert_eq!(theirs["submissions"]["total"], 1);
+    assert_eq!(
+        theirs["languages"][0]["language"],
+        json!({"id": 92, "name": "Python (3.11)"})
+    );
+    // Nothing stored: refused as the other stored routes are.
+    let off = service(hello(), false).await;
+    let (status, answer) = off.get("/judge0/statistics").await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("judge0.database is off")
+    );
+}
+
+#[tokio::test]
+async fn a_key_lists_its_own_submissions_a_page_at_a_time_newest_first() {
+    let s = keyed(hello()).await;
+    let mut tokens = Vec::new();
+    for (key, code) in [
+        ("alpha", "1"),
+        ("alpha", "2"),
+        ("beta", "3"),
+        ("alpha", "4"),
+    ] {
+        let body = json!({"source_code": code, "language_id": 71});
+        let headers = [("x-auth-user", key)];
+        let (_, created) = s
+            .call_with("POST", "/judge0/submissions", &headers, Some(body))
+            .await;
+        tokens.push((key, created["token"].as_str().unwrap().to_string()));
+    }
+    let mine: Vec<&String> = tokens
+        .iter()
+        .filter(|(k, _)| *k == "alpha")
+        .map(|(_, t)| t)
+        .collect();
+    let list = |query: &'static str, header: (&'static str, &'static str)| {
+        let s = &s;
+        async move {
+            let path = format!("/judge0/submissions{query}");
+            s.call_with("GET", &path, &[header], None).await
+        }
+    };
+    let alpha = ("x-auth-token", "alpha");
+    let (status, first) = list("?per_page=2&fields=token,source_code", alpha).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(
+        first,
+        json!({
+            "submissions": [{"token": mine[2], "source_code": "4"}, {"token": mine[1], "source_code": "2"}],
+            "meta": {"current_page": 1, "next_page": 2, "prev_page": null, "total_pages": 2, "total_count": 3},
+        })
+    );
+    let (_, second) = list("?per_page=2&page=2&fields=token", alpha).await;
+    assert_eq!(
+        second,
+        json!({
+            "submissions": [{"token": mine[0]}],
+            "meta": {"current_page": 2, "next_page": null, "prev_page": 1, "total_pages": 2, "total_count": 3},
+        })
+    );
+    let (_, past) = list("?per_page=2&page=3", alpha).await;
+    assert_eq!(past["submissions"], json!([]));
+    assert_eq!(past["meta"]["prev_page"], 2);
+    // The default page is 20, with the 8 default fields.
+    let (_, all) = list("", ("authorization", "Bearer alpha")).await;
+    assert_eq!(all["submissions"].as_array().unwrap().len(), 3);
+    assert_eq!(all["submissions"][0].as_object().unwrap().len(), 8);
+    let (_, theirs) = list("?fields=token", ("authorization", "beta")).await;
+    assert_eq!(theirs["submissions"], json!([{"token": tokens[2].1}]));
+}
+
+#[tokio::test]
+async fn a_bad_page_a_bad_key_or_two_keys_are_refused_and_a_good_key_is_authorized() {
+    let s = keyed(hello()).await;
+    let list = |query: &'static str, header: (&'static str, &'static str)| {
+        let s = &s;
+        async move {
+            let path = format!("/judge0/submissions{query}");
+            s.call_with("GET", &path, &[header], None).await
+        }
+    };
+    let alpha = ("x-auth-token", "alpha");
+    // Judge0's refusals of a page, read as Ruby reads numbers.
+    for (query, error) in [
+        ("?page=0", "invalid page: 0"),
+        ("?page=abc", "invalid page: 0"),
+        ("?page=-4", "invalid page: -4"),
+        ("?per_page=-2", "invalid per_page: -2"),
+        ("?per_page=0", "invalid per_page: 0"),
+        ("?fields=nope", "invalid fields: [nope]"),
+    ] {
+        assert_eq!(
+            list(query, alpha).await,
+            (400, json!({"error": error})),
+            "{query}"
+        );
+    }
+    let (status, _) = list("", ("x-auth-token", "wrong")).await;
+    assert_eq!(status, 401);
+    // A good key is authenticated and authorized to list.
+    for path in ["/judge0/authenticate", "/judge0/authorize"] {
+        let (status, body) = s.call_with("POST", path, &[alpha], None).await;
+        assert_eq!((status, body), (200, Value::Null), "{path}");
+        let (status, _) = s
+            .call_with("POST", path, &[("x-auth-token", "nope")], None)
+            .await;
+        assert_eq!(status, 401, "{path}");
+    }
+    // Two headers with two keys: neither is picked.
+    let two = [("x-auth-token", "alpha"), ("x-auth-user", "beta")];
+    let (status, answer) = s.call_with("GET", "/judge0/submissions", &two, None).await;
+    assert_eq!(status, 401, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("`X-Auth-Token` and `X-Auth-User`"),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn with_keys_off_nothing_is_authorized_and_nothing_is_listed() {
+    let s = service(hello(), true).await;
+    let one = json!({"source_code": "print(1)", "language_id": 71});
+    assert_eq!(s.post("/judge0/submissions", one).await.0, 201);
+    let refusal = json!({"error": "authorization needs an API key, and keys are off on this server (front_door.api_keys): submissions are not listed"});
+    assert_eq!(s.get("/judge0/submissions").await, (403, refusal.clone()));
+    assert_eq!(
+        s.call("POST", "/judge0/authorize", None).await,
+        (403, refusal)
+    );
+    assert_eq!(
+        s.call("POST", "/judge0/authenticate", None).await,
+        (200, Value::Null)
+    );
+}
+
+#[tokio::test]
+async fn a_multi_file_program_runs_its_run_script_beside_its_other_files() {
+    let s = service(with_multi_file(), true).await;
+    let (_, languages) = s.get("/judge0/languages").await;
+    assert!(
+        languages
+            .as_array()
+            .unwrap()
+            .contains(&json!({"id": 89, "name": "Multi-file program"}))
+    );
+    let (status, language) = s.get("/judge0/languages/89").await;
+    assert_eq!(
+        (status, language),
+        (
+            200,
+            json!({"id": 89, "name": "Multi-file program", "is_archived": false, "source_file": null, "compile_cmd": null, "run_cmd": null})
+        )
+    );
+    // (The fast tier's bound is 2 files, `run` among them.)
+    let files = zip(&[("compile", "gcc -o main main.c"), ("run", "./main \"$@\"")]);
+    // As the SDK sends it: an empty source, base64.
+    let body = json!({"language_id": 89, "source_code": "", "additional_files": files, "command_line_arguments": "a b"});
+    let (status, created) = s
+        .post("/judge0/submissions?base64_encoded=true", body)
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let token = created["token"].as_str().unwrap().to_string();
+    let done = s.work_until_done(&token).await;
+    assert_eq!(
+        (&done["status"]["id"], &done["stdout"]),
+        (&json!(3), &json!("built\n")),
+        "{done}"
+    );
+    assert_eq!(
+        done["language"],
+        json!({"id": 89, "name": "Multi-file program"})
+    );
+    let job = s.runner.jobs.lock().unwrap()[0].clone();
+    assert_eq!(job.language.name, "multi-file");
+    assert_eq!(
+        (
+            job.files.main.name.as_str(),
+            job.files.main.content.as_slice()
+        ),
+        ("run", &b"./main \"$@\""[..])
+    );
+    let mut extra: Vec<&str> = job.files.extra.iter().map(|f| f.name.as_str()).collect();
+    extra.sort();
+    assert_eq!(extra, ["compile"]);
+    assert!(job.limits.compile.is_some());
+    assert_eq!(job.inputs.first().args, ["a", "b"]);
+}
+
+#[tokio::test]
+async fn a_multi_file_program_is_refused_as_judge0_refuses_one() {
+    let s = service(with_multi_file(), true).await;
+    let run_only = zip(&[("run", "echo hi")]);
+    let cases = [
+        (
+            json!({"language_id": 89, "source_code": "echo hi", "additional_files": run_only}),
+            json!({"source_code": ["must be blank"]}),
+        ),
+        (
+            json!({"language_id": 89}),
+            json!({"additional_files": ["can't be blank"]}),
+        ),
+        (
+            json!({"language_id": 89, "additional_files": zip(&[("compile", "true")])}),
+            json!({"additional_files": ["has no `run` script, which a multi-file program runs"]}),
+        ),
+        (
+            json!({"language_id": 89, "additional_files": run_only, "compiler_options": "-O2"}),
+            json!({"compiler_options": ["setting compiler options is only allowed for compiled languages"]}),
+        ),
+    ];
+    for (body, errors) in cases {
+        assert_eq!(
+            s.post("/judge0/submissions", body.clone()).await,
+            (422, errors),
+            "{body}"
+        );
+    }
+    assert!(s.runner.jobs.lock().unwrap().is_empty());
+    // Without the language file, 89 is a language as unknown as any.
+    let plain = service(hello(), true).await;
+    let (status, answer) = plain
+        .post(
+            "/judge0/submissions",
+            json!({"language_id": 89, "additional_files": run_only}),
+        )
+        .await;
+    assert_eq!(
+        (status, answer),
+        (
+            422,
+            json!({"source_code": ["can't be blank"], "language_id": ["language with id 89 doesn't exist"]})
+        )
+    );
 }

@@ -134,6 +134,7 @@ fn registry() -> Arc<Registry> {
         "python-3.11.toml",
         include_str!("../../../languages/available/python-3.11.toml"),
     ));
+
     Arc::new(Registry::from_languages(languages).unwrap())
 }
 
@@ -220,10 +221,19 @@ fn judge0(runner: &Arc<Double>, store: Option<Store>) -> Arc<Judge0<Double>> {
 
 /// The API over `runner` and `judge0`, with no keys and no rate limit.
 fn api(runner: &Arc<Double>, judge0: Arc<Judge0<Double>>) -> Arc<Api<Double>> {
+    api_with(runner, judge0, &FrontDoor::default())
+}
+
+/// The API over `runner` and `judge0`, behind the door of `front_door`.
+fn api_with(
+    runner: &Arc<Double>,
+    judge0: Arc<Judge0<Double>>,
+    front_door: &FrontDoor,
+) -> Arc<Api<Double>> {
     Arc::new(Api::new(
         runner.clone(),
         judge0,
-        Gate::new(&FrontDoor::default()).unwrap(),
+        Gate::new(front_door).unwrap(),
         Arc::new(Metrics::new()),
         Catalogue::default(),
         &settings(),

@@ -12,6 +12,9 @@
 //! held to [`Bounds`] inside their transaction, reads and deletes to a
 //! [`Scope`]. A row read back is decoded into a [`Found`]; one that
 //! cannot be is [`Unreadable`], a data error rather than the database's.
+//! What it says of itself (counts, the queue, pages) is [`overview`]'s.
+
+pub(crate) mod overview;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -66,6 +69,15 @@ pub(crate) struct Stored {
     /// Milliseconds since the Unix epoch.
     pub(crate) created_at: i64,
     pub(crate) finished_at: Option<i64>,
+}
+
+/// A submission to queue: its token, its request (JSON) and the Judge0
+/// language it names.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Queued {
+    pub(crate) token: String,
+    pub(crate) request: String,
+    pub(crate) language_id: i64,
 }
 
 /// A submission a worker has claimed.
@@ -353,7 +365,7 @@ impl Store {
         Ok(Store { pool, backend })
     }
 
-    /// Queues `client`'s submissions (token, request JSON), all or none,
+    /// Queues `client`'s submissions, all or none,
     /// if that keeps the store within `bounds`; otherwise the bound it
     /// would pass. The bounds are read inside the insert's transaction,
     /// which holds the database's write lock (SQLite's `BEGIN IMMEDIATE`)
@@ -362,7 +374,7 @@ impl Store {
     pub(crate) async fn insert(
         &self,
         client: &str,
-        rows: &[(String, String)],
+        rows: &[Queued],
         bounds: &Bounds,
     ) -> Result<Result<(), Full>, StoreError> {
         let now = now_ms();
@@ -379,7 +391,7 @@ impl Store {
         };
         let adding = Usage {
             rows: rows.len() as i64,
-            bytes: rows.iter().map(|(_, r)| r.len() as i64).sum(),
+            bytes: rows.iter().map(|r| r.request.len() as i64).sum(),
             queued: rows.len() as i64,
         };
         let mine = usage(&mut tx, Some(client)).await?;
@@ -388,17 +400,18 @@ impl Store {
             tx.rollback().await?;
             return Ok(Err(full));
         }
-        for (token, request) in rows {
+        for row in rows {
             sqlx::query(
-                "INSERT INTO judge0_submissions (token, status_id, request, created_at, client, bytes) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO judge0_submissions (token, status_id, request, created_at, client, bytes, language_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
-            .bind(token)
+            .bind(&row.token)
             .bind(Judge0Status::InQueue.id())
-            .bind(request)
+            .bind(&row.request)
             .bind(now)
             .bind(client)
-            .bind(request.len() as i64)
+            .bind(row.request.len() as i64)
+            .bind(row.language_id)
             .execute(&mut *tx)
             .await?;
         }
@@ -639,22 +652,25 @@ mod tests {
         client_bytes: 1 << 20,
     };
 
-    /// Queues `rows` for the client `a`.
-    async fn put(store: &Store, rows: &[(String, String)]) {
-        store.insert("a", rows, &ROOMY).await.unwrap().unwrap();
+    /// A row to queue, of language 71.
+    fn queued(token: &str, request: &str) -> Queued {
+        Queued {
+            token: token.into(),
+            request: request.into(),
+            language_id: 71,
+        }
+    }
+
+    /// Queues `rows` (token, request) for the client `a`.
+    async fn put(store: &Store, rows: &[(&str, &str)]) {
+        let rows: Vec<Queued> = rows.iter().map(|(t, r)| queued(t, r)).collect();
+        store.insert("a", &rows, &ROOMY).await.unwrap().unwrap();
     }
 
     #[tokio::test]
     async fn a_submission_is_claimed_once_and_finished_once_by_its_holder() {
         let (store, _dir) = sqlite().await;
-        put(
-            &store,
-            &[
-                ("t1".into(), "{}".into()),
-                ("t2".into(), "{\"x\":1}".into()),
-            ],
-        )
-        .await;
+        put(&store, &[("t1", "{}"), ("t2", "{\"x\":1}")]).await;
         let a = worker("a", "1");
         let first = store.claim(&a, LEASE).await.unwrap().unwrap();
         assert_eq!((first.token.as_str(), first.attempts), ("t1", 1));
@@ -692,7 +708,7 @@ mod tests {
     #[tokio::test]
     async fn an_earlier_lifes_claims_are_run_again_then_given_up() {
         let (store, _dir) = sqlite().await;
-        put(&store, &[("t".into(), "{}".into())]).await;
+        put(&store, &[("t", "{}")]).await;
         let before = worker("a", "old");
         store.claim(&before, LEASE).await.unwrap().unwrap();
         // Another instance's live claim is not touched.
@@ -720,11 +736,7 @@ mod tests {
     #[tokio::test]
     async fn an_expired_lease_is_taken_back_and_a_renewed_one_is_not() {
         let (store, _dir) = sqlite().await;
-        put(
-            &store,
-            &[("t1".into(), "{}".into()), ("t2".into(), "{}".into())],
-        )
-        .await;
+        put(&store, &[("t1", "{}"), ("t2", "{}")]).await;
         let a = worker("a", "1");
         let short = store.claim(&a, Duration::ZERO).await.unwrap().unwrap();
         let long = store.claim(&a, Duration::ZERO).await.unwrap().unwrap();
@@ -752,11 +764,7 @@ mod tests {
     #[tokio::test]
     async fn only_a_finished_submission_is_deleted_and_old_results_are_purged() {
         let (store, _dir) = sqlite().await;
-        put(
-            &store,
-            &[("t1".into(), "{}".into()), ("t2".into(), "{}".into())],
-        )
-        .await;
+        put(&store, &[("t1", "{}"), ("t2", "{}")]).await;
         assert_eq!(
             store.delete("t1", Scope::Every).await.unwrap(),
             Deleted::Busy(Judge0Status::InQueue.id())
@@ -790,8 +798,8 @@ mod tests {
     #[tokio::test]
     async fn a_clients_scope_reaches_its_own_rows_only() {
         let (store, _dir) = sqlite().await;
-        put(&store, &[("mine".into(), "{}".into())]).await;
-        let b = &[("theirs".into(), "{}".into())];
+        put(&store, &[("mine", "{}")]).await;
+        let b = &[queued("theirs", "{}")];
         store.insert("b", b, &ROOMY).await.unwrap().unwrap();
         let a = Scope::Client("a");
         assert!(store.get("mine", a).await.unwrap().is_some());
@@ -813,12 +821,12 @@ mod tests {
             bytes: 100,
             client_bytes: 60,
         };
-        let rows = |n: usize, size: usize| -> Vec<(String, String)> {
+        let rows = |n: usize, size: usize| -> Vec<Queued> {
             (0..n)
-                .map(|_| (uuid::Uuid::new_v4().to_string(), "x".repeat(size)))
+                .map(|_| queued(&uuid::Uuid::new_v4().to_string(), &"x".repeat(size)))
                 .collect()
         };
-        let insert = |client: &'static str, rows: Vec<(String, String)>| {
+        let insert = |client: &'static str, rows: Vec<Queued>| {
             let store = store.clone();
             async move { store.insert(client, &rows, &bounds).await.unwrap() }
         };
@@ -852,7 +860,7 @@ mod tests {
     #[tokio::test]
     async fn claims_take_turns_across_clients_oldest_first_within_each() {
         let (store, _dir) = sqlite().await;
-        let row = |token: &str| (token.to_string(), "{}".to_string());
+        let row = |token: &str| queued(token, "{}");
         store
             .insert("a", &[row("a1"), row("a2"), row("a3")], &ROOMY)
             .await
