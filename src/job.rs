@@ -36,6 +36,27 @@ pub(crate) struct Job {
     /// Who it runs for, for the fair share of run slots: an API key's id or
     /// the peer's address.
     pub(crate) client: Client,
+    /// Where each stage's stderr goes.
+    pub(crate) streams: Streams,
+}
+
+/// Where a stage's program writes its stderr.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Stderr {
+    /// A stream of its own.
+    #[default]
+    Apart,
+    /// Into stdout, as `2>&1` puts it: the program's fd 2 is the very pipe
+    /// of its fd 1, so the one stream holds both in the order of the
+    /// writes, and stderr stays empty.
+    Merged,
+}
+
+/// Where each stage's stderr goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Streams {
+    pub(crate) compile: Stderr,
+    pub(crate) run: Stderr,
 }
 
 /// Who a run is for: the API key's id, or the peer's address when keys
@@ -107,6 +128,8 @@ pub(crate) struct JobRequest {
     /// A batch's tests (none for a single run, which runs with `stdin`
     /// and `args`).
     pub(crate) tests: Vec<RunInput>,
+    /// Where each stage's stderr goes (apart, unless a dialect asks).
+    pub(crate) streams: Streams,
 }
 
 /// A part of a request, as the domain knows it; each dialect has its own
@@ -196,6 +219,7 @@ impl JobRequest {
             limits,
             inputs: NonEmpty::from_vec(self.tests).unwrap_or_else(|| NonEmpty::one(single)),
             client,
+            streams: self.streams,
         })
     }
 

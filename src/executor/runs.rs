@@ -26,7 +26,7 @@ use super::pair::Pair;
 use super::pool::Pool;
 use crate::custody::{Custody, Held};
 use crate::engine::BUILD_POINT;
-use crate::job::{Job, RunInput, Stage};
+use crate::job::{Job, RunInput, Stage, Stderr};
 use crate::limits::Limits;
 use crate::live::Live;
 use crate::nonempty::NonEmpty;
@@ -244,6 +244,7 @@ impl Runs {
             let stdin = &input.stdin;
             Payload::new(
                 clock(&job.limits.run),
+                job.streams.run,
                 &files,
                 &input.args,
                 stdin,
@@ -251,12 +252,12 @@ impl Runs {
             )
         };
         let bounds = bounds(&job.limits.run);
-        let pooled = job
-            .limits
-            .run
-            .same_sandbox(&job.language.limits)
-            .then(|| self.pool.claim(&job.language))
-            .flatten();
+        // A pre-started program's streams were set before the run was
+        // known: a merged stderr needs a sandbox that starts it.
+        let pooled = (job.limits.run.same_sandbox(&job.language.limits)
+            && (job.streams.run == Stderr::Apart || !self.pool.prestarts(&job.language)))
+        .then(|| self.pool.claim(&job.language))
+        .flatten();
         if let Some(sandbox) = pooled {
             // Its creation and start were the pool's, before this request.
             match sandbox.execute(Some(payload()), bounds, &self.stop).await {
@@ -292,7 +293,8 @@ impl Runs {
             live.stage(Stage::Run)
         });
         let (args, stdin) = (&input.args, &input.stdin);
-        let payload = Payload::new(clock(&job.limits.run), &[], args, stdin, streamed);
+        let stderr = job.streams.run;
+        let payload = Payload::new(clock(&job.limits.run), stderr, &[], args, stdin, streamed);
         let ran = runner
             .execute(Some(payload), bounds(&job.limits.run), &self.stop)
             .await?;
@@ -317,7 +319,8 @@ impl Runs {
         let uid = self.launcher.lease().await;
         let run = &job.limits.run;
         let launch = Launch::cold(job, Stage::Run, run, None, Some(build));
-        let payload = Payload::with_build(clock(run), BUILD_POINT, &input.args, &input.stdin);
+        let (args, stdin) = (&input.args, &input.stdin);
+        let payload = Payload::with_build(clock(run), job.streams.run, BUILD_POINT, args, stdin);
         let sandbox = self.launcher.launch(launch, &uid, Some(payload)).await?;
         let mut phases = sandbox.start_phases.clone();
         let ran = match sandbox.execute(None, bounds(run), &self.stop).await {
@@ -377,7 +380,8 @@ impl Runs {
             live.stage(Stage::Compile)
         });
         let args = &job.compile_args;
-        let payload = Payload::new(clock(limits), &files, args, b"", streamed);
+        let stderr = job.streams.compile;
+        let payload = Payload::new(clock(limits), stderr, &files, args, b"", streamed);
         match compiler
             .execute(Some(payload), bounds(limits), &self.stop)
             .await

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::RequestBounds;
-use crate::job::{Client, Field, Job, JobError, JobRequest, RunInput, Stage};
+use crate::job::{Client, Field, Job, JobError, JobRequest, RunInput, Stage, Stderr, Streams};
 use crate::language::{Language, Registry};
 use crate::limits::{Limit, LimitsOverride};
 
@@ -566,10 +566,26 @@ impl Submission {
             run_limits,
             compile_limits: LimitsOverride::default(),
             tests,
+            streams: self.streams(),
         };
         request
             .into_job(registry, bounds, client)
             .map_err(|e| refusal(e, &language))
+    }
+
+    /// Where each stage's stderr goes, as Judge0's worker sends it
+    /// (`isolate_job.rb`): a compile's always into its one output
+    /// (`compile_output`, isolate's `--stderr-to-stdout`), a run's into
+    /// stdout when `redirect_stderr_to_stdout` asks.
+    fn streams(&self) -> Streams {
+        Streams {
+            compile: Stderr::Merged,
+            run: if self.redirect_stderr_to_stdout {
+                Stderr::Merged
+            } else {
+                Stderr::Apart
+            },
+        }
     }
 
     /// The submission's limits as the run's, each within `language`'s:

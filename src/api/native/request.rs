@@ -12,7 +12,7 @@ use super::super::body::{expect_object, json_error};
 use super::super::error::ApiError;
 use crate::checker::Compare;
 use crate::config::RequestBounds;
-use crate::job::{Client, Field, Job, JobRequest, RunInput, Stage};
+use crate::job::{Client, Field, Job, JobRequest, RunInput, Stage, Streams};
 use crate::language::Registry;
 use crate::limits::{Limit, LimitsOverride};
 
@@ -139,6 +139,7 @@ impl RunRequest {
             },
             compile_limits: LimitsOverride::default(),
             compile_args: Vec::new(),
+            streams: Streams::default(),
         };
         request.check_sizes(bounds).map_err(refuse)?;
         let checks = self.check_values(&request, tests)?;
