@@ -23,6 +23,12 @@
 //! (the end of stdin), `k<signal number>\n` (a signal to the program),
 //! as the supervisor reads them ([`frame`]).
 //!
+//! A path is one line: the job's file names hold no control character
+//! (`job::check_file_name`), so no newline, and the bootstrap reads each
+//! with `IFS= read -r` and uses it quoted, so that spaces (leading and
+//! trailing too), quotes, `$`, `*`, `;` and backslashes are the name's own
+//! bytes, never split, globbed or run.
+//!
 //! Sizes are read with `head -c`, which (in GNU coreutils, as in every
 //! Debian- or Ubuntu-based image) reads exactly that many bytes, so what
 //! follows the framing is left, unread, for the program's own stdin. The
@@ -721,6 +727,83 @@ mod tests {
         }
         assert_eq!(frame(Frame::End), b"e\n");
         assert_eq!(frame(Frame::Signal(2)), b"k2\n");
+    }
+
+    /// File names as users have them, and as an attacker would write
+    /// them, each one the name rule allows.
+    const HOSTILE_NAMES: [&str; 16] = [
+        "helper functions.c",
+        "input data/l'été 2024.txt",
+        " leading space",
+        "trailing space ",
+        "main.py ",
+        "\"double\" and 'single' quotes",
+        "$HOME $(id) `id` ${x}",
+        "*.c",
+        "[ab]?.txt",
+        "semi;colon && pipe | amp & lt < gt >",
+        "~tilde #hash !bang %percent x=1",
+        "データ/ファイル 1.txt",
+        "a/in the -middle-/b@c",
+        "sub/*",
+        "\u{a0}no-break space",
+        "emoji 🎉",
+    ];
+
+    /// Every file under `dir`, as paths relative to it.
+    fn tree(dir: &std::path::Path) -> std::collections::BTreeSet<String> {
+        let mut found = std::collections::BTreeSet::new();
+        let mut folders = vec![dir.to_path_buf()];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    folders.push(path);
+                } else {
+                    let name = path.strip_prefix(dir).unwrap();
+                    found.insert(name.to_str().unwrap().to_string());
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn hostile_file_names_are_written_as_named_cold_and_prestarted() {
+        let mut files = vec![source("main.py", b"print('ran')")];
+        for name in HOSTILE_NAMES {
+            assert_eq!(crate::job::check_file_name(name), Ok(()), "{name:?}");
+            files.push(source(name, name.as_bytes()));
+        }
+        let expected: std::collections::BTreeSet<String> =
+            files.iter().map(|f| f.name.clone()).collect();
+        for prestart in ["", "python"] {
+            let dir = tempfile::tempdir().unwrap();
+            let input = encode(
+                "NONCE",
+                Clock::default(),
+                Stderr::Apart,
+                None,
+                &files.iter().collect::<Vec<_>>(),
+                &[],
+                Some(b""),
+            );
+            let out = bootstrap_with(dir.path(), "", prestart, &["python3", "main.py"], &input);
+            let after_ready = out
+                .stdout
+                .strip_prefix(READY.as_bytes())
+                .unwrap_or(&out.stdout);
+            let (stdout, reported, _) = read(Framing::stdout("NONCE"), &[after_ready]);
+            let said = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(stdout, b"ran\n", "{prestart:?}: {said}");
+            assert_eq!(reported.unwrap().exit, Exit::Code(0), "{prestart:?}");
+            // Exactly these files, none split, globbed, trimmed or added.
+            assert_eq!(tree(dir.path()), expected, "{prestart:?}");
+            for file in &files[1..] {
+                let written = std::fs::read(dir.path().join(&file.name)).unwrap();
+                assert_eq!(written, file.content, "{prestart:?}: {:?}", file.name);
+            }
+        }
     }
 
     /// Runs `script` under `sh -c` with its stderr where `stderr` says;
