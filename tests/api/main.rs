@@ -15,6 +15,7 @@ mod isolation;
 mod judge0;
 mod judging;
 mod limits;
+mod names;
 mod options_builds_keys;
 mod piston;
 mod playground;
