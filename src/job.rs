@@ -36,6 +36,27 @@ pub(crate) struct Job {
     /// Who it runs for, for the fair share of run slots: an API key's id or
     /// the peer's address.
     pub(crate) client: Client,
+    /// Where each stage's stderr goes.
+    pub(crate) streams: Streams,
+}
+
+/// Where a stage's program writes its stderr.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Stderr {
+    /// A stream of its own.
+    #[default]
+    Apart,
+    /// Into stdout, as `2>&1` puts it: the program's fd 2 is the very pipe
+    /// of its fd 1, so the one stream holds both in the order of the
+    /// writes, and stderr stays empty.
+    Merged,
+}
+
+/// Where each stage's stderr goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Streams {
+    pub(crate) compile: Stderr,
+    pub(crate) run: Stderr,
 }
 
 /// Who a run is for: the API key's id, or the peer's address when keys
@@ -80,8 +101,10 @@ impl Files {
 /// One file for the working directory.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct SourceFile {
-    /// A relative path: no `..`, no leading `/`, no newline (see
-    /// [`check_file_name`]).
+    /// A relative path, as the user named it (spaces, quotes and any
+    /// script's letters included), that [`check_file_name`] allows: no
+    /// control character, no `.` or `..`, no leading `/`, no component
+    /// starting with `-` or `@`.
     pub(crate) name: String,
     pub(crate) content: Vec<u8>,
 }
@@ -110,6 +133,8 @@ pub(crate) struct JobRequest {
     /// A batch's tests (none for a single run, which runs with `stdin`
     /// and `args`).
     pub(crate) tests: Vec<RunInput>,
+    /// Where each stage's stderr goes (apart, unless a dialect asks).
+    pub(crate) streams: Streams,
 }
 
 /// A part of a request, as the domain knows it; each dialect has its own
@@ -200,6 +225,7 @@ impl JobRequest {
             limits,
             inputs: NonEmpty::from_vec(self.tests).unwrap_or_else(|| NonEmpty::one(single)),
             client,
+            streams: self.streams,
         })
     }
 
@@ -478,30 +504,99 @@ pub(crate) fn folders_of(name: &str) -> impl Iterator<Item = &str> {
     name.match_indices('/').map(move |(at, _)| &name[..at])
 }
 
-/// Why `name` is not a plain relative path of safe characters, if it is
-/// not: 1 to 255 bytes, at most 8 folders deep, of `A-Za-z0-9._+-` and `/`,
-/// no empty, `.` or `..` component, none starting with `-`.
-pub(crate) fn check_file_name(name: &str) -> Result<(), &'static str> {
-    if name.is_empty() || name.len() > 255 {
-        return Err("must be 1 to 255 bytes long");
+/// The longest file name, in bytes (folders, `/`s and the file).
+pub(crate) const MAX_NAME_BYTES: usize = 1024;
+/// The longest component of a file name, in bytes (Linux's `NAME_MAX`).
+pub(crate) const MAX_COMPONENT_BYTES: usize = 255;
+/// The most components a file name may have: 15 folders and the file.
+pub(crate) const MAX_COMPONENTS: usize = 16;
+
+/// Why a file name is refused ([`check_file_name`]); each says what it
+/// saw, after "a file named … which".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum NameFault {
+    #[error("is empty")]
+    Empty,
+    #[error("is {0} bytes long, more than the limit of {MAX_NAME_BYTES} bytes")]
+    TooLong(usize),
+    #[error("holds {}, a control character", code_point(*.0))]
+    Control(char),
+    #[error(
+        "holds {}, which changes how the text around it is shown (a bidirectional control, or a line or paragraph separator)",
+        code_point(*.0)
+    )]
+    Layout(char),
+    #[error("holds a `\\`; folders are separated by `/`")]
+    Backslash,
+    #[error("is an absolute path; names are relative to the working directory")]
+    Absolute,
+    #[error("has {0} components, more than the limit of {MAX_COMPONENTS} (folders and the file)")]
+    TooDeep(usize),
+    #[error("has an empty component (a `//`, or a `/` at the end)")]
+    EmptyComponent,
+    #[error("has a `.` or `..` component")]
+    Dots,
+    #[error("has a component of {0} bytes, more than the limit of {MAX_COMPONENT_BYTES} bytes")]
+    LongComponent(usize),
+    #[error(
+        "has a component starting with `{0}`, which a compiler reads as an option (`-`) or an argument file (`@`)"
+    )]
+    Leading(char),
+}
+
+/// `U+202E`: a character named by its code point, never shown.
+fn code_point(c: char) -> String {
+    format!("U+{:04X}", c as u32)
+}
+
+/// Whether `c` changes how the text around it is laid out: the
+/// bidirectional embeddings, overrides and isolates (the "Trojan Source"
+/// characters, CVE-2021-42574) and the line and paragraph separators.
+fn changes_layout(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
+}
+
+/// Whether `name` is a file name a request may give, as users have them:
+/// any UTF-8 (spaces, quotes, `$`, `*`, `;`, letters of any script) but
+/// what is dangerous or ambiguous. Refused: an empty name, one over
+/// [`MAX_NAME_BYTES`], a control character (NUL, newline, tab, DEL, C1), a
+/// bidirectional control or a line or paragraph separator (which make a
+/// name read as another), a backslash (a folder separator to Windows), an
+/// absolute path, more than [`MAX_COMPONENTS`] components, an empty, `.`
+/// or `..` component, one over [`MAX_COMPONENT_BYTES`], and one starting
+/// with `-` or `@` (an option, or an argument file, to gcc, javac or
+/// rustc when a command's glob hands it over). Names are kept byte for
+/// byte: not normalized, not case-folded, spaces at either end kept.
+pub(crate) fn check_file_name(name: &str) -> Result<(), NameFault> {
+    if name.is_empty() {
+        return Err(NameFault::Empty);
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(NameFault::TooLong(name.len()));
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(NameFault::Control(c));
+    }
+    if let Some(c) = name.chars().find(|&c| changes_layout(c)) {
+        return Err(NameFault::Layout(c));
+    }
+    if name.contains('\\') {
+        return Err(NameFault::Backslash);
     }
     if name.starts_with('/') {
-        return Err("is an absolute path; names are relative to the working directory");
+        return Err(NameFault::Absolute);
     }
-    let parts: Vec<&str> = name.split('/').collect();
-    if parts.len() > 8 {
-        return Err("is more than 8 folders deep");
+    let parts = name.split('/').count();
+    if parts > MAX_COMPONENTS {
+        return Err(NameFault::TooDeep(parts));
     }
-    for part in parts {
+    for part in name.split('/') {
         match part {
-            "" => return Err("has an empty path component"),
-            "." | ".." => return Err("has a `.` or `..` component"),
-            p if p.starts_with('-') => return Err("has a component starting with `-`"),
-            p if !p
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b)) =>
-            {
-                return Err("may only hold A-Z, a-z, 0-9, `.`, `_`, `+`, `-` and `/`");
+            "" => return Err(NameFault::EmptyComponent),
+            "." | ".." => return Err(NameFault::Dots),
+            p if p.len() > MAX_COMPONENT_BYTES => return Err(NameFault::LongComponent(p.len())),
+            p if p.starts_with(['-', '@']) => {
+                return Err(NameFault::Leading(p.chars().next().expect("not empty")));
             }
             _ => {}
         }
@@ -754,41 +849,185 @@ mod tests {
         #[test]
         fn file_name_checks_keep_paths_inside_the_working_directory(name in ".{0,300}") {
             if check_file_name(&name).is_ok() {
+                prop_assert!(!name.is_empty() && name.len() <= MAX_NAME_BYTES);
                 prop_assert!(!name.starts_with('/'));
                 prop_assert!(!name.split('/').any(|p| p == ".." || p == "." || p.is_empty()));
-                prop_assert!(!name.contains('\n') && !name.contains('\0'));
+                prop_assert!(!name.split('/').any(|p| p.starts_with(['-', '@'])));
+                prop_assert!(!name.chars().any(|c| c.is_control() || changes_layout(c) || c == '\\'));
             }
         }
     }
 
+    const SHOWN: &str = "which changes how the text around it is shown (a bidirectional control, or a line or paragraph separator)";
+    const OPTION: &str = "which a compiler reads as an option (`-`) or an argument file (`@`)";
+
+    /// Names refused whatever their length: (name, fault, the fault's
+    /// message, without the parts [`SHOWN`] and [`OPTION`] end with).
+    const REFUSED: [(&str, NameFault, &str); 19] = [
+        ("", NameFault::Empty, "is empty"),
+        (
+            "a\0b",
+            NameFault::Control('\0'),
+            "holds U+0000, a control character",
+        ),
+        (
+            "x\ny",
+            NameFault::Control('\n'),
+            "holds U+000A, a control character",
+        ),
+        (
+            "tab\there",
+            NameFault::Control('\t'),
+            "holds U+0009, a control character",
+        ),
+        (
+            "del\u{7f}",
+            NameFault::Control('\u{7f}'),
+            "holds U+007F, a control character",
+        ),
+        (
+            "c1\u{85}",
+            NameFault::Control('\u{85}'),
+            "holds U+0085, a control character",
+        ),
+        (
+            "invoice\u{202E}fdp.exe",
+            NameFault::Layout('\u{202E}'),
+            "holds U+202E,",
+        ),
+        ("a\u{2066}b", NameFault::Layout('\u{2066}'), "holds U+2066,"),
+        ("a\u{2028}b", NameFault::Layout('\u{2028}'), "holds U+2028,"),
+        (
+            "dir\\file.c",
+            NameFault::Backslash,
+            "holds a `\\`; folders are separated by `/`",
+        ),
+        (
+            "/etc/passwd",
+            NameFault::Absolute,
+            "is an absolute path; names are relative to the working directory",
+        ),
+        (
+            "a//b",
+            NameFault::EmptyComponent,
+            "has an empty component (a `//`, or a `/` at the end)",
+        ),
+        (
+            "a/",
+            NameFault::EmptyComponent,
+            "has an empty component (a `//`, or a `/` at the end)",
+        ),
+        ("../x", NameFault::Dots, "has a `.` or `..` component"),
+        ("a/../../x", NameFault::Dots, "has a `.` or `..` component"),
+        ("./x", NameFault::Dots, "has a `.` or `..` component"),
+        (
+            "-rf.c",
+            NameFault::Leading('-'),
+            "has a component starting with `-`,",
+        ),
+        (
+            "src/-o.c",
+            NameFault::Leading('-'),
+            "has a component starting with `-`,",
+        ),
+        (
+            "@flags.c",
+            NameFault::Leading('@'),
+            "has a component starting with `@`,",
+        ),
+    ];
+
     #[test]
-    fn file_names_must_be_plain_relative_paths() {
+    fn file_names_are_taken_as_users_have_them() {
+        let long = "x".repeat(MAX_COMPONENT_BYTES);
+        let deep = ["a"; MAX_COMPONENTS].join("/");
         for good in [
             "util.py",
             "pkg/util.py",
-            "a/b/c.txt",
             "Main.java",
             "x+y_z-1.c",
+            "helper functions.c",
+            "input data/l'été 2024.txt",
+            "\"quoted\" $HOME; rm -rf * `id`.txt",
+            " leading and trailing spaces ",
+            "a/in the -middle-/b@c",
+            ".hidden/.config",
+            "データ/ファイル.txt",
+            "Ελληνικά/файл.c",
+            "مرحبا.txt",
+            "می\u{200C}خواهم.txt",
+            "née\u{0301}.txt",
+            "emoji 🎉.md",
+            "…",
+            long.as_str(),
+            deep.as_str(),
         ] {
-            assert_eq!(check_file_name(good), Ok(()), "{good}");
+            assert_eq!(check_file_name(good), Ok(()), "{good:?}");
         }
-        for bad in [
-            "",
-            "/etc/passwd",
-            "../x",
-            "a/../../x",
-            "a//b",
-            "./x",
-            "a/.",
-            "-rf.c",
-            "a b",
-            "x\ny",
-            "a\\b",
-            "é.py",
-        ] {
-            assert!(check_file_name(bad).is_err(), "{bad:?}");
-        }
-        assert!(check_file_name("a/".repeat(9).trim_end_matches('/')).is_err());
         assert_eq!(folders_of("a/b/c").collect::<Vec<_>>(), ["a", "a/b"]);
+    }
+
+    #[test]
+    fn what_is_dangerous_is_refused_each_with_its_message() {
+        for (bad, fault, message) in REFUSED {
+            assert_eq!(check_file_name(bad), Err(fault), "{bad:?}");
+            let message = match fault {
+                NameFault::Layout(_) => format!("{message} {SHOWN}"),
+                NameFault::Leading(_) => format!("{message} {OPTION}"),
+                _ => message.to_string(),
+            };
+            assert_eq!(fault.to_string(), message, "{bad:?}");
+        }
+        let long = "x".repeat(MAX_COMPONENT_BYTES);
+        let too_long = format!("{long}/{long}/{long}/{long}/x");
+        let too_deep = ["a"; MAX_COMPONENTS + 1].join("/");
+        let component = "y".repeat(MAX_COMPONENT_BYTES + 1);
+        for (bad, fault, message) in [
+            (
+                too_long,
+                NameFault::TooLong(1025),
+                "is 1025 bytes long, more than the limit of 1024 bytes",
+            ),
+            (
+                too_deep,
+                NameFault::TooDeep(17),
+                "has 17 components, more than the limit of 16 (folders and the file)",
+            ),
+            (
+                component,
+                NameFault::LongComponent(256),
+                "has a component of 256 bytes, more than the limit of 255 bytes",
+            ),
+        ] {
+            assert_eq!(check_file_name(&bad), Err(fault), "{bad:?}");
+            assert_eq!(fault.to_string(), message);
+        }
+    }
+
+    #[test]
+    fn a_refused_file_name_is_named_escaped_with_why() {
+        let refused = |name: &str| match refusal(with_files(&[name])) {
+            JobError::Invalid { field, message } => {
+                assert_eq!(field, Field::Files);
+                message
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            refused("evil\u{202E}c.exe"),
+            "has a file named \"evil\\u{202e}c.exe\", which holds U+202E, which changes how the text around it is shown (a bidirectional control, or a line or paragraph separator)"
+        );
+        assert_eq!(
+            refused("@opts"),
+            "has a file named \"@opts\", which has a component starting with `@`, which a compiler reads as an option (`-`) or an argument file (`@`)"
+        );
+        assert!(
+            JobRequest {
+                extra: vec![("input data/l'été 2024.txt".into(), b"1".to_vec())],
+                ..request("c", "x")
+            }
+            .into_job(&registry(), &bounds(), client())
+            .is_ok()
+        );
     }
 }

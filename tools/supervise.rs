@@ -6,7 +6,7 @@
 //! written:
 //!
 //! ```text
-//! /.code-runner/supervise <cpu limit in ms, 0 for none> <wall limit in ms, 0 for none> <stdin: - or framed> <build dir or -> <command> [args...]
+//! /.code-runner/supervise <cpu limit in ms, 0 for none> <wall limit in ms, 0 for none> <stdin: - or framed> <stderr: - or merged> <build dir or -> <command> [args...]
 //! ```
 //!
 //! With stdin `-` the program's stdin is this process's own (the rest of
@@ -24,8 +24,10 @@
 //! test of a batch) into the working directory when one is given, writes
 //! `<nonce>:start:<cpu µs>` on stdout, runs the command as its child (stdin
 //! inherited; stdout and stderr pipes of its own, which this program relays
-//! to its own), and when the child ends writes on both stdout and stderr
-//! the trailer
+//! to its own; with stderr `merged`, one pipe that is both the child's fd 1
+//! and its fd 2, as `2>&1` makes it, relayed to stdout, so that the one
+//! stream holds both in the order of the writes), and when the child ends
+//! writes on both stdout and stderr the trailer
 //!
 //! ```text
 //! <nonce>:<x<exit code>|s<signal>>:<oom kills>:<cpu µs>:<memory peak bytes>:<cpu|wall|->
@@ -108,15 +110,16 @@ fn main() -> ExitCode {
         return prestarted(&args[1..]);
     }
     let nonce = read_nonce();
-    let (Some(limit), Some(wall), Some(stdin), Some(build), Some(program)) = (
+    let (Some(limit), Some(wall), Some(stdin), Some(stderr), Some(build), Some(program)) = (
         args.first(),
         args.get(1),
         args.get(2),
-        args.get(3),
+        args.get(3).and_then(|s| Stderr::parse(s)),
         args.get(4),
+        args.get(5),
     ) else {
         eprintln!(
-            "supervise: usage: supervise <cpu limit ms> <wall limit ms> <- or framed> <build dir or -> <command> [args...]\n       supervise --prestart <python|node> <command> [args...]"
+            "supervise: usage: supervise <cpu limit ms> <wall limit ms> <- or framed> <- or merged> <build dir or -> <command> [args...]\n       supervise --prestart <python|node> <command> [args...]"
         );
         return ExitCode::from(2);
     };
@@ -129,8 +132,8 @@ fn main() -> ExitCode {
     let cpu_limit_us = limit.parse::<u64>().unwrap_or(0) * 1000;
     let wall_ms = wall.parse::<u64>().unwrap_or(0);
     let mut command = Command::new(program);
-    command.args(&args[5..]);
-    let output = match output_pipes(&mut command) {
+    command.args(&args[6..]);
+    let output = match output_pipes(&mut command, stderr) {
         Ok(output) => output,
         Err(e) => {
             eprintln!("supervise: cannot make the program's output pipes: {e}");
@@ -168,24 +171,7 @@ fn main() -> ExitCode {
             }
             run.finish(&child, output)
         }
-        Err(e) => {
-            // As a shell says it: 127 when the command is not there, 126
-            // when it cannot be run.
-            let _ = writeln!(std::io::stderr(), "{program}: {e}");
-            let code = if e.kind() == std::io::ErrorKind::NotFound {
-                127
-            } else {
-                126
-            };
-            run.end(
-                Ended {
-                    code: Some(code),
-                    signal: None,
-                    stopped: None,
-                },
-                None,
-            )
-        }
+        Err(e) => run.unstarted(program, &e, stderr),
     }
 }
 
@@ -226,7 +212,7 @@ impl Run {
 
     /// Relays `child`'s output, waits for it (watching the CPU-time and
     /// wall-time limits) and ends the run.
-    fn finish(self, child: &std::process::Child, output: [fs::File; 2]) -> ExitCode {
+    fn finish(self, child: &std::process::Child, output: Vec<(fs::File, i32)>) -> ExitCode {
         let relay = Relay::start(output);
         let cpu_stopped = Arc::new(AtomicBool::new(false));
         let wall_stopped = Arc::new(AtomicBool::new(false));
@@ -262,6 +248,27 @@ impl Run {
             Err(_) => Ended::failed(),
         };
         self.end(ended, Some(relay))
+    }
+
+    /// Ends the run of a command that could not be started, saying so as
+    /// a shell does, on the program's stderr (wherever that goes): 127
+    /// when the command is not there, 126 when it cannot be run.
+    fn unstarted(self, program: &str, e: &std::io::Error, stderr: Stderr) -> ExitCode {
+        let said = format!("{program}: {e}\n");
+        let _ = match stderr {
+            Stderr::Apart => std::io::stderr().write_all(said.as_bytes()),
+            Stderr::Merged => std::io::stdout().write_all(said.as_bytes()),
+        };
+        let code = match e.kind() {
+            std::io::ErrorKind::NotFound => 127,
+            _ => 126,
+        };
+        let ended = Ended {
+            code: Some(code),
+            signal: None,
+            stopped: None,
+        };
+        self.end(ended, None)
     }
 
     /// Ends every other process of the sandbox, relays the rest of the
@@ -369,7 +376,7 @@ fn prestarted(args: &[String]) -> ExitCode {
         }
     }
     command.env("CODE_RUNNER_PRESTART", "3:4");
-    let output = match output_pipes(&mut command) {
+    let output = match output_pipes(&mut command, Stderr::Apart) {
         Ok(output) => output,
         Err(e) => {
             eprintln!("supervise: cannot make the interpreter's output pipes: {e}");
@@ -433,12 +440,12 @@ fn prestarted(args: &[String]) -> ExitCode {
     let _ = writeln!(stdout, "{READY}");
     let _ = stdout.flush();
 
-    let payload = match read_payload() {
+    let payload = match prestarted_payload() {
         Ok(payload) => payload,
-        Err(e) => {
+        Err(why) => {
             let _ = child.kill();
             let _ = child.wait();
-            eprintln!("supervise: the payload is broken: {e}");
+            eprintln!("supervise: {why}");
             return ExitCode::from(125);
         }
     };
@@ -459,18 +466,33 @@ fn prestarted(args: &[String]) -> ExitCode {
     run.finish(&child, output)
 }
 
+/// The payload of a pre-started program, or why it cannot run: a broken
+/// one, or one whose stderr is merged (the interpreter's fd 2 has been a
+/// pipe of its own since its start, and cannot become its fd 1 now: the
+/// service starts such a run afresh).
+fn prestarted_payload() -> Result<Payload, String> {
+    match read_payload() {
+        Err(e) => Err(format!("the payload is broken: {e}")),
+        Ok(payload) if payload.stderr == Stderr::Merged => {
+            Err("a pre-started program's stderr cannot be merged into its stdout".into())
+        }
+        Ok(payload) => Ok(payload),
+    }
+}
+
 /// What the payload carries that the pre-started mode needs.
 struct Payload {
     nonce: String,
     cpu_ms: u64,
     wall_ms: u64,
     stdin: Stdin,
+    stderr: Stderr,
     args: Vec<Vec<u8>>,
 }
 
 /// Reads the payload's framing from stdin, byte by byte (the program's
 /// stdin follows it, unread), and writes its files (the stream's format:
-/// `src/executor/protocol.rs`).
+/// `src/sandbox/protocol.rs`).
 fn read_payload() -> std::io::Result<Payload> {
     // SAFETY: fd 0 stays open: the File is never dropped.
     let mut input = std::mem::ManuallyDrop::new(unsafe { fs::File::from_raw_fd(0) });
@@ -482,6 +504,7 @@ fn read_payload() -> std::io::Result<Payload> {
         "framed" => Stdin::Framed,
         _ => Stdin::Raw,
     };
+    let stderr = Stderr::parse(&line(input)?).ok_or(std::io::ErrorKind::InvalidData)?;
     let _build = line(input)?;
     for _ in 0..number(&line(input)?)? {
         let size = number(&line(input)?)?;
@@ -505,6 +528,7 @@ fn read_payload() -> std::io::Result<Payload> {
         cpu_ms,
         wall_ms,
         stdin,
+        stderr,
         args,
     })
 }
@@ -543,22 +567,33 @@ fn pipe() -> std::io::Result<[i32; 2]> {
     Ok(fds)
 }
 
-/// Gives `command` pipes of its own as stdout and stderr, and returns
-/// their read ends, to relay once the start line is out. The container's
-/// stdout and stderr stay this process's alone.
-fn output_pipes(command: &mut Command) -> std::io::Result<[fs::File; 2]> {
+/// Gives `command` pipes of its own as stdout and stderr (one pipe as
+/// both when `stderr` is merged, as `2>&1` makes it), and returns their
+/// read ends with the fd (1 or 2) each is relayed to once the start line
+/// is out. The container's stdout and stderr stay this process's alone.
+fn output_pipes(command: &mut Command, stderr: Stderr) -> std::io::Result<Vec<(fs::File, i32)>> {
     let [out_read, out_write] = pipe()?;
-    let [err_read, err_write] = pipe()?;
     // SAFETY: pipe2 just made these fds; each is owned once, here (the
     // read ends close on exec: the child gets only its write ends).
+    let (out_read, out_write) = unsafe {
+        (
+            fs::File::from_raw_fd(out_read),
+            OwnedFd::from_raw_fd(out_write),
+        )
+    };
+    if stderr == Stderr::Merged {
+        // The child's fd 2 is a duplicate of its fd 1: one open pipe, so
+        // each write lands in the order it was made.
+        command.stderr(out_write.try_clone()?).stdout(out_write);
+        return Ok(vec![(out_read, 1)]);
+    }
+    let [err_read, err_write] = pipe()?;
+    // SAFETY: as above.
     unsafe {
         command
-            .stdout(OwnedFd::from_raw_fd(out_write))
+            .stdout(out_write)
             .stderr(OwnedFd::from_raw_fd(err_write));
-        Ok([
-            fs::File::from_raw_fd(out_read),
-            fs::File::from_raw_fd(err_read),
-        ])
+        Ok(vec![(out_read, 1), (fs::File::from_raw_fd(err_read), 2)])
     }
 }
 
@@ -569,6 +604,24 @@ fn input_pipe(command: &mut Command) -> std::io::Result<fs::File> {
     unsafe {
         command.stdin(OwnedFd::from_raw_fd(read));
         Ok(fs::File::from_raw_fd(write))
+    }
+}
+
+/// Where the program's stderr goes: a pipe of its own (`-`), or its
+/// stdout's (`merged`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stderr {
+    Apart,
+    Merged,
+}
+
+impl Stderr {
+    fn parse(word: &str) -> Option<Stderr> {
+        match word {
+            "-" => Some(Stderr::Apart),
+            "merged" => Some(Stderr::Merged),
+            _ => None,
+        }
     }
 }
 
@@ -644,30 +697,35 @@ fn read_frames(from: &mut fs::File, data: mpsc::Sender<Vec<u8>>, child: u32) {
 }
 
 /// The program's output on its way to the container's stdout and stderr:
-/// a thread per stream, each saying when its pipe reached its end.
+/// a thread per pipe, each saying when its pipe reached its end.
 struct Relay {
+    pipes: usize,
     ended: mpsc::Receiver<()>,
 }
 
 impl Relay {
-    /// Relays `[stdout, stderr]` to this process's fds 1 and 2.
-    fn start(pipes: [fs::File; 2]) -> Relay {
+    /// Relays each pipe to this process's fd beside it (1 or 2).
+    fn start(pipes: Vec<(fs::File, i32)>) -> Relay {
         let (tell, ended) = mpsc::channel();
-        for (from, to) in pipes.into_iter().zip([1, 2]) {
+        let count = pipes.len();
+        for (from, to) in pipes {
             let tell = tell.clone();
             std::thread::spawn(move || {
                 relay(from, to);
                 let _ = tell.send(());
             });
         }
-        Relay { ended }
+        Relay {
+            pipes: count,
+            ended,
+        }
     }
 
-    /// Waits, for at most `within`, until both pipes reached their end
+    /// Waits, for at most `within`, until every pipe reached its end
     /// (every process that held them is gone).
     fn drain(self, within: Duration) {
         let until = Instant::now() + within;
-        for _ in 0..2 {
+        for _ in 0..self.pipes {
             let left = until.saturating_duration_since(Instant::now());
             if self.ended.recv_timeout(left).is_err() {
                 return;

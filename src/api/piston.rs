@@ -25,7 +25,7 @@ use super::answer::{self, add_timing_headers};
 use super::error::ApiError;
 use super::gate::Caller;
 use super::state::Api;
-use crate::job::{Field, JobError, JobRequest, Stage};
+use crate::job::{Field, JobError, JobRequest, Stage, Streams};
 use crate::language::Registry;
 use crate::limits::{Limits, LimitsOverride};
 use crate::outcome::{Exit, LimitHit, Outcome, StageResult, StreamKind};
@@ -382,6 +382,7 @@ fn job(body: &ExecuteRequest, registry: &Registry) -> Result<JobRequest, String>
         compile_limits,
         compile_args: Vec::new(),
         tests: Vec::new(),
+        streams: Streams::default(),
     })
 }
 

@@ -1,8 +1,8 @@
 //! A scripted engine for the fast tier: its containers speak the real
 //! stream protocol (`sandbox::protocol`): a started container says it is
 //! ready when its bootstrap would (a warm-up or a pre-start hook), reads
-//! the payload from its attached stdin (nonce, CPU-time limit, build,
-//! files, arguments, then the program's stdin), writes the start line,
+//! the payload from its attached stdin (nonce, CPU-time limit, where
+//! stderr goes, build, files, arguments, then the program's stdin), writes the start line,
 //! plays what the test's [`Script`] says the program does, and ends with
 //! the supervisor's trailers on both streams. Everything takes tokio's
 //! time, so that tests run under `tokio::time::pause()` in milliseconds.
@@ -25,6 +25,7 @@ use super::{
     Chunk, Containers, Created, EngineError, ExitState, Input, Kind, Listed, Output, SandboxSpec,
     Step, ToolFile, Usage, Work,
 };
+use crate::job::Stderr;
 use crate::outcome::{Exit, StreamKind};
 
 /// What one program is, as its container received it.
@@ -39,6 +40,9 @@ pub(crate) struct Run {
     pub(crate) cpu_ms: u64,
     /// The wall-time limit the supervisor holds it to (0: none).
     pub(crate) wall_ms: u64,
+    /// Where its stderr goes: with [`Stderr::Merged`], the act's stderr is
+    /// written on stdout, as the supervisor's one pipe would carry it.
+    pub(crate) stderr: Stderr,
     /// The build folder to copy first, if any.
     pub(crate) build: Option<String>,
     pub(crate) files: Vec<(String, Vec<u8>)>,
@@ -760,7 +764,7 @@ async fn bootstrap(
         format!("{nonce}:start:0\n").as_bytes(),
     );
     let wall = (run.wall_ms > 0).then(|| Duration::from_millis(run.wall_ms));
-    let acted = act_out(&act, &nonce, output);
+    let acted = act_out(&act, &nonce, run.stderr, output);
     match wall {
         None => acted.await,
         // The supervisor stops the program at its wall-time limit and
@@ -790,10 +794,14 @@ fn trailer(nonce: &str, how: &str, act: &Act, limit: &str) -> String {
 
 /// The program's act after its start line, to its trailers; the
 /// container's exit status, or `None` when it hangs until killed.
-async fn act_out(act: &Act, nonce: &str, output: &Sender) -> Option<i64> {
+async fn act_out(act: &Act, nonce: &str, stderr: Stderr, output: &Sender) -> Option<i64> {
     tokio::time::sleep(act.took).await;
     send(output, StreamKind::Stdout, &act.stdout);
-    send(output, StreamKind::Stderr, &act.stderr);
+    let onto = match stderr {
+        Stderr::Apart => StreamKind::Stderr,
+        Stderr::Merged => StreamKind::Stdout,
+    };
+    send(output, onto, &act.stderr);
     match act.ending {
         Ending::Hangs => {
             std::future::pending::<()>().await;
@@ -841,6 +849,11 @@ fn decode(payload: &[u8]) -> Option<(String, Run)> {
     let cpu_ms = line(&mut at)?.parse().ok()?;
     let wall_ms = line(&mut at)?.parse().ok()?;
     let framed = line(&mut at)? == "framed";
+    let stderr = match line(&mut at)?.as_str() {
+        "-" => Stderr::Apart,
+        "merged" => Stderr::Merged,
+        _ => return None,
+    };
     let build = Some(line(&mut at)?).filter(|b| b != "-");
     let mut files = Vec::new();
     for _ in 0..line(&mut at)?.parse::<usize>().ok()? {
@@ -861,6 +874,7 @@ fn decode(payload: &[u8]) -> Option<(String, Run)> {
         uid: 0,
         cpu_ms,
         wall_ms,
+        stderr,
         build,
         files,
         args,

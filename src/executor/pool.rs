@@ -153,6 +153,12 @@ impl Pool {
         }
     }
 
+    /// Whether the pool's sandboxes of `language` have its interpreter
+    /// pre-started (whose streams are set before a run is known).
+    pub(crate) fn prestarts(&self, language: &Language) -> bool {
+        self.start_of(language) == Start::Prestarted
+    }
+
     /// Sets every entry's target from its demand, within the budget, and
     /// removes waiting sandboxes beyond it (returned, to be dropped outside
     /// the lock).

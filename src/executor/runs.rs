@@ -26,7 +26,7 @@ use super::pair::Pair;
 use super::pool::Pool;
 use crate::custody::{Custody, Held};
 use crate::engine::BUILD_POINT;
-use crate::job::{Job, RunInput, Stage};
+use crate::job::{Job, RunInput, Stage, Stderr};
 use crate::limits::Limits;
 use crate::live::Live;
 use crate::nonempty::NonEmpty;
@@ -323,6 +323,7 @@ impl Runs {
             let stdin = &input.stdin;
             Payload::new(
                 clock(&job.limits.run),
+                job.streams.run,
                 &files,
                 &input.args,
                 stdin,
@@ -330,12 +331,12 @@ impl Runs {
             )
         };
         let bounds = bounds(&job.limits.run);
-        let pooled = job
-            .limits
-            .run
-            .same_sandbox(&job.language.limits)
-            .then(|| self.pool.claim(&job.language))
-            .flatten();
+        // A pre-started program's streams were set before the run was
+        // known: a merged stderr needs a sandbox that starts it.
+        let pooled = (job.limits.run.same_sandbox(&job.language.limits)
+            && (job.streams.run == Stderr::Apart || !self.pool.prestarts(&job.language)))
+        .then(|| self.pool.claim(&job.language))
+        .flatten();
         if let Some(sandbox) = pooled {
             // Its creation and start were the pool's, before this request.
             match sandbox.execute(Some(payload()), bounds, &self.stop).await {
@@ -372,7 +373,15 @@ impl Runs {
         });
         let (args, stdin) = (&input.args, &input.stdin);
         let files: Vec<_> = input.files.iter().collect();
-        let payload = Payload::new(clock(&job.limits.run), &files, args, stdin, streamed);
+        let stderr = job.streams.run;
+        let payload = Payload::new(
+            clock(&job.limits.run),
+            stderr,
+            &files,
+            args,
+            stdin,
+            streamed,
+        );
         let ran = runner
             .execute(Some(payload), bounds(&job.limits.run), &self.stop)
             .await?;
@@ -404,7 +413,16 @@ impl Runs {
         let launch = Launch::cold(job, Stage::Run, run, None, Some(build));
         let files: Vec<_> = input.files.iter().collect();
         let (args, stdin) = (&input.args, &input.stdin);
-        let payload = Payload::with_build(clock(run), BUILD_POINT, &files, args, stdin, streamed);
+        let stderr = job.streams.run;
+        let payload = Payload::with_build(
+            clock(run),
+            stderr,
+            BUILD_POINT,
+            &files,
+            args,
+            stdin,
+            streamed,
+        );
         let sandbox = self.launcher.launch(launch, &uid, Some(payload)).await?;
         let mut phases = sandbox.start_phases.clone();
         let ran = match sandbox.execute(None, bounds(run), &self.stop).await {
@@ -464,7 +482,8 @@ impl Runs {
             live.stage(Stage::Compile)
         });
         let args = &job.compile_args;
-        let payload = Payload::new(clock(limits), &files, args, b"", streamed);
+        let stderr = job.streams.compile;
+        let payload = Payload::new(clock(limits), stderr, &files, args, b"", streamed);
         match compiler
             .execute(Some(payload), bounds(limits), &self.stop)
             .await

@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::RequestBounds;
-use crate::job::{Client, Field, Job, JobError, JobRequest, RunInput, Stage};
+use crate::job::{Client, Field, Job, JobError, JobRequest, RunInput, Stage, Stderr, Streams};
 use crate::language::{Language, Registry};
 use crate::limits::{Limit, LimitsOverride};
+use crate::text::clip;
 
 /// Validation errors in Judge0's shape: each field with its messages, in
 /// the order the checks ran (answered with HTTP 422).
@@ -612,10 +613,26 @@ impl Submission {
             run_limits,
             compile_limits: LimitsOverride::default(),
             tests,
+            streams: self.streams(),
         };
         request
             .into_job(registry, bounds, client)
             .map_err(|e| refusal(e, &language))
+    }
+
+    /// Where each stage's stderr goes, as Judge0's worker sends it
+    /// (`isolate_job.rb`): a compile's always into its one output
+    /// (`compile_output`, isolate's `--stderr-to-stdout`), a run's into
+    /// stdout when `redirect_stderr_to_stdout` asks.
+    fn streams(&self) -> Streams {
+        Streams {
+            compile: Stderr::Merged,
+            run: if self.redirect_stderr_to_stdout {
+                Stderr::Merged
+            } else {
+                Stderr::Apart
+            },
+        }
     }
 
     /// The submission's limits as the run's, each within `language`'s:
@@ -683,8 +700,9 @@ fn refusal(e: JobError, language: &Language) -> (String, String) {
 
 /// The files of a zip archive (Judge0's `additional_files`), bounded by the
 /// request's bounds: at most `max_files` files, `max_code_bytes` unpacked
-/// in all, names the pipeline checks again (no `..`, no absolute path).
-/// Folders are skipped (a file's path makes its folders).
+/// in all, each name UTF-8 ([`utf8_name`]) and held by the pipeline to the
+/// rule of every file name (`job::check_file_name`). Folders are skipped
+/// (a file's path makes its folders).
 pub(crate) fn unzip(data: &[u8], bounds: &RequestBounds) -> Result<Vec<(String, Vec<u8>)>, String> {
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(data))
         .map_err(|e| format!("is not a zip archive: {e}"))?;
@@ -704,10 +722,7 @@ pub(crate) fn unzip(data: &[u8], bounds: &RequestBounds) -> Result<Vec<(String, 
         if entry.is_dir() {
             continue;
         }
-        let name = entry
-            .name()
-            .map_err(|e| format!("has an entry whose name cannot be read: {e}"))?
-            .to_string();
+        let name = utf8_name(entry.name_raw())?;
         if files.len() == bounds.max_files {
             return Err(format!(
                 "has more than the limit of {} files",
@@ -720,7 +735,12 @@ pub(crate) fn unzip(data: &[u8], bounds: &RequestBounds) -> Result<Vec<(String, 
         (&mut entry)
             .take(room as u64 + 1)
             .read_to_end(&mut content)
-            .map_err(|e| format!("has an entry ({name}) that cannot be unpacked: {e}"))?;
+            .map_err(|e| {
+                format!(
+                    "has an entry ({:?}) that cannot be unpacked: {e}",
+                    clip(&name)
+                )
+            })?;
         if content.len() > room {
             return Err(format!(
                 "unpacks to more than the limit of {} bytes",
@@ -731,6 +751,19 @@ pub(crate) fn unzip(data: &[u8], bounds: &RequestBounds) -> Result<Vec<(String, 
         files.push((name, content));
     }
     Ok(files)
+}
+
+/// An entry's name as the archive holds it (or as its Info-ZIP Unicode
+/// path field gives it), which must be UTF-8: a name in another encoding
+/// (an old archiver's code page) is refused, never guessed.
+fn utf8_name(raw: &[u8]) -> Result<String, String> {
+    match std::str::from_utf8(raw) {
+        Ok(name) => Ok(name.to_string()),
+        Err(_) => Err(format!(
+            "has an entry whose name is not UTF-8 ({:?} read as UTF-8); zip the files with UTF-8 names",
+            clip(&String::from_utf8_lossy(raw))
+        )),
+    }
 }
 
 mod bytes {

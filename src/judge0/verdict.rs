@@ -114,7 +114,7 @@ fn compile_failed(compile: &StageResult) -> Judged {
 /// One run's result: its figures, then its status (Accepted or Wrong
 /// Answer when it exited 0 within its time, else how it failed).
 fn judge_run(submission: &Submission, run: &StageResult) -> Judged {
-    let mut judged = figures(submission, run);
+    let mut judged = figures(run);
     match failure(submission, run) {
         None => judged.status_id = answer(submission, run),
         Some(failed) => {
@@ -127,18 +127,16 @@ fn judge_run(submission: &Submission, run: &StageResult) -> Judged {
     judged
 }
 
-/// What Judge0 reports of any run: its output (stderr merged into stdout
-/// when asked), CPU and wall time in s, peak memory in KiB; exit code 0.
-fn figures(submission: &Submission, run: &StageResult) -> Judged {
-    let (stdout, stderr) = if submission.redirect_stderr_to_stdout {
-        (some(&run.output), None)
-    } else {
-        (some(&run.stdout), some(&run.stderr))
-    };
+/// What Judge0 reports of any run: its output as the sandbox kept it
+/// (with `redirect_stderr_to_stdout`, the program's stderr was its stdout
+/// pipe, so `stdout` holds both in the order written and `stderr` is
+/// empty: see `job::Stderr`), CPU and wall time in s, peak memory in KiB;
+/// exit code 0.
+fn figures(run: &StageResult) -> Judged {
     Judged {
         status_id: Judge0Status::Accepted,
-        stdout,
-        stderr,
+        stdout: some(&run.stdout),
+        stderr: some(&run.stderr),
         compile_output: None,
         message: None,
         exit_code: Some(0),
@@ -369,13 +367,23 @@ mod tests {
     }
 
     #[test]
-    fn stderr_goes_to_stdout_when_asked_and_empty_output_is_null() {
-        let mut s = submission(None);
+    fn the_streams_are_as_the_sandbox_kept_them_and_empty_output_is_null() {
+        // Merged in the sandbox (the program's fd 2 was its stdout pipe):
+        // stdout holds both, in the order written, and is what is judged.
+        let mut s = submission(Some("warn\n4"));
         s.redirect_stderr_to_stdout = true;
+        let mut merged = stage(Some(Exit::Code(0)), None, 10);
+        (merged.stdout, merged.stderr) = ("warn\n4\n".into(), String::new());
+        let judged = judge(&s, &ran(merged));
+        assert_eq!(
+            (judged.stdout.as_deref(), judged.stderr, judged.status_id),
+            (Some("warn\n4\n"), None, Judge0Status::Accepted)
+        );
+        // Never merged again here, in the order the two pipes were read.
         let judged = judge(&s, &ran(stage(Some(Exit::Code(0)), None, 10)));
         assert_eq!(
-            (judged.stdout.as_deref(), judged.stderr),
-            (Some("warn\n4\n"), None)
+            (judged.stdout.as_deref(), judged.stderr.as_deref()),
+            (Some("4\n"), Some("warn\n"))
         );
         let mut quiet = stage(Some(Exit::Code(0)), None, 10);
         quiet.stdout.clear();

@@ -381,8 +381,9 @@ mod tests {
         assert_eq!(registry.get("lua").unwrap().version, "5.4");
     }
 
-    #[test]
-    fn every_catalogue_file_parses_and_no_name_is_used_twice() {
+    /// Every language the repository ships: the catalogue's and the
+    /// built-in python.
+    fn shipped() -> Vec<Arc<Language>> {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("languages/available");
         let files = read_language_files(&dir).unwrap();
         assert!(files.len() >= 8);
@@ -405,7 +406,12 @@ mod tests {
                 .iter()
                 .cloned(),
         );
-        let registry = Registry::from_languages(languages).expect("no name used twice");
+        languages
+    }
+
+    #[test]
+    fn every_catalogue_file_parses_and_no_name_is_used_twice() {
+        let registry = Registry::from_languages(shipped()).expect("no name used twice");
         for name in [
             "python",
             "javascript",
@@ -456,5 +462,92 @@ mod tests {
         std::fs::write(dir.path().join("b.toml"), "[[[").unwrap();
         let err = Registry::load(dir.path(), &DefaultLimits::default()).unwrap_err();
         assert_eq!(err.0.len(), 2, "{err}");
+    }
+
+    /// The tools the shipped commands name, each a stand-in on `PATH` that
+    /// writes the arguments it got (each ending in a NUL) to `$ARGS`.
+    const TOOLS: [&str; 10] = [
+        "gcc", "g++", "go", "javac", "rustc", "java", "python3", "node", "ruby", "bash",
+    ];
+
+    #[test]
+    fn every_shipped_command_hands_each_file_name_over_whole_and_runs_none() {
+        let stubs = tempfile::tempdir().unwrap();
+        for tool in TOOLS {
+            let path = stubs.path().join(tool);
+            let script = "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\0' \"$a\"; done > \"$ARGS\"\n";
+            std::fs::write(&path, script).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let path = format!("{}:/usr/bin:/bin", stubs.path().display());
+        for language in shipped() {
+            let ext = language.source_file.rsplit_once('.').map_or("", |(_, e)| e);
+            let mut names = vec![language.source_file.clone()];
+            for stem in [
+                "helper functions",
+                " leading space",
+                "l'été 2024",
+                "\"double\" $(touch pwned) `touch pwned` ${HOME}",
+                "*",
+                "a;touch pwned;b & c | d",
+                "dir/in a folder",
+            ] {
+                names.push(format!("{stem}.{ext}"));
+            }
+            let compile = language.compile.as_ref().map(|c| c.command.clone());
+            for command in compile.into_iter().chain([language.run.clone()]) {
+                // A program the command builds names no file.
+                if command[0].starts_with("./") {
+                    continue;
+                }
+                let case = format!("{}: {command:?}", language.name);
+                let work = tempfile::tempdir().unwrap();
+                for name in &names {
+                    let file = work.path().join(name);
+                    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+                    std::fs::write(file, "x").unwrap();
+                }
+                let args_file = work.path().join("args");
+                let status = std::process::Command::new(&command[0])
+                    .args(&command[1..])
+                    .current_dir(work.path())
+                    .env("PATH", &path)
+                    .env("ARGS", &args_file)
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "{case}");
+                let raw = std::fs::read(&args_file).unwrap_or_else(|e| panic!("{case}: {e}"));
+                let got: Vec<String> = (raw.split(|&b| b == 0))
+                    .filter(|a| !a.is_empty())
+                    .map(|a| String::from_utf8(a.to_vec()).unwrap())
+                    .collect();
+                // Every argument is a part of the command (a script given
+                // to `bash -c` whole), a word of one, or a file's whole
+                // name; the top-level sources a glob names are each there
+                // once.
+                let words: Vec<String> = (command.iter())
+                    .flat_map(|part| part.split_whitespace())
+                    .map(|w| w.trim_matches(|c| c == '"' || c == '\'').to_string())
+                    .chain(command.iter().cloned())
+                    .collect();
+                for arg in &got {
+                    assert!(
+                        words.contains(arg) || names.contains(arg),
+                        "{case}: {arg:?} in {got:?}"
+                    );
+                }
+                if command
+                    .iter()
+                    .any(|part| part.contains(&format!("*.{ext}")))
+                {
+                    for name in names.iter().filter(|n| !n.contains('/')) {
+                        let count = got.iter().filter(|a| *a == name).count();
+                        assert_eq!(count, 1, "{case}: {name:?} in {got:?}");
+                    }
+                }
+                assert!(!work.path().join("pwned").exists(), "{case}: a name ran");
+            }
+        }
     }
 }

@@ -32,6 +32,7 @@ use super::watch::{CpuBound, CpuWatch};
 use crate::custody::uids::UidLease;
 use crate::custody::{Custody, Held};
 use crate::engine::{self, Chunk, Containers, EngineError, Input, Kind, Output, SandboxSpec};
+use crate::job::Stderr;
 use crate::live::{Control, Controls, Sink, Streamed};
 use crate::outcome::{Phase, Phases, StageResult, StreamKind, Usage};
 
@@ -68,15 +69,17 @@ pub(crate) struct Payload {
 
 impl Payload {
     /// The payload of a stage with `files`, `args` and `stdin`, stopped
-    /// by the supervisor at `clock`'s limits (and streamed, if `streamed`).
+    /// by the supervisor at `clock`'s limits, its stderr where `stderr`
+    /// says (and streamed, if `streamed`).
     pub(crate) fn new(
         clock: Clock,
+        stderr: Stderr,
         files: &[&crate::job::SourceFile],
         args: &[String],
         stdin: &[u8],
         streamed: Option<Streamed>,
     ) -> Payload {
-        Payload::encoded(clock, None, files, args, stdin, streamed)
+        Payload::encoded(clock, stderr, None, files, args, stdin, streamed)
     }
 
     /// The payload of a batch's test: the compiled build (mounted at
@@ -84,17 +87,19 @@ impl Payload {
     /// own `files`, before the program starts.
     pub(crate) fn with_build(
         clock: Clock,
+        stderr: Stderr,
         build: &str,
         files: &[&crate::job::SourceFile],
         args: &[String],
         stdin: &[u8],
         streamed: Option<Streamed>,
     ) -> Payload {
-        Payload::encoded(clock, Some(build), files, args, stdin, streamed)
+        Payload::encoded(clock, stderr, Some(build), files, args, stdin, streamed)
     }
 
     fn encoded(
         clock: Clock,
+        stderr: Stderr,
         build: Option<&str>,
         files: &[&crate::job::SourceFile],
         args: &[String],
@@ -106,11 +111,12 @@ impl Payload {
             Some(streamed) => (streamed.input, Some(streamed.sink)),
             None => (None, None),
         };
+        let encode = |stdin| protocol::encode(&nonce, clock, stderr, build, files, args, stdin);
         let bytes = match input {
-            None => protocol::encode(&nonce, clock, build, files, args, Some(stdin)),
+            None => encode(Some(stdin)),
             // Framed: the request's own stdin is the first frame.
             Some(_) => {
-                let mut bytes = protocol::encode(&nonce, clock, build, files, args, None);
+                let mut bytes = encode(None);
                 if !stdin.is_empty() {
                     bytes.extend(protocol::frame(Frame::Data(stdin)));
                 }

@@ -11,6 +11,7 @@
 //! <CPU-time limit in ms, 0 for none>\n
 //! <wall-time limit in ms, counted from the program's start, 0 for none>\n
 //! <the program's stdin: - (the rest of the stream) or framed>\n
+//! <the program's stderr: - (a stream of its own) or merged (its stdout's pipe, as 2>&1)>\n
 //! <a build folder to copy into the working directory first, or ->\n
 //! <file count>\n  then per file: <size>\n<relative path>\n<size bytes>
 //! <arg count>\n   then per arg:  <size>\n<size bytes>
@@ -21,6 +22,12 @@
 //! program runs and carry signals: `d<size>\n<size bytes>` (data), `e\n`
 //! (the end of stdin), `k<signal number>\n` (a signal to the program),
 //! as the supervisor reads them ([`frame`]).
+//!
+//! A path is one line: the job's file names hold no control character
+//! (`job::check_file_name`), so no newline, and the bootstrap reads each
+//! with `IFS= read -r` and uses it quoted, so that spaces (leading and
+//! trailing too), quotes, `$`, `*`, `;` and backslashes are the name's own
+//! bytes, never split, globbed or run.
 //!
 //! Sizes are read with `head -c`, which (in GNU coreutils, as in every
 //! Debian- or Ubuntu-based image) reads exactly that many bytes, so what
@@ -54,7 +61,7 @@ use std::time::Duration;
 
 use super::verdict::Reported;
 use crate::engine::TOOLS_POINT;
-use crate::job::SourceFile;
+use crate::job::{SourceFile, Stderr};
 use crate::outcome::{Exit, Signal};
 
 /// The sandbox's working directory, where the files are written.
@@ -91,6 +98,7 @@ IFS= read -r nonce
 IFS= read -r cpu
 IFS= read -r wall
 IFS= read -r stdin
+IFS= read -r stderr
 IFS= read -r build
 IFS= read -r n
 while [ "$n" -gt 0 ]; do
@@ -107,7 +115,7 @@ while [ "$n" -gt 0 ]; do
   set -- "$@" "${arg%x}"
   n=$((n - 1))
 done
-exec "$supervisor" "$cpu" "$wall" "$stdin" "$build" "$@" 3<<NONCE
+exec "$supervisor" "$cpu" "$wall" "$stdin" "$stderr" "$build" "$@" 3<<NONCE
 $nonce
 NONCE
 "#;
@@ -133,12 +141,14 @@ pub(crate) struct Clock {
     pub(crate) wall: Option<Duration>,
 }
 
-/// Encodes the nonce, the time limits, the build folder to copy, the
-/// files, arguments and stdin into the bootstrap's stream; `stdin` `None`:
-/// framed stdin follows, written as the run goes ([`frame`]).
+/// Encodes the nonce, the time limits, where stderr goes, the build
+/// folder to copy, the files, arguments and stdin into the bootstrap's
+/// stream; `stdin` `None`: framed stdin follows, written as the run goes
+/// ([`frame`]).
 pub(crate) fn encode(
     nonce: &str,
     clock: Clock,
+    stderr: Stderr,
     build: Option<&str>,
     files: &[&SourceFile],
     args: &[String],
@@ -158,8 +168,12 @@ pub(crate) fn encode(
     let (cpu_ms, wall_ms) = (ms(clock.cpu), ms(clock.wall));
     let build = build.unwrap_or("-");
     let mode = if framed { "framed" } else { "-" };
+    let stderr = match stderr {
+        Stderr::Apart => "-",
+        Stderr::Merged => "merged",
+    };
     let head = format!(
-        "{nonce}\n{cpu_ms}\n{wall_ms}\n{mode}\n{build}\n{}\n",
+        "{nonce}\n{cpu_ms}\n{wall_ms}\n{mode}\n{stderr}\n{build}\n{}\n",
         files.len()
     );
     out.extend_from_slice(head.as_bytes());
@@ -506,6 +520,7 @@ mod tests {
             &encode(
                 "NONCE",
                 Clock::default(),
+                Stderr::Apart,
                 None,
                 &files.iter().collect::<Vec<_>>(),
                 args,
@@ -557,6 +572,7 @@ mod tests {
             let input = encode(
                 "NONCE",
                 Clock::default(),
+                Stderr::Apart,
                 None,
                 &files.iter().collect::<Vec<_>>(),
                 &args,
@@ -650,6 +666,7 @@ mod tests {
             let mut input = encode(
                 "NONCE",
                 Clock::default(),
+                Stderr::Apart,
                 None,
                 &files.iter().collect::<Vec<_>>(),
                 &[],
@@ -712,6 +729,176 @@ mod tests {
         assert_eq!(frame(Frame::Signal(2)), b"k2\n");
     }
 
+    /// File names as users have them, and as an attacker would write
+    /// them, each one the name rule allows.
+    const HOSTILE_NAMES: [&str; 16] = [
+        "helper functions.c",
+        "input data/l'été 2024.txt",
+        " leading space",
+        "trailing space ",
+        "main.py ",
+        "\"double\" and 'single' quotes",
+        "$HOME $(id) `id` ${x}",
+        "*.c",
+        "[ab]?.txt",
+        "semi;colon && pipe | amp & lt < gt >",
+        "~tilde #hash !bang %percent x=1",
+        "データ/ファイル 1.txt",
+        "a/in the -middle-/b@c",
+        "sub/*",
+        "\u{a0}no-break space",
+        "emoji 🎉",
+    ];
+
+    /// Every file under `dir`, as paths relative to it.
+    fn tree(dir: &std::path::Path) -> std::collections::BTreeSet<String> {
+        let mut found = std::collections::BTreeSet::new();
+        let mut folders = vec![dir.to_path_buf()];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    folders.push(path);
+                } else {
+                    let name = path.strip_prefix(dir).unwrap();
+                    found.insert(name.to_str().unwrap().to_string());
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn hostile_file_names_are_written_as_named_cold_and_prestarted() {
+        let mut files = vec![source("main.py", b"print('ran')")];
+        for name in HOSTILE_NAMES {
+            assert_eq!(crate::job::check_file_name(name), Ok(()), "{name:?}");
+            files.push(source(name, name.as_bytes()));
+        }
+        let expected: std::collections::BTreeSet<String> =
+            files.iter().map(|f| f.name.clone()).collect();
+        for prestart in ["", "python"] {
+            let dir = tempfile::tempdir().unwrap();
+            let input = encode(
+                "NONCE",
+                Clock::default(),
+                Stderr::Apart,
+                None,
+                &files.iter().collect::<Vec<_>>(),
+                &[],
+                Some(b""),
+            );
+            let out = bootstrap_with(dir.path(), "", prestart, &["python3", "main.py"], &input);
+            let after_ready = out
+                .stdout
+                .strip_prefix(READY.as_bytes())
+                .unwrap_or(&out.stdout);
+            let (stdout, reported, _) = read(Framing::stdout("NONCE"), &[after_ready]);
+            let said = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(stdout, b"ran\n", "{prestart:?}: {said}");
+            assert_eq!(reported.unwrap().exit, Exit::Code(0), "{prestart:?}");
+            // Exactly these files, none split, globbed, trimmed or added.
+            assert_eq!(tree(dir.path()), expected, "{prestart:?}");
+            for file in &files[1..] {
+                let written = std::fs::read(dir.path().join(&file.name)).unwrap();
+                assert_eq!(written, file.content, "{prestart:?}: {:?}", file.name);
+            }
+        }
+    }
+
+    /// Runs `script` under `sh -c` with its stderr where `stderr` says;
+    /// returns stdout and stderr, trailers stripped, and what each
+    /// trailer said.
+    fn streams_of(script: &str, stderr: Stderr) -> (String, String, [Option<Reported>; 2]) {
+        let dir = tempfile::tempdir().unwrap();
+        let input = encode("N", Clock::default(), stderr, None, &[], &[], Some(b""));
+        let out = bootstrap(dir.path(), "", &["sh", "-c", script], &input);
+        let (stdout, on_stdout, started) = read(Framing::stdout("N"), &[&out.stdout]);
+        let (stderr, on_stderr, _) = read(Framing::stderr("N"), &[&out.stderr]);
+        assert!(started);
+        let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
+        (text(stdout), text(stderr), [on_stdout, on_stderr])
+    }
+
+    #[test]
+    fn a_merged_stderr_is_the_stdout_pipe_itself_in_the_order_of_the_writes() {
+        // Writes that alternate, each its own write(2), and every 50th
+        // from a child the program starts (which inherits both fds).
+        let script = r#"i=0
+while [ $i -lt 400 ]; do
+  printf 'out %s\n' $i
+  printf 'err %s\n' $i >&2
+  if [ $((i % 50)) -eq 0 ]; then sh -c 'printf "child %s\n" "$0" >&2' $i; fi
+  i=$((i + 1))
+done
+exit 3"#;
+        let mut both = String::new();
+        let (mut outs, mut errs) = (String::new(), String::new());
+        for i in 0..400 {
+            let child = if i % 50 == 0 {
+                format!("child {i}\n")
+            } else {
+                String::new()
+            };
+            both.push_str(&format!("out {i}\nerr {i}\n{child}"));
+            outs.push_str(&format!("out {i}\n"));
+            errs.push_str(&format!("err {i}\n{child}"));
+        }
+        let (stdout, stderr, trailers) = streams_of(script, Stderr::Merged);
+        assert_eq!(stdout, both);
+        assert_eq!(stderr, "", "stderr stays empty, as with 2>&1");
+        for trailer in trailers {
+            assert_eq!(trailer.unwrap().exit, Exit::Code(3));
+        }
+        let (stdout, stderr, trailers) = streams_of(script, Stderr::Apart);
+        assert_eq!((stdout, stderr), (outs, errs), "apart unless asked");
+        for trailer in trailers {
+            assert_eq!(trailer.unwrap().exit, Exit::Code(3));
+        }
+    }
+
+    #[test]
+    fn a_command_that_is_not_there_says_so_where_its_stderr_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = encode(
+            "n",
+            Clock::default(),
+            Stderr::Merged,
+            None,
+            &[],
+            &[],
+            Some(b""),
+        );
+        let out = bootstrap(dir.path(), "", &["no-such-command"], &input);
+        let (stdout, reported, _) = read(Framing::stdout("n"), &[&out.stdout]);
+        let (stderr, _, _) = read(Framing::stderr("n"), &[&out.stderr]);
+        assert_eq!(reported.unwrap().exit, Exit::Code(127));
+        assert!(String::from_utf8_lossy(&stdout).starts_with("no-such-command: "));
+        assert_eq!(stderr, b"");
+    }
+
+    #[test]
+    fn a_prestarted_program_is_never_run_with_a_stderr_it_cannot_merge() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = [source("main.py", b"print('ran')")];
+        let input = encode(
+            "NONCE",
+            Clock::default(),
+            Stderr::Merged,
+            None,
+            &files.iter().collect::<Vec<_>>(),
+            &[],
+            Some(b""),
+        );
+        let out = bootstrap_with(dir.path(), "", "python", &["python3", "main.py"], &input);
+        assert_eq!(out.status.code(), Some(125));
+        assert_eq!(out.stdout, READY.as_bytes(), "no start line: it never ran");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("stderr cannot be merged"),
+            "{out:?}"
+        );
+    }
+
     #[test]
     fn files_args_and_stdin_arrive_intact() {
         let files = vec![
@@ -751,7 +938,15 @@ mod tests {
                 dir.path(),
                 "",
                 &["sh", "-c", script],
-                &encode("abc", Clock::default(), None, &[], &[], Some(b"")),
+                &encode(
+                    "abc",
+                    Clock::default(),
+                    Stderr::Apart,
+                    None,
+                    &[],
+                    &[],
+                    Some(b""),
+                ),
             );
             assert_eq!(out.status.code(), Some(exit.status() as i32), "{script}");
             let (stdout, reported, started) = read(Framing::stdout("abc"), &[&out.stdout]);
@@ -772,7 +967,15 @@ mod tests {
             dir.path(),
             "",
             &["no-such-command"],
-            &encode("n", Clock::default(), None, &[], &[], Some(b"")),
+            &encode(
+                "n",
+                Clock::default(),
+                Stderr::Apart,
+                None,
+                &[],
+                &[],
+                Some(b""),
+            ),
         );
         let (stderr, reported, _) = read(Framing::stderr("n"), &[&out.stderr]);
         assert_eq!(reported.unwrap().exit, Exit::Code(127));
@@ -858,9 +1061,17 @@ mod tests {
             cpu: Some(Duration::from_millis(1500)),
             wall: Some(Duration::from_millis(2500)),
         };
-        let bytes = encode("n", clock, None, &[], &[], Some(b"in"));
-        assert_eq!(bytes, b"n\n1500\n2500\n-\n-\n0\n0\nin");
-        let none = encode("n", Clock::default(), Some("/b"), &[], &[], None);
-        assert!(none.starts_with(b"n\n0\n0\nframed\n/b\n"));
+        let bytes = encode("n", clock, Stderr::Apart, None, &[], &[], Some(b"in"));
+        assert_eq!(bytes, b"n\n1500\n2500\n-\n-\n-\n0\n0\nin");
+        let none = encode(
+            "n",
+            Clock::default(),
+            Stderr::Merged,
+            Some("/b"),
+            &[],
+            &[],
+            None,
+        );
+        assert!(none.starts_with(b"n\n0\n0\nframed\nmerged\n/b\n"));
     }
 }

@@ -13,7 +13,7 @@ use super::spec::{Launch, Start};
 use super::watch::CpuBound;
 use crate::engine::fake::{Act, Ending, FakeEngine, Run};
 use crate::engine::{EngineError, Step};
-use crate::job::{SourceFile, Stage};
+use crate::job::{SourceFile, Stage, Stderr};
 use crate::language::Language;
 use crate::outcome::{Exit, LimitHit, Phase, Signal, StageResult, Status, StreamKind};
 use crate::testing::{PYTHON_IMAGE, Rig, pool, registry};
@@ -41,6 +41,7 @@ fn payload(stdin: &str) -> Payload {
             cpu: Some(Duration::from_secs(2)),
             wall: None,
         },
+        Stderr::Apart,
         &[&main],
         &args,
         stdin.as_bytes(),
@@ -177,7 +178,7 @@ async fn a_program_past_its_wall_time_is_stopped_by_its_supervisor_and_keeps_wha
         cpu: None,
         wall: Some(Duration::from_millis(800)),
     };
-    let fed = Payload::new(clock, &[], &[], b"", None);
+    let fed = Payload::new(clock, Stderr::Apart, &[], &[], b"", None);
     let result = run_fed(&rig, fed, bounds(800, 1 << 16)).await.unwrap();
     assert_eq!(result.status(), Status::Timeout);
     assert_eq!(result.limit, Some(LimitHit::WallTime));

@@ -17,6 +17,7 @@ mod judge0;
 mod judge0_api;
 mod judging;
 mod limits;
+mod names;
 mod options_builds_keys;
 mod piston;
 mod playground;

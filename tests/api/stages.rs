@@ -132,7 +132,10 @@ async fn bad_file_names_are_400_naming_them_with_no_container() {
         "a/../../b",
         "",
         "-rf",
-        "a b.py",
+        "@opts.py",
+        "dir\\x.py",
+        "tab\tname.py",
+        "rtl\u{202e}yp.exe",
         "main.py",
         "main.py/inside",
     ] {

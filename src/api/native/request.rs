@@ -13,7 +13,7 @@ use super::judging::{self, CompareEntry, Context, ProgramEntry};
 pub(crate) use super::wire::FileEntry;
 use super::wire::{Strict, field_name, invalid};
 use crate::config::RequestBounds;
-use crate::job::{Client, Job, JobRequest, RunInput};
+use crate::job::{Client, Job, JobRequest, RunInput, Streams};
 use crate::judging::Plan;
 use crate::judging::catalogue::Catalogue;
 use crate::language::Registry;
@@ -154,6 +154,7 @@ impl RunRequest {
             },
             compile_limits: LimitsOverride::default(),
             compile_args: Vec::new(),
+            streams: Streams::default(),
         };
         request.check_sizes(bounds).map_err(refuse)?;
         let context = Context {

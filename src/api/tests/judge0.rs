@@ -180,6 +180,41 @@ fn b64(text: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(text)
 }
 
+/// A zip of `files` (name, content), in base64; a name that is not UTF-8
+/// is written as its bytes (under an ASCII stand-in of its length, then
+/// replaced in the archive's headers).
+fn zip_b64(files: &[(&[u8], &str)]) -> String {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let mut raw = Vec::new();
+    for (i, (name, content)) in files.iter().enumerate() {
+        let name = match std::str::from_utf8(name) {
+            Ok(name) => name.to_string(),
+            Err(_) => {
+                let stand_in = format!("{i:~>width$}", width = name.len());
+                raw.push((stand_in.clone(), name.to_vec()));
+                stand_in
+            }
+        };
+        let stored = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        zip.start_file(name, stored).unwrap();
+        zip.write_all(content.as_bytes()).unwrap();
+    }
+    let mut bytes = zip.finish().unwrap().into_inner();
+    for (stand_in, name) in raw {
+        let (from, n) = (stand_in.as_bytes(), name.len());
+        let at: Vec<usize> = (0..=bytes.len() - n)
+            .filter(|&i| &bytes[i..i + n] == from)
+            .collect();
+        assert_eq!(at.len(), 2, "the local and the central header");
+        for i in at {
+            bytes[i..i + n].copy_from_slice(&name);
+        }
+    }
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 #[tokio::test]
 async fn the_information_endpoints_have_judge0s_shapes() {
     let s = service(hello(), true).await;
@@ -277,6 +312,19 @@ async fn a_refused_submission_is_422_with_judge0s_messages_and_nothing_is_queued
         (
             json!({"source_code": "x", "language_id": 71, "additional_files": b64("not a zip")}),
             json!({"additional_files": ["is not a zip archive: invalid Zip archive: Could not find EOCD"]}),
+        ),
+        (
+            // étude.txt in Latin-1, as an old archiver writes it.
+            json!({"source_code": "x", "language_id": 71, "additional_files": zip_b64(&[(b"\xe9tude.txt", "x")])}),
+            json!({"additional_files": ["has an entry whose name is not UTF-8 (\"\u{fffd}tude.txt\" read as UTF-8); zip the files with UTF-8 names"]}),
+        ),
+        (
+            json!({"source_code": "x", "language_id": 71, "additional_files": zip_b64(&[(b"@opts", "x")])}),
+            json!({"additional_files": ["has a file named \"@opts\", which has a component starting with `@`, which a compiler reads as an option (`-`) or an argument file (`@`)"]}),
+        ),
+        (
+            json!({"source_code": "x", "language_id": 71, "additional_files": zip_b64(&[(b"dir\\x.py", "x")])}),
+            json!({"additional_files": ["has a file named \"dir\\\\x.py\", which holds a `\\`; folders are separated by `/`"]}),
         ),
     ];
     for (body, errors) in cases {
@@ -1100,4 +1148,32 @@ async fn a_multi_file_program_is_refused_as_judge0_refuses_one() {
             json!({"source_code": ["can't be blank"], "language_id": ["language with id 89 doesn't exist"]})
         )
     );
+}
+
+#[tokio::test]
+async fn a_zips_utf8_names_reach_the_job_and_stderr_goes_where_judge0_sends_it() {
+    let s = service(hello(), false).await;
+    let names: [&[u8]; 2] = [
+        b"helper functions.c",
+        "input data/l'été 2024.txt".as_bytes(),
+    ];
+    let zip = zip_b64(&[(names[0], "int helper;"), (names[1], "1 2")]);
+    for redirect in [false, true] {
+        let body = json!({"source_code": "int", "language_id": 50, "additional_files": zip, "redirect_stderr_to_stdout": redirect});
+        let (status, answer) = s.post("/judge0/submissions?wait=true", body).await;
+        assert_eq!(status, 201, "{answer}");
+    }
+    let jobs = s.runner.jobs.lock().unwrap().clone();
+    for job in &jobs {
+        let written: Vec<&[u8]> = job.files.extra.iter().map(|f| f.name.as_bytes()).collect();
+        assert_eq!(written, names);
+    }
+    // A compile's output is always one stream (isolate's
+    // --stderr-to-stdout); a run's when the submission asks.
+    let (apart, merged) = (crate::job::Stderr::Apart, crate::job::Stderr::Merged);
+    let streams: Vec<_> = jobs
+        .iter()
+        .map(|j| (j.streams.compile, j.streams.run))
+        .collect();
+    assert_eq!(streams, [(merged, apart), (merged, merged)]);
 }

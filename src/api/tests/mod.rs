@@ -19,7 +19,7 @@ use crate::outcome::{
 };
 
 use crate::config::RequestBounds;
-use crate::job::{Job, Stage};
+use crate::job::{Job, Stage, Streams};
 use crate::judge0::Judge0;
 use crate::judge0::store::{Store, Worker};
 use crate::language::{Language, Origin, Registry};
@@ -417,6 +417,46 @@ async fn what_the_request_asks_reaches_the_runner_as_a_checked_job() {
     assert_eq!(job.limits.run.wall_time_ms, 1500);
     assert_eq!(job.limits.run.memory_mb, job.language.limits.memory_mb);
     assert_eq!(job.limits.compile.as_ref().unwrap().wall_time_ms, 20_000);
+}
+
+#[tokio::test]
+async fn file_names_as_users_have_them_reach_the_job_and_dangerous_ones_are_named() {
+    let runner = hello();
+    let names = ["helper functions.c", "input data/l'été 2024.txt"];
+    let files: Vec<Value> = (names.iter())
+        .map(|name| json!({"name": name, "content": "x"}))
+        .collect();
+    let body = json!({"language": "c", "code": "int", "files": files});
+    let reply = post(&runner, &body.to_string()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let job = runner.jobs.lock().unwrap()[0].clone();
+    let written: Vec<&str> = job.files.extra.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(written, names);
+    assert_eq!(job.streams, Streams::default(), "stderr apart");
+    for (name, why) in [
+        (
+            "@flags.c",
+            "has a component starting with `@`, which a compiler reads as an option (`-`) or an argument file (`@`)",
+        ),
+        ("a\tb", "holds U+0009, a control character"),
+        ("a\\b", "holds a `\\`; folders are separated by `/`"),
+    ] {
+        let body =
+            json!({"language": "c", "code": "int", "files": [{"name": name, "content": ""}]});
+        let reply = post(&runner, &body.to_string()).await;
+        assert_eq!(
+            (reply.status, &reply.body["field"], &reply.body["message"]),
+            (
+                400,
+                &json!("files"),
+                &json!(format!(
+                    "field `files` has a file named {name:?}, which {why}"
+                ))
+            ),
+            "{name:?}"
+        );
+    }
+    assert_eq!(runner.jobs.lock().unwrap().len(), 1);
 }
 
 #[tokio::test]

@@ -200,6 +200,14 @@ async fn every_refusal_of_a_limit_or_value_in_pistons_order_with_pistons_message
             "files has a file named \"../etc/passwd\", which has a `.` or `..` component",
         ),
         (
+            json!({"language": "python", "version": "*", "files": [{"content": "x"}, {"name": "-o.py", "content": "x"}]}),
+            "files has a file named \"-o.py\", which has a component starting with `-`, which a compiler reads as an option (`-`) or an argument file (`@`)",
+        ),
+        (
+            json!({"language": "python", "version": "*", "files": [{"content": "x"}, {"name": "a\u{202e}b", "content": "x"}]}),
+            "files has a file named \"a\\u{202e}b\", which holds U+202E, which changes how the text around it is shown (a bidirectional control, or a line or paragraph separator)",
+        ),
+        (
             with(json!({"stdin": "x".repeat(100)})),
             // Piston's newline counts.
             "stdin is 101 bytes, more than the limit of 100 bytes",
@@ -474,4 +482,19 @@ async fn the_services_trouble_is_429_503_or_500_with_a_message() {
             retry_after
         );
     }
+}
+
+#[tokio::test]
+async fn file_names_with_spaces_quotes_and_accents_are_written_as_named() {
+    let runner = hello();
+    let names = ["input data/l'été 2024.txt", " $x; *"];
+    let mut files = vec![json!({"name": "main.py", "content": "print(1)"})];
+    files.extend(names.iter().map(|n| json!({"name": n, "content": "x"})));
+    let body = json!({"language": "python", "version": "*", "files": files});
+    let reply = execute(&runner, &body).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let job = runner.jobs.lock().unwrap()[0].clone();
+    let written: Vec<&str> = job.files.extra.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(written, names);
+    assert_eq!(job.streams, crate::job::Streams::default(), "stderr apart");
 }

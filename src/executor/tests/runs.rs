@@ -9,7 +9,7 @@ use super::{pooled, python_only};
 use crate::engine::fake::{Act, Ending, Run};
 use crate::engine::{EngineError, Step};
 use crate::executor::Ran;
-use crate::job::Job;
+use crate::job::{Job, Stderr, Streams};
 use crate::limits::LimitsOverride;
 use crate::outcome::{Exit, Outcome, Phase, PoolUse, Status};
 use crate::sandbox::SandboxError;
@@ -502,5 +502,91 @@ async fn a_program_past_its_limit_is_a_result_not_an_error() {
         runs.iter()
             .all(|r| r.status() == Status::Timeout && r.stdout == "so far")
     );
+    rig.finish().await;
+}
+
+/// A script whose compiles say `compile!` on stderr, and whose programs
+/// print their stdin and say `run!` on stderr.
+fn says_on_both(run: &Run) -> Act {
+    let stdout = match run.stage.as_str() {
+        "compile" => String::new(),
+        _ => String::from_utf8_lossy(&run.stdin).to_string(),
+    };
+    Act {
+        stderr: format!("{}!", run.stage).into_bytes(),
+        ..Act::prints(&stdout)
+    }
+}
+
+/// `stage`'s (stdout, stderr) as the fake's `says_on_both` gives them,
+/// `printed` on stdout, with its stderr where `stderr` says.
+fn streams_said(stage: &str, printed: &str, stderr: Stderr) -> (String, String) {
+    match stderr {
+        Stderr::Apart => (printed.to_string(), format!("{stage}!")),
+        Stderr::Merged => (format!("{printed}{stage}!"), String::new()),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_sandbox_of_a_job_gets_its_stages_stderr_as_the_job_asks() {
+    let rig = Rig::new(pool(0, 1, 0));
+    rig.fake.script(says_on_both);
+    let (apart, merged) = (Stderr::Apart, Stderr::Merged);
+    // An interpreted run, a compiled one (in its pair), a compiled batch
+    // (each test in a sandbox of its own).
+    for (language, inputs) in [
+        ("python", &["one"][..]),
+        ("c", &["one"]),
+        ("c", &["a", "b"]),
+    ] {
+        for (compile, run_stage) in [(apart, apart), (merged, apart), (merged, merged)] {
+            let mut job = job(&registry(), language, "x", inputs);
+            job.streams = Streams {
+                compile,
+                run: run_stage,
+            };
+            let before = rig.fake.runs().len();
+            let ran = run(&rig, &job, 2).await.unwrap();
+            let case = format!("{language} {inputs:?} {:?}", job.streams);
+            for program in &rig.fake.runs()[before..] {
+                let asked = match program.stage.as_str() {
+                    "compile" => compile,
+                    _ => run_stage,
+                };
+                assert_eq!(program.stderr, asked, "{case}: {}", program.stage);
+            }
+            let results = ran.outcome.runs().expect("it ran");
+            for (result, stdin) in results.iter().zip(inputs) {
+                let said = (result.stdout.clone(), result.stderr.clone());
+                assert_eq!(said, streams_said("run", stdin, run_stage), "{case}");
+            }
+            if let Some(c) = ran.outcome.compile() {
+                let said = (c.stdout.clone(), c.stderr.clone());
+                assert_eq!(said, streams_said("compile", "", compile), "{case}");
+            }
+        }
+    }
+    rig.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_merged_run_never_takes_a_prestarted_sandbox_whose_streams_are_set() {
+    let mut rig = Rig::new(pool(1, 1, 8));
+    let languages = rig.start(python_only());
+    let registry = languages.borrow().clone();
+    pooled(&rig, "python", 1).await;
+    let waiting = rig.fake.ids();
+    let mut job = job(&registry, "python", "x", &["merged"]);
+    job.streams.run = Stderr::Merged;
+    let ran = run(&rig, &job, 1).await.unwrap();
+    assert_eq!(ran.timing.pool, PoolUse::Miss);
+    let program = &rig.fake.runs()[0];
+    assert!(!waiting.contains(&program.id), "a sandbox of its own");
+    assert_eq!(program.stderr, Stderr::Merged);
+    // The pre-started one still waits, for a run whose stderr is apart.
+    job.streams.run = Stderr::Apart;
+    let ran = run(&rig, &job, 1).await.unwrap();
+    assert_eq!(ran.timing.pool, PoolUse::Hit);
+    assert!(waiting.contains(&rig.fake.runs()[1].id));
     rig.finish().await;
 }
