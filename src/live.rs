@@ -12,7 +12,7 @@
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::job::Stage;
 use crate::outcome::{Signal, StageResult, StreamKind};
@@ -45,6 +45,9 @@ pub(crate) enum Event {
     },
     /// The compile stage ended (the run stage's end is the answer).
     Compiled(StageResult),
+    /// The run stage's program started (the supervisor said so): its
+    /// clock runs from now.
+    Running,
 }
 
 /// A streamed run, as the executor holds it: where its events go, and the
@@ -126,6 +129,13 @@ pub(crate) struct Sink {
 }
 
 impl Sink {
+    /// Says that the stage's program started.
+    pub(crate) fn running(&self) {
+        if self.stage == Stage::Run {
+            let _ = self.events.send(Event::Running);
+        }
+    }
+
     /// Passes on `bytes` of `stream` (nothing when empty).
     pub(crate) fn output(&self, stream: StreamKind, bytes: &[u8]) {
         if !bytes.is_empty() {
@@ -142,26 +152,41 @@ impl Sink {
 /// one's run stage writes on stdout goes to the other's stdin, both ways
 /// at once, and the end of one (its events' end: its run ended and let
 /// go of its [`Live`]) closes the other's stdin. Ends when both have.
-/// Each way is bounded by the writer's output cap, as any streamed run's
-/// output is; a reader that does not read holds its writer's output in
-/// the writer's events, never the other way.
-pub(crate) async fn pipe(a: Ends, b: Ends) {
-    tokio::join!(forward(a.events, b.control), forward(b.events, a.control));
+/// `b_running` is told when `b`'s program has started (dropped untold
+/// when it ends before). Each way is bounded by the writer's output cap,
+/// as any streamed run's output is; a reader that does not read holds its
+/// writer's output in the writer's events, never the other way.
+pub(crate) async fn pipe(a: Ends, b: Ends, b_running: oneshot::Sender<()>) {
+    tokio::join!(
+        forward(a.events, b.control, None),
+        forward(b.events, a.control, Some(b_running))
+    );
 }
 
 /// One way of [`pipe`].
-async fn forward(mut from: mpsc::UnboundedReceiver<Event>, to: mpsc::Sender<Control>) {
+async fn forward(
+    mut from: mpsc::UnboundedReceiver<Event>,
+    to: mpsc::Sender<Control>,
+    mut running: Option<oneshot::Sender<()>>,
+) {
     let mut open = true;
     while let Some(event) = from.recv().await {
-        if let Event::Output {
-            stage: Stage::Run,
-            stream: StreamKind::Stdout,
-            bytes,
-        } = event
-        {
-            // A reader that has ended takes no more; the writer's output
-            // is still read to its end.
-            open = open && to.send(Control::Stdin(bytes)).await.is_ok();
+        match event {
+            Event::Output {
+                stage: Stage::Run,
+                stream: StreamKind::Stdout,
+                bytes,
+            } => {
+                // A reader that has ended takes no more; the writer's
+                // output is still read to its end.
+                open = open && to.send(Control::Stdin(bytes)).await.is_ok();
+            }
+            Event::Running => {
+                if let Some(running) = running.take() {
+                    let _ = running.send(());
+                }
+            }
+            _ => {}
         }
     }
     if open {
@@ -177,8 +202,12 @@ mod tests {
     async fn a_pipe_relays_stdout_both_ways_and_an_end_closes_the_other_stdin() {
         let (a, a_ends) = Live::new();
         let (b, b_ends) = Live::new();
-        let relay = tokio::spawn(pipe(a_ends, b_ends));
+        let (running, b_started) = oneshot::channel();
+        let relay = tokio::spawn(pipe(a_ends, b_ends, running));
         let (a_run, b_run) = (a.stage(Stage::Run), b.stage(Stage::Run));
+        a_run.sink.running();
+        b_run.sink.running();
+        b_started.await.expect("b's start is told");
         let (a_in, b_in) = (a_run.input.clone().unwrap(), b_run.input.clone().unwrap());
         let stdin = |text: &'static str| Some(Control::Stdin(Bytes::from_static(text.as_bytes())));
         a_run.sink.output(StreamKind::Stdout, b"guess 5\n");

@@ -105,8 +105,10 @@ impl Runs {
         }
     }
 
-    /// One test: its turn, then the solution and the interactor at once,
-    /// relayed; each side's end closes the other's stdin.
+    /// One test: its turn, then the interactor, and the solution once the
+    /// interactor's program has started (so that the solution's clock
+    /// never counts the interactor's start), relayed; each side's end
+    /// closes the other's stdin.
     async fn one_test(
         &self,
         (solution, solution_build, mine): (&Job, Option<Build<'_>>, &RunInput),
@@ -116,7 +118,11 @@ impl Runs {
         let _turn = turns.take().await?;
         let (ours, our_ends) = Live::new();
         let (theirs, their_ends) = Live::new();
+        let (running, their_start) = tokio::sync::oneshot::channel();
         let ours = async move {
+            // Untold, the interactor ended before its program started: the
+            // solution runs and finds its stdin closed.
+            let _ = their_start.await;
             let served = self
                 .run_one(solution, solution_build, mine, Some(&ours))
                 .await;
@@ -128,7 +134,8 @@ impl Runs {
             drop(theirs);
             served
         };
-        let (ours, theirs, ()) = tokio::join!(ours, theirs, live::pipe(our_ends, their_ends));
+        let (ours, theirs, ()) =
+            tokio::join!(ours, theirs, live::pipe(our_ends, their_ends, running));
         Ok((ours?, theirs?))
     }
 }

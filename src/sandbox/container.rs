@@ -627,10 +627,15 @@ impl Transcript {
             StreamKind::Stdout => &mut self.stdout,
             StreamKind::Stderr => &mut self.stderr,
         };
+        let was_started = trailer.started();
         let bytes = trailer.push(&chunk.bytes);
         let kept = &bytes[..bytes.len().min(buffer.room())];
         self.both.push(kept);
         if let Some(sink) = &self.sink {
+            // The start line comes on stdout, before the program's output.
+            if chunk.stream == StreamKind::Stdout && !was_started && trailer.started() {
+                sink.running();
+            }
             sink.output(chunk.stream, kept);
         }
         let over = buffer.push(&bytes);

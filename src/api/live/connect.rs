@@ -226,6 +226,8 @@ impl Dialect for Piston {
                 frames.push(exit(Stage::Compile.as_str(), &result));
                 frames
             }
+            // Piston's protocol has no frame for it.
+            Event::Running => vec![],
         }
     }
 

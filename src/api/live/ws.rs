@@ -159,6 +159,8 @@ impl Ours {
             Event::Started(stage) => {
                 vec![json!({"type": "stage", "stage": stage.as_str(), "event": "started"})]
             }
+            // The run stage's `started` frame already said it.
+            Event::Running => vec![],
             Event::Compiled(result) => {
                 let mut frames = self.rest(Stage::Compile);
                 frames.push(json!({
