@@ -118,6 +118,8 @@ impl Application {
         ));
         let gate = Gate::new(&config.front_door).map_err(StartError::Keys)?;
         let catalogue = Catalogue::load(&config.checkers_dir).map_err(StartError::Checkers)?;
+        (catalogue.check(&languages.borrow(), config.requests.max_code_bytes))
+            .map_err(StartError::Checkers)?;
         let api = Arc::new(Api::new(
             runner.clone(),
             judge0.clone(),

@@ -134,9 +134,14 @@ impl Runs {
             drop(theirs);
             served
         };
-        let (ours, theirs, ()) =
-            tokio::join!(ours, theirs, live::pipe(our_ends, their_ends, running));
-        Ok((ours?, theirs?))
+        // The first to fail ends the test: the other's sandbox goes with
+        // its future (its custody removes it).
+        let relay = async {
+            live::pipe(our_ends, their_ends, running).await;
+            Ok(())
+        };
+        let (ours, theirs, ()) = tokio::try_join!(ours, theirs, relay)?;
+        Ok((ours, theirs))
     }
 }
 

@@ -18,6 +18,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::language::Registry;
+
 /// Longest program in the catalogue, in bytes.
 const MAX_SOURCE: u64 = 1 << 20;
 
@@ -66,6 +68,26 @@ impl Catalogue {
             entries.insert(name.to_string(), entry);
         }
         Ok(Catalogue { entries })
+    }
+
+    /// Checks that every program can run: its language and version are
+    /// served by `registry`, and it fits in `max_code_bytes` (a request's
+    /// bound on its code, which a checker is held to).
+    pub(crate) fn check(&self, registry: &Registry, max_code_bytes: usize) -> Result<(), String> {
+        for (name, entry) in &self.entries {
+            let named = |why: String| format!("{name}: {why}");
+            registry
+                .resolve(&entry.language, entry.version.as_deref())
+                .map_err(|e| named(e.to_string()))?;
+            if entry.code.len() > max_code_bytes {
+                let why = format!(
+                    "its program is {} bytes, over requests.max_code_bytes ({max_code_bytes})",
+                    entry.code.len()
+                );
+                return Err(named(why));
+            }
+        }
+        Ok(())
     }
 
     /// The program named `name`.
@@ -167,6 +189,43 @@ mod tests {
                 "{text:?}: {error}"
             );
         }
+    }
+
+    #[test]
+    fn a_program_whose_language_is_not_served_or_too_large_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        let registry = Registry::builtin(&crate::limits::DefaultLimits::default()).unwrap();
+        write("fine.toml", "language = \"python\"\ncode = \"print(1)\"\n");
+        Catalogue::load(dir.path())
+            .unwrap()
+            .check(&registry, 100)
+            .unwrap();
+        write("cobol.toml", "language = \"cobol\"\ncode = \"x\"\n");
+        let error = Catalogue::load(dir.path())
+            .unwrap()
+            .check(&registry, 100)
+            .unwrap_err();
+        assert!(
+            error.starts_with("cobol: ") && error.contains("cobol"),
+            "{error}"
+        );
+        std::fs::remove_file(dir.path().join("cobol.toml")).unwrap();
+        write(
+            "old.toml",
+            "language = \"python\"\nversion = \"2\"\ncode = \"x\"\n",
+        );
+        let error = Catalogue::load(dir.path())
+            .unwrap()
+            .check(&registry, 100)
+            .unwrap_err();
+        assert!(error.starts_with("old: "), "{error}");
+        std::fs::remove_file(dir.path().join("old.toml")).unwrap();
+        let error = Catalogue::load(dir.path())
+            .unwrap()
+            .check(&registry, 4)
+            .unwrap_err();
+        assert!(error.contains("fine: its program is 8 bytes"), "{error}");
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub(crate) use compare::Compare;
 use crate::job::{Job, RunInput, SourceFile};
 use crate::language::Language;
 use crate::nonempty::NonEmpty;
-use crate::outcome::{Outcome, StageResult, Status};
+use crate::outcome::{LimitHit, Outcome, StageResult, Status};
 use crate::runner::{Interaction, Report, RunError, Runner};
 use testlib::Said;
 
@@ -95,6 +95,8 @@ impl Plan {
 /// A judged batch.
 #[derive(Debug, Clone)]
 pub(crate) struct Judged {
+    /// What judged it: `compare`, `checker` or `interactor`.
+    pub(crate) judged_by: &'static str,
     /// The program's language.
     pub(crate) language: Arc<Language>,
     /// The program's report; `None` when the interactor did not compile
@@ -135,6 +137,11 @@ impl Judged {
 /// Runs `job` on `runner` and judges its tests as `plan` says.
 pub(crate) async fn judge<R: Runner>(runner: &R, job: Job, plan: Plan) -> Result<Judged, RunError> {
     let language = job.language.clone();
+    let judged_by = match plan.judge {
+        Judge::Compare(_) => "compare",
+        Judge::Checker(_) => "checker",
+        Judge::Interactor(_) => "interactor",
+    };
     let (solution, judge, tests) = match plan.judge {
         Judge::Compare(compare) => {
             let report = runner.run(job).await?;
@@ -147,6 +154,7 @@ pub(crate) async fn judge<R: Runner>(runner: &R, job: Job, plan: Plan) -> Result
         }
     };
     Ok(Judged {
+        judged_by,
         language,
         solution,
         judge,
@@ -254,28 +262,28 @@ async fn interacted<R: Runner>(
     })
 }
 
-/// A test's verdict from the program's run and the interactor's: a limit
-/// the program hit first (a program that stops reading runs out of time),
-/// then the interactor's wrong answer, then the program's own failure,
-/// then what the interactor said.
+/// A test's verdict from the program's run and the interactor's, in this
+/// order: a limit the program hit; the interactor's wrong answer or
+/// presentation error; the interactor stopped at its wall-time limit while
+/// the program had not ended `ok` (they waited on each other: the program
+/// was idle, a time limit); any other failure of the interactor (its
+/// fault, even when the program then failed on its closed stdin); the
+/// program's own failure; what the interactor said.
 fn interaction(ours: &StageResult, theirs: &StageResult) -> Judgement {
     let told = told(theirs, "interactor");
     let status = ours.status();
-    let refused = matches!(
-        told.verdict,
-        Some(Verdict::WrongAnswer | Verdict::PresentationError)
-    );
-    match status {
-        Status::Timeout | Status::MemoryLimit | Status::OutputLimit => Judgement {
-            verdict: Some(Verdict::Ran(status)),
-            score: None,
-            ..told
-        },
-        Status::RuntimeError if !refused => Judgement {
-            verdict: Some(Verdict::Ran(status)),
-            score: None,
-            ..told
-        },
+    let ran = |status| Judgement {
+        verdict: Some(Verdict::Ran(status)),
+        score: None,
+        ..told.clone()
+    };
+    let idle = theirs.limit == Some(LimitHit::WallTime) && status != Status::Ok;
+    match (status, told.verdict) {
+        (Status::Timeout | Status::MemoryLimit | Status::OutputLimit, _) => ran(status),
+        (_, Some(Verdict::WrongAnswer | Verdict::PresentationError)) => told,
+        _ if idle => ran(Status::Timeout),
+        (_, Some(Verdict::CheckerError)) => told,
+        (Status::RuntimeError, _) => ran(status),
         _ => told,
     }
 }
@@ -337,4 +345,62 @@ fn judge_input(stdin: &[u8], output: Option<&[u8]>, answer: &str) -> RunInput {
 fn with_inputs(mut job: Job, inputs: NonEmpty<RunInput>) -> Job {
     job.inputs = inputs;
     job
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::{Exit, StreamKind, Usage};
+
+    fn ended(code: Option<i32>, limit: Option<LimitHit>, stderr: &str) -> StageResult {
+        StageResult {
+            exit: code.map(Exit::Code),
+            limit,
+            stdout: String::new(),
+            stderr: stderr.to_string(),
+            output: stderr.to_string(),
+            duration: std::time::Duration::ZERO,
+            usage: Usage::default(),
+        }
+    }
+
+    #[test]
+    fn an_interactive_tests_verdict_weighs_both_ends_in_order() {
+        use Verdict::*;
+        let ok = ended(Some(0), None, "");
+        let crashed = ended(Some(1), None, "EOFError");
+        let out_of_time = ended(None, Some(LimitHit::WallTime), "");
+        let flooded = ended(None, Some(LimitHit::Output(StreamKind::Stdout)), "");
+        let (accepted, wrong) = (ended(Some(0), None, "ok"), ended(Some(1), None, "wrong"));
+        let points = ended(Some(7), None, "points 0.5 half");
+        let fail = ended(Some(3), None, "FAIL bad input");
+        let waited = ended(None, Some(LimitHit::WallTime), "");
+        // (the program, the interactor, the verdict)
+        let rows = [
+            (&ok, &accepted, Accepted),
+            (&ok, &points, Partial),
+            (&ok, &wrong, WrongAnswer),
+            (&out_of_time, &accepted, Ran(Status::Timeout)),
+            (&out_of_time, &wrong, Ran(Status::Timeout)),
+            (&flooded, &wrong, Ran(Status::OutputLimit)),
+            (&crashed, &wrong, WrongAnswer),
+            (&crashed, &accepted, Ran(Status::RuntimeError)),
+            // They waited on each other and the interactor's clock ran
+            // out first: the program was idle.
+            (&crashed, &waited, Ran(Status::Timeout)),
+            // The program ended, the interactor went on waiting: its own.
+            (&ok, &waited, CheckerError),
+            // A broken interactor is never the program's fault, even when
+            // the program then failed on its closed stdin.
+            (&crashed, &fail, CheckerError),
+            (&ok, &fail, CheckerError),
+        ];
+        for (i, (ours, theirs, verdict)) in rows.into_iter().enumerate() {
+            let got = interaction(ours, theirs);
+            assert_eq!(got.verdict, Some(verdict), "row {i}: {got:?}");
+            assert_eq!(got.judge.as_ref(), Some(theirs), "row {i}: its run is kept");
+        }
+        assert_eq!(interaction(&ok, &points).score, Some(0.5));
+        assert_eq!(interaction(&out_of_time, &points).score, None);
+    }
 }

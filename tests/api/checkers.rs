@@ -232,6 +232,11 @@ async fn a_checker_of_the_catalogue_is_named_and_bad_ones_are_refused() {
             "the test's",
         ),
         (
+            json!({"language": "python", "code": "x", "files": [{"name": "input.txt/x", "content": ""}]}),
+            "checker.files",
+            "the test's",
+        ),
+        (
             json!({"language": "python", "code": "x", "colour": 1}),
             "",
             "colour",
@@ -354,12 +359,22 @@ async fn a_guess_the_number_interactor_judges_each_kind_of_solution() {
         began.elapsed()
     );
     // One that floods the interactor without reading its answers is
-    // stopped by its output limit, or told wrong before.
+    // stopped by its output limit (a limit the program hit comes first).
     let answer = guess(&app, "while True: print(1)", &[7]).await;
-    let verdict = answer["tests"][0]["verdict"].as_str().unwrap();
-    assert!(
-        ["output_limit", "wrong_answer"].contains(&verdict),
-        "{answer}"
+    assert_eq!(verdicts(&answer), [("7", "output_limit")], "{answer}");
+    // With the interactor's wall-time limit no longer than the program's,
+    // its clock runs out first while both wait: the program was idle.
+    let answer = app
+        .run_ok(json!({
+            "language": "python", "code": "import time\ntime.sleep(60)", "timeout_ms": 1500,
+            "tests": [{"name": "idle", "stdin": "7"}],
+            "interactor": {"language": "cpp", "code": GUESS_INTERACTOR, "timeout_ms": 1500},
+        }))
+        .await;
+    assert_eq!(verdicts(&answer), [("idle", "timeout")], "{answer}");
+    assert_eq!(
+        answer["status"], "ok",
+        "the interactor is not at fault: {answer}"
     );
     // An interactor that does not compile judges nothing.
     let answer = app

@@ -392,6 +392,10 @@ fn owner(request: &Request<'_>) -> Option<Arc<str>> {
 
 /// Judge0's page size when `per_page` is not given.
 const PER_PAGE: i64 = 20;
+/// The largest page given: a larger `per_page` gets pages of this size
+/// (the answer's `meta` counts them), so that one request reads a bounded
+/// number of stored rows.
+const MAX_PER_PAGE: i64 = 100;
 
 /// `GET /judge0/submissions`'s place in the list (will_paginate's).
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -412,7 +416,7 @@ impl Meta {
         };
         Meta {
             current_page: page,
-            next_page: (page < total_pages).then_some(page + 1),
+            next_page: (page < total_pages).then(|| page + 1),
             prev_page: (page > 1).then(|| page - 1),
             total_pages,
             total_count: total,
@@ -441,7 +445,7 @@ fn paging(params: &Params) -> Result<(i64, i64), Refused> {
     if per_page <= 0 {
         return bad(format!("invalid per_page: {per_page}"));
     }
-    Ok((page, per_page))
+    Ok((page, per_page.min(MAX_PER_PAGE)))
 }
 
 /// A page of the caller's submissions, newest first (with keys on, its
@@ -654,5 +658,25 @@ pub(super) async fn delete<R: Runner>(
         }
         Ok(Err(_)) | Err(Judge0Error::NotStored) => Err(Refused::not_found()),
         Err(e) => Err(Refused::failed(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_is_at_most_a_hundred_and_the_last_page_has_no_next() {
+        let asked = |query: &str| paging(&Params::parse(query)).ok();
+        assert_eq!(asked(""), Some((1, PER_PAGE)));
+        assert_eq!(asked("per_page=100"), Some((1, 100)));
+        assert_eq!(asked("per_page=999999999"), Some((1, MAX_PER_PAGE)));
+        assert_eq!(asked("page=0"), None);
+        // Ruby's to_i reads a page past i64 as its largest: no next page,
+        // and no overflow on the way.
+        let (page, per_page) = asked("page=99999999999999999999").unwrap();
+        let meta = Meta::of(page, per_page, 5);
+        assert_eq!((meta.next_page, meta.total_pages), (None, 1));
+        assert_eq!(Meta::of(1, 2, 5).next_page, Some(2));
     }
 }

@@ -157,12 +157,14 @@ fn program(what: &str, entry: &ProgramEntry, context: &Context) -> Result<Job, A
         }
     }
     let files = entry.files.clone().unwrap_or_default();
-    if let Some(file) =
-        (files.iter()).find(|f| [INPUT_FILE, OUTPUT_FILE, ANSWER_FILE].contains(&f.name.as_str()))
+    let taken = [INPUT_FILE, OUTPUT_FILE, ANSWER_FILE];
+    if let Some(file) = files
+        .iter()
+        .find(|f| taken.contains(&f.name.split('/').next().unwrap_or_default()))
     {
         let why = format!(
             "has a file named `{}`: {INPUT_FILE}, {OUTPUT_FILE} and {ANSWER_FILE} are the test's, written for each run",
-            file.name
+            crate::text::clip(&file.name)
         );
         return Err(invalid(&format!("{what}.files"), &why));
     }

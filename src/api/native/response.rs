@@ -218,7 +218,8 @@ impl BatchResponse {
             Some((Outcome::CompileFailed { compile }, report)) => {
                 let limits = report.limits.compile.as_ref().unwrap_or(&report.limits.run);
                 error = Some(format!(
-                    "The checker did not compile: {}",
+                    "The {} did not compile: {}",
+                    judged.judged_by,
                     compile_error(compile, limits)
                 ));
                 Some(compile)
