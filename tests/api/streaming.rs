@@ -198,7 +198,12 @@ async fn output_arrives_while_the_program_still_runs_in_a_pooled_sandbox() {
 #[tokio::test]
 async fn signals_reach_the_program_and_stdin_can_be_closed() {
     let app = spawn_app().await;
-    let waits = "import sys, time\nprint('ready', flush=True)\ntime.sleep(30)\n";
+    // Short sleeps: a SIGINT that lands between the `print` and the start
+    // of one long `time.sleep` (the program preempted there, as a loaded
+    // machine does) is only acted on when that sleep ends (CPython checks
+    // its signals between bytecodes; the sleep it has not begun is not
+    // interrupted), so one long sleep would outlast the wall-time limit.
+    let waits = "import sys, time\nprint('ready', flush=True)\nwhile True:\n    time.sleep(0.05)\n";
     for (signal, status, exit, stderr) in [
         ("SIGINT", "runtime_error", 130, "KeyboardInterrupt"),
         ("SIGTERM", "runtime_error", 143, ""),
