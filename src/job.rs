@@ -38,6 +38,17 @@ pub(crate) struct Job {
     pub(crate) client: Client,
     /// Where each stage's stderr goes.
     pub(crate) streams: Streams,
+    /// The files each run of the program brings back, if any.
+    pub(crate) outputs: Option<Outputs>,
+}
+
+/// The files a run asks back from its working directory (`outputs`):
+/// paths or globs checked as file names are, and the server's caps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Outputs {
+    pub(crate) patterns: Vec<String>,
+    pub(crate) max_files: usize,
+    pub(crate) max_bytes: u64,
 }
 
 /// Where a stage's program writes its stderr.
@@ -135,6 +146,8 @@ pub(crate) struct JobRequest {
     pub(crate) tests: Vec<RunInput>,
     /// Where each stage's stderr goes (apart, unless a dialect asks).
     pub(crate) streams: Streams,
+    /// Paths or globs of the files each run brings back (none when empty).
+    pub(crate) outputs: Vec<String>,
 }
 
 /// A part of a request, as the domain knows it; each dialect has its own
@@ -149,6 +162,8 @@ pub(crate) enum Field {
     /// Compiler options.
     CompileArgs,
     Stdin,
+    /// The files to bring back.
+    Outputs,
     /// The tests of a batch (their count, or one test's stdin or
     /// arguments).
     Tests,
@@ -226,6 +241,11 @@ impl JobRequest {
             inputs: NonEmpty::from_vec(self.tests).unwrap_or_else(|| NonEmpty::one(single)),
             client,
             streams: self.streams,
+            outputs: (!self.outputs.is_empty()).then_some(Outputs {
+                patterns: self.outputs,
+                max_files: bounds.max_output_files,
+                max_bytes: bounds.max_output_bytes,
+            }),
         })
     }
 
@@ -264,6 +284,13 @@ impl JobRequest {
                 " options",
             ),
             (Field::Files, "has", self.extra.len(), b.max_files, " files"),
+            (
+                Field::Outputs,
+                "has",
+                self.outputs.len(),
+                b.max_files,
+                " patterns",
+            ),
             (Field::Tests, "has", self.tests.len(), b.max_tests, " tests"),
         ];
         for (field, what, got, limit, unit) in rows {
@@ -321,6 +348,14 @@ impl JobRequest {
                     "test {i} has an argument with a NUL byte, which a command line cannot carry"
                 ),
             ));
+        }
+        for pattern in &self.outputs {
+            check_file_name(pattern).map_err(|why| {
+                invalid(
+                    Field::Outputs,
+                    format!("has a pattern {:?}, which {why}", clip(pattern)),
+                )
+            })?;
         }
         let mut seen = HashSet::new();
         for (name, _) in &self.extra {
@@ -619,6 +654,8 @@ mod tests {
             max_args: 2,
             max_arg_bytes: 3,
             max_tests: 2,
+            max_output_files: 2,
+            max_output_bytes: 10,
         }
     }
 

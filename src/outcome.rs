@@ -170,6 +170,40 @@ pub(crate) struct StageResult {
     pub(crate) duration: Duration,
     /// Figures read from the sandbox's cgroup.
     pub(crate) usage: Usage,
+    /// The files the run asked back (`None` when it asked for none).
+    pub(crate) files: Option<Box<FilesBack>>,
+}
+
+/// The files a run brought back from its working directory, and those
+/// left out (over a cap, a link, not a regular file).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct FilesBack {
+    /// In the order of their paths.
+    pub(crate) files: Vec<FileBack>,
+    /// The first of those left out (at most 256 are listed).
+    pub(crate) omitted: Vec<Omitted>,
+    /// How many more were left out than are listed.
+    pub(crate) more_omitted: u64,
+}
+
+/// A file brought back: its path under the working directory and its
+/// bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct FileBack {
+    pub(crate) name: String,
+    pub(crate) content: Vec<u8>,
+}
+
+/// A file that matched but was not brought back, and why: `max_files`,
+/// `max_bytes`, `symlink`, `not_a_file`, `unreadable`, `bad_name`,
+/// `too_deep`, or `max_entries` (the walk's bound, on the folder where it
+/// stopped).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Omitted {
+    pub(crate) name: String,
+    /// Its size in bytes (0 for what is not a regular file).
+    pub(crate) size: u64,
+    pub(crate) reason: String,
 }
 
 /// What a stage used, from the sandbox's own cgroup: `None` where the
@@ -338,6 +372,7 @@ mod tests {
             output: String::new(),
             duration: Duration::ZERO,
             usage: Usage::default(),
+            files: None,
         };
         let ran = Outcome::Ran {
             compile: None,

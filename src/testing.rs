@@ -61,6 +61,8 @@ pub(crate) fn bounds() -> RequestBounds {
         max_args: 8,
         max_arg_bytes: 256,
         max_tests: 64,
+        max_output_files: 16,
+        max_output_bytes: 8 * 1024 * 1024,
     }
 }
 

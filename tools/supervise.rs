@@ -6,8 +6,16 @@
 //! written:
 //!
 //! ```text
-//! /.code-runner/supervise <cpu limit in ms, 0 for none> <wall limit in ms, 0 for none> <stdin: - or framed> <stderr: - or merged> <build dir or -> <command> [args...]
+//! /.code-runner/supervise <cpu limit in ms, 0 for none> <wall limit in ms, 0 for none> <stdin: - or framed> <stderr: - or merged> <build dir or -> <files back: - or wanted> <command> [args...]
 //! ```
+//!
+//! `wanted` is `<most files>:<most bytes>` and the patterns of the files
+//! the run asks back, each after a tab (`returned`): once the program and
+//! every process it left are gone, and its output is relayed, the matching
+//! regular files of the working directory are written on stdout, before
+//! the trailer, each as `<nonce>:file:<size>:<name>\n<size bytes>`, and
+//! those left out as `<nonce>:omitted:<size>:<reason>:<name>\n`. No
+//! symbolic link is followed, and only the working directory is walked.
 //!
 //! With stdin `-` the program's stdin is this process's own (the rest of
 //! the payload's stream). With `framed` (a streamed run) the program gets
@@ -110,16 +118,26 @@ fn main() -> ExitCode {
         return prestarted(&args[1..]);
     }
     let nonce = read_nonce();
-    let (Some(limit), Some(wall), Some(stdin), Some(stderr), Some(build), Some(program)) = (
+    let (
+        Some(limit),
+        Some(wall),
+        Some(stdin),
+        Some(stderr),
+        Some(build),
+        Some(wanted),
+        Some(program),
+    ) = (
         args.first(),
         args.get(1),
         args.get(2),
         args.get(3).and_then(|s| Stderr::parse(s)),
         args.get(4),
-        args.get(5),
-    ) else {
+        args.get(5).and_then(|s| returned::Wanted::parse(s)),
+        args.get(6),
+    )
+    else {
         eprintln!(
-            "supervise: usage: supervise <cpu limit ms> <wall limit ms> <- or framed> <- or merged> <build dir or -> <command> [args...]\n       supervise --prestart <python|node> <command> [args...]"
+            "supervise: usage: supervise <cpu limit ms> <wall limit ms> <- or framed> <- or merged> <build dir or -> <- or files wanted> <command> [args...]\n       supervise --prestart <python|node> <command> [args...]"
         );
         return ExitCode::from(2);
     };
@@ -132,7 +150,7 @@ fn main() -> ExitCode {
     let cpu_limit_us = limit.parse::<u64>().unwrap_or(0) * 1000;
     let wall_ms = wall.parse::<u64>().unwrap_or(0);
     let mut command = Command::new(program);
-    command.args(&args[6..]);
+    command.args(&args[7..]);
     let output = match output_pipes(&mut command, stderr) {
         Ok(output) => output,
         Err(e) => {
@@ -150,7 +168,7 @@ fn main() -> ExitCode {
         },
         _ => None,
     };
-    let run = Run::begin(nonce, cpu_limit_us, wall_ms);
+    let run = Run::begin(nonce, cpu_limit_us, wall_ms, wanted);
     if cpu_limit_us > 0 {
         let seconds = cpu_limit_us.div_ceil(1_000_000) + 1;
         // SAFETY: setrlimit is async-signal-safe, as pre_exec requires.
@@ -185,12 +203,19 @@ struct Run {
     cgroup: Cgroup,
     oom_before: Option<u64>,
     cpu_before: Option<u64>,
+    /// The files to send back once the program is gone, if any.
+    wanted: Option<returned::Wanted>,
 }
 
 impl Run {
     /// Reads the sandbox's figures and writes the start line: the program
     /// starts now.
-    fn begin(nonce: String, cpu_limit_us: u64, wall_ms: u64) -> Run {
+    fn begin(
+        nonce: String,
+        cpu_limit_us: u64,
+        wall_ms: u64,
+        wanted: Option<returned::Wanted>,
+    ) -> Run {
         let cgroup = Cgroup::find(
             &fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
             &fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
@@ -207,6 +232,7 @@ impl Run {
             cgroup,
             oom_before,
             cpu_before,
+            wanted,
         }
     }
 
@@ -284,6 +310,12 @@ impl Run {
         }
         if let Some(relay) = relay {
             relay.drain(DRAIN);
+        }
+        // Nothing of the program's is left to change its files now.
+        if let Some(wanted) = &self.wanted {
+            let mut stdout = std::io::stdout().lock();
+            let _ = returned::send(&self.nonce, wanted, Path::new("."), &mut stdout);
+            let _ = stdout.flush();
         }
         let trailer = format!(
             "{}:{}:{}:{}:{}:{}\n",
@@ -454,7 +486,7 @@ fn prestarted(args: &[String]) -> ExitCode {
     // it has no `RLIMIT_CPU` of its own: the watcher and the service hold
     // the limit.
     let cpu_limit_us = payload.cpu_ms * 1000;
-    let run = Run::begin(payload.nonce, cpu_limit_us, payload.wall_ms);
+    let run = Run::begin(payload.nonce, cpu_limit_us, payload.wall_ms, payload.wanted);
     let mut message = Vec::new();
     for arg in &payload.args {
         message.extend_from_slice(arg);
@@ -487,6 +519,7 @@ struct Payload {
     wall_ms: u64,
     stdin: Stdin,
     stderr: Stderr,
+    wanted: Option<returned::Wanted>,
     args: Vec<Vec<u8>>,
 }
 
@@ -506,6 +539,7 @@ fn read_payload() -> std::io::Result<Payload> {
     };
     let stderr = Stderr::parse(&line(input)?).ok_or(std::io::ErrorKind::InvalidData)?;
     let _build = line(input)?;
+    let wanted = returned::Wanted::parse(&line(input)?).ok_or(std::io::ErrorKind::InvalidData)?;
     for _ in 0..number(&line(input)?)? {
         let size = number(&line(input)?)?;
         let name = line(input)?;
@@ -529,6 +563,7 @@ fn read_payload() -> std::io::Result<Payload> {
         wall_ms,
         stdin,
         stderr,
+        wanted,
         args,
     })
 }
@@ -1009,6 +1044,368 @@ fn keyed(text: &str, key: &str) -> Option<u64> {
         let (k, v) = line.split_once(' ')?;
         (k == key).then(|| v.trim().parse().ok()).flatten()
     })
+}
+
+/// The files a run asks back: which, and how many of them, in how many
+/// bytes, may come back.
+mod returned {
+    use std::fs;
+    use std::io::{Read, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::path::Path;
+
+    /// `O_NOFOLLOW | O_NONBLOCK`: a link is never opened through, and a
+    /// FIFO never waits for a writer.
+    #[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
+    const NO_FOLLOW: i32 = 0o100_000 | 0o4_000;
+    #[cfg(not(any(target_arch = "aarch64", target_arch = "arm")))]
+    const NO_FOLLOW: i32 = 0o400_000 | 0o4_000;
+    /// The most entries of the working directory looked at, and the
+    /// deepest folder.
+    const MOST_ENTRIES: usize = 10_000;
+    const DEEPEST: usize = 16;
+    /// The most files listed as left out; the rest are counted.
+    pub(super) const MOST_OMITTED: usize = 256;
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub(crate) struct Wanted {
+        pub(crate) max_files: usize,
+        pub(crate) max_bytes: u64,
+        pub(crate) patterns: Vec<String>,
+    }
+
+    impl Wanted {
+        /// `-` (none wanted), or `<most files>:<most bytes>` then each
+        /// pattern after a tab; `None` when it is neither.
+        pub(crate) fn parse(word: &str) -> Option<Option<Wanted>> {
+            if word == "-" {
+                return Some(None);
+            }
+            let mut parts = word.split('\t');
+            let (files, bytes) = parts.next()?.split_once(':')?;
+            Some(Some(Wanted {
+                max_files: files.parse().ok()?,
+                max_bytes: bytes.parse().ok()?,
+                patterns: parts.map(str::to_string).collect(),
+            }))
+        }
+
+        /// Whether a pattern matches `path` or a folder it is in.
+        fn wants(&self, path: &[&str]) -> bool {
+            self.patterns.iter().any(|pattern| {
+                let pattern: Vec<&str> = pattern.split('/').collect();
+                (1..=path.len()).any(|end| matches(&pattern, &path[..end]))
+            })
+        }
+    }
+
+    /// Whether the components of `pattern` match those of `path`: `**`
+    /// any number of components (none too), `*` any run of characters
+    /// within one, `?` one character.
+    pub(crate) fn matches(pattern: &[&str], path: &[&str]) -> bool {
+        match (pattern.split_first(), path.split_first()) {
+            (None, None) => true,
+            (Some((&"**", rest)), _) => {
+                matches(rest, path) || (!path.is_empty() && matches(pattern, &path[1..]))
+            }
+            (Some((first, rest)), Some((name, others))) => {
+                component(first.as_bytes(), name.as_bytes()) && matches(rest, others)
+            }
+            _ => false,
+        }
+    }
+
+    fn component(pattern: &[u8], name: &[u8]) -> bool {
+        match (pattern.split_first(), std::str::from_utf8(name)) {
+            (None, _) => name.is_empty(),
+            (Some((b'*', rest)), _) => (0..=name.len()).any(|skip| component(rest, &name[skip..])),
+            (Some((b'?', rest)), Ok(text)) => match text.chars().next() {
+                Some(c) => component(rest, &name[c.len_utf8()..]),
+                None => false,
+            },
+            (Some((byte, rest)), _) => name.first() == Some(byte) && component(rest, &name[1..]),
+        }
+    }
+
+    /// What the walk found that a pattern wants.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Found {
+        File {
+            name: String,
+            size: u64,
+        },
+        Omitted {
+            name: String,
+            size: u64,
+            reason: &'static str,
+        },
+    }
+
+    /// Walks `root` (never through a link), and writes each wanted file,
+    /// in the order of their names, then what was left out.
+    pub(crate) fn send(
+        nonce: &str,
+        wanted: &Wanted,
+        root: &Path,
+        out: &mut impl Write,
+    ) -> std::io::Result<()> {
+        let mut found = Vec::new();
+        let mut seen = 0;
+        walk(wanted, root, &mut Vec::new(), &mut seen, &mut found);
+        found.sort_by(|a, b| name(a).cmp(name(b)));
+        let (mut files, mut bytes, mut omitted, mut more) = (0, 0u64, Vec::new(), 0u64);
+        for entry in found {
+            let (name, size) = match entry {
+                Found::File { name, size } => (name, size),
+                omission @ Found::Omitted { .. } => {
+                    omitted.push(omission);
+                    continue;
+                }
+            };
+            let reason = if files >= wanted.max_files {
+                "max_files"
+            } else if bytes + size > wanted.max_bytes {
+                "max_bytes"
+            } else {
+                match read(&root.join(&name), size) {
+                    Ok(content) => {
+                        writeln!(out, "{nonce}:file:{}:{name}", content.len())?;
+                        out.write_all(&content)?;
+                        files += 1;
+                        bytes += content.len() as u64;
+                        continue;
+                    }
+                    Err(reason) => reason,
+                }
+            };
+            omitted.push(Found::Omitted { name, size, reason });
+        }
+        for entry in omitted {
+            if let Found::Omitted { name, size, reason } = entry {
+                if more < MOST_OMITTED as u64 {
+                    writeln!(out, "{nonce}:omitted:{size}:{reason}:{name}")?;
+                }
+                more += 1;
+            }
+        }
+        if more > MOST_OMITTED as u64 {
+            writeln!(out, "{nonce}:omitted:{}:more:", more - MOST_OMITTED as u64)?;
+        }
+        Ok(())
+    }
+
+    fn name(found: &Found) -> &str {
+        match found {
+            Found::File { name, .. } | Found::Omitted { name, .. } => name,
+        }
+    }
+
+    /// Reads a regular file that is `size` bytes long, never through a
+    /// link; the reason it cannot be sent, else.
+    fn read(path: &Path, size: u64) -> Result<Vec<u8>, &'static str> {
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(NO_FOLLOW)
+            .open(path)
+            .map_err(|_| "unreadable")?;
+        match file.metadata() {
+            Ok(meta) if meta.is_file() => {}
+            _ => return Err("not_a_file"),
+        }
+        let mut content = Vec::with_capacity(size as usize);
+        file.take(size)
+            .read_to_end(&mut content)
+            .map_err(|_| "unreadable")?;
+        Ok(content)
+    }
+
+    /// Looks at the entries below `dir` (`at` the path from the root),
+    /// never through a link, at most [`MOST_ENTRIES`] in all.
+    fn walk(
+        wanted: &Wanted,
+        dir: &Path,
+        at: &mut Vec<String>,
+        seen: &mut usize,
+        found: &mut Vec<Found>,
+    ) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        let mut entries: Vec<_> = entries.flatten().take(MOST_ENTRIES + 1).collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            if *seen >= MOST_ENTRIES {
+                if *seen == MOST_ENTRIES {
+                    found.push(Found::Omitted {
+                        name: at.join("/"),
+                        size: 0,
+                        reason: "max_entries",
+                    });
+                    *seen += 1;
+                }
+                return;
+            }
+            *seen += 1;
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            let raw = entry.file_name();
+            at.push(raw.to_string_lossy().into_owned());
+            let path: Vec<&str> = at.iter().map(String::as_str).collect();
+            let (wants, joined) = (wanted.wants(&path), path.join("/"));
+            let plain = raw
+                .to_str()
+                .is_some_and(|n| !n.chars().any(char::is_control));
+            let omit = |reason| Found::Omitted {
+                name: joined
+                    .chars()
+                    .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+                    .collect(),
+                size: 0,
+                reason,
+            };
+            if kind.is_dir() && plain && at.len() < DEEPEST {
+                walk(wanted, &entry.path(), at, seen, found);
+            } else if wants {
+                found.push(if !plain {
+                    omit("bad_name")
+                } else if kind.is_dir() {
+                    omit("too_deep")
+                } else if kind.is_symlink() {
+                    omit("symlink")
+                } else if kind.is_file() {
+                    let size = entry.metadata().map_or(0, |m| m.len());
+                    Found::File {
+                        name: joined.clone(),
+                        size,
+                    }
+                } else {
+                    omit("not_a_file")
+                });
+            }
+            at.pop();
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn glob(pattern: &str, path: &str) -> bool {
+            let p: Vec<&str> = pattern.split('/').collect();
+            let n: Vec<&str> = path.split('/').collect();
+            matches(&p, &n)
+        }
+
+        #[test]
+        fn patterns_match_as_globs_by_component() {
+            let rows = [
+                ("plot.png", "plot.png", true),
+                ("*.png", "plot.png", true),
+                ("*.png", "out/plot.png", false),
+                ("**/*.png", "out/plot.png", true),
+                ("**/*.png", "plot.png", true),
+                ("out/**", "out/a/b.txt", true),
+                ("out/*", "out/a/b.txt", false),
+                ("p?ot.png", "plot.png", true),
+                ("?.txt", "é.txt", true),
+                ("?.txt", "ab.txt", false),
+                ("l'été */*.csv", "l'été 2024/x.csv", true),
+                ("*", ".hidden", true),
+                ("a*b*c", "aXbYc", true),
+                ("a*b*c", "aXbY", false),
+            ];
+            for (pattern, path, expected) in rows {
+                assert_eq!(glob(pattern, path), expected, "{pattern} against {path}");
+            }
+        }
+
+        #[test]
+        fn a_folder_named_brings_its_files() {
+            let w = Wanted::parse("4:100\tout").unwrap().unwrap();
+            assert!(w.wants(&["out", "a", "b.txt"]));
+            assert!(!w.wants(&["outside.txt"]));
+            assert_eq!(Wanted::parse("-"), Some(None));
+            assert_eq!(Wanted::parse("x:1\ta"), None);
+        }
+
+        fn read_back(wanted: &str, root: &Path) -> String {
+            let mut out = Vec::new();
+            send(
+                "N",
+                &Wanted::parse(wanted).unwrap().unwrap(),
+                root,
+                &mut out,
+            )
+            .unwrap();
+            String::from_utf8_lossy(&out).into_owned()
+        }
+
+        #[test]
+        fn files_come_back_in_order_within_the_caps_and_links_stay_unfollowed() {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path();
+            fs::create_dir_all(root.join("out/deep")).unwrap();
+            fs::write(root.join("out/a.txt"), b"aaaa").unwrap();
+            fs::write(root.join("out/deep/b.txt"), b"bb").unwrap();
+            fs::write(root.join("out/c.txt"), b"cccccc").unwrap();
+            fs::write(root.join("secret"), b"s").unwrap();
+            std::os::unix::fs::symlink("/etc/hostname", root.join("out/link.txt")).unwrap();
+            std::os::unix::fs::symlink(root.join("secret"), root.join("out/inner")).unwrap();
+            let said = read_back("8:1000\tout", root);
+            assert_eq!(
+                said,
+                "N:file:4:out/a.txt\naaaaN:file:6:out/c.txt\nccccccN:file:2:out/deep/b.txt\nbbN:omitted:0:symlink:out/inner\nN:omitted:0:symlink:out/link.txt\n"
+            );
+            // Two files at most, in ten bytes at most.
+            let said = read_back("2:10\t**/*.txt", root);
+            assert!(
+                said.starts_with("N:file:4:out/a.txt\naaaaN:file:6:out/c.txt\ncccccc"),
+                "{said}"
+            );
+            assert!(
+                said.contains("N:omitted:2:max_files:out/deep/b.txt\n"),
+                "{said}"
+            );
+            let said = read_back("8:5\t*/*.txt", root);
+            assert!(said.starts_with("N:file:4:out/a.txt\naaaa"), "{said}");
+            assert!(said.contains("N:omitted:6:max_bytes:out/c.txt\n"), "{said}");
+            assert_eq!(read_back("8:100\tnothing*", root), "");
+        }
+
+        #[test]
+        fn a_fifo_is_never_waited_on_and_odd_names_are_left_out() {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path();
+            let fifo = root.join("pipe");
+            let made = std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap();
+            assert!(made.success());
+            fs::write(root.join("new\nline"), b"x").unwrap();
+            let said = read_back("8:100\t*", root);
+            assert_eq!(
+                said,
+                "N:omitted:0:bad_name:new\u{fffd}line\nN:omitted:0:not_a_file:pipe\n"
+            );
+        }
+
+        #[test]
+        fn past_the_listing_cap_the_rest_are_counted() {
+            let dir = tempfile::tempdir().unwrap();
+            for i in 0..MOST_OMITTED + 5 {
+                fs::write(dir.path().join(format!("f{i:04}")), b"x").unwrap();
+            }
+            let said = read_back("0:0\t*", dir.path());
+            assert_eq!(said.matches(":max_files:").count(), MOST_OMITTED);
+            assert!(
+                said.ends_with("N:omitted:5:more:\n"),
+                "{}",
+                &said[said.len() - 40..]
+            );
+        }
+    }
 }
 
 #[cfg(test)]

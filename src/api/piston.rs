@@ -209,6 +209,7 @@ fn refusal(e: JobError) -> String {
         Field::Args => "args".to_string(),
         Field::CompileArgs => "compile_args".to_string(),
         Field::Stdin => "stdin".to_string(),
+        Field::Outputs => "outputs".to_string(),
         Field::Tests => "tests".to_string(),
         Field::Limit(stage, limit) => format!("{stage}_{limit}"),
     };
@@ -383,6 +384,7 @@ fn job(body: &ExecuteRequest, registry: &Registry) -> Result<JobRequest, String>
         compile_args: Vec::new(),
         tests: Vec::new(),
         streams: Streams::default(),
+        outputs: Vec::new(),
     })
 }
 

@@ -219,6 +219,14 @@ pub struct RequestBounds {
     /// Most `tests` in one batch. Default `64`.
     #[validate(range(min = 1, max = 1024))]
     pub max_tests: usize,
+    /// Most files one run brings back (`outputs`); the rest are listed as
+    /// omitted. Default `16`.
+    #[validate(range(max = 1024))]
+    pub max_output_files: usize,
+    /// Most bytes of the files one run brings back, together. Default
+    /// `8388608` (8 MiB).
+    #[validate(range(max = 67_108_864))]
+    pub max_output_bytes: u64,
 }
 
 impl Default for RequestBounds {
@@ -230,6 +238,8 @@ impl Default for RequestBounds {
             max_args: 64,
             max_arg_bytes: 4096,
             max_tests: 64,
+            max_output_files: 16,
+            max_output_bytes: 8 * 1024 * 1024,
         }
     }
 }

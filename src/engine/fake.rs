@@ -45,6 +45,8 @@ pub(crate) struct Run {
     pub(crate) stderr: Stderr,
     /// The build folder to copy first, if any.
     pub(crate) build: Option<String>,
+    /// The files wanted back, as the payload's line has them (`None`: `-`).
+    pub(crate) outputs: Option<String>,
     pub(crate) files: Vec<(String, Vec<u8>)>,
     pub(crate) args: Vec<String>,
     pub(crate) stdin: Vec<u8>,
@@ -855,6 +857,7 @@ fn decode(payload: &[u8]) -> Option<(String, Run)> {
         _ => return None,
     };
     let build = Some(line(&mut at)?).filter(|b| b != "-");
+    let outputs = Some(line(&mut at)?).filter(|o| o != "-");
     let mut files = Vec::new();
     for _ in 0..line(&mut at)?.parse::<usize>().ok()? {
         let size = line(&mut at)?.parse().ok()?;
@@ -876,6 +879,7 @@ fn decode(payload: &[u8]) -> Option<(String, Run)> {
         wall_ms,
         stderr,
         build,
+        outputs,
         files,
         args,
         stdin: if framed {

@@ -35,6 +35,7 @@ use crate::outcome::{
 };
 use crate::sandbox::{
     Build, Clock, CpuBound, Launch, Launcher, Payload, Sandbox, SandboxError, StageBounds, Start,
+    Terms,
 };
 
 /// Where each run of a job gets its turn (the run slots of the layer
@@ -71,6 +72,9 @@ pub(super) struct Runs {
 }
 
 /// A job made ready for its runs, or its compile's failure.
+// Made once per job and taken apart at once, never stored: a box would
+// buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Prepared {
     Failed(Ran),
     Ready(Readied),
@@ -322,8 +326,7 @@ impl Runs {
             let files: Vec<_> = job.files.all().chain(&input.files).collect();
             let stdin = &input.stdin;
             Payload::new(
-                clock(&job.limits.run),
-                job.streams.run,
+                run_terms(job, None),
                 &files,
                 &input.args,
                 stdin,
@@ -373,15 +376,7 @@ impl Runs {
         });
         let (args, stdin) = (&input.args, &input.stdin);
         let files: Vec<_> = input.files.iter().collect();
-        let stderr = job.streams.run;
-        let payload = Payload::new(
-            clock(&job.limits.run),
-            stderr,
-            &files,
-            args,
-            stdin,
-            streamed,
-        );
+        let payload = Payload::new(run_terms(job, None), &files, args, stdin, streamed);
         let ran = runner
             .execute(Some(payload), bounds(&job.limits.run), &self.stop)
             .await?;
@@ -413,16 +408,8 @@ impl Runs {
         let launch = Launch::cold(job, Stage::Run, run, None, Some(build));
         let files: Vec<_> = input.files.iter().collect();
         let (args, stdin) = (&input.args, &input.stdin);
-        let stderr = job.streams.run;
-        let payload = Payload::with_build(
-            clock(run),
-            stderr,
-            BUILD_POINT,
-            &files,
-            args,
-            stdin,
-            streamed,
-        );
+        let terms = run_terms(job, Some(BUILD_POINT));
+        let payload = Payload::new(terms, &files, args, stdin, streamed);
         let sandbox = self.launcher.launch(launch, &uid, Some(payload)).await?;
         let mut phases = sandbox.start_phases.clone();
         let ran = match sandbox.execute(None, bounds(run), &self.stop).await {
@@ -482,8 +469,12 @@ impl Runs {
             live.stage(Stage::Compile)
         });
         let args = &job.compile_args;
-        let stderr = job.streams.compile;
-        let payload = Payload::new(clock(limits), stderr, &files, args, b"", streamed);
+        let terms = Terms {
+            clock: clock(limits),
+            stderr: job.streams.compile,
+            ..Terms::default()
+        };
+        let payload = Payload::new(terms, &files, args, b"", streamed);
         match compiler
             .execute(Some(payload), bounds(limits), &self.stop)
             .await
@@ -538,6 +529,18 @@ fn served(result: StageResult, pool: PoolUse, phases: Phases) -> Served {
     }
 }
 
+/// What the supervisor holds a run of `job` to: its limits, its stderr,
+/// the files it brings back, and the `build` to copy in first (a test of
+/// a batch).
+fn run_terms<'a>(job: &'a Job, build: Option<&'a str>) -> Terms<'a> {
+    Terms {
+        clock: clock(&job.limits.run),
+        stderr: job.streams.run,
+        build,
+        outputs: job.outputs.as_ref(),
+    }
+}
+
 /// The time limits the supervisor holds a stage under `limits` to.
 pub(super) fn clock(limits: &Limits) -> Clock {
     Clock {
@@ -586,6 +589,7 @@ fn uncopied(stderr: &str, job: &Job, build: Build) -> Option<StageResult> {
         stderr,
         duration: Duration::ZERO,
         usage: Usage::default(),
+        files: None,
     })
 }
 

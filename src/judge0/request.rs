@@ -614,6 +614,7 @@ impl Submission {
             compile_limits: LimitsOverride::default(),
             tests,
             streams: self.streams(),
+            outputs: Vec::new(),
         };
         request
             .into_job(registry, bounds, client)
@@ -679,6 +680,7 @@ fn refusal(e: JobError, language: &Language) -> (String, String) {
         Field::Args => "command_line_arguments",
         Field::CompileArgs => "compiler_options",
         Field::Stdin => "stdin",
+        Field::Outputs => "outputs",
         Field::Tests => "number_of_runs",
         Field::Limit(Stage::Run, Limit::cpu_time_ms) => "cpu_time_limit",
         Field::Limit(Stage::Run, Limit::wall_time_ms) => "wall_time_limit",

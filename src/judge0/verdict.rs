@@ -269,6 +269,7 @@ mod tests {
                 cpu_time: Some(Duration::from_millis(cpu_ms)),
                 memory_peak: Some(10_000_000),
             },
+            files: None,
         }
     }
 

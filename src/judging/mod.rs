@@ -361,6 +361,7 @@ mod tests {
             output: stderr.to_string(),
             duration: std::time::Duration::ZERO,
             usage: Usage::default(),
+            files: None,
         }
     }
 

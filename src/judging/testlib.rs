@@ -78,6 +78,7 @@ mod tests {
             output: stderr.to_string(),
             duration: std::time::Duration::ZERO,
             usage: Usage::default(),
+            files: None,
         }
     }
 

@@ -26,13 +26,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::SandboxError;
 use super::output::CappedBuffer;
-use super::protocol::{self, Clock, Frame, Framing, READY};
+use super::protocol::{self, Frame, Framing, READY, Terms};
 use super::verdict::{Observed, Reported, verdict};
 use super::watch::{CpuBound, CpuWatch};
 use crate::custody::uids::UidLease;
 use crate::custody::{Custody, Held};
 use crate::engine::{self, Chunk, Containers, EngineError, Input, Kind, Output, SandboxSpec};
-use crate::job::Stderr;
+use crate::job::Outputs;
 use crate::live::{Control, Controls, Sink, Streamed};
 use crate::outcome::{Phase, Phases, StageResult, StreamKind, Usage};
 
@@ -65,42 +65,15 @@ pub(crate) struct Payload {
     bytes: Vec<u8>,
     input: Option<Controls>,
     sink: Option<Sink>,
+    /// The files it asks back.
+    outputs: Option<Outputs>,
 }
 
 impl Payload {
-    /// The payload of a stage with `files`, `args` and `stdin`, stopped
-    /// by the supervisor at `clock`'s limits, its stderr where `stderr`
-    /// says (and streamed, if `streamed`).
+    /// The payload of a stage with `files`, `args` and `stdin`, held to
+    /// `terms` (and streamed, if `streamed`).
     pub(crate) fn new(
-        clock: Clock,
-        stderr: Stderr,
-        files: &[&crate::job::SourceFile],
-        args: &[String],
-        stdin: &[u8],
-        streamed: Option<Streamed>,
-    ) -> Payload {
-        Payload::encoded(clock, stderr, None, files, args, stdin, streamed)
-    }
-
-    /// The payload of a batch's test: the compiled build (mounted at
-    /// `build`) is copied into the working directory, beside the test's
-    /// own `files`, before the program starts.
-    pub(crate) fn with_build(
-        clock: Clock,
-        stderr: Stderr,
-        build: &str,
-        files: &[&crate::job::SourceFile],
-        args: &[String],
-        stdin: &[u8],
-        streamed: Option<Streamed>,
-    ) -> Payload {
-        Payload::encoded(clock, stderr, Some(build), files, args, stdin, streamed)
-    }
-
-    fn encoded(
-        clock: Clock,
-        stderr: Stderr,
-        build: Option<&str>,
+        terms: Terms,
         files: &[&crate::job::SourceFile],
         args: &[String],
         stdin: &[u8],
@@ -111,7 +84,7 @@ impl Payload {
             Some(streamed) => (streamed.input, Some(streamed.sink)),
             None => (None, None),
         };
-        let encode = |stdin| protocol::encode(&nonce, clock, stderr, build, files, args, stdin);
+        let encode = |stdin| protocol::encode(&nonce, terms, files, args, stdin);
         let bytes = match input {
             None => encode(Some(stdin)),
             // Framed: the request's own stdin is the first frame.
@@ -128,6 +101,7 @@ impl Payload {
             bytes,
             input,
             sink,
+            outputs: terms.outputs.cloned(),
         }
     }
 }
@@ -162,6 +136,7 @@ struct Fed {
     _writer: AbortOnDrop,
     at: Instant,
     sink: Option<Sink>,
+    outputs: Option<Outputs>,
 }
 
 /// What [`Sandbox::execute`] gives back: the stage's result, and the
@@ -272,7 +247,7 @@ impl Sandbox {
         };
         let deadline = fed.at + bounds.wall_time + DEADLINE_BACKSTOP;
         let watch = bounds.cpu.map(|bound| CpuWatch::new(bound, fed.at));
-        let mut transcript = Transcript::new(&fed.nonce, bounds.output_bytes);
+        let mut transcript = Transcript::new(&fed.nonce, bounds.output_bytes, fed.outputs.as_ref());
         transcript.sink = fed.sink.clone();
         let ending = self
             .read_until_ending(&mut transcript, deadline, watch, stop)
@@ -291,6 +266,7 @@ impl Sandbox {
         observed.cpu_limit = bounds.cpu.map(|bound| bound.limit);
         let (exit, limit) = verdict(&observed).map_err(SandboxError::Unreported)?;
         let usage = usage(observed.reported, sampled, transcript.cpu_at_start());
+        let files = transcript.stdout.0.take_files().map(Box::new);
         let (stdout, stderr, output) = transcript.into_texts();
         let phases = vec![
             (Phase::Run, ended - fed.at),
@@ -305,6 +281,7 @@ impl Sandbox {
                 output,
                 duration: ended - fed.at,
                 usage,
+                files,
             },
             container: self.container,
 
@@ -553,6 +530,7 @@ impl Fed {
             nonce: payload.nonce,
             at: Instant::now(),
             sink: payload.sink,
+            outputs: payload.outputs,
         }
     }
 }
@@ -601,9 +579,9 @@ struct Transcript {
 }
 
 impl Transcript {
-    fn new(nonce: &str, cap: usize) -> Transcript {
+    fn new(nonce: &str, cap: usize, outputs: Option<&Outputs>) -> Transcript {
         Transcript {
-            stdout: (Framing::stdout(nonce), CappedBuffer::new(cap)),
+            stdout: (Framing::stdout(nonce, outputs), CappedBuffer::new(cap)),
             stderr: (Framing::stderr(nonce), CappedBuffer::new(cap)),
             both: CappedBuffer::new(cap.saturating_mul(2)),
             capped: None,
@@ -786,7 +764,7 @@ mod tests {
 
     #[test]
     fn a_transcript_strips_the_markers_and_reports_once_both_trailers_came() {
-        let mut t = Transcript::new("N", 100);
+        let mut t = Transcript::new("N", 100, None);
         assert!(!t.started());
         let stdout = b"N:start:7\nout\nN:x0:0:10:4096:-\n";
         assert_eq!(t.take(&chunk(StreamKind::Stdout, stdout)), None);
@@ -835,7 +813,7 @@ mod tests {
         // A framing holds back the last 97 bytes (its nonce and 96 more):
         // what it passes on is capped.
         let many = &[b'x'; 200];
-        let mut t = Transcript::new("N", 4);
+        let mut t = Transcript::new("N", 4, None);
         assert_eq!(
             t.take(&chunk(StreamKind::Stderr, many)),
             Some(StreamKind::Stderr)
@@ -845,7 +823,7 @@ mod tests {
 
         assert_eq!(t.capped(), Some(StreamKind::Stderr));
         // What a trailer held back counts too, once the stream ends.
-        let mut t = Transcript::new("NONCE-LONG", 4);
+        let mut t = Transcript::new("NONCE-LONG", 4, None);
         t.take(&chunk(StreamKind::Stderr, b"abc"));
         assert_eq!(t.capped(), None);
         t.take(&chunk(StreamKind::Stderr, b"NONCE-LONG"));

@@ -28,6 +28,6 @@ mod watch;
 pub(crate) use container::{Payload, Sandbox, StageBounds};
 pub(crate) use error::SandboxError;
 pub(crate) use launcher::Launcher;
-pub(crate) use protocol::Clock;
+pub(crate) use protocol::{Clock, Terms};
 pub(crate) use spec::{Build, Launch, Start};
 pub(crate) use watch::CpuBound;

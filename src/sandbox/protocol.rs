@@ -13,6 +13,7 @@
 //! <the program's stdin: - (the rest of the stream) or framed>\n
 //! <the program's stderr: - (a stream of its own) or merged (its stdout's pipe, as 2>&1)>\n
 //! <a build folder to copy into the working directory first, or ->\n
+//! <the files to send back: - or <most files>:<most bytes> then each pattern after a tab>\n
 //! <file count>\n  then per file: <size>\n<relative path>\n<size bytes>
 //! <arg count>\n   then per arg:  <size>\n<size bytes>
 //! <the program's stdin, to end of stream; or, framed, its frames>
@@ -45,7 +46,12 @@
 //! `<nonce>:<x<code>|s<signal>>:<oom kills>:<CPU µs>:<peak bytes>:<cpu|wall|->`
 //! (the last field: the limit at which the supervisor stopped the program,
 //! if it did)
-//! ([`Framing`] strips both and reads them). Everything the program wrote
+//! ([`Framing`] strips both and reads them). A run that asks files back
+//! gets them on stdout between its output and its trailer, each as
+//! `<nonce>:file:<size>:<path>\n<size bytes>`, and those left out as
+//! `<nonce>:omitted:<size>:<reason>:<path>\n` (`<n>:more:` counts the
+//! rest past the listing's cap), once the program and all it started are
+//! gone. Everything the program wrote
 //! comes before the trailer on each stream, so the service knows the
 //! program is done, and how it ended, as soon as both trailers arrive,
 //! without waiting for the engine to notice the container stop (which
@@ -61,8 +67,8 @@ use std::time::Duration;
 
 use super::verdict::Reported;
 use crate::engine::TOOLS_POINT;
-use crate::job::{SourceFile, Stderr};
-use crate::outcome::{Exit, Signal};
+use crate::job::{Outputs, SourceFile, Stderr};
+use crate::outcome::{Exit, FileBack, FilesBack, Omitted, Signal};
 
 /// The sandbox's working directory, where the files are written.
 pub(crate) const WORK_DIR: &str = "/work";
@@ -100,6 +106,7 @@ IFS= read -r wall
 IFS= read -r stdin
 IFS= read -r stderr
 IFS= read -r build
+IFS= read -r wanted
 IFS= read -r n
 while [ "$n" -gt 0 ]; do
   IFS= read -r size
@@ -115,7 +122,7 @@ while [ "$n" -gt 0 ]; do
   set -- "$@" "${arg%x}"
   n=$((n - 1))
 done
-exec "$supervisor" "$cpu" "$wall" "$stdin" "$stderr" "$build" "$@" 3<<NONCE
+exec "$supervisor" "$cpu" "$wall" "$stdin" "$stderr" "$build" "$wanted" "$@" 3<<NONCE
 $nonce
 NONCE
 "#;
@@ -141,19 +148,35 @@ pub(crate) struct Clock {
     pub(crate) wall: Option<Duration>,
 }
 
-/// Encodes the nonce, the time limits, where stderr goes, the build
-/// folder to copy, the files, arguments and stdin into the bootstrap's
-/// stream; `stdin` `None`: framed stdin follows, written as the run goes
-/// ([`frame`]).
+/// What the supervisor holds a stage to, beside its files, arguments and
+/// stdin.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Terms<'a> {
+    pub(crate) clock: Clock,
+    /// Where the program's stderr goes.
+    pub(crate) stderr: Stderr,
+    /// A build folder (mounted) to copy into the working directory first.
+    pub(crate) build: Option<&'a str>,
+    /// The files to send back once the program is gone.
+    pub(crate) outputs: Option<&'a Outputs>,
+}
+
+/// Encodes the nonce, the `terms`, the files, arguments and stdin into
+/// the bootstrap's stream; `stdin` `None`: framed stdin follows, written
+/// as the run goes ([`frame`]).
 pub(crate) fn encode(
     nonce: &str,
-    clock: Clock,
-    stderr: Stderr,
-    build: Option<&str>,
+    terms: Terms,
     files: &[&SourceFile],
     args: &[String],
     stdin: Option<&[u8]>,
 ) -> Vec<u8> {
+    let Terms {
+        clock,
+        stderr,
+        build,
+        outputs,
+    } = terms;
     let framed = stdin.is_none();
     let stdin = stdin.unwrap_or_default();
     let size = files
@@ -172,8 +195,19 @@ pub(crate) fn encode(
         Stderr::Apart => "-",
         Stderr::Merged => "merged",
     };
+    let wanted = outputs.map_or_else(
+        || "-".to_string(),
+        |o| {
+            let mut line = format!("{}:{}", o.max_files, o.max_bytes);
+            for pattern in &o.patterns {
+                line.push('\t');
+                line.push_str(pattern);
+            }
+            line
+        },
+    );
     let head = format!(
-        "{nonce}\n{cpu_ms}\n{wall_ms}\n{mode}\n{stderr}\n{build}\n{}\n",
+        "{nonce}\n{cpu_ms}\n{wall_ms}\n{mode}\n{stderr}\n{build}\n{wanted}\n{}\n",
         files.len()
     );
     out.extend_from_slice(head.as_bytes());
@@ -221,6 +255,16 @@ pub(crate) struct Framing {
     held: Vec<u8>,
     start: Start,
     ending: Option<Reported>,
+    /// The files sent back, when the run asked for some (stdout only).
+    back: Option<Back>,
+}
+
+/// The files a run's stdout brought back so far, and the bytes still
+/// allowed.
+#[derive(Debug)]
+struct Back {
+    room: u64,
+    files: FilesBack,
 }
 
 /// Where a stream stands with its start line.
@@ -238,11 +282,21 @@ enum Start {
 /// Bytes after the nonce that a trailer may take
 /// (`:s31:<kills>:<µs>:<bytes>:cpu\n`).
 const TRAILER_TAIL: usize = 96;
+/// Bytes after the nonce that the line of a file sent back may take (its
+/// path is at most 1024 bytes, as a request's names; a name the walk
+/// found in the working directory may be longer, up to the kernel's 4096).
+const RECORD_TAIL: usize = 4096 + 64;
 
 impl Framing {
-    /// Stdout's framing: a start line, output, a trailer.
-    pub(crate) fn stdout(nonce: &str) -> Framing {
-        Framing::new(nonce, Start::Awaited)
+    /// Stdout's framing: a start line, output, the files sent back (when
+    /// `outputs` asks for some), a trailer.
+    pub(crate) fn stdout(nonce: &str, outputs: Option<&Outputs>) -> Framing {
+        let mut framing = Framing::new(nonce, Start::Awaited);
+        framing.back = outputs.map(|o| Back {
+            room: o.max_bytes,
+            files: FilesBack::default(),
+        });
+        framing
     }
 
     /// Stderr's framing: output, a trailer.
@@ -256,7 +310,13 @@ impl Framing {
             held: Vec::new(),
             start,
             ending: None,
+            back: None,
         }
+    }
+
+    /// The files sent back, when the run asked for some.
+    pub(crate) fn take_files(&mut self) -> Option<FilesBack> {
+        self.back.take().map(|back| back.files)
     }
 
     /// Whether the start line came: the program was started.
@@ -321,6 +381,21 @@ impl Framing {
             match find(&self.held, &self.marker) {
                 Some(at) => {
                     let rest = &self.held[at + self.marker.len()..];
+                    if let Some(back) = self.back.as_mut() {
+                        match back.record(rest) {
+                            Record::Taken(length) => {
+                                out.extend_from_slice(&self.held[..at]);
+                                self.held.drain(..at + self.marker.len() + length);
+                                continue;
+                            }
+                            Record::Incomplete => {
+                                out.extend_from_slice(&self.held[..at]);
+                                self.held.drain(..at);
+                                return out;
+                            }
+                            Record::Not => {}
+                        }
+                    }
                     match parse_trailer(rest) {
                         Parsed::Trailer(reported) => {
                             out.extend_from_slice(&self.held[..at]);
@@ -360,6 +435,78 @@ impl Framing {
             self.start = Start::Absent;
         }
         std::mem::take(&mut self.held)
+    }
+}
+
+/// What the bytes after a marker were, to the files sent back.
+enum Record {
+    /// A file's or an omission's record, this many bytes long, taken.
+    Taken(usize),
+    /// Possibly one, not whole yet.
+    Incomplete,
+    /// Not one (perhaps the trailer).
+    Not,
+}
+
+impl Back {
+    /// Takes the record that `rest` (the bytes after a marker) begins
+    /// with, if it is one: `:file:<size>:<path>\n<bytes>` or
+    /// `:omitted:<size>:<reason>:<path>\n`. A file past the bytes the run
+    /// may bring back is not one (the supervisor never sends it).
+    fn record(&mut self, rest: &[u8]) -> Record {
+        let (kind, body) = if let Some(body) = rest.strip_prefix(b":file:") {
+            (true, body)
+        } else if let Some(body) = rest.strip_prefix(b":omitted:") {
+            (false, body)
+        } else if b":file:".starts_with(rest) || b":omitted:".starts_with(rest) {
+            return Record::Incomplete;
+        } else {
+            return Record::Not;
+        };
+        let Some(end) = body.iter().position(|&b| b == b'\n') else {
+            return if body.len() < RECORD_TAIL {
+                Record::Incomplete
+            } else {
+                Record::Not
+            };
+        };
+        let Ok(line) = std::str::from_utf8(&body[..end]) else {
+            return Record::Not;
+        };
+        let head = rest.len() - body.len() + end + 1;
+        let Some((size, rest_of_line)) = line.split_once(':') else {
+            return Record::Not;
+        };
+        let Ok(size) = size.parse::<u64>() else {
+            return Record::Not;
+        };
+        if !kind {
+            let Some((reason, name)) = rest_of_line.split_once(':') else {
+                return Record::Not;
+            };
+            match reason {
+                "more" => self.files.more_omitted += size,
+                _ => self.files.omitted.push(Omitted {
+                    name: name.to_string(),
+                    size,
+                    reason: reason.to_string(),
+                }),
+            }
+            return Record::Taken(head);
+        }
+        if size > self.room {
+            return Record::Not;
+        }
+        let whole = head + size as usize;
+        if rest.len() < whole {
+            return Record::Incomplete;
+        }
+        self.room -= size;
+        self.files.files.push(FileBack {
+            name: rest_of_line.to_string(),
+            content: rest[head..whole].to_vec(),
+        });
+        Record::Taken(whole)
     }
 }
 
@@ -441,6 +588,15 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn terms(clock: Clock, stderr: Stderr, build: Option<&str>) -> Terms<'_> {
+        Terms {
+            clock,
+            stderr,
+            build,
+            outputs: None,
+        }
+    }
     use std::io::Write;
     use std::process::{Command, Stdio};
 
@@ -519,9 +675,7 @@ mod tests {
             &["sh", "-c", print, "prog"],
             &encode(
                 "NONCE",
-                Clock::default(),
-                Stderr::Apart,
-                None,
+                terms(Clock::default(), Stderr::Apart, None),
                 &files.iter().collect::<Vec<_>>(),
                 args,
                 Some(stdin),
@@ -571,9 +725,7 @@ mod tests {
             let files = [source(main, program.as_bytes())];
             let input = encode(
                 "NONCE",
-                Clock::default(),
-                Stderr::Apart,
-                None,
+                terms(Clock::default(), Stderr::Apart, None),
                 &files.iter().collect::<Vec<_>>(),
                 &args,
                 Some(stdin),
@@ -647,7 +799,7 @@ mod tests {
         let (a, b) = (nonce(), nonce());
         assert_ne!(a, b);
         assert!(a.starts_with('\u{1}') && a.len() == 33, "{a:?}");
-        let mut framing = Framing::stdout(&a);
+        let mut framing = Framing::stdout(&a, None);
         let start = format!("{a}:start:1\n");
         assert_eq!(framing.push(start.as_bytes()), b"");
         // A prompt that ends in a hex digit is passed on whole.
@@ -665,9 +817,7 @@ mod tests {
             let files = [source("main.py", program.as_bytes())];
             let mut input = encode(
                 "NONCE",
-                Clock::default(),
-                Stderr::Apart,
-                None,
+                terms(Clock::default(), Stderr::Apart, None),
                 &files.iter().collect::<Vec<_>>(),
                 &[],
                 None,
@@ -715,7 +865,7 @@ mod tests {
                 .stdout
                 .strip_prefix(READY.as_bytes())
                 .unwrap_or(&out.stdout);
-            let (stdout, reported, _) = read(Framing::stdout("NONCE"), &[after_ready]);
+            let (stdout, reported, _) = read(Framing::stdout("NONCE", None), &[after_ready]);
             let stdout = String::from_utf8_lossy(&stdout);
             let raw = String::from_utf8_lossy(&out.stdout);
             assert_eq!(stdout, "'line\\n'\n", "{prestart:?}: {raw:?}");
@@ -781,9 +931,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let input = encode(
                 "NONCE",
-                Clock::default(),
-                Stderr::Apart,
-                None,
+                terms(Clock::default(), Stderr::Apart, None),
                 &files.iter().collect::<Vec<_>>(),
                 &[],
                 Some(b""),
@@ -793,7 +941,7 @@ mod tests {
                 .stdout
                 .strip_prefix(READY.as_bytes())
                 .unwrap_or(&out.stdout);
-            let (stdout, reported, _) = read(Framing::stdout("NONCE"), &[after_ready]);
+            let (stdout, reported, _) = read(Framing::stdout("NONCE", None), &[after_ready]);
             let said = String::from_utf8_lossy(&out.stderr);
             assert_eq!(stdout, b"ran\n", "{prestart:?}: {said}");
             assert_eq!(reported.unwrap().exit, Exit::Code(0), "{prestart:?}");
@@ -811,9 +959,15 @@ mod tests {
     /// trailer said.
     fn streams_of(script: &str, stderr: Stderr) -> (String, String, [Option<Reported>; 2]) {
         let dir = tempfile::tempdir().unwrap();
-        let input = encode("N", Clock::default(), stderr, None, &[], &[], Some(b""));
+        let input = encode(
+            "N",
+            terms(Clock::default(), stderr, None),
+            &[],
+            &[],
+            Some(b""),
+        );
         let out = bootstrap(dir.path(), "", &["sh", "-c", script], &input);
-        let (stdout, on_stdout, started) = read(Framing::stdout("N"), &[&out.stdout]);
+        let (stdout, on_stdout, started) = read(Framing::stdout("N", None), &[&out.stdout]);
         let (stderr, on_stderr, _) = read(Framing::stderr("N"), &[&out.stderr]);
         assert!(started);
         let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
@@ -862,15 +1016,13 @@ exit 3"#;
         let dir = tempfile::tempdir().unwrap();
         let input = encode(
             "n",
-            Clock::default(),
-            Stderr::Merged,
-            None,
+            terms(Clock::default(), Stderr::Merged, None),
             &[],
             &[],
             Some(b""),
         );
         let out = bootstrap(dir.path(), "", &["no-such-command"], &input);
-        let (stdout, reported, _) = read(Framing::stdout("n"), &[&out.stdout]);
+        let (stdout, reported, _) = read(Framing::stdout("n", None), &[&out.stdout]);
         let (stderr, _, _) = read(Framing::stderr("n"), &[&out.stderr]);
         assert_eq!(reported.unwrap().exit, Exit::Code(127));
         assert!(String::from_utf8_lossy(&stdout).starts_with("no-such-command: "));
@@ -883,9 +1035,7 @@ exit 3"#;
         let files = [source("main.py", b"print('ran')")];
         let input = encode(
             "NONCE",
-            Clock::default(),
-            Stderr::Merged,
-            None,
+            terms(Clock::default(), Stderr::Merged, None),
             &files.iter().collect::<Vec<_>>(),
             &[],
             Some(b""),
@@ -913,7 +1063,7 @@ exit 3"#;
         ];
         let (stdout, written) = run_locally(&files, &args, b"first line\nsecond");
         let (output, ending, started) = read(
-            Framing::stdout("NONCE"),
+            Framing::stdout("NONCE", None),
             &[stdout
                 .strip_prefix("code-runner-ready\n")
                 .unwrap()
@@ -940,16 +1090,14 @@ exit 3"#;
                 &["sh", "-c", script],
                 &encode(
                     "abc",
-                    Clock::default(),
-                    Stderr::Apart,
-                    None,
+                    terms(Clock::default(), Stderr::Apart, None),
                     &[],
                     &[],
                     Some(b""),
                 ),
             );
             assert_eq!(out.status.code(), Some(exit.status() as i32), "{script}");
-            let (stdout, reported, started) = read(Framing::stdout("abc"), &[&out.stdout]);
+            let (stdout, reported, started) = read(Framing::stdout("abc", None), &[&out.stdout]);
             let (stderr, again, _) = read(Framing::stderr("abc"), &[&out.stderr]);
             assert!(started, "{script}");
             assert_eq!(reported.unwrap().exit, exit, "{script}");
@@ -969,9 +1117,7 @@ exit 3"#;
             &["no-such-command"],
             &encode(
                 "n",
-                Clock::default(),
-                Stderr::Apart,
-                None,
+                terms(Clock::default(), Stderr::Apart, None),
                 &[],
                 &[],
                 Some(b""),
@@ -996,14 +1142,14 @@ exit 3"#;
             wall_limit: false,
         };
         for cut in 0..STREAM.len() {
-            let framing = Framing::stdout("0123456789abcdef");
+            let framing = Framing::stdout("0123456789abcdef", None);
             let (out, found, started) = read(framing, &[&STREAM[..cut], &STREAM[cut..]]);
             assert_eq!(out, b"hello\nworld", "cut at {cut}");
             assert_eq!(found, Some(expected), "cut at {cut}");
             assert!(started);
         }
         let bytes: Vec<&[u8]> = STREAM.iter().map(std::slice::from_ref).collect();
-        let mut framing = Framing::stdout("0123456789abcdef");
+        let mut framing = Framing::stdout("0123456789abcdef", None);
         let mut out = Vec::new();
         for b in bytes {
             out.extend(framing.push(b));
@@ -1017,7 +1163,7 @@ exit 3"#;
 
     #[test]
     fn output_is_passed_on_as_it_comes_but_for_what_may_begin_a_marker() {
-        let mut framing = Framing::stdout("0123456789abcdef");
+        let mut framing = Framing::stdout("0123456789abcdef", None);
         assert_eq!(framing.push(b"0123456789abcdef:start:15\nhel"), b"hel");
         assert_eq!(framing.push(b"lo\n"), b"lo\n");
         assert_eq!(framing.push(b"x = 0123"), b"x = ");
@@ -1028,9 +1174,9 @@ exit 3"#;
 
     #[test]
     fn a_stream_that_never_started_is_known_and_its_bytes_kept() {
-        let (out, found, started) = read(Framing::stdout("nonce"), &[b"oops"]);
+        let (out, found, started) = read(Framing::stdout("nonce", None), &[b"oops"]);
         assert_eq!((out, found, started), (b"oops".to_vec(), None, false));
-        let (out, _, started) = read(Framing::stdout("nonce"), &[b"not a start line\nmore"]);
+        let (out, _, started) = read(Framing::stdout("nonce", None), &[b"not a start line\nmore"]);
         assert_eq!((out, started), (b"not a start line\nmore".to_vec(), false));
     }
 
@@ -1061,17 +1207,149 @@ exit 3"#;
             cpu: Some(Duration::from_millis(1500)),
             wall: Some(Duration::from_millis(2500)),
         };
-        let bytes = encode("n", clock, Stderr::Apart, None, &[], &[], Some(b"in"));
-        assert_eq!(bytes, b"n\n1500\n2500\n-\n-\n-\n0\n0\nin");
+        let bytes = encode(
+            "n",
+            terms(clock, Stderr::Apart, None),
+            &[],
+            &[],
+            Some(b"in"),
+        );
+        assert_eq!(bytes, b"n\n1500\n2500\n-\n-\n-\n-\n0\n0\nin");
         let none = encode(
             "n",
-            Clock::default(),
-            Stderr::Merged,
-            Some("/b"),
+            terms(Clock::default(), Stderr::Merged, Some("/b")),
             &[],
             &[],
             None,
         );
         assert!(none.starts_with(b"n\n0\n0\nframed\nmerged\n/b\n"));
+    }
+
+    fn wanted(patterns: &[&str], max_files: usize, max_bytes: u64) -> Outputs {
+        Outputs {
+            patterns: patterns.iter().map(|p| p.to_string()).collect(),
+            max_files,
+            max_bytes,
+        }
+    }
+
+    #[test]
+    fn the_files_wanted_travel_as_one_line_of_tab_separated_patterns() {
+        let outputs = wanted(&["*.png", "out dir/**"], 4, 100);
+        let terms = Terms {
+            outputs: Some(&outputs),
+            ..Terms::default()
+        };
+        let bytes = encode("n", terms, &[], &[], Some(b""));
+        assert_eq!(bytes, b"n\n0\n0\n-\n-\n-\n4:100\t*.png\tout dir/**\n0\n0\n");
+    }
+
+    #[test]
+    fn files_sent_back_are_read_off_stdout_whatever_their_bytes_and_however_cut() {
+        // A file whose bytes hold the nonce and a trailer's shape, a file
+        // with colons in its name, an omission and a count of the rest.
+        let stream: &[u8] = b"N:start:1\nhi\nN:file:12:a.bin\nN:x9:0:0:0:-N:file:3:b:c.txt\nabcN:omitted:7:max_bytes:big file.csv\nN:omitted:2:more:\nN:x0:0:5:6:-\n";
+        let outputs = wanted(&["*"], 8, 15);
+        for cut in 1..stream.len() {
+            let mut framing = Framing::stdout("N", Some(&outputs));
+            let (first, second) = stream.split_at(cut);
+            let (out, reported, started) = {
+                let mut out = framing.push(first);
+                out.extend(framing.push(second));
+                (out, framing.ending(), framing.started())
+            };
+            assert!(started);
+            assert_eq!(out, b"hi\n", "cut at {cut}");
+            assert_eq!(reported.unwrap().exit, Exit::Code(0), "cut at {cut}");
+            let back = framing.take_files().unwrap();
+            assert_eq!(
+                back.files,
+                vec![
+                    FileBack {
+                        name: "a.bin".into(),
+                        content: b"N:x9:0:0:0:-".to_vec()
+                    },
+                    FileBack {
+                        name: "b:c.txt".into(),
+                        content: b"abc".to_vec()
+                    },
+                ],
+                "cut at {cut}"
+            );
+            assert_eq!(
+                back.omitted,
+                vec![Omitted {
+                    name: "big file.csv".into(),
+                    size: 7,
+                    reason: "max_bytes".into()
+                }]
+            );
+            assert_eq!(back.more_omitted, 2);
+        }
+        // Past the bytes the run may bring back, a record is no file: the
+        // supervisor never sends one, and the service keeps to its bound.
+        let small = wanted(&["*"], 8, 4);
+        let mut framing = Framing::stdout("N", Some(&small));
+        framing.push(b"N:start:1\nN:file:5:x\n12345N:x0:0:0:0:-\n");
+        assert_eq!(framing.take_files().unwrap().files, vec![]);
+        // A run that asked for none keeps the records as its output.
+        let mut framing = Framing::stdout("N", None);
+        let out = framing.push(b"N:start:1\nN:file:1:x\n1N:x0:0:0:0:-\n");
+        assert_eq!(out, b"N:file:1:x\n1");
+        assert_eq!(framing.take_files(), None);
+    }
+
+    #[test]
+    fn a_run_sends_its_files_back_cold_and_prestarted_never_through_a_link() {
+        let program = "import os\nos.makedirs('out/deep', exist_ok=True)\nopen('out/a.txt', 'w').write('alpha')\nopen('out/deep/b.bin', 'wb').write(bytes(range(256)))\nopen('plot.png', 'wb').write(b'\\x89PNG')\nos.symlink('/etc/passwd', 'out/passwd')\nprint('done')\n";
+        let outputs = wanted(&["out", "*.png", "main.py"], 3, 1 << 20);
+        for prestart in ["", "python"] {
+            let dir = tempfile::tempdir().unwrap();
+            let files = [source("main.py", program.as_bytes())];
+            let terms = Terms {
+                outputs: Some(&outputs),
+                ..Terms::default()
+            };
+            let input = encode(
+                "NONCE",
+                terms,
+                &files.iter().collect::<Vec<_>>(),
+                &[],
+                Some(b""),
+            );
+            let out = bootstrap_with(dir.path(), "", prestart, &["python3", "main.py"], &input);
+            let after_ready = out
+                .stdout
+                .strip_prefix(READY.as_bytes())
+                .unwrap_or(&out.stdout);
+            let mut framing = Framing::stdout("NONCE", Some(&outputs));
+            let stdout = framing.push(after_ready);
+            assert_eq!(
+                String::from_utf8_lossy(&stdout),
+                "done\n",
+                "{prestart:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(framing.ending().is_some(), "{prestart:?}");
+            let back = framing.take_files().unwrap();
+            let names: Vec<&str> = back.files.iter().map(|f| f.name.as_str()).collect();
+            assert_eq!(
+                names,
+                ["main.py", "out/a.txt", "out/deep/b.bin"],
+                "{prestart:?}"
+            );
+            assert_eq!(back.files[1].content, b"alpha");
+            assert_eq!(back.files[2].content, (0..=255).collect::<Vec<u8>>());
+            let omitted: Vec<(&str, &str)> = back
+                .omitted
+                .iter()
+                .map(|o| (o.name.as_str(), o.reason.as_str()))
+                .collect();
+            assert_eq!(
+                omitted,
+                [("out/passwd", "symlink"), ("plot.png", "max_files")],
+                "{prestart:?}"
+            );
+        }
     }
 }

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::container::{Payload, StageBounds};
 use super::error::{SandboxError, Unreported};
-use super::protocol::Clock;
+use super::protocol::{Clock, Terms};
 use super::spec::{Launch, Start};
 use super::watch::CpuBound;
 use crate::engine::fake::{Act, Ending, FakeEngine, Run};
@@ -36,17 +36,14 @@ fn payload(stdin: &str) -> Payload {
         content: b"print(input())".to_vec(),
     };
     let args = vec!["one".to_string(), "two words".to_string()];
-    Payload::new(
-        Clock {
+    let terms = Terms {
+        clock: Clock {
             cpu: Some(Duration::from_secs(2)),
             wall: None,
         },
-        Stderr::Apart,
-        &[&main],
-        &args,
-        stdin.as_bytes(),
-        None,
-    )
+        ..Terms::default()
+    };
+    Payload::new(terms, &[&main], &args, stdin.as_bytes(), None)
 }
 
 /// Runs one cold python stage with `stdin` under `bounds` on `rig`.
@@ -178,7 +175,12 @@ async fn a_program_past_its_wall_time_is_stopped_by_its_supervisor_and_keeps_wha
         cpu: None,
         wall: Some(Duration::from_millis(800)),
     };
-    let fed = Payload::new(clock, Stderr::Apart, &[], &[], b"", None);
+    let terms = Terms {
+        clock,
+        stderr: Stderr::Apart,
+        ..Terms::default()
+    };
+    let fed = Payload::new(terms, &[], &[], b"", None);
     let result = run_fed(&rig, fed, bounds(800, 1 << 16)).await.unwrap();
     assert_eq!(result.status(), Status::Timeout);
     assert_eq!(result.limit, Some(LimitHit::WallTime));

@@ -145,6 +145,7 @@ mod tests {
             output: String::new(),
             duration: Duration::ZERO,
             usage: Usage::default(),
+            files: None,
         }
     }
 

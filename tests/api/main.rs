@@ -19,6 +19,7 @@ mod judging;
 mod limits;
 mod names;
 mod options_builds_keys;
+mod outputs;
 mod piston;
 mod playground;
 mod pool;

@@ -55,6 +55,11 @@ pub(crate) struct RunRequest {
     /// A batch's interactor: talks with the program on each test
     /// (testlib's convention; docs/judging.md).
     pub(crate) interactor: Option<ProgramEntry>,
+    /// Files to bring back from the working directory once the program
+    /// has ended: paths or globs (`*`, `?`, `**`); a folder brings all its
+    /// files (docs/api.md#files-back).
+    #[schema(example = json!(["*.png", "out/**"]))]
+    pub(crate) outputs: Option<Vec<String>>,
 }
 
 /// One test of a batch.
@@ -155,6 +160,7 @@ impl RunRequest {
             compile_limits: LimitsOverride::default(),
             compile_args: Vec::new(),
             streams: Streams::default(),
+            outputs: self.outputs.clone().unwrap_or_default(),
         };
         request.check_sizes(bounds).map_err(refuse)?;
         let context = Context {
@@ -260,6 +266,7 @@ impl<'de> Visitor<'de> for Strict<'_, RunRequest> {
                 "timeout_ms" => r.timeout_ms = map.next_value()?,
                 "cpu_time_ms" => r.cpu_time_ms = map.next_value()?,
                 "compare" => r.compare = map.next_value()?,
+                "outputs" => r.outputs = map.next_value()?,
                 "checker" => {
                     r.checker =
                         map.next_value_seed(Strict::<Option<ProgramEntry>>::new(self.refusal))?
@@ -335,6 +342,8 @@ mod tests {
             max_args: 4,
             max_arg_bytes: 100,
             max_tests: 4,
+            max_output_files: 4,
+            max_output_bytes: 1024,
         }
     }
 

@@ -10,7 +10,7 @@ use super::super::answer::{collect, reference};
 use crate::job::Stage;
 use crate::judging::{Judged, Judgement};
 use crate::limits::Limits;
-use crate::outcome::{LimitHit, Outcome, StageResult, Status, StreamKind};
+use crate::outcome::{FilesBack, LimitHit, Outcome, StageResult, Status, StreamKind};
 use crate::runner::Report;
 
 /// `POST /run-code`'s answer in the API's document: a [`RunResponse`] or,
@@ -81,6 +81,85 @@ pub(crate) struct StageReport {
     /// The limit the stage was stopped at: `wall_time`, `cpu_time`,
     /// `memory` or `output`; `null` when none.
     pub(crate) limit: Option<&'static str>,
+    /// The files brought back (`outputs`), in the order of their paths;
+    /// absent when the request asked for none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) files: Option<Vec<FileReport>>,
+    /// The files that matched `outputs` but were left out, and why; absent
+    /// when the request asked for none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) omitted_files: Option<Vec<OmittedReport>>,
+    /// How many more were left out than `omitted_files` lists (it lists
+    /// 256 at most); absent when none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) more_omitted_files: Option<u64>,
+}
+
+/// A file brought back from the run's working directory.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub(crate) struct FileReport {
+    /// Its path under the working directory.
+    #[schema(example = "plot.png")]
+    pub(crate) name: String,
+    /// Its size in bytes.
+    pub(crate) size: u64,
+    /// Its media type, from its name's extension
+    /// (`application/octet-stream` when unknown).
+    #[schema(example = "image/png")]
+    pub(crate) media_type: String,
+    /// Its bytes, in base64 (RFC 4648, with padding).
+    pub(crate) content: String,
+}
+
+/// A file that matched `outputs` and was left out.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub(crate) struct OmittedReport {
+    /// Its path under the working directory.
+    pub(crate) name: String,
+    /// Its size in bytes (0 for what is not a regular file).
+    pub(crate) size: u64,
+    /// `max_files` or `max_bytes` (over the server's caps), `symlink` (a
+    /// link is never followed), `not_a_file` (a FIFO, socket or device),
+    /// `unreadable`, `bad_name` (a name with a control character or not
+    /// UTF-8), `too_deep` (below 16 folders), or `max_entries` (the walk
+    /// looks at 10000 entries at most; on the folder where it stopped).
+    #[schema(example = "max_bytes")]
+    pub(crate) reason: String,
+}
+
+impl From<&FilesBack> for StageReport {
+    /// The `files` fields alone.
+    fn from(back: &FilesBack) -> Self {
+        use base64::Engine;
+        let files = back
+            .files
+            .iter()
+            .map(|f| FileReport {
+                name: f.name.clone(),
+                size: f.content.len() as u64,
+                media_type: mime_guess::from_path(&f.name)
+                    .first_or_octet_stream()
+                    .essence_str()
+                    .to_string(),
+                content: base64::engine::general_purpose::STANDARD.encode(&f.content),
+            })
+            .collect();
+        let omitted = back
+            .omitted
+            .iter()
+            .map(|o| OmittedReport {
+                name: o.name.clone(),
+                size: o.size,
+                reason: o.reason.clone(),
+            })
+            .collect();
+        StageReport {
+            files: Some(files),
+            omitted_files: Some(omitted),
+            more_omitted_files: (back.more_omitted > 0).then_some(back.more_omitted),
+            ..StageReport::default()
+        }
+    }
 }
 
 fn limit_name(limit: LimitHit) -> &'static str {
@@ -94,6 +173,11 @@ fn limit_name(limit: LimitHit) -> &'static str {
 
 impl From<&StageResult> for StageReport {
     fn from(stage: &StageResult) -> Self {
+        let back = stage
+            .files
+            .as_deref()
+            .map(StageReport::from)
+            .unwrap_or_default();
         StageReport {
             status: stage.status().as_str(),
             exit_code: stage.exit.map(|e| e.status()),
@@ -105,6 +189,7 @@ impl From<&StageResult> for StageReport {
             cpu_time_ms: stage.usage.cpu_time.map(|d| d.as_millis() as u64),
             memory_peak_bytes: stage.usage.memory_peak,
             limit: stage.limit.map(limit_name),
+            ..back
         }
     }
 }

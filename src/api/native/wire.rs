@@ -35,6 +35,7 @@ pub(super) fn field_name(field: Field) -> String {
         Field::Args => "args".into(),
         Field::CompileArgs => "compile_args".into(),
         Field::Stdin => "stdin".into(),
+        Field::Outputs => "outputs".into(),
         Field::Tests => "tests".into(),
         Field::Limit(Stage::Run, Limit::wall_time_ms) => "timeout_ms".into(),
         Field::Limit(Stage::Run, Limit::cpu_time_ms) => "cpu_time_ms".into(),

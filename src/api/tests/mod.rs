@@ -150,6 +150,7 @@ fn stage(exit: Option<Exit>, limit: Option<LimitHit>, stdout: &str, stderr: &str
             cpu_time: Some(Duration::from_micros(21_400)),
             memory_peak: Some(9_437_184),
         },
+        files: None,
     }
 }
 
@@ -185,6 +186,8 @@ fn settings() -> Config {
         max_args: 3,
         max_arg_bytes: 10,
         max_tests: 3,
+        max_output_files: 4,
+        max_output_bytes: 1024,
     };
     config
 }

@@ -294,6 +294,30 @@ async fn a_batch_runs_each_input_in_a_fresh_sandbox_in_order_as_wide_as_its_turn
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_files_wanted_back_go_to_each_run_and_never_to_the_compile() {
+    let rig = Rig::new(pool(0, 1, 0));
+    rig.fake.script(compiles_unless_broken);
+    for inputs in [&["a"][..], &["a", "b"]] {
+        let mut job = job(&registry(), "c", "int main;", inputs);
+        job.outputs = Some(crate::job::Outputs {
+            patterns: vec!["*.png".into(), "out dir/**".into()],
+            max_files: 3,
+            max_bytes: 100,
+        });
+        run(&rig, &job, 2).await.unwrap();
+    }
+    let runs = rig.fake.runs();
+    let (compiles, tests): (Vec<&Run>, Vec<&Run>) = runs.iter().partition(|r| r.stage == "compile");
+    assert_eq!((compiles.len(), tests.len()), (2, 3));
+    assert!(compiles.iter().all(|r| r.outputs.is_none()));
+    for test in tests {
+        assert_eq!(test.outputs.as_deref(), Some("3:100\t*.png\tout dir/**"));
+    }
+    rig.settle().await;
+    rig.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_compiled_batch_compiles_once_and_each_run_copies_the_build_the_keeper_holds() {
     let rig = Rig::new(pool(0, 1, 0));
     rig.fake.script(compiles_unless_broken);
