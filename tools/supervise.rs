@@ -311,8 +311,12 @@ impl Run {
         if let Some(relay) = relay {
             relay.drain(DRAIN);
         }
-        // Nothing of the program's is left to change its files now.
+        // Nothing of the program's is left to change its files once every
+        // process killed above is gone.
         if let Some(wanted) = &self.wanted {
+            if sandbox {
+                reap_all(DRAIN);
+            }
             let mut stdout = std::io::stdout().lock();
             let _ = returned::send(&self.nonce, wanted, Path::new("."), &mut stdout);
             let _ = stdout.flush();
@@ -802,6 +806,24 @@ fn wait_for(pid: u32) -> std::io::Result<ExitStatus> {
             if e.kind() != std::io::ErrorKind::Interrupted {
                 return Err(e);
             }
+        }
+    }
+}
+
+/// Waits, for at most `within`, until no process of the sandbox but this
+/// one is left (each was killed: as its PID namespace's init, this process
+/// is the parent of them all), reaping them.
+fn reap_all(within: Duration) {
+    let until = Instant::now() + within;
+    let mut status = 0;
+    loop {
+        // SAFETY: waitpid writes the status it is given.
+        match unsafe { waitpid(-1, &mut status, WNOHANG) } {
+            0 if Instant::now() < until => std::thread::sleep(Duration::from_millis(1)),
+            0 => return,
+            got if got > 0 => {}
+            // No child left (ECHILD), or no way to know.
+            _ => return,
         }
     }
 }
