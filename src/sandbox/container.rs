@@ -43,8 +43,10 @@ const SETTLE: Duration = Duration::from_secs(5);
 /// it is killed.
 const STOP_AFTER_TRAILERS: Duration = Duration::from_millis(500);
 /// How many times, and how far apart, an unexplained SIGKILL is checked
-/// again for the engine's out-of-memory flag.
-const OOM_RECHECKS: u32 = 5;
+/// again for the engine's out-of-memory flag (up to 0.9 s: with 0.3 s, a
+/// gVisor sandbox's memory bomb was once an internal error on a loaded
+/// machine, as a flag that came later would make it).
+const OOM_RECHECKS: u32 = 15;
 const OOM_RECHECK_PAUSE: Duration = Duration::from_millis(60);
 /// How long the sample of a stage's usage, taken before it is killed at a
 /// limit, may delay the kill.
