@@ -19,6 +19,10 @@ use crate::limits::{Limit, LimitRaised, Limits, LimitsOverride};
 use crate::nonempty::NonEmpty;
 use crate::text::clip;
 
+/// The most bytes a request's `outputs` patterns may take together (they
+/// travel as one line of the sandbox's framing).
+const MAX_PATTERN_BYTES: usize = 16 * 1024;
+
 /// One run to carry out, already checked.
 #[derive(Debug, Clone)]
 pub(crate) struct Job {
@@ -228,6 +232,7 @@ impl JobRequest {
         check_compile_args(&language, &self.compile_args)?;
         let files = files(&language, self.main, self.extra)?;
         let limits = limits(&language, &self.run_limits, &self.compile_limits)?;
+        let runs = self.tests.len().max(1);
         let single = RunInput {
             stdin: self.stdin,
             args: self.args,
@@ -244,7 +249,9 @@ impl JobRequest {
             outputs: (!self.outputs.is_empty()).then_some(Outputs {
                 patterns: self.outputs,
                 max_files: bounds.max_output_files,
-                max_bytes: bounds.max_output_bytes,
+                // The request's bytes, shared by its runs: a batch holds
+                // no more than one run.
+                max_bytes: bounds.max_output_bytes / runs as u64,
             }),
         })
     }
@@ -318,6 +325,14 @@ impl JobRequest {
         for (i, test) in self.tests.iter().enumerate() {
             test_sizes(i, test, bounds)?;
         }
+        let patterns: usize = self.outputs.iter().map(String::len).sum();
+        at_most(
+            Field::Outputs,
+            "has patterns of",
+            patterns,
+            MAX_PATTERN_BYTES,
+            " bytes together",
+        )?;
         let (total, code) = (self.main.len() + files, b.max_code_bytes);
         if total > code {
             return Err(JobError::TooLarge {

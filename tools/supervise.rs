@@ -97,6 +97,7 @@ unsafe extern "C" {
 
 const O_CLOEXEC: i32 = 0o2_000_000;
 const WNOHANG: i32 = 1;
+const ECHILD: i32 = 10;
 
 const PR_SET_DUMPABLE: i32 = 4;
 const SIGKILL: i32 = 9;
@@ -308,19 +309,9 @@ impl Run {
         if sandbox {
             kill_the_rest();
         }
-        if let Some(relay) = relay {
-            relay.drain(DRAIN);
-        }
-        // Nothing of the program's is left to change its files once every
-        // process killed above is gone.
-        if let Some(wanted) = &self.wanted {
-            if sandbox {
-                reap_all(DRAIN);
-            }
-            let mut stdout = std::io::stdout().lock();
-            let _ = returned::send(&self.nonce, wanted, Path::new("."), &mut stdout);
-            let _ = stdout.flush();
-        }
+        let drained = relay.is_none_or(|relay| relay.drain(DRAIN));
+        // The figures are the program's: read before the files are
+        // gathered.
         let trailer = format!(
             "{}:{}:{}:{}:{}:{}\n",
             self.nonce,
@@ -336,6 +327,17 @@ impl Run {
             figure(self.cgroup.memory_peak()),
             status.stopped.unwrap_or("-"),
         );
+        // Nothing of the program's is left to change its files, or to
+        // write on stdout, once every process killed above is gone and its
+        // output relayed; else none are sent.
+        if let Some(wanted) = &self.wanted
+            && drained
+            && (!sandbox || reap_all(DRAIN))
+        {
+            let mut stdout = std::io::stdout().lock();
+            let _ = returned::send(&self.nonce, wanted, Path::new("."), &mut stdout);
+            let _ = stdout.flush();
+        }
         let mut stdout = std::io::stdout();
         let _ = stdout.write_all(trailer.as_bytes());
         let _ = stdout.flush();
@@ -761,15 +763,16 @@ impl Relay {
     }
 
     /// Waits, for at most `within`, until every pipe reached its end
-    /// (every process that held them is gone).
-    fn drain(self, within: Duration) {
+    /// (every process that held them is gone); whether they all did.
+    fn drain(self, within: Duration) -> bool {
         let until = Instant::now() + within;
         for _ in 0..self.pipes {
             let left = until.saturating_duration_since(Instant::now());
             if self.ended.recv_timeout(left).is_err() {
-                return;
+                return false;
             }
         }
+        true
     }
 }
 
@@ -812,18 +815,18 @@ fn wait_for(pid: u32) -> std::io::Result<ExitStatus> {
 
 /// Waits, for at most `within`, until no process of the sandbox but this
 /// one is left (each was killed: as its PID namespace's init, this process
-/// is the parent of them all), reaping them.
-fn reap_all(within: Duration) {
+/// is the parent of them all), reaping them; whether none is left.
+fn reap_all(within: Duration) -> bool {
     let until = Instant::now() + within;
     let mut status = 0;
     loop {
         // SAFETY: waitpid writes the status it is given.
         match unsafe { waitpid(-1, &mut status, WNOHANG) } {
             0 if Instant::now() < until => std::thread::sleep(Duration::from_millis(1)),
-            0 => return,
+            0 => return false,
             got if got > 0 => {}
-            // No child left (ECHILD), or no way to know.
-            _ => return,
+            // No child left (ECHILD).
+            _ => return std::io::Error::last_os_error().raw_os_error() == Some(ECHILD),
         }
     }
 }
@@ -1112,41 +1115,127 @@ mod returned {
             }))
         }
 
-        /// Whether a pattern matches `path` or a folder it is in.
-        fn wants(&self, path: &[&str]) -> bool {
-            self.patterns.iter().any(|pattern| {
-                let pattern: Vec<&str> = pattern.split('/').collect();
-                (1..=path.len()).any(|end| matches(&pattern, &path[..end]))
-            })
+        /// Where the patterns stand before any component.
+        fn start(&self) -> Progress {
+            let states = self
+                .patterns
+                .iter()
+                .map(|p| closed(&components(p), vec![0]))
+                .collect();
+            Progress {
+                states,
+                inside: false,
+            }
+        }
+
+        /// Where the patterns stand after one more component, `name`, of
+        /// the path `at` stands for.
+        fn step(&self, at: &Progress, name: &str) -> Progress {
+            if at.inside {
+                return at.clone();
+            }
+            let mut inside = false;
+            let states = self
+                .patterns
+                .iter()
+                .zip(&at.states)
+                .map(|(pattern, positions)| {
+                    let parts = components(pattern);
+                    let mut next = Vec::new();
+                    for &i in positions.iter().filter(|&&i| i < parts.len()) {
+                        if parts[i] == "**" {
+                            next.push(i);
+                        } else if component(parts[i], name) {
+                            next.push(i + 1);
+                        }
+                    }
+                    let next = closed(&parts, next);
+                    inside |= next.contains(&parts.len());
+                    next
+                })
+                .collect();
+            Progress { states, inside }
         }
     }
 
-    /// Whether the components of `pattern` match those of `path`: `**`
-    /// any number of components (none too), `*` any run of characters
+    /// How far each pattern has matched a path: the positions of its
+    /// components it may stand at (with `**` able to match nothing), and
+    /// whether one matched it whole (the path, or a folder it is in, is
+    /// wanted: all below it is too).
+    #[derive(Debug, Clone)]
+    struct Progress {
+        states: Vec<Vec<usize>>,
+        inside: bool,
+    }
+
+    impl Progress {
+        /// No pattern can match anything below this path.
+        fn hopeless(&self) -> bool {
+            !self.inside && self.states.iter().all(Vec::is_empty)
+        }
+    }
+
+    fn components(pattern: &str) -> Vec<&str> {
+        pattern.split('/').collect()
+    }
+
+    /// `positions`, with the one after each `**` (which may match no
+    /// component), sorted and without repeats.
+    fn closed(parts: &[&str], mut positions: Vec<usize>) -> Vec<usize> {
+        let mut i = 0;
+        while i < positions.len() {
+            let at = positions[i];
+            if parts.get(at) == Some(&"**") && !positions.contains(&(at + 1)) {
+                positions.push(at + 1);
+            }
+            i += 1;
+        }
+        positions.sort_unstable();
+        positions.dedup();
+        positions
+    }
+
+    /// Whether the components of `pattern` match those of `path` whole:
+    /// `**` any number of components (none too), `*` any run of characters
     /// within one, `?` one character.
-    pub(crate) fn matches(pattern: &[&str], path: &[&str]) -> bool {
-        match (pattern.split_first(), path.split_first()) {
-            (None, None) => true,
-            (Some((&"**", rest)), _) => {
-                matches(rest, path) || (!path.is_empty() && matches(pattern, &path[1..]))
-            }
-            (Some((first, rest)), Some((name, others))) => {
-                component(first.as_bytes(), name.as_bytes()) && matches(rest, others)
-            }
-            _ => false,
+    #[cfg(test)]
+    pub(crate) fn matches(pattern: &str, path: &str) -> bool {
+        let wanted = Wanted {
+            max_files: 0,
+            max_bytes: 0,
+            patterns: vec![pattern.to_string()],
+        };
+        let mut at = wanted.start();
+        for name in path.split('/') {
+            at.inside = false;
+            at = wanted.step(&at, name);
         }
+        at.states[0].contains(&components(pattern).len())
     }
 
-    fn component(pattern: &[u8], name: &[u8]) -> bool {
-        match (pattern.split_first(), std::str::from_utf8(name)) {
-            (None, _) => name.is_empty(),
-            (Some((b'*', rest)), _) => (0..=name.len()).any(|skip| component(rest, &name[skip..])),
-            (Some((b'?', rest)), Ok(text)) => match text.chars().next() {
-                Some(c) => component(rest, &name[c.len_utf8()..]),
-                None => false,
-            },
-            (Some((byte, rest)), _) => name.first() == Some(byte) && component(rest, &name[1..]),
+    /// Whether one component's pattern matches a name: `*` any run of
+    /// characters, `?` one. Backtracks only to the last `*`, so it takes
+    /// at most the product of their lengths, never more.
+    fn component(pattern: &str, name: &str) -> bool {
+        let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+        let (mut i, mut j, mut star, mut mark) = (0, 0, None, 0);
+        while j < n.len() {
+            if i < p.len() && p[i] != '*' && (p[i] == '?' || p[i] == n[j]) {
+                i += 1;
+                j += 1;
+            } else if i < p.len() && p[i] == '*' {
+                star = Some(i);
+                mark = j;
+                i += 1;
+            } else if let Some(at) = star {
+                i = at + 1;
+                mark += 1;
+                j = mark;
+            } else {
+                return false;
+            }
         }
+        p[i..].iter().all(|&c| c == '*')
     }
 
     /// What the walk found that a pattern wants.
@@ -1173,7 +1262,13 @@ mod returned {
     ) -> std::io::Result<()> {
         let mut found = Vec::new();
         let mut seen = 0;
-        walk(wanted, root, &mut Vec::new(), &mut seen, &mut found);
+        walk(
+            wanted,
+            root,
+            (&mut Vec::new(), &wanted.start()),
+            &mut seen,
+            &mut found,
+        );
         found.sort_by(|a, b| name(a).cmp(name(b)));
         let (mut files, mut bytes, mut omitted, mut more) = (0, 0u64, Vec::new(), 0u64);
         for entry in found {
@@ -1246,7 +1341,7 @@ mod returned {
     fn walk(
         wanted: &Wanted,
         dir: &Path,
-        at: &mut Vec<String>,
+        (at, progress): (&mut Vec<String>, &Progress),
         seen: &mut usize,
         found: &mut Vec<Found>,
     ) {
@@ -1272,9 +1367,9 @@ mod returned {
                 continue;
             };
             let raw = entry.file_name();
+            let next = wanted.step(progress, &raw.to_string_lossy());
             at.push(raw.to_string_lossy().into_owned());
-            let path: Vec<&str> = at.iter().map(String::as_str).collect();
-            let (wants, joined) = (wanted.wants(&path), path.join("/"));
+            let (wants, joined) = (next.inside, at.join("/"));
             let plain = raw
                 .to_str()
                 .is_some_and(|n| !n.chars().any(char::is_control));
@@ -1287,7 +1382,10 @@ mod returned {
                 reason,
             };
             if kind.is_dir() && plain && at.len() < DEEPEST {
-                walk(wanted, &entry.path(), at, seen, found);
+                // Only where a pattern may still match below.
+                if !next.hopeless() {
+                    walk(wanted, &entry.path(), (at, &next), seen, found);
+                }
             } else if wants {
                 found.push(if !plain {
                     omit("bad_name")
@@ -1314,9 +1412,7 @@ mod returned {
         use super::*;
 
         fn glob(pattern: &str, path: &str) -> bool {
-            let p: Vec<&str> = pattern.split('/').collect();
-            let n: Vec<&str> = path.split('/').collect();
-            matches(&p, &n)
+            matches(pattern, path)
         }
 
         #[test]
@@ -1336,6 +1432,11 @@ mod returned {
                 ("*", ".hidden", true),
                 ("a*b*c", "aXbYc", true),
                 ("a*b*c", "aXbY", false),
+                ("**/**/x", "x", true),
+                ("a/**/b/**", "a/q/b/r/s", true),
+                ("a/**/b", "a/q/c", false),
+                ("*?", "", false),
+                ("**", "any/depth/at/all", true),
             ];
             for (pattern, path, expected) in rows {
                 assert_eq!(glob(pattern, path), expected, "{pattern} against {path}");
@@ -1343,10 +1444,36 @@ mod returned {
         }
 
         #[test]
+        fn a_pattern_made_to_backtrack_takes_no_time() {
+            let pattern = format!("{}b", "*a".repeat(500));
+            let name = "a".repeat(255);
+            let started = std::time::Instant::now();
+            assert!(!glob(&pattern, &name));
+            let deep = vec!["**"; 16].join("/") + "/x";
+            let path = vec!["d"; 15].join("/") + "/y";
+            assert!(!glob(&deep, &path));
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(1),
+                "{:?}",
+                started.elapsed()
+            );
+        }
+
+        #[test]
         fn a_folder_named_brings_its_files() {
-            let w = Wanted::parse("4:100\tout").unwrap().unwrap();
-            assert!(w.wants(&["out", "a", "b.txt"]));
-            assert!(!w.wants(&["outside.txt"]));
+            let w = Wanted::parse("4:100\tout\t*.png").unwrap().unwrap();
+            let walked = |path: &str| {
+                let mut at = w.start();
+                for name in path.split('/') {
+                    at = w.step(&at, name);
+                }
+                at
+            };
+            assert!(walked("out/a/b.txt").inside);
+            assert!(!walked("outside.txt").inside);
+            // A folder no pattern can reach below is not walked.
+            assert!(walked("src").hopeless());
+            assert!(!walked("out").hopeless());
             assert_eq!(Wanted::parse("-"), Some(None));
             assert_eq!(Wanted::parse("x:1\ta"), None);
         }

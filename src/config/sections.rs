@@ -223,8 +223,8 @@ pub struct RequestBounds {
     /// omitted. Default `16`.
     #[validate(range(max = 1024))]
     pub max_output_files: usize,
-    /// Most bytes of the files one run brings back, together. Default
-    /// `8388608` (8 MiB).
+    /// Most bytes of the files one request brings back, together (a
+    /// batch's tests share them equally). Default `8388608` (8 MiB).
     #[validate(range(max = 67_108_864))]
     pub max_output_bytes: u64,
 }

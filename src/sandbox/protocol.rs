@@ -282,10 +282,10 @@ enum Start {
 /// Bytes after the nonce that a trailer may take
 /// (`:s31:<kills>:<µs>:<bytes>:cpu\n`).
 const TRAILER_TAIL: usize = 96;
-/// Bytes after the nonce that the line of a file sent back may take (its
-/// path is at most 1024 bytes, as a request's names; a name the walk
-/// found in the working directory may be longer, up to the kernel's 4096).
-const RECORD_TAIL: usize = 4096 + 64;
+/// Bytes after the nonce that the line of a file sent back may take: a
+/// path the walk found is at most 16 components of 255 bytes, and an
+/// omitted one's control bytes are sent as U+FFFD (three bytes each).
+const RECORD_TAIL: usize = 16 * 1024 + 64;
 
 impl Framing {
     /// Stdout's framing: a start line, output, the files sent back (when
@@ -429,12 +429,19 @@ impl Framing {
         }
     }
 
-    /// The bytes still held, when the stream ended with no trailer.
+    /// The bytes still held, when the stream ended with no trailer. A
+    /// record of the files sent back, cut off there (the service stopped
+    /// the sandbox while it came), is dropped: it was never output.
     pub(crate) fn finish(&mut self) -> Vec<u8> {
         if self.start == Start::Awaited {
             self.start = Start::Absent;
         }
-        std::mem::take(&mut self.held)
+        let held = std::mem::take(&mut self.held);
+        let cut_record = self.back.is_some()
+            && held
+                .strip_prefix(self.marker.as_slice())
+                .is_some_and(|rest| rest.starts_with(b":file:") || rest.starts_with(b":omitted:"));
+        if cut_record { Vec::new() } else { held }
     }
 }
 
@@ -1292,6 +1299,22 @@ exit 3"#;
         let mut framing = Framing::stdout("N", Some(&small));
         framing.push(b"N:start:1\nN:file:5:x\n12345N:x0:0:0:0:-\n");
         assert_eq!(framing.take_files().unwrap().files, vec![]);
+        // A record cut off by the service's stop is never output, and a
+        // long omission's line comes whole in pieces.
+        let mut framing = Framing::stdout("N", Some(&outputs));
+        let mut out = framing.push(b"N:start:1\nlast words\nN:file:9:a.bin\n1234");
+        out.extend(framing.finish());
+        assert_eq!(out, b"last words\n");
+        assert_eq!(framing.take_files().unwrap().files, vec![]);
+        let long = format!("N:omitted:0:bad_name:{}\n", "\u{fffd}".repeat(4000));
+        let mut framing = Framing::stdout("N", Some(&outputs));
+        let mut out = framing.push(b"N:start:1\n");
+        for piece in long.as_bytes().chunks(4096) {
+            out.extend(framing.push(piece));
+        }
+        out.extend(framing.push(b"N:x0:0:0:0:-\n"));
+        assert_eq!(out, b"");
+        assert_eq!(framing.take_files().unwrap().omitted[0].name.len(), 12_000);
         // A run that asked for none keeps the records as its output.
         let mut framing = Framing::stdout("N", None);
         let out = framing.push(b"N:start:1\nN:file:1:x\n1N:x0:0:0:0:-\n");

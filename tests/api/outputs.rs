@@ -90,20 +90,52 @@ async fn a_runs_files_come_back_by_path_folder_and_glob_and_links_stay_unfollowe
 #[tokio::test]
 async fn past_the_caps_files_are_listed_as_omitted_and_the_run_is_ok() {
     let app = spawn_app_with(|c| {
-        c.requests.max_output_files = 2;
+        c.requests.max_output_files = 3;
         c.requests.max_output_bytes = 10;
     })
     .await;
-    let code = "for name, size in [('a', 4), ('b', 4), ('c', 1), ('d', 20)]:\n    open(name + '.txt', 'w').write('x' * size)\n";
+    // In the order of their names: a and b fit (8 bytes), c would pass
+    // the bytes, d fits (9 bytes, the third file), e would pass the count.
+    let code = "for name, size in [('a', 4), ('b', 4), ('c', 20), ('d', 1), ('e', 1)]:\n    open(name + '.txt', 'w').write('x' * size)\n";
     let answer = app
         .run_ok(json!({"language": "python", "code": code, "outputs": ["*.txt"]}))
         .await;
     assert_eq!(answer["status"], "ok", "{answer}");
-    assert_eq!(names(&answer["files"]), ["a.txt", "b.txt"], "{answer}");
-    let omitted = &answer["omitted_files"];
-    assert_eq!(names(omitted), ["c.txt", "d.txt"], "{answer}");
-    assert_eq!(omitted[0]["reason"], "max_files");
-    assert_eq!(omitted[1]["size"], 20);
+    assert_eq!(
+        names(&answer["files"]),
+        ["a.txt", "b.txt", "d.txt"],
+        "{answer}"
+    );
+    let omitted: Vec<(&str, &str, u64)> = answer["omitted_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let name = o["name"].as_str().unwrap();
+            (
+                name,
+                o["reason"].as_str().unwrap(),
+                o["size"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        omitted,
+        [("c.txt", "max_bytes", 20), ("e.txt", "max_files", 1)],
+        "{answer}"
+    );
+    // A batch's tests share the request's bytes: two tests, 5 bytes each.
+    let batch = app
+        .run_ok(json!({
+            "language": "python",
+            "code": "open('out.txt', 'w').write('x' * 6)\nprint('ok')",
+            "outputs": ["out.txt"],
+            "tests": [{"expected_output": "ok"}, {"expected_output": "ok"}],
+        }))
+        .await;
+    for test in batch["tests"].as_array().unwrap() {
+        assert_eq!(test["omitted_files"][0]["reason"], "max_bytes", "{batch}");
+    }
     app.stop().await;
 }
 
@@ -207,6 +239,16 @@ async fn patterns_out_of_the_working_directory_are_refused_before_any_container(
         .await;
     assert_eq!(status, 413, "{answer}");
     assert_eq!(answer["field"], "outputs", "{answer}");
+    // Within the count, over 16 KiB together.
+    let long: Vec<String> = (0..20).map(|i| format!("{i}{}", "x".repeat(999))).collect();
+    let (status, answer) = app
+        .run(json!({"language": "python", "code": "print(1)", "outputs": long}))
+        .await;
+    assert_eq!(
+        (status, &answer["field"]),
+        (413, &json!("outputs")),
+        "{answer}"
+    );
     assert!(app.containers().await.is_empty());
     app.stop().await;
 }
