@@ -291,13 +291,6 @@ impl JobRequest {
                 " options",
             ),
             (Field::Files, "has", self.extra.len(), b.max_files, " files"),
-            (
-                Field::Outputs,
-                "has",
-                self.outputs.len(),
-                b.max_files,
-                " patterns",
-            ),
             (Field::Tests, "has", self.tests.len(), b.max_tests, " tests"),
         ];
         for (field, what, got, limit, unit) in rows {
@@ -325,14 +318,7 @@ impl JobRequest {
         for (i, test) in self.tests.iter().enumerate() {
             test_sizes(i, test, bounds)?;
         }
-        let patterns: usize = self.outputs.iter().map(String::len).sum();
-        at_most(
-            Field::Outputs,
-            "has patterns of",
-            patterns,
-            MAX_PATTERN_BYTES,
-            " bytes together",
-        )?;
+        output_sizes(&self.outputs, bounds)?;
         let (total, code) = (self.main.len() + files, b.max_code_bytes);
         if total > code {
             return Err(JobError::TooLarge {
@@ -413,6 +399,22 @@ fn at_most(field: Field, what: &str, got: usize, limit: usize, unit: &str) -> Re
         field,
         message: format!("{what} {got}{unit}, more than the limit of {limit}{unit}"),
     })
+}
+
+/// The size bounds of the `outputs` patterns: their count (that of
+/// `files`) and their bytes together.
+fn output_sizes(patterns: &[String], bounds: &RequestBounds) -> Result<(), JobError> {
+    let (count, max) = (patterns.len(), bounds.max_files);
+    at_most(Field::Outputs, "has", count, max, " patterns")?;
+    let bytes = patterns.iter().map(String::len).sum();
+    let what = "has patterns of";
+    at_most(
+        Field::Outputs,
+        what,
+        bytes,
+        MAX_PATTERN_BYTES,
+        " bytes together",
+    )
 }
 
 /// The size bounds of test `i` of a batch: its stdin and its arguments.
