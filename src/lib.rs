@@ -35,14 +35,15 @@
 //!   ahead of demand, and the upkeep (janitor, start-up sweep, pulls,
 //!   readiness).
 //! - `sandbox`: one sandbox's life: its spec, what it needs before it
-//!   starts, the stream protocol, its output under caps, and the pure
-//!   verdict of how it ended.
+//!   starts, the stream protocol, its output under caps (and the files it
+//!   sends back), and the pure verdict of how it ended.
 //! - `custody`: the ledger of every container and volume this process
 //!   makes, until each is removed, and the uids the sandboxes run as.
 //! - `engine`: the Docker engine behind the `Containers` trait, the one
 //!   module that names bollard (and, for tests, a scripted fake).
 //! - `job` and `outcome`: a request checked into a job that cannot be
-//!   wrong, and the domain's answer: how each stage ended.
+//!   wrong, and the domain's answer: how each stage ended, and the files
+//!   a run brought back.
 //! - `live`: a streamed run's channels: the client's stdin and signals
 //!   in, its stages and output out.
 //! - `judging`: a batch's tests judged: output compared with the

@@ -1096,7 +1096,8 @@ mod returned {
     pub(crate) struct Wanted {
         pub(crate) max_files: usize,
         pub(crate) max_bytes: u64,
-        pub(crate) patterns: Vec<String>,
+        /// Each pattern, split into its components once.
+        pub(crate) patterns: Vec<Vec<String>>,
     }
 
     impl Wanted {
@@ -1111,7 +1112,7 @@ mod returned {
             Some(Some(Wanted {
                 max_files: files.parse().ok()?,
                 max_bytes: bytes.parse().ok()?,
-                patterns: parts.map(str::to_string).collect(),
+                patterns: parts.map(components).collect(),
             }))
         }
 
@@ -1120,7 +1121,7 @@ mod returned {
             let states = self
                 .patterns
                 .iter()
-                .map(|p| closed(&components(p), vec![0]))
+                .map(|parts| closed(parts, vec![0]))
                 .collect();
             Progress {
                 states,
@@ -1139,17 +1140,16 @@ mod returned {
                 .patterns
                 .iter()
                 .zip(&at.states)
-                .map(|(pattern, positions)| {
-                    let parts = components(pattern);
+                .map(|(parts, positions)| {
                     let mut next = Vec::new();
                     for &i in positions.iter().filter(|&&i| i < parts.len()) {
                         if parts[i] == "**" {
                             next.push(i);
-                        } else if component(parts[i], name) {
+                        } else if component(&parts[i], name) {
                             next.push(i + 1);
                         }
                     }
-                    let next = closed(&parts, next);
+                    let next = closed(parts, next);
                     inside |= next.contains(&parts.len());
                     next
                 })
@@ -1175,17 +1175,17 @@ mod returned {
         }
     }
 
-    fn components(pattern: &str) -> Vec<&str> {
-        pattern.split('/').collect()
+    fn components(pattern: &str) -> Vec<String> {
+        pattern.split('/').map(str::to_string).collect()
     }
 
     /// `positions`, with the one after each `**` (which may match no
     /// component), sorted and without repeats.
-    fn closed(parts: &[&str], mut positions: Vec<usize>) -> Vec<usize> {
+    fn closed(parts: &[String], mut positions: Vec<usize>) -> Vec<usize> {
         let mut i = 0;
         while i < positions.len() {
             let at = positions[i];
-            if parts.get(at) == Some(&"**") && !positions.contains(&(at + 1)) {
+            if parts.get(at).is_some_and(|p| p == "**") && !positions.contains(&(at + 1)) {
                 positions.push(at + 1);
             }
             i += 1;
@@ -1203,7 +1203,7 @@ mod returned {
         let wanted = Wanted {
             max_files: 0,
             max_bytes: 0,
-            patterns: vec![pattern.to_string()],
+            patterns: vec![components(pattern)],
         };
         let mut at = wanted.start();
         for name in path.split('/') {

@@ -925,6 +925,29 @@ mod tests {
         found
     }
 
+    /// Runs `python3 main.py` in `dir` through the real bootstrap, with
+    /// `files` under `terms` (nonce `NONCE`), cold or (`prestart`
+    /// `python`) pre-started with the host's python; returns stdout after
+    /// the ready line, and stderr.
+    fn python_main(
+        dir: &std::path::Path,
+        prestart: &str,
+        terms: Terms,
+        files: &[SourceFile],
+    ) -> (Vec<u8>, String) {
+        let files: Vec<&SourceFile> = files.iter().collect();
+        let input = encode("NONCE", terms, &files, &[], Some(b""));
+        let out = bootstrap_with(dir, "", prestart, &["python3", "main.py"], &input);
+        let stdout = out
+            .stdout
+            .strip_prefix(READY.as_bytes())
+            .unwrap_or(&out.stdout);
+        (
+            stdout.to_vec(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     #[test]
     fn hostile_file_names_are_written_as_named_cold_and_prestarted() {
         let mut files = vec![source("main.py", b"print('ran')")];
@@ -936,20 +959,9 @@ mod tests {
             files.iter().map(|f| f.name.clone()).collect();
         for prestart in ["", "python"] {
             let dir = tempfile::tempdir().unwrap();
-            let input = encode(
-                "NONCE",
-                terms(Clock::default(), Stderr::Apart, None),
-                &files.iter().collect::<Vec<_>>(),
-                &[],
-                Some(b""),
-            );
-            let out = bootstrap_with(dir.path(), "", prestart, &["python3", "main.py"], &input);
-            let after_ready = out
-                .stdout
-                .strip_prefix(READY.as_bytes())
-                .unwrap_or(&out.stdout);
-            let (stdout, reported, _) = read(Framing::stdout("NONCE", None), &[after_ready]);
-            let said = String::from_utf8_lossy(&out.stderr);
+            let plain = terms(Clock::default(), Stderr::Apart, None);
+            let (after_ready, said) = python_main(dir.path(), prestart, plain, &files);
+            let (stdout, reported, _) = read(Framing::stdout("NONCE", None), &[&after_ready]);
             assert_eq!(stdout, b"ran\n", "{prestart:?}: {said}");
             assert_eq!(reported.unwrap().exit, Exit::Code(0), "{prestart:?}");
             // Exactly these files, none split, globbed, trimmed or added.
@@ -1333,25 +1345,13 @@ exit 3"#;
                 outputs: Some(&outputs),
                 ..Terms::default()
             };
-            let input = encode(
-                "NONCE",
-                terms,
-                &files.iter().collect::<Vec<_>>(),
-                &[],
-                Some(b""),
-            );
-            let out = bootstrap_with(dir.path(), "", prestart, &["python3", "main.py"], &input);
-            let after_ready = out
-                .stdout
-                .strip_prefix(READY.as_bytes())
-                .unwrap_or(&out.stdout);
+            let (after_ready, said) = python_main(dir.path(), prestart, terms, &files);
             let mut framing = Framing::stdout("NONCE", Some(&outputs));
-            let stdout = framing.push(after_ready);
+            let stdout = framing.push(&after_ready);
             assert_eq!(
                 String::from_utf8_lossy(&stdout),
                 "done\n",
-                "{prestart:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
+                "{prestart:?}: {said}"
             );
             assert!(framing.ending().is_some(), "{prestart:?}");
             let back = framing.take_files().unwrap();
